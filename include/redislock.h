@@ -1,0 +1,255 @@
+/*
+ * libredislock: distributed locks on Redis.
+ *
+ * One lock is a pair of keys on a Redis master: "lock:<name>" holds the owner
+ * id of the holder, "lock-signal:<name>" is a list used only to wake one waiter
+ * when the lock is released.  Waiters block in BLPOP; they are woken by the
+ * release, never by polling.  The default key layout and the scripts are those
+ * of python-redis-lock 4.x, so C and Python processes can share a lock.
+ *
+ * Thread safety (the contract, stated once here and repeated where it differs):
+ *  - redislock_client: fully thread-safe.  One client serves every thread of a
+ *    process; it keeps a pool of connections internally.
+ *  - redislock (a lock handle): may be used from any thread, but by one thread
+ *    at a time.  Exceptions: redislock_held(), redislock_name() and
+ *    redislock_id() may be called at any time from any thread, also while
+ *    another thread is inside acquire or release on the same handle.
+ *  - redislock_strerror(), redislock_err_name(), redislock_version*(): pure.
+ *  - redislock_last_error(): per thread.
+ *  - redislock_replace_allocator(): call before any other function.
+ *
+ * Errors: every function that can fail returns 0 (REDISLOCK_OK) or one of the
+ * negative REDISLOCK_E* codes below, and leaves a one-line message naming the
+ * cause (and the server address for I/O errors) in redislock_last_error() of
+ * the calling thread, and for handle functions also in redislock_errmsg().
+ */
+#ifndef REDISLOCK_H
+#define REDISLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(REDISLOCK_BUILDING) && defined(__GNUC__)
+#define REDISLOCK_EXPORT __attribute__((visibility("default")))
+#else
+#define REDISLOCK_EXPORT
+#endif
+
+/* ------------------------------------------------------------------ version */
+
+#define REDISLOCK_VERSION_MAJOR 0
+#define REDISLOCK_VERSION_MINOR 1
+#define REDISLOCK_VERSION_PATCH 0
+#define REDISLOCK_VERSION_HEX \
+    ((REDISLOCK_VERSION_MAJOR << 16) | (REDISLOCK_VERSION_MINOR << 8) | \
+     REDISLOCK_VERSION_PATCH)
+
+/* The version of the library actually linked, as REDISLOCK_VERSION_HEX. */
+REDISLOCK_EXPORT unsigned redislock_version(void);
+/* The same as "MAJOR.MINOR.PATCH"; a static string. */
+REDISLOCK_EXPORT const char *redislock_version_string(void);
+
+/* ------------------------------------------------------------------- errors */
+
+/* XX(name, value, message).  Codes are negative and stable. */
+#define REDISLOCK_ERRNO_MAP(XX)                                              \
+    XX(EINVAL, -1, "invalid argument")                                       \
+    XX(EBUSY, -2, "lock is held by another owner")                           \
+    XX(ETIMEDOUT, -3, "timed out waiting for the lock")                      \
+    XX(ENOTHELD, -4, "lock is not held by this owner")                       \
+    XX(ENOTEXPIRABLE, -5, "lock has no expiry")                              \
+    XX(EALREADY, -6, "lock is already held by this owner")                   \
+    XX(EIO, -7, "connection error")                                          \
+    XX(EPROTO, -8, "server error or unexpected reply")                       \
+    XX(EAUTH, -9, "authentication failed")                                   \
+    XX(ENOMEM, -10, "out of memory")                                         \
+    XX(ENOTSUP, -11, "not supported")                                        \
+    XX(ENOQUORUM, -12, "no quorum of masters")
+
+typedef enum redislock_errno {
+    REDISLOCK_OK = 0,
+#define REDISLOCK__XX(name, value, msg) REDISLOCK_##name = (value),
+    REDISLOCK_ERRNO_MAP(REDISLOCK__XX)
+#undef REDISLOCK__XX
+} redislock_errno;
+
+/* A static one-line description of an error code ("success" for 0). */
+REDISLOCK_EXPORT const char *redislock_strerror(int err);
+/* The code's name without prefix, e.g. "ETIMEDOUT"; "UNKNOWN" if none. */
+REDISLOCK_EXPORT const char *redislock_err_name(int err);
+/* The detail message of the last failed call in this thread ("" if none).
+ * The string belongs to the library and stays valid until the next call. */
+REDISLOCK_EXPORT const char *redislock_last_error(void);
+
+/* --------------------------------------------------------------- allocator */
+
+/* Replace the allocator used by libredislock (hiredis keeps its own; this
+ * library never changes hiredis' global allocator).  Must be called before any
+ * other function, and the functions must be thread-safe.  Returns
+ * REDISLOCK_EINVAL if a function is NULL. */
+REDISLOCK_EXPORT int redislock_replace_allocator(
+    void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+    void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
+
+/* ------------------------------------------------------------------ client */
+
+typedef struct redislock_client redislock_client;
+
+enum redislock_log_level {
+    REDISLOCK_LOG_ERROR = 0,
+    REDISLOCK_LOG_WARN = 1,
+    REDISLOCK_LOG_INFO = 2,
+    REDISLOCK_LOG_DEBUG = 3
+};
+
+/* A log line (no trailing newline).  Called from whichever thread did the
+ * work, possibly several at once: it must be thread-safe and must not call
+ * back into the library with the same client. */
+typedef void (*redislock_log_fn)(void *userdata, int level, const char *msg);
+
+/* Client options.  Zero (or NULL) in any field means "the default", so both
+ *   redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+ * and a designated initializer { .command_timeout_ms = 500 } are fine.
+ * Fields may be added at the end in later versions; "version" tells which
+ * layout the caller was compiled with (0 is the same as 1). */
+typedef struct redislock_client_options {
+    unsigned version;
+    int connect_timeout_ms;   /* TCP/unix connect + handshake; default 2000 */
+    int command_timeout_ms;   /* wait for one reply; default 2000 */
+    const char *key_prefix;   /* prepended to "lock:" and "lock-signal:";
+                                 default "" (python-redis-lock compatible) */
+    int hash_tag;             /* 1: keys "lock:{name}", "lock-signal:{name}"
+                                 (one Redis Cluster slot; not compatible with
+                                 python-redis-lock).  Default 0. */
+    int signal_expire_ms;     /* expiry of a wake-up; default 1000 */
+    int max_idle_connections; /* idle connections kept per master; default 8 */
+    const char *username;     /* ACL user; overrides the URL's */
+    const char *password;     /* overrides the URL's */
+    redislock_log_fn log;     /* default: no logging */
+    void *log_userdata;
+    int log_level;            /* highest level passed to log; default WARN */
+} redislock_client_options;
+
+#define REDISLOCK_CLIENT_OPTIONS_VERSION 1
+#define REDISLOCK_CLIENT_OPTIONS_INIT { REDISLOCK_CLIENT_OPTIONS_VERSION, 0, 0, \
+        NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0 }
+
+/* Create a client for one Redis master.  The URL is one of
+ *   redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 default)
+ *   unix:///path/to/redis.sock[?db=N]               (also redis+unix://)
+ * An IPv6 host is written in brackets: redis://[::1]:6380.  rediss:// (TLS)
+ * fails with REDISLOCK_ENOTSUP.  No connection is made here; the first use
+ * connects (and runs AUTH and SELECT on every new connection).
+ * On success *out owns a client to be freed with redislock_client_free(). */
+REDISLOCK_EXPORT int redislock_client_new(redislock_client **out,
+                                          const char *url,
+                                          const redislock_client_options *opts);
+
+/* Free a client and close its connections.  NULL is a no-op.  Every lock
+ * handle made from it must be freed first. */
+REDISLOCK_EXPORT void redislock_client_free(redislock_client *c);
+
+/* --------------------------------------------------------------- a lock */
+
+typedef struct redislock redislock;
+
+/* Lock options; zero means the default, as for the client options. */
+typedef struct redislock_options {
+    unsigned version;
+    int64_t expire_ms;       /* lock expiry; 0 = never expires (the default) */
+    const char *id;          /* owner id, printable ASCII without spaces,
+                                at most 255 bytes; default: random */
+    const char *id_prefix;   /* prefix of the random owner id, e.g. "hostA:";
+                                lets redislock_reset_all() clear one owner's
+                                locks; ignored when id is set */
+} redislock_options;
+
+#define REDISLOCK_OPTIONS_VERSION 1
+#define REDISLOCK_OPTIONS_INIT { REDISLOCK_OPTIONS_VERSION, 0, NULL, NULL }
+
+/* The longest owner id and lock name accepted. */
+#define REDISLOCK_ID_MAX 255
+#define REDISLOCK_NAME_MAX 4096
+
+/* Make a handle for the lock called name (any bytes but NUL, at most
+ * REDISLOCK_NAME_MAX) on client c.  The owner id is random (24 base64
+ * characters from getrandom()) unless opts->id is given.  No I/O.
+ * Free with redislock_free(). */
+REDISLOCK_EXPORT int redislock_new(redislock **out, redislock_client *c,
+                                   const char *name,
+                                   const redislock_options *opts);
+
+/* Free a handle.  It does not release the lock (use redislock_release());
+ * a lock left held stays held until it expires or is reset.  NULL is a no-op. */
+REDISLOCK_EXPORT void redislock_free(redislock *lk);
+
+/* Acquire the lock.  timeout_ms: -1 waits for ever, 0 tries once (the same as
+ * redislock_try_acquire()), > 0 waits at most that long.  A waiter blocks in
+ * BLPOP on the signal key and is woken by the holder's release, or when the
+ * holder's expiry runs out; it never polls.  Returns REDISLOCK_OK,
+ * REDISLOCK_EBUSY (timeout 0), REDISLOCK_ETIMEDOUT, REDISLOCK_EALREADY (this
+ * owner id holds it already), or an I/O or server error.  Signals delivered to
+ * the thread do not end the wait early.  The call returns no later than the
+ * timeout plus min(command timeout, 250 ms), also when the server hangs. */
+REDISLOCK_EXPORT int redislock_acquire(redislock *lk, int64_t timeout_ms);
+
+/* Try once, in one round trip: REDISLOCK_OK or REDISLOCK_EBUSY. */
+REDISLOCK_EXPORT int redislock_try_acquire(redislock *lk);
+
+/* Release the lock if this owner id holds it, and wake exactly one waiter.
+ * REDISLOCK_ENOTHELD when the lock expired, was reset, is held by another
+ * owner or was never acquired; it is then left untouched. */
+REDISLOCK_EXPORT int redislock_release(redislock *lk);
+
+/* Set the expiry of a held lock to expire_ms from now (0: the handle's
+ * expire_ms).  REDISLOCK_ENOTHELD if this owner id does not hold it,
+ * REDISLOCK_ENOTEXPIRABLE if it was acquired without expiry. */
+REDISLOCK_EXPORT int redislock_extend(redislock *lk, int64_t expire_ms);
+
+/* What the server says about a lock (one round trip). */
+typedef struct redislock_info {
+    int held;        /* 1 if any owner holds it */
+    int mine;        /* 1 if this handle's owner id holds it */
+    int64_t ttl_ms;  /* remaining expiry; -1 if it never expires; 0 if free */
+    char owner[REDISLOCK_ID_MAX + 1]; /* holder's id, "" if free; truncated
+                                         (and owner_truncated set) if longer */
+    int owner_truncated;
+} redislock_info;
+
+REDISLOCK_EXPORT int redislock_query(redislock *lk, redislock_info *info);
+
+/* Whether this handle believes it holds the lock (acquired, not released,
+ * not reported lost), without a round trip.  1 or 0.  Safe from any thread. */
+REDISLOCK_EXPORT int redislock_held(const redislock *lk);
+
+/* The lock name and the owner id; owned by the handle. */
+REDISLOCK_EXPORT const char *redislock_name(const redislock *lk);
+REDISLOCK_EXPORT const char *redislock_id(const redislock *lk);
+
+/* The message of the last call on this handle if it failed, else "". */
+REDISLOCK_EXPORT const char *redislock_errmsg(const redislock *lk);
+
+/* ------------------------------------------------------------ maintenance */
+
+/* Forced release of the lock called name, whoever holds it; wakes one waiter.
+ * Returns 1 if a lock was removed, 0 if it was free, or a negative error. */
+REDISLOCK_EXPORT int redislock_reset(redislock_client *c, const char *name);
+
+/* Forced release of every lock under the client's key prefix, or only of
+ * those whose owner id starts with owner_prefix (NULL or "" for all).  Uses
+ * SCAN in batches, never KEYS, so it does not block the server; wakes one
+ * waiter per removed lock.  *count (if not NULL) receives the number removed.
+ * Locks taken while it runs may or may not be removed. */
+REDISLOCK_EXPORT int redislock_reset_all(redislock_client *c,
+                                         const char *owner_prefix,
+                                         uint64_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REDISLOCK_H */

@@ -1,0 +1,125 @@
+/* The client: options, masters, logging. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 2000
+#define DEFAULT_COMMAND_TIMEOUT_MS 2000
+#define DEFAULT_SIGNAL_EXPIRE_MS 1000
+#define DEFAULT_MAX_IDLE 8
+
+static int check_opts(const redislock_client_options *o)
+{
+    if (o->version > REDISLOCK_CLIENT_OPTIONS_VERSION)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "client options version %u is newer than this "
+                              "library (%d)",
+                              o->version, REDISLOCK_CLIENT_OPTIONS_VERSION);
+    if (o->connect_timeout_ms < 0 || o->command_timeout_ms < 0)
+        return redislock__err(REDISLOCK_EINVAL, "a client timeout is negative");
+    if (o->signal_expire_ms < 0)
+        return redislock__err(REDISLOCK_EINVAL, "signal_expire_ms is negative");
+    if (o->max_idle_connections < 0)
+        return redislock__err(REDISLOCK_EINVAL, "max_idle_connections is negative");
+    if (o->log_level < 0 || o->log_level > REDISLOCK_LOG_DEBUG)
+        return redislock__err(REDISLOCK_EINVAL, "log_level %d is out of range",
+                              o->log_level);
+    if (o->key_prefix && strlen(o->key_prefix) > 256)
+        return redislock__err(REDISLOCK_EINVAL, "key_prefix is longer than 256 bytes");
+    return 0;
+}
+
+static char *dup_opt(const char *s, int *oom)
+{
+    char *d;
+    if (!s)
+        return NULL;
+    d = redislock__strdup(s);
+    if (!d)
+        *oom = 1;
+    return d;
+}
+
+int redislock_client_new(redislock_client **out, const char *url,
+                         const redislock_client_options *opts)
+{
+    static const redislock_client_options defaults = REDISLOCK_CLIENT_OPTIONS_INIT;
+    const redislock_client_options *o = opts ? opts : &defaults;
+    redislock_client *c;
+    int rc, oom = 0;
+
+    redislock__err_clear();
+    if (!out)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_client_new: out is NULL");
+    *out = NULL;
+    if (!url)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_client_new: url is NULL");
+    if ((rc = check_opts(o)))
+        return rc;
+    c = redislock__calloc(1, sizeof *c);
+    if (!c)
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
+    c->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms
+                                                  : DEFAULT_CONNECT_TIMEOUT_MS;
+    c->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms
+                                                  : DEFAULT_COMMAND_TIMEOUT_MS;
+    c->signal_expire_ms = o->signal_expire_ms ? o->signal_expire_ms
+                                              : DEFAULT_SIGNAL_EXPIRE_MS;
+    c->max_idle = o->max_idle_connections ? o->max_idle_connections
+                                          : DEFAULT_MAX_IDLE;
+    c->hash_tag = o->hash_tag != 0;
+    c->log = o->log;
+    c->log_userdata = o->log_userdata;
+    c->log_level = o->log_level ? o->log_level : REDISLOCK_LOG_WARN;
+    c->key_prefix = dup_opt(o->key_prefix ? o->key_prefix : "", &oom);
+    c->username = dup_opt(o->username, &oom);
+    c->password = dup_opt(o->password, &oom);
+    c->masters = redislock__calloc(1, sizeof *c->masters);
+    if (oom || !c->masters) {
+        redislock_client_free(c);
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
+    }
+    c->nmasters = 1;
+    if ((rc = redislock__master_init(&c->masters[0], c, url))) {
+        redislock_client_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void redislock_client_free(redislock_client *c)
+{
+    size_t i;
+    if (!c)
+        return;
+    for (i = 0; i < c->nmasters; i++)
+        redislock__master_destroy(&c->masters[i]);
+    redislock__free(c->masters);
+    redislock__free(c->key_prefix);
+    redislock__free(c->username);
+    if (c->password) {
+        memset(c->password, 0, strlen(c->password));
+        redislock__free(c->password);
+    }
+    redislock__free(c);
+}
+
+void redislock__log(const redislock_client *c, int level, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    if (!c || !c->log || level > c->log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    c->log(c->log_userdata, level, buf);
+}
+
+int64_t redislock__io_deadline(const redislock_client *c, int64_t limit)
+{
+    return redislock__min_deadline(redislock__after_ms(c->command_timeout_ms),
+                                   limit);
+}

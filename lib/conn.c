@@ -1,0 +1,295 @@
+/* One Redis connection: RESP commands out, replies in through hiredis'
+ * reader.  The socket is ours (non-blocking, close-on-exec), so every wait
+ * has a deadline, EINTR never ends a wait, and several connections can be
+ * waited on at once. */
+#include "internal.h"
+
+#include <errno.h>
+#include <hiredis.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int redislock__conn_io_error(redislock__conn *c, int err, const char *what)
+{
+    c->broken = 1;
+    return redislock__err(REDISLOCK_EIO, "redis %s: %s: %s", c->m->ep.addr,
+                          what, err ? strerror(err) : "connection closed by server");
+}
+
+static int grow(redislock__conn *c, size_t need)
+{
+    size_t cap = c->ocap ? c->ocap : 256;
+    char *p;
+    if (c->olen + need <= c->ocap)
+        return 0;
+    while (cap < c->olen + need)
+        cap *= 2;
+    p = redislock__realloc(c->obuf, cap);
+    if (!p)
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory queueing a command");
+    c->obuf = p;
+    c->ocap = cap;
+    return 0;
+}
+
+static size_t numlen(size_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+int redislock__conn_append(redislock__conn *c, int argc,
+                           const char *const *argv, const size_t *lens)
+{
+    size_t need = 1 + numlen((size_t)argc) + 2 + 1; /* +1: sprintf NUL */
+    int i;
+    char *p;
+    for (i = 0; i < argc; i++)
+        need += 1 + numlen(lens[i]) + 2 + lens[i] + 2;
+    if (grow(c, need))
+        return REDISLOCK_ENOMEM;
+    p = c->obuf + c->olen;
+    p += sprintf(p, "*%d\r\n", argc);
+    for (i = 0; i < argc; i++) {
+        p += sprintf(p, "$%zu\r\n", lens[i]);
+        if (lens[i])
+            memcpy(p, argv[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    c->olen = (size_t)(p - c->obuf);
+    c->pending++;
+    return 0;
+}
+
+int redislock__conn_appendv(redislock__conn *c, ...)
+{
+    const char *argv[16];
+    size_t lens[16];
+    int argc = 0;
+    const char *a;
+    va_list ap;
+    va_start(ap, c);
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 16) {
+        argv[argc] = a;
+        lens[argc++] = strlen(a);
+    }
+    va_end(ap);
+    return redislock__conn_append(c, argc, argv, lens);
+}
+
+int redislock__conn_flush(redislock__conn *c, int64_t deadline)
+{
+    while (c->opos < c->olen) {
+        ssize_t n = send(c->fd, c->obuf + c->opos, c->olen - c->opos,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            c->opos += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int w = redislock__net_wait(c->fd, POLLOUT, deadline);
+            if (w > 0)
+                continue;
+            if (w == 0) {
+                c->broken = 1; /* a partial command cannot be taken back */
+                return redislock__err(REDISLOCK_ETIMEDOUT,
+                                      "redis %s: timed out sending a command",
+                                      c->m->ep.addr);
+            }
+        }
+        return redislock__conn_io_error(c, errno, "send");
+    }
+    c->olen = c->opos = 0;
+    return 0;
+}
+
+/* Take one parsed reply from the reader: 1 if one was there. */
+static int take(redislock__conn *c, redisReply **out)
+{
+    void *r = NULL;
+    if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
+        c->broken = 1;
+        return redislock__err(REDISLOCK_EPROTO, "redis %s: protocol error: %s",
+                              c->m->ep.addr, c->reader->errstr);
+    }
+    if (!r)
+        return 0;
+    c->pending--;
+    *out = r;
+    return 1;
+}
+
+/* Read what the socket has now: 1 if bytes were fed, 0 if none yet. */
+static int fill(redislock__conn *c)
+{
+    char buf[16384];
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
+                c->broken = 1;
+                return redislock__err(REDISLOCK_ENOMEM,
+                                      "redis %s: out of memory reading a reply",
+                                      c->m->ep.addr);
+            }
+            return 1;
+        }
+        if (n == 0)
+            return redislock__conn_io_error(c, 0, "read");
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return redislock__conn_io_error(c, errno, "read");
+    }
+}
+
+int redislock__conn_read_nb(redislock__conn *c, redisReply **out)
+{
+    int rc;
+    if (c->broken)
+        return redislock__err(REDISLOCK_EIO, "redis %s: connection is broken",
+                              c->m->ep.addr);
+    for (;;) {
+        if ((rc = take(c, out)) != 0)
+            return rc;
+        if ((rc = fill(c)) <= 0)
+            return rc;
+    }
+}
+
+int redislock__conn_read(redislock__conn *c, int64_t deadline, redisReply **out)
+{
+    for (;;) {
+        int rc = redislock__conn_read_nb(c, out), w;
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+        w = redislock__net_wait(c->fd, POLLIN, deadline);
+        if (w == 0)
+            return redislock__err(REDISLOCK_ETIMEDOUT,
+                                  "redis %s: no reply in time", c->m->ep.addr);
+        if (w < 0)
+            return redislock__conn_io_error(c, errno, "poll");
+    }
+}
+
+int redislock__conn_command(redislock__conn *c, int64_t deadline, int argc,
+                            const char *const *argv, const size_t *lens,
+                            redisReply **out)
+{
+    int rc = redislock__conn_append(c, argc, argv, lens);
+    if (!rc)
+        rc = redislock__conn_flush(c, deadline);
+    if (!rc)
+        rc = redislock__conn_read(c, deadline, out);
+    return rc;
+}
+
+int redislock__conn_reply_error(redislock__conn *c, const redisReply *r,
+                                const char *what)
+{
+    const char *s = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type";
+    int len = (int)(r->type == REDIS_REPLY_ERROR ? r->len : strlen(s));
+    if (len > 200)
+        len = 200;
+    if (!strncmp(s, "NOAUTH", 6) || !strncmp(s, "WRONGPASS", 9))
+        return redislock__err(REDISLOCK_EAUTH, "redis %s: %s: %.*s",
+                              c->m->ep.addr, what, len, s);
+    return redislock__err(REDISLOCK_EPROTO, "redis %s: %s: %.*s", c->m->ep.addr,
+                          what, len, s);
+}
+
+/* AUTH and SELECT, pipelined: one round trip. */
+static int handshake(redislock__conn *c, int64_t deadline)
+{
+    const redislock_client *cl = c->m->client;
+    const redislock__endpoint *ep = &c->m->ep;
+    const char *user = cl->username ? cl->username : ep->username;
+    const char *pass = cl->password ? cl->password : ep->password;
+    char db[16];
+    int rc = 0, want_auth = pass != NULL, want_db = ep->db != 0, i;
+
+    if (want_auth)
+        rc = user ? redislock__conn_appendv(c, "AUTH", user, pass, NULL)
+                  : redislock__conn_appendv(c, "AUTH", pass, NULL);
+    if (!rc && want_db) {
+        snprintf(db, sizeof db, "%d", ep->db);
+        rc = redislock__conn_appendv(c, "SELECT", db, NULL);
+    }
+    if (rc || (!want_auth && !want_db))
+        return rc;
+    if ((rc = redislock__conn_flush(c, deadline)))
+        return rc;
+    for (i = 0; i < want_auth + want_db; i++) {
+        redisReply *r = NULL;
+        int auth = want_auth && i == 0;
+        if ((rc = redislock__conn_read(c, deadline, &r)))
+            return rc;
+        if (r->type == REDIS_REPLY_ERROR) {
+            int len = (int)(r->len > 200 ? 200 : r->len);
+            rc = auth ? redislock__err(REDISLOCK_EAUTH, "redis %s: AUTH failed: %.*s",
+                                       ep->addr, len, r->str)
+                      : redislock__err(REDISLOCK_EINVAL,
+                                       "redis %s: SELECT %d failed: %.*s",
+                                       ep->addr, ep->db, len, r->str);
+            freeReplyObject(r);
+            /* read the rest so that the error we keep is the first one */
+            continue;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int redislock__conn_open(redislock__master *m, int64_t deadline,
+                         redislock__conn **out)
+{
+    redislock__conn *c = redislock__calloc(1, sizeof *c);
+    int rc;
+    if (!c)
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory opening a connection");
+    c->fd = -1;
+    c->m = m;
+    c->gen = redislock__fork_gen();
+    c->reader = redisReaderCreate();
+    if (!c->reader) {
+        redislock__free(c);
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory opening a connection");
+    }
+    rc = redislock__net_connect(&m->ep, deadline, &c->fd);
+    if (!rc)
+        rc = handshake(c, deadline);
+    if (rc) {
+        if (rc == REDISLOCK_ETIMEDOUT)
+            rc = redislock__err(REDISLOCK_EIO,
+                                "redis %s: no answer to AUTH/SELECT in time",
+                                m->ep.addr);
+        redislock__conn_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void redislock__conn_close(redislock__conn *c)
+{
+    if (!c)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->reader)
+        redisReaderFree(c->reader);
+    redislock__free(c->obuf);
+    redislock__free(c);
+}

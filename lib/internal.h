@@ -1,0 +1,275 @@
+/*
+ * Private structures and redislock__ prototypes.  Nothing here is exported.
+ *
+ * Layers, each calling only the ones below it:
+ *   lock.c, reset.c        lock logic (public API for handles and resets)
+ *   wait.c                 BLPOP wait with a client-side timer
+ *   scripts.c, keys.c      Lua scripts (EVALSHA/NOSCRIPT) and key layout
+ *   pool.c                 per-master connection pool, fork safety
+ *   conn.c                 one Redis connection: RESP out, hiredis reader in
+ *   net.c, url.c           sockets with deadlines, URL parsing
+ *   alloc.c error.c clock.c options (client.c)   support
+ */
+#ifndef REDISLOCK_INTERNAL_H
+#define REDISLOCK_INTERNAL_H
+
+#include "config.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redislock.h"
+
+struct redisReader;
+struct redisReply;
+
+#if defined(__GNUC__)
+#define REDISLOCK__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define REDISLOCK__PRINTF(f, a)
+#endif
+
+/* ---------------------------------------------------------------- alloc.c */
+void *redislock__malloc(size_t n);
+void *redislock__calloc(size_t n, size_t size);
+void *redislock__realloc(void *p, size_t n);
+void redislock__free(void *p);
+/* A NUL-terminated copy of n bytes; NULL on allocation failure. */
+char *redislock__memdup(const void *p, size_t n);
+char *redislock__strdup(const char *s);
+
+/* ---------------------------------------------------------------- error.c */
+/* Format the calling thread's detail message and return code. */
+int redislock__err(int code, const char *fmt, ...) REDISLOCK__PRINTF(2, 3);
+void redislock__err_clear(void);
+/* Quote up to 64 bytes of a possibly binary string for messages. */
+const char *redislock__quote(const char *s, size_t n, char *buf, size_t buflen);
+
+/* ---------------------------------------------------------------- clock.c */
+#define REDISLOCK__NEVER INT64_MAX
+/* CLOCK_MONOTONIC in microseconds. */
+int64_t redislock__now_us(void);
+/* now + ms (REDISLOCK__NEVER when ms < 0). */
+int64_t redislock__after_ms(int64_t ms);
+/* The earlier of two deadlines. */
+int64_t redislock__min_deadline(int64_t a, int64_t b);
+/* Milliseconds until deadline for poll(): -1 for never, 0 when passed,
+ * rounded up otherwise. */
+int redislock__poll_ms(int64_t deadline);
+
+/* ------------------------------------------------------------------ url.c */
+typedef struct redislock__endpoint {
+    int is_unix;
+    char *host;      /* host name or address; socket path when is_unix */
+    int port;
+    int db;
+    char *username;  /* NULL if none */
+    char *password;  /* NULL if none */
+    char *addr;      /* "host:port" or the socket path, for messages */
+} redislock__endpoint;
+
+int redislock__url_parse(const char *url, redislock__endpoint *ep);
+void redislock__endpoint_clear(redislock__endpoint *ep);
+
+/* ------------------------------------------------------------------ net.c */
+/* Connect a non-blocking, close-on-exec socket by the deadline. */
+int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
+                           int *fd_out);
+/* Wait for events on fd until deadline, retrying on EINTR.  Returns 1 when
+ * ready, 0 on timeout, -1 with errno set on error. */
+int redislock__net_wait(int fd, short events, int64_t deadline);
+
+/* ----------------------------------------------------------------- conn.c */
+typedef struct redislock__master redislock__master;
+typedef struct redislock__conn redislock__conn;
+
+struct redislock__conn {
+    int fd;
+    struct redisReader *reader;
+    redislock__master *m;
+    unsigned long gen;      /* fork generation it was opened in */
+    char *obuf;             /* RESP not yet sent */
+    size_t olen, opos, ocap;
+    int pending;            /* replies still to read */
+    int broken;             /* unusable: close instead of pooling */
+    long long client_id;    /* CLIENT ID; 0 unknown, -1 unsupported */
+    redislock__conn *next;  /* idle list */
+};
+
+/* Open a connection to m and run AUTH/SELECT on it. */
+int redislock__conn_open(redislock__master *m, int64_t deadline,
+                         redislock__conn **out);
+void redislock__conn_close(redislock__conn *c);
+/* Queue one command (no I/O). */
+int redislock__conn_append(redislock__conn *c, int argc,
+                           const char *const *argv, const size_t *lens);
+/* Queue a command given as NUL-terminated strings, ending with NULL. */
+int redislock__conn_appendv(redislock__conn *c, ...);
+/* Send what is queued. */
+int redislock__conn_flush(redislock__conn *c, int64_t deadline);
+/* Read the next reply.  REDISLOCK_ETIMEDOUT when the deadline passes first
+ * (the connection stays usable: the reply is still pending). */
+int redislock__conn_read(redislock__conn *c, int64_t deadline,
+                         struct redisReply **out);
+/* Read without blocking: 1 and *out when a whole reply is buffered or could
+ * be read now, 0 if not yet, or an error. */
+int redislock__conn_read_nb(redislock__conn *c, struct redisReply **out);
+/* Queue, send and read one command. */
+int redislock__conn_command(redislock__conn *c, int64_t deadline, int argc,
+                            const char *const *argv, const size_t *lens,
+                            struct redisReply **out);
+/* Turn an error reply into a code and message (EAUTH for NOAUTH/WRONGPASS,
+ * EPROTO otherwise).  what names the command. */
+int redislock__conn_reply_error(redislock__conn *c, const struct redisReply *r,
+                                const char *what);
+/* Mark a connection broken and return an EIO-class error for errno. */
+int redislock__conn_io_error(redislock__conn *c, int err, const char *what);
+
+/* ----------------------------------------------------------------- pool.c */
+struct redislock__master {
+    redislock__endpoint ep;
+    redislock_client *client;
+    pthread_mutex_t mu;
+    redislock__conn *idle;
+    int nidle;
+    int nopen;              /* open connections, idle or in use */
+    unsigned long gen;      /* fork generation of the pooled sockets */
+    int no_unblock;         /* CLIENT ID/UNBLOCK not available */
+    int int_timeouts;       /* BLPOP wants whole seconds (Redis < 6) */
+    redislock__master *reg_next; /* fork registry */
+};
+
+int redislock__master_init(redislock__master *m, redislock_client *c,
+                           const char *url);
+void redislock__master_destroy(redislock__master *m);
+/* A live connection, idle or new.  Idle ones that the server has closed
+ * meanwhile are dropped without a round trip. */
+int redislock__pool_get(redislock__master *m, int64_t deadline,
+                        redislock__conn **out);
+/* Return a connection; broken or busy ones are closed. */
+void redislock__pool_put(redislock__conn *c);
+unsigned long redislock__fork_gen(void);
+/* Open connections of a master (idle and in use), for tests and stats. */
+int redislock__pool_open_count(redislock__master *m);
+
+/* --------------------------------------------------------------- client.c */
+struct redislock_client {
+    int connect_timeout_ms;
+    int command_timeout_ms;
+    int signal_expire_ms;
+    int max_idle;
+    char *key_prefix;
+    int hash_tag;
+    char *username;
+    char *password;
+    redislock_log_fn log;
+    void *log_userdata;
+    int log_level;
+    size_t nmasters;
+    redislock__master *masters;
+};
+
+void redislock__log(const redislock_client *c, int level, const char *fmt, ...)
+    REDISLOCK__PRINTF(3, 4);
+/* now + command timeout, bounded by limit (REDISLOCK__NEVER for none). */
+int64_t redislock__io_deadline(const redislock_client *c, int64_t limit);
+
+/* ----------------------------------------------------------------- keys.c */
+/* The key of lock name: prefix + "lock:" (or "lock-signal:") + name, with
+ * braces around name in the hash-tag layout.  Allocated, NUL-terminated. */
+char *redislock__key(const redislock_client *c, int signal, const char *name,
+                     size_t namelen, size_t *outlen);
+/* The SCAN pattern matching every lock key of the client. */
+char *redislock__key_pattern(const redislock_client *c, size_t *outlen);
+/* The signal key of a lock key found by SCAN. */
+char *redislock__signal_of(const redislock_client *c, const char *key,
+                           size_t keylen, size_t *outlen);
+
+/* -------------------------------------------------------------- scripts.c */
+typedef struct redislock__script {
+    const char *name;
+    const char *body;
+    char sha[41];
+} redislock__script;
+
+extern redislock__script redislock__script_acquire;
+extern redislock__script redislock__script_release;
+extern redislock__script redislock__script_extend;
+extern redislock__script redislock__script_status;
+extern redislock__script redislock__script_reset;
+extern redislock__script redislock__script_reset_many;
+extern redislock__script redislock__script_signal;
+
+/* A script call, built as the whole command
+ *   EVALSHA sha numkeys key... arg...
+ * so that it can be resent as EVAL body ... after NOSCRIPT.  Builder errors
+ * (out of memory) are kept and reported by redislock__call_append(). */
+typedef struct redislock__call {
+    const redislock__script *script;
+    int nkeys;
+    int argc;                 /* words so far, the 3 leading ones included */
+    int cap;
+    int oom;
+    const char **argv;
+    size_t *lens;
+    const char *inl_argv[12]; /* storage for small calls */
+    size_t inl_lens[12];
+    char nums[6][24];         /* numkeys and formatted integer arguments */
+    int nnum;
+} redislock__call;
+
+void redislock__call_init(redislock__call *call, const redislock__script *s);
+void redislock__call_free(redislock__call *call);
+/* Keys first, then arguments.  The bytes are not copied: keep them alive. */
+void redislock__call_key(redislock__call *call, const char *k, size_t len);
+void redislock__call_arg(redislock__call *call, const char *a, size_t len);
+void redislock__call_int(redislock__call *call, long long v);
+/* Queue EVALSHA for the call (no I/O). */
+int redislock__call_append(redislock__conn *c, redislock__call *call);
+/* Read the reply of the one call in flight on c; on NOSCRIPT resend it as
+ * EVAL and read again.  An error reply becomes an error code here. */
+int redislock__call_reply(redislock__conn *c, redislock__call *call,
+                          int64_t deadline, struct redisReply **out);
+/* Append, send and read (with the NOSCRIPT fallback). */
+int redislock__call_run(redislock__conn *c, redislock__call *call,
+                        int64_t deadline, struct redisReply **out);
+/* 1 if r is a NOSCRIPT error (for pipelines that resend later). */
+int redislock__is_noscript(const struct redisReply *r);
+/* The SHA1 hex digest of data (41 bytes with NUL). */
+void redislock__sha1_hex(const void *data, size_t len, char out[41]);
+
+/* --------------------------------------------------------------- ownerid.c */
+/* Random owner id: prefix + 24 base64 characters of 18 random bytes. */
+int redislock__random_id(const char *prefix, char **out);
+/* 0 if id is a valid owner id (printable ASCII, no space, not empty,
+ * at most REDISLOCK_ID_MAX bytes). */
+int redislock__check_id(const char *id, const char *what);
+
+/* ----------------------------------------------------------------- wait.c */
+/* Outcomes of redislock__wait_signal(). */
+enum {
+    REDISLOCK__WAIT_WOKEN = 1,   /* a wake-up was popped */
+    REDISLOCK__WAIT_EXPIRED = 0  /* "until" passed without one */
+};
+
+/* Block on the signal key on connection c until a wake-up is popped or the
+ * monotonic time "until" passes (REDISLOCK__NEVER: no limit).  The client
+ * keeps its own timer, because the server checks BLPOP timeouts only every
+ * 1000/hz ms: when the timer fires first, the BLPOP is cancelled with
+ * CLIENT UNBLOCK from a helper connection, and a wake-up that raced with the
+ * cancellation is still reported as WOKEN, so none is ever swallowed.
+ * Returns WOKEN, EXPIRED or an error (c is then broken).  Returns no later
+ * than until + min(command timeout, 250 ms). */
+int redislock__wait_signal(redislock__conn *c, const char *sigkey,
+                           size_t sigkeylen, int64_t until);
+/* Push a wake-up back (LPUSH + PEXPIRE) after popping one that will not be
+ * used, so that the next waiter is not left asleep.  Best effort. */
+void redislock__hand_back(redislock__master *m, const char *sigkey,
+                          size_t sigkeylen);
+/* The extra time an operation may take past the caller's deadline to
+ * collect a reply: min(command timeout, 250 ms), in microseconds. */
+int64_t redislock__slack_us(const redislock_client *c);
+
+#endif /* REDISLOCK_INTERNAL_H */

@@ -1,0 +1,75 @@
+/* Key layout.  Default (python-redis-lock compatible):
+ *   lock:<name>  lock-signal:<name>
+ * With a key prefix P:  P lock:<name>  P lock-signal:<name>
+ * With hash tags:       lock:{<name>}  lock-signal:{<name>}  (one cluster slot)
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static const char LOCK[] = "lock:";
+static const char SIGNAL[] = "lock-signal:";
+
+static char *concat(const char *a, size_t alen, const char *b, size_t blen,
+                    const char *mid, size_t midlen, const char *c, size_t clen,
+                    const char *tail, size_t taillen, size_t *outlen)
+{
+    size_t n = alen + blen + midlen + clen + taillen;
+    char *s = redislock__malloc(n + 1), *p = s;
+    if (!s)
+        return NULL;
+    memcpy(p, a, alen), p += alen;
+    memcpy(p, b, blen), p += blen;
+    memcpy(p, mid, midlen), p += midlen;
+    if (clen)
+        memcpy(p, c, clen), p += clen;
+    memcpy(p, tail, taillen), p += taillen;
+    *p = '\0';
+    if (outlen)
+        *outlen = n;
+    return s;
+}
+
+char *redislock__key(const redislock_client *c, int signal, const char *name,
+                     size_t namelen, size_t *outlen)
+{
+    const char *kind = signal ? SIGNAL : LOCK;
+    return concat(c->key_prefix, strlen(c->key_prefix), kind, strlen(kind),
+                  c->hash_tag ? "{" : "", c->hash_tag ? 1 : 0, name, namelen,
+                  c->hash_tag ? "}" : "", c->hash_tag ? 1 : 0, outlen);
+}
+
+char *redislock__key_pattern(const redislock_client *c, size_t *outlen)
+{
+    /* Escape the glob characters of the prefix; then "lock:" ["\{"] "*". */
+    size_t plen = strlen(c->key_prefix), i, o = 0;
+    char *s = redislock__malloc(2 * plen + sizeof LOCK + 4), *p;
+    if (!s)
+        return NULL;
+    for (i = 0; i < plen; i++) {
+        char ch = c->key_prefix[i];
+        if (ch == '*' || ch == '?' || ch == '[' || ch == ']' || ch == '\\')
+            s[o++] = '\\';
+        s[o++] = ch;
+    }
+    p = s + o;
+    memcpy(p, LOCK, sizeof LOCK - 1), p += sizeof LOCK - 1;
+    if (c->hash_tag)
+        *p++ = '{';
+    *p++ = '*';
+    *p = '\0';
+    if (outlen)
+        *outlen = (size_t)(p - s);
+    return s;
+}
+
+char *redislock__signal_of(const redislock_client *c, const char *key,
+                           size_t keylen, size_t *outlen)
+{
+    size_t skip = strlen(c->key_prefix) + sizeof LOCK - 1;
+    if (keylen < skip)
+        return NULL;
+    return concat(c->key_prefix, strlen(c->key_prefix), SIGNAL,
+                  sizeof SIGNAL - 1, "", 0, key + skip, keylen - skip, "", 0,
+                  outlen);
+}

@@ -1,0 +1,472 @@
+/* Lock handles: acquire, wait, release, extend and query on one master.
+ *
+ * acquire is a loop over two steps, both on one pooled connection:
+ *   1. the acquire script: "acquired", or the holder's id and PTTL;
+ *   2. BLPOP on the signal key for no longer than min(deadline, PTTL),
+ *      timed by the client (wait.c);
+ * with one monotonic deadline over all of it.  See doc/design.md. */
+#include "internal.h"
+
+#include <hiredis.h>
+#include <stdio.h>
+#include <string.h>
+
+struct redislock {
+    redislock_client *c;
+    char *name;
+    size_t namelen;
+    char *key;          /* lock:<name> */
+    size_t keylen;
+    char *sig;          /* lock-signal:<name> */
+    size_t siglen;
+    char *id;
+    size_t idlen;
+    int64_t expire_ms;
+    int held;           /* read by redislock_held() from any thread */
+    int uncertain;      /* an acquire's reply was lost: we may hold it */
+    char errmsg[512];
+};
+
+/* What the acquire script said. */
+enum { ACQ_BUSY = 0, ACQ_TAKEN = 1, ACQ_MINE = 2 };
+
+typedef struct acq_result {
+    int state;
+    long long pttl;          /* holder's remaining ms; -1: no expiry */
+    char owner[REDISLOCK_ID_MAX + 1];
+} acq_result;
+
+static void set_held(redislock *lk, int v)
+{
+    __atomic_store_n(&lk->held, v, __ATOMIC_SEQ_CST);
+}
+
+/* Record the outcome of an API call on the handle. */
+static int finish(redislock *lk, int rc)
+{
+    if (rc < 0)
+        snprintf(lk->errmsg, sizeof lk->errmsg, "%s", redislock_last_error());
+    else
+        lk->errmsg[0] = '\0';
+    return rc;
+}
+
+static const char *qname(const redislock *lk, char *buf, size_t len)
+{
+    return redislock__quote(lk->name, lk->namelen, buf, len);
+}
+
+static void copy_owner(char *dst, const redisReply *r, int *truncated)
+{
+    size_t n = 0;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        n = r->len > REDISLOCK_ID_MAX ? REDISLOCK_ID_MAX : r->len;
+        memcpy(dst, r->str, n);
+        if (truncated)
+            *truncated = r->len > REDISLOCK_ID_MAX;
+    }
+    dst[n] = '\0';
+}
+
+/* ------------------------------------------------------------ handles */
+
+int redislock_new(redislock **out, redislock_client *c, const char *name,
+                  const redislock_options *opts)
+{
+    static const redislock_options defaults = REDISLOCK_OPTIONS_INIT;
+    const redislock_options *o = opts ? opts : &defaults;
+    redislock *lk;
+    size_t namelen;
+    int rc;
+
+    redislock__err_clear();
+    if (!out)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_new: out is NULL");
+    *out = NULL;
+    if (!c)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_new: client is NULL");
+    if (!name || !*name)
+        return redislock__err(REDISLOCK_EINVAL, "the lock name is %s",
+                              name ? "empty" : "NULL");
+    namelen = strlen(name);
+    if (namelen > REDISLOCK_NAME_MAX)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "the lock name is %zu bytes; at most %d are allowed",
+                              namelen, REDISLOCK_NAME_MAX);
+    if (o->version > REDISLOCK_OPTIONS_VERSION)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "lock options version %u is newer than this "
+                              "library (%d)",
+                              o->version, REDISLOCK_OPTIONS_VERSION);
+    if (o->expire_ms < 0)
+        return redislock__err(REDISLOCK_EINVAL, "expire_ms is negative (%lld)",
+                              (long long)o->expire_ms);
+    if (o->id && (rc = redislock__check_id(o->id, "the owner id")))
+        return rc;
+
+    lk = redislock__calloc(1, sizeof *lk);
+    if (!lk)
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
+    lk->c = c;
+    lk->expire_ms = o->expire_ms;
+    lk->namelen = namelen;
+    lk->name = redislock__memdup(name, namelen);
+    lk->key = redislock__key(c, 0, name, namelen, &lk->keylen);
+    lk->sig = redislock__key(c, 1, name, namelen, &lk->siglen);
+    if (!lk->name || !lk->key || !lk->sig) {
+        redislock_free(lk);
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
+    }
+    if (o->id) {
+        lk->id = redislock__strdup(o->id);
+        if (!lk->id) {
+            redislock_free(lk);
+            return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
+        }
+    } else if ((rc = redislock__random_id(o->id_prefix, &lk->id))) {
+        redislock_free(lk);
+        return rc;
+    }
+    lk->idlen = strlen(lk->id);
+    *out = lk;
+    return 0;
+}
+
+void redislock_free(redislock *lk)
+{
+    if (!lk)
+        return;
+    redislock__free(lk->name);
+    redislock__free(lk->key);
+    redislock__free(lk->sig);
+    redislock__free(lk->id);
+    redislock__free(lk);
+}
+
+const char *redislock_name(const redislock *lk)
+{
+    return lk ? lk->name : NULL;
+}
+
+const char *redislock_id(const redislock *lk)
+{
+    return lk ? lk->id : NULL;
+}
+
+const char *redislock_errmsg(const redislock *lk)
+{
+    return lk ? lk->errmsg : "the lock handle is NULL";
+}
+
+int redislock_held(const redislock *lk)
+{
+    return lk ? __atomic_load_n(&lk->held, __ATOMIC_SEQ_CST) : 0;
+}
+
+/* ------------------------------------------------------------ acquire */
+
+static int parse_acquire(redislock__conn *conn, const redisReply *r,
+                         acq_result *res)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return redislock__err(REDISLOCK_EPROTO,
+                              "redis %s: unexpected reply to the acquire script",
+                              conn->m->ep.addr);
+    res->state = (int)r->element[0]->integer;
+    res->pttl = -1;
+    res->owner[0] = '\0';
+    if (res->state == ACQ_TAKEN)
+        return 0;
+    if ((res->state != ACQ_BUSY && res->state != ACQ_MINE) || r->elements < 2 ||
+        r->element[1]->type != REDIS_REPLY_INTEGER)
+        return redislock__err(REDISLOCK_EPROTO,
+                              "redis %s: unexpected reply to the acquire script",
+                              conn->m->ep.addr);
+    res->pttl = r->element[1]->integer;
+    if (res->state == ACQ_BUSY)
+        copy_owner(res->owner, r->elements > 2 ? r->element[2] : NULL, NULL);
+    return 0;
+}
+
+static int acquire_round(redislock *lk, redislock__conn *conn, int64_t deadline,
+                         acq_result *res)
+{
+    redislock__call call;
+    redisReply *r = NULL;
+    int rc;
+    redislock__call_init(&call, &redislock__script_acquire);
+    redislock__call_key(&call, lk->key, lk->keylen);
+    redislock__call_key(&call, lk->sig, lk->siglen);
+    redislock__call_arg(&call, lk->id, lk->idlen);
+    redislock__call_int(&call, lk->expire_ms);
+    rc = redislock__call_run(conn, &call, deadline, &r);
+    redislock__call_free(&call);
+    if (rc)
+        return rc;
+    rc = parse_acquire(conn, r, res);
+    freeReplyObject(r);
+    return rc;
+}
+
+static void describe_ttl(long long pttl, char *buf, size_t len)
+{
+    if (pttl < 0)
+        snprintf(buf, len, "no expiry");
+    else
+        snprintf(buf, len, "expires in %lld ms", pttl);
+}
+
+static int acquire_single(redislock *lk, int64_t timeout_ms)
+{
+    redislock_client *c = lk->c;
+    redislock__master *m = &c->masters[0];
+    int64_t start = redislock__now_us();
+    int64_t deadline = timeout_ms < 0 ? REDISLOCK__NEVER : start + timeout_ms * 1000;
+    /* How long I/O may run: a try uses the plain command timeout; a wait
+     * ends by the deadline plus a little time to collect a reply. */
+    int64_t hard = timeout_ms <= 0 ? REDISLOCK__NEVER
+                                   : deadline + redislock__slack_us(c);
+    redislock__conn *conn = NULL;
+    acq_result res;
+    int rc, failures = 0, woken = 0;
+    char nbuf[300], tbuf[64];
+
+    for (;;) {
+        int64_t now, until;
+        if (!conn) {
+            rc = redislock__pool_get(
+                m, redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms),
+                                           hard),
+                &conn);
+            if (rc)
+                break;
+        }
+        rc = acquire_round(lk, conn, redislock__io_deadline(c, hard), &res);
+        if (rc == REDISLOCK_EIO || rc == REDISLOCK_ETIMEDOUT) {
+            /* The script may have run: a later "mine" answer means ours. */
+            lk->uncertain = 1;
+            conn->broken = 1;
+            redislock__pool_put(conn);
+            conn = NULL;
+            if (woken)
+                redislock__hand_back(m, lk->sig, lk->siglen);
+            woken = 0;
+            if (++failures > 1 || redislock__now_us() >= hard)
+                break;
+            redislock__log(c, REDISLOCK_LOG_WARN, "acquire %s: retrying after: %s",
+                           qname(lk, nbuf, sizeof nbuf), redislock_last_error());
+            continue;
+        }
+        if (rc)
+            break;
+        failures = 0;
+        woken = 0;
+        if (res.state == ACQ_TAKEN || (res.state == ACQ_MINE && lk->uncertain)) {
+            lk->uncertain = 0;
+            set_held(lk, 1);
+            break;
+        }
+        if (res.state == ACQ_MINE) {
+            set_held(lk, 1);
+            rc = redislock__err(REDISLOCK_EALREADY,
+                                "lock %s is already held by this owner id (%s)",
+                                qname(lk, nbuf, sizeof nbuf), lk->id);
+            break;
+        }
+        describe_ttl(res.pttl, tbuf, sizeof tbuf);
+        if (timeout_ms == 0) {
+            rc = redislock__err(REDISLOCK_EBUSY, "lock %s is held by %s (%s)",
+                                qname(lk, nbuf, sizeof nbuf), res.owner, tbuf);
+            break;
+        }
+        now = redislock__now_us();
+        if (now >= deadline) {
+            rc = redislock__err(REDISLOCK_ETIMEDOUT,
+                                "lock %s is still held by %s (%s) after %lld ms",
+                                qname(lk, nbuf, sizeof nbuf), res.owner, tbuf,
+                                (long long)((now - start) / 1000));
+            break;
+        }
+        /* Sleep until woken, the deadline, or just past the holder's
+         * expiry (a holder that died pushes no wake-up). */
+        until = deadline;
+        if (res.pttl >= 0)
+            until = redislock__min_deadline(until, now + (res.pttl + 1) * 1000);
+        rc = redislock__wait_signal(conn, lk->sig, lk->siglen, until);
+        if (rc < 0) {
+            redislock__pool_put(conn);
+            conn = NULL;
+            if (++failures > 1 || redislock__now_us() >= hard)
+                break;
+            redislock__log(c, REDISLOCK_LOG_WARN, "acquire %s: reconnecting after: %s",
+                           qname(lk, nbuf, sizeof nbuf), redislock_last_error());
+            continue;
+        }
+        woken = rc == REDISLOCK__WAIT_WOKEN;
+    }
+    redislock__pool_put(conn);
+    if (rc == REDISLOCK_ETIMEDOUT && deadline == REDISLOCK__NEVER)
+        rc = redislock__err(REDISLOCK_EIO, "%s", redislock_last_error());
+    return rc;
+}
+
+int redislock_acquire(redislock *lk, int64_t timeout_ms)
+{
+    redislock__err_clear();
+    if (!lk)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_acquire: lock is NULL");
+    if (timeout_ms < -1)
+        return finish(lk, redislock__err(REDISLOCK_EINVAL,
+                                         "timeout_ms %lld is invalid (-1 waits "
+                                         "for ever, 0 tries once)",
+                                         (long long)timeout_ms));
+    return finish(lk, acquire_single(lk, timeout_ms));
+}
+
+int redislock_try_acquire(redislock *lk)
+{
+    return redislock_acquire(lk, 0);
+}
+
+/* --------------------------------------------- release, extend, query */
+
+/* Run one script call on a pooled connection of the first master. */
+static int run_once(redislock_client *c, redislock__call *call, redisReply **out)
+{
+    redislock__conn *conn = NULL;
+    int rc = redislock__pool_get(&c->masters[0],
+                                 redislock__after_ms(c->connect_timeout_ms), &conn);
+    if (!rc) {
+        rc = redislock__call_run(conn, call, redislock__io_deadline(c, REDISLOCK__NEVER),
+                                 out);
+        if (rc == REDISLOCK_ETIMEDOUT)
+            rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %d ms",
+                                conn->m->ep.addr, c->command_timeout_ms);
+        redislock__pool_put(conn);
+    }
+    redislock__call_free(call);
+    return rc;
+}
+
+static int int_reply(const redisReply *r, const char *what, long long *v)
+{
+    if (r->type != REDIS_REPLY_INTEGER)
+        return redislock__err(REDISLOCK_EPROTO,
+                              "unexpected reply type %d to the %s script",
+                              r->type, what);
+    *v = r->integer;
+    return 0;
+}
+
+int redislock_release(redislock *lk)
+{
+    redislock__call call;
+    redisReply *r = NULL;
+    long long v = 0;
+    int rc;
+    char nbuf[300];
+
+    redislock__err_clear();
+    if (!lk)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_release: lock is NULL");
+    redislock__call_init(&call, &redislock__script_release);
+    redislock__call_key(&call, lk->key, lk->keylen);
+    redislock__call_key(&call, lk->sig, lk->siglen);
+    redislock__call_arg(&call, lk->id, lk->idlen);
+    redislock__call_int(&call, lk->c->signal_expire_ms);
+    rc = run_once(lk->c, &call, &r);
+    if (rc)
+        return finish(lk, rc);
+    rc = int_reply(r, "release", &v);
+    freeReplyObject(r);
+    if (rc)
+        return finish(lk, rc);
+    set_held(lk, 0);
+    lk->uncertain = 0;
+    if (v == 1)
+        rc = redislock__err(REDISLOCK_ENOTHELD,
+                            "lock %s is not held by %s (it expired, was reset, "
+                            "or was never acquired)",
+                            qname(lk, nbuf, sizeof nbuf), lk->id);
+    return finish(lk, rc);
+}
+
+int redislock_extend(redislock *lk, int64_t expire_ms)
+{
+    redislock__call call;
+    redisReply *r = NULL;
+    long long v = 0;
+    int rc;
+    char nbuf[300];
+
+    redislock__err_clear();
+    if (!lk)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_extend: lock is NULL");
+    if (expire_ms < 0)
+        return finish(lk, redislock__err(REDISLOCK_EINVAL,
+                                         "expire_ms is negative (%lld)",
+                                         (long long)expire_ms));
+    if (expire_ms == 0)
+        expire_ms = lk->expire_ms;
+    if (expire_ms == 0)
+        return finish(lk, redislock__err(REDISLOCK_EINVAL,
+                                         "extend needs an expiry: the handle has "
+                                         "none and expire_ms is 0"));
+    redislock__call_init(&call, &redislock__script_extend);
+    redislock__call_key(&call, lk->key, lk->keylen);
+    redislock__call_arg(&call, lk->id, lk->idlen);
+    redislock__call_int(&call, expire_ms);
+    rc = run_once(lk->c, &call, &r);
+    if (rc)
+        return finish(lk, rc);
+    rc = int_reply(r, "extend", &v);
+    freeReplyObject(r);
+    if (rc)
+        return finish(lk, rc);
+    if (v == 1) {
+        set_held(lk, 0);
+        rc = redislock__err(REDISLOCK_ENOTHELD,
+                            "lock %s is not held by %s (it expired, was reset, "
+                            "or was never acquired)",
+                            qname(lk, nbuf, sizeof nbuf), lk->id);
+    } else if (v == 2) {
+        rc = redislock__err(REDISLOCK_ENOTEXPIRABLE,
+                            "lock %s was acquired without expiry",
+                            qname(lk, nbuf, sizeof nbuf));
+    }
+    return finish(lk, rc);
+}
+
+int redislock_query(redislock *lk, redislock_info *info)
+{
+    redislock__call call;
+    redisReply *r = NULL;
+    int rc;
+
+    redislock__err_clear();
+    if (!lk || !info)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_query: %s is NULL",
+                              lk ? "info" : "lock");
+    memset(info, 0, sizeof *info);
+    redislock__call_init(&call, &redislock__script_status);
+    redislock__call_key(&call, lk->key, lk->keylen);
+    rc = run_once(lk->c, &call, &r);
+    if (rc)
+        return finish(lk, rc);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(r);
+        return finish(lk, redislock__err(REDISLOCK_EPROTO,
+                                         "unexpected reply to the status script"));
+    }
+    if (r->element[0]->type == REDIS_REPLY_STRING) {
+        info->held = 1;
+        copy_owner(info->owner, r->element[0], &info->owner_truncated);
+        info->mine = r->element[0]->len == lk->idlen &&
+                     !memcmp(r->element[0]->str, lk->id, lk->idlen);
+        info->ttl_ms = r->element[1]->integer;
+    }
+    freeReplyObject(r);
+    return finish(lk, 0);
+}

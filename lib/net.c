@@ -1,0 +1,137 @@
+/* Sockets: non-blocking connect with a deadline, waits that survive EINTR. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int redislock__net_wait(int fd, short events, int64_t deadline)
+{
+    struct pollfd p;
+    for (;;) {
+        int ms = redislock__poll_ms(deadline), n;
+        p.fd = fd;
+        p.events = events;
+        p.revents = 0;
+        n = poll(&p, 1, ms);
+        if (n > 0)
+            return 1;
+        if (n == 0) {
+            if (ms != 0 && redislock__poll_ms(deadline) != 0)
+                continue; /* woke early (clock rounding) */
+            return 0;
+        }
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+/* Connect fd to addr by the deadline.  0, or -1 with errno set. */
+static int connect_fd(int fd, const struct sockaddr *addr, socklen_t len,
+                      int64_t deadline)
+{
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (connect(fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR && errno != EAGAIN)
+        return -1;
+    switch (redislock__net_wait(fd, POLLOUT, deadline)) {
+    case 0:
+        errno = ETIMEDOUT;
+        return -1;
+    case -1:
+        return -1;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+        return -1;
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+static int connect_unix(const redislock__endpoint *ep, int64_t deadline,
+                        int *fd_out)
+{
+    struct sockaddr_un sa;
+    int fd;
+    size_t n = strlen(ep->host);
+    if (n >= sizeof sa.sun_path)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "redis %s: socket path longer than %zu bytes",
+                              ep->addr, sizeof sa.sun_path - 1);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, ep->host, n);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return redislock__err(REDISLOCK_EIO, "redis %s: socket: %s", ep->addr,
+                              strerror(errno));
+    if (connect_fd(fd, (struct sockaddr *)&sa, sizeof sa, deadline) < 0) {
+        int e = errno;
+        close(fd);
+        return redislock__err(REDISLOCK_EIO, "redis %s: connect: %s", ep->addr,
+                              e == EAGAIN ? "server backlog full"
+                                          : strerror(e));
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static int connect_tcp(const redislock__endpoint *ep, int64_t deadline,
+                       int *fd_out)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char port[16];
+    int rc, fd = -1, err = 0, one = 1;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof port, "%d", ep->port);
+    rc = getaddrinfo(ep->host, port, &hints, &res);
+    if (rc != 0)
+        return redislock__err(REDISLOCK_EIO, "redis %s: cannot resolve host: %s",
+                              ep->addr, gai_strerror(rc));
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        if (connect_fd(fd, ai->ai_addr, ai->ai_addrlen, deadline) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+        if (err == ETIMEDOUT)
+            break;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return redislock__err(REDISLOCK_EIO, "redis %s: connect: %s", ep->addr,
+                              err == ETIMEDOUT ? "timed out" : strerror(err));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    *fd_out = fd;
+    return 0;
+}
+
+int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
+                           int *fd_out)
+{
+    return ep->is_unix ? connect_unix(ep, deadline, fd_out)
+                       : connect_tcp(ep, deadline, fd_out);
+}

@@ -1,0 +1,195 @@
+/* Per-master connection pool, and fork safety.
+ *
+ * A hiredis-style connection is not thread-safe, so each operation checks one
+ * out, uses it alone, and puts it back.  A waiter blocked in BLPOP keeps its
+ * connection for as long as it waits.  Idle connections are reused LIFO;
+ * one that the server closed meanwhile (restart, CLIENT KILL, timeout) is
+ * noticed with a zero-timeout poll and dropped, without a round trip.
+ *
+ * After fork() the child must never talk on a socket it shares with the
+ * parent: an atfork handler bumps a generation counter, and the child closes
+ * its copies of the parent's idle sockets on first use.  The prepare handler
+ * takes every pool mutex so that none is copied into the child locked. */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static redislock__master *registry;
+static unsigned long fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void before_fork(void)
+{
+    redislock__master *m;
+    pthread_mutex_lock(&registry_mu);
+    for (m = registry; m; m = m->reg_next)
+        pthread_mutex_lock(&m->mu);
+}
+
+static void after_fork_parent(void)
+{
+    redislock__master *m;
+    for (m = registry; m; m = m->reg_next)
+        pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&registry_mu);
+}
+
+static void after_fork_child(void)
+{
+    __atomic_add_fetch(&fork_gen, 1, __ATOMIC_SEQ_CST);
+    after_fork_parent();
+}
+
+static void install_atfork(void)
+{
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+unsigned long redislock__fork_gen(void)
+{
+    return __atomic_load_n(&fork_gen, __ATOMIC_SEQ_CST);
+}
+
+int redislock__master_init(redislock__master *m, redislock_client *c,
+                           const char *url)
+{
+    int rc;
+    memset(m, 0, sizeof *m);
+    if ((rc = redislock__url_parse(url, &m->ep)))
+        return rc;
+    m->client = c;
+    m->gen = redislock__fork_gen();
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_once(&atfork_once, install_atfork);
+    pthread_mutex_lock(&registry_mu);
+    m->reg_next = registry;
+    registry = m;
+    pthread_mutex_unlock(&registry_mu);
+    return 0;
+}
+
+/* Drop the idle list; m->mu held. */
+static void close_idle(redislock__master *m)
+{
+    while (m->idle) {
+        redislock__conn *c = m->idle;
+        m->idle = c->next;
+        m->nidle--;
+        m->nopen--;
+        redislock__conn_close(c);
+    }
+}
+
+void redislock__master_destroy(redislock__master *m)
+{
+    redislock__master **pp;
+    if (!m->client)
+        return; /* never initialised */
+    pthread_mutex_lock(&registry_mu);
+    for (pp = &registry; *pp; pp = &(*pp)->reg_next)
+        if (*pp == m) {
+            *pp = m->reg_next;
+            break;
+        }
+    pthread_mutex_unlock(&registry_mu);
+    pthread_mutex_lock(&m->mu);
+    close_idle(m);
+    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_destroy(&m->mu);
+    redislock__endpoint_clear(&m->ep);
+    m->client = NULL;
+}
+
+/* An idle connection is alive if nothing is readable on it: a pooled
+ * connection owes us no reply, so readable means EOF or garbage. */
+static int idle_alive(redislock__conn *c)
+{
+    struct pollfd p;
+    int n;
+    p.fd = c->fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    do
+        n = poll(&p, 1, 0);
+    while (n < 0 && errno == EINTR);
+    return n == 0;
+}
+
+int redislock__pool_get(redislock__master *m, int64_t deadline,
+                        redislock__conn **out)
+{
+    unsigned long gen = redislock__fork_gen();
+    int rc;
+    pthread_mutex_lock(&m->mu);
+    if (m->gen != gen) {
+        /* First use in a child after fork(): forget the parent's sockets.
+         * Connections checked out by the parent's other threads do not exist
+         * in the child; count none of them. */
+        close_idle(m);
+        m->nopen = 0;
+        m->gen = gen;
+    }
+    while (m->idle) {
+        redislock__conn *c = m->idle;
+        m->idle = c->next;
+        m->nidle--;
+        if (idle_alive(c)) {
+            pthread_mutex_unlock(&m->mu);
+            c->next = NULL;
+            *out = c;
+            return 0;
+        }
+        m->nopen--;
+        redislock__log(m->client, REDISLOCK_LOG_INFO,
+                       "redis %s: dropping a pooled connection the server closed",
+                       m->ep.addr);
+        redislock__conn_close(c);
+    }
+    m->nopen++;
+    pthread_mutex_unlock(&m->mu);
+    rc = redislock__conn_open(m, deadline, out);
+    if (rc) {
+        pthread_mutex_lock(&m->mu);
+        if (m->gen == gen)
+            m->nopen--;
+        pthread_mutex_unlock(&m->mu);
+    }
+    return rc;
+}
+
+void redislock__pool_put(redislock__conn *c)
+{
+    redislock__master *m;
+    if (!c)
+        return;
+    m = c->m;
+    pthread_mutex_lock(&m->mu);
+    if (c->gen != m->gen) {
+        /* opened before a fork, in the parent: not counted here */
+        pthread_mutex_unlock(&m->mu);
+        redislock__conn_close(c);
+        return;
+    }
+    if (c->broken || c->pending || c->olen || m->nidle >= m->client->max_idle) {
+        m->nopen--;
+        pthread_mutex_unlock(&m->mu);
+        redislock__conn_close(c);
+        return;
+    }
+    c->next = m->idle;
+    m->idle = c;
+    m->nidle++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+int redislock__pool_open_count(redislock__master *m)
+{
+    int n;
+    pthread_mutex_lock(&m->mu);
+    n = m->nopen;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}

@@ -1,0 +1,231 @@
+/* Forced resets: one lock by name, or every lock under the key prefix
+ * (optionally only those whose owner id has a given prefix).
+ *
+ * reset_all walks the keyspace with SCAN from the client, never KEYS, and
+ * resets each page in small script batches (pipelined), so that no single
+ * server call runs long enough to show in SLOWLOG or stall other clients. */
+#include "internal.h"
+
+#include <hiredis.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Lock keys per reset_many call: ~6 commands each, well under 1 ms. */
+#define BATCH 128
+#define SCAN_COUNT "1000"
+
+int redislock_reset(redislock_client *c, const char *name)
+{
+    redislock__conn *conn = NULL;
+    redislock__call call;
+    redisReply *r = NULL;
+    char *key = NULL, *sig = NULL;
+    size_t keylen = 0, siglen = 0, namelen;
+    int rc;
+
+    redislock__err_clear();
+    if (!c || !name || !*name)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_reset: %s",
+                              !c ? "client is NULL"
+                                 : name ? "the lock name is empty"
+                                        : "the lock name is NULL");
+    namelen = strlen(name);
+    if (namelen > REDISLOCK_NAME_MAX)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "the lock name is %zu bytes; at most %d are allowed",
+                              namelen, REDISLOCK_NAME_MAX);
+    key = redislock__key(c, 0, name, namelen, &keylen);
+    sig = redislock__key(c, 1, name, namelen, &siglen);
+    if (!key || !sig) {
+        rc = redislock__err(REDISLOCK_ENOMEM, "out of memory resetting a lock");
+        goto out;
+    }
+    rc = redislock__pool_get(&c->masters[0],
+                             redislock__after_ms(c->connect_timeout_ms), &conn);
+    if (rc)
+        goto out;
+    redislock__call_init(&call, &redislock__script_reset);
+    redislock__call_key(&call, key, keylen);
+    redislock__call_key(&call, sig, siglen);
+    redislock__call_int(&call, c->signal_expire_ms);
+    rc = redislock__call_run(conn, &call, redislock__io_deadline(c, REDISLOCK__NEVER),
+                             &r);
+    redislock__call_free(&call);
+    if (!rc) {
+        if (r->type == REDIS_REPLY_INTEGER)
+            rc = r->integer > 0;
+        else
+            rc = redislock__err(REDISLOCK_EPROTO,
+                                "unexpected reply to the reset script");
+        freeReplyObject(r);
+    } else if (rc == REDISLOCK_ETIMEDOUT) {
+        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %d ms",
+                            conn->m->ep.addr, c->command_timeout_ms);
+    }
+out:
+    redislock__pool_put(conn);
+    redislock__free(key);
+    redislock__free(sig);
+    return rc;
+}
+
+/* One batch: the keys of SCAN reply elements [from, to). */
+typedef struct batch {
+    redislock__call call;
+    char *sigs[BATCH];
+} batch;
+
+static void batch_free(batch *b, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        redislock__free(b->sigs[i]);
+    redislock__call_free(&b->call);
+}
+
+static int batch_build(redislock_client *c, batch *b, redisReply **keys, int n,
+                       const char *owner_prefix)
+{
+    int i;
+    redislock__call_init(&b->call, &redislock__script_reset_many);
+    memset(b->sigs, 0, sizeof b->sigs);
+    for (i = 0; i < n; i++) {
+        size_t siglen = 0;
+        b->sigs[i] = redislock__signal_of(c, keys[i]->str, keys[i]->len, &siglen);
+        if (!b->sigs[i])
+            return redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
+        redislock__call_key(&b->call, keys[i]->str, keys[i]->len);
+        redislock__call_key(&b->call, b->sigs[i], siglen);
+    }
+    redislock__call_int(&b->call, c->signal_expire_ms);
+    redislock__call_arg(&b->call, owner_prefix, strlen(owner_prefix));
+    return 0;
+}
+
+static int add_count(redislock__conn *conn, redisReply *r, uint64_t *count)
+{
+    int rc = 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        *count += (uint64_t)r->integer;
+    else
+        rc = redislock__conn_reply_error(conn, r, "reset_many script");
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Reset the keys of one SCAN page; adds to *count.  The batches go out in one
+ * pipeline; one that meets NOSCRIPT (script cache flushed meanwhile) is redone
+ * on its own once the pipeline is drained, since its reply is out of order
+ * otherwise. */
+static int reset_page(redislock_client *c, redislock__conn *conn,
+                      const redisReply *page, const char *owner_prefix,
+                      uint64_t *count)
+{
+    size_t total = page->elements, nb = (total + BATCH - 1) / BATCH, i;
+    int64_t deadline = redislock__io_deadline(c, REDISLOCK__NEVER);
+    char *redo;
+    batch *bs;
+    int rc = 0;
+
+    if (total == 0)
+        return 0;
+    for (i = 0; i < total; i++)
+        if (page->element[i]->type != REDIS_REPLY_STRING)
+            return redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
+    bs = redislock__calloc(nb, sizeof *bs);
+    redo = redislock__calloc(nb, 1);
+    if (!bs || !redo) {
+        redislock__free(bs);
+        redislock__free(redo);
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
+    }
+    for (i = 0; i < nb && !rc; i++) {
+        size_t n = total - i * BATCH < BATCH ? total - i * BATCH : BATCH;
+        rc = batch_build(c, &bs[i], page->element + i * BATCH, (int)n,
+                         owner_prefix);
+        if (!rc)
+            rc = redislock__call_append(conn, &bs[i].call);
+    }
+    if (!rc)
+        rc = redislock__conn_flush(conn, deadline);
+    for (i = 0; !rc && i < nb; i++) {
+        redisReply *r = NULL;
+        rc = redislock__conn_read(conn, deadline, &r);
+        if (!rc && redislock__is_noscript(r)) {
+            freeReplyObject(r);
+            redo[i] = 1;
+        } else if (!rc) {
+            int e = add_count(conn, r, count);
+            rc = rc ? rc : e;
+        }
+    }
+    for (i = 0; !rc && i < nb; i++) {
+        redisReply *r = NULL;
+        if (redo[i] && !(rc = redislock__call_run(conn, &bs[i].call, deadline, &r)))
+            rc = add_count(conn, r, count);
+    }
+    for (i = 0; i < nb; i++)
+        batch_free(&bs[i], BATCH);
+    redislock__free(bs);
+    redislock__free(redo);
+    return rc;
+}
+
+int redislock_reset_all(redislock_client *c, const char *owner_prefix,
+                        uint64_t *count)
+{
+    redislock__conn *conn = NULL;
+    char cursor[32] = "0", *pattern = NULL;
+    size_t patlen = 0;
+    uint64_t n = 0;
+    int rc;
+
+    redislock__err_clear();
+    if (count)
+        *count = 0;
+    if (!c)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_reset_all: client is NULL");
+    if (!owner_prefix)
+        owner_prefix = "";
+    if (*owner_prefix && (rc = redislock__check_id(owner_prefix, "owner_prefix")))
+        return rc;
+    pattern = redislock__key_pattern(c, &patlen);
+    if (!pattern)
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
+    rc = redislock__pool_get(&c->masters[0],
+                             redislock__after_ms(c->connect_timeout_ms), &conn);
+    while (!rc) {
+        const char *argv[6] = { "SCAN", cursor, "MATCH", pattern, "COUNT",
+                                SCAN_COUNT };
+        size_t lens[6] = { 4, strlen(cursor), 5, patlen, 5, sizeof SCAN_COUNT - 1 };
+        redisReply *r = NULL;
+        rc = redislock__conn_command(conn, redislock__io_deadline(c, REDISLOCK__NEVER),
+                                     6, argv, lens, &r);
+        if (rc)
+            break;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[0]->len >= sizeof cursor ||
+            r->element[1]->type != REDIS_REPLY_ARRAY) {
+            rc = r->type == REDIS_REPLY_ERROR
+                     ? redislock__conn_reply_error(conn, r, "SCAN")
+                     : redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
+            freeReplyObject(r);
+            break;
+        }
+        memcpy(cursor, r->element[0]->str, r->element[0]->len);
+        cursor[r->element[0]->len] = '\0';
+        rc = reset_page(c, conn, r->element[1], owner_prefix, &n);
+        freeReplyObject(r);
+        if (!strcmp(cursor, "0"))
+            break;
+    }
+    if (rc == REDISLOCK_ETIMEDOUT)
+        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %d ms",
+                            c->masters[0].ep.addr, c->command_timeout_ms);
+    redislock__pool_put(conn);
+    redislock__free(pattern);
+    if (count)
+        *count = n;
+    return rc;
+}

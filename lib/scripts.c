@@ -1,0 +1,261 @@
+/* The Lua scripts, run with EVALSHA and resent with EVAL on NOSCRIPT.
+ *
+ * release, extend and reset keep python-redis-lock 4.x's semantics and reply
+ * codes (see doc/design.md); acquire is ours: it answers in the same round
+ * trip either "acquired" or who holds the lock and for how long, so that a
+ * waiter can block no longer than the holder's expiry. */
+#include "internal.h"
+
+#include <hiredis.h>
+#include <stdio.h>
+#include <string.h>
+
+/* KEYS: lock, signal.  ARGV: id, expiry ms (0: none).
+ * {1}: acquired.  {2, pttl}: this id holds it.  {0, pttl, owner}: busy.
+ * A stale wake-up left by a release nobody waited for is dropped on success,
+ * since the lock is no longer free. */
+redislock__script redislock__script_acquire = {
+    "acquire",
+    "local px = tonumber(ARGV[2])\n"
+    "local ok\n"
+    "if px > 0 then\n"
+    "  ok = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', px)\n"
+    "else\n"
+    "  ok = redis.call('set', KEYS[1], ARGV[1], 'NX')\n"
+    "end\n"
+    "if ok then\n"
+    "  redis.call('del', KEYS[2])\n"
+    "  return {1}\n"
+    "end\n"
+    "local owner = redis.call('get', KEYS[1])\n"
+    "local ttl = redis.call('pttl', KEYS[1])\n"
+    "if owner == ARGV[1] then return {2, ttl} end\n"
+    "return {0, ttl, owner}\n",
+    ""
+};
+
+/* KEYS: lock, signal.  ARGV: id, signal expiry ms.  0: released, 1: not held.
+ * The list is emptied before the push so that it never holds more than one
+ * wake-up: each release wakes exactly one waiter. */
+redislock__script redislock__script_release = {
+    "release",
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 1 end\n"
+    "redis.call('del', KEYS[2])\n"
+    "redis.call('lpush', KEYS[2], 1)\n"
+    "redis.call('pexpire', KEYS[2], ARGV[2])\n"
+    "redis.call('del', KEYS[1])\n"
+    "return 0\n",
+    ""
+};
+
+/* KEYS: lock.  ARGV: id, expiry ms.  0: done, 1: not held, 2: no expiry. */
+redislock__script redislock__script_extend = {
+    "extend",
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 1 end\n"
+    "if redis.call('pttl', KEYS[1]) < 0 then return 2 end\n"
+    "redis.call('pexpire', KEYS[1], ARGV[2])\n"
+    "return 0\n",
+    ""
+};
+
+/* KEYS: lock.  {owner or nil, pttl} read atomically. */
+redislock__script redislock__script_status = {
+    "status",
+    "return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1])}\n",
+    ""
+};
+
+/* KEYS: lock, signal.  ARGV: signal expiry ms.  Number of lock keys deleted. */
+redislock__script redislock__script_reset = {
+    "reset",
+    "redis.call('del', KEYS[2])\n"
+    "redis.call('lpush', KEYS[2], 1)\n"
+    "redis.call('pexpire', KEYS[2], ARGV[1])\n"
+    "return redis.call('del', KEYS[1])\n",
+    ""
+};
+
+/* KEYS: lock1, signal1, lock2, signal2, ...  ARGV: signal expiry ms, owner
+ * prefix ("" for any).  Resets the string keys whose owner matches; returns
+ * how many.  Run on a bounded batch so that no call is slow. */
+redislock__script redislock__script_reset_many = {
+    "reset_many",
+    "local n = 0\n"
+    "local pre = ARGV[2]\n"
+    "local plen = #pre\n"
+    "for i = 1, #KEYS, 2 do\n"
+    "  local k = KEYS[i]\n"
+    "  if redis.call('type', k).ok == 'string' then\n"
+    "    local owner = redis.call('get', k)\n"
+    "    if plen == 0 or string.sub(owner, 1, plen) == pre then\n"
+    "      redis.call('del', KEYS[i + 1])\n"
+    "      redis.call('lpush', KEYS[i + 1], 1)\n"
+    "      redis.call('pexpire', KEYS[i + 1], ARGV[1])\n"
+    "      n = n + redis.call('del', k)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return n\n",
+    ""
+};
+
+/* KEYS: signal.  ARGV: signal expiry ms.  Puts back a wake-up that a waiter
+ * popped and will not use, keeping the list at one element at most. */
+redislock__script redislock__script_signal = {
+    "signal",
+    "if redis.call('llen', KEYS[1]) == 0 then redis.call('lpush', KEYS[1], 1) end\n"
+    "redis.call('pexpire', KEYS[1], ARGV[1])\n"
+    "return 0\n",
+    ""
+};
+
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void compute_shas(void)
+{
+    redislock__script *all[] = {
+        &redislock__script_acquire, &redislock__script_release,
+        &redislock__script_extend, &redislock__script_status,
+        &redislock__script_reset, &redislock__script_reset_many,
+        &redislock__script_signal,
+    };
+    size_t i;
+    for (i = 0; i < sizeof all / sizeof all[0]; i++)
+        redislock__sha1_hex(all[i]->body, strlen(all[i]->body), all[i]->sha);
+}
+
+void redislock__call_init(redislock__call *call, const redislock__script *s)
+{
+    pthread_once(&sha_once, compute_shas);
+    memset(call, 0, sizeof *call);
+    call->script = s;
+    call->argv = call->inl_argv;
+    call->lens = call->inl_lens;
+    call->cap = (int)(sizeof call->inl_argv / sizeof call->inl_argv[0]);
+    call->argc = 3; /* EVALSHA sha numkeys */
+}
+
+void redislock__call_free(redislock__call *call)
+{
+    if (call->argv != call->inl_argv) {
+        redislock__free((void *)call->argv);
+        redislock__free(call->lens);
+    }
+    call->argv = call->inl_argv;
+    call->lens = call->inl_lens;
+}
+
+static void push(redislock__call *call, const char *p, size_t len)
+{
+    if (call->oom)
+        return;
+    if (call->argc == call->cap) {
+        int cap = call->cap * 2;
+        const char **argv = redislock__malloc(sizeof *argv * (size_t)cap);
+        size_t *lens = redislock__malloc(sizeof *lens * (size_t)cap);
+        if (!argv || !lens) {
+            redislock__free((void *)argv);
+            redislock__free(lens);
+            call->oom = 1;
+            return;
+        }
+        memcpy(argv, call->argv, sizeof *argv * (size_t)call->argc);
+        memcpy(lens, call->lens, sizeof *lens * (size_t)call->argc);
+        redislock__call_free(call);
+        call->argv = argv;
+        call->lens = lens;
+        call->cap = cap;
+    }
+    call->argv[call->argc] = p;
+    call->lens[call->argc++] = len;
+}
+
+void redislock__call_key(redislock__call *call, const char *k, size_t len)
+{
+    call->nkeys++;
+    push(call, k, len);
+}
+
+void redislock__call_arg(redislock__call *call, const char *a, size_t len)
+{
+    push(call, a, len);
+}
+
+void redislock__call_int(redislock__call *call, long long v)
+{
+    char *buf;
+    if (call->nnum >= (int)(sizeof call->nums / sizeof call->nums[0]) - 1) {
+        call->oom = 1; /* a programming error: too many integer arguments */
+        return;
+    }
+    buf = call->nums[1 + call->nnum++];
+    push(call, buf, (size_t)snprintf(buf, sizeof call->nums[0], "%lld", v));
+}
+
+static int append_as(redislock__conn *c, redislock__call *call, int eval)
+{
+    const redislock__script *s = call->script;
+    if (call->oom)
+        return redislock__err(REDISLOCK_ENOMEM,
+                              "out of memory building the %s script call",
+                              s->name);
+    call->argv[0] = eval ? "EVAL" : "EVALSHA";
+    call->lens[0] = eval ? 4 : 7;
+    call->argv[1] = eval ? s->body : s->sha;
+    call->lens[1] = eval ? strlen(s->body) : 40;
+    call->argv[2] = call->nums[0];
+    call->lens[2] = (size_t)snprintf(call->nums[0], sizeof call->nums[0], "%d",
+                                     call->nkeys);
+    return redislock__conn_append(c, call->argc, call->argv, call->lens);
+}
+
+int redislock__call_append(redislock__conn *c, redislock__call *call)
+{
+    return append_as(c, call, 0);
+}
+
+int redislock__is_noscript(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
+           !memcmp(r->str, "NOSCRIPT", 8);
+}
+
+int redislock__call_reply(redislock__conn *c, redislock__call *call,
+                          int64_t deadline, redisReply **out)
+{
+    redisReply *r = NULL;
+    int rc = redislock__conn_read(c, deadline, &r);
+    if (rc)
+        return rc;
+    if (redislock__is_noscript(r)) {
+        freeReplyObject(r);
+        r = NULL;
+        redislock__log(c->m->client, REDISLOCK_LOG_INFO,
+                       "redis %s: loading the %s script", c->m->ep.addr,
+                       call->script->name);
+        if ((rc = append_as(c, call, 1)) ||
+            (rc = redislock__conn_flush(c, deadline)) ||
+            (rc = redislock__conn_read(c, deadline, &r)))
+            return rc;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        char what[64];
+        snprintf(what, sizeof what, "%s script", call->script->name);
+        rc = redislock__conn_reply_error(c, r, what);
+        freeReplyObject(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+int redislock__call_run(redislock__conn *c, redislock__call *call,
+                        int64_t deadline, redisReply **out)
+{
+    int rc = redislock__call_append(c, call);
+    if (!rc)
+        rc = redislock__conn_flush(c, deadline);
+    if (!rc)
+        rc = redislock__call_reply(c, call, deadline, out);
+    return rc;
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# LOG_COMPILER for every test: gives the test a private temp directory for the
+# redis-server processes it starts (tests/harness/server.c), and afterwards
+# kills any that are still running, whatever happened to the test.
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/redislock-test.XXXXXX") || exit 99
+REDISLOCK_TEST_TMPDIR=$tmp
+export REDISLOCK_TEST_TMPDIR
+
+cleanup() {
+    for f in "$tmp"/*/server.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f" 2>/dev/null)
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+case "$1" in
+*.sh) sh "$@" ;;
+*) "$@" ;;
+esac
+rc=$?
+exit $rc

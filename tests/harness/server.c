@@ -1,0 +1,382 @@
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char base_dir[400];
+static int server_seq;
+static ts_server *all[64];
+static int nall;
+
+static void cleanup_all(void)
+{
+    int i;
+    for (i = 0; i < nall; i++)
+        if (all[i])
+            ts_stop(all[i]);
+    if (base_dir[0] && !getenv("REDISLOCK_TEST_TMPDIR")) {
+        char cmd[500];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", base_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "harness: could not remove %s\n", base_dir);
+    }
+}
+
+static const char *base(void)
+{
+    if (!base_dir[0]) {
+        const char *env = getenv("REDISLOCK_TEST_TMPDIR");
+        if (env) {
+            snprintf(base_dir, sizeof base_dir, "%s", env);
+        } else {
+            snprintf(base_dir, sizeof base_dir, "%s/redislock-test.XXXXXX",
+                     getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+            if (!mkdtemp(base_dir)) {
+                perror("mkdtemp");
+                exit(99);
+            }
+        }
+        atexit(cleanup_all);
+    }
+    return base_dir;
+}
+
+static const char *server_binary(void)
+{
+    const char *p = getenv("REDIS_SERVER");
+    return p && *p ? p : "redis-server";
+}
+
+static int have_server_binary(void)
+{
+    const char *p = server_binary();
+    char buf[4096];
+    const char *path;
+    if (strchr(p, '/'))
+        return access(p, X_OK) == 0;
+    path = getenv("PATH");
+    while (path && *path) {
+        size_t n = strcspn(path, ":");
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)n, path, p);
+        if (access(buf, X_OK) == 0)
+            return 1;
+        path += n + (path[n] == ':');
+    }
+    return 0;
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static int spawn(ts_server *s)
+{
+    char port[16], pidpath[600], logpath[600];
+    const char *argv[64];
+    int n = 0, i;
+    pid_t pid;
+    FILE *f;
+
+    snprintf(port, sizeof port, "%d", s->tcp ? s->port : 0);
+    snprintf(logpath, sizeof logpath, "%s/redis.log", s->dir);
+    argv[n++] = server_binary();
+    argv[n++] = "--port";
+    argv[n++] = port;
+    argv[n++] = "--bind";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--unixsocket";
+    argv[n++] = s->sock;
+    argv[n++] = "--unixsocketperm";
+    argv[n++] = "700";
+    argv[n++] = "--dir";
+    argv[n++] = s->dir;
+    argv[n++] = "--save";
+    argv[n++] = "";
+    argv[n++] = "--appendonly";
+    argv[n++] = "no";
+    argv[n++] = "--daemonize";
+    argv[n++] = "no";
+    argv[n++] = "--logfile";
+    argv[n++] = logpath;
+    if (s->password[0]) {
+        argv[n++] = "--requirepass";
+        argv[n++] = s->password;
+    }
+    for (i = 0; i < 16 && s->extra[i]; i++)
+        argv[n++] = s->extra[i];
+    argv[n] = NULL;
+
+    unlink(s->sock);
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    s->pid = pid;
+    snprintf(pidpath, sizeof pidpath, "%s/server.pid", s->dir);
+    f = fopen(pidpath, "w");
+    if (f) {
+        fprintf(f, "%d\n", (int)pid);
+        fclose(f);
+    }
+    return 0;
+}
+
+/* Wait until the server answers PING on its socket; -1 if it died. */
+static int wait_ready(ts_server *s)
+{
+    int i;
+    for (i = 0; i < 500; i++) {
+        int status;
+        redisContext *c;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return -1;
+        }
+        c = redisConnectUnix(s->sock);
+        if (c && !c->err) {
+            redisReply *r = s->password[0]
+                                ? redisCommand(c, "AUTH %s", s->password)
+                                : redisCommand(c, "PING");
+            int ok = r && r->type != REDIS_REPLY_ERROR;
+            if (r)
+                freeReplyObject(r);
+            if (ok) {
+                s->ctx = c;
+                return 0;
+            }
+        }
+        if (c)
+            redisFree(c);
+        sleep_ms(10);
+    }
+    return -1;
+}
+
+static void make_urls(ts_server *s)
+{
+    if (s->password[0])
+        snprintf(s->url, sizeof s->url, "unix://%s?password=%s", s->sock,
+                 s->password);
+    else
+        snprintf(s->url, sizeof s->url, "unix://%s", s->sock);
+    s->tcp_url[0] = '\0';
+    if (s->tcp) {
+        if (s->password[0])
+            snprintf(s->tcp_url, sizeof s->tcp_url, "redis://:%s@127.0.0.1:%d",
+                     s->password, s->port);
+        else
+            snprintf(s->tcp_url, sizeof s->tcp_url, "redis://127.0.0.1:%d",
+                     s->port);
+    }
+}
+
+int ts_start(ts_server *s)
+{
+    int attempt;
+    if (!have_server_binary()) {
+        fprintf(stderr, "harness: %s not found; skipping\n", server_binary());
+        return 77;
+    }
+    snprintf(s->dir, sizeof s->dir, "%s/s%d", base(), ++server_seq);
+    if (mkdir(s->dir, 0700) < 0 && errno != EEXIST)
+        return -1;
+    snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
+    for (attempt = 0; attempt < 5; attempt++) {
+        if (s->tcp && (s->port = free_port()) < 0)
+            return -1;
+        if (spawn(s) < 0)
+            return -1;
+        if (wait_ready(s) == 0) {
+            make_urls(s);
+            if (nall < 64)
+                all[nall++] = s;
+            return 0;
+        }
+        ts_stop(s);
+        if (!s->tcp)
+            break;
+    }
+    fprintf(stderr, "harness: redis-server did not start (see %s/redis.log)\n",
+            s->dir);
+    return -1;
+}
+
+int ts_restart(ts_server *s)
+{
+    ts_stop(s);
+    if (spawn(s) < 0 || wait_ready(s) < 0) {
+        fprintf(stderr, "harness: restart failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+void ts_stop(ts_server *s)
+{
+    if (s->ctx) {
+        redisFree(s->ctx);
+        s->ctx = NULL;
+    }
+    if (s->pid > 0) {
+        int status;
+        char pidpath[600];
+        kill(s->pid, SIGCONT);
+        kill(s->pid, SIGKILL);
+        while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        s->pid = 0;
+        snprintf(pidpath, sizeof pidpath, "%s/server.pid", s->dir);
+        unlink(pidpath);
+    }
+}
+
+void ts_pause(ts_server *s)
+{
+    if (s->pid > 0)
+        kill(s->pid, SIGSTOP);
+}
+
+void ts_resume(ts_server *s)
+{
+    if (s->pid > 0)
+        kill(s->pid, SIGCONT);
+}
+
+static redisContext *ctx(ts_server *s)
+{
+    if (s->ctx && s->ctx->err) {
+        redisFree(s->ctx);
+        s->ctx = NULL;
+    }
+    if (!s->ctx) {
+        s->ctx = redisConnectUnix(s->sock);
+        if (s->ctx && !s->ctx->err && s->password[0]) {
+            redisReply *r = redisCommand(s->ctx, "AUTH %s", s->password);
+            if (r)
+                freeReplyObject(r);
+        }
+    }
+    return s->ctx;
+}
+
+redisReply *ts_cmd(ts_server *s, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    redisContext *c = ctx(s);
+    if (!c || c->err)
+        return NULL;
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+long long ts_int(ts_server *s, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    long long v = -1000;
+    redisContext *c = ctx(s);
+    if (!c || c->err)
+        return v;
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+/* Commands a client sends itself.  INFO commandstats also counts the
+ * commands that scripts run (set, get, pttl...), which are not requests. */
+static int is_request(const char *name)
+{
+    static const char *const top[] = { "evalsha", "eval", "blpop", "scan",
+                                       "select", "auth", "ping", "hello",
+                                       "lpush", "rpush", NULL };
+    int i;
+    if (!strncmp(name, "client|", 7) || !strncmp(name, "script|", 7))
+        return 1;
+    for (i = 0; top[i]; i++)
+        if (!strcmp(name, top[i]))
+            return 1;
+    return 0;
+}
+
+long long ts_calls(ts_server *s, const char *cmd)
+{
+    redisReply *r = ts_cmd(s, "INFO commandstats");
+    long long total = 0;
+    char *line, *save = NULL;
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        if (r)
+            freeReplyObject(r);
+        return -1;
+    }
+    for (line = strtok_r(r->str, "\r\n", &save); line;
+         line = strtok_r(NULL, "\r\n", &save)) {
+        char name[128];
+        long long calls;
+        if (sscanf(line, "cmdstat_%127[^:]:calls=%lld", name, &calls) != 2)
+            continue;
+        if (cmd) {
+            if (!strcmp(name, cmd))
+                total = calls;
+        } else if (is_request(name)) {
+            total += calls;
+        }
+    }
+    freeReplyObject(r);
+    return total;
+}
+
+void ts_resetstat(ts_server *s)
+{
+    redisReply *r = ts_cmd(s, "CONFIG RESETSTAT");
+    if (r)
+        freeReplyObject(r);
+}

@@ -1,0 +1,55 @@
+/* Test harness: real redis-server processes, started in the test's private
+ * temp directory on a unix socket (and a free TCP port when asked), always
+ * killed at exit.  Never a fixed port, never a server the user runs. */
+#ifndef TEST_SERVER_H
+#define TEST_SERVER_H
+
+#include <hiredis.h>
+#include <sys/types.h>
+
+typedef struct ts_server {
+    pid_t pid;
+    int tcp;
+    int port;
+    char password[64];
+    char dir[512];
+    char sock[600];
+    char url[700];      /* unix:///.../redis.sock (with password if any) */
+    char tcp_url[128];  /* redis://127.0.0.1:PORT when tcp */
+    redisContext *ctx;  /* the harness's own connection */
+    const char *extra[16];
+} ts_server;
+
+/* Start a server.  The ts_server must outlive the process (static or
+ * global): an atexit handler kills every server still running.  0 on success, 77 when redis-server is not installed
+ * (tests skip), -1 on failure.  Fill s->tcp, s->password, s->extra before. */
+int ts_start(ts_server *s);
+/* Restart a stopped/killed server on the same socket and port. */
+int ts_restart(ts_server *s);
+/* Kill (SIGKILL) and reap; safe to call twice. */
+void ts_stop(ts_server *s);
+void ts_pause(ts_server *s);   /* SIGSTOP */
+void ts_resume(ts_server *s);  /* SIGCONT */
+
+/* Run a command on the harness connection (reconnects as needed).
+ * The reply is owned by the caller. */
+redisReply *ts_cmd(ts_server *s, const char *fmt, ...);
+/* Number of calls of one command (lower case, e.g. "evalsha") in INFO
+ * commandstats; when cmd is NULL, the requests clients sent (evalsha, eval,
+ * blpop, scan, client|..., script|..., select, auth, ping, hello, lpush,
+ * rpush), leaving out the commands that scripts ran inside. */
+long long ts_calls(ts_server *s, const char *cmd);
+/* CONFIG RESETSTAT. */
+void ts_resetstat(ts_server *s);
+/* An integer reply (or -1000 on error). */
+long long ts_int(ts_server *s, const char *fmt, ...);
+
+#define TS_START_OR_SKIP(s)                  \
+    do {                                     \
+        int ts_rc_ = ts_start(s);            \
+        if (ts_rc_ == 77)                    \
+            skip();                          \
+        assert_int_equal(ts_rc_, 0);         \
+    } while (0)
+
+#endif

@@ -1,0 +1,121 @@
+#include "testutil.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t tu_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tu_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+redislock_client *tu_client_opts(const char *url, const redislock_client_options *o)
+{
+    redislock_client *c = NULL;
+    int rc = redislock_client_new(&c, url, o);
+    if (rc)
+        fail_msg("redislock_client_new(%s): %s", url, redislock_last_error());
+    return c;
+}
+
+redislock_client *tu_client(const char *url)
+{
+    return tu_client_opts(url, NULL);
+}
+
+redislock *tu_lock(redislock_client *c, const char *name, int64_t expire_ms)
+{
+    redislock *lk = NULL;
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    int rc;
+    o.expire_ms = expire_ms;
+    rc = redislock_new(&lk, c, name, &o);
+    if (rc)
+        fail_msg("redislock_new(%s): %s", name, redislock_last_error());
+    return lk;
+}
+
+pid_t tu_spawn(int (*fn)(void *), void *arg)
+{
+    pid_t pid;
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        fail_msg("fork: %s", strerror(errno));
+    if (pid == 0)
+        _exit(fn(arg));
+    return pid;
+}
+
+int tu_wait(pid_t pid)
+{
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+void tu_chan_open(tu_chan *ch)
+{
+    if (pipe(ch->fd) < 0)
+        fail_msg("pipe: %s", strerror(errno));
+}
+
+void tu_chan_send(tu_chan *ch, int64_t v)
+{
+    ssize_t n;
+    do
+        n = write(ch->fd[1], &v, sizeof v);
+    while (n < 0 && errno == EINTR);
+}
+
+int tu_chan_recv(tu_chan *ch, int64_t *v, int timeout_ms)
+{
+    struct pollfd p = { ch->fd[0], POLLIN, 0 };
+    size_t got = 0;
+    int64_t end = tu_now_ms() + timeout_ms;
+    while (got < sizeof *v) {
+        int left = (int)(end - tu_now_ms()), n;
+        ssize_t r;
+        if (left < 0)
+            left = 0;
+        n = poll(&p, 1, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        r = read(ch->fd[0], (char *)v + got, sizeof *v - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+void tu_chan_close(tu_chan *ch)
+{
+    close(ch->fd[0]);
+    close(ch->fd[1]);
+}

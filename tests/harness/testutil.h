@@ -1,0 +1,57 @@
+/* Small helpers shared by the tests. */
+#ifndef TEST_UTIL_H
+#define TEST_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <cmocka.h>
+
+#include "redislock.h"
+
+/* CLOCK_MONOTONIC in ms (comparable across processes). */
+int64_t tu_now_ms(void);
+/* Sleep, for creating situations only (never to wait for another party). */
+void tu_sleep_ms(int ms);
+
+/* A client on url that fails the test on error. */
+redislock_client *tu_client(const char *url);
+redislock_client *tu_client_opts(const char *url, const redislock_client_options *o);
+redislock *tu_lock(redislock_client *c, const char *name, int64_t expire_ms);
+
+/* Run fn(arg) in a child process; its return value is the exit status. */
+pid_t tu_spawn(int (*fn)(void *), void *arg);
+/* Wait for a child: its exit status, or 128+signal. */
+int tu_wait(pid_t pid);
+
+/* A pipe carrying int64 values from children to the parent. */
+typedef struct tu_chan {
+    int fd[2];
+} tu_chan;
+void tu_chan_open(tu_chan *ch);
+void tu_chan_send(tu_chan *ch, int64_t v);
+/* Receive one value within timeout_ms; returns 0 on success, -1 on timeout
+ * or EOF. */
+int tu_chan_recv(tu_chan *ch, int64_t *v, int timeout_ms);
+void tu_chan_close(tu_chan *ch);
+
+#define assert_rl_ok(expr)                                                   \
+    do {                                                                     \
+        int rl_rc_ = (expr);                                                 \
+        if (rl_rc_ != REDISLOCK_OK)                                          \
+            fail_msg("%s -> %s: %s", #expr, redislock_err_name(rl_rc_),      \
+                     redislock_last_error());                                \
+    } while (0)
+
+#define assert_rl_err(expr, code)                                            \
+    do {                                                                     \
+        int rl_rc_ = (expr);                                                 \
+        if (rl_rc_ != (code))                                                \
+            fail_msg("%s -> %s (%s), expected %s", #expr,                    \
+                     redislock_err_name(rl_rc_), redislock_last_error(),     \
+                     redislock_err_name(code));                              \
+    } while (0)
+
+#endif
