@@ -33,3 +33,12 @@ int redislock__poll_ms(int64_t deadline)
     left = (left + 999) / 1000;
     return left > 0x7fffffff ? 0x7fffffff : (int)left;
 }
+
+void redislock__sleep_ms(int ms)
+{
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) < 0)
+        ; /* EINTR: sleep the rest */
+}

@@ -41,10 +41,12 @@ const char *redislock_last_error(void)
 
 int redislock__err(int code, const char *fmt, ...)
 {
+    char buf[REDISLOCK__MSG_MAX]; /* arguments may point into last_error */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof last_error);
     return code;
 }
 

@@ -58,6 +58,8 @@ int64_t redislock__min_deadline(int64_t a, int64_t b);
 /* Milliseconds until deadline for poll(): -1 for never, 0 when passed,
  * rounded up otherwise. */
 int redislock__poll_ms(int64_t deadline);
+/* Sleep, resuming after signals (only for back-off after failures). */
+void redislock__sleep_ms(int ms);
 
 /* ------------------------------------------------------------------ url.c */
 typedef struct redislock__endpoint {

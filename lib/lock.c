@@ -217,6 +217,38 @@ static void describe_ttl(long long pttl, char *buf, size_t len)
         snprintf(buf, len, "expires in %lld ms", pttl);
 }
 
+/* Recovery after a broken connection (stale pooled connection, server
+ * restarted, connection killed): the first retry is immediate, later ones
+ * back off from 10 to 200 ms, for up to the connect timeout in all and never
+ * past the caller's deadline.  A server that is restarting can refuse or
+ * reset connections for a while; that is all part of the same window. */
+typedef struct recovery {
+    int64_t until;   /* 0: not recovering */
+    int backoff_ms;
+} recovery;
+
+/* 1 if another attempt may be made (after sleeping the back-off). */
+static int recover(recovery *r, const redislock_client *c, int64_t hard)
+{
+    int left;
+    if (!r->until) {
+        r->until = redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms),
+                                           hard);
+        r->backoff_ms = 0;
+    }
+    left = redislock__poll_ms(r->until);
+    if (left == 0 || (left > 0 && left < r->backoff_ms))
+        return 0;
+    if (r->backoff_ms) {
+        redislock__log(c, REDISLOCK_LOG_INFO, "%s; retrying in %d ms",
+                       redislock_last_error(), r->backoff_ms);
+        redislock__sleep_ms(r->backoff_ms);
+    }
+    r->backoff_ms = r->backoff_ms ? (r->backoff_ms >= 100 ? 200 : r->backoff_ms * 2)
+                                  : 10;
+    return 1;
+}
+
 static int acquire_single(redislock *lk, int64_t timeout_ms)
 {
     redislock_client *c = lk->c;
@@ -228,8 +260,9 @@ static int acquire_single(redislock *lk, int64_t timeout_ms)
     int64_t hard = timeout_ms <= 0 ? REDISLOCK__NEVER
                                    : deadline + redislock__slack_us(c);
     redislock__conn *conn = NULL;
+    recovery rec = { 0, 0 };
     acq_result res;
-    int rc, failures = 0, woken = 0;
+    int rc, woken = 0;
     char nbuf[300], tbuf[64];
 
     for (;;) {
@@ -239,6 +272,10 @@ static int acquire_single(redislock *lk, int64_t timeout_ms)
                 m, redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms),
                                            hard),
                 &conn);
+            /* A server that refuses the first connection is down: say so at
+             * once.  Recovery is for a server lost in the middle of a call. */
+            if (rc == REDISLOCK_EIO && rec.until && recover(&rec, c, hard))
+                continue;
             if (rc)
                 break;
         }
@@ -252,15 +289,15 @@ static int acquire_single(redislock *lk, int64_t timeout_ms)
             if (woken)
                 redislock__hand_back(m, lk->sig, lk->siglen);
             woken = 0;
-            if (++failures > 1 || redislock__now_us() >= hard)
-                break;
-            redislock__log(c, REDISLOCK_LOG_WARN, "acquire %s: retrying after: %s",
-                           qname(lk, nbuf, sizeof nbuf), redislock_last_error());
-            continue;
+            /* No answer in time means a hung or slow server: trying again
+             * would only wait again. */
+            if (rc == REDISLOCK_EIO && recover(&rec, c, hard))
+                continue;
+            break;
         }
         if (rc)
             break;
-        failures = 0;
+        rec.until = 0;
         woken = 0;
         if (res.state == ACQ_TAKEN || (res.state == ACQ_MINE && lk->uncertain)) {
             lk->uncertain = 0;
@@ -295,19 +332,22 @@ static int acquire_single(redislock *lk, int64_t timeout_ms)
             until = redislock__min_deadline(until, now + (res.pttl + 1) * 1000);
         rc = redislock__wait_signal(conn, lk->sig, lk->siglen, until);
         if (rc < 0) {
+            /* the connection broke or the server stopped answering */
             redislock__pool_put(conn);
             conn = NULL;
-            if (++failures > 1 || redislock__now_us() >= hard)
-                break;
-            redislock__log(c, REDISLOCK_LOG_WARN, "acquire %s: reconnecting after: %s",
+            redislock__log(c, REDISLOCK_LOG_WARN, "acquire %s: %s",
                            qname(lk, nbuf, sizeof nbuf), redislock_last_error());
-            continue;
+            if (recover(&rec, c, hard))
+                continue;
+            break;
         }
         woken = rc == REDISLOCK__WAIT_WOKEN;
     }
     redislock__pool_put(conn);
-    if (rc == REDISLOCK_ETIMEDOUT && deadline == REDISLOCK__NEVER)
-        rc = redislock__err(REDISLOCK_EIO, "%s", redislock_last_error());
+    /* An I/O timeout before the caller's deadline is the server's fault. */
+    if (rc == REDISLOCK_ETIMEDOUT && (timeout_ms <= 0 || redislock__now_us() < deadline))
+        rc = redislock__err(REDISLOCK_EIO, "%s (command timeout %d ms)",
+                            redislock_last_error(), c->command_timeout_ms);
     return rc;
 }
 

@@ -1,0 +1,318 @@
+/* Interoperability with python-redis-lock 4.x on the default key layout:
+ * a Python release wakes a C waiter and the other way round.
+ *
+ * The peer is tests/interop/prl_peer.py.  It uses the real python-redis-lock
+ * when it is importable, else a stand-in that speaks its 4.0 protocol; the
+ * test prints which.  Skipped when no python3 with redis-py is found. */
+#include "server.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static ts_server srv;
+static redislock_client *cl;
+static char python[512];
+
+typedef struct peer {
+    pid_t pid;
+    FILE *in;   /* to the peer */
+    FILE *out;  /* from the peer */
+} peer;
+
+static int python_ok(const char *py)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import redis' >/dev/null 2>&1", py);
+    return system(cmd) == 0;
+}
+
+static int find_python(void)
+{
+    const char *cands[] = { getenv("PYTHON3"), "/usr/bin/python3", "python3" };
+    size_t i;
+    for (i = 0; i < sizeof cands / sizeof cands[0]; i++)
+        if (cands[i] && *cands[i] && python_ok(cands[i])) {
+            snprintf(python, sizeof python, "%s", cands[i]);
+            return 1;
+        }
+    return 0;
+}
+
+static void peer_start(peer *p)
+{
+    int to[2], from[2];
+    char script[700];
+    const char *src = getenv("top_srcdir");
+    char first[128];
+    snprintf(script, sizeof script, "%s/tests/interop/prl_peer.py", src ? src : ".");
+    assert_int_equal(pipe(to), 0);
+    assert_int_equal(pipe(from), 0);
+    p->pid = fork();
+    assert_true(p->pid >= 0);
+    if (p->pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        close(to[1]);
+        close(from[0]);
+        execlp(python, python, script, srv.sock, (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    p->in = fdopen(to[1], "w");
+    p->out = fdopen(from[0], "r");
+    assert_non_null(fgets(first, sizeof first, p->out));
+    print_message("      %s", first);
+}
+
+static void peer_send(peer *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(p->in, fmt, ap);
+    va_end(ap);
+    fputc('\n', p->in);
+    fflush(p->in);
+}
+
+/* Read one line from the peer (blocking; the peer's own timeouts bound it). */
+static char *peer_line(peer *p, char *buf, size_t len)
+{
+    char *r = fgets(buf, (int)len, p->out);
+    assert_non_null(r);
+    buf[strcspn(buf, "\n")] = '\0';
+    return buf;
+}
+
+static void peer_stop(peer *p)
+{
+    peer_send(p, "quit");
+    fclose(p->in);
+    fclose(p->out);
+    tu_wait(p->pid);
+}
+
+static int group_setup(void **state)
+{
+    int rc;
+    if (!find_python()) {
+        fprintf(stderr, "interop: no python3 with redis-py (Debian: python3-redis); "
+                        "skipping\n");
+        return 0;
+    }
+    rc = ts_start(&srv);
+    if (rc)
+        return rc == 77 ? 0 : -1;
+    return redislock_client_new(&cl, srv.url, NULL) ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+    redislock_client_free(cl);
+    ts_stop(&srv);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    redisReply *r;
+    if (!srv.pid)
+        skip();
+    r = ts_cmd(&srv, "FLUSHALL");
+    if (r)
+        freeReplyObject(r);
+    return 0;
+}
+
+static long long blocked_clients(void)
+{
+    redisReply *r = ts_cmd(&srv, "INFO clients");
+    const char *p;
+    long long n = -1;
+    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "blocked_clients:")))
+        n = atoll(p + 16);
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+static void await_blocked(long long n)
+{
+    int64_t t0 = tu_now_ms();
+    while (blocked_clients() < n) {
+        if (tu_now_ms() - t0 > 5000)
+            fail_msg("timed out waiting for %lld blocked clients", n);
+        tu_sleep_ms(5);
+    }
+}
+
+struct cwait {
+    redislock *lk;
+    int64_t timeout;
+    int rc;
+    int64_t at;
+};
+
+static void *c_waiter(void *p)
+{
+    struct cwait *w = p;
+    w->rc = redislock_acquire(w->lk, w->timeout);
+    w->at = tu_now_ms();
+    return NULL;
+}
+
+/* A Python holder's release wakes a C waiter. */
+static void test_interop_python_release_wakes_c(void **state)
+{
+    peer py;
+    char line[256];
+    struct cwait w = { tu_lock(cl, "shared", 0), 10000, -99, 0 };
+    pthread_t t;
+    int64_t released;
+
+    peer_start(&py);
+    peer_send(&py, "acquire shared 0 0");
+    assert_memory_equal(peer_line(&py, line, sizeof line), "acquired", 8);
+    assert_rl_err(redislock_try_acquire(w.lk), REDISLOCK_EBUSY);
+    pthread_create(&t, NULL, c_waiter, &w);
+    await_blocked(1);
+    peer_send(&py, "release");
+    assert_string_equal(peer_line(&py, line, sizeof line), "released");
+    released = tu_now_ms();
+    pthread_join(t, NULL);
+    assert_rl_ok(w.rc);
+    assert_true(w.at - released < 500);
+    assert_rl_ok(redislock_release(w.lk));
+    redislock_free(w.lk);
+    peer_stop(&py);
+}
+
+/* A C holder's release wakes a Python waiter blocked in BLPOP. */
+static void test_interop_c_release_wakes_python(void **state)
+{
+    peer py;
+    char line[256];
+    redislock *lk = tu_lock(cl, "shared2", 0);
+    int64_t released, got;
+
+    peer_start(&py);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    peer_send(&py, "acquire shared2 0 -1");
+    await_blocked(1);
+    assert_rl_ok(redislock_release(lk));
+    released = tu_now_ms();
+    peer_line(&py, line, sizeof line);
+    assert_int_equal(sscanf(line, "acquired %lld", (long long *)&got), 1);
+    assert_true(got - released < 1000);
+    /* the Python holder owns the key now; C sees it busy, with its id */
+    assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EBUSY);
+    peer_send(&py, "id");
+    peer_line(&py, line, sizeof line);
+    assert_non_null(strstr(redislock_errmsg(lk), line + 3));
+    peer_send(&py, "release");
+    assert_string_equal(peer_line(&py, line, sizeof line), "released");
+    redislock_free(lk);
+    peer_stop(&py);
+}
+
+/* The Python side cannot release a C holder's lock, nor C a Python one;
+ * each release leaves the other's lock intact. */
+static void test_interop_owner_checks(void **state)
+{
+    peer py;
+    char line[256];
+    redislock *lk = tu_lock(cl, "own", 0);
+    redislock_info info;
+
+    peer_start(&py);
+    peer_send(&py, "acquire own 0 0");
+    assert_memory_equal(peer_line(&py, line, sizeof line), "acquired", 8);
+    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
+    assert_rl_ok(redislock_query(lk, &info));
+    assert_int_equal(info.held, 1);
+    assert_int_equal(info.mine, 0);
+    assert_int_equal(strlen(info.owner), 24);
+    peer_send(&py, "release");
+    assert_string_equal(peer_line(&py, line, sizeof line), "released");
+
+    assert_rl_ok(redislock_acquire(lk, 0));
+    peer_send(&py, "release"); /* the peer's last lock object: not the holder */
+    assert_string_equal(peer_line(&py, line, sizeof line), "notheld");
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(lk);
+    peer_stop(&py);
+}
+
+/* A C reset wakes a Python waiter; a Python reset wakes a C waiter. */
+static void test_interop_reset_wakes(void **state)
+{
+    peer py;
+    char line[256];
+    redislock *lk = tu_lock(cl, "rst", 0);
+    struct cwait w = { tu_lock(cl, "rst", 0), 10000, -99, 0 };
+    pthread_t t;
+
+    peer_start(&py);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    peer_send(&py, "acquire rst 0 -1");
+    await_blocked(1);
+    assert_int_equal(redislock_reset(cl, "rst"), 1);
+    assert_memory_equal(peer_line(&py, line, sizeof line), "acquired", 8);
+
+    pthread_create(&t, NULL, c_waiter, &w);
+    await_blocked(1);
+    peer_send(&py, "reset rst");
+    assert_string_equal(peer_line(&py, line, sizeof line), "reset");
+    pthread_join(t, NULL);
+    assert_rl_ok(w.rc);
+    assert_rl_ok(redislock_release(w.lk));
+    redislock_free(lk);
+    redislock_free(w.lk);
+    peer_stop(&py);
+}
+
+/* A Python holder with expire=1 that dies: the C waiter takes the lock at
+ * the expiry, although no wake-up was ever pushed. */
+static void test_interop_python_holder_dies(void **state)
+{
+    peer py;
+    char line[256];
+    redislock *lk = tu_lock(cl, "dies", 0);
+    long long at;
+    int64_t delay;
+
+    peer_start(&py);
+    peer_send(&py, "acquire dies 1 0");
+    peer_line(&py, line, sizeof line);
+    assert_int_equal(sscanf(line, "acquired %lld", &at), 1);
+    kill(py.pid, SIGKILL);
+    tu_wait(py.pid);
+    fclose(py.in);
+    fclose(py.out);
+    assert_rl_ok(redislock_acquire(lk, 5000));
+    delay = tu_now_ms() - (at + 1000);
+    print_message("      C waiter took the lock %lld ms after the Python holder's "
+                  "expiry\n", (long long)delay);
+    assert_true(delay > -50 && delay < 300);
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(lk);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_interop_python_release_wakes_c, setup),
+        cmocka_unit_test_setup(test_interop_c_release_wakes_python, setup),
+        cmocka_unit_test_setup(test_interop_owner_checks, setup),
+        cmocka_unit_test_setup(test_interop_reset_wakes, setup),
+        cmocka_unit_test_setup(test_interop_python_holder_dies, setup),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests_name("interop", tests, group_setup, group_teardown);
+}

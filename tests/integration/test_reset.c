@@ -1,0 +1,253 @@
+/* 8. reset and reset_all: waking waiters, SCAN in batches without slow
+ * commands, and the owner-prefix scope. */
+#include "server.h"
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static ts_server srv;
+static redislock_client *cl;
+
+static int group_setup(void **state)
+{
+    int rc = ts_start(&srv);
+    if (rc)
+        return rc == 77 ? 0 : -1;
+    return redislock_client_new(&cl, srv.url, NULL) ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+    redislock_client_free(cl);
+    ts_stop(&srv);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    redisReply *r;
+    if (!srv.pid)
+        skip();
+    r = ts_cmd(&srv, "FLUSHALL");
+    if (r)
+        freeReplyObject(r);
+    return 0;
+}
+
+static long long blocked_clients(void)
+{
+    redisReply *r = ts_cmd(&srv, "INFO clients");
+    const char *p;
+    long long n = -1;
+    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "blocked_clients:")))
+        n = atoll(p + 16);
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+static void await_blocked(long long n)
+{
+    int64_t t0 = tu_now_ms();
+    while (blocked_clients() < n) {
+        if (tu_now_ms() - t0 > 5000)
+            fail_msg("timed out waiting for %lld blocked clients", n);
+        tu_sleep_ms(5);
+    }
+}
+
+struct wait_arg {
+    const char *name;
+    tu_chan *ch;
+};
+
+/* Child process: wait for the lock with a long timeout, report the time. */
+static int waiter_proc(void *p)
+{
+    struct wait_arg *a = p;
+    redislock_client *c = NULL;
+    redislock *lk = NULL;
+    int rc;
+    if (redislock_client_new(&c, srv.url, NULL) || redislock_new(&lk, c, a->name, NULL))
+        return 10;
+    rc = redislock_acquire(lk, 20000);
+    tu_chan_send(a->ch, rc == 0 ? tu_now_ms() : rc);
+    if (rc == 0)
+        redislock_release(lk);
+    redislock_free(lk);
+    redislock_client_free(c);
+    return rc ? 11 : 0;
+}
+
+/* reset wakes a waiter in another process. */
+static void test_reset_wakes_waiter(void **state)
+{
+    redislock *holder = tu_lock(cl, "r1", 0);
+    tu_chan ch;
+    struct wait_arg a = { "r1", &ch };
+    int64_t reset_at, got;
+    pid_t pid;
+
+    tu_chan_open(&ch);
+    assert_int_equal(redislock_reset(cl, "r1"), 0); /* free: nothing removed */
+    assert_rl_ok(redislock_acquire(holder, 0));
+    pid = tu_spawn(waiter_proc, &a);
+    await_blocked(1);
+    assert_int_equal(redislock_reset(cl, "r1"), 1);
+    reset_at = tu_now_ms();
+    assert_int_equal(tu_chan_recv(&ch, &got, 5000), 0);
+    assert_true(got > 0 && got - reset_at < 500);
+    assert_int_equal(tu_wait(pid), 0);
+    assert_rl_err(redislock_release(holder), REDISLOCK_ENOTHELD);
+    tu_chan_close(&ch);
+    redislock_free(holder);
+}
+
+/* reset_all wakes the waiters of two different locks. */
+static void test_reset_all_wakes_two_locks(void **state)
+{
+    redislock *h1 = tu_lock(cl, "a", 0), *h2 = tu_lock(cl, "b", 0);
+    tu_chan ch;
+    struct wait_arg a1 = { "a", &ch }, a2 = { "b", &ch };
+    int64_t got1, got2, reset_at;
+    uint64_t n = 99;
+    pid_t p1, p2;
+
+    tu_chan_open(&ch);
+    assert_rl_ok(redislock_acquire(h1, 0));
+    assert_rl_ok(redislock_acquire(h2, 0));
+    p1 = tu_spawn(waiter_proc, &a1);
+    p2 = tu_spawn(waiter_proc, &a2);
+    await_blocked(2);
+    assert_rl_ok(redislock_reset_all(cl, NULL, &n));
+    reset_at = tu_now_ms();
+    assert_int_equal(n, 2);
+    assert_int_equal(tu_chan_recv(&ch, &got1, 5000), 0);
+    assert_int_equal(tu_chan_recv(&ch, &got2, 5000), 0);
+    assert_true(got1 > 0 && got1 - reset_at < 500);
+    assert_true(got2 > 0 && got2 - reset_at < 500);
+    assert_int_equal(tu_wait(p1), 0);
+    assert_int_equal(tu_wait(p2), 0);
+    tu_chan_close(&ch);
+    redislock_free(h1);
+    redislock_free(h2);
+}
+
+/* reset_all over 20,000 locks: no slow command (SLOWLOG stays empty at the
+ * default 10 ms threshold), never KEYS, and the count is exact. */
+static void test_reset_all_many_no_slowlog(void **state)
+{
+    redisContext *c = redisConnectUnix(srv.sock);
+    redisReply *r;
+    uint64_t n = 0;
+    int i;
+    int64_t t0;
+
+    assert_true(c && !c->err);
+    for (i = 0; i < 20000; i++)
+        redisAppendCommand(c, "SET lock:many-%d owner-%d", i, i % 7);
+    for (i = 0; i < 20000; i++) {
+        assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+        freeReplyObject(r);
+    }
+    /* a key that looks like a lock but is not a string is left alone */
+    r = redisCommand(c, "HSET lock:not-a-lock f v");
+    freeReplyObject(r);
+    redisFree(c);
+    r = ts_cmd(&srv, "CONFIG SET slowlog-log-slower-than 10000");
+    freeReplyObject(r);
+    r = ts_cmd(&srv, "SLOWLOG RESET");
+    freeReplyObject(r);
+    ts_resetstat(&srv);
+    t0 = tu_now_ms();
+    assert_rl_ok(redislock_reset_all(cl, NULL, &n));
+    print_message("      reset_all of 20000 locks: %lld ms, %lld SCAN calls, "
+                  "%lld script calls\n",
+                  (long long)(tu_now_ms() - t0), ts_calls(&srv, "scan"),
+                  ts_calls(&srv, "evalsha") + ts_calls(&srv, "eval"));
+    assert_int_equal(n, 20000);
+    assert_int_equal(ts_int(&srv, "SLOWLOG LEN"), 0);
+    assert_int_equal(ts_calls(&srv, "keys"), 0);
+    assert_true(ts_calls(&srv, "scan") > 1);
+    assert_int_equal(ts_int(&srv, "EXISTS lock:many-0"), 0);
+    assert_int_equal(ts_int(&srv, "EXISTS lock:many-19999"), 0);
+    assert_int_equal(ts_int(&srv, "EXISTS lock:not-a-lock"), 1);
+    assert_int_equal(ts_int(&srv, "LLEN lock-signal:many-1234"), 1);
+}
+
+/* Prefix-scoped reset leaves other owners' locks alone. */
+static void test_reset_all_owner_prefix(void **state)
+{
+    redislock_options oa = REDISLOCK_OPTIONS_INIT, ob = REDISLOCK_OPTIONS_INIT;
+    redislock *a[3], *b[2];
+    uint64_t n = 0;
+    int i;
+    char name[32];
+
+    oa.id_prefix = "hostA:";
+    ob.id_prefix = "hostB:";
+    for (i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "svcA-%d", i);
+        assert_rl_ok(redislock_new(&a[i], cl, name, &oa));
+        assert_rl_ok(redislock_acquire(a[i], 0));
+    }
+    for (i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "svcB-%d", i);
+        assert_rl_ok(redislock_new(&b[i], cl, name, &ob));
+        assert_rl_ok(redislock_acquire(b[i], 0));
+    }
+    assert_rl_ok(redislock_reset_all(cl, "hostA:", &n));
+    assert_int_equal(n, 3);
+    for (i = 0; i < 3; i++) {
+        assert_rl_err(redislock_release(a[i]), REDISLOCK_ENOTHELD);
+        redislock_free(a[i]);
+    }
+    for (i = 0; i < 2; i++) {
+        assert_rl_ok(redislock_release(b[i]));
+        redislock_free(b[i]);
+    }
+    assert_rl_err(redislock_reset_all(cl, "bad prefix", &n), REDISLOCK_EINVAL);
+}
+
+/* A client with a key prefix resets only its own namespace. */
+static void test_reset_all_key_prefix(void **state)
+{
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock_client *pc;
+    redislock *mine, *other = tu_lock(cl, "x", 0);
+    uint64_t n = 0;
+
+    o.key_prefix = "ns*1:"; /* glob characters are escaped in the pattern */
+    pc = tu_client_opts(srv.url, &o);
+    mine = tu_lock(pc, "x", 0);
+    assert_rl_ok(redislock_acquire(mine, 0));
+    assert_rl_ok(redislock_acquire(other, 0));
+    {
+        redisReply *r = ts_cmd(&srv, "SET ns21:lock:y z");
+        freeReplyObject(r);
+    }
+    assert_rl_ok(redislock_reset_all(pc, NULL, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(ts_int(&srv, "EXISTS ns21:lock:y"), 1);
+    assert_rl_ok(redislock_release(other));
+    assert_rl_err(redislock_release(mine), REDISLOCK_ENOTHELD);
+    redislock_free(mine);
+    redislock_free(other);
+    redislock_client_free(pc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_reset_wakes_waiter, setup),
+        cmocka_unit_test_setup(test_reset_all_wakes_two_locks, setup),
+        cmocka_unit_test_setup(test_reset_all_many_no_slowlog, setup),
+        cmocka_unit_test_setup(test_reset_all_owner_prefix, setup),
+        cmocka_unit_test_setup(test_reset_all_key_prefix, setup),
+    };
+    return cmocka_run_group_tests_name("reset", tests, group_setup, group_teardown);
+}

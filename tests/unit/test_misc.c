@@ -1,0 +1,183 @@
+/* Error codes, key layout, owner ids, version, quoting, allocator hooks. */
+#include "internal.h"
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_misc_error_names(void **state)
+{
+    int codes[] = {
+#define XX(name, value, msg) REDISLOCK_##name,
+        REDISLOCK_ERRNO_MAP(XX)
+#undef XX
+    };
+    size_t i, j;
+    assert_string_equal(redislock_strerror(0), "success");
+    assert_string_equal(redislock_err_name(0), "OK");
+    assert_string_equal(redislock_err_name(REDISLOCK_ETIMEDOUT), "ETIMEDOUT");
+    assert_string_equal(redislock_strerror(-999), "unknown error");
+    assert_string_equal(redislock_err_name(7), "UNKNOWN");
+    for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        assert_true(codes[i] < 0);
+        assert_string_not_equal(redislock_err_name(codes[i]), "UNKNOWN");
+        for (j = 0; j < i; j++)
+            assert_int_not_equal(codes[i], codes[j]);
+    }
+}
+
+static void test_misc_version(void **state)
+{
+    char want[32];
+    assert_int_equal(redislock_version(), REDISLOCK_VERSION_HEX);
+    snprintf(want, sizeof want, "%d.%d.%d", REDISLOCK_VERSION_MAJOR,
+             REDISLOCK_VERSION_MINOR, REDISLOCK_VERSION_PATCH);
+    assert_string_equal(redislock_version_string(), want);
+    /* the header and the package (configure.ac) agree */
+    assert_string_equal(redislock_version_string(), PACKAGE_VERSION);
+}
+
+static void test_misc_keys(void **state)
+{
+    redislock_client c;
+    size_t n;
+    char *k;
+    memset(&c, 0, sizeof c);
+    c.key_prefix = (char *)"";
+    k = redislock__key(&c, 0, "job", 3, &n);
+    assert_string_equal(k, "lock:job");
+    assert_int_equal(n, 8);
+    redislock__free(k);
+    k = redislock__key(&c, 1, "job", 3, &n);
+    assert_string_equal(k, "lock-signal:job");
+    redislock__free(k);
+    k = redislock__key_pattern(&c, &n);
+    assert_string_equal(k, "lock:*");
+    redislock__free(k);
+    k = redislock__signal_of(&c, "lock:a:b", 8, &n);
+    assert_string_equal(k, "lock-signal:a:b");
+    redislock__free(k);
+
+    c.key_prefix = (char *)"x*[y]:";
+    c.hash_tag = 1;
+    k = redislock__key(&c, 0, "job", 3, &n);
+    assert_string_equal(k, "x*[y]:lock:{job}");
+    redislock__free(k);
+    k = redislock__key(&c, 1, "job", 3, &n);
+    assert_string_equal(k, "x*[y]:lock-signal:{job}");
+    redislock__free(k);
+    k = redislock__key_pattern(&c, &n);
+    assert_string_equal(k, "x\\*\\[y\\]:lock:{*");
+    redislock__free(k);
+    k = redislock__signal_of(&c, "x*[y]:lock:{job}", 16, &n);
+    assert_string_equal(k, "x*[y]:lock-signal:{job}");
+    redislock__free(k);
+    assert_null(redislock__signal_of(&c, "short", 5, &n));
+}
+
+static void test_misc_random_ids(void **state)
+{
+    char *a, *b;
+    size_t i;
+    assert_int_equal(redislock__random_id(NULL, &a), 0);
+    assert_int_equal(redislock__random_id("host-1:", &b), 0);
+    assert_int_equal(strlen(a), 24);
+    assert_int_equal(strlen(b), 31);
+    assert_memory_equal(b, "host-1:", 7);
+    assert_string_not_equal(a, b + 7);
+    for (i = 0; i < 24; i++)
+        assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789+/",
+                               a[i]));
+    assert_int_equal(redislock__check_id(a, "id"), 0);
+    redislock__free(a);
+    redislock__free(b);
+    assert_int_equal(redislock__random_id("sp ace", &a), REDISLOCK_EINVAL);
+}
+
+static void test_misc_quote(void **state)
+{
+    char buf[300];
+    assert_string_equal(redislock__quote("ab\n\xff", 4, buf, sizeof buf), "ab\\x0a\\xff");
+    memset(buf, 'x', 200);
+    assert_string_equal(redislock__quote(buf, 100, buf + 200, 100) + 64, "...");
+}
+
+/* Allocator hooks: every allocation of the library goes through them, and a
+ * failing allocator gives ENOMEM, never a crash. */
+static int allocs, fail_after = -1;
+
+static void *counting_malloc(size_t n)
+{
+    if (fail_after >= 0 && allocs >= fail_after)
+        return NULL;
+    allocs++;
+    return malloc(n);
+}
+
+static void *counting_realloc(void *p, size_t n)
+{
+    if (fail_after >= 0 && allocs >= fail_after)
+        return NULL;
+    allocs++;
+    return realloc(p, n);
+}
+
+static void *counting_calloc(size_t n, size_t s)
+{
+    if (fail_after >= 0 && allocs >= fail_after)
+        return NULL;
+    allocs++;
+    return calloc(n, s);
+}
+
+static void test_misc_allocator(void **state)
+{
+    redislock_client *c = NULL;
+    redislock *lk = NULL;
+    int i, rc;
+    assert_int_equal(redislock_replace_allocator(NULL, realloc, calloc, free),
+                     REDISLOCK_EINVAL);
+    assert_int_equal(redislock_replace_allocator(counting_malloc, counting_realloc,
+                                                 counting_calloc, free),
+                     0);
+    assert_rl_ok(redislock_client_new(&c, "redis://localhost", NULL));
+    assert_rl_ok(redislock_new(&lk, c, "x", NULL));
+    assert_true(allocs > 3);
+    redislock_free(lk);
+    redislock_client_free(c);
+
+    /* fail each allocation point of client and handle creation in turn */
+    for (i = 0; i < 40; i++) {
+        allocs = 0;
+        fail_after = i;
+        c = NULL;
+        lk = NULL;
+        rc = redislock_client_new(&c, "redis://:pw@localhost/1", NULL);
+        if (rc == 0)
+            rc = redislock_new(&lk, c, "x", NULL);
+        fail_after = -1;
+        if (rc)
+            assert_int_equal(rc, REDISLOCK_ENOMEM);
+        redislock_free(lk);
+        redislock_client_free(c);
+        if (rc == 0)
+            break;
+    }
+    assert_true(i > 3 && i < 40);
+    redislock_replace_allocator(malloc, realloc, calloc, free);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_misc_error_names),
+        cmocka_unit_test(test_misc_version),
+        cmocka_unit_test(test_misc_keys),
+        cmocka_unit_test(test_misc_random_ids),
+        cmocka_unit_test(test_misc_quote),
+        cmocka_unit_test(test_misc_allocator),
+    };
+    return cmocka_run_group_tests_name("misc", tests, NULL, NULL);
+}

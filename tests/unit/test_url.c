@@ -1,0 +1,111 @@
+/* URL parsing, table-driven. */
+#include "internal.h"
+#include "testutil.h"
+
+#include <string.h>
+
+typedef struct url_case {
+    const char *url;
+    int rc;
+    int is_unix;
+    const char *host;
+    int port, db;
+    const char *user, *pass, *addr;
+} url_case;
+
+#define BAD(u, code) { u, code, 0, NULL, 0, 0, NULL, NULL, NULL }
+
+static const url_case cases[] = {
+    { "redis://localhost", 0, 0, "localhost", 6379, 0, NULL, NULL, "localhost:6379" },
+    { "redis://127.0.0.1:6380/2", 0, 0, "127.0.0.1", 6380, 2, NULL, NULL,
+      "127.0.0.1:6380" },
+    { "redis://:pw@h:1/", 0, 0, "h", 1, 0, NULL, "pw", "h:1" },
+    { "redis://alice:pw@h", 0, 0, "h", 6379, 0, "alice", "pw", "h:6379" },
+    { "redis://alice:p%40ss%3Aw@h:7000/15", 0, 0, "h", 7000, 15, "alice", "p@ss:w",
+      "h:7000" },
+    { "redis://:p@ss@h", 0, 0, "h", 6379, 0, NULL, "p@ss", "h:6379" },
+    { "redis://[::1]:6390/1", 0, 0, "::1", 6390, 1, NULL, NULL, "[::1]:6390" },
+    { "redis://[::1]", 0, 0, "::1", 6379, 0, NULL, NULL, "[::1]:6379" },
+    { "redis://h?password=x", 0, 0, "h", 6379, 0, NULL, "x", "h:6379" },
+    { "unix:///tmp/r.sock", 0, 1, "/tmp/r.sock", 0, 0, NULL, NULL, "/tmp/r.sock" },
+    { "unix:///tmp/r.sock?db=4", 0, 1, "/tmp/r.sock", 0, 4, NULL, NULL, "/tmp/r.sock" },
+    { "redis+unix:///a%20b/r.sock?db=1&password=s&user=u", 0, 1, "/a b/r.sock", 0, 1,
+      "u", "s", "/a b/r.sock" },
+    BAD("", REDISLOCK_EINVAL),
+    BAD("redis://", REDISLOCK_EINVAL),
+    BAD("redis://h:", REDISLOCK_EINVAL),
+    BAD("redis://h:65536", REDISLOCK_EINVAL),
+    BAD("redis://h:-1", REDISLOCK_EINVAL),
+    BAD("redis://h:12345678901", REDISLOCK_EINVAL),
+    BAD("redis://h/99999999999", REDISLOCK_EINVAL),
+    BAD("redis://h/-1", REDISLOCK_EINVAL),
+    BAD("redis://h x", REDISLOCK_EINVAL),
+    BAD("redis://[::1]x", REDISLOCK_EINVAL),
+    BAD("redis://user@h", REDISLOCK_EINVAL),
+    BAD("redis://:%4@h", REDISLOCK_EINVAL),
+    BAD("redis://:%00@h", REDISLOCK_EINVAL),
+    BAD("unix://", REDISLOCK_EINVAL),
+    BAD("unix://?db=1", REDISLOCK_EINVAL),
+    BAD("unix:///s?db", REDISLOCK_EINVAL),
+    BAD("rediss://h", REDISLOCK_ENOTSUP),
+    BAD("REDIS://h", REDISLOCK_EINVAL),
+    BAD("ftp://h", REDISLOCK_EINVAL),
+};
+
+static void test_url_table(void **state)
+{
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const url_case *c = &cases[i];
+        redislock__endpoint ep;
+        int rc = redislock__url_parse(c->url, &ep);
+        if (rc != c->rc)
+            fail_msg("'%s': %s (%s), expected %s", c->url, redislock_err_name(rc),
+                     redislock_last_error(), redislock_err_name(c->rc));
+        if (rc) {
+            assert_true(strlen(redislock_last_error()) > 0);
+            assert_null(ep.host);
+            continue;
+        }
+        assert_int_equal(ep.is_unix, c->is_unix);
+        assert_string_equal(ep.host, c->host);
+        if (!c->is_unix)
+            assert_int_equal(ep.port, c->port);
+        assert_int_equal(ep.db, c->db);
+        if (c->user)
+            assert_string_equal(ep.username, c->user);
+        else
+            assert_null(ep.username);
+        if (c->pass)
+            assert_string_equal(ep.password, c->pass);
+        else
+            assert_null(ep.password);
+        assert_string_equal(ep.addr, c->addr);
+        redislock__endpoint_clear(&ep);
+    }
+}
+
+static void test_url_null(void **state)
+{
+    redislock__endpoint ep;
+    assert_int_equal(redislock__url_parse(NULL, &ep), REDISLOCK_EINVAL);
+}
+
+/* Messages never carry the password. */
+static void test_url_messages_hide_password(void **state)
+{
+    redislock__endpoint ep;
+    assert_int_equal(redislock__url_parse("redis://:hunter2@h:99999", &ep),
+                     REDISLOCK_EINVAL);
+    assert_null(strstr(redislock_last_error(), "hunter2"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_table),
+        cmocka_unit_test(test_url_null),
+        cmocka_unit_test(test_url_messages_hide_password),
+    };
+    return cmocka_run_group_tests_name("url", tests, NULL, NULL);
+}
