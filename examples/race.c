@@ -1,6 +1,7 @@
 /* race: N processes race for one lock; each holds it for a moment.
- * Prints who held it when, and how long each waiter took to be woken
- * after the previous holder's release returned.
+ * Prints who held it when, and how long after the previous holder called
+ * release each waiter got the lock (release round trip + wake-up + acquire
+ * round trip).
  *
  *   race URL [PROCESSES] [HOLD_MS]
  */
@@ -52,7 +53,7 @@ static int worker(const char *url, int n, int hold_ms, struct shared *sh)
     woken = __atomic_load_n(&sh->last_release_us, __ATOMIC_SEQ_CST);
     if (woken > asked)
         printf("[%6.1f ms] worker %d got the lock after waiting %6.1f ms, "
-               "%4.2f ms after the previous release\n",
+               "%4.2f ms after the previous holder called release\n",
                (got - sh->start_us) / 1000.0, n, (got - asked) / 1000.0,
                (got - woken) / 1000.0);
     else
