@@ -389,23 +389,38 @@ static int run_once(redislock_client *c, redislock__call *call, redisReply **out
     return rc;
 }
 
-static int int_reply(const redisReply *r, const char *what, long long *v)
+/* run_once for a script that answers an integer. */
+static int run_int(redislock_client *c, redislock__call *call, long long *v)
 {
-    if (r->type != REDIS_REPLY_INTEGER)
-        return redislock__err(REDISLOCK_EPROTO,
-                              "unexpected reply type %d to the %s script",
-                              r->type, what);
-    *v = r->integer;
-    return 0;
+    redisReply *r = NULL;
+    const char *name = call->script->name;
+    int rc = run_once(c, call, &r);
+    if (rc)
+        return rc;
+    if (r->type == REDIS_REPLY_INTEGER)
+        *v = r->integer;
+    else
+        rc = redislock__err(REDISLOCK_EPROTO,
+                            "unexpected reply type %d to the %s script", r->type,
+                            name);
+    freeReplyObject(r);
+    return rc;
+}
+
+static int not_held(const redislock *lk)
+{
+    char nbuf[300];
+    return redislock__err(REDISLOCK_ENOTHELD,
+                          "lock %s is not held by %s (it expired, was reset, "
+                          "or was never acquired)",
+                          qname(lk, nbuf, sizeof nbuf), lk->id);
 }
 
 int redislock_release(redislock *lk)
 {
     redislock__call call;
-    redisReply *r = NULL;
     long long v = 0;
     int rc;
-    char nbuf[300];
 
     redislock__err_clear();
     if (!lk)
@@ -415,27 +430,16 @@ int redislock_release(redislock *lk)
     redislock__call_key(&call, lk->sig, lk->siglen);
     redislock__call_arg(&call, lk->id, lk->idlen);
     redislock__call_int(&call, lk->c->signal_expire_ms);
-    rc = run_once(lk->c, &call, &r);
-    if (rc)
-        return finish(lk, rc);
-    rc = int_reply(r, "release", &v);
-    freeReplyObject(r);
-    if (rc)
+    if ((rc = run_int(lk->c, &call, &v)))
         return finish(lk, rc);
     set_held(lk, 0);
     lk->uncertain = 0;
-    if (v == 1)
-        rc = redislock__err(REDISLOCK_ENOTHELD,
-                            "lock %s is not held by %s (it expired, was reset, "
-                            "or was never acquired)",
-                            qname(lk, nbuf, sizeof nbuf), lk->id);
-    return finish(lk, rc);
+    return finish(lk, v == 1 ? not_held(lk) : 0);
 }
 
 int redislock_extend(redislock *lk, int64_t expire_ms)
 {
     redislock__call call;
-    redisReply *r = NULL;
     long long v = 0;
     int rc;
     char nbuf[300];
@@ -457,19 +461,11 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
     redislock__call_key(&call, lk->key, lk->keylen);
     redislock__call_arg(&call, lk->id, lk->idlen);
     redislock__call_int(&call, expire_ms);
-    rc = run_once(lk->c, &call, &r);
-    if (rc)
-        return finish(lk, rc);
-    rc = int_reply(r, "extend", &v);
-    freeReplyObject(r);
-    if (rc)
+    if ((rc = run_int(lk->c, &call, &v)))
         return finish(lk, rc);
     if (v == 1) {
         set_held(lk, 0);
-        rc = redislock__err(REDISLOCK_ENOTHELD,
-                            "lock %s is not held by %s (it expired, was reset, "
-                            "or was never acquired)",
-                            qname(lk, nbuf, sizeof nbuf), lk->id);
+        rc = not_held(lk);
     } else if (v == 2) {
         rc = redislock__err(REDISLOCK_ENOTEXPIRABLE,
                             "lock %s was acquired without expiry",

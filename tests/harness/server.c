@@ -380,3 +380,40 @@ void ts_resetstat(ts_server *s)
     if (r)
         freeReplyObject(r);
 }
+
+long long ts_info(ts_server *s, const char *section, const char *field)
+{
+    redisReply *r = ts_cmd(s, "INFO %s", section);
+    long long n = -1;
+    size_t flen = strlen(field);
+    const char *p;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        for (p = r->str; (p = strstr(p, field)) != NULL; p += flen)
+            if ((p == r->str || p[-1] == '\n') && p[flen] == ':') {
+                n = atoll(p + flen + 1);
+                break;
+            }
+    }
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+void ts_await_blocked(ts_server *s, long long n)
+{
+    int i;
+    for (i = 0; i < 1000; i++) {
+        if (ts_info(s, "clients", "blocked_clients") >= n)
+            return;
+        sleep_ms(5);
+    }
+    fprintf(stderr, "harness: %lld clients never blocked\n", n);
+    abort();
+}
+
+void ts_flushall(ts_server *s)
+{
+    redisReply *r = ts_cmd(s, "FLUSHALL");
+    if (r)
+        freeReplyObject(r);
+}

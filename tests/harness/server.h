@@ -41,6 +41,12 @@ redisReply *ts_cmd(ts_server *s, const char *fmt, ...);
 long long ts_calls(ts_server *s, const char *cmd);
 /* CONFIG RESETSTAT. */
 void ts_resetstat(ts_server *s);
+/* An integer field of INFO (e.g. "clients", "blocked_clients"); -1 if absent. */
+long long ts_info(ts_server *s, const char *section, const char *field);
+/* Wait (asking the server every 5 ms) until n clients are blocked; fails the
+ * test after 5 s. */
+void ts_await_blocked(ts_server *s, long long n);
+void ts_flushall(ts_server *s);
 /* An integer reply (or -1000 on error). */
 long long ts_int(ts_server *s, const char *fmt, ...);
 

@@ -10,6 +10,39 @@
 #include <time.h>
 #include <unistd.h>
 
+ts_server tu_srv;
+redislock_client *tu_cl;
+
+int tu_group_setup(void **state)
+{
+    int rc = ts_start(&tu_srv);
+    if (rc)
+        return rc == 77 ? 0 : -1; /* tu_setup skips every test */
+    return redislock_client_new(&tu_cl, tu_srv.url, NULL) ? -1 : 0;
+}
+
+int tu_group_setup_tcp(void **state)
+{
+    tu_srv.tcp = 1;
+    return tu_group_setup(state);
+}
+
+int tu_group_teardown(void **state)
+{
+    redislock_client_free(tu_cl);
+    tu_cl = NULL;
+    ts_stop(&tu_srv);
+    return 0;
+}
+
+int tu_setup(void **state)
+{
+    if (!tu_srv.pid)
+        skip();
+    ts_flushall(&tu_srv);
+    return 0;
+}
+
 int64_t tu_now_ms(void)
 {
     struct timespec ts;

@@ -10,6 +10,17 @@
 #include <cmocka.h>
 
 #include "redislock.h"
+#include "server.h"
+
+/* The usual fixture: one redis-server (tu_srv) and one client on it (tu_cl)
+ * per test program; every test starts from an empty database and is skipped
+ * when redis-server is not installed. */
+extern ts_server tu_srv;
+extern redislock_client *tu_cl;
+int tu_group_setup(void **state);     /* unix socket only */
+int tu_group_setup_tcp(void **state); /* and a free TCP port */
+int tu_group_teardown(void **state);
+int tu_setup(void **state);           /* FLUSHALL */
 
 /* CLOCK_MONOTONIC in ms (comparable across processes). */
 int64_t tu_now_ms(void);

@@ -5,43 +5,22 @@
 #include <stdio.h>
 #include <string.h>
 
-static ts_server srv;
-static redislock_client *cl;
-
 static int group_setup(void **state)
 {
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
-    int rc = ts_start(&srv);
+    int rc = ts_start(&tu_srv);
     if (rc)
         return rc == 77 ? 0 : -1;
     o.signal_expire_ms = 300;
-    if (redislock_client_new(&cl, srv.url, &o))
+    if (redislock_client_new(&tu_cl, tu_srv.url, &o))
         return -1;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    redislock_client_free(cl);
-    ts_stop(&srv);
-    return 0;
-}
-
-static int setup(void **state)
-{
-    redisReply *r;
-    if (!srv.pid)
-        skip();
-    r = ts_cmd(&srv, "FLUSHALL");
-    if (r)
-        freeReplyObject(r);
     return 0;
 }
 
 static char *get_str(const char *fmt, const char *arg)
 {
     static char buf[512];
-    redisReply *r = ts_cmd(&srv, fmt, arg);
+    redisReply *r = ts_cmd(&tu_srv, fmt, arg);
     buf[0] = '\0';
     if (r && r->type == REDIS_REPLY_STRING)
         snprintf(buf, sizeof buf, "%s", r->str);
@@ -56,38 +35,38 @@ static char *get_str(const char *fmt, const char *arg)
  *    list has length 1 and is gone after the signal expiry. */
 static void test_basic_acquire_release(void **state)
 {
-    redislock *lk = tu_lock(cl, "job", 0);
+    redislock *lk = tu_lock(tu_cl, "job", 0);
     int64_t start;
 
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_int_equal(redislock_held(lk), 1);
     assert_string_equal(get_str("GET %s", "lock:job"), redislock_id(lk));
-    assert_int_equal(ts_int(&srv, "PTTL lock:job"), -1);
+    assert_int_equal(ts_int(&tu_srv, "PTTL lock:job"), -1);
     assert_int_equal(strlen(redislock_id(lk)), 24);
 
     assert_rl_ok(redislock_release(lk));
     assert_int_equal(redislock_held(lk), 0);
-    assert_int_equal(ts_int(&srv, "EXISTS lock:job"), 0);
-    assert_int_equal(ts_int(&srv, "LLEN lock-signal:job"), 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:job"), 0);
+    assert_int_equal(ts_int(&tu_srv, "LLEN lock-signal:job"), 1);
     assert_string_equal(get_str("LINDEX %s 0", "lock-signal:job"), "1");
     {
-        long long pttl = ts_int(&srv, "PTTL lock-signal:job");
+        long long pttl = ts_int(&tu_srv, "PTTL lock-signal:job");
         assert_true(pttl > 0 && pttl <= 300);
     }
     start = tu_now_ms();
-    while (ts_int(&srv, "EXISTS lock-signal:job") == 1 && tu_now_ms() - start < 3000)
+    while (ts_int(&tu_srv, "EXISTS lock-signal:job") == 1 && tu_now_ms() - start < 3000)
         tu_sleep_ms(20);
-    assert_int_equal(ts_int(&srv, "EXISTS lock-signal:job"), 0);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock-signal:job"), 0);
     redislock_free(lk);
 }
 
 /* An expiry is set in ms; a second acquire of a free lock also works. */
 static void test_basic_expiry_set(void **state)
 {
-    redislock *lk = tu_lock(cl, "exp", 5000);
+    redislock *lk = tu_lock(tu_cl, "exp", 5000);
     long long pttl;
     assert_rl_ok(redislock_acquire(lk, 1000));
-    pttl = ts_int(&srv, "PTTL lock:exp");
+    pttl = ts_int(&tu_srv, "PTTL lock:exp");
     assert_true(pttl > 4000 && pttl <= 5000);
     assert_rl_ok(redislock_release(lk));
     assert_rl_ok(redislock_acquire(lk, -1));
@@ -98,17 +77,17 @@ static void test_basic_expiry_set(void **state)
 /* 2. try-acquire on a held lock answers busy at once, in one command. */
 static void test_basic_try_busy_one_command(void **state)
 {
-    redislock *holder = tu_lock(cl, "busy", 0), *other = tu_lock(cl, "busy", 0);
+    redislock *holder = tu_lock(tu_cl, "busy", 0), *other = tu_lock(tu_cl, "busy", 0);
     int64_t t0;
     assert_rl_ok(redislock_acquire(holder, 0));
     /* warm the connection pool so that no connection set-up is counted */
     assert_rl_err(redislock_try_acquire(other), REDISLOCK_EBUSY);
-    ts_resetstat(&srv);
+    ts_resetstat(&tu_srv);
     t0 = tu_now_ms();
     assert_rl_err(redislock_try_acquire(other), REDISLOCK_EBUSY);
     assert_true(tu_now_ms() - t0 < 200);
-    assert_int_equal(ts_calls(&srv, NULL), 1);
-    assert_int_equal(ts_calls(&srv, "evalsha"), 1);
+    assert_int_equal(ts_calls(&tu_srv, NULL), 1);
+    assert_int_equal(ts_calls(&tu_srv, "evalsha"), 1);
     /* the message names the holder */
     assert_non_null(strstr(redislock_errmsg(other), redislock_id(holder)));
     assert_non_null(strstr(redislock_last_error(), "no expiry"));
@@ -121,12 +100,12 @@ static void test_basic_try_busy_one_command(void **state)
 /* A handle (or another with the same id) that holds the lock gets EALREADY. */
 static void test_basic_already_held(void **state)
 {
-    redislock *lk = tu_lock(cl, "again", 0), *twin = NULL;
+    redislock *lk = tu_lock(tu_cl, "again", 0), *twin = NULL;
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_err(redislock_acquire(lk, 500), REDISLOCK_EALREADY);
     o.id = redislock_id(lk);
-    assert_rl_ok(redislock_new(&twin, cl, "again", &o));
+    assert_rl_ok(redislock_new(&twin, tu_cl, "again", &o));
     assert_rl_err(redislock_try_acquire(twin), REDISLOCK_EALREADY);
     assert_rl_ok(redislock_release(lk));
     redislock_free(lk);
@@ -138,30 +117,30 @@ static void test_basic_already_held(void **state)
  *    ENOTEXPIRABLE. */
 static void test_basic_extend(void **state)
 {
-    redislock *lk = tu_lock(cl, "ext", 2000), *same = NULL, *other;
-    redislock *forever = tu_lock(cl, "forever", 0);
+    redislock *lk = tu_lock(tu_cl, "ext", 2000), *same = NULL, *other;
+    redislock *forever = tu_lock(tu_cl, "forever", 0);
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     long long before, after;
 
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_extend(lk, 60000));
-    after = ts_int(&srv, "PTTL lock:ext");
+    after = ts_int(&tu_srv, "PTTL lock:ext");
     assert_true(after > 50000 && after <= 60000);
     assert_rl_ok(redislock_extend(lk, 0)); /* back to the handle's 2000 */
-    after = ts_int(&srv, "PTTL lock:ext");
+    after = ts_int(&tu_srv, "PTTL lock:ext");
     assert_true(after > 1000 && after <= 2000);
 
     o.id = redislock_id(lk);
     o.expire_ms = 2000;
-    assert_rl_ok(redislock_new(&same, cl, "ext", &o));
+    assert_rl_ok(redislock_new(&same, tu_cl, "ext", &o));
     assert_rl_ok(redislock_extend(same, 30000));
-    after = ts_int(&srv, "PTTL lock:ext");
+    after = ts_int(&tu_srv, "PTTL lock:ext");
     assert_true(after > 20000 && after <= 30000);
 
-    other = tu_lock(cl, "ext", 2000);
-    before = ts_int(&srv, "PTTL lock:ext");
+    other = tu_lock(tu_cl, "ext", 2000);
+    before = ts_int(&tu_srv, "PTTL lock:ext");
     assert_rl_err(redislock_extend(other, 90000), REDISLOCK_ENOTHELD);
-    after = ts_int(&srv, "PTTL lock:ext");
+    after = ts_int(&tu_srv, "PTTL lock:ext");
     assert_true(after <= before && after > 20000);
     assert_rl_err(redislock_release(other), REDISLOCK_ENOTHELD);
     assert_string_equal(get_str("GET %s", "lock:ext"), redislock_id(lk));
@@ -171,7 +150,7 @@ static void test_basic_extend(void **state)
 
     assert_rl_ok(redislock_acquire(forever, 0));
     assert_rl_err(redislock_extend(forever, 1000), REDISLOCK_ENOTEXPIRABLE);
-    assert_int_equal(ts_int(&srv, "PTTL lock:forever"), -1);
+    assert_int_equal(ts_int(&tu_srv, "PTTL lock:forever"), -1);
     assert_rl_err(redislock_extend(forever, 0), REDISLOCK_EINVAL);
     assert_rl_err(redislock_extend(forever, -5), REDISLOCK_EINVAL);
     assert_rl_ok(redislock_release(forever));
@@ -184,7 +163,7 @@ static void test_basic_extend(void **state)
 /* 10. double release, release after expiry, release after reset. */
 static void test_basic_release_not_held(void **state)
 {
-    redislock *lk = tu_lock(cl, "rel", 150), *newowner = tu_lock(cl, "rel", 0);
+    redislock *lk = tu_lock(tu_cl, "rel", 150), *newowner = tu_lock(tu_cl, "rel", 0);
     int64_t t0;
 
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD); /* never acquired */
@@ -194,13 +173,13 @@ static void test_basic_release_not_held(void **state)
 
     assert_rl_ok(redislock_acquire(lk, 0));
     t0 = tu_now_ms();
-    while (ts_int(&srv, "EXISTS lock:rel") == 1 && tu_now_ms() - t0 < 3000)
+    while (ts_int(&tu_srv, "EXISTS lock:rel") == 1 && tu_now_ms() - t0 < 3000)
         tu_sleep_ms(20);
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD); /* expired */
     assert_int_equal(redislock_held(lk), 0);
 
     assert_rl_ok(redislock_acquire(lk, 0));
-    assert_int_equal(redislock_reset(cl, "rel"), 1);
+    assert_int_equal(redislock_reset(tu_cl, "rel"), 1);
     assert_rl_ok(redislock_acquire(newowner, 0));
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD); /* reset */
     /* ... and the new owner's lock is untouched */
@@ -213,7 +192,7 @@ static void test_basic_release_not_held(void **state)
 /* Queries: held by anyone, holder id, TTL, mine. */
 static void test_basic_query(void **state)
 {
-    redislock *lk = tu_lock(cl, "q", 10000), *other = tu_lock(cl, "q", 0);
+    redislock *lk = tu_lock(tu_cl, "q", 10000), *other = tu_lock(tu_cl, "q", 0);
     redislock_info info;
 
     assert_rl_ok(redislock_query(lk, &info));
@@ -249,13 +228,13 @@ static void test_basic_owner_ids(void **state)
     redislock *a = NULL, *b = NULL, *c = NULL;
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     o.id_prefix = "hostA:";
-    assert_rl_ok(redislock_new(&a, cl, "ids", &o));
-    assert_rl_ok(redislock_new(&b, cl, "ids", &o));
+    assert_rl_ok(redislock_new(&a, tu_cl, "ids", &o));
+    assert_rl_ok(redislock_new(&b, tu_cl, "ids", &o));
     assert_memory_equal(redislock_id(a), "hostA:", 6);
     assert_int_equal(strlen(redislock_id(a)), 30);
     assert_string_not_equal(redislock_id(a), redislock_id(b));
     o.id = "worker-7";
-    assert_rl_ok(redislock_new(&c, cl, "ids", &o));
+    assert_rl_ok(redislock_new(&c, tu_cl, "ids", &o));
     assert_string_equal(redislock_id(c), "worker-7");
     assert_rl_ok(redislock_acquire(c, 0));
     assert_string_equal(get_str("GET %s", "lock:ids"), "worker-7");
@@ -274,10 +253,10 @@ static void test_basic_key_layouts(void **state)
     redislock *p, *t;
 
     o.key_prefix = "app1:";
-    pc = tu_client_opts(srv.url, &o);
+    pc = tu_client_opts(tu_srv.url, &o);
     o.key_prefix = NULL;
     o.hash_tag = 1;
-    tc = tu_client_opts(srv.url, &o);
+    tc = tu_client_opts(tu_srv.url, &o);
     p = tu_lock(pc, "k", 0);
     t = tu_lock(tc, "k", 0);
     assert_rl_ok(redislock_acquire(p, 0));
@@ -286,8 +265,8 @@ static void test_basic_key_layouts(void **state)
     assert_string_equal(get_str("GET %s", "lock:{k}"), redislock_id(t));
     assert_rl_ok(redislock_release(p));
     assert_rl_ok(redislock_release(t));
-    assert_int_equal(ts_int(&srv, "LLEN app1:lock-signal:k"), 1);
-    assert_int_equal(ts_int(&srv, "LLEN lock-signal:{k}"), 1);
+    assert_int_equal(ts_int(&tu_srv, "LLEN app1:lock-signal:k"), 1);
+    assert_int_equal(ts_int(&tu_srv, "LLEN lock-signal:{k}"), 1);
     redislock_free(p);
     redislock_free(t);
     redislock_client_free(pc);
@@ -297,22 +276,22 @@ static void test_basic_key_layouts(void **state)
 /* NOSCRIPT: the scripts are loaded again after SCRIPT FLUSH. */
 static void test_basic_script_flush(void **state)
 {
-    redislock *lk = tu_lock(cl, "flush", 0);
+    redislock *lk = tu_lock(tu_cl, "flush", 0);
     redisReply *r;
     assert_rl_ok(redislock_acquire(lk, 0));
-    r = ts_cmd(&srv, "SCRIPT FLUSH");
+    r = ts_cmd(&tu_srv, "SCRIPT FLUSH");
     freeReplyObject(r);
-    ts_resetstat(&srv);
+    ts_resetstat(&tu_srv);
     assert_rl_ok(redislock_release(lk));
-    assert_int_equal(ts_calls(&srv, "evalsha"), 1);
-    assert_int_equal(ts_calls(&srv, "eval"), 1);
+    assert_int_equal(ts_calls(&tu_srv, "evalsha"), 1);
+    assert_int_equal(ts_calls(&tu_srv, "eval"), 1);
     assert_rl_ok(redislock_acquire(lk, 0)); /* loads acquire */
     assert_rl_ok(redislock_release(lk));
-    assert_int_equal(ts_calls(&srv, "eval"), 2);
+    assert_int_equal(ts_calls(&tu_srv, "eval"), 2);
     assert_rl_ok(redislock_acquire(lk, 0)); /* both cached now */
     assert_rl_ok(redislock_release(lk));
-    assert_int_equal(ts_calls(&srv, "eval"), 2);
-    assert_int_equal(ts_calls(&srv, "evalsha"), 5);
+    assert_int_equal(ts_calls(&tu_srv, "eval"), 2);
+    assert_int_equal(ts_calls(&tu_srv, "evalsha"), 5);
     redislock_free(lk);
 }
 
@@ -320,11 +299,11 @@ static void test_basic_script_flush(void **state)
 static void test_basic_binary_name(void **state)
 {
     const char name[] = "caf\xc3\xa9-\xff\x80-lock";
-    redislock *lk = tu_lock(cl, name, 0), *other = tu_lock(cl, name, 0);
+    redislock *lk = tu_lock(tu_cl, name, 0), *other = tu_lock(tu_cl, name, 0);
     redisReply *r;
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_err(redislock_try_acquire(other), REDISLOCK_EBUSY);
-    r = ts_cmd(&srv, "EXISTS lock:%s", name);
+    r = ts_cmd(&tu_srv, "EXISTS lock:%s", name);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     assert_rl_ok(redislock_release(lk));
@@ -337,17 +316,17 @@ static void test_basic_binary_name(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_basic_acquire_release, setup),
-        cmocka_unit_test_setup(test_basic_expiry_set, setup),
-        cmocka_unit_test_setup(test_basic_try_busy_one_command, setup),
-        cmocka_unit_test_setup(test_basic_already_held, setup),
-        cmocka_unit_test_setup(test_basic_extend, setup),
-        cmocka_unit_test_setup(test_basic_release_not_held, setup),
-        cmocka_unit_test_setup(test_basic_query, setup),
-        cmocka_unit_test_setup(test_basic_owner_ids, setup),
-        cmocka_unit_test_setup(test_basic_key_layouts, setup),
-        cmocka_unit_test_setup(test_basic_script_flush, setup),
-        cmocka_unit_test_setup(test_basic_binary_name, setup),
+        cmocka_unit_test_setup(test_basic_acquire_release, tu_setup),
+        cmocka_unit_test_setup(test_basic_expiry_set, tu_setup),
+        cmocka_unit_test_setup(test_basic_try_busy_one_command, tu_setup),
+        cmocka_unit_test_setup(test_basic_already_held, tu_setup),
+        cmocka_unit_test_setup(test_basic_extend, tu_setup),
+        cmocka_unit_test_setup(test_basic_release_not_held, tu_setup),
+        cmocka_unit_test_setup(test_basic_query, tu_setup),
+        cmocka_unit_test_setup(test_basic_owner_ids, tu_setup),
+        cmocka_unit_test_setup(test_basic_key_layouts, tu_setup),
+        cmocka_unit_test_setup(test_basic_script_flush, tu_setup),
+        cmocka_unit_test_setup(test_basic_binary_name, tu_setup),
     };
-    return cmocka_run_group_tests_name("basic", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("basic", tests, group_setup, tu_group_teardown);
 }

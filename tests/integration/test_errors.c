@@ -9,36 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ts_server srv;
-static redislock_client *cl;
-
-static int group_setup(void **state)
-{
-    int rc;
-    srv.tcp = 1;
-    rc = ts_start(&srv);
-    if (rc)
-        return rc == 77 ? 0 : -1;
-    return redislock_client_new(&cl, srv.url, NULL) ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-    redislock_client_free(cl);
-    ts_stop(&srv);
-    return 0;
-}
-
-static int setup(void **state)
-{
-    redisReply *r;
-    if (!srv.pid)
-        skip();
-    r = ts_cmd(&srv, "FLUSHALL");
-    if (r)
-        freeReplyObject(r);
-    return 0;
-}
 
 /* The message is one line and says something. */
 static void assert_message(const char *needle)
@@ -52,22 +22,22 @@ static void assert_message(const char *needle)
 
 static void test_errors_null_arguments(void **state)
 {
-    redislock *lk = tu_lock(cl, "n", 0);
+    redislock *lk = tu_lock(tu_cl, "n", 0);
     redislock_info info;
     redislock *out = (redislock *)1;
     redislock_client *cout = (redislock_client *)1;
     uint64_t n;
 
-    assert_rl_err(redislock_client_new(NULL, srv.url, NULL), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_client_new(NULL, tu_srv.url, NULL), REDISLOCK_EINVAL);
     assert_message("out is NULL");
     assert_rl_err(redislock_client_new(&cout, NULL, NULL), REDISLOCK_EINVAL);
     assert_null(cout);
     assert_message("url is NULL");
-    assert_rl_err(redislock_new(NULL, cl, "x", NULL), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_new(NULL, tu_cl, "x", NULL), REDISLOCK_EINVAL);
     assert_rl_err(redislock_new(&out, NULL, "x", NULL), REDISLOCK_EINVAL);
     assert_null(out);
     assert_message("client is NULL");
-    assert_rl_err(redislock_new(&out, cl, NULL, NULL), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_new(&out, tu_cl, NULL, NULL), REDISLOCK_EINVAL);
     assert_message("NULL");
     assert_rl_err(redislock_acquire(NULL, 0), REDISLOCK_EINVAL);
     assert_rl_err(redislock_try_acquire(NULL), REDISLOCK_EINVAL);
@@ -76,8 +46,8 @@ static void test_errors_null_arguments(void **state)
     assert_rl_err(redislock_query(NULL, &info), REDISLOCK_EINVAL);
     assert_rl_err(redislock_query(lk, NULL), REDISLOCK_EINVAL);
     assert_rl_err(redislock_reset(NULL, "x"), REDISLOCK_EINVAL);
-    assert_rl_err(redislock_reset(cl, NULL), REDISLOCK_EINVAL);
-    assert_rl_err(redislock_reset(cl, ""), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_reset(tu_cl, NULL), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_reset(tu_cl, ""), REDISLOCK_EINVAL);
     assert_rl_err(redislock_reset_all(NULL, NULL, &n), REDISLOCK_EINVAL);
     assert_int_equal(redislock_held(NULL), 0);
     assert_null(redislock_name(NULL));
@@ -111,17 +81,17 @@ static void test_errors_bad_lock_arguments(void **state)
 
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         lk = (redislock *)1;
-        assert_rl_err(redislock_new(&lk, cl, cases[i].name, &cases[i].o),
+        assert_rl_err(redislock_new(&lk, tu_cl, cases[i].name, &cases[i].o),
                       REDISLOCK_EINVAL);
         assert_null(lk);
         assert_message(cases[i].needle);
     }
     memset(longname, 'n', sizeof longname);
     longname[REDISLOCK_NAME_MAX + 1] = '\0';
-    assert_rl_err(redislock_new(&lk, cl, longname, NULL), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_new(&lk, tu_cl, longname, NULL), REDISLOCK_EINVAL);
     assert_message("4096");
     longname[REDISLOCK_NAME_MAX] = '\0'; /* exactly the limit: fine */
-    assert_rl_ok(redislock_new(&lk, cl, longname, NULL));
+    assert_rl_ok(redislock_new(&lk, tu_cl, longname, NULL));
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_release(lk));
     redislock_free(lk);
@@ -129,13 +99,13 @@ static void test_errors_bad_lock_arguments(void **state)
     memset(longid, 'i', sizeof longid);
     longid[REDISLOCK_ID_MAX + 1] = '\0';
     o.id = longid;
-    assert_rl_err(redislock_new(&lk, cl, "x", &o), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_new(&lk, tu_cl, "x", &o), REDISLOCK_EINVAL);
     o.id = NULL;
     longid[REDISLOCK_ID_MAX - 10] = '\0';
     o.id_prefix = longid; /* prefix + 24 random characters is too long */
-    assert_rl_err(redislock_new(&lk, cl, "x", &o), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_new(&lk, tu_cl, "x", &o), REDISLOCK_EINVAL);
 
-    lk = tu_lock(cl, "x", 0);
+    lk = tu_lock(tu_cl, "x", 0);
     assert_rl_err(redislock_acquire(lk, -2), REDISLOCK_EINVAL);
     assert_message("timeout");
     assert_non_null(strstr(redislock_errmsg(lk), "timeout"));
@@ -185,16 +155,16 @@ static void test_errors_bad_client_options(void **state)
     redislock_client *c = NULL;
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     o.command_timeout_ms = -1;
-    assert_rl_err(redislock_client_new(&c, srv.url, &o), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_client_new(&c, tu_srv.url, &o), REDISLOCK_EINVAL);
     o = (redislock_client_options)REDISLOCK_CLIENT_OPTIONS_INIT;
     o.signal_expire_ms = -5;
-    assert_rl_err(redislock_client_new(&c, srv.url, &o), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_client_new(&c, tu_srv.url, &o), REDISLOCK_EINVAL);
     o = (redislock_client_options)REDISLOCK_CLIENT_OPTIONS_INIT;
     o.version = 7;
-    assert_rl_err(redislock_client_new(&c, srv.url, &o), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_client_new(&c, tu_srv.url, &o), REDISLOCK_EINVAL);
     o = (redislock_client_options)REDISLOCK_CLIENT_OPTIONS_INIT;
     o.log_level = 9;
-    assert_rl_err(redislock_client_new(&c, srv.url, &o), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_client_new(&c, tu_srv.url, &o), REDISLOCK_EINVAL);
     assert_null(c);
 }
 
@@ -209,11 +179,11 @@ static void test_errors_connection_refused(void **state)
 
     memset(&gone, 0, sizeof gone);
     /* a port that was free a moment ago: nothing listens there */
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", srv.port + 1);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", tu_srv.port + 1);
     {
         /* make sure: find a port with nothing listening */
         int port;
-        for (port = srv.port + 1; port < srv.port + 50; port++) {
+        for (port = tu_srv.port + 1; port < tu_srv.port + 50; port++) {
             redisContext *probe = redisConnect("127.0.0.1", port);
             int refused = probe && probe->err;
             if (probe)
@@ -297,20 +267,20 @@ static void test_errors_select_db(void **state)
     char url[800];
     redisReply *r;
 
-    snprintf(url, sizeof url, "%s/3", srv.tcp_url);
+    snprintf(url, sizeof url, "%s/3", tu_srv.tcp_url);
     c = tu_client(url);
     lk = tu_lock(c, "indb3", 0);
     assert_rl_ok(redislock_acquire(lk, 0));
-    r = ts_cmd(&srv, "SELECT 3");
+    r = ts_cmd(&tu_srv, "SELECT 3");
     freeReplyObject(r);
-    assert_int_equal(ts_int(&srv, "EXISTS lock:indb3"), 1);
-    r = ts_cmd(&srv, "SELECT 0");
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:indb3"), 1);
+    r = ts_cmd(&tu_srv, "SELECT 0");
     freeReplyObject(r);
     assert_rl_ok(redislock_release(lk));
     redislock_free(lk);
     redislock_client_free(c);
 
-    snprintf(url, sizeof url, "%s/999", srv.tcp_url);
+    snprintf(url, sizeof url, "%s/999", tu_srv.tcp_url);
     c = tu_client(url);
     lk = tu_lock(c, "x", 0);
     assert_rl_err(redislock_acquire(lk, 0), REDISLOCK_EINVAL);
@@ -322,8 +292,8 @@ static void test_errors_select_db(void **state)
 /* A key of the wrong type where the lock should be: a clear server error. */
 static void test_errors_wrongtype(void **state)
 {
-    redislock *lk = tu_lock(cl, "typed", 0);
-    redisReply *r = ts_cmd(&srv, "RPUSH lock:typed a");
+    redislock *lk = tu_lock(tu_cl, "typed", 0);
+    redisReply *r = ts_cmd(&tu_srv, "RPUSH lock:typed a");
     freeReplyObject(r);
     assert_rl_err(redislock_acquire(lk, 0), REDISLOCK_EPROTO);
     assert_message("WRONGTYPE");
@@ -371,14 +341,7 @@ static void *waiter_thread(void *p)
 
 static long long blocked(ts_server *s)
 {
-    redisReply *r = ts_cmd(s, "INFO clients");
-    const char *p;
-    long long n = -1;
-    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "blocked_clients:")))
-        n = atoll(p + 16);
-    if (r)
-        freeReplyObject(r);
-    return n;
+    return ts_info(s, "clients", "blocked_clients");
 }
 
 /* A server killed while a waiter blocks: an error well before the deadline
@@ -489,16 +452,16 @@ static void test_errors_hung_server(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_errors_null_arguments, setup),
-        cmocka_unit_test_setup(test_errors_bad_lock_arguments, setup),
-        cmocka_unit_test_setup(test_errors_bad_urls, setup),
-        cmocka_unit_test_setup(test_errors_bad_client_options, setup),
-        cmocka_unit_test_setup(test_errors_connection_refused, setup),
-        cmocka_unit_test_setup(test_errors_wrong_password, setup),
-        cmocka_unit_test_setup(test_errors_select_db, setup),
-        cmocka_unit_test_setup(test_errors_wrongtype, setup),
-        cmocka_unit_test_setup(test_errors_server_killed_while_waiting, setup),
-        cmocka_unit_test_setup(test_errors_hung_server, setup),
+        cmocka_unit_test_setup(test_errors_null_arguments, tu_setup),
+        cmocka_unit_test_setup(test_errors_bad_lock_arguments, tu_setup),
+        cmocka_unit_test_setup(test_errors_bad_urls, tu_setup),
+        cmocka_unit_test_setup(test_errors_bad_client_options, tu_setup),
+        cmocka_unit_test_setup(test_errors_connection_refused, tu_setup),
+        cmocka_unit_test_setup(test_errors_wrong_password, tu_setup),
+        cmocka_unit_test_setup(test_errors_select_db, tu_setup),
+        cmocka_unit_test_setup(test_errors_wrongtype, tu_setup),
+        cmocka_unit_test_setup(test_errors_server_killed_while_waiting, tu_setup),
+        cmocka_unit_test_setup(test_errors_hung_server, tu_setup),
     };
-    return cmocka_run_group_tests_name("errors", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("errors", tests, tu_group_setup_tcp, tu_group_teardown);
 }

@@ -15,8 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static ts_server srv;
-static redislock_client *cl;
 static char python[512];
 
 typedef struct peer {
@@ -60,7 +58,7 @@ static void peer_start(peer *p)
         dup2(from[1], 1);
         close(to[1]);
         close(from[0]);
-        execlp(python, python, script, srv.sock, (char *)NULL);
+        execlp(python, python, script, tu_srv.sock, (char *)NULL);
         _exit(127);
     }
     close(to[0]);
@@ -100,56 +98,12 @@ static void peer_stop(peer *p)
 
 static int group_setup(void **state)
 {
-    int rc;
     if (!find_python()) {
         fprintf(stderr, "interop: no python3 with redis-py (Debian: python3-redis); "
                         "skipping\n");
         return 0;
     }
-    rc = ts_start(&srv);
-    if (rc)
-        return rc == 77 ? 0 : -1;
-    return redislock_client_new(&cl, srv.url, NULL) ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-    redislock_client_free(cl);
-    ts_stop(&srv);
-    return 0;
-}
-
-static int setup(void **state)
-{
-    redisReply *r;
-    if (!srv.pid)
-        skip();
-    r = ts_cmd(&srv, "FLUSHALL");
-    if (r)
-        freeReplyObject(r);
-    return 0;
-}
-
-static long long blocked_clients(void)
-{
-    redisReply *r = ts_cmd(&srv, "INFO clients");
-    const char *p;
-    long long n = -1;
-    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "blocked_clients:")))
-        n = atoll(p + 16);
-    if (r)
-        freeReplyObject(r);
-    return n;
-}
-
-static void await_blocked(long long n)
-{
-    int64_t t0 = tu_now_ms();
-    while (blocked_clients() < n) {
-        if (tu_now_ms() - t0 > 5000)
-            fail_msg("timed out waiting for %lld blocked clients", n);
-        tu_sleep_ms(5);
-    }
+    return tu_group_setup(state);
 }
 
 struct cwait {
@@ -172,7 +126,7 @@ static void test_interop_python_release_wakes_c(void **state)
 {
     peer py;
     char line[256];
-    struct cwait w = { tu_lock(cl, "shared", 0), 10000, -99, 0 };
+    struct cwait w = { tu_lock(tu_cl, "shared", 0), 10000, -99, 0 };
     pthread_t t;
     int64_t released;
 
@@ -181,7 +135,7 @@ static void test_interop_python_release_wakes_c(void **state)
     assert_memory_equal(peer_line(&py, line, sizeof line), "acquired", 8);
     assert_rl_err(redislock_try_acquire(w.lk), REDISLOCK_EBUSY);
     pthread_create(&t, NULL, c_waiter, &w);
-    await_blocked(1);
+    ts_await_blocked(&tu_srv, 1);
     peer_send(&py, "release");
     assert_string_equal(peer_line(&py, line, sizeof line), "released");
     released = tu_now_ms();
@@ -198,13 +152,13 @@ static void test_interop_c_release_wakes_python(void **state)
 {
     peer py;
     char line[256];
-    redislock *lk = tu_lock(cl, "shared2", 0);
+    redislock *lk = tu_lock(tu_cl, "shared2", 0);
     int64_t released, got;
 
     peer_start(&py);
     assert_rl_ok(redislock_acquire(lk, 0));
     peer_send(&py, "acquire shared2 0 -1");
-    await_blocked(1);
+    ts_await_blocked(&tu_srv, 1);
     assert_rl_ok(redislock_release(lk));
     released = tu_now_ms();
     peer_line(&py, line, sizeof line);
@@ -227,7 +181,7 @@ static void test_interop_owner_checks(void **state)
 {
     peer py;
     char line[256];
-    redislock *lk = tu_lock(cl, "own", 0);
+    redislock *lk = tu_lock(tu_cl, "own", 0);
     redislock_info info;
 
     peer_start(&py);
@@ -254,19 +208,19 @@ static void test_interop_reset_wakes(void **state)
 {
     peer py;
     char line[256];
-    redislock *lk = tu_lock(cl, "rst", 0);
-    struct cwait w = { tu_lock(cl, "rst", 0), 10000, -99, 0 };
+    redislock *lk = tu_lock(tu_cl, "rst", 0);
+    struct cwait w = { tu_lock(tu_cl, "rst", 0), 10000, -99, 0 };
     pthread_t t;
 
     peer_start(&py);
     assert_rl_ok(redislock_acquire(lk, 0));
     peer_send(&py, "acquire rst 0 -1");
-    await_blocked(1);
-    assert_int_equal(redislock_reset(cl, "rst"), 1);
+    ts_await_blocked(&tu_srv, 1);
+    assert_int_equal(redislock_reset(tu_cl, "rst"), 1);
     assert_memory_equal(peer_line(&py, line, sizeof line), "acquired", 8);
 
     pthread_create(&t, NULL, c_waiter, &w);
-    await_blocked(1);
+    ts_await_blocked(&tu_srv, 1);
     peer_send(&py, "reset rst");
     assert_string_equal(peer_line(&py, line, sizeof line), "reset");
     pthread_join(t, NULL);
@@ -283,7 +237,7 @@ static void test_interop_python_holder_dies(void **state)
 {
     peer py;
     char line[256];
-    redislock *lk = tu_lock(cl, "dies", 0);
+    redislock *lk = tu_lock(tu_cl, "dies", 0);
     long long at;
     int64_t delay;
 
@@ -307,12 +261,12 @@ static void test_interop_python_holder_dies(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_interop_python_release_wakes_c, setup),
-        cmocka_unit_test_setup(test_interop_c_release_wakes_python, setup),
-        cmocka_unit_test_setup(test_interop_owner_checks, setup),
-        cmocka_unit_test_setup(test_interop_reset_wakes, setup),
-        cmocka_unit_test_setup(test_interop_python_holder_dies, setup),
+        cmocka_unit_test_setup(test_interop_python_release_wakes_c, tu_setup),
+        cmocka_unit_test_setup(test_interop_c_release_wakes_python, tu_setup),
+        cmocka_unit_test_setup(test_interop_owner_checks, tu_setup),
+        cmocka_unit_test_setup(test_interop_reset_wakes, tu_setup),
+        cmocka_unit_test_setup(test_interop_python_holder_dies, tu_setup),
     };
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests_name("interop", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("interop", tests, group_setup, tu_group_teardown);
 }

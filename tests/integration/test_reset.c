@@ -9,56 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static ts_server srv;
-static redislock_client *cl;
-
-static int group_setup(void **state)
-{
-    int rc = ts_start(&srv);
-    if (rc)
-        return rc == 77 ? 0 : -1;
-    return redislock_client_new(&cl, srv.url, NULL) ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-    redislock_client_free(cl);
-    ts_stop(&srv);
-    return 0;
-}
-
-static int setup(void **state)
-{
-    redisReply *r;
-    if (!srv.pid)
-        skip();
-    r = ts_cmd(&srv, "FLUSHALL");
-    if (r)
-        freeReplyObject(r);
-    return 0;
-}
-
-static long long blocked_clients(void)
-{
-    redisReply *r = ts_cmd(&srv, "INFO clients");
-    const char *p;
-    long long n = -1;
-    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "blocked_clients:")))
-        n = atoll(p + 16);
-    if (r)
-        freeReplyObject(r);
-    return n;
-}
-
-static void await_blocked(long long n)
-{
-    int64_t t0 = tu_now_ms();
-    while (blocked_clients() < n) {
-        if (tu_now_ms() - t0 > 5000)
-            fail_msg("timed out waiting for %lld blocked clients", n);
-        tu_sleep_ms(5);
-    }
-}
 
 struct wait_arg {
     const char *name;
@@ -72,7 +22,7 @@ static int waiter_proc(void *p)
     redislock_client *c = NULL;
     redislock *lk = NULL;
     int rc;
-    if (redislock_client_new(&c, srv.url, NULL) || redislock_new(&lk, c, a->name, NULL))
+    if (redislock_client_new(&c, tu_srv.url, NULL) || redislock_new(&lk, c, a->name, NULL))
         return 10;
     rc = redislock_acquire(lk, 20000);
     tu_chan_send(a->ch, rc == 0 ? tu_now_ms() : rc);
@@ -86,18 +36,18 @@ static int waiter_proc(void *p)
 /* reset wakes a waiter in another process. */
 static void test_reset_wakes_waiter(void **state)
 {
-    redislock *holder = tu_lock(cl, "r1", 0);
+    redislock *holder = tu_lock(tu_cl, "r1", 0);
     tu_chan ch;
     struct wait_arg a = { "r1", &ch };
     int64_t reset_at, got;
     pid_t pid;
 
     tu_chan_open(&ch);
-    assert_int_equal(redislock_reset(cl, "r1"), 0); /* free: nothing removed */
+    assert_int_equal(redislock_reset(tu_cl, "r1"), 0); /* free: nothing removed */
     assert_rl_ok(redislock_acquire(holder, 0));
     pid = tu_spawn(waiter_proc, &a);
-    await_blocked(1);
-    assert_int_equal(redislock_reset(cl, "r1"), 1);
+    ts_await_blocked(&tu_srv, 1);
+    assert_int_equal(redislock_reset(tu_cl, "r1"), 1);
     reset_at = tu_now_ms();
     assert_int_equal(tu_chan_recv(&ch, &got, 5000), 0);
     assert_true(got > 0 && got - reset_at < 500);
@@ -110,7 +60,7 @@ static void test_reset_wakes_waiter(void **state)
 /* reset_all wakes the waiters of two different locks. */
 static void test_reset_all_wakes_two_locks(void **state)
 {
-    redislock *h1 = tu_lock(cl, "a", 0), *h2 = tu_lock(cl, "b", 0);
+    redislock *h1 = tu_lock(tu_cl, "a", 0), *h2 = tu_lock(tu_cl, "b", 0);
     tu_chan ch;
     struct wait_arg a1 = { "a", &ch }, a2 = { "b", &ch };
     int64_t got1, got2, reset_at;
@@ -122,8 +72,8 @@ static void test_reset_all_wakes_two_locks(void **state)
     assert_rl_ok(redislock_acquire(h2, 0));
     p1 = tu_spawn(waiter_proc, &a1);
     p2 = tu_spawn(waiter_proc, &a2);
-    await_blocked(2);
-    assert_rl_ok(redislock_reset_all(cl, NULL, &n));
+    ts_await_blocked(&tu_srv, 2);
+    assert_rl_ok(redislock_reset_all(tu_cl, NULL, &n));
     reset_at = tu_now_ms();
     assert_int_equal(n, 2);
     assert_int_equal(tu_chan_recv(&ch, &got1, 5000), 0);
@@ -141,7 +91,7 @@ static void test_reset_all_wakes_two_locks(void **state)
  * default 10 ms threshold), never KEYS, and the count is exact. */
 static void test_reset_all_many_no_slowlog(void **state)
 {
-    redisContext *c = redisConnectUnix(srv.sock);
+    redisContext *c = redisConnectUnix(tu_srv.sock);
     redisReply *r;
     uint64_t n = 0;
     int i;
@@ -158,25 +108,25 @@ static void test_reset_all_many_no_slowlog(void **state)
     r = redisCommand(c, "HSET lock:not-a-lock f v");
     freeReplyObject(r);
     redisFree(c);
-    r = ts_cmd(&srv, "CONFIG SET slowlog-log-slower-than 10000");
+    r = ts_cmd(&tu_srv, "CONFIG SET slowlog-log-slower-than 10000");
     freeReplyObject(r);
-    r = ts_cmd(&srv, "SLOWLOG RESET");
+    r = ts_cmd(&tu_srv, "SLOWLOG RESET");
     freeReplyObject(r);
-    ts_resetstat(&srv);
+    ts_resetstat(&tu_srv);
     t0 = tu_now_ms();
-    assert_rl_ok(redislock_reset_all(cl, NULL, &n));
+    assert_rl_ok(redislock_reset_all(tu_cl, NULL, &n));
     print_message("      reset_all of 20000 locks: %lld ms, %lld SCAN calls, "
                   "%lld script calls\n",
-                  (long long)(tu_now_ms() - t0), ts_calls(&srv, "scan"),
-                  ts_calls(&srv, "evalsha") + ts_calls(&srv, "eval"));
+                  (long long)(tu_now_ms() - t0), ts_calls(&tu_srv, "scan"),
+                  ts_calls(&tu_srv, "evalsha") + ts_calls(&tu_srv, "eval"));
     assert_int_equal(n, 20000);
-    assert_int_equal(ts_int(&srv, "SLOWLOG LEN"), 0);
-    assert_int_equal(ts_calls(&srv, "keys"), 0);
-    assert_true(ts_calls(&srv, "scan") > 1);
-    assert_int_equal(ts_int(&srv, "EXISTS lock:many-0"), 0);
-    assert_int_equal(ts_int(&srv, "EXISTS lock:many-19999"), 0);
-    assert_int_equal(ts_int(&srv, "EXISTS lock:not-a-lock"), 1);
-    assert_int_equal(ts_int(&srv, "LLEN lock-signal:many-1234"), 1);
+    assert_int_equal(ts_int(&tu_srv, "SLOWLOG LEN"), 0);
+    assert_int_equal(ts_calls(&tu_srv, "keys"), 0);
+    assert_true(ts_calls(&tu_srv, "scan") > 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:many-0"), 0);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:many-19999"), 0);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:not-a-lock"), 1);
+    assert_int_equal(ts_int(&tu_srv, "LLEN lock-signal:many-1234"), 1);
 }
 
 /* Prefix-scoped reset leaves other owners' locks alone. */
@@ -192,15 +142,15 @@ static void test_reset_all_owner_prefix(void **state)
     ob.id_prefix = "hostB:";
     for (i = 0; i < 3; i++) {
         snprintf(name, sizeof name, "svcA-%d", i);
-        assert_rl_ok(redislock_new(&a[i], cl, name, &oa));
+        assert_rl_ok(redislock_new(&a[i], tu_cl, name, &oa));
         assert_rl_ok(redislock_acquire(a[i], 0));
     }
     for (i = 0; i < 2; i++) {
         snprintf(name, sizeof name, "svcB-%d", i);
-        assert_rl_ok(redislock_new(&b[i], cl, name, &ob));
+        assert_rl_ok(redislock_new(&b[i], tu_cl, name, &ob));
         assert_rl_ok(redislock_acquire(b[i], 0));
     }
-    assert_rl_ok(redislock_reset_all(cl, "hostA:", &n));
+    assert_rl_ok(redislock_reset_all(tu_cl, "hostA:", &n));
     assert_int_equal(n, 3);
     for (i = 0; i < 3; i++) {
         assert_rl_err(redislock_release(a[i]), REDISLOCK_ENOTHELD);
@@ -210,7 +160,7 @@ static void test_reset_all_owner_prefix(void **state)
         assert_rl_ok(redislock_release(b[i]));
         redislock_free(b[i]);
     }
-    assert_rl_err(redislock_reset_all(cl, "bad prefix", &n), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_reset_all(tu_cl, "bad prefix", &n), REDISLOCK_EINVAL);
 }
 
 /* A client with a key prefix resets only its own namespace. */
@@ -218,21 +168,21 @@ static void test_reset_all_key_prefix(void **state)
 {
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     redislock_client *pc;
-    redislock *mine, *other = tu_lock(cl, "x", 0);
+    redislock *mine, *other = tu_lock(tu_cl, "x", 0);
     uint64_t n = 0;
 
     o.key_prefix = "ns*1:"; /* glob characters are escaped in the pattern */
-    pc = tu_client_opts(srv.url, &o);
+    pc = tu_client_opts(tu_srv.url, &o);
     mine = tu_lock(pc, "x", 0);
     assert_rl_ok(redislock_acquire(mine, 0));
     assert_rl_ok(redislock_acquire(other, 0));
     {
-        redisReply *r = ts_cmd(&srv, "SET ns21:lock:y z");
+        redisReply *r = ts_cmd(&tu_srv, "SET ns21:lock:y z");
         freeReplyObject(r);
     }
     assert_rl_ok(redislock_reset_all(pc, NULL, &n));
     assert_int_equal(n, 1);
-    assert_int_equal(ts_int(&srv, "EXISTS ns21:lock:y"), 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS ns21:lock:y"), 1);
     assert_rl_ok(redislock_release(other));
     assert_rl_err(redislock_release(mine), REDISLOCK_ENOTHELD);
     redislock_free(mine);
@@ -243,11 +193,11 @@ static void test_reset_all_key_prefix(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_reset_wakes_waiter, setup),
-        cmocka_unit_test_setup(test_reset_all_wakes_two_locks, setup),
-        cmocka_unit_test_setup(test_reset_all_many_no_slowlog, setup),
-        cmocka_unit_test_setup(test_reset_all_owner_prefix, setup),
-        cmocka_unit_test_setup(test_reset_all_key_prefix, setup),
+        cmocka_unit_test_setup(test_reset_wakes_waiter, tu_setup),
+        cmocka_unit_test_setup(test_reset_all_wakes_two_locks, tu_setup),
+        cmocka_unit_test_setup(test_reset_all_many_no_slowlog, tu_setup),
+        cmocka_unit_test_setup(test_reset_all_owner_prefix, tu_setup),
+        cmocka_unit_test_setup(test_reset_all_key_prefix, tu_setup),
     };
-    return cmocka_run_group_tests_name("reset", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("reset", tests, tu_group_setup, tu_group_teardown);
 }

@@ -79,14 +79,7 @@ static void *worker(void *arg)
 
 static long long connected_clients(void)
 {
-    redisReply *r = ts_cmd(&srv, "INFO clients");
-    const char *p;
-    long long n = -1;
-    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "connected_clients:")))
-        n = atoll(p + 18);
-    if (r)
-        freeReplyObject(r);
-    return n;
+    return ts_info(&srv, "clients", "connected_clients");
 }
 
 static void test_threads_shared_client(void **state)
@@ -139,15 +132,7 @@ static int child_after_fork(void *arg)
 
 static long long total_connections(ts_server *s)
 {
-    redisReply *r = ts_cmd(s, "INFO stats");
-    const char *p;
-    long long n = -1;
-    if (r && r->type == REDIS_REPLY_STRING &&
-        (p = strstr(r->str, "total_connections_received:")))
-        n = atoll(p + 27);
-    if (r)
-        freeReplyObject(r);
-    return n;
+    return ts_info(s, "stats", "total_connections_received");
 }
 
 static void test_threads_fork_safety(void **state)

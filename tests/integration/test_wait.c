@@ -13,66 +13,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-static ts_server srv;
-static redislock_client *cl;
-
-static int group_setup(void **state)
-{
-    int rc = ts_start(&srv);
-    if (rc)
-        return rc == 77 ? 0 : -1;
-    return redislock_client_new(&cl, srv.url, NULL) ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-    redislock_client_free(cl);
-    ts_stop(&srv);
-    return 0;
-}
-
-static int setup(void **state)
-{
-    redisReply *r;
-    if (!srv.pid)
-        skip();
-    r = ts_cmd(&srv, "FLUSHALL");
-    if (r)
-        freeReplyObject(r);
-    r = ts_cmd(&srv, "ACL SETUSER default on nopass +@all ~* &*");
-    if (r)
-        freeReplyObject(r);
-    return 0;
-}
 
 static long long blocked_clients(void)
 {
-    redisReply *r = ts_cmd(&srv, "INFO clients");
-    long long n = -1;
-    const char *p;
-    if (r && r->type == REDIS_REPLY_STRING &&
-        (p = strstr(r->str, "blocked_clients:")) != NULL)
-        n = atoll(p + 16);
-    if (r)
-        freeReplyObject(r);
-    return n;
-}
-
-/* Wait (by asking the server) until n clients are blocked. */
-static void await_blocked(long long n)
-{
-    int64_t t0 = tu_now_ms();
-    while (blocked_clients() < n) {
-        if (tu_now_ms() - t0 > 5000)
-            fail_msg("timed out waiting for %lld blocked clients", n);
-        tu_sleep_ms(5);
-    }
+    return ts_info(&tu_srv, "clients", "blocked_clients");
 }
 
 /* 3. acquire(1000) on a held lock returns ETIMEDOUT after about a second. */
 static void test_wait_timeout(void **state)
 {
-    redislock *holder = tu_lock(cl, "t", 0), *w = tu_lock(cl, "t", 0);
+    redislock *holder = tu_lock(tu_cl, "t", 0), *w = tu_lock(tu_cl, "t", 0);
     int64_t t0, el;
     assert_rl_ok(redislock_acquire(holder, 0));
     t0 = tu_now_ms();
@@ -117,16 +67,16 @@ static int waiter_proc(void *p)
 /* 4. A waiter blocked in another process is woken by release, promptly. */
 static void test_wait_woken_by_release(void **state)
 {
-    redislock *holder = tu_lock(cl, "wake", 0);
+    redislock *holder = tu_lock(tu_cl, "wake", 0);
     tu_chan ch;
-    struct waiter_arg a = { srv.url, "wake", -1, &ch };
+    struct waiter_arg a = { tu_srv.url, "wake", -1, &ch };
     int64_t released, got;
     pid_t pid;
 
     tu_chan_open(&ch);
     assert_rl_ok(redislock_acquire(holder, 0));
     pid = tu_spawn(waiter_proc, &a);
-    await_blocked(1);
+    ts_await_blocked(&tu_srv, 1);
     assert_rl_ok(redislock_release(holder));
     released = tu_now_ms();
     assert_int_equal(tu_chan_recv(&ch, &got, 5000), 0);
@@ -156,9 +106,9 @@ static int crashed_holder_proc(void *p)
  *    timeout gets the lock within a few hundred ms of the expiry. */
 static void test_wait_crashed_holder(void **state)
 {
-    redislock *w = tu_lock(cl, "crash", 0);
+    redislock *w = tu_lock(tu_cl, "crash", 0);
     tu_chan ch;
-    struct waiter_arg a = { srv.url, "crash", 0, &ch };
+    struct waiter_arg a = { tu_srv.url, "crash", 0, &ch };
     int64_t acquired_at, got, delay;
     pid_t pid;
 
@@ -190,15 +140,15 @@ static int64_t cpu_us(void)
  *    handful of commands and uses almost no CPU. */
 static void test_wait_no_spinning(void **state)
 {
-    redislock *holder = tu_lock(cl, "spin", 0), *w = tu_lock(cl, "spin", 0);
+    redislock *holder = tu_lock(tu_cl, "spin", 0), *w = tu_lock(tu_cl, "spin", 0);
     long long reqs;
     int64_t cpu;
     assert_rl_ok(redislock_acquire(holder, 0));
-    ts_resetstat(&srv);
+    ts_resetstat(&tu_srv);
     cpu = cpu_us();
     assert_rl_err(redislock_acquire(w, 3000), REDISLOCK_ETIMEDOUT);
     cpu = cpu_us() - cpu;
-    reqs = ts_calls(&srv, NULL);
+    reqs = ts_calls(&tu_srv, NULL);
     print_message("      3 s wait: %lld requests, %lld us CPU\n", reqs, (long long)cpu);
     /* acquire script, CLIENT ID, BLPOP, CLIENT UNBLOCK (+1 spare) */
     assert_true(reqs >= 2 && reqs <= 5);
@@ -230,9 +180,9 @@ static void *churn_thread(void *p)
 
 static void test_wait_deadline_across_retries(void **state)
 {
-    struct churn_arg a = { cl, 0 };
+    struct churn_arg a = { tu_cl, 0 };
     pthread_t t[2];
-    redislock *w = tu_lock(cl, "churn", 0);
+    redislock *w = tu_lock(tu_cl, "churn", 0);
     int i, rc, ok = 0, timedout = 0;
     for (i = 0; i < 2; i++)
         pthread_create(&t[i], NULL, churn_thread, &a);
@@ -283,8 +233,8 @@ static void *sig_waiter(void *p)
 static void test_wait_eintr(void **state)
 {
     struct sigaction sa;
-    redislock *holder = tu_lock(cl, "sig", 0);
-    struct sig_arg a = { tu_lock(cl, "sig", 0), 1500, -99, 0, 0 };
+    redislock *holder = tu_lock(tu_cl, "sig", 0);
+    struct sig_arg a = { tu_lock(tu_cl, "sig", 0), 1500, -99, 0, 0 };
     pthread_t t;
     int sent = 0;
 
@@ -309,7 +259,7 @@ static void test_wait_eintr(void **state)
     a.done = 0;
     a.timeout = 10000;
     pthread_create(&t, NULL, sig_waiter, &a);
-    await_blocked(1);
+    ts_await_blocked(&tu_srv, 1);
     for (sent = 0; sent < 20; sent++) {
         pthread_kill(t, SIGUSR1);
         tu_sleep_ms(5);
@@ -348,7 +298,7 @@ static void *fifo_waiter(void *p)
 
 static void test_wait_fifo_one_per_release(void **state)
 {
-    redislock *holder = tu_lock(cl, "fifo", 0);
+    redislock *holder = tu_lock(tu_cl, "fifo", 0);
     pthread_t t[3];
     struct fifo_arg a[3];
     int order[3] = { -1, -1, -1 }, pos = 0, i;
@@ -356,13 +306,13 @@ static void test_wait_fifo_one_per_release(void **state)
 
     assert_rl_ok(redislock_acquire(holder, 0));
     for (i = 0; i < 3; i++) {
-        a[i].lk = tu_lock(cl, "fifo", 0);
+        a[i].lk = tu_lock(tu_cl, "fifo", 0);
         a[i].idx = i;
         a[i].order = order;
         a[i].pos = &pos;
         a[i].mu = &mu;
         pthread_create(&t[i], NULL, fifo_waiter, &a[i]);
-        await_blocked(i + 1);
+        ts_await_blocked(&tu_srv, i + 1);
     }
     assert_rl_ok(redislock_release(holder));
     /* after one release: exactly one holder, two still blocked */
@@ -390,9 +340,9 @@ static void test_wait_fifo_one_per_release(void **state)
  * still within the documented bound. */
 static void test_wait_without_unblock(void **state)
 {
-    redislock_client *c2 = tu_client(srv.url);
+    redislock_client *c2 = tu_client(tu_srv.url);
     redislock *holder = tu_lock(c2, "nounblock", 0), *w = tu_lock(c2, "nounblock", 0);
-    redisReply *r = ts_cmd(&srv, "ACL SETUSER default -client|unblock");
+    redisReply *r = ts_cmd(&tu_srv, "ACL SETUSER default -client|unblock");
     int64_t t0, el;
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
@@ -411,14 +361,14 @@ static void test_wait_without_unblock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_wait_timeout, setup),
-        cmocka_unit_test_setup(test_wait_woken_by_release, setup),
-        cmocka_unit_test_setup(test_wait_crashed_holder, setup),
-        cmocka_unit_test_setup(test_wait_no_spinning, setup),
-        cmocka_unit_test_setup(test_wait_deadline_across_retries, setup),
-        cmocka_unit_test_setup(test_wait_eintr, setup),
-        cmocka_unit_test_setup(test_wait_fifo_one_per_release, setup),
-        cmocka_unit_test_setup(test_wait_without_unblock, setup),
+        cmocka_unit_test_setup(test_wait_timeout, tu_setup),
+        cmocka_unit_test_setup(test_wait_woken_by_release, tu_setup),
+        cmocka_unit_test_setup(test_wait_crashed_holder, tu_setup),
+        cmocka_unit_test_setup(test_wait_no_spinning, tu_setup),
+        cmocka_unit_test_setup(test_wait_deadline_across_retries, tu_setup),
+        cmocka_unit_test_setup(test_wait_eintr, tu_setup),
+        cmocka_unit_test_setup(test_wait_fifo_one_per_release, tu_setup),
+        cmocka_unit_test_setup(test_wait_without_unblock, tu_setup),
     };
-    return cmocka_run_group_tests_name("wait", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("wait", tests, tu_group_setup, tu_group_teardown);
 }
