@@ -149,13 +149,33 @@ REDISLOCK_EXPORT int redislock_client_new(redislock_client **out,
                                           const char *url,
                                           const redislock_client_options *opts);
 
-/* Free a client and close its connections.  NULL is a no-op.  Every lock
- * handle made from it must be freed first. */
+/* Free a client, stop its renewal thread and close its connections.  NULL
+ * is a no-op.  Handles made from it should be freed first; a handle still
+ * alive may only be freed afterwards (its renewal has stopped). */
 REDISLOCK_EXPORT void redislock_client_free(redislock_client *c);
 
 /* --------------------------------------------------------------- a lock */
 
 typedef struct redislock redislock;
+
+/* Why a held lock was lost (see redislock_options.on_lost). */
+enum redislock_lost_reason {
+    REDISLOCK_LOST_GONE = 1,        /* the key vanished: it expired or was reset */
+    REDISLOCK_LOST_OTHER_OWNER = 2, /* another owner holds it now */
+    REDISLOCK_LOST_EXPIRED = 3,     /* its expiry passed before a renewal
+                                       succeeded (server unreachable or hung) */
+    REDISLOCK_LOST_NO_QUORUM = 4    /* majority mode: fewer than a quorum of
+                                       masters renewed it */
+};
+
+/* Called once when auto-renewal finds a held lock lost.  It runs on the
+ * client's renewal thread, with no library lock held: it may call
+ * redislock_held(), redislock_lost_reason(), redislock_name(),
+ * redislock_id() and redislock_release() or redislock_free() on this handle,
+ * and should return quickly (e.g. set a flag, signal the worker thread):
+ * every other renewal of the client waits for it.  It must not wait for
+ * another thread that is itself inside the library. */
+typedef void (*redislock_lost_fn)(redislock *lk, int reason, void *userdata);
 
 /* Lock options; zero means the default, as for the client options. */
 typedef struct redislock_options {
@@ -166,10 +186,17 @@ typedef struct redislock_options {
     const char *id_prefix;   /* prefix of the random owner id, e.g. "hostA:";
                                 lets redislock_reset_all() clear one owner's
                                 locks; ignored when id is set */
+    int auto_renew;          /* 1: while held, push the expiry back every
+                                renew_interval_ms (needs expire_ms > 0) */
+    int64_t renew_interval_ms; /* default expire_ms / 3, so that one missed
+                                  renewal still leaves time for another */
+    redislock_lost_fn on_lost; /* optional */
+    void *on_lost_userdata;
 } redislock_options;
 
 #define REDISLOCK_OPTIONS_VERSION 1
-#define REDISLOCK_OPTIONS_INIT { REDISLOCK_OPTIONS_VERSION, 0, NULL, NULL }
+#define REDISLOCK_OPTIONS_INIT { REDISLOCK_OPTIONS_VERSION, 0, NULL, NULL, 0, 0, \
+        NULL, NULL }
 
 /* The longest owner id and lock name accepted. */
 #define REDISLOCK_ID_MAX 255
@@ -184,7 +211,9 @@ REDISLOCK_EXPORT int redislock_new(redislock **out, redislock_client *c,
                                    const redislock_options *opts);
 
 /* Free a handle.  It does not release the lock (use redislock_release());
- * a lock left held stays held until it expires or is reset.  NULL is a no-op. */
+ * a lock left held stays held until it expires or is reset, and its
+ * auto-renewal stops.  NULL is a no-op.  A handle may also be freed after its
+ * client (nothing else may be done with it then). */
 REDISLOCK_EXPORT void redislock_free(redislock *lk);
 
 /* Acquire the lock.  timeout_ms: -1 waits for ever, 0 tries once (the same as
@@ -201,8 +230,10 @@ REDISLOCK_EXPORT int redislock_acquire(redislock *lk, int64_t timeout_ms);
 REDISLOCK_EXPORT int redislock_try_acquire(redislock *lk);
 
 /* Release the lock if this owner id holds it, and wake exactly one waiter.
- * REDISLOCK_ENOTHELD when the lock expired, was reset, is held by another
- * owner or was never acquired; it is then left untouched. */
+ * Stops its auto-renewal at once, also when called from another thread than
+ * the one that acquired it.  REDISLOCK_ENOTHELD when the lock expired, was
+ * reset, is held by another owner, was never acquired, or was reported lost
+ * (another owner's lock is left untouched). */
 REDISLOCK_EXPORT int redislock_release(redislock *lk);
 
 /* Set the expiry of a held lock to expire_ms from now (0: the handle's
@@ -222,9 +253,17 @@ typedef struct redislock_info {
 
 REDISLOCK_EXPORT int redislock_query(redislock *lk, redislock_info *info);
 
-/* Whether this handle believes it holds the lock (acquired, not released,
- * not reported lost), without a round trip.  1 or 0.  Safe from any thread. */
+/* Whether this handle holds the lock as far as it knows, without a round
+ * trip: acquired, not released, not reported lost, and (for a lock with
+ * expiry) not past the expiry counted from when the last successful acquire,
+ * extend or renewal was sent.  1 or 0.  Safe from any thread. */
 REDISLOCK_EXPORT int redislock_held(const redislock *lk);
+
+/* The reason the lock was last reported lost (REDISLOCK_LOST_*), or 0.
+ * Cleared by the next successful acquire.  Safe from any thread. */
+REDISLOCK_EXPORT int redislock_lost_reason(const redislock *lk);
+/* A static description of a REDISLOCK_LOST_* reason. */
+REDISLOCK_EXPORT const char *redislock_lost_reason_string(int reason);
 
 /* The lock name and the owner id; owned by the handle. */
 REDISLOCK_EXPORT const char *redislock_name(const redislock *lk);

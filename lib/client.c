@@ -85,6 +85,12 @@ int redislock_client_new(redislock_client **out, const char *url,
         redislock_client_free(c);
         return rc;
     }
+    c->renewer = redislock__renewer_new(c);
+    if (!c->renewer) {
+        redislock_client_free(c);
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
+    }
+    redislock__fork_register(c);
     *out = c;
     return 0;
 }
@@ -94,6 +100,10 @@ void redislock_client_free(redislock_client *c)
     size_t i;
     if (!c)
         return;
+    if (c->renewer) {
+        redislock__fork_unregister(c);
+        redislock__renewer_free(c->renewer);
+    }
     for (i = 0; i < c->nmasters; i++)
         redislock__master_destroy(&c->masters[i]);
     redislock__free(c->masters);

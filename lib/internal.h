@@ -140,7 +140,6 @@ struct redislock__master {
     unsigned long gen;      /* fork generation of the pooled sockets */
     int no_unblock;         /* CLIENT ID/UNBLOCK not available */
     int int_timeouts;       /* BLPOP wants whole seconds (Redis < 6) */
-    redislock__master *reg_next; /* fork registry */
 };
 
 int redislock__master_init(redislock__master *m, redislock_client *c,
@@ -152,9 +151,51 @@ int redislock__pool_get(redislock__master *m, int64_t deadline,
                         redislock__conn **out);
 /* Return a connection; broken or busy ones are closed. */
 void redislock__pool_put(redislock__conn *c);
-unsigned long redislock__fork_gen(void);
+/* fork(): lock every pool mutex before, unlock after (see fork.c). */
+void redislock__pool_lock(redislock__master *m);
+void redislock__pool_unlock(redislock__master *m);
 /* Open connections of a master (idle and in use), for tests and stats. */
 int redislock__pool_open_count(redislock__master *m);
+
+/* ----------------------------------------------------------------- fork.c */
+/* Generation of this process: bumped in the child after every fork(). */
+unsigned long redislock__fork_gen(void);
+/* Clients are registered so that the atfork handlers can reach their
+ * mutexes and renewal state. */
+void redislock__fork_register(redislock_client *c);
+void redislock__fork_unregister(redislock_client *c);
+
+/* ---------------------------------------------------------------- renew.c */
+typedef struct redislock__renewer redislock__renewer;
+#define REDISLOCK__NOT_SCHEDULED ((size_t)-1)
+
+redislock__renewer *redislock__renewer_new(redislock_client *c);
+/* Stop the thread (joining it) and detach every handle.  NULL is a no-op. */
+void redislock__renewer_free(redislock__renewer *r);
+/* Schedule renewals of a lock just acquired (or extended) at sent_us. */
+int redislock__renew_add(redislock *lk);
+/* Stop renewing lk at once (release); in-flight results are ignored. */
+void redislock__renew_remove(redislock *lk);
+/* renew_remove, and wait until no renewal or callback uses lk (free).
+ * Returns 1 when called from lk's own lost-callback: the renewal thread then
+ * destroys lk once the callback returns. */
+int redislock__renew_detach(redislock *lk);
+/* atfork: take/release the renewer mutex; forget renewals in the child. */
+void redislock__renew_fork_prepare(redislock__renewer *r);
+void redislock__renew_fork_parent(redislock__renewer *r);
+void redislock__renew_fork_child(redislock__renewer *r);
+
+typedef struct redislock__renew_stats {
+    uint64_t cycles;        /* batches renewed */
+    uint64_t renewals;      /* lock renewals that succeeded */
+    uint64_t round_trips;   /* pipelines sent (one per master per batch) */
+    uint64_t failures;      /* renewals that failed and were retried */
+    uint64_t lost;          /* locks reported lost */
+    size_t scheduled;       /* locks being renewed now */
+    int threads;            /* 1 while the renewal thread runs */
+    int connections;        /* connections the renewer holds */
+} redislock__renew_stats;
+void redislock__renew_get_stats(redislock_client *c, redislock__renew_stats *st);
 
 /* --------------------------------------------------------------- client.c */
 struct redislock_client {
@@ -171,12 +212,57 @@ struct redislock_client {
     int log_level;
     size_t nmasters;
     redislock__master *masters;
+    redislock__renewer *renewer;
+    redislock_client *reg_next;  /* fork registry */
 };
 
 void redislock__log(const redislock_client *c, int level, const char *fmt, ...)
     REDISLOCK__PRINTF(3, 4);
 /* now + command timeout, bounded by limit (REDISLOCK__NEVER for none). */
 int64_t redislock__io_deadline(const redislock_client *c, int64_t limit);
+
+/* ----------------------------------------------------------------- lock.c */
+struct redislock {
+    redislock_client *c;
+    char *name;
+    size_t namelen;
+    char *key;          /* lock:<name> */
+    size_t keylen;
+    char *sig;          /* lock-signal:<name> */
+    size_t siglen;
+    char *id;
+    size_t idlen;
+    int64_t expire_ms;
+    int held;           /* atomic: read by redislock_held() from any thread */
+    int64_t expires_us; /* atomic: local estimate of the key's expiry,
+                           counted from when the last successful acquire,
+                           extend or renewal was sent; 0 without expiry */
+    int lost_reason;    /* atomic: REDISLOCK_LOST_*, or 0 */
+    int uncertain;      /* an acquire's reply was lost: we may hold it */
+    char errmsg[512];
+
+    /* auto-renewal; the fields below belong to the renewer's mutex */
+    int auto_renew;
+    int64_t renew_interval_ms;
+    redislock_lost_fn on_lost;
+    void *on_lost_userdata;
+    int renew_registered;   /* known to the renewer (until freed/detached) */
+    size_t heap_idx;        /* REDISLOCK__NOT_SCHEDULED when not scheduled */
+    int64_t due_us;         /* next renewal */
+    int in_flight;          /* being renewed, or its callback running */
+    unsigned renew_gen;     /* bumped by every acquire and release: results
+                               of an older renewal are ignored */
+    int backoff_ms;         /* after failed renewals */
+    int free_pending;       /* freed from its own callback */
+    redislock *renew_next, *renew_prev; /* all registered handles */
+};
+
+/* Free a handle's memory (no renewal bookkeeping). */
+void redislock__lock_destroy(redislock *lk);
+/* Mark a lock held until expires_us (0: no expiry). */
+void redislock__set_held(redislock *lk, int64_t expires_us);
+/* Mark a lock lost; returns 1 the first time. */
+int redislock__set_lost(redislock *lk, int reason);
 
 /* ----------------------------------------------------------------- keys.c */
 /* The key of lock name: prefix + "lock:" (or "lock-signal:") + name, with
@@ -203,6 +289,7 @@ extern redislock__script redislock__script_status;
 extern redislock__script redislock__script_reset;
 extern redislock__script redislock__script_reset_many;
 extern redislock__script redislock__script_signal;
+extern redislock__script redislock__script_renew;
 
 /* A script call, built as the whole command
  *   EVALSHA sha numkeys key... arg...
@@ -237,7 +324,12 @@ int redislock__call_reply(redislock__conn *c, redislock__call *call,
 /* Append, send and read (with the NOSCRIPT fallback). */
 int redislock__call_run(redislock__conn *c, redislock__call *call,
                         int64_t deadline, struct redisReply **out);
-/* 1 if r is a NOSCRIPT error (for pipelines that resend later). */
+/* Send n calls in one pipeline and read their replies, error replies
+ * included, into out[0..n).  Calls that meet NOSCRIPT are redone alone after
+ * the pipeline drained.  On an I/O error the replies read so far are in out
+ * (the rest NULL); the caller frees what is not NULL. */
+int redislock__call_pipeline(redislock__conn *c, redislock__call *const *calls,
+                             size_t n, int64_t deadline, struct redisReply **out);
 int redislock__is_noscript(const struct redisReply *r);
 /* The SHA1 hex digest of data (41 bytes with NUL). */
 void redislock__sha1_hex(const void *data, size_t len, char out[41]);

@@ -11,22 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-struct redislock {
-    redislock_client *c;
-    char *name;
-    size_t namelen;
-    char *key;          /* lock:<name> */
-    size_t keylen;
-    char *sig;          /* lock-signal:<name> */
-    size_t siglen;
-    char *id;
-    size_t idlen;
-    int64_t expire_ms;
-    int held;           /* read by redislock_held() from any thread */
-    int uncertain;      /* an acquire's reply was lost: we may hold it */
-    char errmsg[512];
-};
-
 /* What the acquire script said. */
 enum { ACQ_BUSY = 0, ACQ_TAKEN = 1, ACQ_MINE = 2 };
 
@@ -34,11 +18,33 @@ typedef struct acq_result {
     int state;
     long long pttl;          /* holder's remaining ms; -1: no expiry */
     char owner[REDISLOCK_ID_MAX + 1];
+    int64_t sent_us;         /* when the script was sent */
 } acq_result;
 
 static void set_held(redislock *lk, int v)
 {
     __atomic_store_n(&lk->held, v, __ATOMIC_SEQ_CST);
+}
+
+void redislock__set_held(redislock *lk, int64_t expires_us)
+{
+    __atomic_store_n(&lk->expires_us, expires_us, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&lk->lost_reason, 0, __ATOMIC_SEQ_CST);
+    set_held(lk, 1);
+}
+
+int redislock__set_lost(redislock *lk, int reason)
+{
+    int none = 0;
+    set_held(lk, 0);
+    return __atomic_compare_exchange_n(&lk->lost_reason, &none, reason, 0,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+/* The local expiry of a lock whose acquire/extend was sent at sent_us. */
+static int64_t expiry_from(const redislock *lk, int64_t sent_us, int64_t expire_ms)
+{
+    return expire_ms > 0 ? sent_us + expire_ms * 1000 : 0;
 }
 
 /* Record the outcome of an API call on the handle. */
@@ -103,12 +109,28 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
                               (long long)o->expire_ms);
     if (o->id && (rc = redislock__check_id(o->id, "the owner id")))
         return rc;
+    if (o->auto_renew && o->expire_ms == 0)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "auto_renew needs an expiry: expire_ms is 0");
+    if (o->renew_interval_ms < 0 ||
+        (o->auto_renew && o->renew_interval_ms >= o->expire_ms))
+        return redislock__err(REDISLOCK_EINVAL,
+                              "renew_interval_ms %lld must be between 0 (the "
+                              "default, expire_ms/3) and expire_ms (%lld)",
+                              (long long)o->renew_interval_ms,
+                              (long long)o->expire_ms);
 
     lk = redislock__calloc(1, sizeof *lk);
     if (!lk)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
     lk->c = c;
     lk->expire_ms = o->expire_ms;
+    lk->auto_renew = o->auto_renew != 0;
+    lk->renew_interval_ms = o->renew_interval_ms ? o->renew_interval_ms
+                                                 : (o->expire_ms + 2) / 3;
+    lk->on_lost = o->on_lost;
+    lk->on_lost_userdata = o->on_lost_userdata;
+    lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
     lk->namelen = namelen;
     lk->name = redislock__memdup(name, namelen);
     lk->key = redislock__key(c, 0, name, namelen, &lk->keylen);
@@ -136,6 +158,13 @@ void redislock_free(redislock *lk)
 {
     if (!lk)
         return;
+    if (lk->renew_registered && redislock__renew_detach(lk))
+        return; /* freed by the renewal thread after the callback */
+    redislock__lock_destroy(lk);
+}
+
+void redislock__lock_destroy(redislock *lk)
+{
     redislock__free(lk->name);
     redislock__free(lk->key);
     redislock__free(lk->sig);
@@ -160,7 +189,35 @@ const char *redislock_errmsg(const redislock *lk)
 
 int redislock_held(const redislock *lk)
 {
-    return lk ? __atomic_load_n(&lk->held, __ATOMIC_SEQ_CST) : 0;
+    int64_t expires;
+    if (!lk || !__atomic_load_n(&lk->held, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST))
+        return 0;
+    expires = __atomic_load_n(&lk->expires_us, __ATOMIC_SEQ_CST);
+    return expires == 0 || redislock__now_us() < expires;
+}
+
+int redislock_lost_reason(const redislock *lk)
+{
+    return lk ? __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST) : 0;
+}
+
+const char *redislock_lost_reason_string(int reason)
+{
+    switch (reason) {
+    case 0:
+        return "not lost";
+    case REDISLOCK_LOST_GONE:
+        return "the lock key vanished (expired or reset)";
+    case REDISLOCK_LOST_OTHER_OWNER:
+        return "another owner holds the lock";
+    case REDISLOCK_LOST_EXPIRED:
+        return "the expiry passed before a renewal succeeded";
+    case REDISLOCK_LOST_NO_QUORUM:
+        return "fewer than a quorum of masters renewed the lock";
+    default:
+        return "unknown reason";
+    }
 }
 
 /* ------------------------------------------------------------ acquire */
@@ -200,6 +257,7 @@ static int acquire_round(redislock *lk, redislock__conn *conn, int64_t deadline,
     redislock__call_key(&call, lk->sig, lk->siglen);
     redislock__call_arg(&call, lk->id, lk->idlen);
     redislock__call_int(&call, lk->expire_ms);
+    res->sent_us = redislock__now_us();
     rc = redislock__call_run(conn, &call, deadline, &r);
     redislock__call_free(&call);
     if (rc)
@@ -300,12 +358,13 @@ static int acquire_single(redislock *lk, int64_t timeout_ms)
         rec.until = 0;
         woken = 0;
         if (res.state == ACQ_TAKEN || (res.state == ACQ_MINE && lk->uncertain)) {
+            /* counted from when the script was sent: never later than the
+             * server's own expiry of the key */
             lk->uncertain = 0;
-            set_held(lk, 1);
+            redislock__set_held(lk, expiry_from(lk, res.sent_us, lk->expire_ms));
             break;
         }
         if (res.state == ACQ_MINE) {
-            set_held(lk, 1);
             rc = redislock__err(REDISLOCK_EALREADY,
                                 "lock %s is already held by this owner id (%s)",
                                 qname(lk, nbuf, sizeof nbuf), lk->id);
@@ -353,6 +412,7 @@ static int acquire_single(redislock *lk, int64_t timeout_ms)
 
 int redislock_acquire(redislock *lk, int64_t timeout_ms)
 {
+    int rc;
     redislock__err_clear();
     if (!lk)
         return redislock__err(REDISLOCK_EINVAL, "redislock_acquire: lock is NULL");
@@ -361,7 +421,15 @@ int redislock_acquire(redislock *lk, int64_t timeout_ms)
                                          "timeout_ms %lld is invalid (-1 waits "
                                          "for ever, 0 tries once)",
                                          (long long)timeout_ms));
-    return finish(lk, acquire_single(lk, timeout_ms));
+    rc = acquire_single(lk, timeout_ms);
+    if (rc == 0 && lk->auto_renew && (rc = redislock__renew_add(lk))) {
+        /* cannot keep it alive: do not keep it at all */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", redislock_last_error());
+        redislock_release(lk);
+        rc = redislock__err(rc, "%s; the lock was released again", msg);
+    }
+    return finish(lk, rc);
 }
 
 int redislock_try_acquire(redislock *lk)
@@ -420,11 +488,13 @@ int redislock_release(redislock *lk)
 {
     redislock__call call;
     long long v = 0;
-    int rc;
+    int rc, lost;
+    char nbuf[300];
 
     redislock__err_clear();
     if (!lk)
         return redislock__err(REDISLOCK_EINVAL, "redislock_release: lock is NULL");
+    redislock__renew_remove(lk); /* at once: no renewal after this point */
     redislock__call_init(&call, &redislock__script_release);
     redislock__call_key(&call, lk->key, lk->keylen);
     redislock__call_key(&call, lk->sig, lk->siglen);
@@ -434,6 +504,12 @@ int redislock_release(redislock *lk)
         return finish(lk, rc);
     set_held(lk, 0);
     lk->uncertain = 0;
+    lost = redislock_lost_reason(lk);
+    if (lost) /* reported lost: not held, whatever the server said now */
+        return finish(lk, redislock__err(REDISLOCK_ENOTHELD,
+                                         "lock %s was lost before the release: %s",
+                                         qname(lk, nbuf, sizeof nbuf),
+                                         redislock_lost_reason_string(lost)));
     return finish(lk, v == 1 ? not_held(lk) : 0);
 }
 
@@ -441,6 +517,7 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
 {
     redislock__call call;
     long long v = 0;
+    int64_t sent;
     int rc;
     char nbuf[300];
 
@@ -461,8 +538,13 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
     redislock__call_key(&call, lk->key, lk->keylen);
     redislock__call_arg(&call, lk->id, lk->idlen);
     redislock__call_int(&call, expire_ms);
+    sent = redislock__now_us();
     if ((rc = run_int(lk->c, &call, &v)))
         return finish(lk, rc);
+    if (v == 0 && !redislock_lost_reason(lk) &&
+        __atomic_load_n(&lk->held, __ATOMIC_SEQ_CST))
+        __atomic_store_n(&lk->expires_us, expiry_from(lk, sent, expire_ms),
+                         __ATOMIC_SEQ_CST);
     if (v == 1) {
         set_held(lk, 0);
         rc = not_held(lk);

@@ -7,50 +7,22 @@
  * noticed with a zero-timeout poll and dropped, without a round trip.
  *
  * After fork() the child must never talk on a socket it shares with the
- * parent: an atfork handler bumps a generation counter, and the child closes
- * its copies of the parent's idle sockets on first use.  The prepare handler
- * takes every pool mutex so that none is copied into the child locked. */
+ * parent: the child's generation differs (fork.c), and it closes its copies
+ * of the parent's idle sockets on first use. */
 #include "internal.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
 
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static redislock__master *registry;
-static unsigned long fork_gen;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void before_fork(void)
+void redislock__pool_lock(redislock__master *m)
 {
-    redislock__master *m;
-    pthread_mutex_lock(&registry_mu);
-    for (m = registry; m; m = m->reg_next)
-        pthread_mutex_lock(&m->mu);
+    pthread_mutex_lock(&m->mu);
 }
 
-static void after_fork_parent(void)
+void redislock__pool_unlock(redislock__master *m)
 {
-    redislock__master *m;
-    for (m = registry; m; m = m->reg_next)
-        pthread_mutex_unlock(&m->mu);
-    pthread_mutex_unlock(&registry_mu);
-}
-
-static void after_fork_child(void)
-{
-    __atomic_add_fetch(&fork_gen, 1, __ATOMIC_SEQ_CST);
-    after_fork_parent();
-}
-
-static void install_atfork(void)
-{
-    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-}
-
-unsigned long redislock__fork_gen(void)
-{
-    return __atomic_load_n(&fork_gen, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&m->mu);
 }
 
 int redislock__master_init(redislock__master *m, redislock_client *c,
@@ -63,11 +35,6 @@ int redislock__master_init(redislock__master *m, redislock_client *c,
     m->client = c;
     m->gen = redislock__fork_gen();
     pthread_mutex_init(&m->mu, NULL);
-    pthread_once(&atfork_once, install_atfork);
-    pthread_mutex_lock(&registry_mu);
-    m->reg_next = registry;
-    registry = m;
-    pthread_mutex_unlock(&registry_mu);
     return 0;
 }
 
@@ -85,16 +52,8 @@ static void close_idle(redislock__master *m)
 
 void redislock__master_destroy(redislock__master *m)
 {
-    redislock__master **pp;
     if (!m->client)
         return; /* never initialised */
-    pthread_mutex_lock(&registry_mu);
-    for (pp = &registry; *pp; pp = &(*pp)->reg_next)
-        if (*pp == m) {
-            *pp = m->reg_next;
-            break;
-        }
-    pthread_mutex_unlock(&registry_mu);
     pthread_mutex_lock(&m->mu);
     close_idle(m);
     pthread_mutex_unlock(&m->mu);

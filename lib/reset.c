@@ -102,29 +102,15 @@ static int batch_build(redislock_client *c, batch *b, redisReply **keys, int n,
     return 0;
 }
 
-static int add_count(redislock__conn *conn, redisReply *r, uint64_t *count)
-{
-    int rc = 0;
-    if (r->type == REDIS_REPLY_INTEGER)
-        *count += (uint64_t)r->integer;
-    else
-        rc = redislock__conn_reply_error(conn, r, "reset_many script");
-    freeReplyObject(r);
-    return rc;
-}
-
-/* Reset the keys of one SCAN page; adds to *count.  The batches go out in one
- * pipeline; one that meets NOSCRIPT (script cache flushed meanwhile) is redone
- * on its own once the pipeline is drained, since its reply is out of order
- * otherwise. */
+/* Reset the keys of one SCAN page, in pipelined batches; adds to *count. */
 static int reset_page(redislock_client *c, redislock__conn *conn,
                       const redisReply *page, const char *owner_prefix,
                       uint64_t *count)
 {
     size_t total = page->elements, nb = (total + BATCH - 1) / BATCH, i;
-    int64_t deadline = redislock__io_deadline(c, REDISLOCK__NEVER);
-    char *redo;
     batch *bs;
+    redislock__call **calls;
+    redisReply **replies;
     int rc = 0;
 
     if (total == 0)
@@ -133,41 +119,39 @@ static int reset_page(redislock_client *c, redislock__conn *conn,
         if (page->element[i]->type != REDIS_REPLY_STRING)
             return redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
     bs = redislock__calloc(nb, sizeof *bs);
-    redo = redislock__calloc(nb, 1);
-    if (!bs || !redo) {
-        redislock__free(bs);
-        redislock__free(redo);
-        return redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
+    calls = redislock__calloc(nb, sizeof *calls);
+    replies = redislock__calloc(nb, sizeof *replies);
+    if (!bs || !calls || !replies) {
+        rc = redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
+        goto out;
     }
     for (i = 0; i < nb && !rc; i++) {
         size_t n = total - i * BATCH < BATCH ? total - i * BATCH : BATCH;
         rc = batch_build(c, &bs[i], page->element + i * BATCH, (int)n,
                          owner_prefix);
-        if (!rc)
-            rc = redislock__call_append(conn, &bs[i].call);
+        calls[i] = &bs[i].call;
     }
     if (!rc)
-        rc = redislock__conn_flush(conn, deadline);
-    for (i = 0; !rc && i < nb; i++) {
-        redisReply *r = NULL;
-        rc = redislock__conn_read(conn, deadline, &r);
-        if (!rc && redislock__is_noscript(r)) {
-            freeReplyObject(r);
-            redo[i] = 1;
-        } else if (!rc) {
-            int e = add_count(conn, r, count);
-            rc = rc ? rc : e;
-        }
+        rc = redislock__call_pipeline(conn, calls, nb,
+                                      redislock__io_deadline(c, REDISLOCK__NEVER),
+                                      replies);
+    for (i = 0; i < nb; i++) {
+        redisReply *r = replies[i];
+        if (!r)
+            continue;
+        if (r->type == REDIS_REPLY_INTEGER)
+            *count += (uint64_t)r->integer;
+        else if (!rc)
+            rc = redislock__conn_reply_error(conn, r, "reset_many script");
+        freeReplyObject(r);
     }
-    for (i = 0; !rc && i < nb; i++) {
-        redisReply *r = NULL;
-        if (redo[i] && !(rc = redislock__call_run(conn, &bs[i].call, deadline, &r)))
-            rc = add_count(conn, r, count);
-    }
-    for (i = 0; i < nb; i++)
-        batch_free(&bs[i], BATCH);
+out:
+    if (bs)
+        for (i = 0; i < nb; i++)
+            batch_free(&bs[i], BATCH);
     redislock__free(bs);
-    redislock__free(redo);
+    redislock__free(calls);
+    redislock__free(replies);
     return rc;
 }
 

@@ -109,6 +109,20 @@ redislock__script redislock__script_signal = {
     ""
 };
 
+/* KEYS: lock.  ARGV: id, expiry ms.  0: renewed, 1: gone, 3: another owner
+ * holds it.  Auto-renewal's extend: it tells "gone" from "taken". */
+redislock__script redislock__script_renew = {
+    "renew",
+    "local v = redis.call('get', KEYS[1])\n"
+    "if v == ARGV[1] then\n"
+    "  redis.call('pexpire', KEYS[1], ARGV[2])\n"
+    "  return 0\n"
+    "end\n"
+    "if v then return 3 end\n"
+    "return 1\n",
+    ""
+};
+
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
 
 static void compute_shas(void)
@@ -117,7 +131,7 @@ static void compute_shas(void)
         &redislock__script_acquire, &redislock__script_release,
         &redislock__script_extend, &redislock__script_status,
         &redislock__script_reset, &redislock__script_reset_many,
-        &redislock__script_signal,
+        &redislock__script_signal, &redislock__script_renew,
     };
     size_t i;
     for (i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -220,8 +234,10 @@ int redislock__is_noscript(const redisReply *r)
            !memcmp(r->str, "NOSCRIPT", 8);
 }
 
-int redislock__call_reply(redislock__conn *c, redislock__call *call,
-                          int64_t deadline, redisReply **out)
+/* Read the reply of the one call in flight; resend as EVAL on NOSCRIPT.
+ * Error replies are returned as replies. */
+static int reply_raw(redislock__conn *c, redislock__call *call, int64_t deadline,
+                     redisReply **out)
 {
     redisReply *r = NULL;
     int rc = redislock__conn_read(c, deadline, &r);
@@ -238,6 +254,17 @@ int redislock__call_reply(redislock__conn *c, redislock__call *call,
             (rc = redislock__conn_read(c, deadline, &r)))
             return rc;
     }
+    *out = r;
+    return 0;
+}
+
+int redislock__call_reply(redislock__conn *c, redislock__call *call,
+                          int64_t deadline, redisReply **out)
+{
+    redisReply *r = NULL;
+    int rc = reply_raw(c, call, deadline, &r);
+    if (rc)
+        return rc;
     if (r->type == REDIS_REPLY_ERROR) {
         char what[64];
         snprintf(what, sizeof what, "%s script", call->script->name);
@@ -257,5 +284,32 @@ int redislock__call_run(redislock__conn *c, redislock__call *call,
         rc = redislock__conn_flush(c, deadline);
     if (!rc)
         rc = redislock__call_reply(c, call, deadline, out);
+    return rc;
+}
+
+int redislock__call_pipeline(redislock__conn *c, redislock__call *const *calls,
+                             size_t n, int64_t deadline, redisReply **out)
+{
+    size_t i;
+    int rc = 0;
+    for (i = 0; i < n; i++)
+        out[i] = NULL;
+    for (i = 0; i < n && !rc; i++)
+        rc = redislock__call_append(c, calls[i]);
+    if (!rc)
+        rc = redislock__conn_flush(c, deadline);
+    for (i = 0; i < n && !rc; i++)
+        rc = redislock__conn_read(c, deadline, &out[i]);
+    /* NOSCRIPT (script cache flushed, or a new server): redo those calls one
+     * by one now that the pipeline is drained, so replies stay in order. */
+    for (i = 0; i < n && !rc; i++) {
+        if (!redislock__is_noscript(out[i]))
+            continue;
+        freeReplyObject(out[i]);
+        out[i] = NULL;
+        if (!(rc = redislock__call_append(c, calls[i])) &&
+            !(rc = redislock__conn_flush(c, deadline)))
+            rc = reply_raw(c, calls[i], deadline, &out[i]);
+    }
     return rc;
 }

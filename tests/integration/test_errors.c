@@ -66,12 +66,16 @@ static void test_errors_bad_lock_arguments(void **state)
         const char *needle;
     } cases[] = {
         { "", REDISLOCK_OPTIONS_INIT, "empty" },
-        { "x", { 0, -1, NULL, NULL }, "negative" },
-        { "x", { 0, 0, "has space", NULL }, "printable" },
-        { "x", { 0, 0, "caf\xc3\xa9", NULL }, "printable" },
-        { "x", { 0, 0, "", NULL }, "empty" },
-        { "x", { 0, 0, NULL, "bad\tprefix" }, "printable" },
-        { "x", { 99, 0, NULL, NULL }, "newer" },
+        { "x", { .expire_ms = -1 }, "negative" },
+        { "x", { .id = "has space" }, "printable" },
+        { "x", { .id = "caf\xc3\xa9" }, "printable" },
+        { "x", { .id = "" }, "empty" },
+        { "x", { .id_prefix = "bad\tprefix" }, "printable" },
+        { "x", { .version = 99 }, "newer" },
+        { "x", { .auto_renew = 1 }, "auto_renew needs an expiry" },
+        { "x", { .auto_renew = 1, .expire_ms = 1000, .renew_interval_ms = 1000 },
+          "renew_interval_ms" },
+        { "x", { .expire_ms = 1000, .renew_interval_ms = -3 }, "renew_interval_ms" },
     };
     char longname[REDISLOCK_NAME_MAX + 2];
     char longid[REDISLOCK_ID_MAX + 2];

@@ -163,14 +163,14 @@ static void test_wait_no_spinning(void **state)
  * returns by its deadline. */
 struct churn_arg {
     redislock_client *c;
-    volatile int stop;
+    int stop; /* atomic */
 };
 
 static void *churn_thread(void *p)
 {
     struct churn_arg *a = p;
     redislock *lk = tu_lock(a->c, "churn", 0);
-    while (!a->stop) {
+    while (!__atomic_load_n(&a->stop, __ATOMIC_SEQ_CST)) {
         if (redislock_acquire(lk, 1000) == 0)
             redislock_release(lk);
     }
@@ -199,7 +199,7 @@ static void test_wait_deadline_across_retries(void **state)
         }
         assert_true(el < 200 + 300);
     }
-    a.stop = 1;
+    __atomic_store_n(&a.stop, 1, __ATOMIC_SEQ_CST);
     for (i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
     print_message("      churn: %d acquired, %d timed out\n", ok, timedout);
@@ -217,7 +217,7 @@ struct sig_arg {
     int64_t timeout;
     int rc;
     int64_t elapsed;
-    volatile int done;
+    int done; /* atomic */
 };
 
 static void *sig_waiter(void *p)
@@ -226,7 +226,7 @@ static void *sig_waiter(void *p)
     int64_t t0 = tu_now_ms();
     a->rc = redislock_acquire(a->lk, a->timeout);
     a->elapsed = tu_now_ms() - t0;
-    a->done = 1;
+    __atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
     return NULL;
 }
 
@@ -245,7 +245,7 @@ static void test_wait_eintr(void **state)
 
     /* times out at the deadline despite 100 signals per second */
     pthread_create(&t, NULL, sig_waiter, &a);
-    while (!a.done) {
+    while (!__atomic_load_n(&a.done, __ATOMIC_SEQ_CST)) {
         pthread_kill(t, SIGUSR1);
         sent++;
         tu_sleep_ms(10);
@@ -256,7 +256,7 @@ static void test_wait_eintr(void **state)
     assert_true(sent > 50);
 
     /* and is still woken by a release while being signalled */
-    a.done = 0;
+    __atomic_store_n(&a.done, 0, __ATOMIC_SEQ_CST);
     a.timeout = 10000;
     pthread_create(&t, NULL, sig_waiter, &a);
     ts_await_blocked(&tu_srv, 1);
@@ -264,7 +264,7 @@ static void test_wait_eintr(void **state)
         pthread_kill(t, SIGUSR1);
         tu_sleep_ms(5);
     }
-    assert_false(a.done);
+    assert_false(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST));
     assert_rl_ok(redislock_release(holder));
     pthread_join(t, NULL);
     assert_rl_ok(a.rc);

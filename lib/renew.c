@@ -1,0 +1,547 @@
+/* Auto-renewal: one thread per client serves every renewed lock of that
+ * client.
+ *
+ * The locks wait in a min-heap ordered by their next due time; the thread
+ * sleeps until the earliest one is due, takes every lock due within a short
+ * window (so locks due together go together), and renews the batch in one
+ * pipeline per master on a connection of its own.  A renewal that fails for
+ * a transient reason (connection dropped, timeout, error reply) is retried
+ * with back-off and a new connection while the lock's expiry allows; a
+ * renewal that finds the key gone or owned by someone else, or an expiry
+ * that passes without a successful renewal, makes the lock lost: the handle
+ * stops reporting it held and its callback runs once.
+ *
+ * Results carry the handle's renewal generation: release and acquire bump
+ * it, so the result of a renewal that was in flight when the lock was
+ * released (or released and taken again) is ignored. */
+#include "internal.h"
+
+#include <hiredis.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+/* Locks due within this part of their interval are renewed together with
+ * the first one due (at most 250 ms early). */
+#define WINDOW_DIVISOR 4
+#define WINDOW_MAX_US 250000
+
+struct redislock__renewer {
+    redislock_client *c;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        /* to the thread: the schedule changed, or stop */
+    pthread_cond_t done_cv;   /* from the thread: a batch or callback ended */
+    pthread_t thread;
+    int running;              /* the thread exists (in this process) */
+    int stop;
+    redislock **heap;
+    size_t n, cap;
+    redislock *all;           /* every registered handle */
+    redislock__conn **conns;  /* one per master, used by the thread only */
+    redislock__renew_stats st;
+};
+
+/* What one renewal found. */
+enum { R_OK, R_GONE, R_OTHER, R_RETRY };
+
+typedef struct item {
+    redislock *lk;
+    unsigned gen;
+    int result;
+    int64_t sent_us;
+} item;
+
+/* ------------------------------------------------------------------ heap */
+
+static void heap_set(redislock__renewer *r, size_t i, redislock *lk)
+{
+    r->heap[i] = lk;
+    lk->heap_idx = i;
+}
+
+static void sift_up(redislock__renewer *r, size_t i)
+{
+    redislock *lk = r->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (r->heap[parent]->due_us <= lk->due_us)
+            break;
+        heap_set(r, i, r->heap[parent]);
+        i = parent;
+    }
+    heap_set(r, i, lk);
+}
+
+static void sift_down(redislock__renewer *r, size_t i)
+{
+    redislock *lk = r->heap[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= r->n)
+            break;
+        if (child + 1 < r->n && r->heap[child + 1]->due_us < r->heap[child]->due_us)
+            child++;
+        if (r->heap[child]->due_us >= lk->due_us)
+            break;
+        heap_set(r, i, r->heap[child]);
+        i = child;
+    }
+    heap_set(r, i, lk);
+}
+
+static int heap_push(redislock__renewer *r, redislock *lk)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        redislock **h = redislock__realloc(r->heap, cap * sizeof *h);
+        if (!h)
+            return REDISLOCK_ENOMEM;
+        r->heap = h;
+        r->cap = cap;
+    }
+    r->heap[r->n] = lk;
+    lk->heap_idx = r->n++;
+    sift_up(r, lk->heap_idx);
+    return 0;
+}
+
+static void heap_remove(redislock__renewer *r, redislock *lk)
+{
+    size_t i = lk->heap_idx;
+    if (i == REDISLOCK__NOT_SCHEDULED)
+        return;
+    lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
+    if (--r->n == i)
+        return;
+    heap_set(r, i, r->heap[r->n]);
+    sift_down(r, i);
+    sift_up(r, r->heap[i]->heap_idx);
+}
+
+/* ------------------------------------------------------------ renewal I/O */
+
+/* Renew a batch on the client's master.  Sets each item's result. */
+static void renew_batch(redislock__renewer *r, item *items, size_t n)
+{
+    redislock_client *c = r->c;
+    redislock__master *m = &c->masters[0];
+    redislock__conn **connp = &r->conns[0];
+    redislock__call *calls = redislock__calloc(n, sizeof *calls);
+    redislock__call **callp = redislock__calloc(n, sizeof *callp);
+    redisReply **replies = redislock__calloc(n, sizeof *replies);
+    int64_t deadline = REDISLOCK__NEVER, sent;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        items[i].result = R_RETRY;
+        deadline = redislock__min_deadline(
+            deadline, __atomic_load_n(&items[i].lk->expires_us, __ATOMIC_SEQ_CST));
+    }
+    if (!calls || !callp || !replies) {
+        redislock__log(c, REDISLOCK_LOG_ERROR, "renewal: out of memory");
+        goto out;
+    }
+    if (*connp && ((*connp)->broken || (*connp)->gen != redislock__fork_gen())) {
+        redislock__pool_put(*connp);
+        *connp = NULL;
+    }
+    if (!*connp) {
+        rc = redislock__pool_get(
+            m,
+            redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms), deadline),
+            connp);
+        if (rc) {
+            redislock__log(c, REDISLOCK_LOG_WARN, "renewal: %s", redislock_last_error());
+            goto out;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        redislock *lk = items[i].lk;
+        redislock__call_init(&calls[i], &redislock__script_renew);
+        redislock__call_key(&calls[i], lk->key, lk->keylen);
+        redislock__call_arg(&calls[i], lk->id, lk->idlen);
+        redislock__call_int(&calls[i], lk->expire_ms);
+        callp[i] = &calls[i];
+    }
+    sent = redislock__now_us();
+    rc = redislock__call_pipeline(*connp, callp, n, redislock__io_deadline(c, deadline),
+                                  replies);
+    __atomic_add_fetch(&r->st.round_trips, 1, __ATOMIC_RELAXED);
+    if (rc) {
+        redislock__log(c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
+                       redislock_last_error());
+        (*connp)->broken = 1;
+        redislock__pool_put(*connp);
+        *connp = NULL;
+    }
+    for (i = 0; i < n; i++) {
+        redisReply *rep = replies[i];
+        items[i].sent_us = sent;
+        if (!rep)
+            continue;
+        if (rep->type == REDIS_REPLY_INTEGER)
+            items[i].result = rep->integer == 0   ? R_OK
+                              : rep->integer == 3 ? R_OTHER
+                                                  : R_GONE;
+        else if (rep->type == REDIS_REPLY_ERROR)
+            redislock__log(c, REDISLOCK_LOG_WARN, "renewal of a lock: %s", rep->str);
+        freeReplyObject(rep);
+    }
+    for (i = 0; i < n; i++)
+        redislock__call_free(&calls[i]);
+out:
+    redislock__free(calls);
+    redislock__free(callp);
+    redislock__free(replies);
+}
+
+static void unlink_handle(redislock__renewer *r, redislock *lk)
+{
+    if (lk->renew_prev)
+        lk->renew_prev->renew_next = lk->renew_next;
+    else
+        r->all = lk->renew_next;
+    if (lk->renew_next)
+        lk->renew_next->renew_prev = lk->renew_prev;
+    lk->renew_registered = 0;
+}
+
+/* ---------------------------------------------------------------- thread */
+
+static void wait_until(redislock__renewer *r, int64_t due_us)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    {
+        int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        int64_t at = due_us > now ? due_us : now;
+        ts.tv_sec = (time_t)(at / 1000000);
+        ts.tv_nsec = (long)(at % 1000000) * 1000;
+    }
+    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+}
+
+/* Apply one result; mu held.  Returns 1 if the lock was lost now. */
+static int apply(redislock__renewer *r, item *it)
+{
+    redislock *lk = it->lk;
+    int64_t now, expires;
+    int reason = 0;
+    if (lk->renew_gen != it->gen)
+        return 0; /* released (or released and taken again) meanwhile */
+    switch (it->result) {
+    case R_OK:
+        expires = it->sent_us + lk->expire_ms * 1000;
+        __atomic_store_n(&lk->expires_us, expires, __ATOMIC_SEQ_CST);
+        lk->backoff_ms = 0;
+        lk->due_us = it->sent_us + lk->renew_interval_ms * 1000;
+        r->st.renewals++;
+        break;
+    case R_GONE:
+        reason = REDISLOCK_LOST_GONE;
+        break;
+    case R_OTHER:
+        reason = REDISLOCK_LOST_OTHER_OWNER;
+        break;
+    default:
+        r->st.failures++;
+        now = redislock__now_us();
+        expires = __atomic_load_n(&lk->expires_us, __ATOMIC_SEQ_CST);
+        if (now >= expires) {
+            reason = REDISLOCK_LOST_EXPIRED;
+            break;
+        }
+        lk->backoff_ms = lk->backoff_ms ? (lk->backoff_ms >= 100 ? 200 : lk->backoff_ms * 2)
+                                        : 10;
+        lk->due_us = now + lk->backoff_ms * 1000;
+        if (lk->due_us > expires)
+            lk->due_us = expires; /* then it is found expired */
+    }
+    if (reason) {
+        r->st.lost++;
+        return redislock__set_lost(lk, reason);
+    }
+    if (heap_push(r, lk)) {
+        redislock__log(r->c, REDISLOCK_LOG_ERROR,
+                       "renewal: out of memory; the lock will expire");
+        return 0;
+    }
+    return 0;
+}
+
+static void *run(void *arg)
+{
+    redislock__renewer *r = arg;
+    item *items = NULL;
+    size_t cap = 0;
+
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        int64_t now, window;
+        size_t n = 0, i;
+        if (r->n == 0) {
+            pthread_cond_wait(&r->cv, &r->mu);
+            continue;
+        }
+        now = redislock__now_us();
+        if (r->heap[0]->due_us > now) {
+            wait_until(r, r->heap[0]->due_us);
+            continue;
+        }
+        window = r->heap[0]->renew_interval_ms * 1000 / WINDOW_DIVISOR;
+        if (window > WINDOW_MAX_US)
+            window = WINDOW_MAX_US;
+        while (r->n && r->heap[0]->due_us <= now + window) {
+            redislock *lk = r->heap[0];
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                item *ni = redislock__realloc(items, ncap * sizeof *ni);
+                if (!ni)
+                    break;
+                items = ni;
+                cap = ncap;
+            }
+            heap_remove(r, lk);
+            lk->in_flight = 1;
+            items[n].lk = lk;
+            items[n].gen = lk->renew_gen;
+            items[n].result = R_RETRY;
+            n++;
+        }
+        if (n == 0) { /* out of memory: try again in a moment */
+            wait_until(r, now + 10000);
+            continue;
+        }
+        r->st.cycles++;
+        pthread_mutex_unlock(&r->mu);
+        redislock__log(r->c, REDISLOCK_LOG_DEBUG, "renewing %zu lock(s)", n);
+
+        renew_batch(r, items, n);
+
+        pthread_mutex_lock(&r->mu);
+        for (i = 0; i < n; i++)
+            if (!apply(r, &items[i]))
+                items[i].lk->in_flight = 0, items[i].lk = NULL;
+        pthread_mutex_unlock(&r->mu);
+        /* callbacks of the locks lost now, outside the mutex */
+        for (i = 0; i < n; i++) {
+            redislock *lk = items[i].lk;
+            if (lk && lk->on_lost)
+                lk->on_lost(lk, __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST),
+                            lk->on_lost_userdata);
+        }
+        pthread_mutex_lock(&r->mu);
+        for (i = 0; i < n; i++) {
+            redislock *lk = items[i].lk;
+            if (!lk)
+                continue;
+            lk->in_flight = 0;
+            if (lk->free_pending) {
+                unlink_handle(r, lk);
+                pthread_mutex_unlock(&r->mu);
+                redislock__lock_destroy(lk);
+                pthread_mutex_lock(&r->mu);
+            }
+        }
+        pthread_cond_broadcast(&r->done_cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    redislock__free(items);
+    return NULL;
+}
+
+/* Start the thread with every signal blocked, so that process signals go to
+ * the application's threads.  mu held. */
+static int start(redislock__renewer *r)
+{
+    sigset_t all, old;
+    int rc;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&r->thread, NULL, run, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc)
+        return redislock__err(REDISLOCK_ENOMEM, "cannot start the renewal thread: %s",
+                              strerror(rc));
+    r->running = 1;
+    r->stop = 0;
+    return 0;
+}
+
+/* -------------------------------------------------------------- interface */
+
+redislock__renewer *redislock__renewer_new(redislock_client *c)
+{
+    redislock__renewer *r = redislock__calloc(1, sizeof *r);
+    pthread_condattr_t attr;
+    if (!r)
+        return NULL;
+    r->conns = redislock__calloc(c->nmasters, sizeof *r->conns);
+    if (!r->conns) {
+        redislock__free(r);
+        return NULL;
+    }
+    r->c = c;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_cond_init(&r->done_cv, NULL);
+    return r;
+}
+
+void redislock__renewer_free(redislock__renewer *r)
+{
+    redislock *lk;
+    size_t i;
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->running)
+        pthread_join(r->thread, NULL);
+    /* the handles outlive the client: they must not reach back to it */
+    for (lk = r->all; lk; lk = lk->renew_next) {
+        lk->renew_registered = 0;
+        lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
+    }
+    for (i = 0; i < r->c->nmasters; i++)
+        redislock__pool_put(r->conns[i]);
+    redislock__free(r->conns);
+    redislock__free(r->heap);
+    pthread_cond_destroy(&r->cv);
+    pthread_cond_destroy(&r->done_cv);
+    pthread_mutex_destroy(&r->mu);
+    redislock__free(r);
+}
+
+int redislock__renew_add(redislock *lk)
+{
+    redislock__renewer *r = lk->c->renewer;
+    int rc = 0, top;
+    pthread_mutex_lock(&r->mu);
+    if (!r->running && (rc = start(r)))
+        goto out;
+    if (!lk->renew_registered) {
+        lk->renew_prev = NULL;
+        lk->renew_next = r->all;
+        if (r->all)
+            r->all->renew_prev = lk;
+        r->all = lk;
+        lk->renew_registered = 1;
+        lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
+    }
+    lk->renew_gen++;
+    lk->backoff_ms = 0;
+    heap_remove(r, lk);
+    lk->due_us = redislock__now_us() + lk->renew_interval_ms * 1000;
+    if ((rc = heap_push(r, lk))) {
+        rc = redislock__err(REDISLOCK_ENOMEM, "out of memory scheduling a renewal");
+        goto out;
+    }
+    top = lk->heap_idx == 0;
+    if (top)
+        pthread_cond_signal(&r->cv);
+out:
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void redislock__renew_remove(redislock *lk)
+{
+    redislock__renewer *r;
+    if (!lk->renew_registered)
+        return;
+    r = lk->c->renewer;
+    pthread_mutex_lock(&r->mu);
+    lk->renew_gen++;
+    heap_remove(r, lk);
+    pthread_mutex_unlock(&r->mu);
+}
+
+
+int redislock__renew_detach(redislock *lk)
+{
+    redislock__renewer *r;
+    int deferred = 0;
+    if (!lk->renew_registered)
+        return 0;
+    r = lk->c->renewer;
+    pthread_mutex_lock(&r->mu);
+    lk->renew_gen++;
+    heap_remove(r, lk);
+    if (lk->in_flight && r->running && pthread_equal(pthread_self(), r->thread)) {
+        /* its own lost-callback frees it: the thread frees it afterwards */
+        lk->free_pending = 1;
+        deferred = 1;
+    } else {
+        /* a renewal or callback may still use lk: wait for it */
+        while (lk->in_flight)
+            pthread_cond_wait(&r->done_cv, &r->mu);
+        unlink_handle(r, lk);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return deferred;
+}
+
+void redislock__renew_fork_prepare(redislock__renewer *r)
+{
+    if (r)
+        pthread_mutex_lock(&r->mu);
+}
+
+void redislock__renew_fork_parent(redislock__renewer *r)
+{
+    if (r)
+        pthread_mutex_unlock(&r->mu);
+}
+
+void redislock__renew_fork_child(redislock__renewer *r)
+{
+    redislock *lk;
+    size_t i;
+    if (!r)
+        return;
+    /* The thread was not copied: nothing renews the parent's locks here,
+     * and nothing is in flight.  A renewed lock acquired in the child starts
+     * a thread of its own. */
+    r->running = 0;
+    r->stop = 0;
+    r->n = 0;
+    for (lk = r->all; lk; lk = lk->renew_next) {
+        lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
+        lk->in_flight = 0;
+    }
+    for (i = 0; i < r->c->nmasters; i++) {
+        redislock__conn_close(r->conns[i]); /* the child's copy of the fd */
+        r->conns[i] = NULL;
+    }
+    pthread_cond_init(&r->done_cv, NULL);
+    {
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&r->cv, &attr);
+        pthread_condattr_destroy(&attr);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+void redislock__renew_get_stats(redislock_client *c, redislock__renew_stats *st)
+{
+    redislock__renewer *r = c->renewer;
+    size_t i;
+    pthread_mutex_lock(&r->mu);
+    *st = r->st;
+    st->round_trips = __atomic_load_n(&r->st.round_trips, __ATOMIC_RELAXED);
+    st->scheduled = r->n;
+    st->threads = r->running && !r->stop;
+    st->connections = 0;
+    for (i = 0; i < c->nmasters; i++)
+        st->connections += r->conns[i] != NULL;
+    pthread_mutex_unlock(&r->mu);
+}

@@ -1,0 +1,484 @@
+/* Auto-renewal: one thread per client, batches in pipelines, transient
+ * failures retried, lost locks reported once.  Real redis-server; links the
+ * library's objects to read the renewer's counters. */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "testutil.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+typedef struct lost_log {
+    pthread_mutex_t mu;
+    int calls;
+    int reason;
+    int held_in_callback;
+    int64_t at;
+} lost_log;
+
+static void on_lost(redislock *lk, int reason, void *ud)
+{
+    lost_log *l = ud;
+    pthread_mutex_lock(&l->mu);
+    l->calls++;
+    l->reason = reason;
+    l->held_in_callback = redislock_held(lk);
+    l->at = tu_now_ms();
+    pthread_mutex_unlock(&l->mu);
+}
+
+static redislock *renewed_lock(redislock_client *c, const char *name, int64_t expire,
+                               lost_log *log)
+{
+    redislock *lk = NULL;
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    o.expire_ms = expire;
+    o.auto_renew = 1;
+    o.on_lost = log ? on_lost : NULL;
+    o.on_lost_userdata = log;
+    if (redislock_new(&lk, c, name, &o))
+        fail_msg("redislock_new: %s", redislock_last_error());
+    return lk;
+}
+
+static void init_log(lost_log *l)
+{
+    memset(l, 0, sizeof *l);
+    pthread_mutex_init(&l->mu, NULL);
+}
+
+static int log_calls(lost_log *l)
+{
+    int n;
+    pthread_mutex_lock(&l->mu);
+    n = l->calls;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+struct waiter {
+    redislock *lk;
+    int64_t timeout;
+    int rc;
+};
+
+static void *waiter(void *p)
+{
+    struct waiter *w = p;
+    w->rc = redislock_acquire(w->lk, w->timeout);
+    return NULL;
+}
+
+/* Sample the PTTL of key for ms milliseconds; returns the smallest seen
+ * (-2 if it vanished at some point). */
+static long long min_pttl_on(ts_server *s, const char *key, int ms)
+{
+    long long min = 1LL << 40;
+    int64_t end = tu_now_ms() + ms;
+    while (tu_now_ms() < end) {
+        long long p = ts_int(s, "PTTL %s", key);
+        if (p < min)
+            min = p;
+        if (p == -2)
+            break;
+        tu_sleep_ms(20);
+    }
+    return min;
+}
+
+static long long min_pttl_over(const char *key, int ms)
+{
+    return min_pttl_on(&tu_srv, key, ms);
+}
+
+/* 1. expire 1 s with renewal, held 3.5 s: the key never disappears, its TTL
+ *    stays above about a third of the expiry; a 2 s waiter times out. */
+static void test_renew_keeps_lock(void **state)
+{
+    lost_log log;
+    redislock *lk;
+    struct waiter w = { tu_lock(tu_cl, "kept", 1000), 2000, -99 };
+    pthread_t t;
+    long long min;
+
+    init_log(&log);
+    lk = renewed_lock(tu_cl, "kept", 1000, &log);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    pthread_create(&t, NULL, waiter, &w);
+    min = min_pttl_over("lock:kept", 3500);
+    pthread_join(t, NULL);
+    print_message("      smallest PTTL seen over 3.5 s: %lld ms\n", min);
+    assert_true(min > 300);
+    assert_rl_err(w.rc, REDISLOCK_ETIMEDOUT);
+    assert_int_equal(redislock_held(lk), 1);
+    assert_int_equal(log_calls(&log), 0);
+    assert_rl_ok(redislock_release(lk));
+    assert_int_equal(redislock_held(lk), 0);
+    redislock_free(lk);
+    redislock_free(w.lk);
+}
+
+/* 2. The same without renewal: the key expires after about 1 s, and a
+ *    waiter gets the lock. */
+static void test_renew_without_renewal_expires(void **state)
+{
+    redislock *lk = tu_lock(tu_cl, "notkept", 1000), *w = tu_lock(tu_cl, "notkept", 0);
+    int64_t t0 = tu_now_ms(), el;
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_rl_ok(redislock_acquire(w, 3000));
+    el = tu_now_ms() - t0;
+    assert_true(el >= 900 && el < 1400);
+    assert_int_equal(redislock_held(lk), 0); /* past its local expiry */
+    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
+    assert_rl_ok(redislock_release(w));
+    redislock_free(lk);
+    redislock_free(w);
+}
+
+/* 3. Lost by a reset: the callback runs within one renewal interval, held()
+ *    says no, release says not held, and the new owner is untouched. */
+static void test_renew_lost_by_reset(void **state)
+{
+    lost_log log;
+    redislock *lk, *newowner = tu_lock(tu_cl, "resetme", 0);
+    redisReply *r;
+    int64_t reset_at;
+
+    init_log(&log);
+    lk = renewed_lock(tu_cl, "resetme", 900, &log); /* interval 300 ms */
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_int_equal(redislock_reset(tu_cl, "resetme"), 1);
+    reset_at = tu_now_ms();
+    assert_rl_ok(redislock_acquire(newowner, 0));
+    while (log_calls(&log) == 0 && tu_now_ms() - reset_at < 2000)
+        tu_sleep_ms(5);
+    assert_int_equal(log_calls(&log), 1);
+    assert_true(log.at - reset_at <= 300 + 100);
+    assert_int_equal(log.reason, REDISLOCK_LOST_OTHER_OWNER);
+    assert_int_equal(log.held_in_callback, 0);
+    assert_int_equal(redislock_held(lk), 0);
+    assert_int_equal(redislock_lost_reason(lk), REDISLOCK_LOST_OTHER_OWNER);
+    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
+    assert_non_null(strstr(redislock_errmsg(lk), "lost"));
+    r = ts_cmd(&tu_srv, "GET lock:resetme");
+    assert_string_equal(r->str, redislock_id(newowner));
+    freeReplyObject(r);
+    tu_sleep_ms(700); /* no second callback */
+    assert_int_equal(log_calls(&log), 1);
+    assert_rl_ok(redislock_release(newowner));
+
+    /* reset with nobody taking it: "gone" */
+    init_log(&log);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_int_equal(redislock_lost_reason(lk), 0);
+    assert_int_equal(redislock_reset(tu_cl, "resetme"), 1);
+    reset_at = tu_now_ms();
+    while (log_calls(&log) == 0 && tu_now_ms() - reset_at < 2000)
+        tu_sleep_ms(5);
+    assert_int_equal(log.reason, REDISLOCK_LOST_GONE);
+    redislock_free(lk);
+    redislock_free(newowner);
+}
+
+/* 4. The renewal connection killed (CLIENT KILL): renewal reconnects and
+ *    the lock is kept. */
+static void test_renew_connection_killed(void **state)
+{
+    lost_log log;
+    redislock *lk;
+    redislock__renew_stats st;
+    long long killed = 0, min;
+    int i;
+
+    init_log(&log);
+    lk = renewed_lock(tu_cl, "killed", 600, &log); /* interval 200 ms */
+    assert_rl_ok(redislock_acquire(lk, 0));
+    for (i = 0; i < 3; i++) {
+        tu_sleep_ms(250); /* a renewal has run: its connection exists */
+        killed += ts_int(&tu_srv, "CLIENT KILL TYPE normal SKIPME yes");
+    }
+    min = min_pttl_over("lock:killed", 1500);
+    redislock__renew_get_stats(tu_cl, &st);
+    print_message("      killed %lld connections; %llu renewals, %llu failures; "
+                  "smallest PTTL after: %lld ms\n",
+                  killed, (unsigned long long)st.renewals,
+                  (unsigned long long)st.failures, min);
+    assert_true(killed >= 3);
+    assert_true(min > 100);
+    assert_int_equal(log_calls(&log), 0);
+    assert_int_equal(redislock_held(lk), 1);
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(lk);
+}
+
+/* 5. The server stopped (SIGSTOP) longer than the expiry: reported lost at
+ *    the expiry; after SIGCONT nothing is corrupted. */
+static void test_renew_server_stopped(void **state)
+{
+    static ts_server stopped;
+    redislock_client *c;
+    lost_log log;
+    redislock *lk, *other;
+    int64_t t0;
+    redisReply *r;
+
+    TS_START_OR_SKIP(&stopped);
+    c = tu_client(stopped.url);
+    init_log(&log);
+    lk = renewed_lock(c, "stop", 600, &log);
+    other = tu_lock(c, "stop", 0);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    tu_sleep_ms(250);
+    ts_pause(&stopped);
+    t0 = tu_now_ms();
+    while (log_calls(&log) == 0 && tu_now_ms() - t0 < 3000)
+        tu_sleep_ms(5);
+    assert_int_equal(log_calls(&log), 1);
+    assert_int_equal(log.reason, REDISLOCK_LOST_EXPIRED);
+    assert_int_equal(redislock_held(lk), 0);
+    print_message("      reported lost %lld ms after SIGSTOP (expiry 600 ms)\n",
+                  (long long)(log.at - t0));
+    assert_true(log.at - t0 < 600);
+    tu_sleep_ms(400); /* stopped for longer than the expiry */
+    ts_resume(&stopped);
+
+    assert_rl_ok(redislock_acquire(other, 2000));
+    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
+    r = ts_cmd(&stopped, "GET lock:stop");
+    assert_string_equal(r->str, redislock_id(other));
+    freeReplyObject(r);
+    assert_rl_ok(redislock_release(other));
+    /* and the handle can take it again and renew it */
+    assert_rl_ok(redislock_acquire(lk, 0));
+    {
+        long long m = min_pttl_on(&stopped, "lock:stop", 800);
+        if (m <= 100)
+            fail_msg("PTTL fell to %lld; lost %d, reason %d", m, log_calls(&log),
+                     log.reason);
+    }
+    assert_rl_ok(redislock_release(lk));
+    assert_int_equal(log_calls(&log), 1);
+    redislock_free(lk);
+    redislock_free(other);
+    redislock_client_free(c);
+    ts_stop(&stopped);
+}
+
+static int64_t cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+/* 6. 10,000 renewed locks (expire 3 s) held 10 s by one client: none lost,
+ *    one renewal thread, a handful of connections; CPU and round trips per
+ *    cycle reported. */
+#define MANY 10000
+static void test_renew_many_locks(void **state)
+{
+    static redislock *locks[MANY];
+    redislock_client *c = tu_client(tu_srv.url);
+    redislock__renew_stats st0, st;
+    lost_log log;
+    int threads_before = count_threads(), i, threads_during;
+    int64_t cpu0, t0;
+    char name[32];
+
+    init_log(&log);
+    for (i = 0; i < MANY; i++) {
+        snprintf(name, sizeof name, "many-%d", i);
+        locks[i] = renewed_lock(c, name, 3000, &log);
+        assert_rl_ok(redislock_acquire(locks[i], 0));
+    }
+    threads_during = count_threads();
+    redislock__renew_get_stats(c, &st0);
+    cpu0 = cpu_us();
+    t0 = tu_now_ms();
+    tu_sleep_ms(10000);
+    redislock__renew_get_stats(c, &st);
+    print_message("      %d locks for %lld ms: %llu renewals in %llu cycles, %llu "
+                  "round trips (%.1f locks per round trip), %llu failures, "
+                  "%lld ms CPU (whole process), %d renewal connection(s), "
+                  "%d pool connection(s), +%d thread(s)\n",
+                  MANY, (long long)(tu_now_ms() - t0),
+                  (unsigned long long)(st.renewals - st0.renewals),
+                  (unsigned long long)(st.cycles - st0.cycles),
+                  (unsigned long long)(st.round_trips - st0.round_trips),
+                  (double)(st.renewals - st0.renewals) /
+                      (double)(st.round_trips - st0.round_trips ? st.round_trips -
+                                                                      st0.round_trips
+                                                                : 1),
+                  (unsigned long long)(st.failures - st0.failures),
+                  (long long)((cpu_us() - cpu0) / 1000), st.connections,
+                  redislock__pool_open_count(&c->masters[0]),
+                  threads_during - threads_before);
+    assert_int_equal(log_calls(&log), 0);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(threads_during - threads_before, 1);
+    assert_int_equal(st.threads, 1);
+    assert_int_equal(st.connections, 1);
+    assert_true(redislock__pool_open_count(&c->masters[0]) <= 3);
+    assert_true(st.renewals - st0.renewals >= (uint64_t)MANY * 9); /* interval 1 s */
+    for (i = 0; i < MANY; i++)
+        assert_int_equal(redislock_held(locks[i]), 1);
+    assert_true(ts_int(&tu_srv, "PTTL lock:many-0") > 1000);
+    assert_true(ts_int(&tu_srv, "PTTL lock:many-9999") > 1000);
+    for (i = 0; i < MANY; i++)
+        redislock_free(locks[i]); /* freed without release: renewal stops */
+    redislock__renew_get_stats(c, &st);
+    assert_int_equal(st.scheduled, 0);
+    redislock_client_free(c);
+    assert_int_equal(count_threads(), threads_before);
+}
+
+/* 7. Release from another thread stops the renewal at once; a client freed
+ *    while its locks are renewed stops cleanly (leaks and use-after-free are
+ *    caught by the sanitizer and valgrind runs of this test). */
+struct releaser {
+    redislock *lk;
+    int rc;
+};
+
+static void *release_thread(void *p)
+{
+    struct releaser *r = p;
+    r->rc = redislock_release(r->lk);
+    return NULL;
+}
+
+static void test_renew_release_other_thread_and_client_free(void **state)
+{
+    redislock_client *c = tu_client(tu_srv.url);
+    lost_log log;
+    redislock *lk, *kept[20];
+    struct releaser rel;
+    redislock__renew_stats st;
+    pthread_t t;
+    int i;
+    char name[32];
+
+    init_log(&log);
+    lk = renewed_lock(c, "other-thread", 300, &log); /* interval 100 ms */
+    assert_rl_ok(redislock_acquire(lk, 0));
+    tu_sleep_ms(150);
+    rel.lk = lk;
+    pthread_create(&t, NULL, release_thread, &rel);
+    pthread_join(t, NULL);
+    assert_rl_ok(rel.rc);
+    redislock__renew_get_stats(c, &st);
+    assert_int_equal(st.scheduled, 0);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:other-thread"), 0);
+    tu_sleep_ms(300); /* a late renewal result must not report it lost */
+    assert_int_equal(log_calls(&log), 0);
+    redislock_free(lk);
+
+    /* free the client with 20 renewed locks held, then the handles */
+    for (i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "orphan-%d", i);
+        kept[i] = renewed_lock(c, name, 300, &log);
+        assert_rl_ok(redislock_acquire(kept[i], 0));
+    }
+    tu_sleep_ms(120);
+    redislock_client_free(c);
+    for (i = 0; i < 20; i++)
+        redislock_free(kept[i]);
+    assert_int_equal(log_calls(&log), 0);
+}
+
+/* A lost-callback may free its own handle. */
+static void free_self(redislock *lk, int reason, void *ud)
+{
+    int *calls = ud;
+    __atomic_add_fetch(calls, 1, __ATOMIC_SEQ_CST);
+    redislock_free(lk);
+}
+
+static void test_renew_callback_frees_handle(void **state)
+{
+    redislock *lk = NULL;
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    int calls = 0;
+    int64_t t0;
+    o.expire_ms = 300;
+    o.auto_renew = 1;
+    o.on_lost = free_self;
+    o.on_lost_userdata = &calls;
+    assert_rl_ok(redislock_new(&lk, tu_cl, "selffree", &o));
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_int_equal(redislock_reset(tu_cl, "selffree"), 1);
+    t0 = tu_now_ms();
+    while (__atomic_load_n(&calls, __ATOMIC_SEQ_CST) == 0 && tu_now_ms() - t0 < 2000)
+        tu_sleep_ms(5);
+    assert_int_equal(calls, 1);
+    tu_sleep_ms(50); /* the renewer finishes freeing it */
+}
+
+/* After fork() the child has no renewals of the parent's locks; the parent
+ * keeps renewing. */
+static int child_check(void *arg)
+{
+    redislock_client *c = arg;
+    redislock__renew_stats st;
+    redislock__renew_get_stats(c, &st);
+    if (st.threads != 0 || st.scheduled != 0)
+        return 10;
+    tu_sleep_ms(300);
+    redislock__renew_get_stats(c, &st);
+    return st.threads == 0 ? 0 : 11;
+}
+
+static void test_renew_fork(void **state)
+{
+    redislock_client *c = tu_client(tu_srv.url);
+    redislock *lk = renewed_lock(c, "forkrenew", 300, NULL);
+    redislock__renew_stats st;
+    pid_t pid;
+    assert_rl_ok(redislock_acquire(lk, 0));
+    tu_sleep_ms(120);
+    pid = tu_spawn(child_check, c);
+    assert_int_equal(tu_wait(pid), 0);
+    assert_true(min_pttl_over("lock:forkrenew", 500) > 50);
+    redislock__renew_get_stats(c, &st);
+    assert_int_equal(st.scheduled, 1);
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(lk);
+    redislock_client_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_renew_keeps_lock, tu_setup),
+        cmocka_unit_test_setup(test_renew_without_renewal_expires, tu_setup),
+        cmocka_unit_test_setup(test_renew_lost_by_reset, tu_setup),
+        cmocka_unit_test_setup(test_renew_connection_killed, tu_setup),
+        cmocka_unit_test_setup(test_renew_server_stopped, tu_setup),
+        cmocka_unit_test_setup(test_renew_many_locks, tu_setup),
+        cmocka_unit_test_setup(test_renew_release_other_thread_and_client_free, tu_setup),
+        cmocka_unit_test_setup(test_renew_callback_frees_handle, tu_setup),
+        cmocka_unit_test_setup(test_renew_fork, tu_setup),
+    };
+    return cmocka_run_group_tests_name("renew", tests, tu_group_setup, tu_group_teardown);
+}
