@@ -132,11 +132,13 @@ typedef struct redislock_client_options {
     redislock_log_fn log;     /* default: no logging */
     void *log_userdata;
     int log_level;            /* highest level passed to log; default WARN */
+    int master_timeout_ms;    /* majority mode: the longest one master may take
+                                 to answer one step; default 50 */
 } redislock_client_options;
 
 #define REDISLOCK_CLIENT_OPTIONS_VERSION 1
 #define REDISLOCK_CLIENT_OPTIONS_INIT { REDISLOCK_CLIENT_OPTIONS_VERSION, 0, 0, \
-        NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0 }
+        NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0 }
 
 /* Create a client for one Redis master.  The URL is one of
  *   redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 default)
@@ -148,6 +150,16 @@ typedef struct redislock_client_options {
 REDISLOCK_EXPORT int redislock_client_new(redislock_client **out,
                                           const char *url,
                                           const redislock_client_options *opts);
+
+/* Create a client for n independent Redis masters: majority mode (the
+ * Redlock algorithm).  Every operation goes to all masters at once; a lock is
+ * held when a quorum of n/2+1 masters granted it within its validity (the
+ * expiry less the time the round took and a drift allowance).  Locks made on
+ * such a client need an expiry.  n == 1 is the same as redislock_client_new().
+ * Fencing tokens cannot be made monotonic in this mode (see redislock(3)). */
+REDISLOCK_EXPORT int redislock_client_new_multi(redislock_client **out,
+                                                const char *const *urls, size_t n,
+                                                const redislock_client_options *opts);
 
 /* Free a client, stop its renewal thread and close its connections.  NULL
  * is a no-op.  Handles made from it should be freed first; a handle still

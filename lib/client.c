@@ -8,6 +8,8 @@
 #define DEFAULT_COMMAND_TIMEOUT_MS 2000
 #define DEFAULT_SIGNAL_EXPIRE_MS 1000
 #define DEFAULT_MAX_IDLE 8
+#define DEFAULT_MASTER_TIMEOUT_MS 50
+#define MAX_MASTERS 31
 
 static int check_opts(const redislock_client_options *o)
 {
@@ -16,7 +18,8 @@ static int check_opts(const redislock_client_options *o)
                               "client options version %u is newer than this "
                               "library (%d)",
                               o->version, REDISLOCK_CLIENT_OPTIONS_VERSION);
-    if (o->connect_timeout_ms < 0 || o->command_timeout_ms < 0)
+    if (o->connect_timeout_ms < 0 || o->command_timeout_ms < 0 ||
+        o->master_timeout_ms < 0)
         return redislock__err(REDISLOCK_EINVAL, "a client timeout is negative");
     if (o->signal_expire_ms < 0)
         return redislock__err(REDISLOCK_EINVAL, "signal_expire_ms is negative");
@@ -44,17 +47,36 @@ static char *dup_opt(const char *s, int *oom)
 int redislock_client_new(redislock_client **out, const char *url,
                          const redislock_client_options *opts)
 {
+    const char *urls[1];
+    redislock__err_clear();
+    if (out && !url) {
+        *out = NULL;
+        return redislock__err(REDISLOCK_EINVAL, "redislock_client_new: url is NULL");
+    }
+    urls[0] = url;
+    return redislock_client_new_multi(out, urls, 1, opts);
+}
+
+int redislock_client_new_multi(redislock_client **out, const char *const *urls,
+                               size_t n, const redislock_client_options *opts)
+{
     static const redislock_client_options defaults = REDISLOCK_CLIENT_OPTIONS_INIT;
     const redislock_client_options *o = opts ? opts : &defaults;
     redislock_client *c;
+    size_t i;
     int rc, oom = 0;
 
     redislock__err_clear();
     if (!out)
         return redislock__err(REDISLOCK_EINVAL, "redislock_client_new: out is NULL");
     *out = NULL;
-    if (!url)
-        return redislock__err(REDISLOCK_EINVAL, "redislock_client_new: url is NULL");
+    if (!urls || n == 0 || n > MAX_MASTERS)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "a client needs 1 to %d master URLs (got %zu)",
+                              MAX_MASTERS, urls ? n : 0);
+    for (i = 0; i < n; i++)
+        if (!urls[i])
+            return redislock__err(REDISLOCK_EINVAL, "master URL %zu is NULL", i + 1);
     if ((rc = check_opts(o)))
         return rc;
     c = redislock__calloc(1, sizeof *c);
@@ -64,6 +86,8 @@ int redislock_client_new(redislock_client **out, const char *url,
                                                   : DEFAULT_CONNECT_TIMEOUT_MS;
     c->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms
                                                   : DEFAULT_COMMAND_TIMEOUT_MS;
+    c->master_timeout_ms = o->master_timeout_ms ? o->master_timeout_ms
+                                                : DEFAULT_MASTER_TIMEOUT_MS;
     c->signal_expire_ms = o->signal_expire_ms ? o->signal_expire_ms
                                               : DEFAULT_SIGNAL_EXPIRE_MS;
     c->max_idle = o->max_idle_connections ? o->max_idle_connections
@@ -75,16 +99,21 @@ int redislock_client_new(redislock_client **out, const char *url,
     c->key_prefix = dup_opt(o->key_prefix ? o->key_prefix : "", &oom);
     c->username = dup_opt(o->username, &oom);
     c->password = dup_opt(o->password, &oom);
-    c->masters = redislock__calloc(1, sizeof *c->masters);
+    c->masters = redislock__calloc(n, sizeof *c->masters);
     if (oom || !c->masters) {
         redislock_client_free(c);
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
     }
-    c->nmasters = 1;
-    if ((rc = redislock__master_init(&c->masters[0], c, url))) {
-        redislock_client_free(c);
-        return rc;
+    for (i = 0; i < n; i++) {
+        if ((rc = redislock__master_init(&c->masters[i], c, urls[i]))) {
+            if (n > 1)
+                rc = redislock__err(rc, "master %zu: %s", i + 1, redislock_last_error());
+            redislock_client_free(c);
+            return rc;
+        }
+        c->nmasters = i + 1;
     }
+    c->quorum = n / 2 + 1;
     c->renewer = redislock__renewer_new(c);
     if (!c->renewer) {
         redislock_client_free(c);

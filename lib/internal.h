@@ -201,6 +201,7 @@ void redislock__renew_get_stats(redislock_client *c, redislock__renew_stats *st)
 struct redislock_client {
     int connect_timeout_ms;
     int command_timeout_ms;
+    int master_timeout_ms;   /* majority mode: per master and step */
     int signal_expire_ms;
     int max_idle;
     char *key_prefix;
@@ -211,6 +212,7 @@ struct redislock_client {
     void *log_userdata;
     int log_level;
     size_t nmasters;
+    size_t quorum;           /* nmasters / 2 + 1 */
     redislock__master *masters;
     redislock__renewer *renewer;
     redislock_client *reg_next;  /* fork registry */

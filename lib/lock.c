@@ -109,6 +109,13 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
                               (long long)o->expire_ms);
     if (o->id && (rc = redislock__check_id(o->id, "the owner id")))
         return rc;
+    if (c->nmasters > 1 && o->expire_ms == 0)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "majority mode (%zu masters) needs an expiry: "
+                              "expire_ms is 0", c->nmasters);
+    if (c->nmasters > 1)
+        return redislock__err(REDISLOCK_ENOTSUP,
+                              "majority mode is not implemented yet");
     if (o->auto_renew && o->expire_ms == 0)
         return redislock__err(REDISLOCK_EINVAL,
                               "auto_renew needs an expiry: expire_ms is 0");

@@ -1,0 +1,1 @@
+# tools/: the redislock command-line tool (issue 4).
