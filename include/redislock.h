@@ -277,6 +277,16 @@ REDISLOCK_EXPORT int redislock_lost_reason(const redislock *lk);
 /* A static description of a REDISLOCK_LOST_* reason. */
 REDISLOCK_EXPORT const char *redislock_lost_reason_string(int reason);
 
+/* How long the lock stays valid as far as this handle knows: ms until the
+ * local expiry (see redislock_held()), -1 for a lock without expiry, 0 when
+ * not held.  In majority mode this is the Redlock validity.  Safe from any
+ * thread. */
+REDISLOCK_EXPORT int64_t redislock_validity_ms(const redislock *lk);
+
+/* The masters that failed the last operation on this handle, one line
+ * "host:port: reason" each ("" if none).  Use from the handle's thread. */
+REDISLOCK_EXPORT const char *redislock_master_errors(const redislock *lk);
+
 /* The lock name and the owner id; owned by the handle. */
 REDISLOCK_EXPORT const char *redislock_name(const redislock *lk);
 REDISLOCK_EXPORT const char *redislock_id(const redislock *lk);

@@ -86,6 +86,25 @@ int redislock__conn_appendv(redislock__conn *c, ...)
     return redislock__conn_append(c, argc, argv, lens);
 }
 
+int redislock__conn_flush_nb(redislock__conn *c)
+{
+    while (c->opos < c->olen) {
+        ssize_t n = send(c->fd, c->obuf + c->opos, c->olen - c->opos,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            c->opos += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        return redislock__conn_io_error(c, errno, "send");
+    }
+    c->olen = c->opos = 0;
+    return 1;
+}
+
 int redislock__conn_flush(redislock__conn *c, int64_t deadline)
 {
     while (c->opos < c->olen) {

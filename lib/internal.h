@@ -111,6 +111,8 @@ int redislock__conn_append(redislock__conn *c, int argc,
 int redislock__conn_appendv(redislock__conn *c, ...);
 /* Send what is queued. */
 int redislock__conn_flush(redislock__conn *c, int64_t deadline);
+/* Send what the socket takes now: 1 when all is sent, 0 if some is left. */
+int redislock__conn_flush_nb(redislock__conn *c);
 /* Read the next reply.  REDISLOCK_ETIMEDOUT when the deadline passes first
  * (the connection stays usable: the reply is still pending). */
 int redislock__conn_read(redislock__conn *c, int64_t deadline,
@@ -223,7 +225,7 @@ void redislock__log(const redislock_client *c, int level, const char *fmt, ...)
 /* now + command timeout, bounded by limit (REDISLOCK__NEVER for none). */
 int64_t redislock__io_deadline(const redislock_client *c, int64_t limit);
 
-/* ----------------------------------------------------------------- lock.c */
+/* ----------------------------------------------------------- handle state */
 struct redislock {
     redislock_client *c;
     char *name;
@@ -242,6 +244,7 @@ struct redislock {
     int lost_reason;    /* atomic: REDISLOCK_LOST_*, or 0 */
     int uncertain;      /* an acquire's reply was lost: we may hold it */
     char errmsg[512];
+    char master_errors[1024]; /* failed masters of the last operation */
 
     /* auto-renewal; the fields below belong to the renewer's mutex */
     int auto_renew;
@@ -258,13 +261,6 @@ struct redislock {
     int free_pending;       /* freed from its own callback */
     redislock *renew_next, *renew_prev; /* all registered handles */
 };
-
-/* Free a handle's memory (no renewal bookkeeping). */
-void redislock__lock_destroy(redislock *lk);
-/* Mark a lock held until expires_us (0: no expiry). */
-void redislock__set_held(redislock *lk, int64_t expires_us);
-/* Mark a lock lost; returns 1 the first time. */
-int redislock__set_lost(redislock *lk, int reason);
 
 /* ----------------------------------------------------------------- keys.c */
 /* The key of lock name: prefix + "lock:" (or "lock-signal:") + name, with
@@ -317,8 +313,9 @@ void redislock__call_free(redislock__call *call);
 void redislock__call_key(redislock__call *call, const char *k, size_t len);
 void redislock__call_arg(redislock__call *call, const char *a, size_t len);
 void redislock__call_int(redislock__call *call, long long v);
-/* Queue EVALSHA for the call (no I/O). */
+/* Queue EVALSHA (or EVAL with the body) for the call (no I/O). */
 int redislock__call_append(redislock__conn *c, redislock__call *call);
+int redislock__call_append_eval(redislock__conn *c, redislock__call *call);
 /* Read the reply of the one call in flight on c; on NOSCRIPT resend it as
  * EVAL and read again.  An error reply becomes an error code here. */
 int redislock__call_reply(redislock__conn *c, redislock__call *call,
@@ -336,12 +333,76 @@ int redislock__is_noscript(const struct redisReply *r);
 /* The SHA1 hex digest of data (41 bytes with NUL). */
 void redislock__sha1_hex(const void *data, size_t len, char out[41]);
 
+/* ------------------------------------------------------------------ fan.c */
+#define REDISLOCK__MAX_MASTERS 31
+#define REDISLOCK__ERRLEN 256
+
+/* The same calls on every master at once (see fan.c). */
+typedef struct redislock__fanout {
+    size_t n;                 /* masters */
+    size_t k;                 /* calls per master */
+    redislock__conn *conns[REDISLOCK__MAX_MASTERS]; /* NULL: not connected */
+    int rc[REDISLOCK__MAX_MASTERS];                 /* per master: 0 or error */
+    char err[REDISLOCK__MAX_MASTERS][REDISLOCK__ERRLEN];
+    struct redisReply **replies; /* [master * k + call], error replies too */
+    size_t *map;              /* scratch */
+} redislock__fanout;
+
+int redislock__fan_init(redislock__fanout *f, size_t n, size_t k);
+/* Free the replies and clear the per-master results (not the conns). */
+void redislock__fan_reset(redislock__fanout *f);
+/* Put the connections back and free the replies. */
+void redislock__fan_free(redislock__fanout *f);
+/* Send the k calls to every master whose rc is 0 and collect the replies
+ * until deadline.  A master without connection, or failing, gets rc/err. */
+void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
+                          int64_t deadline);
+/* Check out a connection for every master that has none and rc 0, all by
+ * one deadline. */
+void redislock__fan_connect(redislock__fanout *f, redislock_client *c,
+                            int64_t deadline);
+/* Return every connection to its pool (broken ones are closed). */
+void redislock__fan_put(redislock__fanout *f);
+/* Init f and run one call on every master; the caller reads f->rc, f->err
+ * and f->replies, then calls redislock__fan_free().  Each step (connect,
+ * reply) is bounded by the connect/command timeouts with one master, by the
+ * per-master timeout with several. */
+int redislock__fan_once(redislock__fanout *f, redislock_client *c,
+                        redislock__call *call);
+
+/* ---------------------------------------------------------------- handle.c */
+/* Free a handle's memory (no renewal bookkeeping). */
+void redislock__lock_destroy(redislock *lk);
+/* Mark a lock held until expires_us (0: no expiry). */
+void redislock__set_held(redislock *lk, int64_t expires_us);
+void redislock__clear_held(redislock *lk);
+/* Mark a lock lost; returns 1 the first time. */
+int redislock__set_lost(redislock *lk, int reason);
+/* The local expiry of a lock granted by a round sent at sent_us: the
+ * expiry, less (with several masters) a clock drift allowance of 1% + 2 ms.
+ * 0 for a lock without expiry. */
+int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
+                               int64_t expire_ms);
+/* Keep the outcome of an API call in the handle's message. */
+int redislock__finish(redislock *lk, int rc);
+const char *redislock__qname(const redislock *lk, char *buf, size_t len);
+void redislock__copy_owner(char *dst, const struct redisReply *r, int *truncated);
+/* Keep the per-master failures of an operation in the handle. */
+void redislock__note_masters(redislock *lk, const redislock__fanout *f);
+/* The first failures of a fan-out, "; "-separated, for messages. */
+const char *redislock__fan_summary(const redislock__fanout *f, char *buf, size_t len);
+
 /* --------------------------------------------------------------- ownerid.c */
 /* Random owner id: prefix + 24 base64 characters of 18 random bytes. */
 int redislock__random_id(const char *prefix, char **out);
 /* 0 if id is a valid owner id (printable ASCII, no space, not empty,
  * at most REDISLOCK_ID_MAX bytes). */
 int redislock__check_id(const char *id, const char *what);
+/* A random number for back-off jitter (not for ids). */
+uint32_t redislock__random_u32(void);
+
+/* -------------------------------------------------------------- acquire.c */
+int redislock__acquire(redislock *lk, int64_t timeout_ms);
 
 /* ----------------------------------------------------------------- wait.c */
 /* Outcomes of redislock__wait_signal(). */
@@ -350,16 +411,17 @@ enum {
     REDISLOCK__WAIT_EXPIRED = 0  /* "until" passed without one */
 };
 
-/* Block on the signal key on connection c until a wake-up is popped or the
- * monotonic time "until" passes (REDISLOCK__NEVER: no limit).  The client
- * keeps its own timer, because the server checks BLPOP timeouts only every
- * 1000/hz ms: when the timer fires first, the BLPOP is cancelled with
- * CLIENT UNBLOCK from a helper connection, and a wake-up that raced with the
- * cancellation is still reported as WOKEN, so none is ever swallowed.
- * Returns WOKEN, EXPIRED or an error (c is then broken).  Returns no later
- * than until + min(command timeout, 250 ms). */
-int redislock__wait_signal(redislock__conn *c, const char *sigkey,
-                           size_t sigkeylen, int64_t until);
+/* Block on the signal key on every master of f that has a connection and
+ * rc 0, until a wake-up is popped on any of them or the monotonic time
+ * "until" passes.  The client times the wait itself (the server checks
+ * BLPOP timeouts only every 1000/hz ms); the BLPOPs still pending then are
+ * cancelled with CLIENT UNBLOCK from helper connections, and a wake-up that
+ * raced with the cancellation is still reported: popped[i] is set for every
+ * master whose wake-up was consumed.  Masters that fail get rc/err.  Returns
+ * WOKEN, EXPIRED, or REDISLOCK_EIO when every connection failed; returns by
+ * until + min(command timeout, 250 ms). */
+int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
+                            size_t sigkeylen, int64_t until, int *popped);
 /* Push a wake-up back (LPUSH + PEXPIRE) after popping one that will not be
  * used, so that the next waiter is not left asleep.  Best effort. */
 void redislock__hand_back(redislock__master *m, const char *sigkey,

@@ -94,3 +94,22 @@ int redislock__check_id(const char *id, const char *what)
                                   what, (unsigned char)id[i], i);
     return 0;
 }
+
+uint32_t redislock__random_u32(void)
+{
+    static _Thread_local uint64_t state;
+    uint64_t x;
+    if (!state) {
+        unsigned char seed[8];
+        if (random_bytes(seed, sizeof seed) == 0)
+            memcpy(&state, seed, sizeof state);
+        state |= 1; /* never zero */
+    }
+    /* xorshift64* */
+    x = state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    state = x;
+    return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}

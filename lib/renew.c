@@ -42,7 +42,7 @@ struct redislock__renewer {
 };
 
 /* What one renewal found. */
-enum { R_OK, R_GONE, R_OTHER, R_RETRY };
+enum { R_OK, R_GONE, R_OTHER, R_NOQUORUM, R_RETRY };
 
 typedef struct item {
     redislock *lk;
@@ -120,42 +120,44 @@ static void heap_remove(redislock__renewer *r, redislock *lk)
 
 /* ------------------------------------------------------------ renewal I/O */
 
-/* Renew a batch on the client's master.  Sets each item's result. */
+/* Renew a batch: one pipeline per master, all masters at once, on the
+ * renewer's own connections.  Sets each item's result: renewed with a quorum
+ * (within the validity), gone or taken on a quorum, no quorum possible, or
+ * to be retried. */
 static void renew_batch(redislock__renewer *r, item *items, size_t n)
 {
     redislock_client *c = r->c;
-    redislock__master *m = &c->masters[0];
-    redislock__conn **connp = &r->conns[0];
+    size_t nm = c->nmasters, i, m;
+    redislock__fanout f;
     redislock__call *calls = redislock__calloc(n, sizeof *calls);
     redislock__call **callp = redislock__calloc(n, sizeof *callp);
-    redisReply **replies = redislock__calloc(n, sizeof *replies);
     int64_t deadline = REDISLOCK__NEVER, sent;
-    size_t i;
-    int rc;
 
     for (i = 0; i < n; i++) {
         items[i].result = R_RETRY;
         deadline = redislock__min_deadline(
             deadline, __atomic_load_n(&items[i].lk->expires_us, __ATOMIC_SEQ_CST));
     }
-    if (!calls || !callp || !replies) {
+    if (!calls || !callp || redislock__fan_init(&f, nm, n)) {
         redislock__log(c, REDISLOCK_LOG_ERROR, "renewal: out of memory");
-        goto out;
+        redislock__free(calls);
+        redislock__free(callp);
+        return;
     }
-    if (*connp && ((*connp)->broken || (*connp)->gen != redislock__fork_gen())) {
-        redislock__pool_put(*connp);
-        *connp = NULL;
-    }
-    if (!*connp) {
-        rc = redislock__pool_get(
-            m,
-            redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms), deadline),
-            connp);
-        if (rc) {
-            redislock__log(c, REDISLOCK_LOG_WARN, "renewal: %s", redislock_last_error());
-            goto out;
+    for (m = 0; m < nm; m++) {
+        redislock__conn *conn = r->conns[m];
+        if (conn && (conn->broken || conn->gen != redislock__fork_gen())) {
+            redislock__pool_put(conn);
+            conn = NULL;
         }
+        f.conns[m] = conn;
+        r->conns[m] = NULL;
     }
+    redislock__fan_connect(
+        &f, c,
+        redislock__min_deadline(redislock__after_ms(nm > 1 ? c->master_timeout_ms
+                                                           : c->connect_timeout_ms),
+                                deadline));
     for (i = 0; i < n; i++) {
         redislock *lk = items[i].lk;
         redislock__call_init(&calls[i], &redislock__script_renew);
@@ -165,35 +167,58 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         callp[i] = &calls[i];
     }
     sent = redislock__now_us();
-    rc = redislock__call_pipeline(*connp, callp, n, redislock__io_deadline(c, deadline),
-                                  replies);
-    __atomic_add_fetch(&r->st.round_trips, 1, __ATOMIC_RELAXED);
-    if (rc) {
-        redislock__log(c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
-                       redislock_last_error());
-        (*connp)->broken = 1;
-        redislock__pool_put(*connp);
-        *connp = NULL;
+    redislock__fan_calls(&f, callp,
+                         nm > 1 ? redislock__min_deadline(
+                                      redislock__after_ms(c->master_timeout_ms), deadline)
+                                : redislock__io_deadline(c, deadline));
+    for (m = 0; m < nm; m++) {
+        if (f.conns[m])
+            __atomic_add_fetch(&r->st.round_trips, 1, __ATOMIC_RELAXED);
+        if (f.rc[m])
+            redislock__log(c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
+                           f.err[m]);
+        if (f.conns[m] && !f.rc[m] && !f.conns[m]->broken)
+            r->conns[m] = f.conns[m]; /* kept for the next batch */
+        else
+            redislock__pool_put(f.conns[m]);
+        f.conns[m] = NULL;
     }
     for (i = 0; i < n; i++) {
-        redisReply *rep = replies[i];
+        size_t ok = 0, gone = 0, other = 0, retry = 0;
+        redislock *lk = items[i].lk;
+        for (m = 0; m < nm; m++) {
+            const redisReply *rep = f.replies[m * n + i];
+            if (f.rc[m] || !rep || rep->type != REDIS_REPLY_INTEGER) {
+                if (!f.rc[m] && rep && rep->type == REDIS_REPLY_ERROR)
+                    redislock__log(c, REDISLOCK_LOG_WARN, "renewal of a lock: %s",
+                                   rep->str);
+                retry++;
+            } else if (rep->integer == 0) {
+                ok++;
+            } else if (rep->integer == 3) {
+                other++;
+            } else {
+                gone++;
+            }
+        }
         items[i].sent_us = sent;
-        if (!rep)
-            continue;
-        if (rep->type == REDIS_REPLY_INTEGER)
-            items[i].result = rep->integer == 0   ? R_OK
-                              : rep->integer == 3 ? R_OTHER
-                                                  : R_GONE;
-        else if (rep->type == REDIS_REPLY_ERROR)
-            redislock__log(c, REDISLOCK_LOG_WARN, "renewal of a lock: %s", rep->str);
-        freeReplyObject(rep);
-    }
-    for (i = 0; i < n; i++)
+        if (ok >= c->quorum &&
+            (nm == 1 || redislock__now_us() <
+                            redislock__valid_until(c, sent, lk->expire_ms)))
+            items[i].result = R_OK;
+        else if (gone >= c->quorum)
+            items[i].result = R_GONE;
+        else if (other >= c->quorum)
+            items[i].result = R_OTHER;
+        else if (ok + retry < c->quorum)
+            items[i].result = R_NOQUORUM;
+        else
+            items[i].result = R_RETRY;
         redislock__call_free(&calls[i]);
-out:
+    }
+    redislock__fan_free(&f);
     redislock__free(calls);
     redislock__free(callp);
-    redislock__free(replies);
 }
 
 static void unlink_handle(redislock__renewer *r, redislock *lk)
@@ -232,7 +257,7 @@ static int apply(redislock__renewer *r, item *it)
         return 0; /* released (or released and taken again) meanwhile */
     switch (it->result) {
     case R_OK:
-        expires = it->sent_us + lk->expire_ms * 1000;
+        expires = redislock__valid_until(r->c, it->sent_us, lk->expire_ms);
         __atomic_store_n(&lk->expires_us, expires, __ATOMIC_SEQ_CST);
         lk->backoff_ms = 0;
         lk->due_us = it->sent_us + lk->renew_interval_ms * 1000;
@@ -244,12 +269,16 @@ static int apply(redislock__renewer *r, item *it)
     case R_OTHER:
         reason = REDISLOCK_LOST_OTHER_OWNER;
         break;
+    case R_NOQUORUM:
+        reason = REDISLOCK_LOST_NO_QUORUM;
+        break;
     default:
         r->st.failures++;
         now = redislock__now_us();
         expires = __atomic_load_n(&lk->expires_us, __ATOMIC_SEQ_CST);
         if (now >= expires) {
-            reason = REDISLOCK_LOST_EXPIRED;
+            reason = r->c->nmasters > 1 ? REDISLOCK_LOST_NO_QUORUM
+                                        : REDISLOCK_LOST_EXPIRED;
             break;
         }
         lk->backoff_ms = lk->backoff_ms ? (lk->backoff_ms >= 100 ? 200 : lk->backoff_ms * 2)

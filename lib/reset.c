@@ -16,12 +16,11 @@
 
 int redislock_reset(redislock_client *c, const char *name)
 {
-    redislock__conn *conn = NULL;
+    redislock__fanout f;
     redislock__call call;
-    redisReply *r = NULL;
-    char *key = NULL, *sig = NULL;
-    size_t keylen = 0, siglen = 0, namelen;
-    int rc;
+    char *key = NULL, *sig = NULL, sum[600];
+    size_t keylen = 0, siglen = 0, namelen, i, failed = 0;
+    int rc, removed = 0;
 
     redislock__err_clear();
     if (!c || !name || !*name)
@@ -40,30 +39,38 @@ int redislock_reset(redislock_client *c, const char *name)
         rc = redislock__err(REDISLOCK_ENOMEM, "out of memory resetting a lock");
         goto out;
     }
-    rc = redislock__pool_get(&c->masters[0],
-                             redislock__after_ms(c->connect_timeout_ms), &conn);
-    if (rc)
-        goto out;
     redislock__call_init(&call, &redislock__script_reset);
     redislock__call_key(&call, key, keylen);
     redislock__call_key(&call, sig, siglen);
     redislock__call_int(&call, c->signal_expire_ms);
-    rc = redislock__call_run(conn, &call, redislock__io_deadline(c, REDISLOCK__NEVER),
-                             &r);
+    rc = redislock__fan_once(&f, c, &call);
     redislock__call_free(&call);
-    if (!rc) {
-        if (r->type == REDIS_REPLY_INTEGER)
-            rc = r->integer > 0;
-        else
-            rc = redislock__err(REDISLOCK_EPROTO,
-                                "unexpected reply to the reset script");
-        freeReplyObject(r);
-    } else if (rc == REDISLOCK_ETIMEDOUT) {
-        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %d ms",
-                            conn->m->ep.addr, c->command_timeout_ms);
+    if (rc)
+        goto out;
+    for (i = 0; i < f.n; i++) {
+        const redisReply *r = f.replies[i];
+        if (!f.rc[i] && r->type == REDIS_REPLY_INTEGER) {
+            removed |= r->integer > 0;
+            continue;
+        }
+        if (!f.rc[i]) {
+            f.rc[i] = redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
+                                     "the reset script", c->masters[i].ep.addr);
+            snprintf(f.err[i], sizeof f.err[i], "%s", redislock_last_error());
+        }
+        failed++;
     }
+    if (c->nmasters == 1 && failed)
+        rc = redislock__err(f.rc[0] == REDISLOCK_ETIMEDOUT ? REDISLOCK_EIO : f.rc[0],
+                            "%s", f.err[0]);
+    else if (failed > c->nmasters - c->quorum)
+        rc = redislock__err(REDISLOCK_ENOQUORUM,
+                            "reset: %zu of %zu masters failed: %s", failed, c->nmasters,
+                            redislock__fan_summary(&f, sum, sizeof sum));
+    else
+        rc = removed;
+    redislock__fan_free(&f);
 out:
-    redislock__pool_put(conn);
     redislock__free(key);
     redislock__free(sig);
     return rc;
@@ -155,29 +162,14 @@ out:
     return rc;
 }
 
-int redislock_reset_all(redislock_client *c, const char *owner_prefix,
-                        uint64_t *count)
+/* reset_all on one master. */
+static int reset_all_master(redislock_client *c, redislock__master *m,
+                            const char *pattern, size_t patlen,
+                            const char *owner_prefix, uint64_t *count)
 {
     redislock__conn *conn = NULL;
-    char cursor[32] = "0", *pattern = NULL;
-    size_t patlen = 0;
-    uint64_t n = 0;
-    int rc;
-
-    redislock__err_clear();
-    if (count)
-        *count = 0;
-    if (!c)
-        return redislock__err(REDISLOCK_EINVAL, "redislock_reset_all: client is NULL");
-    if (!owner_prefix)
-        owner_prefix = "";
-    if (*owner_prefix && (rc = redislock__check_id(owner_prefix, "owner_prefix")))
-        return rc;
-    pattern = redislock__key_pattern(c, &patlen);
-    if (!pattern)
-        return redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
-    rc = redislock__pool_get(&c->masters[0],
-                             redislock__after_ms(c->connect_timeout_ms), &conn);
+    char cursor[32] = "0";
+    int rc = redislock__pool_get(m, redislock__after_ms(c->connect_timeout_ms), &conn);
     while (!rc) {
         const char *argv[6] = { "SCAN", cursor, "MATCH", pattern, "COUNT",
                                 SCAN_COUNT };
@@ -193,23 +185,69 @@ int redislock_reset_all(redislock_client *c, const char *owner_prefix,
             r->element[1]->type != REDIS_REPLY_ARRAY) {
             rc = r->type == REDIS_REPLY_ERROR
                      ? redislock__conn_reply_error(conn, r, "SCAN")
-                     : redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
+                     : redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected SCAN reply",
+                                      m->ep.addr);
             freeReplyObject(r);
             break;
         }
         memcpy(cursor, r->element[0]->str, r->element[0]->len);
         cursor[r->element[0]->len] = '\0';
-        rc = reset_page(c, conn, r->element[1], owner_prefix, &n);
+        rc = reset_page(c, conn, r->element[1], owner_prefix, count);
         freeReplyObject(r);
         if (!strcmp(cursor, "0"))
             break;
     }
     if (rc == REDISLOCK_ETIMEDOUT)
-        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %d ms",
-                            c->masters[0].ep.addr, c->command_timeout_ms);
+        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %d ms", m->ep.addr,
+                            c->command_timeout_ms);
     redislock__pool_put(conn);
+    return rc;
+}
+
+int redislock_reset_all(redislock_client *c, const char *owner_prefix,
+                        uint64_t *count)
+{
+    char *pattern = NULL, errs[600] = "";
+    size_t patlen = 0, i, failed = 0;
+    uint64_t most = 0;
+    int rc = 0, first_rc = 0;
+
+    redislock__err_clear();
+    if (count)
+        *count = 0;
+    if (!c)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_reset_all: client is NULL");
+    if (!owner_prefix)
+        owner_prefix = "";
+    if (*owner_prefix && (rc = redislock__check_id(owner_prefix, "owner_prefix")))
+        return rc;
+    pattern = redislock__key_pattern(c, &patlen);
+    if (!pattern)
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
+    /* Each master on its own (SCAN pages differ); a lock lives on several
+     * masters, so the count is the largest of the masters' counts. */
+    for (i = 0; i < c->nmasters; i++) {
+        uint64_t n = 0;
+        rc = reset_all_master(c, &c->masters[i], pattern, patlen, owner_prefix, &n);
+        if (n > most)
+            most = n;
+        if (rc) {
+            size_t o = strlen(errs);
+            if (!failed++)
+                first_rc = rc;
+            snprintf(errs + o, sizeof errs - o, "%s%s", o ? "; " : "",
+                     redislock_last_error());
+        }
+    }
     redislock__free(pattern);
     if (count)
-        *count = n;
-    return rc;
+        *count = most;
+    if (c->nmasters == 1)
+        return failed ? redislock__err(first_rc, "%s", errs) : 0;
+    if (failed > c->nmasters - c->quorum)
+        return redislock__err(REDISLOCK_ENOQUORUM, "reset_all: %zu of %zu masters "
+                              "failed: %s", failed, c->nmasters, errs);
+    if (failed)
+        redislock__log(c, REDISLOCK_LOG_WARN, "reset_all: %s", errs);
+    return 0;
 }

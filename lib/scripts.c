@@ -228,6 +228,11 @@ int redislock__call_append(redislock__conn *c, redislock__call *call)
     return append_as(c, call, 0);
 }
 
+int redislock__call_append_eval(redislock__conn *c, redislock__call *call)
+{
+    return append_as(c, call, 1);
+}
+
 int redislock__is_noscript(const redisReply *r)
 {
     return r->type == REDIS_REPLY_ERROR && r->len >= 8 &&

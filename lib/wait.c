@@ -1,20 +1,25 @@
-/* Waiting for a wake-up: BLPOP on the signal key with a client-side timer.
+/* Waiting for a wake-up: BLPOP on the signal key, on one master or on all
+ * of them at once (majority mode), with a client-side timer.
  *
  * The server checks blocked clients' timeouts only at its cron rate (every
  * 100 ms with the default hz 10), so a BLPOP timeout alone would wake a
  * waiter up to 100 ms late after the holder's expiry or the caller's
- * deadline.  The client therefore times the wait itself; when its timer
- * fires first it sends CLIENT UNBLOCK <id> TIMEOUT from a second connection.
- * The server handles that atomically with respect to pushes: either the
- * waiter was already served (its reply, with the wake-up, is on the way and
- * is read) or it gets the timeout reply.  No wake-up is lost.
+ * deadline.  The client therefore times the wait itself.  When its timer
+ * fires, or when one master delivered a wake-up, the BLPOPs still pending
+ * are cancelled with CLIENT UNBLOCK <id> TIMEOUT sent from helper
+ * connections.  The server handles that atomically with respect to pushes:
+ * either the waiter was already served (its reply, with the wake-up, is on
+ * the way and is read) or it gets the timeout reply.  No wake-up is lost:
+ * the caller learns of every one it consumed.
  *
- * The connection's CLIENT ID is learnt by pipelining CLIENT ID in front of
- * its first BLPOP: no extra round trip.  Servers without CLIENT UNBLOCK
- * (Redis < 5) fall back to the server's own timeout. */
+ * A connection's CLIENT ID is learnt by pipelining CLIENT ID in front of its
+ * first BLPOP: no extra round trip.  Servers without CLIENT UNBLOCK
+ * (Redis < 5, or denied by ACL) fall back to the server's own timeout. */
 #include "internal.h"
 
+#include <errno.h>
 #include <hiredis.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,12 +37,7 @@ int64_t redislock__slack_us(const redislock_client *c)
 static void format_timeout(const redislock__master *m, int64_t wait_us,
                            char *buf, size_t len)
 {
-    long long ms;
-    if (wait_us == REDISLOCK__NEVER) {
-        snprintf(buf, len, "0");
-        return;
-    }
-    ms = (long long)((wait_us + 999) / 1000);
+    long long ms = (long long)((wait_us + 999) / 1000);
     if (ms < 1)
         ms = 1;
     if (__atomic_load_n(&m->int_timeouts, __ATOMIC_RELAXED))
@@ -46,140 +46,253 @@ static void format_timeout(const redislock__master *m, int64_t wait_us,
         snprintf(buf, len, "%lld.%03lld", ms / 1000, ms % 1000);
 }
 
-/* Read the CLIENT ID reply pipelined before the BLPOP. */
-static int read_client_id(redislock__conn *c, int64_t deadline)
+/* Per connection: what is still expected from it. */
+enum { EXPECT_ID, EXPECT_BLPOP, DONE };
+
+typedef struct waiter {
+    redislock__fanout *f;
+    int unblocking;            /* the connections are CLIENT UNBLOCK helpers */
+    int stage[REDISLOCK__MAX_MASTERS];
+    int popped[REDISLOCK__MAX_MASTERS];
+} waiter;
+
+/* When pump() stops. */
+enum { UNTIL_FIRST_BLPOP, UNTIL_IDS_KNOWN, UNTIL_ALL_DONE };
+
+static void fail(redislock__fanout *f, size_t i, int rc)
 {
-    redisReply *r = NULL;
-    int rc = redislock__conn_read(c, deadline, &r);
-    if (rc)
-        return rc;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
-        c->client_id = r->integer;
-    } else {
-        c->client_id = -1;
-        __atomic_store_n(&c->m->no_unblock, 1, __ATOMIC_RELAXED);
-        redislock__log(c->m->client, REDISLOCK_LOG_INFO,
-                       "redis %s: no CLIENT ID (%s); waits end on the server's "
-                       "timeout", c->m->ep.addr,
-                       r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
-    }
-    freeReplyObject(r);
-    return 0;
+    f->rc[i] = rc;
+    snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
+    f->conns[i]->broken = 1;
 }
 
-/* Interpret the BLPOP reply.  1 for "retry with whole-second timeouts". */
-static int blpop_result(redislock__conn *c, redisReply *r, int *retry)
+/* Handle one reply on connection i; 1 when it was the BLPOP's. */
+static int on_reply(waiter *w, size_t i, redisReply *r)
 {
-    int rc;
-    *retry = 0;
-    if (r->type == REDIS_REPLY_NIL)
-        rc = REDISLOCK__WAIT_EXPIRED;
-    else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-        rc = REDISLOCK__WAIT_WOKEN;
-    else if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "timeout is not") &&
-             !__atomic_load_n(&c->m->int_timeouts, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&c->m->int_timeouts, 1, __ATOMIC_RELAXED);
-        redislock__log(c->m->client, REDISLOCK_LOG_INFO,
-                       "redis %s: BLPOP wants whole seconds (Redis < 6)",
-                       c->m->ep.addr);
-        *retry = 1;
-        rc = 0;
-    } else
-        rc = redislock__conn_reply_error(c, r, "BLPOP");
-    freeReplyObject(r);
-    return rc;
-}
-
-/* CLIENT UNBLOCK c from a helper connection.  0 when sent and answered. */
-static int unblock(redislock__conn *c, int64_t hard)
-{
-    redislock__conn *h = NULL;
-    redisReply *r = NULL;
-    char id[24];
-    int rc;
-    if (c->client_id <= 0)
-        return -1;
-    if ((rc = redislock__pool_get(c->m, hard, &h)))
-        return rc;
-    snprintf(id, sizeof id, "%lld", c->client_id);
-    rc = redislock__conn_appendv(h, "CLIENT", "UNBLOCK", id, "TIMEOUT", NULL);
-    if (!rc)
-        rc = redislock__conn_flush(h, hard);
-    if (!rc)
-        rc = redislock__conn_read(h, hard, &r);
-    if (!rc && r->type == REDIS_REPLY_ERROR) {
-        __atomic_store_n(&c->m->no_unblock, 1, __ATOMIC_RELAXED);
-        redislock__log(c->m->client, REDISLOCK_LOG_INFO,
-                       "redis %s: CLIENT UNBLOCK refused (%s); waits end on the "
-                       "server's timeout", c->m->ep.addr, r->str);
-        rc = -1;
-    }
-    if (r)
-        freeReplyObject(r);
-    redislock__pool_put(h);
-    return rc;
-}
-
-int redislock__wait_signal(redislock__conn *c, const char *sigkey,
-                           size_t sigkeylen, int64_t until)
-{
+    redislock__conn *c = w->f->conns[i];
     redislock__master *m = c->m;
-    int64_t slack = redislock__slack_us(m->client);
-    int attempts;
+    if (w->unblocking) {
+        w->stage[i] = DONE;
+        if (r->type == REDIS_REPLY_ERROR)
+            fail(w->f, i, redislock__conn_reply_error(c, r, "CLIENT UNBLOCK"));
+        freeReplyObject(r);
+        return 0;
+    }
+    if (w->stage[i] == EXPECT_ID) {
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+            c->client_id = r->integer;
+        } else {
+            c->client_id = -1;
+            __atomic_store_n(&m->no_unblock, 1, __ATOMIC_RELAXED);
+            redislock__log(m->client, REDISLOCK_LOG_INFO,
+                           "redis %s: no CLIENT ID (%s); waits end on the "
+                           "server's timeout", m->ep.addr,
+                           r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
+        }
+        w->stage[i] = EXPECT_BLPOP;
+        freeReplyObject(r);
+        return 0;
+    }
+    w->stage[i] = DONE;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        w->popped[i] = 1;
+    } else if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "timeout is not")) {
+        /* Redis < 6: whole seconds from now on; the caller simply retries */
+        __atomic_store_n(&m->int_timeouts, 1, __ATOMIC_RELAXED);
+        redislock__log(m->client, REDISLOCK_LOG_INFO,
+                       "redis %s: BLPOP wants whole seconds (Redis < 6)", m->ep.addr);
+    } else if (r->type != REDIS_REPLY_NIL) {
+        fail(w->f, i, redislock__conn_reply_error(c, r, "BLPOP"));
+    }
+    freeReplyObject(r);
+    return 1;
+}
 
-    for (attempts = 0; attempts < 2; attempts++) {
-        int64_t now = redislock__now_us(), hard, wait_us;
-        char tmo[32];
+static int ids_known(const waiter *w)
+{
+    size_t i;
+    for (i = 0; i < w->f->n; i++)
+        if (w->stage[i] == EXPECT_ID && !w->f->rc[i])
+            return 0;
+    return 1;
+}
+
+/* Poll every connection still expecting a reply and feed the replies to
+ * on_reply(), until the deadline or the stop condition. */
+static void pump(waiter *w, int64_t deadline, int until)
+{
+    redislock__fanout *f = w->f;
+    struct pollfd pfd[REDISLOCK__MAX_MASTERS];
+    size_t idx[REDISLOCK__MAX_MASTERS], i, np;
+    for (;;) {
+        int ms, r, answered = 0;
+        if (until == UNTIL_IDS_KNOWN && ids_known(w))
+            return;
+        np = 0;
+        for (i = 0; i < f->n; i++) {
+            redislock__conn *c = f->conns[i];
+            if (!c || f->rc[i] || w->stage[i] == DONE)
+                continue;
+            pfd[np].fd = c->fd;
+            pfd[np].events = POLLIN | (c->opos < c->olen ? POLLOUT : 0);
+            pfd[np].revents = 0;
+            idx[np++] = i;
+        }
+        if (np == 0)
+            return;
+        ms = redislock__poll_ms(deadline);
+        if (ms == 0)
+            return;
+        r = poll(pfd, (nfds_t)np, ms);
+        if (r < 0 && errno == EINTR)
+            continue; /* a signal: the wait and its deadline go on */
+        if (r < 0) {
+            for (i = 0; i < np; i++)
+                fail(f, idx[i], redislock__conn_io_error(f->conns[idx[i]], errno, "poll"));
+            return;
+        }
+        for (i = 0; i < np; i++) {
+            size_t m = idx[i];
+            redislock__conn *c = f->conns[m];
+            int rc = 0;
+            if (!pfd[i].revents)
+                continue;
+            if ((pfd[i].revents & POLLOUT) && (rc = redislock__conn_flush_nb(c)) < 0) {
+                fail(f, m, rc);
+                continue;
+            }
+            while (w->stage[m] != DONE && !f->rc[m]) {
+                redisReply *rep = NULL;
+                rc = redislock__conn_read_nb(c, &rep);
+                if (rc <= 0)
+                    break;
+                answered |= on_reply(w, m, rep);
+            }
+            if (rc < 0)
+                fail(f, m, rc);
+        }
+        if (answered && until == UNTIL_FIRST_BLPOP)
+            return;
+    }
+}
+
+/* CLIENT UNBLOCK every connection still blocked, from one helper connection
+ * per master, all at once.  Connections of masters where that is not
+ * possible keep waiting for the server's own timeout. */
+static void cancel(waiter *w, int64_t hard)
+{
+    redislock__fanout *f = w->f, helpers;
+    waiter hw;
+    size_t i;
+    int any = 0;
+    memset(&helpers, 0, sizeof helpers);
+    memset(&hw, 0, sizeof hw);
+    helpers.n = f->n;
+    hw.f = &helpers;
+    hw.unblocking = 1;
+    for (i = 0; i < f->n; i++) {
+        redislock__conn *c = f->conns[i];
+        char id[24];
+        hw.stage[i] = DONE;
+        if (!c || f->rc[i] || w->stage[i] == DONE || c->client_id <= 0 ||
+            __atomic_load_n(&c->m->no_unblock, __ATOMIC_RELAXED))
+            continue;
+        if (redislock__pool_get(c->m, hard, &helpers.conns[i]))
+            continue;
+        snprintf(id, sizeof id, "%lld", c->client_id);
+        if (redislock__conn_appendv(helpers.conns[i], "CLIENT", "UNBLOCK", id,
+                                    "TIMEOUT", NULL) ||
+            redislock__conn_flush_nb(helpers.conns[i]) < 0) {
+            helpers.conns[i]->broken = 1;
+            continue;
+        }
+        hw.stage[i] = EXPECT_BLPOP; /* one reply expected */
+        any = 1;
+    }
+    if (any)
+        pump(&hw, hard, UNTIL_ALL_DONE);
+    for (i = 0; i < f->n; i++) {
+        if (helpers.conns[i] && hw.stage[i] != DONE)
+            helpers.conns[i]->broken = 1;
+        else if (helpers.conns[i] && !f->rc[i] && w->stage[i] != DONE &&
+                 helpers.rc[i]) {
+            /* the helper got an error reply: CLIENT UNBLOCK is refused */
+            __atomic_store_n(&f->conns[i]->m->no_unblock, 1, __ATOMIC_RELAXED);
+            redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_INFO,
+                           "redis %s: CLIENT UNBLOCK refused (%s); waits end on the "
+                           "server's timeout", f->conns[i]->m->ep.addr, helpers.err[i]);
+        }
+        redislock__pool_put(helpers.conns[i]);
+    }
+}
+
+int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
+                            size_t sigkeylen, int64_t until, int *popped)
+{
+    waiter w;
+    int64_t now = redislock__now_us(), hard = REDISLOCK__NEVER;
+    size_t i, active = 0;
+    int any_popped = 0;
+
+    memset(&w, 0, sizeof w);
+    w.f = f;
+    if (until <= now)
+        return REDISLOCK__WAIT_EXPIRED;
+    if (until - now > MAX_BLOCK_US)
+        until = now + MAX_BLOCK_US;
+    for (i = 0; i < f->n; i++) {
+        redislock__conn *c = f->conns[i];
         const char *argv[3];
         size_t lens[3];
-        int want_id, rc, retry;
-        redisReply *r = NULL;
-
-        if (until != REDISLOCK__NEVER && until <= now)
-            return REDISLOCK__WAIT_EXPIRED;
-        if (until == REDISLOCK__NEVER || until - now > MAX_BLOCK_US)
-            until = now + MAX_BLOCK_US;
-        wait_us = until - now;
-        hard = until + slack;
-        format_timeout(m, wait_us, tmo, sizeof tmo);
-
-        want_id = c->client_id == 0 &&
-                  !__atomic_load_n(&m->no_unblock, __ATOMIC_RELAXED);
-        if (want_id && (rc = redislock__conn_appendv(c, "CLIENT", "ID", NULL)))
-            return rc;
+        char tmo[32];
+        int rc = 0;
+        w.stage[i] = DONE;
+        if (!c || f->rc[i])
+            continue;
+        hard = until + redislock__slack_us(c->m->client);
+        format_timeout(c->m, until - now, tmo, sizeof tmo);
+        if (c->client_id == 0 && !__atomic_load_n(&c->m->no_unblock, __ATOMIC_RELAXED)) {
+            rc = redislock__conn_appendv(c, "CLIENT", "ID", NULL);
+            w.stage[i] = EXPECT_ID;
+        } else {
+            w.stage[i] = EXPECT_BLPOP;
+        }
         argv[0] = "BLPOP", lens[0] = 5;
         argv[1] = sigkey, lens[1] = sigkeylen;
         argv[2] = tmo, lens[2] = strlen(tmo);
-        if ((rc = redislock__conn_append(c, 3, argv, lens)) ||
-            (rc = redislock__conn_flush(c, hard)))
-            return rc;
-        if (want_id && (rc = read_client_id(c, hard)))
-            return rc;
-
-        rc = redislock__conn_read(c, until, &r);
-        if (rc == REDISLOCK_ETIMEDOUT) {
-            /* Our timer fired first: cancel, then collect the reply. */
-            if (__atomic_load_n(&m->no_unblock, __ATOMIC_RELAXED) ||
-                unblock(c, hard) != 0)
-                redislock__log(m->client, REDISLOCK_LOG_DEBUG,
-                               "redis %s: waiting for the server's BLPOP timeout",
-                               m->ep.addr);
-            rc = redislock__conn_read(c, hard, &r);
-            if (rc == REDISLOCK_ETIMEDOUT) {
-                c->broken = 1;
-                return redislock__err(REDISLOCK_EIO,
-                                      "redis %s: no reply to BLPOP %s s in time",
-                                      m->ep.addr, tmo);
-            }
+        if (!rc)
+            rc = redislock__conn_append(c, 3, argv, lens);
+        if (!rc && (rc = redislock__conn_flush_nb(c)) > 0)
+            rc = 0;
+        if (rc) {
+            fail(f, i, rc);
+            w.stage[i] = DONE;
+            continue;
         }
-        if (rc)
-            return rc;
-        rc = blpop_result(c, r, &retry);
-        if (!retry)
-            return rc;
+        active++;
     }
-    return redislock__err(REDISLOCK_EPROTO, "redis %s: BLPOP rejects its timeout",
-                          m->ep.addr);
+    if (!active)
+        return REDISLOCK_EIO;
+
+    /* Until the first wake-up (or server timeout) or our timer. */
+    pump(&w, until, UNTIL_FIRST_BLPOP);
+    /* The rest: learn their ids (answered at once), cancel, collect. */
+    pump(&w, hard, UNTIL_IDS_KNOWN);
+    cancel(&w, hard);
+    pump(&w, hard, UNTIL_ALL_DONE);
+    for (i = 0; i < f->n; i++) {
+        if (f->conns[i] && !f->rc[i] && w.stage[i] != DONE)
+            fail(f, i, redislock__err(REDISLOCK_EIO, "redis %s: no reply to BLPOP in time",
+                                      f->conns[i]->m->ep.addr));
+        popped[i] = w.popped[i];
+        any_popped |= w.popped[i];
+    }
+    if (any_popped)
+        return REDISLOCK__WAIT_WOKEN;
+    for (i = 0; i < f->n; i++)
+        if (f->conns[i] && !f->rc[i])
+            return REDISLOCK__WAIT_EXPIRED;
+    return REDISLOCK_EIO; /* every connection failed; messages in f->err */
 }
 
 void redislock__hand_back(redislock__master *m, const char *sigkey,

@@ -1,35 +1,44 @@
 /* A waiter that pops a wake-up and then fails (its connection breaks before
  * the retry) hands the wake-up back, so the next waiter is not left asleep.
  *
- * The failure is injected at link time (-Wl,--wrap=redislock__call_run): the
- * first waiter's calls after its wake-up fail as a dropped connection would.
+ * The failure is injected at link time (-Wl,--wrap=redislock__fan_calls):
+ * the first waiter's acquire rounds after its wake-up fail as a dropped
+ * connection would.
  * Everything else runs against a real redis-server. */
 #include "internal.h"
 #include "testutil.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
-int __real_redislock__call_run(redislock__conn *c, redislock__call *call,
-                               int64_t deadline, struct redisReply **out);
-int __wrap_redislock__call_run(redislock__conn *c, redislock__call *call,
-                               int64_t deadline, struct redisReply **out);
+void __real_redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
+                                 int64_t deadline);
+void __wrap_redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
+                                 int64_t deadline);
 
 static pthread_t victim;
 static int victim_set, victim_calls, injected;
 
-int __wrap_redislock__call_run(redislock__conn *c, redislock__call *call,
-                               int64_t deadline, struct redisReply **out)
+void __wrap_redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
+                                 int64_t deadline)
 {
+    size_t i;
     if (__atomic_load_n(&victim_set, __ATOMIC_SEQ_CST) &&
         pthread_equal(pthread_self(), victim) &&
-        call->script == &redislock__script_acquire && victim_calls++ > 0) {
-        /* after its first (busy) answer, every acquire of the victim fails
-         * like a connection reset before the reply */
+        calls[0]->script == &redislock__script_acquire && victim_calls++ > 0) {
+        /* after its first (busy) answer, every acquire round of the victim
+         * fails like a connection reset before the reply */
         __atomic_add_fetch(&injected, 1, __ATOMIC_SEQ_CST);
-        return redislock__conn_io_error(c, 104, "read (injected)");
+        for (i = 0; i < f->n; i++) {
+            if (!f->conns[i] || f->rc[i])
+                continue;
+            f->rc[i] = redislock__conn_io_error(f->conns[i], 104, "read (injected)");
+            snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
+        }
+        return;
     }
-    return __real_redislock__call_run(c, call, deadline, out);
+    __real_redislock__fan_calls(f, calls, deadline);
 }
 
 struct waiter {

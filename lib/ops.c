@@ -1,0 +1,290 @@
+/* The handle's operations: acquire (entry point), release, extend, query.
+ * Each sends its script to every master at once (fan.c); with one master
+ * the answer is that master's, with N it is the quorum's. */
+#include "internal.h"
+
+#include <hiredis.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Per-master integer answers of a fan-out, counted. */
+typedef struct tally {
+    size_t count[4];   /* answers 0..3 */
+    size_t failed;     /* no answer, or not an integer */
+} tally;
+
+static void count_ints(redislock__fanout *f, const char *what, tally *t)
+{
+    size_t i;
+    memset(t, 0, sizeof *t);
+    for (i = 0; i < f->n; i++) {
+        const redisReply *r = f->replies[i];
+        if (!f->rc[i] && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 &&
+            r->integer <= 3) {
+            t->count[r->integer]++;
+            continue;
+        }
+        if (!f->rc[i]) {
+            f->rc[i] = r->type == REDIS_REPLY_ERROR
+                           ? redislock__conn_reply_error(f->conns[i], r, what)
+                           : redislock__err(REDISLOCK_EPROTO,
+                                            "unexpected reply to the %s script", what);
+            snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
+        }
+        t->failed++;
+    }
+}
+
+/* The error of the only master, with "no reply in time" as an I/O error. */
+static int single_error(const redislock__fanout *f, const redislock_client *c)
+{
+    if (f->rc[0] == REDISLOCK_ETIMEDOUT)
+        return redislock__err(REDISLOCK_EIO, "%s (command timeout %d ms)", f->err[0],
+                              c->command_timeout_ms);
+    return redislock__err(f->rc[0], "%s", f->err[0]);
+}
+
+static int not_held(const redislock *lk, const char *where)
+{
+    char nbuf[300];
+    return redislock__err(REDISLOCK_ENOTHELD,
+                          "lock %s is not held by %s%s (it expired, was reset, "
+                          "or was never acquired)",
+                          redislock__qname(lk, nbuf, sizeof nbuf), lk->id, where);
+}
+
+static int no_quorum(const redislock *lk, const redislock__fanout *f, const char *op,
+                     size_t failed)
+{
+    char nbuf[300], sum[600];
+    return redislock__err(REDISLOCK_ENOQUORUM,
+                          "%s of lock %s: %zu of %zu masters failed (%zu needed): %s", op,
+                          redislock__qname(lk, nbuf, sizeof nbuf), failed, f->n,
+                          lk->c->quorum, redislock__fan_summary(f, sum, sizeof sum));
+}
+
+int redislock_acquire(redislock *lk, int64_t timeout_ms)
+{
+    int rc;
+    redislock__err_clear();
+    if (!lk)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_acquire: lock is NULL");
+    lk->master_errors[0] = '\0';
+    if (timeout_ms < -1)
+        return redislock__finish(lk, redislock__err(REDISLOCK_EINVAL,
+                                                    "timeout_ms %lld is invalid (-1 "
+                                                    "waits for ever, 0 tries once)",
+                                                    (long long)timeout_ms));
+    rc = redislock__acquire(lk, timeout_ms);
+    if (rc == 0 && lk->auto_renew && (rc = redislock__renew_add(lk))) {
+        /* cannot keep it alive: do not keep it at all */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", redislock_last_error());
+        redislock_release(lk);
+        rc = redislock__err(rc, "%s; the lock was released again", msg);
+    }
+    return redislock__finish(lk, rc);
+}
+
+int redislock_try_acquire(redislock *lk)
+{
+    return redislock_acquire(lk, 0);
+}
+
+int redislock_release(redislock *lk)
+{
+    redislock_client *c;
+    redislock__fanout f;
+    redislock__call call;
+    tally t;
+    int rc, lost;
+    char nbuf[300];
+
+    redislock__err_clear();
+    if (!lk)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_release: lock is NULL");
+    c = lk->c;
+    redislock__renew_remove(lk); /* at once: no renewal after this point */
+    redislock__call_init(&call, &redislock__script_release);
+    redislock__call_key(&call, lk->key, lk->keylen);
+    redislock__call_key(&call, lk->sig, lk->siglen);
+    redislock__call_arg(&call, lk->id, lk->idlen);
+    redislock__call_int(&call, c->signal_expire_ms);
+    rc = redislock__fan_once(&f, c, &call);
+    redislock__call_free(&call);
+    if (rc)
+        return redislock__finish(lk, rc);
+    count_ints(&f, "release", &t);
+    redislock__note_masters(lk, &f);
+    if (c->nmasters == 1 && t.failed) {
+        rc = single_error(&f, c);
+    } else {
+        /* answered: whatever happened, this handle no longer holds it */
+        redislock__clear_held(lk);
+        lk->uncertain = 0;
+        lost = redislock_lost_reason(lk);
+        if (lost) /* reported lost: not held, whatever the masters said now */
+            rc = redislock__err(REDISLOCK_ENOTHELD,
+                                "lock %s was lost before the release: %s",
+                                redislock__qname(lk, nbuf, sizeof nbuf),
+                                redislock_lost_reason_string(lost));
+        else if (t.count[0] >= c->quorum)
+            rc = 0;
+        else if (t.failed > c->nmasters - c->quorum)
+            rc = no_quorum(lk, &f, "release", t.failed);
+        else
+            rc = not_held(lk, c->nmasters > 1 ? " on a quorum of masters" : "");
+    }
+    redislock__fan_free(&f);
+    return redislock__finish(lk, rc);
+}
+
+int redislock_extend(redislock *lk, int64_t expire_ms)
+{
+    redislock_client *c;
+    redislock__fanout f;
+    redislock__call call;
+    tally t;
+    int64_t sent, valid;
+    int rc;
+    char nbuf[300];
+
+    redislock__err_clear();
+    if (!lk)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_extend: lock is NULL");
+    c = lk->c;
+    if (expire_ms < 0)
+        return redislock__finish(lk, redislock__err(REDISLOCK_EINVAL,
+                                                    "expire_ms is negative (%lld)",
+                                                    (long long)expire_ms));
+    if (expire_ms == 0)
+        expire_ms = lk->expire_ms;
+    if (expire_ms == 0)
+        return redislock__finish(lk, redislock__err(REDISLOCK_EINVAL,
+                                                    "extend needs an expiry: the "
+                                                    "handle has none and expire_ms "
+                                                    "is 0"));
+    redislock__call_init(&call, &redislock__script_extend);
+    redislock__call_key(&call, lk->key, lk->keylen);
+    redislock__call_arg(&call, lk->id, lk->idlen);
+    redislock__call_int(&call, expire_ms);
+    sent = redislock__now_us();
+    rc = redislock__fan_once(&f, c, &call);
+    redislock__call_free(&call);
+    if (rc)
+        return redislock__finish(lk, rc);
+    count_ints(&f, "extend", &t);
+    redislock__note_masters(lk, &f);
+    valid = redislock__valid_until(c, sent, expire_ms);
+    if (c->nmasters == 1 && t.failed) {
+        rc = single_error(&f, c);
+    } else if (t.count[0] >= c->quorum && (c->nmasters == 1 || redislock__now_us() < valid)) {
+        if (!redislock_lost_reason(lk) && __atomic_load_n(&lk->held, __ATOMIC_SEQ_CST))
+            __atomic_store_n(&lk->expires_us, valid, __ATOMIC_SEQ_CST);
+        rc = 0;
+    } else if (t.count[2] >= c->quorum) {
+        rc = redislock__err(REDISLOCK_ENOTEXPIRABLE, "lock %s was acquired without expiry",
+                            redislock__qname(lk, nbuf, sizeof nbuf));
+    } else if (t.failed > c->nmasters - c->quorum) {
+        rc = no_quorum(lk, &f, "extend", t.failed);
+    } else {
+        /* held on fewer than a quorum: not held any more */
+        redislock__clear_held(lk);
+        rc = not_held(lk, c->nmasters > 1 ? " on a quorum of masters" : "");
+    }
+    redislock__fan_free(&f);
+    return redislock__finish(lk, rc);
+}
+
+/* Majority mode: the remaining TTL of a lock held on the given masters is
+ * the quorum-th largest of their PTTLs (-1 counts as for ever). */
+static long long quorum_ttl(long long *pttls, size_t n, size_t quorum)
+{
+    size_t i, j;
+    for (i = 0; i < n; i++) /* sort, largest first, -1 above all */
+        for (j = i + 1; j < n; j++) {
+            long long a = pttls[i] < 0 ? (1LL << 62) : pttls[i];
+            long long b = pttls[j] < 0 ? (1LL << 62) : pttls[j];
+            if (b > a) {
+                long long tmp = pttls[i];
+                pttls[i] = pttls[j];
+                pttls[j] = tmp;
+            }
+        }
+    return pttls[quorum - 1];
+}
+
+int redislock_query(redislock *lk, redislock_info *info)
+{
+    redislock_client *c;
+    redislock__fanout f;
+    redislock__call call;
+    long long pttls[REDISLOCK__MAX_MASTERS];
+    size_t i, j, failed = 0, best = 0;
+    int rc, besti = -1;
+
+    redislock__err_clear();
+    if (!lk || !info)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_query: %s is NULL",
+                              lk ? "info" : "lock");
+    c = lk->c;
+    memset(info, 0, sizeof *info);
+    redislock__call_init(&call, &redislock__script_status);
+    redislock__call_key(&call, lk->key, lk->keylen);
+    rc = redislock__fan_once(&f, c, &call);
+    redislock__call_free(&call);
+    if (rc)
+        return redislock__finish(lk, rc);
+    for (i = 0; i < f.n; i++) {
+        const redisReply *r = f.replies[i];
+        if (!f.rc[i] && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                         r->element[1]->type != REDIS_REPLY_INTEGER)) {
+            f.rc[i] = r->type == REDIS_REPLY_ERROR
+                          ? redislock__conn_reply_error(f.conns[i], r, "status script")
+                          : redislock__err(REDISLOCK_EPROTO,
+                                           "unexpected reply to the status script");
+            snprintf(f.err[i], sizeof f.err[i], "%s", redislock_last_error());
+        }
+        if (f.rc[i])
+            failed++;
+    }
+    redislock__note_masters(lk, &f);
+    if (c->nmasters == 1 && failed) {
+        rc = single_error(&f, c);
+        goto out;
+    }
+    if (failed > c->nmasters - c->quorum) {
+        rc = no_quorum(lk, &f, "query", failed);
+        goto out;
+    }
+    /* the owner found on most masters, if it has a quorum */
+    for (i = 0; i < f.n; i++) {
+        size_t count = 0;
+        const redisReply *o = f.rc[i] ? NULL : f.replies[i]->element[0];
+        if (!o || o->type != REDIS_REPLY_STRING)
+            continue;
+        for (j = 0; j < f.n; j++) {
+            const redisReply *p = f.rc[j] ? NULL : f.replies[j]->element[0];
+            if (p && p->type == REDIS_REPLY_STRING && p->len == o->len &&
+                !memcmp(p->str, o->str, o->len))
+                pttls[count++] = f.replies[j]->element[1]->integer;
+        }
+        if (count > best) {
+            best = count;
+            besti = (int)i;
+            if (count >= c->quorum)
+                info->ttl_ms = quorum_ttl(pttls, count, c->quorum);
+        }
+    }
+    if (besti >= 0 && best >= c->quorum) {
+        const redisReply *o = f.replies[besti]->element[0];
+        info->held = 1;
+        redislock__copy_owner(info->owner, o, &info->owner_truncated);
+        info->mine = o->len == lk->idlen && !memcmp(o->str, lk->id, lk->idlen);
+    } else {
+        info->ttl_ms = 0;
+    }
+out:
+    redislock__fan_free(&f);
+    return redislock__finish(lk, rc);
+}
