@@ -31,6 +31,7 @@ static void collect(redislock__fanout *f, const size_t *map, const size_t *want,
     struct pollfd pfd[REDISLOCK__MAX_MASTERS];
     size_t idx[REDISLOCK__MAX_MASTERS], got[REDISLOCK__MAX_MASTERS], i, np;
     size_t k = f->k;
+    int last = 0;
     memset(got, 0, sizeof got);
     for (;;) {
         int ms, r;
@@ -46,12 +47,18 @@ static void collect(redislock__fanout *f, const size_t *map, const size_t *want,
         }
         if (np == 0)
             return;
-        ms = redislock__poll_ms(deadline);
-        if (ms == 0)
+        if (last)
             break;
+        /* Past the deadline, still take what has arrived (one pass without
+         * waiting): a thread that was not scheduled in time must not call a
+         * reply lost that is sitting in its socket. */
+        ms = redislock__poll_ms(deadline);
+        last = ms == 0;
         r = poll(pfd, (nfds_t)np, ms);
-        if (r < 0 && errno == EINTR)
-            continue; /* a signal: the deadline still holds */
+        if (r < 0 && errno == EINTR) {
+            last = 0; /* a signal: the deadline still holds */
+            continue;
+        }
         if (r < 0) {
             for (i = 0; i < np; i++)
                 fail(f, idx[i], redislock__conn_io_error(f->conns[idx[i]], errno, "poll"));

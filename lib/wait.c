@@ -124,6 +124,7 @@ static void pump(waiter *w, int64_t deadline, int until)
     redislock__fanout *f = w->f;
     struct pollfd pfd[REDISLOCK__MAX_MASTERS];
     size_t idx[REDISLOCK__MAX_MASTERS], i, np;
+    int last = 0;
     for (;;) {
         int ms, r, answered = 0;
         if (until == UNTIL_IDS_KNOWN && ids_known(w))
@@ -138,14 +139,16 @@ static void pump(waiter *w, int64_t deadline, int until)
             pfd[np].revents = 0;
             idx[np++] = i;
         }
-        if (np == 0)
+        if (np == 0 || last)
             return;
+        /* past the deadline: one more pass for what has already arrived */
         ms = redislock__poll_ms(deadline);
-        if (ms == 0)
-            return;
+        last = ms == 0;
         r = poll(pfd, (nfds_t)np, ms);
-        if (r < 0 && errno == EINTR)
-            continue; /* a signal: the wait and its deadline go on */
+        if (r < 0 && errno == EINTR) {
+            last = 0; /* a signal: the wait and its deadline go on */
+            continue;
+        }
         if (r < 0) {
             for (i = 0; i < np; i++)
                 fail(f, idx[i], redislock__conn_io_error(f->conns[idx[i]], errno, "poll"));

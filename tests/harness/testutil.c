@@ -43,6 +43,17 @@ int tu_setup(void **state)
     return 0;
 }
 
+int tu_slow(void)
+{
+    static int slow;
+    if (!slow) {
+        const char *e = getenv("REDISLOCK_TEST_SLOW");
+        int v = e ? atoi(e) : 1;
+        slow = v >= 1 && v <= 100 ? v : 1;
+    }
+    return slow;
+}
+
 int64_t tu_now_ms(void)
 {
     struct timespec ts;

@@ -22,6 +22,12 @@ int tu_group_setup_tcp(void **state); /* and a free TCP port */
 int tu_group_teardown(void **state);
 int tu_setup(void **state);           /* FLUSHALL */
 
+/* Upper bounds on elapsed time in assertions are multiplied by
+ * $REDISLOCK_TEST_SLOW (default 1; the valgrind run sets 10), and heavy
+ * loads are divided by it.  Lower bounds never change. */
+int tu_slow(void);
+#define TU_MS(x) ((int64_t)(x) * tu_slow())
+
 /* CLOCK_MONOTONIC in ms (comparable across processes). */
 int64_t tu_now_ms(void);
 /* Sleep, for creating situations only (never to wait for another party). */

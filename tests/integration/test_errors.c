@@ -202,7 +202,7 @@ static void test_errors_connection_refused(void **state)
     lk = tu_lock(c, "x", 0);
     t0 = tu_now_ms();
     assert_rl_err(redislock_acquire(lk, 5000), REDISLOCK_EIO);
-    assert_true(tu_now_ms() - t0 < 1000);
+    assert_true(tu_now_ms() - t0 < TU_MS(1000));
     assert_message(addr);
     assert_message("refused");
     assert_rl_err(redislock_release(lk), REDISLOCK_EIO);
@@ -377,7 +377,7 @@ static void test_errors_server_killed_while_waiting(void **state)
     ts_stop(&victim);
     pthread_join(t, NULL);
     assert_int_equal(w.rc, REDISLOCK_EIO);
-    assert_true(w.elapsed < 4000); /* reconnects for up to the connect timeout */
+    assert_true(w.elapsed < TU_MS(4000)); /* reconnects for up to the connect timeout */
     assert_non_null(strstr(w.msg, victim.sock));
 
     /* killed and restarted at once: the waiter reconnects; the restarted
@@ -400,7 +400,7 @@ static void test_errors_server_killed_while_waiting(void **state)
     pthread_join(t, NULL);
     if (w.rc != 0)
         fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.elapsed < 5000);
+    assert_true(w.elapsed < TU_MS(5000));
     redislock_free(holder);
     redislock_client_free(c);
     ts_stop(&victim);
@@ -428,16 +428,16 @@ static void test_errors_hung_server(void **state)
     t0 = tu_now_ms();
     assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EIO);
     el = tu_now_ms() - t0;
-    assert_true(el >= 250 && el < 1500); /* one retry on a new connection */
+    assert_true(el >= 250 && el < TU_MS(1500)); /* one retry on a new connection */
     assert_message(hung.sock);
     t0 = tu_now_ms();
     rc = redislock_acquire(lk, 200);
     el = tu_now_ms() - t0;
     assert_true(rc == REDISLOCK_ETIMEDOUT || rc == REDISLOCK_EIO);
-    assert_true(el < 200 + 300 + 200);
+    assert_true(el < TU_MS(200 + 300 + 200));
     t0 = tu_now_ms();
     assert_rl_err(redislock_release(lk), REDISLOCK_EIO);
-    assert_true(tu_now_ms() - t0 < 1500);
+    assert_true(tu_now_ms() - t0 < TU_MS(1500));
     ts_resume(&hung);
 
     /* after SIGCONT: a lock that may have been taken by the lost acquire is

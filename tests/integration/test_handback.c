@@ -94,7 +94,7 @@ static void test_handback_next_waiter_woken(void **state)
     print_message("      second waiter woken %lld ms after the release "
                   "(its own timeout was 5000 ms)\n",
                   (long long)(w2.at - released));
-    assert_true(w2.at - released < 1000);
+    assert_true(w2.at - released < TU_MS(1000));
     assert_rl_ok(redislock_release(w2.lk));
     redislock_free(holder);
     redislock_free(w1.lk);

@@ -141,7 +141,7 @@ static void test_interop_python_release_wakes_c(void **state)
     released = tu_now_ms();
     pthread_join(t, NULL);
     assert_rl_ok(w.rc);
-    assert_true(w.at - released < 500);
+    assert_true(w.at - released < TU_MS(500));
     assert_rl_ok(redislock_release(w.lk));
     redislock_free(w.lk);
     peer_stop(&py);
@@ -163,7 +163,7 @@ static void test_interop_c_release_wakes_python(void **state)
     released = tu_now_ms();
     peer_line(&py, line, sizeof line);
     assert_int_equal(sscanf(line, "acquired %lld", (long long *)&got), 1);
-    assert_true(got - released < 1000);
+    assert_true(got - released < TU_MS(1000));
     /* the Python holder owns the key now; C sees it busy, with its id */
     assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EBUSY);
     peer_send(&py, "id");
@@ -253,7 +253,7 @@ static void test_interop_python_holder_dies(void **state)
     delay = tu_now_ms() - (at + 1000);
     print_message("      C waiter took the lock %lld ms after the Python holder's "
                   "expiry\n", (long long)delay);
-    assert_true(delay > -50 && delay < 300);
+    assert_true(delay > -50 && delay < TU_MS(300));
     assert_rl_ok(redislock_release(lk));
     redislock_free(lk);
 }

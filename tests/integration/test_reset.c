@@ -50,7 +50,7 @@ static void test_reset_wakes_waiter(void **state)
     assert_int_equal(redislock_reset(tu_cl, "r1"), 1);
     reset_at = tu_now_ms();
     assert_int_equal(tu_chan_recv(&ch, &got, 5000), 0);
-    assert_true(got > 0 && got - reset_at < 500);
+    assert_true(got > 0 && got - reset_at < TU_MS(500));
     assert_int_equal(tu_wait(pid), 0);
     assert_rl_err(redislock_release(holder), REDISLOCK_ENOTHELD);
     tu_chan_close(&ch);
@@ -78,8 +78,8 @@ static void test_reset_all_wakes_two_locks(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(tu_chan_recv(&ch, &got1, 5000), 0);
     assert_int_equal(tu_chan_recv(&ch, &got2, 5000), 0);
-    assert_true(got1 > 0 && got1 - reset_at < 500);
-    assert_true(got2 > 0 && got2 - reset_at < 500);
+    assert_true(got1 > 0 && got1 - reset_at < TU_MS(500));
+    assert_true(got2 > 0 && got2 - reset_at < TU_MS(500));
     assert_int_equal(tu_wait(p1), 0);
     assert_int_equal(tu_wait(p2), 0);
     tu_chan_close(&ch);
@@ -87,46 +87,88 @@ static void test_reset_all_wakes_two_locks(void **state)
     redislock_free(h2);
 }
 
-/* reset_all over 20,000 locks: no slow command (SLOWLOG stays empty at the
- * default 10 ms threshold), never KEYS, and the count is exact. */
-static void test_reset_all_many_no_slowlog(void **state)
+/* Fill 20,000 lock keys (and one non-string look-alike). */
+static void fill_locks(int n)
 {
     redisContext *c = redisConnectUnix(tu_srv.sock);
     redisReply *r;
-    uint64_t n = 0;
     int i;
-    int64_t t0;
-
     assert_true(c && !c->err);
-    for (i = 0; i < 20000; i++)
+    for (i = 0; i < n; i++)
         redisAppendCommand(c, "SET lock:many-%d owner-%d", i, i % 7);
-    for (i = 0; i < 20000; i++) {
+    for (i = 0; i < n; i++) {
         assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
         freeReplyObject(r);
     }
-    /* a key that looks like a lock but is not a string is left alone */
     r = redisCommand(c, "HSET lock:not-a-lock f v");
     freeReplyObject(r);
     redisFree(c);
-    r = ts_cmd(&tu_srv, "CONFIG SET slowlog-log-slower-than 10000");
-    freeReplyObject(r);
-    r = ts_cmd(&tu_srv, "SLOWLOG RESET");
-    freeReplyObject(r);
-    ts_resetstat(&tu_srv);
-    t0 = tu_now_ms();
-    assert_rl_ok(redislock_reset_all(tu_cl, NULL, &n));
-    print_message("      reset_all of 20000 locks: %lld ms, %lld SCAN calls, "
-                  "%lld script calls\n",
-                  (long long)(tu_now_ms() - t0), ts_calls(&tu_srv, "scan"),
-                  ts_calls(&tu_srv, "evalsha") + ts_calls(&tu_srv, "eval"));
-    assert_int_equal(n, 20000);
-    assert_int_equal(ts_int(&tu_srv, "SLOWLOG LEN"), 0);
-    assert_int_equal(ts_calls(&tu_srv, "keys"), 0);
-    assert_true(ts_calls(&tu_srv, "scan") > 1);
-    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:many-0"), 0);
-    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:many-19999"), 0);
-    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:not-a-lock"), 1);
-    assert_int_equal(ts_int(&tu_srv, "LLEN lock-signal:many-1234"), 1);
+}
+
+/* The longest call in SLOWLOG (threshold 0: every call is logged), in us. */
+static long long slowest_call(char *name, size_t len)
+{
+    redisReply *r = ts_cmd(&tu_srv, "SLOWLOG GET 100000");
+    long long max = 0;
+    size_t i;
+    name[0] = '\0';
+    for (i = 0; r && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->elements >= 4 && e->element[2]->integer > max) {
+            max = e->element[2]->integer;
+            snprintf(name, len, "%s", e->element[3]->element[0]->str);
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    return max;
+}
+
+/* reset_all over 20,000 locks: no slow command (every call well under the
+ * default SLOWLOG threshold of 10 ms), never KEYS, and the count is exact.
+ * The machine may be shared: a call preempted past 10 ms is possible, so the
+ * run is repeated up to 3 times; one huge call would fail every run. */
+static void test_reset_all_many_no_slowlog(void **state)
+{
+    uint64_t n = 0;
+    int attempt;
+    long long slowest = 0;
+    char name[64];
+    int64_t t0;
+
+    for (attempt = 0; attempt < 3; attempt++) {
+        redisReply *r;
+        fill_locks(20000);
+        r = ts_cmd(&tu_srv, "CONFIG SET slowlog-log-slower-than 0");
+        freeReplyObject(r);
+        r = ts_cmd(&tu_srv, "CONFIG SET slowlog-max-len 100000");
+        freeReplyObject(r);
+        r = ts_cmd(&tu_srv, "SLOWLOG RESET");
+        freeReplyObject(r);
+        ts_resetstat(&tu_srv);
+        t0 = tu_now_ms();
+        assert_rl_ok(redislock_reset_all(tu_cl, NULL, &n));
+        assert_int_equal(n, 20000);
+        slowest = slowest_call(name, sizeof name);
+        print_message("      reset_all of 20000 locks: %lld ms, %lld SCAN calls, %lld "
+                      "script calls, slowest call %lld us (%s)\n",
+                      (long long)(tu_now_ms() - t0), ts_calls(&tu_srv, "scan"),
+                      ts_calls(&tu_srv, "evalsha") + ts_calls(&tu_srv, "eval"), slowest,
+                      name);
+        assert_int_equal(ts_calls(&tu_srv, "keys"), 0);
+        assert_true(ts_calls(&tu_srv, "scan") > 1);
+        assert_int_equal(ts_int(&tu_srv, "EXISTS lock:many-0"), 0);
+        assert_int_equal(ts_int(&tu_srv, "EXISTS lock:many-19999"), 0);
+        assert_int_equal(ts_int(&tu_srv, "EXISTS lock:not-a-lock"), 1);
+        assert_int_equal(ts_int(&tu_srv, "LLEN lock-signal:many-1234"), 1);
+        if (slowest < 10000)
+            break;
+    }
+    assert_true(slowest < 10000);
+    {
+        redisReply *r = ts_cmd(&tu_srv, "CONFIG SET slowlog-log-slower-than 10000");
+        freeReplyObject(r);
+    }
 }
 
 /* Prefix-scoped reset leaves other owners' locks alone. */

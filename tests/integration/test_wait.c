@@ -28,7 +28,7 @@ static void test_wait_timeout(void **state)
     t0 = tu_now_ms();
     assert_rl_err(redislock_acquire(w, 1000), REDISLOCK_ETIMEDOUT);
     el = tu_now_ms() - t0;
-    assert_true(el >= 990 && el < 1600);
+    assert_true(el >= 990 && el < TU_MS(1600));
     assert_non_null(strstr(redislock_errmsg(w), "still held"));
     /* the waiter's connection went back to the pool unblocked */
     assert_int_equal(blocked_clients(), 0);
@@ -81,7 +81,7 @@ static void test_wait_woken_by_release(void **state)
     released = tu_now_ms();
     assert_int_equal(tu_chan_recv(&ch, &got, 5000), 0);
     assert_true(got > 0);
-    assert_true(got - released < 500); /* typically well under 1 ms */
+    assert_true(got - released < TU_MS(500)); /* typically well under 1 ms */
     assert_int_equal(tu_wait(pid), 0);
     tu_chan_close(&ch);
     redislock_free(holder);
@@ -122,7 +122,7 @@ static void test_wait_crashed_holder(void **state)
     delay = got - (acquired_at + 1000);
     print_message("      waiter got the lock %lld ms after the holder's expiry\n",
                   (long long)delay);
-    assert_true(delay > -50 && delay < 300);
+    assert_true(delay > -50 && delay < TU_MS(300));
     assert_rl_ok(redislock_release(w));
     tu_chan_close(&ch);
     redislock_free(w);
@@ -152,7 +152,7 @@ static void test_wait_no_spinning(void **state)
     print_message("      3 s wait: %lld requests, %lld us CPU\n", reqs, (long long)cpu);
     /* acquire script, CLIENT ID, BLPOP, CLIENT UNBLOCK (+1 spare) */
     assert_true(reqs >= 2 && reqs <= 5);
-    assert_true(cpu < 50000);
+    assert_true(cpu < TU_MS(50000));
     assert_rl_ok(redislock_release(holder));
     redislock_free(holder);
     redislock_free(w);
@@ -197,7 +197,7 @@ static void test_wait_deadline_across_retries(void **state)
             assert_int_equal(rc, REDISLOCK_ETIMEDOUT);
             timedout++;
         }
-        assert_true(el < 200 + 300);
+        assert_true(el < TU_MS(200 + 300));
     }
     __atomic_store_n(&a.stop, 1, __ATOMIC_SEQ_CST);
     for (i = 0; i < 2; i++)
@@ -252,7 +252,7 @@ static void test_wait_eintr(void **state)
     }
     pthread_join(t, NULL);
     assert_rl_err(a.rc, REDISLOCK_ETIMEDOUT);
-    assert_true(a.elapsed >= 1490 && a.elapsed < 2100);
+    assert_true(a.elapsed >= 1490 && a.elapsed < TU_MS(2100));
     assert_true(sent > 50);
 
     /* and is still woken by a release while being signalled */
@@ -350,7 +350,7 @@ static void test_wait_without_unblock(void **state)
     t0 = tu_now_ms();
     assert_rl_err(redislock_acquire(w, 500), REDISLOCK_ETIMEDOUT);
     el = tu_now_ms() - t0;
-    assert_true(el >= 490 && el <= 500 + 250 + 50);
+    assert_true(el >= 490 && el <= TU_MS(500 + 250 + 50));
     /* and a crashed-holder style expiry is still honoured */
     assert_rl_ok(redislock_release(holder));
     redislock_free(holder);
