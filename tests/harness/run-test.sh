@@ -19,9 +19,21 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
+# REDISLOCK_VALGRIND=1: run the test program under valgrind memcheck; any
+# error, or a definite or indirect leak, fails the test.  Forked children
+# (test helpers that _exit) are not checked.
 case "$1" in
 *.sh) sh "$@" ;;
-*) "$@" ;;
+*)
+    if [ -n "${REDISLOCK_VALGRIND:-}" ]; then
+        "${top_builddir:-.}/libtool" --mode=execute valgrind --quiet \
+            --leak-check=full --errors-for-leak-kinds=definite,indirect \
+            --show-leak-kinds=definite,indirect --error-exitcode=99 \
+            --child-silent-after-fork=yes --track-fds=no "$@"
+    else
+        "$@"
+    fi
+    ;;
 esac
 rc=$?
 exit $rc
