@@ -16,6 +16,18 @@
 #include <unistd.h>
 
 static char python[512];
+static int have_python;
+
+/* Every test starts here: skipped (not failed) without a Python peer. */
+static int setup(void **state)
+{
+    return have_python ? tu_setup(state) : 0;
+}
+#define NEED_PYTHON()      \
+    do {                   \
+        if (!have_python)  \
+            skip();        \
+    } while (0)
 
 typedef struct peer {
     pid_t pid;
@@ -96,6 +108,11 @@ static void peer_stop(peer *p)
     tu_wait(p->pid);
 }
 
+static int group_teardown(void **state)
+{
+    return have_python ? tu_group_teardown(state) : 0;
+}
+
 static int group_setup(void **state)
 {
     if (!find_python()) {
@@ -103,6 +120,7 @@ static int group_setup(void **state)
                         "skipping\n");
         return 0;
     }
+    have_python = 1;
     return tu_group_setup(state);
 }
 
@@ -124,6 +142,7 @@ static void *c_waiter(void *p)
 /* A Python holder's release wakes a C waiter. */
 static void test_interop_python_release_wakes_c(void **state)
 {
+    NEED_PYTHON();
     peer py;
     char line[256];
     struct cwait w = { tu_lock(tu_cl, "shared", 0), 10000, -99, 0 };
@@ -150,6 +169,7 @@ static void test_interop_python_release_wakes_c(void **state)
 /* A C holder's release wakes a Python waiter blocked in BLPOP. */
 static void test_interop_c_release_wakes_python(void **state)
 {
+    NEED_PYTHON();
     peer py;
     char line[256];
     redislock *lk = tu_lock(tu_cl, "shared2", 0);
@@ -179,6 +199,7 @@ static void test_interop_c_release_wakes_python(void **state)
  * each release leaves the other's lock intact. */
 static void test_interop_owner_checks(void **state)
 {
+    NEED_PYTHON();
     peer py;
     char line[256];
     redislock *lk = tu_lock(tu_cl, "own", 0);
@@ -206,6 +227,7 @@ static void test_interop_owner_checks(void **state)
 /* A C reset wakes a Python waiter; a Python reset wakes a C waiter. */
 static void test_interop_reset_wakes(void **state)
 {
+    NEED_PYTHON();
     peer py;
     char line[256];
     redislock *lk = tu_lock(tu_cl, "rst", 0);
@@ -235,6 +257,7 @@ static void test_interop_reset_wakes(void **state)
  * the expiry, although no wake-up was ever pushed. */
 static void test_interop_python_holder_dies(void **state)
 {
+    NEED_PYTHON();
     peer py;
     char line[256];
     redislock *lk = tu_lock(tu_cl, "dies", 0);
@@ -261,12 +284,12 @@ static void test_interop_python_holder_dies(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_interop_python_release_wakes_c, tu_setup),
-        cmocka_unit_test_setup(test_interop_c_release_wakes_python, tu_setup),
-        cmocka_unit_test_setup(test_interop_owner_checks, tu_setup),
-        cmocka_unit_test_setup(test_interop_reset_wakes, tu_setup),
-        cmocka_unit_test_setup(test_interop_python_holder_dies, tu_setup),
+        cmocka_unit_test_setup(test_interop_python_release_wakes_c, setup),
+        cmocka_unit_test_setup(test_interop_c_release_wakes_python, setup),
+        cmocka_unit_test_setup(test_interop_owner_checks, setup),
+        cmocka_unit_test_setup(test_interop_reset_wakes, setup),
+        cmocka_unit_test_setup(test_interop_python_holder_dies, setup),
     };
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests_name("interop", tests, group_setup, tu_group_teardown);
+    return cmocka_run_group_tests_name("interop", tests, group_setup, group_teardown);
 }

@@ -41,7 +41,7 @@ return 0
 RESET = """
 redis.call("del", KEYS[2])
 redis.call("lpush", KEYS[2], 1)
-redis.call("pexpire", KEYS[2], ARGV[1])
+redis.call("pexpire", KEYS[2], ARGV[2])
 return redis.call("del", KEYS[1])
 """
 
@@ -62,6 +62,8 @@ class StandInLock:
         self.reset_script = client.register_script(RESET)
 
     def acquire(self, blocking=True, timeout=None):
+        if self.client.get(self.name) == self.id.encode("ascii"):
+            raise RuntimeError("already acquired")  # AlreadyAcquired
         blpop_timeout = timeout or self.expire or 0
         timed_out = False
         while True:
@@ -77,7 +79,8 @@ class StandInLock:
             raise RuntimeError("not acquired")
 
     def reset(self):
-        self.reset_script(keys=(self.name, self.signal), args=(self.signal_expire,))
+        self.reset_script(keys=(self.name, self.signal),
+                          args=(self.id, self.signal_expire))
 
 
 def make_lock(client, name, expire):
