@@ -23,7 +23,11 @@ int rlt_status(const rlt_config *cfg, redislock_client *c)
 {
     redislock *lk = NULL;
     redislock_info info;
-    int rc = redislock_new(&lk, c, cfg->name, NULL);
+    /* only queried; majority mode wants handles with an expiry */
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    int rc;
+    o.expire_ms = cfg->expire_ms;
+    rc = redislock_new(&lk, c, cfg->name, &o);
     if (rc) {
         rlt_err("%s", redislock_last_error());
         return rlt_exit_for(rc);

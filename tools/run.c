@@ -55,6 +55,7 @@ static void host_prefix(char *buf, size_t size)
     snprintf(buf, size, "%s:", host);
 }
 
+/* -1 when the lock is held, else the exit status (maybe 0 with -E 0). */
 static int acquire(const rlt_config *cfg, redislock *lk)
 {
     int64_t t0 = rlt_now_ms();
@@ -66,7 +67,7 @@ static int acquire(const rlt_config *cfg, redislock *lk)
     case REDISLOCK_OK:
         rlt_info(cfg, "got lock %s as %s after %lld ms", cfg->name, redislock_id(lk),
                  (long long)(rlt_now_ms() - t0));
-        return 0;
+        return -1;
     case REDISLOCK_EBUSY:
     case REDISLOCK_ETIMEDOUT:
     case REDISLOCK_EALREADY:
@@ -118,7 +119,7 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
         rlt_err("%s", redislock_last_error());
         return rlt_exit_for(rc);
     }
-    if ((status = acquire(cfg, st.lk))) {
+    if ((status = acquire(cfg, st.lk)) >= 0) {
         redislock_free(st.lk);
         return status;
     }
