@@ -155,6 +155,9 @@ static void test_tool_usage_errors(void **state)
             fail_msg("case %zu (%s ...): status %d, stdout '%s', stderr '%s'", i,
                      cases[i][0] ? cases[i][0] : "", p.status, p.out.buf, p.err.buf);
     }
+    /* the same master twice is no majority */
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-u", URL, "x", "true"), 64);
+    assert_true(tp_one_line(p.err.buf));
     /* a URL the library rejects */
     assert_int_equal(TP_RUN(&p, "-u", "ftp://host", "x", "true"), 64);
     assert_true(tp_one_line(p.err.buf));
