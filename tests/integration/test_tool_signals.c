@@ -134,20 +134,23 @@ static void test_tool_sigkill_frees_at_expiry(void **state)
     char line[64];
     long pid;
     int64_t killed, got;
-    TP_START(&holder, "-u", URL, "-e", "1", "k", "-c", "echo $$; exec sleep 60");
+    int e = tu_slow(); /* expiry in s: 1, longer on a slow run */
+    char es[16];
+    snprintf(es, sizeof es, "%d", e);
+    TP_START(&holder, "-u", URL, "-e", es, "k", "-c", "echo $$; exec sleep 60");
     assert_int_equal(tp_line(&holder, 0, line, sizeof line, (int)TU_MS(5000)), 0);
     pid = atol(line); /* the COMMAND, which outlives the tool */
     assert_true(pid > 1);
     TP_START(&waiter, "-u", URL, "-w", "30", "k", "echo", "got it");
     ts_await_blocked(&tu_srv, 1);
-    tu_sleep_ms(1500); /* renewals keep it past its first expiry */
+    tu_sleep_ms(1500 * e); /* renewals keep it past its first expiry */
     assert_int_equal(waiter.out.len, 0);
     assert_int_equal(kill(holder.pid, SIGKILL), 0);
     killed = tu_now_ms();
-    expect_line(&waiter, 0, "got it", (int)TU_MS(1000 + 3000));
+    expect_line(&waiter, 0, "got it", 1000 * e + (int)TU_MS(3000));
     got = tu_now_ms();
-    print_message("waiter got the lock %lld ms after SIGKILL of the holder (expiry 1000 ms)\n",
-                  (long long)(got - killed));
+    print_message("waiter got the lock %lld ms after SIGKILL of the holder (expiry %d ms)\n",
+                  (long long)(got - killed), 1000 * e);
     assert_int_equal(tp_finish(&waiter, (int)TU_MS(5000)), 0);
     kill((pid_t)pid, SIGKILL);
     assert_int_equal(tp_finish(&holder, (int)TU_MS(5000)), 128 + SIGKILL);
