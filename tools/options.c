@@ -4,7 +4,6 @@
 #include "tool.h"
 
 #include <getopt.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>

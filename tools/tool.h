@@ -71,8 +71,10 @@ int rlt_run(const rlt_config *cfg, redislock_client *c);
 
 /* child.c: COMMAND as a child process, with SIGINT/SIGTERM/SIGHUP forwarded
  * and lost-lock reports, through one self-pipe. */
-/* Install the handlers (call before acquiring): until rlt_child_start(), one
- * of those signals ends the tool as it would without handlers. */
+/* Install the handlers (call before acquiring): until rlt_signals_hold(),
+ * one of those signals ends the tool as it would without handlers (a signal
+ * that lands inside the acquire after the server granted the lock leaves it
+ * to expire). */
 int rlt_signals_init(void);
 /* The lock is held: from now on those signals are recorded, not fatal. */
 void rlt_signals_hold(void);
