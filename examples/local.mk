@@ -1,5 +1,11 @@
 # examples/: built by the normal build against the shared library, so they
-# cannot rot.
-noinst_PROGRAMS += examples/race
+# cannot rot.  race is used by scripts/demo.
+noinst_PROGRAMS += examples/race examples/pool examples/trylock examples/startup
 examples_race_SOURCES = examples/race.c
 examples_race_LDADD = lib/libredislock.la
+examples_pool_SOURCES = examples/pool.c
+examples_pool_LDADD = lib/libredislock.la
+examples_trylock_SOURCES = examples/trylock.c
+examples_trylock_LDADD = lib/libredislock.la
+examples_startup_SOURCES = examples/startup.c
+examples_startup_LDADD = lib/libredislock.la

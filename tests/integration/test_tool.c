@@ -1,0 +1,334 @@
+/* redislock(1) through the real binary against real redis-server processes:
+ * exit statuses (success, COMMAND's failure, conflict with -n and -w, -E,
+ * usage errors, unreachable servers), --status, --reset, --reset-all with
+ * --owner-prefix, -i, and majority mode with -u given three times. */
+#include "server.h"
+#include "testutil.h"
+#include "toolproc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define URL tu_srv.url
+
+static int exists(ts_server *s, const char *key)
+{
+    return (int)ts_int(s, "EXISTS %s", key);
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+}
+
+static redislock *hold(const char *name, const char *id, int64_t expire_ms)
+{
+    redislock *lk = NULL;
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    o.id = id;
+    o.expire_ms = expire_ms;
+    assert_rl_ok(redislock_new(&lk, tu_cl, name, &o));
+    assert_rl_ok(redislock_acquire(lk, 0));
+    return lk;
+}
+
+/* COMMAND's status is the tool's; the lock is free afterwards. */
+static void test_tool_command_status(void **state)
+{
+    tool_proc p;
+    const char *noexec = tp_path("not-executable");
+    FILE *f;
+
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", "echo", "hello"), 0);
+    assert_string_equal(p.out.buf, "hello\n");
+    assert_string_equal(p.err.buf, "");
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", "false"), 1);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", "-c", "exit 7"), 7);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", "--command", "echo a b | tr a A"), 0);
+    assert_string_equal(p.out.buf, "A b\n");
+    /* died of a signal: 128 + N */
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", "sh", "-c", "kill -USR1 $$"), 128 + 10);
+    /* not found: 127; found but not executable: 126; one line each */
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", "/nonexistent/command"), 127);
+    assert_true(tp_one_line(p.err.buf));
+    assert_non_null(strstr(p.err.buf, "/nonexistent/command"));
+    f = fopen(noexec, "w");
+    assert_non_null(f);
+    fputs("echo should not run\n", f);
+    fclose(f);
+    chmod(noexec, 0644);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", noexec), 126);
+    assert_true(tp_one_line(p.err.buf));
+    assert_string_equal(p.out.buf, "");
+    assert_int_equal(exists(&tu_srv, "lock:x"), 0);
+}
+
+/* -n, -w and -E when another owner holds the lock; COMMAND does not run. */
+static void test_tool_conflict(void **state)
+{
+    redislock *lk = hold("c", "holder-1", 20000);
+    redislock_info info;
+    tool_proc p;
+    char line[256];
+
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-n", "c", "echo", "ran"), 1);
+    assert_string_equal(p.out.buf, "");
+    assert_true(tp_one_line(p.err.buf));
+    assert_non_null(strstr(p.err.buf, "holder-1"));
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-n", "-E", "42", "c", "true"), 42);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--nonblock", "--conflict-exit-code=0", "c",
+                            "echo", "ran"), 0);
+    assert_string_equal(p.out.buf, "");
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-q", "-n", "c", "true"), 1);
+    assert_string_equal(p.err.buf, "");
+
+    /* -w waits that long (fractions allowed), then the conflict code */
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-w", "0.4", "c", "echo", "ran"), 1);
+    assert_string_equal(p.out.buf, "");
+    assert_true(p.end_ms - p.start_ms >= 400);
+    assert_true(p.end_ms - p.start_ms < TU_MS(5000));
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-w", ".3", "-E", "3", "c", "true"), 3);
+
+    /* the holder kept it */
+    assert_rl_ok(redislock_query(lk, &info));
+    assert_int_equal(info.mine, 1);
+
+    /* a waiter (-w) runs COMMAND as soon as the holder releases */
+    TP_START(&p, "-u", URL, "-w", "20", "c", "echo", "ran");
+    ts_await_blocked(&tu_srv, 1);
+    assert_rl_ok(redislock_release(lk));
+    assert_int_equal(tp_line(&p, 0, line, sizeof line, (int)TU_MS(3000)), 0);
+    assert_string_equal(line, "ran");
+    assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 0);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-n", "c", "true"), 0);
+    redislock_free(lk);
+}
+
+/* Bad options and arguments: 64 and exactly one line on stderr, nothing
+ * run, nothing locked. */
+static void test_tool_usage_errors(void **state)
+{
+    static const char *const cases[][8] = {
+        { "--bogus", "x", "true" },
+        { "-Z", "x", "true" },
+        { "-w", "abc", "x", "true" },
+        { "-w", "-1", "x", "true" },
+        { "-w", "1e3", "x", "true" },
+        { "-w", "nan", "x", "true" },
+        { "-w", "1.5s", "x", "true" },
+        { "-w", "", "x", "true" },
+        { "-e", "0", "x", "true" },
+        { "-e", "-5", "x", "true" },
+        { "-e", "99999999999", "x", "true" },
+        { "-E", "256", "x", "true" },
+        { "-E", "-1", "x", "true" },
+        { "-E", "x", "x", "true" },
+        { "--lost-signal", "FOO", "x", "true" },
+        { "-i", "has space", "x", "true" },
+        { "-w" },
+        { NULL },
+        { "x" },
+        { "x", "-c" },
+        { "x", "-c", "echo a", "extra" },
+        { "--status" },
+        { "--status", "a", "b" },
+        { "--reset" },
+        { "--reset-all", "x" },
+        { "--status", "--reset", "x" },
+        { "--owner-prefix", "p", "x", "true" },
+        { "--owner-prefix", "p", "--status", "x" },
+    };
+    size_t i, j;
+    tool_proc p;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *args[12] = { "-u", URL };
+        for (j = 0; j < 8 && cases[i][j]; j++)
+            args[2 + j] = cases[i][j];
+        args[2 + j] = NULL;
+        tp_run(&p, args);
+        if (p.status != 64 || !tp_one_line(p.err.buf) || p.out.buf[0])
+            fail_msg("case %zu (%s ...): status %d, stdout '%s', stderr '%s'", i,
+                     cases[i][0] ? cases[i][0] : "", p.status, p.out.buf, p.err.buf);
+    }
+    /* the same master twice is no majority */
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-u", URL, "x", "true"), 64);
+    assert_true(tp_one_line(p.err.buf));
+    /* a URL the library rejects */
+    assert_int_equal(TP_RUN(&p, "-u", "ftp://host", "x", "true"), 64);
+    assert_true(tp_one_line(p.err.buf));
+    assert_int_equal(ts_int(&tu_srv, "DBSIZE"), 0);
+
+    assert_int_equal(TP_RUN(&p, "--help"), 0);
+    assert_non_null(strstr(p.out.buf, "Usage"));
+    assert_non_null(strstr(p.out.buf, " 64 "));
+    assert_non_null(strstr(p.out.buf, " 69 "));
+    assert_int_equal(TP_RUN(&p, "-V"), 0);
+    assert_non_null(strstr(p.out.buf, redislock_version_string()));
+}
+
+/* Nothing listens: 69 and one line, in every mode. */
+static void test_tool_unreachable(void **state)
+{
+    char tcp[64], sock[600];
+    const char *urls[2] = { tcp, sock };
+    size_t i;
+    tool_proc p;
+    snprintf(tcp, sizeof tcp, "redis://127.0.0.1:%d", tp_unused_port());
+    snprintf(sock, sizeof sock, "unix://%s", tp_path("nobody-listens.sock"));
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(TP_RUN(&p, "-u", urls[i], "x", "echo", "ran"), 69);
+        assert_true(tp_one_line(p.err.buf));
+        assert_string_equal(p.out.buf, "");
+        assert_true(p.end_ms - p.start_ms < TU_MS(10000));
+        assert_int_equal(TP_RUN(&p, "-u", urls[i], "-n", "x", "true"), 69);
+        assert_int_equal(TP_RUN(&p, "-u", urls[i], "--status", "x"), 69);
+        assert_true(tp_one_line(p.err.buf));
+        assert_int_equal(TP_RUN(&p, "-u", urls[i], "--reset", "x"), 69);
+        assert_int_equal(TP_RUN(&p, "-u", urls[i], "--reset-all"), 69);
+    }
+    /* $REDISLOCK_URL is the default */
+    setenv("REDISLOCK_URL", tcp, 1);
+    assert_int_equal(TP_RUN(&p, "--status", "x"), 69);
+    assert_non_null(strstr(p.err.buf, tcp + strlen("redis://")));
+    setenv("REDISLOCK_URL", URL, 1);
+    assert_int_equal(TP_RUN(&p, "--status", "x"), 0);
+    unsetenv("REDISLOCK_URL");
+}
+
+/* --status: "free" or "held owner=ID ttl_ms=N"; -i sets the owner id; the
+ * default id is "<hostname>:" and random characters. */
+static void test_tool_status(void **state)
+{
+    redislock *a, *b;
+    tool_proc p;
+    long long ttl;
+    char host[128], cmd[1200], expect[200];
+
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "s"), 0);
+    assert_string_equal(p.out.buf, "free\n");
+    a = hold("s", "tester-1", 10000);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "s"), 0);
+    assert_int_equal(sscanf(p.out.buf, "held owner=tester-1 ttl_ms=%lld", &ttl), 1);
+    assert_true(ttl > 0 && ttl <= 10000);
+    assert_true(tp_one_line(p.out.buf));
+    b = hold("s-forever", "tester-2", 0);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "s-forever"), 0);
+    assert_string_equal(p.out.buf, "held owner=tester-2 ttl_ms=-1\n");
+    redislock_free(a);
+    redislock_free(b);
+
+    /* seen from COMMAND itself: -i, then the default */
+    snprintf(cmd, sizeof cmd, "'%s' -u '%s' --status mine", tp_tool(), URL);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-i", "tool-id-7", "-e", "5", "mine", "-c", cmd),
+                     0);
+    assert_int_equal(sscanf(p.out.buf, "held owner=tool-id-7 ttl_ms=%lld", &ttl), 1);
+    assert_true(ttl > 0 && ttl <= 5000);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "mine", "-c", cmd), 0);
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    snprintf(expect, sizeof expect, "held owner=%s:", host);
+    assert_memory_equal(p.out.buf, expect, strlen(expect));
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "mine"), 0);
+    assert_string_equal(p.out.buf, "free\n");
+}
+
+/* --reset: forced release ("removed 1", then "removed 0") that wakes a
+ * waiting tool; --reset-all with and without --owner-prefix. */
+static void test_tool_reset(void **state)
+{
+    redislock *a = hold("r", "someone", 0);
+    redislock *h[3];
+    tool_proc p, w;
+    char line[64];
+
+    TP_START(&w, "-u", URL, "-w", "20", "r", "echo", "woken");
+    ts_await_blocked(&tu_srv, 1);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--reset", "r"), 0);
+    assert_string_equal(p.out.buf, "removed 1\n");
+    assert_int_equal(tp_line(&w, 0, line, sizeof line, (int)TU_MS(3000)), 0);
+    assert_string_equal(line, "woken");
+    assert_int_equal(tp_finish(&w, (int)TU_MS(5000)), 0);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--reset", "r"), 0);
+    assert_string_equal(p.out.buf, "removed 0\n");
+    redislock_free(a);
+
+    h[0] = hold("r1", "hostA:1", 0);
+    h[1] = hold("r2", "hostA:2", 0);
+    h[2] = hold("r3", "hostB:1", 0);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--reset-all", "--owner-prefix", "hostA:"), 0);
+    assert_string_equal(p.out.buf, "removed 2\n");
+    assert_int_equal(exists(&tu_srv, "lock:r1") + exists(&tu_srv, "lock:r2"), 0);
+    assert_int_equal(exists(&tu_srv, "lock:r3"), 1);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-q", "--reset-all"), 0);
+    assert_string_equal(p.out.buf, "");
+    assert_int_equal(exists(&tu_srv, "lock:r3"), 0);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--reset-all"), 0);
+    assert_string_equal(p.out.buf, "removed 0\n");
+    redislock_free(h[0]);
+    redislock_free(h[1]);
+    redislock_free(h[2]);
+}
+
+/* Majority mode: -u three times; the lock is on a quorum while COMMAND
+ * runs and on none afterwards; works with one master down, not with two. */
+static ts_server m[3];
+
+static void test_tool_majority(void **state)
+{
+    tool_proc p, q;
+    char line[256], cmd[700];
+    int i, on = 0;
+    const char *flag = tp_path("majority-done");
+
+    for (i = 0; i < 3; i++)
+        assert_int_equal(ts_start(&m[i]), 0);
+    snprintf(cmd, sizeof cmd, "echo ready; while [ ! -e '%s' ]; do sleep 0.02; done", flag);
+    TP_START(&p, "-u", m[0].url, "-u", m[1].url, "-u", m[2].url, "mj", "-c", cmd);
+    assert_int_equal(tp_line(&p, 0, line, sizeof line, (int)TU_MS(5000)), 0);
+    assert_string_equal(line, "ready");
+    for (i = 0; i < 3; i++)
+        on += exists(&m[i], "lock:mj");
+    assert_true(on >= 2);
+    assert_int_equal(TP_RUN(&q, "-u", m[0].url, "-u", m[1].url, "-u", m[2].url, "-n", "mj",
+                            "true"),
+                     1);
+    assert_int_equal(TP_RUN(&q, "-u", m[0].url, "-u", m[1].url, "-u", m[2].url, "--status",
+                            "mj"),
+                     0);
+    assert_memory_equal(q.out.buf, "held owner=", 11);
+    touch(flag);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+    for (i = 0; i < 3; i++)
+        assert_int_equal(exists(&m[i], "lock:mj"), 0);
+
+    ts_stop(&m[2]); /* 2 of 3 still make a quorum */
+    assert_int_equal(TP_RUN(&q, "-u", m[0].url, "-u", m[1].url, "-u", m[2].url, "-n", "mj",
+                            "echo", "ran"),
+                     0);
+    assert_string_equal(q.out.buf, "ran\n");
+    ts_stop(&m[1]); /* 1 of 3 does not */
+    assert_int_equal(TP_RUN(&q, "-u", m[0].url, "-u", m[1].url, "-u", m[2].url, "-n", "mj",
+                            "echo", "ran"),
+                     69);
+    assert_string_equal(q.out.buf, "");
+    assert_true(tp_one_line(q.err.buf));
+    ts_stop(&m[0]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_tool_command_status, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_conflict, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_usage_errors, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_unreachable, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_status, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_reset, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_majority, tu_setup, tp_teardown),
+    };
+    return cmocka_run_group_tests_name("tool", tests, tu_group_setup, tu_group_teardown);
+}

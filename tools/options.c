@@ -1,0 +1,302 @@
+/* Command-line parsing for redislock(1): flock(1)'s shape, strict numbers,
+ * one-line messages and RLT_EXIT_USAGE for anything wrong. */
+#include "config.h"
+#include "tool.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFAULT_URL "redis://127.0.0.1:6379"
+#define MAX_SECS 1000000000LL /* about 31 years */
+
+enum { OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL };
+
+static const struct option longopts[] = {
+    { "url", required_argument, NULL, 'u' },
+    { "nonblock", no_argument, NULL, 'n' },
+    { "nb", no_argument, NULL, 'n' },
+    { "timeout", required_argument, NULL, 'w' },
+    { "wait", required_argument, NULL, 'w' },
+    { "expire", required_argument, NULL, 'e' },
+    { "conflict-exit-code", required_argument, NULL, 'E' },
+    { "id", required_argument, NULL, 'i' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "quiet", no_argument, NULL, 'q' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { "status", no_argument, NULL, OPT_STATUS },
+    { "reset", no_argument, NULL, OPT_RESET },
+    { "reset-all", no_argument, NULL, OPT_RESET_ALL },
+    { "owner-prefix", required_argument, NULL, OPT_OWNER_PREFIX },
+    { "lost-signal", required_argument, NULL, OPT_LOST_SIGNAL },
+    { NULL, 0, NULL, 0 }
+};
+
+static void usage(void)
+{
+    printf(
+"Usage:\n"
+"  redislock [options] NAME COMMAND [ARG...]   run COMMAND while holding lock NAME\n"
+"  redislock [options] NAME -c 'SHELL COMMAND' run it through /bin/sh -c\n"
+"  redislock [options] --status NAME           print 'held owner=ID ttl_ms=N' or 'free'\n"
+"  redislock [options] --reset NAME            forced release (wakes one waiter)\n"
+"  redislock [options] --reset-all [--owner-prefix P]\n"
+"                                              forced release of all locks (or of\n"
+"                                              those whose owner id starts with P)\n"
+"\n"
+"Options:\n"
+"  -u, --url URL            a Redis master; repeat for majority mode (Redlock).\n"
+"                           Default: $REDISLOCK_URL, else " DEFAULT_URL "\n"
+"  -n, --nonblock           do not wait: if the lock is held, fail at once\n"
+"  -w, --timeout SECS       wait at most SECS (fractions allowed) for the lock\n"
+"  -e, --expire SECS        lock expiry, renewed while COMMAND runs (default 30)\n"
+"  -E, --conflict-exit-code N   exit status when the lock was not obtained (default 1)\n"
+"  -i, --id ID              owner id (default: \"<hostname>:\" and 24 random characters)\n"
+"      --lost-signal SIG    signal sent to COMMAND if the lock is lost (default TERM;\n"
+"                           'none' only reports it)\n"
+"      --owner-prefix P     with --reset-all: only locks whose owner id starts with P\n"
+"  -v, --verbose            report waiting, acquiring and releasing on stderr\n"
+"  -q, --quiet              no message when the lock was not obtained\n"
+"  -h, --help               show this help\n"
+"  -V, --version            show the version\n"
+"\n"
+"Exit status: COMMAND's own (128+N if it died of signal N); the -E code (default 1)\n"
+"when the lock was not obtained; 64 for a usage error; 69 when Redis is unreachable\n"
+"or answers with an error (or too few masters answer); 71 for a system error;\n"
+"75 when the lock was lost while COMMAND ran and COMMAND exited 0; 126 when COMMAND\n"
+"cannot be run and 127 when it is not found.  --status, --reset and --reset-all\n"
+"exit 0 on success.  The password may also be given in $REDISLOCK_PASSWORD.\n"
+"See redislock(1).\n");
+}
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    rlt_err("%s (see --help)", msg);
+    return RLT_EXIT_USAGE;
+}
+
+/* Seconds as digits with an optional fraction ("2", "0.25", ".5"), to ms,
+ * rounding a fraction of a ms up.  No sign, exponent, hex, inf or nan. */
+static int parse_secs(const char *s, int64_t *ms)
+{
+    int64_t whole = 0, frac = 0;
+    int nd = 0, nf = 0, rest = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++, nd++) {
+        if (whole > MAX_SECS)
+            return -1;
+        whole = whole * 10 + (*p - '0');
+    }
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, nf++) {
+            if (nf < 3)
+                frac = frac * 10 + (*p - '0');
+            else if (*p != '0')
+                rest = 1;
+        }
+    if (*p || (nd == 0 && nf == 0) || whole > MAX_SECS)
+        return -1;
+    for (; nf < 3; nf++)
+        frac *= 10;
+    *ms = whole * 1000 + frac + rest;
+    return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+    if (!*s || (*s != '-' && (*s < '0' || *s > '9')))
+        return -1;
+    v = strtol(s, &end, 10);
+    if (*end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_signal(const char *s, int *sig)
+{
+    static const struct { const char *name; int sig; } sigs[] = {
+        { "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
+        { "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
+        { "TERM", SIGTERM }, { "ALRM", SIGALRM }
+    };
+    size_t i;
+    long n;
+    if (!strcasecmp(s, "none")) {
+        *sig = 0;
+        return 0;
+    }
+    if (!parse_int(s, 0, 64, &n)) {
+        *sig = (int)n;
+        return 0;
+    }
+    if (!strncasecmp(s, "SIG", 3))
+        s += 3;
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (!strcasecmp(s, sigs[i].name)) {
+            *sig = sigs[i].sig;
+            return 0;
+        }
+    return -1;
+}
+
+static int set_mode(rlt_config *cfg, enum rlt_mode m, const char *opt)
+{
+    if (cfg->mode != RLT_RUN && cfg->mode != m)
+        return bad("%s cannot be combined with another of --status, --reset, "
+                   "--reset-all", opt);
+    cfg->mode = m;
+    return -1;
+}
+
+/* The arguments after the options: NAME and COMMAND, or -c SHELL_COMMAND. */
+static int positional(rlt_config *cfg, int n, char **args)
+{
+    switch (cfg->mode) {
+    case RLT_RESET_ALL:
+        if (n > 0)
+            return bad("--reset-all takes no lock name (got '%s')", args[0]);
+        return -1;
+    case RLT_STATUS:
+    case RLT_RESET:
+        if (n == 0)
+            return bad("%s needs a lock NAME",
+                       cfg->mode == RLT_STATUS ? "--status" : "--reset");
+        if (n > 1)
+            return bad("unexpected argument '%s' after the lock name", args[1]);
+        cfg->name = args[0];
+        return -1;
+    case RLT_RUN:
+        break;
+    }
+    if (n == 0)
+        return bad("missing lock NAME and COMMAND");
+    cfg->name = args[0];
+    if (n == 1)
+        return bad("missing COMMAND after the lock name '%s'", args[0]);
+    if (!strcmp(args[1], "-c") || !strcmp(args[1], "--command")) {
+        if (n == 2)
+            return bad("%s needs a shell command", args[1]);
+        if (n > 3)
+            return bad("%s takes one shell command; quote it (unexpected '%s')",
+                       args[1], args[3]);
+        cfg->shell_cmd = args[2];
+        return -1;
+    }
+    cfg->argv = args + 1;
+    return -1;
+}
+
+int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
+{
+    int opt, rc;
+    long n;
+    const char *env;
+
+    memset(cfg, 0, sizeof *cfg);
+    cfg->mode = RLT_RUN;
+    cfg->timeout_ms = -1;
+    cfg->expire_ms = 30000;
+    cfg->conflict_code = RLT_EXIT_CONFLICT;
+    cfg->lost_signal = SIGTERM;
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+:u:nw:e:E:i:vqhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'u':
+            if (cfg->nurls == RLT_MAX_URLS)
+                return bad("at most %d masters (-u) are supported", RLT_MAX_URLS);
+            for (n = 0; n < (long)cfg->nurls; n++)
+                if (!strcmp(cfg->urls[n], optarg))
+                    return bad("-u %s is given twice: majority mode needs "
+                               "independent masters", optarg);
+            cfg->urls[cfg->nurls++] = optarg;
+            break;
+        case 'n':
+            cfg->timeout_ms = 0;
+            break;
+        case 'w':
+            if (parse_secs(optarg, &cfg->timeout_ms))
+                return bad("-w: '%s' is not a number of seconds", optarg);
+            break;
+        case 'e':
+            if (parse_secs(optarg, &cfg->expire_ms) || cfg->expire_ms < 100)
+                return bad("-e: '%s' is not a number of seconds of at least 0.1",
+                           optarg);
+            break;
+        case 'E':
+            if (parse_int(optarg, 0, 255, &n))
+                return bad("-E: '%s' is not an exit status from 0 to 255", optarg);
+            cfg->conflict_code = (int)n;
+            break;
+        case 'i':
+            cfg->id = optarg;
+            break;
+        case 'v':
+            cfg->verbose = 1;
+            cfg->quiet = 0;
+            break;
+        case 'q':
+            cfg->quiet = 1;
+            cfg->verbose = 0;
+            break;
+        case 'h':
+            usage();
+            return 0;
+        case 'V':
+            printf("redislock %s (libredislock %s)\n", PACKAGE_VERSION,
+                   redislock_version_string());
+            return 0;
+        case OPT_STATUS:
+            if ((rc = set_mode(cfg, RLT_STATUS, "--status")) >= 0)
+                return rc;
+            break;
+        case OPT_RESET:
+            if ((rc = set_mode(cfg, RLT_RESET, "--reset")) >= 0)
+                return rc;
+            break;
+        case OPT_RESET_ALL:
+            if ((rc = set_mode(cfg, RLT_RESET_ALL, "--reset-all")) >= 0)
+                return rc;
+            break;
+        case OPT_OWNER_PREFIX:
+            cfg->owner_prefix = optarg;
+            break;
+        case OPT_LOST_SIGNAL:
+            if (parse_signal(optarg, &cfg->lost_signal))
+                return bad("--lost-signal: '%s' is not a signal name or number",
+                           optarg);
+            break;
+        case ':':
+            return bad("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            if (optopt && optopt < 256) {
+                char o[3] = { '-', (char)optopt, '\0' };
+                return bad("unknown option '%s'", o);
+            }
+            return bad("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (cfg->owner_prefix && cfg->mode != RLT_RESET_ALL)
+        return bad("--owner-prefix is only valid with --reset-all");
+    if ((rc = positional(cfg, argc - optind, argv + optind)) >= 0)
+        return rc;
+    if (cfg->nurls == 0) {
+        env = getenv("REDISLOCK_URL");
+        cfg->urls[cfg->nurls++] = env && *env ? env : DEFAULT_URL;
+    }
+    return -1;
+}

@@ -1,0 +1,136 @@
+/* The main mode: acquire NAME (renewed automatically), run COMMAND, release
+ * when it ends.  A lost lock is reported on stderr and COMMAND gets
+ * --lost-signal (SIGTERM by default). */
+#include "tool.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct run_state {
+    const rlt_config *cfg;
+    redislock *lk;
+    int pid;
+    int lost;
+} run_state;
+
+/* On the renewal thread: only tell the main loop. */
+static void lost_cb(redislock *lk, int reason, void *userdata)
+{
+    rlt_note_lost();
+}
+
+static void report_lost(run_state *st, int running)
+{
+    const rlt_config *cfg = st->cfg;
+    const char *why = redislock_lost_reason_string(redislock_lost_reason(st->lk));
+    st->lost = 1;
+    if (running && cfg->lost_signal) {
+        rlt_err("lock %s was lost while COMMAND ran: %s; sending it signal %d (%s)",
+                cfg->name, why, cfg->lost_signal, strsignal(cfg->lost_signal));
+        kill(st->pid, cfg->lost_signal);
+    } else {
+        rlt_err("lock %s was lost while COMMAND ran: %s", cfg->name, why);
+    }
+}
+
+static void on_lost(void *arg)
+{
+    report_lost(arg, 1);
+}
+
+/* "<hostname>:" with anything an owner id may not hold replaced by '_', so
+ * that --reset-all --owner-prefix "<hostname>:" clears one host's locks. */
+static void host_prefix(char *buf, size_t size)
+{
+    char host[128];
+    size_t i;
+    if (gethostname(host, sizeof host) < 0 || !host[0])
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    for (i = 0; host[i]; i++)
+        if (host[i] <= ' ' || host[i] >= 127)
+            host[i] = '_';
+    snprintf(buf, size, "%s:", host);
+}
+
+/* -1 when the lock is held, else the exit status (maybe 0 with -E 0). */
+static int acquire(const rlt_config *cfg, redislock *lk)
+{
+    int64_t t0 = rlt_now_ms();
+    int rc;
+    if (cfg->timeout_ms != 0)
+        rlt_info(cfg, "waiting for lock %s (as %s)", cfg->name, redislock_id(lk));
+    rc = redislock_acquire(lk, cfg->timeout_ms);
+    switch (rc) {
+    case REDISLOCK_OK:
+        rlt_info(cfg, "got lock %s as %s after %lld ms", cfg->name, redislock_id(lk),
+                 (long long)(rlt_now_ms() - t0));
+        return -1;
+    case REDISLOCK_EBUSY:
+    case REDISLOCK_ETIMEDOUT:
+    case REDISLOCK_EALREADY:
+        if (!cfg->quiet)
+            rlt_err("%s", redislock_errmsg(lk));
+        return cfg->conflict_code;
+    default:
+        rlt_err("%s", redislock_errmsg(lk));
+        return rlt_exit_for(rc);
+    }
+}
+
+static void release(run_state *st)
+{
+    const rlt_config *cfg = st->cfg;
+    int rc;
+    if (!st->lost && redislock_lost_reason(st->lk))
+        report_lost(st, 0); /* reported after COMMAND ended */
+    if (st->lost)
+        return;
+    rc = redislock_release(st->lk);
+    if (rc == REDISLOCK_ENOTHELD) {
+        rlt_err("%s", redislock_errmsg(st->lk));
+        st->lost = 1;
+    } else if (rc) {
+        rlt_err("cannot release lock %s (it expires by itself): %s", cfg->name,
+                redislock_errmsg(st->lk));
+    } else {
+        rlt_info(cfg, "released lock %s", cfg->name);
+    }
+}
+
+int rlt_run(const rlt_config *cfg, redislock_client *c)
+{
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    run_state st = { cfg, NULL, 0, 0 };
+    char prefix[160];
+    int rc, status, sig;
+
+    if ((status = rlt_signals_init()))
+        return status;
+    host_prefix(prefix, sizeof prefix);
+    o.expire_ms = cfg->expire_ms;
+    o.id = cfg->id;
+    o.id_prefix = prefix;
+    o.auto_renew = 1;
+    o.on_lost = lost_cb;
+    if ((rc = redislock_new(&st.lk, c, cfg->name, &o))) {
+        rlt_err("%s", redislock_last_error());
+        return rlt_exit_for(rc);
+    }
+    if ((status = acquire(cfg, st.lk)) >= 0) {
+        redislock_free(st.lk);
+        return status;
+    }
+    rlt_signals_hold();
+    if ((sig = rlt_signals_pending())) {
+        rlt_info(cfg, "signal %d arrived: COMMAND not started", sig);
+        status = 128 + sig;
+    } else if ((status = rlt_child_start(cfg, &st.pid)) == 0) {
+        status = rlt_child_wait(st.pid, on_lost, &st);
+    }
+    release(&st);
+    redislock_free(st.lk);
+    return st.lost && status == 0 ? RLT_EXIT_LOST : status;
+}
