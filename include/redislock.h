@@ -156,6 +156,8 @@ REDISLOCK_EXPORT int redislock_client_new(redislock_client **out,
  * held when a quorum of n/2+1 masters granted it within its validity (the
  * expiry less the time the round took and a drift allowance).  Locks made on
  * such a client need an expiry.  n == 1 is the same as redislock_client_new().
+ * Two URLs naming the same server (host and port, or socket path, whatever
+ * the db) are refused with REDISLOCK_EINVAL.
  * Fencing tokens cannot be made monotonic in this mode (see redislock(3)). */
 REDISLOCK_EXPORT int redislock_client_new_multi(redislock_client **out,
                                                 const char *const *urls, size_t n,

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 2000
 #define DEFAULT_COMMAND_TIMEOUT_MS 2000
@@ -31,6 +32,18 @@ static int check_opts(const redislock_client_options *o)
     if (o->key_prefix && strlen(o->key_prefix) > 256)
         return redislock__err(REDISLOCK_EINVAL, "key_prefix is longer than 256 bytes");
     return 0;
+}
+
+/* Two URLs that name the same server (whatever the db): counted twice they
+ * would make one server look like a majority.  Only the spelling is compared
+ * ("localhost" and "127.0.0.1" are not recognised as one). */
+static int same_server(const redislock__endpoint *a, const redislock__endpoint *b)
+{
+    if (a->is_unix != b->is_unix)
+        return 0;
+    if (a->is_unix)
+        return strcmp(a->host, b->host) == 0;
+    return a->port == b->port && strcasecmp(a->host, b->host) == 0;
 }
 
 static char *dup_opt(const char *s, int *oom)
@@ -63,7 +76,7 @@ int redislock_client_new_multi(redislock_client **out, const char *const *urls,
     static const redislock_client_options defaults = REDISLOCK_CLIENT_OPTIONS_INIT;
     const redislock_client_options *o = opts ? opts : &defaults;
     redislock_client *c;
-    size_t i;
+    size_t i, j;
     int rc, oom = 0;
 
     redislock__err_clear();
@@ -112,6 +125,15 @@ int redislock_client_new_multi(redislock_client **out, const char *const *urls,
             return rc;
         }
         c->nmasters = i + 1;
+        for (j = 0; j < i; j++)
+            if (same_server(&c->masters[j].ep, &c->masters[i].ep)) {
+                rc = redislock__err(REDISLOCK_EINVAL,
+                                    "masters %zu and %zu are the same server (%s): "
+                                    "majority mode needs independent masters",
+                                    j + 1, i + 1, c->masters[i].ep.addr);
+                redislock_client_free(c);
+                return rc;
+            }
     }
     c->quorum = n / 2 + 1;
     c->renewer = redislock__renewer_new(c);

@@ -118,6 +118,25 @@ static void test_majority_needs_expiry(void **state)
     redislock_client_free(c);
 }
 
+/* One server named twice (also through another db) is not two masters: it
+ * would make a majority out of one server. */
+static void test_majority_same_server_twice(void **state)
+{
+    redislock_client *c = (redislock_client *)1;
+    char other_db[800];
+    const char *twice[3] = { urls[0], urls[1], urls[0] };
+    assert_rl_err(redislock_client_new_multi(&c, twice, 3, NULL), REDISLOCK_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(redislock_last_error(), "masters 1 and 3 are the same server"));
+    assert_null(strchr(urls[0], '?'));
+    snprintf(other_db, sizeof other_db, "%s?db=2", urls[0]);
+    twice[2] = other_db;
+    assert_rl_err(redislock_client_new_multi(&c, twice, 3, NULL), REDISLOCK_EINVAL);
+    /* three distinct servers are fine */
+    c = multi(3, 0);
+    redislock_client_free(c);
+}
+
 /* 2. One of 3 masters down: still acquires, releases, renews. */
 static void test_majority_one_down(void **state)
 {
@@ -535,6 +554,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_majority_basic, setup),
         cmocka_unit_test_setup(test_majority_needs_expiry, setup),
+        cmocka_unit_test_setup(test_majority_same_server_twice, setup),
         cmocka_unit_test_setup(test_majority_one_down, setup),
         cmocka_unit_test_setup(test_majority_two_down, setup),
         cmocka_unit_test_setup(test_majority_one_hung, setup),
