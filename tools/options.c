@@ -219,10 +219,6 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
         case 'u':
             if (cfg->nurls == RLT_MAX_URLS)
                 return bad("at most %d masters (-u) are supported", RLT_MAX_URLS);
-            for (n = 0; n < (long)cfg->nurls; n++)
-                if (!strcmp(cfg->urls[n], optarg))
-                    return bad("-u %s is given twice: majority mode needs "
-                               "independent masters", optarg);
             cfg->urls[cfg->nurls++] = optarg;
             break;
         case 'n':
