@@ -240,11 +240,11 @@ static int handshake(redislock__conn *c, int64_t deadline)
     int rc = 0, want_auth = pass != NULL, want_db = ep->db != 0, i;
 
     if (want_auth)
-        rc = user ? redislock__conn_appendv(c, "AUTH", user, pass, NULL)
-                  : redislock__conn_appendv(c, "AUTH", pass, NULL);
+        rc = user ? redislock__conn_appendv(c, "AUTH", user, pass, (const char *)NULL)
+                  : redislock__conn_appendv(c, "AUTH", pass, (const char *)NULL);
     if (!rc && want_db) {
         snprintf(db, sizeof db, "%d", ep->db);
-        rc = redislock__conn_appendv(c, "SELECT", db, NULL);
+        rc = redislock__conn_appendv(c, "SELECT", db, (const char *)NULL);
     }
     if (rc || (!want_auth && !want_db))
         return rc;
