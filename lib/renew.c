@@ -151,7 +151,8 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
             conn = NULL;
         }
         f.conns[m] = conn;
-        r->conns[m] = NULL;
+        /* stored atomically: redislock__renew_get_stats() reads it */
+        __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
     }
     redislock__fan_connect(
         &f, c,
@@ -177,8 +178,8 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         if (f.rc[m])
             redislock__log(c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
                            f.err[m]);
-        if (f.conns[m] && !f.rc[m] && !f.conns[m]->broken)
-            r->conns[m] = f.conns[m]; /* kept for the next batch */
+        if (f.conns[m] && !f.rc[m] && !f.conns[m]->broken) /* kept */
+            __atomic_store_n(&r->conns[m], f.conns[m], __ATOMIC_RELAXED);
         else
             redislock__pool_put(f.conns[m]);
         f.conns[m] = NULL;
@@ -564,13 +565,18 @@ void redislock__renew_get_stats(redislock_client *c, redislock__renew_stats *st)
 {
     redislock__renewer *r = c->renewer;
     size_t i;
+    /* The thread updates round_trips and conns[] outside the mutex, while
+     * it renews: those are read atomically, the rest under the mutex. */
     pthread_mutex_lock(&r->mu);
-    *st = r->st;
+    st->cycles = r->st.cycles;
+    st->renewals = r->st.renewals;
+    st->failures = r->st.failures;
+    st->lost = r->st.lost;
     st->round_trips = __atomic_load_n(&r->st.round_trips, __ATOMIC_RELAXED);
     st->scheduled = r->n;
     st->threads = r->running && !r->stop;
     st->connections = 0;
     for (i = 0; i < c->nmasters; i++)
-        st->connections += r->conns[i] != NULL;
+        st->connections += __atomic_load_n(&r->conns[i], __ATOMIC_RELAXED) != NULL;
     pthread_mutex_unlock(&r->mu);
 }
