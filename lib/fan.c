@@ -111,7 +111,7 @@ static void send_calls(redislock__fanout *f, size_t i, redislock__call *const *c
 void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
                           int64_t deadline)
 {
-    size_t want[REDISLOCK__MAX_MASTERS], i, j, k = f->k;
+    size_t want[REDISLOCK__MAX_MASTERS] = { 0 }, i, j, k = f->k;
     int64_t window = deadline - redislock__now_us();
     int redo = 0;
 

@@ -107,7 +107,8 @@ void redislock__conn_close(redislock__conn *c);
 /* Queue one command (no I/O). */
 int redislock__conn_append(redislock__conn *c, int argc,
                            const char *const *argv, const size_t *lens);
-/* Queue a command given as NUL-terminated strings, ending with NULL. */
+/* Queue a command given as NUL-terminated strings, ending with
+ * (const char *)NULL (a bare NULL may be an int in a variadic call). */
 int redislock__conn_appendv(redislock__conn *c, ...);
 /* Send what is queued. */
 int redislock__conn_flush(redislock__conn *c, int64_t deadline);

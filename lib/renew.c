@@ -42,7 +42,7 @@ struct redislock__renewer {
 };
 
 /* What one renewal found. */
-enum { R_OK, R_GONE, R_OTHER, R_NOQUORUM, R_RETRY };
+enum { RENEW_OK, RENEW_GONE, RENEW_OTHER, RENEW_NOQUORUM, RENEW_RETRY };
 
 typedef struct item {
     redislock *lk;
@@ -134,7 +134,7 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
     int64_t deadline = REDISLOCK__NEVER, sent;
 
     for (i = 0; i < n; i++) {
-        items[i].result = R_RETRY;
+        items[i].result = RENEW_RETRY;
         deadline = redislock__min_deadline(
             deadline, __atomic_load_n(&items[i].lk->expires_us, __ATOMIC_SEQ_CST));
     }
@@ -151,7 +151,8 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
             conn = NULL;
         }
         f.conns[m] = conn;
-        r->conns[m] = NULL;
+        /* stored atomically: redislock__renew_get_stats() reads it */
+        __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
     }
     redislock__fan_connect(
         &f, c,
@@ -177,8 +178,8 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         if (f.rc[m])
             redislock__log(c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
                            f.err[m]);
-        if (f.conns[m] && !f.rc[m] && !f.conns[m]->broken)
-            r->conns[m] = f.conns[m]; /* kept for the next batch */
+        if (f.conns[m] && !f.rc[m] && !f.conns[m]->broken) /* kept */
+            __atomic_store_n(&r->conns[m], f.conns[m], __ATOMIC_RELAXED);
         else
             redislock__pool_put(f.conns[m]);
         f.conns[m] = NULL;
@@ -205,15 +206,15 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         if (ok >= c->quorum &&
             (nm == 1 || redislock__now_us() <
                             redislock__valid_until(c, sent, lk->expire_ms)))
-            items[i].result = R_OK;
+            items[i].result = RENEW_OK;
         else if (gone >= c->quorum)
-            items[i].result = R_GONE;
+            items[i].result = RENEW_GONE;
         else if (other >= c->quorum)
-            items[i].result = R_OTHER;
+            items[i].result = RENEW_OTHER;
         else if (ok + retry < c->quorum)
-            items[i].result = R_NOQUORUM;
+            items[i].result = RENEW_NOQUORUM;
         else
-            items[i].result = R_RETRY;
+            items[i].result = RENEW_RETRY;
         redislock__call_free(&calls[i]);
     }
     redislock__fan_free(&f);
@@ -256,20 +257,20 @@ static int apply(redislock__renewer *r, item *it)
     if (lk->renew_gen != it->gen)
         return 0; /* released (or released and taken again) meanwhile */
     switch (it->result) {
-    case R_OK:
+    case RENEW_OK:
         expires = redislock__valid_until(r->c, it->sent_us, lk->expire_ms);
         __atomic_store_n(&lk->expires_us, expires, __ATOMIC_SEQ_CST);
         lk->backoff_ms = 0;
         lk->due_us = it->sent_us + lk->renew_interval_ms * 1000;
         r->st.renewals++;
         break;
-    case R_GONE:
+    case RENEW_GONE:
         reason = REDISLOCK_LOST_GONE;
         break;
-    case R_OTHER:
+    case RENEW_OTHER:
         reason = REDISLOCK_LOST_OTHER_OWNER;
         break;
-    case R_NOQUORUM:
+    case RENEW_NOQUORUM:
         reason = REDISLOCK_LOST_NO_QUORUM;
         break;
     default:
@@ -283,7 +284,7 @@ static int apply(redislock__renewer *r, item *it)
         }
         lk->backoff_ms = lk->backoff_ms ? (lk->backoff_ms >= 100 ? 200 : lk->backoff_ms * 2)
                                         : 10;
-        lk->due_us = now + lk->backoff_ms * 1000;
+        lk->due_us = now + (int64_t)lk->backoff_ms * 1000;
         if (lk->due_us > expires)
             lk->due_us = expires; /* then it is found expired */
     }
@@ -335,7 +336,7 @@ static void *run(void *arg)
             lk->in_flight = 1;
             items[n].lk = lk;
             items[n].gen = lk->renew_gen;
-            items[n].result = R_RETRY;
+            items[n].result = RENEW_RETRY;
             n++;
         }
         if (n == 0) { /* out of memory: try again in a moment */
@@ -564,13 +565,18 @@ void redislock__renew_get_stats(redislock_client *c, redislock__renew_stats *st)
 {
     redislock__renewer *r = c->renewer;
     size_t i;
+    /* The thread updates round_trips and conns[] outside the mutex, while
+     * it renews: those are read atomically, the rest under the mutex. */
     pthread_mutex_lock(&r->mu);
-    *st = r->st;
+    st->cycles = r->st.cycles;
+    st->renewals = r->st.renewals;
+    st->failures = r->st.failures;
+    st->lost = r->st.lost;
     st->round_trips = __atomic_load_n(&r->st.round_trips, __ATOMIC_RELAXED);
     st->scheduled = r->n;
     st->threads = r->running && !r->stop;
     st->connections = 0;
     for (i = 0; i < c->nmasters; i++)
-        st->connections += r->conns[i] != NULL;
+        st->connections += __atomic_load_n(&r->conns[i], __ATOMIC_RELAXED) != NULL;
     pthread_mutex_unlock(&r->mu);
 }

@@ -8,11 +8,12 @@
 static void block(uint32_t h[5], const unsigned char *p)
 {
     uint32_t w[80], a, b, c, d, e, t;
+    size_t j;
     int i;
-    for (i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-    for (; i < 80; i++)
+    for (j = 0; j < 16; j++)
+        w[j] = (uint32_t)p[4 * j] << 24 | (uint32_t)p[4 * j + 1] << 16 |
+               (uint32_t)p[4 * j + 2] << 8 | (uint32_t)p[4 * j + 3];
+    for (i = 16; i < 80; i++)
         w[i] = ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
     a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
     for (i = 0; i < 80; i++) {

@@ -204,7 +204,7 @@ static void cancel(waiter *w, int64_t hard)
             continue;
         snprintf(id, sizeof id, "%lld", c->client_id);
         if (redislock__conn_appendv(helpers.conns[i], "CLIENT", "UNBLOCK", id,
-                                    "TIMEOUT", NULL) ||
+                                    "TIMEOUT", (const char *)NULL) ||
             redislock__conn_flush_nb(helpers.conns[i]) < 0) {
             helpers.conns[i]->broken = 1;
             continue;
@@ -255,7 +255,7 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
         hard = until + redislock__slack_us(c->m->client);
         format_timeout(c->m, until - now, tmo, sizeof tmo);
         if (c->client_id == 0 && !__atomic_load_n(&c->m->no_unblock, __ATOMIC_RELAXED)) {
-            rc = redislock__conn_appendv(c, "CLIENT", "ID", NULL);
+            rc = redislock__conn_appendv(c, "CLIENT", "ID", (const char *)NULL);
             w.stage[i] = EXPECT_ID;
         } else {
             w.stage[i] = EXPECT_BLPOP;

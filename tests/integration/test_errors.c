@@ -238,6 +238,16 @@ static void test_errors_wrong_password(void **state)
     redislock_free(lk);
     redislock_client_free(c);
 
+    /* with a db: AUTH and SELECT are pipelined; the AUTH error is the one
+     * reported, not SELECT's NOAUTH that follows from it */
+    snprintf(url, sizeof url, "unix://%s?password=wrong&db=1", auth.sock);
+    c = tu_client(url);
+    lk = tu_lock(c, "x", 0);
+    assert_rl_err(redislock_acquire(lk, 1000), REDISLOCK_EAUTH);
+    assert_message("AUTH failed");
+    redislock_free(lk);
+    redislock_client_free(c);
+
     snprintf(url, sizeof url, "unix://%s", auth.sock);
     c = tu_client(url);
     lk = tu_lock(c, "x", 0);

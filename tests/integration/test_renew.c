@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,6 +355,52 @@ static void test_renew_many_locks(void **state)
     assert_int_equal(count_threads(), threads_before);
 }
 
+/* The stats can be read while the renewal thread renews (it updates some
+ * of them, and its connection, outside its mutex): the counts only grow,
+ * and the TSan run of this test reports any data race. */
+static void test_renew_stats_while_renewing(void **state)
+{
+    redislock_client *c = tu_client(tu_srv.url);
+    redislock *locks[20];
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock__renew_stats st, prev;
+    int i, reads = 0;
+    int64_t t0;
+    char name[32];
+
+    o.expire_ms = TU_MS(2000);
+    o.renew_interval_ms = 5;
+    o.auto_renew = 1;
+    for (i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "stats-%d", i);
+        assert_rl_ok(redislock_new(&locks[i], c, name, &o));
+        assert_rl_ok(redislock_acquire(locks[i], 0));
+    }
+    memset(&prev, 0, sizeof prev);
+    t0 = tu_now_ms();
+    /* at least 300 ms and three batches (valgrind runs one thread at a
+     * time: the yield lets the renewal thread in) */
+    while ((tu_now_ms() - t0 < 300 || prev.renewals < 60) &&
+           tu_now_ms() - t0 < TU_MS(5000)) {
+        redislock__renew_get_stats(c, &st);
+        assert_true(st.cycles >= prev.cycles && st.renewals >= prev.renewals &&
+                    st.round_trips >= prev.round_trips);
+        assert_true(st.connections == 0 || st.connections == 1);
+        prev = st;
+        reads++;
+        sched_yield();
+    }
+    assert_true(prev.renewals >= 60); /* renewed while the stats were read */
+    assert_int_equal(prev.lost, 0);
+    for (i = 0; i < 20; i++) {
+        assert_rl_ok(redislock_release(locks[i]));
+        redislock_free(locks[i]);
+    }
+    redislock_client_free(c);
+    print_message("      %d stats reads during %llu renewals\n", reads,
+                  (unsigned long long)prev.renewals);
+}
+
 /* 7. Release from another thread stops the renewal at once; a client freed
  *    while its locks are renewed stops cleanly (leaks and use-after-free are
  *    caught by the sanitizer and valgrind runs of this test). */
@@ -477,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup(test_renew_connection_killed, tu_setup),
         cmocka_unit_test_setup(test_renew_server_stopped, tu_setup),
         cmocka_unit_test_setup(test_renew_many_locks, tu_setup),
+        cmocka_unit_test_setup(test_renew_stats_while_renewing, tu_setup),
         cmocka_unit_test_setup(test_renew_release_other_thread_and_client_free, tu_setup),
         cmocka_unit_test_setup(test_renew_callback_frees_handle, tu_setup),
         cmocka_unit_test_setup(test_renew_fork, tu_setup),
