@@ -188,7 +188,9 @@ enum redislock_lost_reason {
  * redislock_id() and redislock_release() or redislock_free() on this handle,
  * and should return quickly (e.g. set a flag, signal the worker thread):
  * every other renewal of the client waits for it.  It must not wait for
- * another thread that is itself inside the library. */
+ * another thread that is itself inside the library.  A release or free from
+ * the callback is a use of the handle like any other: only when no other
+ * thread is using the handle at that moment (one thread at a time). */
 typedef void (*redislock_lost_fn)(redislock *lk, int reason, void *userdata);
 
 /* Lock options; zero means the default, as for the client options. */
