@@ -371,6 +371,13 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
          * the wake-ups popped on the others are used by it. */
         drop_failed(lk, &f, NULL);
         if (n == 1 && f.rc[0]) {
+            /* An error reply to BLPOP (WRONGTYPE: the signal key is not a
+             * list; ACL) comes again on every retry: report it at once
+             * instead of spinning between rounds and BLPOPs. */
+            if (f.rc[0] != REDISLOCK_EIO) {
+                rc = redislock__err(f.rc[0], "%s", f.err[0]);
+                break;
+            }
             /* the connection broke or the server stopped answering */
             if (recover(&rec, c, hard))
                 continue;
