@@ -274,8 +274,8 @@ static int lost_calls, lost_reason;
 
 static void on_lost(redislock *lk, int reason, void *ud)
 {
-    __atomic_add_fetch(&lost_calls, 1, __ATOMIC_SEQ_CST);
     __atomic_store_n(&lost_reason, reason, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&lost_calls, 1, __ATOMIC_SEQ_CST);
 }
 
 /* The lock key renamed away: release and extend say ENOTHELD, query says
@@ -312,7 +312,7 @@ static void test_key_renamed(void **state)
     while (!__atomic_load_n(&lost_calls, __ATOMIC_SEQ_CST) && tu_now_ms() - t0 < 3000)
         tu_sleep_ms(10);
     assert_int_equal(__atomic_load_n(&lost_calls, __ATOMIC_SEQ_CST), 1);
-    assert_int_equal(lost_reason, REDISLOCK_LOST_GONE);
+    assert_int_equal(__atomic_load_n(&lost_reason, __ATOMIC_SEQ_CST), REDISLOCK_LOST_GONE);
     assert_int_equal(redislock_held(r), 0);
     assert_rl_err(redislock_release(r), REDISLOCK_ENOTHELD);
     assert_rl_ok(redislock_acquire(r, 0));

@@ -392,7 +392,7 @@ static void test_hung_server_while_waiting(void **state)
 
 /* ------------------------------------------------------------------ signals */
 
-static volatile sig_atomic_t stop_signals;
+static int stop_signals; /* atomic */
 static long signals_sent, signals_delivered, signals_total;
 
 static void on_usr1(int sig)
@@ -410,7 +410,7 @@ struct signaller {
 static void *signaller_main(void *p)
 {
     struct signaller *s = p;
-    while (!stop_signals) {
+    while (!__atomic_load_n(&stop_signals, __ATOMIC_SEQ_CST)) {
         if (pthread_kill(s->target, SIGUSR1) == 0)
             signals_sent++;
         usleep(500 + (unsigned)(rand_r(&s->seed) % 4500)); /* 0.5 to 5 ms */
@@ -426,7 +426,7 @@ static void signals_on(struct signaller *s, pthread_t target, unsigned seed)
     sa.sa_flags = 0; /* no SA_RESTART: blocking calls see EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
-    stop_signals = 0;
+    __atomic_store_n(&stop_signals, 0, __ATOMIC_SEQ_CST);
     signals_sent = 0;
     __atomic_store_n(&signals_delivered, 0, __ATOMIC_RELAXED);
     s->target = target;
@@ -437,7 +437,7 @@ static void signals_on(struct signaller *s, pthread_t target, unsigned seed)
 static long signals_off(struct signaller *s)
 {
     long n;
-    stop_signals = 1;
+    __atomic_store_n(&stop_signals, 1, __ATOMIC_SEQ_CST);
     pthread_join(s->t, NULL);
     n = __atomic_load_n(&signals_delivered, __ATOMIC_RELAXED);
     signals_total += n;
