@@ -1,14 +1,18 @@
 #include "faults.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int faults_run;
+long faults_signals_total;
 
 void faults_summary(const char *program)
 {
-    printf("%s: %d fault cases run\n", program, faults_run);
+    printf("%s: %d fault cases run, %ld signals injected\n", program, faults_run,
+           faults_signals_total);
     fflush(stdout);
 }
 
@@ -99,4 +103,52 @@ void faults_waiter_await(faults_waiter *w, int ms)
             fail_msg("the waiter did not return within %d ms", ms);
         tu_sleep_ms(2);
     }
+}
+
+static int stop_signals; /* atomic */
+static long signals_delivered; /* atomic */
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    __atomic_add_fetch(&signals_delivered, 1, __ATOMIC_RELAXED);
+}
+
+static void *signaller_main(void *p)
+{
+    faults_signaller *s = p;
+    while (!__atomic_load_n(&stop_signals, __ATOMIC_SEQ_CST)) {
+        if (pthread_kill(s->target, SIGUSR1) == 0)
+            s->sent++;
+        usleep(500 + (unsigned)(rand_r(&s->seed) % 4500)); /* 0.5 to 5 ms */
+    }
+    return NULL;
+}
+
+void faults_signals_on(faults_signaller *s, pthread_t target, unsigned seed)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = 0; /* no SA_RESTART: blocking calls see EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    __atomic_store_n(&stop_signals, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&signals_delivered, 0, __ATOMIC_RELAXED);
+    s->target = target;
+    s->seed = seed;
+    s->sent = 0;
+    if (pthread_create(&s->t, NULL, signaller_main, s))
+        fail_msg("pthread_create failed");
+}
+
+long faults_signals_off(faults_signaller *s)
+{
+    long n;
+    __atomic_store_n(&stop_signals, 1, __ATOMIC_SEQ_CST);
+    pthread_join(s->t, NULL);
+    n = __atomic_load_n(&signals_delivered, __ATOMIC_RELAXED);
+    faults_signals_total += n;
+    print_message("      %ld signals sent, %ld delivered to the waiter\n", s->sent, n);
+    return n;
 }

@@ -48,6 +48,20 @@ int faults_waiter_done(faults_waiter *w);
 /* Wait for that, at most ms; fails the test after. */
 void faults_waiter_await(faults_waiter *w, int ms);
 
+/* A thread sending SIGUSR1 to target every 0.5 to 5 ms (at random), with
+ * a no-op handler installed without SA_RESTART, until faults_signals_off(),
+ * which returns how many were delivered and adds them to
+ * faults_signals_total (printed by faults_summary()).  Stop it before
+ * joining the target. */
+typedef struct faults_signaller {
+    pthread_t target, t;
+    unsigned seed;
+    long sent;
+} faults_signaller;
+extern long faults_signals_total;
+void faults_signals_on(faults_signaller *s, pthread_t target, unsigned seed);
+long faults_signals_off(faults_signaller *s);
+
 /* Assert that the message of the last failure contains text. */
 #define assert_msg_has(msg, text)                                            \
     do {                                                                     \

@@ -522,6 +522,75 @@ static void test_majority_kill_mid_wait(void **state)
     redislock_client_free(c);
 }
 
+/* Majority mode: a waiter blocked on three masters receives signals at
+ * random; it is woken by the release, not before. */
+static void test_majority_signals_while_waiting(void **state)
+{
+    redislock_client *c = multi();
+    redislock *holder = tu_lock(c, "msig", 10000), *lk = tu_lock(c, "msig", 10000);
+    faults_signaller sg;
+    faults_waiter w;
+    int64_t released;
+    int i;
+
+    assert_rl_ok(redislock_acquire(holder, 0));
+    memset(&w, 0, sizeof w);
+    faults_waiter_start(&w, lk, 8000);
+    FAULT("majority: SIGUSR1 at random to a waiter blocked on 3 masters");
+    faults_signals_on(&sg, w.t, 4);
+    for (i = 0; i < NM; i++)
+        ts_await_blocked(&masters[i], 1);
+    tu_sleep_ms(500);
+    assert_false(faults_waiter_done(&w));
+    released = tu_now_ms();
+    assert_rl_ok(redislock_release(holder));
+    faults_waiter_await(&w, TU_MS(10000));
+    assert_true(faults_signals_off(&sg) > 0);
+    faults_waiter_join(&w);
+    if (w.rc)
+        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
+    assert_true(w.got >= released && w.got < released + TU_MS(2000));
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(holder);
+    redislock_free(lk);
+    redislock_client_free(c);
+}
+
+/* Majority mode: one master restarts (empty) while a waiter blocks.  The
+ * holder keeps its quorum on the two others, so the waiter goes on waiting
+ * (it must not take the lock from the restarted master alone); the
+ * holder's release (2 of 3) wakes it, and it takes the lock on all three. */
+static void test_majority_restart_while_waiting(void **state)
+{
+    redislock_client *c = multi();
+    redislock *holder = tu_lock(c, "mr", 10000), *lk = tu_lock(c, "mr", 10000);
+    faults_waiter w;
+    int64_t released;
+    int i;
+
+    assert_rl_ok(redislock_acquire(holder, 0));
+    memset(&w, 0, sizeof w);
+    faults_waiter_start(&w, lk, 8000);
+    for (i = 0; i < NM; i++)
+        ts_await_blocked(&masters[i], 1);
+    FAULT("majority: one master restarted empty while a waiter blocks");
+    assert_int_equal(ts_restart(&masters[2]), 0);
+    tu_sleep_ms(300);
+    assert_false(faults_waiter_done(&w)); /* 1 of 3 is no quorum */
+    released = tu_now_ms();
+    assert_rl_ok(redislock_release(holder));
+    faults_waiter_join(&w);
+    if (w.rc)
+        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
+    assert_true(w.got >= released && w.got < released + TU_MS(2000));
+    for (i = 0; i < NM; i++)
+        assert_int_equal(ts_int(&masters[i], "EXISTS lock:mr"), 1);
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(holder);
+    redislock_free(lk);
+    redislock_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,6 +603,8 @@ int main(void)
         cmocka_unit_test_setup(test_debug_sleep, setup),
         cmocka_unit_test_setup(test_majority_wrongtype, setup),
         cmocka_unit_test_setup(test_majority_kill_mid_wait, setup),
+        cmocka_unit_test_setup(test_majority_signals_while_waiting, setup),
+        cmocka_unit_test_setup(test_majority_restart_while_waiting, setup),
     };
     return cmocka_run_group_tests_name("faults_replies", tests, group_setup,
                                        group_teardown);

@@ -392,59 +392,6 @@ static void test_hung_server_while_waiting(void **state)
 
 /* ------------------------------------------------------------------ signals */
 
-static int stop_signals; /* atomic */
-static long signals_sent, signals_delivered, signals_total;
-
-static void on_usr1(int sig)
-{
-    (void)sig;
-    __atomic_add_fetch(&signals_delivered, 1, __ATOMIC_RELAXED);
-}
-
-struct signaller {
-    pthread_t target;
-    pthread_t t;
-    unsigned seed;
-};
-
-static void *signaller_main(void *p)
-{
-    struct signaller *s = p;
-    while (!__atomic_load_n(&stop_signals, __ATOMIC_SEQ_CST)) {
-        if (pthread_kill(s->target, SIGUSR1) == 0)
-            signals_sent++;
-        usleep(500 + (unsigned)(rand_r(&s->seed) % 4500)); /* 0.5 to 5 ms */
-    }
-    return NULL;
-}
-
-static void signals_on(struct signaller *s, pthread_t target, unsigned seed)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sa.sa_flags = 0; /* no SA_RESTART: blocking calls see EINTR */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-    __atomic_store_n(&stop_signals, 0, __ATOMIC_SEQ_CST);
-    signals_sent = 0;
-    __atomic_store_n(&signals_delivered, 0, __ATOMIC_RELAXED);
-    s->target = target;
-    s->seed = seed;
-    pthread_create(&s->t, NULL, signaller_main, s);
-}
-
-static long signals_off(struct signaller *s)
-{
-    long n;
-    __atomic_store_n(&stop_signals, 1, __ATOMIC_SEQ_CST);
-    pthread_join(s->t, NULL);
-    n = __atomic_load_n(&signals_delivered, __ATOMIC_RELAXED);
-    signals_total += n;
-    print_message("      %ld signals sent, %ld delivered to the waiter\n", signals_sent, n);
-    return n;
-}
-
 /* Signals at random while a waiter waits: it is woken by the release, not
  * before; a waiter whose lock is never released times out at its deadline,
  * not before and not much after; a lock with expiry is taken when it
@@ -454,7 +401,7 @@ static void test_signals_to_waiter(void **state)
     redislock_client *c = client(1000, 1000);
     redislock *holder = tu_lock(c, "s1", 0), *lk = tu_lock(c, "s1", 0);
     redislock *eh = tu_lock(c, "s2", 700), *el = tu_lock(c, "s2", 0);
-    struct signaller s;
+    faults_signaller s;
     faults_waiter w;
     int64_t released;
 
@@ -463,14 +410,14 @@ static void test_signals_to_waiter(void **state)
     memset(&w, 0, sizeof w);
     faults_waiter_start(&w, lk, 10000);
     FAULT("SIGUSR1 at random to a waiter woken by a release");
-    signals_on(&s, w.t, 1);
+    faults_signals_on(&s, w.t, 1);
     ts_await_blocked(&srv, 1);
     tu_sleep_ms(700);
     assert_false(faults_waiter_done(&w));
     released = tu_now_ms();
     assert_rl_ok(redislock_release(holder));
     faults_waiter_await(&w, TU_MS(12000));
-    assert_true(signals_off(&s) > 0);
+    assert_true(faults_signals_off(&s) > 0);
     faults_waiter_join(&w);
     if (w.rc)
         fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
@@ -482,9 +429,9 @@ static void test_signals_to_waiter(void **state)
     memset(&w, 0, sizeof w);
     faults_waiter_start(&w, lk, 800);
     FAULT("SIGUSR1 at random to a waiter that times out");
-    signals_on(&s, w.t, 2);
+    faults_signals_on(&s, w.t, 2);
     faults_waiter_await(&w, TU_MS(5000));
-    assert_true(signals_off(&s) > 0);
+    assert_true(faults_signals_off(&s) > 0);
     faults_waiter_join(&w);
     assert_int_equal(w.rc, REDISLOCK_ETIMEDOUT);
     assert_true(w.got - w.start >= 800);
@@ -496,15 +443,14 @@ static void test_signals_to_waiter(void **state)
     memset(&w, 0, sizeof w);
     faults_waiter_start(&w, el, 5000);
     FAULT("SIGUSR1 at random to a waiter waiting for an expiry");
-    signals_on(&s, w.t, 3);
+    faults_signals_on(&s, w.t, 3);
     faults_waiter_await(&w, TU_MS(7000));
-    assert_true(signals_off(&s) > 0);
+    assert_true(faults_signals_off(&s) > 0);
     faults_waiter_join(&w);
     if (w.rc)
         fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
     assert_true(w.got - w.start >= 600 && w.got - w.start < TU_MS(700 + 1000));
     assert_rl_ok(redislock_release(el));
-    print_message("      signals injected in this program: %ld\n", signals_total);
     redislock_free(holder);
     redislock_free(lk);
     redislock_free(eh);
@@ -526,6 +472,5 @@ int main(void)
     };
     int rc = cmocka_run_group_tests_name("faults_server", tests, group_setup,
                                          group_teardown);
-    printf("test_faults_server: %ld signals injected\n", signals_total);
     return rc;
 }
