@@ -390,6 +390,47 @@ static void test_hung_server_while_waiting(void **state)
     redislock_client_free(hc);
 }
 
+/* The waiter's deadline passes while the server is stopped: its timer
+ * fires, the CLIENT UNBLOCK it sends gets no answer either, and it returns
+ * by its deadline plus the documented slack (min(command timeout, 250 ms)),
+ * with a timeout or an I/O error naming the server.  After SIGCONT all is
+ * as before: the holder releases, a new waiter takes the lock. */
+static void test_hung_server_waiter_deadline(void **state)
+{
+    redislock_client *c = client(1000, 1000);
+    redislock_client *hc = client(2000, 2000);
+    redislock *holder = tu_lock(hc, "h3", 0), *lk = tu_lock(c, "h3", 0);
+    faults_waiter w;
+    int64_t el;
+
+    assert_rl_ok(redislock_acquire(holder, 0));
+    memset(&w, 0, sizeof w);
+    faults_waiter_start(&w, lk, 800);
+    ts_await_blocked(&srv, 1);
+    FAULT("server stopped across a waiter's deadline");
+    ts_pause(&srv);
+    faults_waiter_join(&w);
+    ts_resume(&srv);
+    el = w.got - w.start;
+    print_message("      waiter: %s after %lld ms: %s\n", redislock_err_name(w.rc),
+                  (long long)el, w.msg);
+    if (w.rc != REDISLOCK_ETIMEDOUT && w.rc != REDISLOCK_EIO)
+        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
+    if (w.rc == REDISLOCK_EIO)
+        assert_msg_has(w.msg, srv.sock);
+    assert_true(el >= 800);
+    assert_true(el < 800 + 250 + TU_MS(400));
+    assert_int_equal(redislock_held(lk), 0);
+    assert_string_equal(owner_of("lock:h3"), redislock_id(holder));
+    assert_rl_ok(redislock_release(holder));
+    assert_rl_ok(redislock_acquire(lk, 1000));
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(holder);
+    redislock_free(lk);
+    redislock_client_free(c);
+    redislock_client_free(hc);
+}
+
 /* ------------------------------------------------------------------ signals */
 
 /* Signals at random while a waiter waits: it is woken by the release, not
@@ -468,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup(test_kill_holder_each_step, setup),
         cmocka_unit_test_setup(test_hung_server_each_operation, setup),
         cmocka_unit_test_setup(test_hung_server_while_waiting, setup),
+        cmocka_unit_test_setup(test_hung_server_waiter_deadline, setup),
         cmocka_unit_test_setup(test_signals_to_waiter, setup),
     };
     int rc = cmocka_run_group_tests_name("faults_server", tests, group_setup,
