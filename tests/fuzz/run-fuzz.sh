@@ -55,6 +55,7 @@ cflags="-std=gnu11 -g -O1 -pthread -fno-omit-frame-pointer $san -I$out -I$top/in
 objs=""
 for src in "$top"/lib/*.c; do
     o="$out/$(basename "$src" .c).o"
+    # shellcheck disable=SC2086
     if ! "$cc" $cflags -fsanitize=fuzzer-no-link -DREDISLOCK_BUILDING -c "$src" -o "$o" \
         2>"$out/cc.log"; then
         cat "$out/cc.log"
@@ -85,7 +86,7 @@ for t in $targets; do
         ${FUZZ_ARGS:-} "$out/corpus-$t" >"$out/fuzz_$t.log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/fuzz_$t.log" | tail -1)
-    ncorp=$(ls "$out/corpus-$t" | wc -l)
+    ncorp=$(find "$out/corpus-$t" -type f | wc -l)
     echo "fuzz_$t: ${execs:-?} executions in $secs s, corpus $ncorp inputs, exit $rc"
     if [ $rc -ne 0 ]; then
         status=1
