@@ -213,7 +213,7 @@ static int recover(recovery *r, const redislock_client *c, int64_t hard)
 static void describe_busy(const redislock *lk, const round *rd, size_t n,
                           int64_t waited_ms, char *buf, size_t len)
 {
-    char nbuf[300], ttl[64], after[48] = "";
+    char nbuf[300], ttl[64], after[48] = "", obuf[100];
     const char *still = waited_ms >= 0 ? "still " : "";
     int i = rd->holder;
     size_t j;
@@ -227,16 +227,18 @@ static void describe_busy(const redislock *lk, const round *rd, size_t n,
         snprintf(buf, len, "lock %s: no quorum this round%s", nbuf, after);
         return;
     }
+    /* the owner id is the server's data: any bytes */
+    redislock__printable(rd->owner[i], strlen(rd->owner[i]), obuf, sizeof obuf);
     if (rd->pttl[i] < 0)
         snprintf(ttl, sizeof ttl, "no expiry");
     else
         snprintf(ttl, sizeof ttl, "expires in %lld ms", rd->pttl[i]);
     if (n == 1)
-        snprintf(buf, len, "lock %s is %sheld by %s (%s)%s", nbuf, still, rd->owner[i],
-                 ttl, after);
+        snprintf(buf, len, "lock %s is %sheld by %s (%s)%s", nbuf, still, obuf, ttl,
+                 after);
     else
         snprintf(buf, len, "lock %s is %sheld by %s on %zu of %zu masters (%s)%s%s",
-                 nbuf, still, rd->owner[i], rd->holder_count, n, ttl,
+                 nbuf, still, obuf, rd->holder_count, n, ttl,
                  rd->holder < 0 ? ", no quorum: split vote" : "", after);
 }
 
