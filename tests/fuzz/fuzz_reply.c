@@ -15,7 +15,7 @@
  * Input: byte 0 chooses the operations, byte 1 the masters (1 or 3) and the
  * lock's expiry; the rest is the reply stream, split into the masters'
  * parts at each "\n~~\n".  Any outcome is fine but a crash, a leak, an
- * out-of-range read, a hang, or a failure without a message. */
+ * out-of-range read, a hang, or a failure without a one-line message. */
 #include "internal.h"
 
 #include <errno.h>
@@ -163,6 +163,8 @@ static void check(int rc)
                 rc >= 0 ? "" : redislock_last_error());
     if (rc < 0 && !redislock_last_error()[0])
         abort(); /* every failure names its cause */
+    if (strpbrk(redislock_last_error(), "\r\n"))
+        abort(); /* in one line, whatever the server sent */
     if (rc < REDISLOCK_ENOQUORUM)
         abort(); /* an unknown code */
 }

@@ -82,7 +82,7 @@ for t in $targets; do
     # shellcheck disable=SC2086
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         "$out/fuzz_$t" -max_total_time="$secs" -max_len=4096 -timeout=10 \
-        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/crash-$t/" \
+        -rss_limit_mb=2048 -error_exitcode=1 -timeout_exitcode=2 -print_final_stats=1 -artifact_prefix="$out/crash-$t/" \
         ${FUZZ_ARGS:-} "$out/corpus-$t" >"$out/fuzz_$t.log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/fuzz_$t.log" | tail -1)
