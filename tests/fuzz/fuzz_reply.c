@@ -169,23 +169,41 @@ static void check(int rc)
         abort(); /* an unknown code */
 }
 
+/* What a handle believes must follow from what the call returned. */
+static void expect_held(const redislock *lk, int want)
+{
+    if (redislock_held(lk) != want)
+        abort();
+}
+
 static void run_op(redislock *lk, redislock_client *c, int op)
 {
     redislock_info info;
     uint64_t count;
+    int rc;
     switch (op) {
-    case 0: check(redislock_try_acquire(lk)); break;
-    case 1: check(redislock_acquire(lk, 30)); break;
-    case 2: check(redislock_release(lk)); break;
+    case 0:
+    case 1:
+        rc = op ? redislock_acquire(lk, 30) : redislock_try_acquire(lk);
+        check(rc);
+        if (rc == 0)
+            expect_held(lk, 1);
+        break;
+    case 2:
+        rc = redislock_release(lk);
+        check(rc);
+        if (rc == 0 || rc == REDISLOCK_ENOTHELD)
+            expect_held(lk, 0);
+        break;
     case 3: check(redislock_extend(lk, 1000)); break;
-    case 4: {
-        int rc = redislock_query(lk, &info);
+    case 4:
+        rc = redislock_query(lk, &info);
         check(rc);
         if (rc == 0 && (strnlen(info.owner, sizeof info.owner) > REDISLOCK_ID_MAX ||
-                        (!info.held && (info.owner[0] || info.ttl_ms))))
+                        (!info.held && (info.owner[0] || info.ttl_ms)) ||
+                        (info.mine && !info.held)))
             abort(); /* a free lock has no owner and no TTL */
         break;
-    }
     case 5: check(redislock_reset(c, "fz")); break;
     case 6: check(redislock_reset_all(c, NULL, &count)); break;
     case 7: check(redislock_reset_all(c, "own", &count)); break;
