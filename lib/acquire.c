@@ -369,6 +369,24 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
                 if (n == 1)
                     redislock__err(f.rc[i], "%s", f.err[i]);
             }
+        if (n > 1 && rc == REDISLOCK_EIO) {
+            /* No master is left waiting.  If none failed for I/O (which the
+             * next round reconnects), they all answered the BLPOP with an
+             * error (WRONGTYPE...) and will again: fail now rather than
+             * spin between rounds and BLPOPs until the deadline. */
+            int io = 0;
+            for (i = 0; i < n; i++)
+                if (f.rc[i] == REDISLOCK_EIO || f.rc[i] == REDISLOCK_ETIMEDOUT)
+                    io = 1;
+            if (!io) {
+                redislock__note_masters(lk, &f);
+                rc = redislock__err(REDISLOCK_EPROTO,
+                                    "lock %s: no master can wait for a wake-up: %s",
+                                    redislock__qname(lk, nbuf, sizeof nbuf),
+                                    redislock__fan_summary(&f, sum, sizeof sum));
+                break;
+            }
+        }
         /* Masters that failed while waiting are retried by the next round;
          * the wake-ups popped on the others are used by it. */
         drop_failed(lk, &f, NULL);
