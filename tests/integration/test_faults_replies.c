@@ -486,6 +486,40 @@ static void test_majority_wrongtype(void **state)
     redislock_client_free(c);
 }
 
+/* Every master's signal key holds a hash: the waiter's BLPOPs all fail with
+ * WRONGTYPE.  It must fail at once with the cause, not spin between rounds
+ * and BLPOPs until its deadline. */
+static void test_majority_wrongtype_signal_all(void **state)
+{
+    redislock_client *c = multi();
+    redislock *holder = tu_lock(c, "mws", 10000), *lk = tu_lock(c, "mws", 10000);
+    long long before, after;
+    int64_t t0;
+    int rc, i;
+
+    assert_rl_ok(redislock_acquire(holder, 0));
+    for (i = 0; i < NM; i++)
+        cmd(&masters[i], "HSET %s f v", "lock-signal:mws");
+    FAULT("majority: every master's signal key holds a hash");
+    before = ts_calls(&masters[0], "blpop");
+    t0 = tu_now_ms();
+    rc = redislock_acquire(lk, 2000);
+    after = ts_calls(&masters[0], "blpop");
+    print_message("      waiter: %s after %lld ms, %lld BLPOPs on master 1: %s\n",
+                  redislock_err_name(rc), (long long)(tu_now_ms() - t0), after - before,
+                  redislock_errmsg(lk));
+    assert_true(rc == REDISLOCK_EPROTO || rc == REDISLOCK_ENOQUORUM);
+    assert_msg_has(redislock_errmsg(lk), "WRONGTYPE");
+    assert_true(after - before <= 3);
+    assert_int_equal(redislock_held(lk), 0);
+    assert_rl_ok(redislock_release(holder)); /* replaces the hashes */
+    assert_rl_ok(redislock_acquire(lk, 1000));
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(holder);
+    redislock_free(lk);
+    redislock_client_free(c);
+}
+
 /* A waiter blocks on all three masters; its BLPOP connection to one of them
  * is killed.  It goes on waiting on the others (and the killed one again),
  * and the holder's release wakes it. */
@@ -602,6 +636,7 @@ int main(void)
         cmocka_unit_test_setup(test_busy_script, setup),
         cmocka_unit_test_setup(test_debug_sleep, setup),
         cmocka_unit_test_setup(test_majority_wrongtype, setup),
+        cmocka_unit_test_setup(test_majority_wrongtype_signal_all, setup),
         cmocka_unit_test_setup(test_majority_kill_mid_wait, setup),
         cmocka_unit_test_setup(test_majority_signals_while_waiting, setup),
         cmocka_unit_test_setup(test_majority_restart_while_waiting, setup),
