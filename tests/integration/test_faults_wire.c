@@ -1,10 +1,12 @@
 /* Fault injection on the wire, where a real server cannot do it on demand:
- * recv() is wrapped at link time (-Wl,--wrap=recv; the library's own
- * objects are linked statically, hiredis and the harness are not affected)
- * to return replies one byte at a time, to fail spuriously with EAGAIN and
- * EINTR, and to reset the connection (ECONNRESET) or close it (EOF) in the
- * middle of a reply, after the server has executed the command.  Everything
- * else is a real redis-server. */
+ * recv() and send() are wrapped at link time (-Wl,--wrap=recv,--wrap=send;
+ * the library's own objects are linked statically, hiredis and the harness
+ * are not affected) to move replies and commands one byte at a time, to
+ * fail spuriously with EAGAIN and EINTR, to reset the connection
+ * (ECONNRESET) or close it (EOF) in the middle of a reply, after the server
+ * has executed the command, and to break it (EPIPE) in the middle of a
+ * command, which the server then never executes.  Everything else is a
+ * real redis-server. */
 #include "internal.h"
 #include "faults.h"
 
@@ -18,8 +20,10 @@
 
 ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
 ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
 
-enum { PASS, ONE_BYTE, FLAKY, CUT };
+enum { PASS, ONE_BYTE, FLAKY, CUT, SEND_ONE_BYTE, SEND_FLAKY, SEND_CUT };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int mode = PASS;
@@ -77,6 +81,49 @@ ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
     return __real_recv(fd, buf, len, flags);
 }
 
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
+{
+    pthread_mutex_lock(&mu);
+    calls++;
+    switch (mode) {
+    case SEND_ONE_BYTE:
+        if (len > 1) {
+            len = 1;
+            injected++;
+        }
+        break;
+    case SEND_FLAKY:
+        if (calls % 2) {
+            errno = calls % 4 == 1 ? EINTR : EAGAIN;
+            injected++;
+            pthread_mutex_unlock(&mu);
+            return -1;
+        }
+        break;
+    case SEND_CUT:
+        if (cut_done)
+            break;
+        if (delivered >= cut_at) {
+            cut_done = 1;
+            injected++;
+            pthread_mutex_unlock(&mu);
+            errno = EPIPE;
+            return -1;
+        }
+        if (len > cut_at - delivered)
+            len = cut_at - delivered;
+        {
+            ssize_t r = __real_send(fd, buf, len, flags);
+            if (r > 0)
+                delivered += (size_t)r;
+            pthread_mutex_unlock(&mu);
+            return r;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return __real_send(fd, buf, len, flags);
+}
+
 static void set_mode(int m)
 {
     pthread_mutex_lock(&mu);
@@ -94,6 +141,15 @@ static void arm_cut(size_t n, int eof)
     delivered = 0;
     cut_eof = eof;
     cut_done = 0;
+    pthread_mutex_unlock(&mu);
+}
+
+/* The next command sent breaks after n bytes (EPIPE). */
+static void arm_send_cut(size_t n)
+{
+    arm_cut(n, 0);
+    pthread_mutex_lock(&mu);
+    mode = SEND_CUT;
     pthread_mutex_unlock(&mu);
 }
 
@@ -115,7 +171,8 @@ static int setup(void **state)
 static int group_teardown(void **state)
 {
     faults_summary("test_faults_wire");
-    printf("test_faults_wire: %ld recv() failures or short reads injected\n", injected);
+    printf("test_faults_wire: %ld recv()/send() failures or short transfers injected\n",
+           injected);
     return tu_group_teardown(state);
 }
 
@@ -172,6 +229,88 @@ static void test_wire_one_byte_reads(void **state)
     set_mode(PASS);
     print_message("      %ld one-byte reads\n", n);
     assert_true(n > 1000); /* the SCAN page alone is over 1500 bytes */
+}
+
+static void test_wire_one_byte_writes(void **state)
+{
+    long n;
+    FAULT("every send() takes at most one byte");
+    set_mode(SEND_ONE_BYTE);
+    lifecycle();
+    pthread_mutex_lock(&mu);
+    n = calls;
+    pthread_mutex_unlock(&mu);
+    set_mode(PASS);
+    print_message("      %ld one-byte writes\n", n);
+    assert_true(n > 1000);
+}
+
+static void test_wire_send_spurious_eagain_eintr(void **state)
+{
+    FAULT("every other send() fails with EINTR or EAGAIN");
+    set_mode(SEND_FLAKY);
+    lifecycle();
+    set_mode(PASS);
+}
+
+/* A command broken off on its way out (EPIPE after n bytes of it): the
+ * caller gets an I/O error, the server never runs the half command, and
+ * the next call works.  Acquire retries on a new connection and takes the
+ * lock; the others fail and change nothing. */
+static void test_wire_cut_command(void **state)
+{
+    static const size_t at[] = { 0, 1, 10, 60 };
+    redislock *lk = tu_lock(tu_cl, "sc", 0), *other = tu_lock(tu_cl, "sc", 0);
+    redislock_info info;
+    size_t i;
+    int rc;
+
+    /* every script loaded: EVALSHA, not EVAL, is what gets cut */
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_rl_ok(redislock_query(lk, &info));
+    assert_rl_ok(redislock_release(lk));
+    print_message("      fault: EPIPE after 0, 1, 10, 60 bytes of each command\n");
+    for (i = 0; i < sizeof at / sizeof at[0]; i++) {
+        arm_send_cut(at[i]);
+        rc = redislock_acquire(lk, 0);
+        assert_true(cut_happened());
+        faults_run++;
+        set_mode(PASS);
+        if (rc != REDISLOCK_OK)
+            fail_msg("acquire after a cut command: %s: %s", redislock_err_name(rc),
+                     redislock_last_error());
+
+        arm_send_cut(at[i]);
+        rc = redislock_query(lk, &info);
+        assert_true(cut_happened());
+        faults_run++;
+        set_mode(PASS);
+        assert_rl_err(rc, REDISLOCK_EIO);
+        assert_msg_has(redislock_last_error(), strerror(EPIPE));
+
+        arm_send_cut(at[i]);
+        rc = redislock_release(lk);
+        assert_true(cut_happened());
+        faults_run++;
+        set_mode(PASS);
+        assert_rl_err(rc, REDISLOCK_EIO);
+        assert_int_equal(redislock_held(lk), 1);
+
+        arm_send_cut(at[i]);
+        rc = redislock_reset(tu_cl, "sc");
+        assert_true(cut_happened());
+        faults_run++;
+        set_mode(PASS);
+        assert_rl_err(rc, REDISLOCK_EIO);
+
+        /* none of the three ran */
+        assert_rl_err(redislock_try_acquire(other), REDISLOCK_EBUSY);
+        assert_rl_ok(redislock_query(lk, &info));
+        assert_int_equal(info.mine, 1);
+        assert_rl_ok(redislock_release(lk));
+    }
+    redislock_free(lk);
+    redislock_free(other);
 }
 
 static void test_wire_spurious_eagain_eintr(void **state)
@@ -379,6 +518,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_wire_one_byte_reads, setup),
         cmocka_unit_test_setup(test_wire_spurious_eagain_eintr, setup),
+        cmocka_unit_test_setup(test_wire_one_byte_writes, setup),
+        cmocka_unit_test_setup(test_wire_send_spurious_eagain_eintr, setup),
+        cmocka_unit_test_setup(test_wire_cut_command, setup),
         cmocka_unit_test_setup(test_wire_reset_mid_reply, setup),
         cmocka_unit_test_setup(test_wire_eof_mid_reply, setup),
         cmocka_unit_test_setup(test_wire_cut_noscript, setup),
