@@ -74,6 +74,14 @@ static void *waiter_main(void *p)
 
 void faults_waiter_start(faults_waiter *w, redislock *lk, int64_t timeout)
 {
+    faults_waiter_start_hold(w, lk, timeout, 0);
+}
+
+void faults_waiter_start_hold(faults_waiter *w, redislock *lk, int64_t timeout,
+                              int hold_ms)
+{
+    memset(w, 0, sizeof *w);
+    w->hold_ms = hold_ms;
     w->lk = lk;
     w->timeout = timeout;
     w->rc = w->release_rc = -1000;

@@ -42,6 +42,8 @@ typedef struct faults_waiter {
 } faults_waiter;
 
 void faults_waiter_start(faults_waiter *w, redislock *lk, int64_t timeout);
+void faults_waiter_start_hold(faults_waiter *w, redislock *lk, int64_t timeout,
+                              int hold_ms);
 void faults_waiter_join(faults_waiter *w);
 /* 1 once acquire returned (w->got is set); safe while the thread runs. */
 int faults_waiter_done(faults_waiter *w);

@@ -198,10 +198,9 @@ static void test_kill_waiter_in_blpop(void **state)
     assert_rl_ok(redislock_acquire(holder, 0));
     memset(&wa, 0, sizeof wa);
     memset(&wb, 0, sizeof wb);
-    wa.hold_ms = wb.hold_ms = 50;
-    faults_waiter_start(&wa, a, 10000);
+    faults_waiter_start_hold(&wa, a, 10000, 50);
     ts_await_blocked(&srv, 1);
-    faults_waiter_start(&wb, b, 10000);
+    faults_waiter_start_hold(&wb, b, 10000, 50);
     ts_await_blocked(&srv, 2);
 
     id = faults_blocked_id(&srv, 0);
