@@ -213,7 +213,7 @@ static int recover(recovery *r, const redislock_client *c, int64_t hard)
 static void describe_busy(const redislock *lk, const round *rd, size_t n,
                           int64_t waited_ms, char *buf, size_t len)
 {
-    char nbuf[300], ttl[64], after[48] = "";
+    char nbuf[300], ttl[64], after[48] = "", obuf[100];
     const char *still = waited_ms >= 0 ? "still " : "";
     int i = rd->holder;
     size_t j;
@@ -227,16 +227,18 @@ static void describe_busy(const redislock *lk, const round *rd, size_t n,
         snprintf(buf, len, "lock %s: no quorum this round%s", nbuf, after);
         return;
     }
+    /* the owner id is the server's data: any bytes */
+    redislock__printable(rd->owner[i], strlen(rd->owner[i]), obuf, sizeof obuf);
     if (rd->pttl[i] < 0)
         snprintf(ttl, sizeof ttl, "no expiry");
     else
         snprintf(ttl, sizeof ttl, "expires in %lld ms", rd->pttl[i]);
     if (n == 1)
-        snprintf(buf, len, "lock %s is %sheld by %s (%s)%s", nbuf, still, rd->owner[i],
-                 ttl, after);
+        snprintf(buf, len, "lock %s is %sheld by %s (%s)%s", nbuf, still, obuf, ttl,
+                 after);
     else
         snprintf(buf, len, "lock %s is %sheld by %s on %zu of %zu masters (%s)%s%s",
-                 nbuf, still, rd->owner[i], rd->holder_count, n, ttl,
+                 nbuf, still, obuf, rd->holder_count, n, ttl,
                  rd->holder < 0 ? ", no quorum: split vote" : "", after);
 }
 
@@ -369,10 +371,35 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
                 if (n == 1)
                     redislock__err(f.rc[i], "%s", f.err[i]);
             }
+        if (n > 1 && rc == REDISLOCK_EIO) {
+            /* No master is left waiting.  If none failed for I/O (which the
+             * next round reconnects), they all answered the BLPOP with an
+             * error (WRONGTYPE...) and will again: fail now rather than
+             * spin between rounds and BLPOPs until the deadline. */
+            int io = 0;
+            for (i = 0; i < n; i++)
+                if (f.rc[i] == REDISLOCK_EIO || f.rc[i] == REDISLOCK_ETIMEDOUT)
+                    io = 1;
+            if (!io) {
+                redislock__note_masters(lk, &f);
+                rc = redislock__err(REDISLOCK_EPROTO,
+                                    "lock %s: no master can wait for a wake-up: %s",
+                                    redislock__qname(lk, nbuf, sizeof nbuf),
+                                    redislock__fan_summary(&f, sum, sizeof sum));
+                break;
+            }
+        }
         /* Masters that failed while waiting are retried by the next round;
          * the wake-ups popped on the others are used by it. */
         drop_failed(lk, &f, NULL);
         if (n == 1 && f.rc[0]) {
+            /* An error reply to BLPOP (WRONGTYPE: the signal key is not a
+             * list; ACL) comes again on every retry: report it at once
+             * instead of spinning between rounds and BLPOPs. */
+            if (f.rc[0] != REDISLOCK_EIO) {
+                rc = redislock__err(f.rc[0], "%s", f.err[0]);
+                break;
+            }
             /* the connection broke or the server stopped answering */
             if (recover(&rec, c, hard))
                 continue;

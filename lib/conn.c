@@ -218,15 +218,16 @@ int redislock__conn_command(redislock__conn *c, int64_t deadline, int argc,
 int redislock__conn_reply_error(redislock__conn *c, const redisReply *r,
                                 const char *what)
 {
+    char text[256];
     const char *s = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type";
-    int len = (int)(r->type == REDIS_REPLY_ERROR ? r->len : strlen(s));
-    if (len > 200)
-        len = 200;
+    size_t len = r->type == REDIS_REPLY_ERROR ? r->len : strlen(s);
+    /* the server's text may hold any byte: one printable line of it */
+    redislock__printable(s, len > 200 ? 200 : len, text, sizeof text);
     if (!strncmp(s, "NOAUTH", 6) || !strncmp(s, "WRONGPASS", 9))
-        return redislock__err(REDISLOCK_EAUTH, "redis %s: %s: %.*s",
-                              c->m->ep.addr, what, len, s);
-    return redislock__err(REDISLOCK_EPROTO, "redis %s: %s: %.*s", c->m->ep.addr,
-                          what, len, s);
+        return redislock__err(REDISLOCK_EAUTH, "redis %s: %s: %s", c->m->ep.addr,
+                              what, text);
+    return redislock__err(REDISLOCK_EPROTO, "redis %s: %s: %s", c->m->ep.addr, what,
+                          text);
 }
 
 /* AUTH and SELECT, pipelined: one round trip. */
@@ -262,12 +263,13 @@ static int handshake(redislock__conn *c, int64_t deadline)
          * negative code). */
         /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
         if (r->type == REDIS_REPLY_ERROR && !failed) {
-            int len = (int)(r->len > 200 ? 200 : r->len);
-            failed = auth ? redislock__err(REDISLOCK_EAUTH, "redis %s: AUTH failed: %.*s",
-                                           ep->addr, len, r->str)
+            char text[256];
+            redislock__printable(r->str, r->len > 200 ? 200 : r->len, text, sizeof text);
+            failed = auth ? redislock__err(REDISLOCK_EAUTH, "redis %s: AUTH failed: %s",
+                                           ep->addr, text)
                           : redislock__err(REDISLOCK_EINVAL,
-                                           "redis %s: SELECT %d failed: %.*s",
-                                           ep->addr, ep->db, len, r->str);
+                                           "redis %s: SELECT %d failed: %s",
+                                           ep->addr, ep->db, text);
         }
         freeReplyObject(r);
     }

@@ -55,7 +55,9 @@ void redislock__err_clear(void)
     last_error[0] = '\0';
 }
 
-const char *redislock__quote(const char *s, size_t n, char *buf, size_t buflen)
+/* Escape s[0..n) into buf, reading at most max_in bytes; "..." when cut. */
+static const char *escape(const char *s, size_t n, size_t max_in, char *buf,
+                          size_t buflen)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0, i;
@@ -64,22 +66,35 @@ const char *redislock__quote(const char *s, size_t n, char *buf, size_t buflen)
             buf[0] = '\0';
         return buf;
     }
-    for (i = 0; i < n && i < 64 && o + 5 < buflen; i++) {
+    for (i = 0; i < n && i < max_in; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+        int plain = ch >= 0x20 && ch < 0x7f && ch != '\\';
+        if (o + (plain ? 1 : 4) + 3 >= buflen)
+            break; /* keep room for "..." and the NUL */
+        if (plain) {
             buf[o++] = (char)ch;
-        } else if (o + 5 < buflen) {
+        } else {
             buf[o++] = '\\';
             buf[o++] = 'x';
             buf[o++] = hex[ch >> 4];
             buf[o++] = hex[ch & 15];
         }
     }
-    if (i < n && o + 3 < buflen) {
+    if (i < n) {
         buf[o++] = '.';
         buf[o++] = '.';
         buf[o++] = '.';
     }
     buf[o] = '\0';
     return buf;
+}
+
+const char *redislock__printable(const char *s, size_t n, char *buf, size_t buflen)
+{
+    return escape(s, n, (size_t)-1, buf, buflen);
+}
+
+const char *redislock__quote(const char *s, size_t n, char *buf, size_t buflen)
+{
+    return escape(s, n, 64, buf, buflen);
 }

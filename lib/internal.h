@@ -46,6 +46,10 @@ int redislock__err(int code, const char *fmt, ...) REDISLOCK__PRINTF(2, 3);
 void redislock__err_clear(void);
 /* Quote up to 64 bytes of a possibly binary string for messages. */
 const char *redislock__quote(const char *s, size_t n, char *buf, size_t buflen);
+/* The same without the 64-byte limit (only buflen): text from a server or
+ * a caller (error replies, socket paths) made printable, so that a message
+ * stays one line.  Control bytes and '\\' become \xNN; "..." when cut. */
+const char *redislock__printable(const char *s, size_t n, char *buf, size_t buflen);
 
 /* ---------------------------------------------------------------- clock.c */
 #define REDISLOCK__NEVER INT64_MAX

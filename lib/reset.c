@@ -55,8 +55,11 @@ int redislock_reset(redislock_client *c, const char *name)
             continue;
         }
         if (!f.rc[i]) {
-            f.rc[i] = redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
-                                     "the reset script", c->masters[i].ep.addr);
+            f.rc[i] = r->type == REDIS_REPLY_ERROR
+                          ? redislock__conn_reply_error(f.conns[i], r, "reset script")
+                          : redislock__err(REDISLOCK_EPROTO,
+                                           "redis %s: unexpected reply to the reset "
+                                           "script", c->masters[i].ep.addr);
             snprintf(f.err[i], sizeof f.err[i], "%s", redislock_last_error());
         }
         failed++;

@@ -149,8 +149,13 @@ static int parse_unix(redislock__endpoint *ep, const char *rest)
     ep->is_unix = 1;
     if (q && (rc = parse_query(ep, q + 1)))
         return rc;
-    ep->addr = redislock__strdup(ep->host);
-    return ep->addr ? 0 : oom();
+    /* for messages: a path may hold any byte but NUL */
+    n = strlen(ep->host);
+    ep->addr = redislock__malloc(4 * n + 4);
+    if (!ep->addr)
+        return oom();
+    redislock__printable(ep->host, n, ep->addr, 4 * n + 4);
+    return 0;
 }
 
 static int parse_tcp(redislock__endpoint *ep, const char *rest)
@@ -194,10 +199,8 @@ static int parse_tcp(redislock__endpoint *ep, const char *rest)
         return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: no host");
     ep->port = 6379;
     if (port && parse_num(port, (size_t)(end - port), 1, 65535, &ep->port))
-        return redislock__err(REDISLOCK_EINVAL,
-                              "invalid redis URL: bad port '%.*s'",
-                              (int)((end - port) > 16 ? 16 : (end - port)),
-                              port);
+        return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: bad port '%s'",
+                              redislock__quote(port, (size_t)(end - port), buf, 80));
     for (p = host; p < hend; p++)
         if ((unsigned char)*p <= ' ' || *p == '@' || *p == '/' || *p == '%')
             return redislock__err(REDISLOCK_EINVAL,
@@ -209,9 +212,8 @@ static int parse_tcp(redislock__endpoint *ep, const char *rest)
         const char *db = end + 1;
         size_t n = strcspn(db, "?#");
         if (n && parse_num(db, n, 0, INT_MAX, &ep->db))
-            return redislock__err(REDISLOCK_EINVAL,
-                                  "invalid redis URL: bad db number '%.*s'",
-                                  (int)(n > 16 ? 16 : n), db);
+            return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: bad db number '%s'",
+                                  redislock__quote(db, n, buf, 80));
         end = db + n;
     }
     if (*end == '?') {

@@ -1,0 +1,531 @@
+/* Fault injection on the wire, where a real server cannot do it on demand:
+ * recv() and send() are wrapped at link time (-Wl,--wrap=recv,--wrap=send;
+ * the library's own objects are linked statically, hiredis and the harness
+ * are not affected) to move replies and commands one byte at a time, to
+ * fail spuriously with EAGAIN and EINTR, to reset the connection
+ * (ECONNRESET) or close it (EOF) in the middle of a reply, after the server
+ * has executed the command, and to break it (EPIPE) in the middle of a
+ * command, which the server then never executes.  Everything else is a
+ * real redis-server. */
+#include "internal.h"
+#include "faults.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
+
+enum { PASS, ONE_BYTE, FLAKY, CUT, SEND_ONE_BYTE, SEND_FLAKY, SEND_CUT };
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int mode = PASS;
+static long calls, injected;
+static size_t cut_at, delivered;
+static int cut_eof, cut_done;
+
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+    ssize_t r;
+    pthread_mutex_lock(&mu);
+    calls++;
+    switch (mode) {
+    case ONE_BYTE:
+        if (len > 1) {
+            len = 1;
+            injected++;
+        }
+        break;
+    case FLAKY:
+        if (calls % 2) {
+            errno = calls % 4 == 1 ? EINTR : EAGAIN;
+            injected++;
+            pthread_mutex_unlock(&mu);
+            return -1;
+        }
+        break;
+    case CUT:
+        if (cut_done)
+            break;
+        if (delivered >= cut_at) {
+            if (cut_at == 0) {
+                /* the reply has arrived (the server ran the command) but
+                 * the connection fails before any of it is read */
+                struct pollfd p = { fd, POLLIN, 0 };
+                poll(&p, 1, 2000);
+            }
+            cut_done = 1;
+            injected++;
+            pthread_mutex_unlock(&mu);
+            if (cut_eof)
+                return 0;
+            errno = ECONNRESET;
+            return -1;
+        }
+        if (len > cut_at - delivered)
+            len = cut_at - delivered;
+        r = __real_recv(fd, buf, len, flags);
+        if (r > 0)
+            delivered += (size_t)r;
+        pthread_mutex_unlock(&mu);
+        return r;
+    }
+    pthread_mutex_unlock(&mu);
+    return __real_recv(fd, buf, len, flags);
+}
+
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
+{
+    pthread_mutex_lock(&mu);
+    calls++;
+    switch (mode) {
+    case SEND_ONE_BYTE:
+        if (len > 1) {
+            len = 1;
+            injected++;
+        }
+        break;
+    case SEND_FLAKY:
+        if (calls % 2) {
+            errno = calls % 4 == 1 ? EINTR : EAGAIN;
+            injected++;
+            pthread_mutex_unlock(&mu);
+            return -1;
+        }
+        break;
+    case SEND_CUT:
+        if (cut_done)
+            break;
+        if (delivered >= cut_at) {
+            cut_done = 1;
+            injected++;
+            pthread_mutex_unlock(&mu);
+            errno = EPIPE;
+            return -1;
+        }
+        if (len > cut_at - delivered)
+            len = cut_at - delivered;
+        {
+            ssize_t r = __real_send(fd, buf, len, flags);
+            if (r > 0)
+                delivered += (size_t)r;
+            pthread_mutex_unlock(&mu);
+            return r;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return __real_send(fd, buf, len, flags);
+}
+
+static void set_mode(int m)
+{
+    pthread_mutex_lock(&mu);
+    mode = m;
+    calls = 0;
+    pthread_mutex_unlock(&mu);
+}
+
+/* The next reply stream read fails after n bytes (reset, or EOF). */
+static void arm_cut(size_t n, int eof)
+{
+    pthread_mutex_lock(&mu);
+    mode = CUT;
+    cut_at = n;
+    delivered = 0;
+    cut_eof = eof;
+    cut_done = 0;
+    pthread_mutex_unlock(&mu);
+}
+
+/* The next command sent breaks after n bytes (EPIPE). */
+static void arm_send_cut(size_t n)
+{
+    arm_cut(n, 0);
+    pthread_mutex_lock(&mu);
+    mode = SEND_CUT;
+    pthread_mutex_unlock(&mu);
+}
+
+static int cut_happened(void)
+{
+    int d;
+    pthread_mutex_lock(&mu);
+    d = cut_done;
+    pthread_mutex_unlock(&mu);
+    return d;
+}
+
+static int setup(void **state)
+{
+    set_mode(PASS);
+    return tu_setup(state);
+}
+
+static int group_teardown(void **state)
+{
+    faults_summary("test_faults_wire");
+    printf("test_faults_wire: %ld recv()/send() failures or short transfers injected\n",
+           injected);
+    return tu_group_teardown(state);
+}
+
+/* A whole lock life with short reads (or spurious EAGAIN/EINTR) on every
+ * recv(): acquire, a waiter's CLIENT ID + BLPOP and its wake-up, query,
+ * extend, release, reset_all over a SCAN page of 100 keys. */
+static void lifecycle(void)
+{
+    redislock *holder = tu_lock(tu_cl, "w", 10000), *lk = tu_lock(tu_cl, "w", 10000);
+    redislock_info info;
+    faults_waiter w;
+    uint64_t count = 0;
+    int64_t released;
+    char name[32];
+    int i;
+
+    assert_rl_ok(redislock_acquire(holder, 0));
+    assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EBUSY);
+    memset(&w, 0, sizeof w);
+    faults_waiter_start(&w, lk, 5000);
+    ts_await_blocked(&tu_srv, 1);
+    assert_rl_ok(redislock_query(holder, &info));
+    assert_int_equal(info.mine, 1);
+    assert_rl_ok(redislock_extend(holder, 20000));
+    released = tu_now_ms();
+    assert_rl_ok(redislock_release(holder));
+    faults_waiter_join(&w);
+    if (w.rc)
+        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
+    assert_true(w.got >= released && w.got < released + TU_MS(1500));
+    assert_rl_ok(redislock_release(lk));
+    for (i = 0; i < 100; i++) {
+        redislock *t;
+        snprintf(name, sizeof name, "wire-%d", i);
+        t = tu_lock(tu_cl, name, 0);
+        assert_rl_ok(redislock_acquire(t, 0));
+        redislock_free(t);
+    }
+    assert_rl_ok(redislock_reset_all(tu_cl, NULL, &count));
+    assert_int_equal(count, 100);
+    redislock_free(holder);
+    redislock_free(lk);
+}
+
+static void test_wire_one_byte_reads(void **state)
+{
+    long n;
+    FAULT("every recv() returns at most one byte");
+    set_mode(ONE_BYTE);
+    lifecycle();
+    pthread_mutex_lock(&mu);
+    n = calls;
+    pthread_mutex_unlock(&mu);
+    set_mode(PASS);
+    print_message("      %ld one-byte reads\n", n);
+    assert_true(n > 1000); /* the SCAN page alone is over 1500 bytes */
+}
+
+static void test_wire_one_byte_writes(void **state)
+{
+    long n;
+    FAULT("every send() takes at most one byte");
+    set_mode(SEND_ONE_BYTE);
+    lifecycle();
+    pthread_mutex_lock(&mu);
+    n = calls;
+    pthread_mutex_unlock(&mu);
+    set_mode(PASS);
+    print_message("      %ld one-byte writes\n", n);
+    assert_true(n > 1000);
+}
+
+static void test_wire_send_spurious_eagain_eintr(void **state)
+{
+    FAULT("every other send() fails with EINTR or EAGAIN");
+    set_mode(SEND_FLAKY);
+    lifecycle();
+    set_mode(PASS);
+}
+
+/* A command broken off on its way out (EPIPE after n bytes of it): the
+ * caller gets an I/O error, the server never runs the half command, and
+ * the next call works.  Acquire retries on a new connection and takes the
+ * lock; the others fail and change nothing. */
+static void test_wire_cut_command(void **state)
+{
+    static const size_t at[] = { 0, 1, 10, 60 };
+    redislock *lk = tu_lock(tu_cl, "sc", 0), *other = tu_lock(tu_cl, "sc", 0);
+    redislock_info info;
+    size_t i;
+    int rc;
+
+    /* every script loaded: EVALSHA, not EVAL, is what gets cut */
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_rl_ok(redislock_query(lk, &info));
+    assert_rl_ok(redislock_release(lk));
+    print_message("      fault: EPIPE after 0, 1, 10, 60 bytes of each command\n");
+    for (i = 0; i < sizeof at / sizeof at[0]; i++) {
+        arm_send_cut(at[i]);
+        rc = redislock_acquire(lk, 0);
+        assert_true(cut_happened());
+        faults_run++;
+        set_mode(PASS);
+        if (rc != REDISLOCK_OK)
+            fail_msg("acquire after a cut command: %s: %s", redislock_err_name(rc),
+                     redislock_last_error());
+
+        arm_send_cut(at[i]);
+        rc = redislock_query(lk, &info);
+        assert_true(cut_happened());
+        faults_run++;
+        set_mode(PASS);
+        assert_rl_err(rc, REDISLOCK_EIO);
+        assert_msg_has(redislock_last_error(), strerror(EPIPE));
+
+        arm_send_cut(at[i]);
+        rc = redislock_release(lk);
+        assert_true(cut_happened());
+        faults_run++;
+        set_mode(PASS);
+        assert_rl_err(rc, REDISLOCK_EIO);
+        assert_int_equal(redislock_held(lk), 1);
+
+        arm_send_cut(at[i]);
+        rc = redislock_reset(tu_cl, "sc");
+        assert_true(cut_happened());
+        faults_run++;
+        set_mode(PASS);
+        assert_rl_err(rc, REDISLOCK_EIO);
+
+        /* none of the three ran */
+        assert_rl_err(redislock_try_acquire(other), REDISLOCK_EBUSY);
+        assert_rl_ok(redislock_query(lk, &info));
+        assert_int_equal(info.mine, 1);
+        assert_rl_ok(redislock_release(lk));
+    }
+    redislock_free(lk);
+    redislock_free(other);
+}
+
+static void test_wire_spurious_eagain_eintr(void **state)
+{
+    long n;
+    FAULT("every other recv() fails with EINTR or EAGAIN");
+    set_mode(FLAKY);
+    lifecycle();
+    pthread_mutex_lock(&mu);
+    n = calls;
+    pthread_mutex_unlock(&mu);
+    set_mode(PASS);
+    assert_true(n >= 20);
+}
+
+/* The reply to each operation is cut after n bytes (n = 0, 1, 3: before
+ * it, after its type byte, inside it; the shortest reply, ":0\r\n", has
+ * 4), by a reset or an EOF.  The server has executed the command; the caller gets an I/O error
+ * (or, for acquire, the recovered result), and the next call sees the
+ * server's state: nothing is lost, doubled or corrupted. */
+static void cut_case(size_t n, int eof)
+{
+    redislock *lk = tu_lock(tu_cl, "cut", 10000), *other = tu_lock(tu_cl, "cut", 0);
+    redislock_info info;
+    uint64_t count = 0;
+    int rc;
+
+    /* every script loaded, so that each call below runs at once (a cut
+     * NOSCRIPT reply is test_wire_cut_noscript's) */
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_rl_ok(redislock_extend(lk, 0));
+    assert_rl_ok(redislock_query(lk, &info));
+    assert_rl_ok(redislock_release(lk));
+    assert_int_equal(redislock_reset(tu_cl, "cut"), 0);
+    assert_rl_ok(redislock_reset_all(tu_cl, "nobody", &count));
+
+    /* acquire: it retries on a new connection; the server answers "this id
+     * holds it", which, after a lost reply, is the lock we just took */
+    arm_cut(n, eof);
+    rc = redislock_acquire(lk, 0);
+    assert_true(cut_happened());
+    faults_run++;
+    set_mode(PASS);
+    if (rc != REDISLOCK_OK)
+        fail_msg("acquire after a cut reply: %s: %s", redislock_err_name(rc),
+                 redislock_last_error());
+    assert_int_equal(redislock_held(lk), 1);
+    assert_rl_err(redislock_try_acquire(other), REDISLOCK_EBUSY);
+
+    arm_cut(n, eof);
+    rc = redislock_extend(lk, 30000);
+    assert_true(cut_happened());
+    faults_run++;
+    set_mode(PASS);
+    assert_rl_err(rc, REDISLOCK_EIO);
+    assert_true(ts_int(&tu_srv, "PTTL lock:cut") > 10000); /* it ran */
+
+    arm_cut(n, eof);
+    rc = redislock_query(lk, &info);
+    assert_true(cut_happened());
+    faults_run++;
+    set_mode(PASS);
+    assert_rl_err(rc, REDISLOCK_EIO);
+    assert_rl_ok(redislock_query(lk, &info));
+    assert_int_equal(info.mine, 1);
+
+    arm_cut(n, eof);
+    rc = redislock_release(lk);
+    assert_true(cut_happened());
+    faults_run++;
+    set_mode(PASS);
+    assert_rl_err(rc, REDISLOCK_EIO);
+    assert_true(strstr(redislock_last_error(),
+                       eof ? "connection closed" : strerror(ECONNRESET)) != NULL);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:cut"), 0); /* it ran */
+    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
+    assert_int_equal(redislock_held(lk), 0);
+
+    assert_rl_ok(redislock_acquire(other, 0));
+    arm_cut(n, eof);
+    rc = redislock_reset(tu_cl, "cut");
+    assert_true(cut_happened());
+    faults_run++;
+    set_mode(PASS);
+    assert_rl_err(rc, REDISLOCK_EIO);
+    assert_int_equal(redislock_reset(tu_cl, "cut"), 0); /* it ran */
+    assert_rl_err(redislock_release(other), REDISLOCK_ENOTHELD);
+
+    assert_rl_ok(redislock_acquire(other, 0));
+    arm_cut(n, eof);
+    rc = redislock_reset_all(tu_cl, NULL, &count);
+    assert_true(cut_happened());
+    faults_run++;
+    set_mode(PASS);
+    assert_rl_err(rc, REDISLOCK_EIO);
+    assert_rl_ok(redislock_reset_all(tu_cl, NULL, &count));
+    assert_true(count <= 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:cut"), 0);
+
+    redislock_free(lk);
+    redislock_free(other);
+}
+
+static void test_wire_reset_mid_reply(void **state)
+{
+    static const size_t at[] = { 0, 1, 3 };
+    redislock *lk = tu_lock(tu_cl, "q", 0);
+    redislock_info info;
+    size_t i;
+    print_message("      fault: ECONNRESET after 0, 1, 3 bytes of each reply\n");
+    for (i = 0; i < sizeof at / sizeof at[0]; i++) {
+        ts_flushall(&tu_srv);
+        cut_case(at[i], 0);
+    }
+    /* inside the owner id of a status reply (about 45 bytes) */
+    assert_rl_ok(redislock_acquire(lk, 0));
+    for (i = 5; i < 45; i += 8) {
+        arm_cut(i, 0);
+        assert_rl_err(redislock_query(lk, &info), REDISLOCK_EIO);
+        assert_true(cut_happened());
+        faults_run++;
+        set_mode(PASS);
+    }
+    assert_rl_ok(redislock_query(lk, &info));
+    assert_int_equal(info.mine, 1);
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(lk);
+}
+
+static void test_wire_eof_mid_reply(void **state)
+{
+    static const size_t at[] = { 0, 2 };
+    size_t i;
+    print_message("      fault: EOF after 0, 2 bytes of each reply\n");
+    for (i = 0; i < sizeof at / sizeof at[0]; i++) {
+        ts_flushall(&tu_srv);
+        cut_case(at[i], 1);
+    }
+}
+
+/* The script cache is flushed and the NOSCRIPT reply is cut: the call
+ * fails with an I/O error (the script never ran: nothing to undo), and the
+ * next call loads the script and works. */
+static void test_wire_cut_noscript(void **state)
+{
+    redislock *lk = tu_lock(tu_cl, "ns", 0);
+    int rc;
+
+    FAULT("connection reset in a NOSCRIPT reply");
+    freeReplyObject(ts_cmd(&tu_srv, "SCRIPT FLUSH"));
+    arm_cut(5, 0); /* inside "-NOSCRIPT ..." */
+    rc = redislock_reset(tu_cl, "ns");
+    assert_true(cut_happened());
+    set_mode(PASS);
+    assert_rl_err(rc, REDISLOCK_EIO);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    freeReplyObject(ts_cmd(&tu_srv, "SCRIPT FLUSH"));
+    arm_cut(0, 0);
+    rc = redislock_release(lk);
+    assert_true(cut_happened());
+    set_mode(PASS);
+    assert_rl_err(rc, REDISLOCK_EIO);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:ns"), 1); /* not run */
+    assert_int_equal(redislock_held(lk), 1);
+    assert_rl_ok(redislock_release(lk));
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:ns"), 0);
+    redislock_free(lk);
+}
+
+/* A waiter's BLPOP reply (its wake-up) is cut by a reset: the waiter
+ * reconnects and still takes the lock (the wake-up it lost was the
+ * release's, and the lock is free), within its deadline. */
+static void test_wire_reset_in_wakeup(void **state)
+{
+    redislock *holder = tu_lock(tu_cl, "wk", 0), *lk = tu_lock(tu_cl, "wk", 0);
+    faults_waiter w;
+    int64_t released;
+
+    assert_rl_ok(redislock_acquire(holder, 0));
+    memset(&w, 0, sizeof w);
+    faults_waiter_start(&w, lk, 5000);
+    ts_await_blocked(&tu_srv, 1);
+    tu_sleep_ms(20); /* CLIENT ID's reply has been read */
+    FAULT("ECONNRESET in the middle of a waiter's wake-up");
+    arm_cut(4, 0);
+    released = tu_now_ms();
+    /* released from the harness's connection (hiredis: not wrapped), so
+     * that the next reply the library reads is the waiter's wake-up */
+    assert_int_equal(ts_int(&tu_srv, "DEL lock:wk"), 1);
+    assert_int_equal(ts_int(&tu_srv, "LPUSH lock-signal:wk 1"), 1);
+    faults_waiter_join(&w);
+    assert_true(cut_happened());
+    set_mode(PASS);
+    if (w.rc)
+        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
+    assert_true(w.got < released + TU_MS(2500));
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock-signal:wk"), 0);
+    assert_rl_ok(redislock_release(lk));
+    redislock_free(holder);
+    redislock_free(lk);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_wire_one_byte_reads, setup),
+        cmocka_unit_test_setup(test_wire_spurious_eagain_eintr, setup),
+        cmocka_unit_test_setup(test_wire_one_byte_writes, setup),
+        cmocka_unit_test_setup(test_wire_send_spurious_eagain_eintr, setup),
+        cmocka_unit_test_setup(test_wire_cut_command, setup),
+        cmocka_unit_test_setup(test_wire_reset_mid_reply, setup),
+        cmocka_unit_test_setup(test_wire_eof_mid_reply, setup),
+        cmocka_unit_test_setup(test_wire_cut_noscript, setup),
+        cmocka_unit_test_setup(test_wire_reset_in_wakeup, setup),
+    };
+    return cmocka_run_group_tests_name("faults_wire", tests, tu_group_setup,
+                                       group_teardown);
+}
