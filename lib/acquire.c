@@ -361,9 +361,9 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         until = deadline;
         if (rd.min_pttl >= 0)
             until = redislock__min_deadline(until, now + (rd.min_pttl + 1) * 1000);
-        /* Woken, expired or failed: the next round tells which applies;
-         * failures are in f.rc. */
-        (void)redislock__wait_signals(&f, lk->sig, lk->siglen, until, popped);
+        /* Woken or expired: the next round tells which applies.  Failures
+         * are in f.rc; EIO means no master is left waiting. */
+        rc = redislock__wait_signals(&f, lk->sig, lk->siglen, until, popped);
         for (i = 0; i < n; i++)
             if (f.rc[i]) {
                 redislock__log(c, REDISLOCK_LOG_WARN, "acquire %s: %s",
