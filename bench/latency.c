@@ -1,0 +1,206 @@
+/* Latencies: uncontended acquire+release and try-acquire on a held lock,
+ * hand-off from a release to the next waiter, majority mode with 1, 3 and 5
+ * masters.  PING round trips are timed in the same loop (interleaved), so
+ * that load on the machine hits both alike. */
+#include "bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WARMUP 100
+
+static void check(int rc, redislock *lk, const char *what)
+{
+    if (rc)
+        bench_die(what, redislock_errmsg(lk));
+}
+
+/* ---------------------------------------------------------- uncontended */
+
+int bench_uncontended(const bench_opts *o)
+{
+    redisContext *ctx = bench_connect(o->urls[0]);
+    redislock_client *c = bench_client(o);
+    redislock *lk = bench_lock(c, "bench:uncontended", 10000);
+    redislock *holder = bench_lock(c, "bench:busy", 10000);
+    redislock *other = bench_lock(c, "bench:busy", 10000);
+    bench_samples ping = { 0 }, warm = { 0 }, acq = { 0 }, rel = { 0 }, both = { 0 },
+                  busy = { 0 };
+    int i;
+
+    check(redislock_acquire(holder, -1), holder, "acquire");
+    for (i = 0; i < WARMUP + o->iters; i++) {
+        int64_t t0, t1, t2, t3;
+        int rc;
+        bench_ping(ctx, 1, i < WARMUP ? &warm : &ping);
+        t0 = bench_now_ns();
+        check(redislock_acquire(lk, -1), lk, "acquire");
+        t1 = bench_now_ns();
+        check(redislock_release(lk), lk, "release");
+        t2 = bench_now_ns();
+        rc = redislock_try_acquire(other);
+        t3 = bench_now_ns();
+        if (rc != REDISLOCK_EBUSY)
+            bench_die("try-acquire of a held lock", redislock_strerror(rc));
+        if (i < WARMUP)
+            continue;
+        bench_samples_add(&acq, t1 - t0);
+        bench_samples_add(&rel, t2 - t1);
+        bench_samples_add(&both, t2 - t0);
+        bench_samples_add(&busy, t3 - t2);
+    }
+    check(redislock_release(holder), holder, "release");
+    bench_rec_begin(o, "uncontended");
+    bench_rec_str("url", strncmp(o->urls[0], "unix", 4) ? "tcp" : "unix");
+    bench_rec_lat("ping", &ping);
+    bench_rec_lat("acqrel", &both);
+    bench_rec_lat("acquire", &acq);
+    bench_rec_lat("release", &rel);
+    bench_rec_lat("trybusy", &busy);
+    bench_rec_end();
+
+    bench_samples_free(&ping), bench_samples_free(&acq), bench_samples_free(&rel);
+    bench_samples_free(&warm), bench_samples_free(&both), bench_samples_free(&busy);
+    redislock_free(lk), redislock_free(holder), redislock_free(other);
+    redislock_client_free(c);
+    redisFree(ctx);
+    return 0;
+}
+
+/* -------------------------------------------------------------- hand-off */
+
+/* Two contenders pass the lock back and forth.  The holder waits until the
+ * other is blocked in BLPOP (INFO blocked_clients), releases, and notes the
+ * time release returned; the other notes when its acquire returned.  The
+ * releaser waits until the other has the lock before it asks again, so every
+ * release is a hand-off.  Times are CLOCK_MONOTONIC, shared by processes. */
+typedef struct handoff {
+    const bench_opts *o;
+    redislock_client *c;   /* threads: one client shared */
+    int n;                 /* hand-offs wanted */
+    int seq;               /* acquisitions so far */
+    int stop;
+    int failed;
+    int64_t *acq, *rel;    /* indexed by acquisition number */
+    int64_t *ping;         /* a PING timed by the holder before each release */
+} handoff;
+
+static int handoff_run(int who, void *arg)
+{
+    handoff *h = arg;
+    redislock_client *c = h->c ? h->c : bench_client(h->o);
+    redisContext *ctx = bench_connect(h->o->urls[0]);
+    redislock *lk = bench_lock(c, "bench:handoff", 0);
+    (void)who;
+    for (;;) {
+        int k, rc;
+        int64_t t;
+        if (__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST))
+            break;
+        rc = redislock_acquire(lk, 30000);
+        t = bench_now_ns();
+        if (rc) {
+            fprintf(stderr, "handoff: %s\n", redislock_errmsg(lk));
+            __atomic_store_n(&h->failed, 1, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&h->stop, 1, __ATOMIC_SEQ_CST);
+            break;
+        }
+        k = __atomic_add_fetch(&h->seq, 1, __ATOMIC_SEQ_CST);
+        h->acq[k] = t;
+        if (k > h->n || __atomic_load_n(&h->stop, __ATOMIC_SEQ_CST)) {
+            __atomic_store_n(&h->stop, 1, __ATOMIC_SEQ_CST);
+            redislock_release(lk);
+            break;
+        }
+        bench_await_blocked(ctx, 1);
+        t = bench_now_ns();
+        freeReplyObject(redisCommand(ctx, "PING"));
+        h->ping[k] = bench_now_ns() - t;
+        check(redislock_release(lk), lk, "release");
+        h->rel[k] = bench_now_ns();
+        while (__atomic_load_n(&h->seq, __ATOMIC_SEQ_CST) == k &&
+               !__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST))
+            bench_sleep_ns(20000);
+    }
+    redislock_free(lk);
+    if (!h->c)
+        redislock_client_free(c);
+    redisFree(ctx);
+    return __atomic_load_n(&h->failed, __ATOMIC_SEQ_CST);
+}
+
+int bench_handoff(const bench_opts *o)
+{
+    size_t size = sizeof(handoff) + 3 * (size_t)(o->iters + 2) * sizeof(int64_t);
+    handoff *h = bench_shared(size);
+    bench_samples ping = { 0 }, lat = { 0 };
+    int k;
+
+    h->o = o;
+    h->n = o->iters;
+    h->acq = (int64_t *)(h + 1);
+    h->rel = h->acq + o->iters + 2;
+    h->ping = h->rel + o->iters + 2;
+    h->c = o->processes ? NULL : bench_client(o);
+    if (bench_spawn(2, o->processes, handoff_run, h))
+        bench_die("handoff", "a contender failed");
+    for (k = 1; k <= h->n && k + 1 <= h->seq; k++) {
+        bench_samples_add(&lat, h->acq[k + 1] - h->rel[k]);
+        bench_samples_add(&ping, h->ping[k]);
+    }
+    bench_rec_begin(o, "handoff");
+    bench_rec_str("url", strncmp(o->urls[0], "unix", 4) ? "tcp" : "unix");
+    bench_rec_str("mode", o->processes ? "processes" : "threads");
+    bench_rec_lat("ping", &ping);
+    bench_rec_lat("handoff", &lat);
+    bench_rec_end();
+    if (h->c)
+        redislock_client_free(h->c);
+    bench_samples_free(&ping), bench_samples_free(&lat);
+    bench_shared_free(h, size);
+    return 0;
+}
+
+/* ------------------------------------------------------------- majority */
+
+/* Acquire+release on clients of 1, 3 and 5 masters (as many as --url
+ * given), round-robin so that all see the same load. */
+int bench_majority(const bench_opts *o)
+{
+    static const int sizes[] = { 1, 3, 5 };
+    redislock_client *c[3] = { NULL };
+    redislock *lk[3] = { NULL };
+    bench_samples lat[3] = { { 0 } }, ping = { 0 }, warm = { 0 };
+    redisContext *ctx = bench_connect(o->urls[0]);
+    int nc = 0, i, j;
+
+    for (j = 0; j < 3 && sizes[j] <= o->nurls; j++, nc++) {
+        if (redislock_client_new_multi(&c[j], o->urls, (size_t)sizes[j], NULL))
+            bench_die("client", redislock_last_error());
+        lk[j] = bench_lock(c[j], "bench:majority", 10000);
+    }
+    for (i = 0; i < WARMUP + o->iters; i++) {
+        bench_ping(ctx, 1, i < WARMUP ? &warm : &ping);
+        for (j = 0; j < nc; j++) {
+            int64_t t0 = bench_now_ns();
+            check(redislock_acquire(lk[j], -1), lk[j], "acquire");
+            check(redislock_release(lk[j]), lk[j], "release");
+            if (i >= WARMUP)
+                bench_samples_add(&lat[j], bench_now_ns() - t0);
+        }
+    }
+    for (j = 0; j < nc; j++) {
+        bench_rec_begin(o, "majority");
+        bench_rec_int("masters", sizes[j]);
+        bench_rec_lat("ping", &ping);
+        bench_rec_lat("acqrel", &lat[j]);
+        bench_rec_end();
+        bench_samples_free(&lat[j]);
+        redislock_free(lk[j]);
+        redislock_client_free(c[j]);
+    }
+    bench_samples_free(&ping), bench_samples_free(&warm);
+    redisFree(ctx);
+    return 0;
+}
