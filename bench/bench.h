@@ -61,6 +61,9 @@ long long bench_info(redisContext *ctx, const char *section, const char *field);
  * scripts run inside are left out, and so are the benchmark's own INFO and
  * CONFIG.  With cmd set, only that command's calls. */
 long long bench_lib_calls(redisContext *ctx, const char *cmd);
+/* Server time per call of one command (INFO commandstats usec_per_call,
+ * since the server started); -1 if it never ran. */
+double bench_usec_per_call(redisContext *ctx, const char *cmd);
 /* Wait (polling INFO every 50 us) until at least n clients are blocked. */
 void bench_await_blocked(redisContext *ctx, long long n);
 

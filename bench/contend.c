@@ -20,6 +20,7 @@ typedef struct contend {
     int ready;
     int64_t start_ns, end_ns;
     long long count[BENCH_MAX_CONTENDERS];
+    int64_t held_ns[BENCH_MAX_CONTENDERS]; /* from acquire return to release */
     int errors;
 } contend;
 
@@ -53,10 +54,12 @@ static int contend_run(int i, void *arg)
             __atomic_add_fetch(&s->errors, 1, __ATOMIC_SEQ_CST);
             break;
         }
-        if (bench_now_ns() < end)
+        now = bench_now_ns();
+        if (now < end)
             s->count[i]++;
         if (o->hold_ms)
             bench_sleep_ns((int64_t)o->hold_ms * 1000000);
+        s->held_ns[i] += bench_now_ns() - now;
         if ((rc = redislock_release(lk))) {
             fprintf(stderr, "contend: release: %s\n", redislock_errmsg(lk));
             __atomic_add_fetch(&s->errors, 1, __ATOMIC_SEQ_CST);
@@ -74,6 +77,7 @@ int bench_contend(const bench_opts *o)
     contend *s = bench_shared(sizeof *s);
     redisContext *ctx = bench_connect(o->urls[0]);
     long long calls0, calls, total = 0, min = -1, max = 0;
+    int64_t held = 0;
     int i, failed;
 
     s->o = o;
@@ -83,6 +87,7 @@ int bench_contend(const bench_opts *o)
     calls = bench_lib_calls(ctx, NULL) - calls0;
     for (i = 0; i < o->conc; i++) {
         total += s->count[i];
+        held += s->held_ns[i];
         if (min < 0 || s->count[i] < min)
             min = s->count[i];
         if (s->count[i] > max)
@@ -99,6 +104,8 @@ int bench_contend(const bench_opts *o)
     bench_rec_int("min", min);
     bench_rec_int("max", max);
     bench_rec_int("commands", calls);
+    /* the mean time a holder actually held it (the sleep overshoots) */
+    bench_rec_num("held_mean_us", total ? (double)held / 1e3 / (double)total : 0);
     bench_rec_int("errors", s->errors + failed);
     bench_rec_end();
     if (s->c)

@@ -27,6 +27,7 @@ int bench_uncontended(const bench_opts *o)
     redislock *other = bench_lock(c, "bench:busy", 10000);
     bench_samples ping = { 0 }, warm = { 0 }, acq = { 0 }, rel = { 0 }, both = { 0 },
                   busy = { 0 };
+    long long calls, calls_acqrel, calls_try;
     int i;
 
     check(redislock_acquire(holder, -1), holder, "acquire");
@@ -50,6 +51,18 @@ int bench_uncontended(const bench_opts *o)
         bench_samples_add(&both, t2 - t0);
         bench_samples_add(&busy, t3 - t2);
     }
+    /* requests per operation, as the server counts them */
+    calls = bench_lib_calls(ctx, NULL);
+    for (i = 0; i < 100; i++) {
+        check(redislock_acquire(lk, -1), lk, "acquire");
+        check(redislock_release(lk), lk, "release");
+    }
+    calls_acqrel = bench_lib_calls(ctx, NULL) - calls;
+    calls = bench_lib_calls(ctx, NULL);
+    for (i = 0; i < 100; i++)
+        if (redislock_try_acquire(other) != REDISLOCK_EBUSY)
+            bench_die("try-acquire of a held lock", "not busy");
+    calls_try = bench_lib_calls(ctx, NULL) - calls;
     check(redislock_release(holder), holder, "release");
     bench_rec_begin(o, "uncontended");
     bench_rec_str("url", strncmp(o->urls[0], "unix", 4) ? "tcp" : "unix");
@@ -58,6 +71,11 @@ int bench_uncontended(const bench_opts *o)
     bench_rec_lat("acquire", &acq);
     bench_rec_lat("release", &rel);
     bench_rec_lat("trybusy", &busy);
+    bench_rec_num("acqrel_cmds", (double)calls_acqrel / 100);
+    bench_rec_num("trybusy_cmds", (double)calls_try / 100);
+    /* the server's own time per request: a script costs more than a PING */
+    bench_rec_num("server_evalsha_us", bench_usec_per_call(ctx, "evalsha"));
+    bench_rec_num("server_ping_us", bench_usec_per_call(ctx, "ping"));
     bench_rec_end();
 
     bench_samples_free(&ping), bench_samples_free(&acq), bench_samples_free(&rel);

@@ -186,6 +186,19 @@ long long bench_lib_calls(redisContext *ctx, const char *which)
     return total;
 }
 
+double bench_usec_per_call(redisContext *ctx, const char *which)
+{
+    redisReply *r = cmd(ctx, "INFO commandstats");
+    char key[128];
+    const char *p, *u;
+    double v = -1;
+    snprintf(key, sizeof key, "cmdstat_%s:", which);
+    if ((p = strstr(r->str, key)) && (u = strstr(p, "usec_per_call=")))
+        v = atof(u + strlen("usec_per_call="));
+    freeReplyObject(r);
+    return v;
+}
+
 void bench_await_blocked(redisContext *ctx, long long n)
 {
     int64_t give_up = bench_now_ns() + 10 * 1000000000LL;
