@@ -4,7 +4,7 @@
  *   redislock-bench SCENARIO --url URL [--url URL ...] [options]
  *
  * SCENARIO: uncontended, handoff, majority, contend, waitcost, crash, renew,
- * scale.  Options: --duration S, --iters N, --conc N, --hold MS,
+ * scale; "redislock-bench version" prints the library and hiredis versions.  Options: --duration S, --iters N, --conc N, --hold MS,
  * --mode threads|processes, --locks N, --threads N, --label TEXT. */
 #include "bench.h"
 
@@ -52,6 +52,11 @@ int main(int argc, char **argv)
     int a;
     if (argc < 2)
         usage();
+    if (!strcmp(argv[1], "version")) { /* what this binary was built with */
+        printf("@ info redislock %s\n@ info hiredis %d.%d.%d\n",
+               redislock_version_string(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+        return 0;
+    }
     for (a = 2; a < argc; a++) {
         const char *opt = argv[a], *v = a + 1 < argc ? argv[a + 1] : NULL;
         if (!v)

@@ -334,9 +334,9 @@ class Report:
         lines = ["- date: %s" % i.get("date", "?"),
                  "- machine: %s cores, %s, %s" % (i.get("nproc", "?"), i.get("cpu", "?"),
                                                  i.get("kernel", "?")),
-                 "- %s; hiredis %s; redis-py %s" % (i.get("redis", "?"),
-                                                    i.get("hiredis", "?"),
-                                                    i.get("redis_py", "not installed")),
+                 "- %s; libredislock %s; hiredis %s; redis-py %s"
+                 % (i.get("redis", "?"), i.get("redislock", "?"), i.get("hiredis", "?"),
+                    i.get("redis_py", "not installed")),
                  "- load average (1, 5, 15 min) before: %s, after: %s"
                  % (i.get("load_before", "?"), i.get("load_after", "?")),
                  "- contention: %s s per cell; whole run: %s s%s"
