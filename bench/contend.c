@@ -38,8 +38,12 @@ static int contend_run(int i, void *arg)
         s->end_ns = start + (int64_t)(o->duration_s * 1e9);
         __atomic_store_n(&s->start_ns, start, __ATOMIC_SEQ_CST);
     }
-    while (!__atomic_load_n(&s->start_ns, __ATOMIC_SEQ_CST))
+    now = bench_now_ns();
+    while (!__atomic_load_n(&s->start_ns, __ATOMIC_SEQ_CST)) {
+        if (bench_now_ns() - now > 60 * 1000000000LL)
+            bench_die("contend", "the other contenders did not start within 60 s");
         bench_sleep_ns(100000);
+    }
     now = bench_now_ns();
     if (s->start_ns > now)
         bench_sleep_ns(s->start_ns - now);

@@ -43,7 +43,10 @@ def contender(r, i, hold_s, duration_s, nconc, ready, start, counts, errors):
         ready.value += 1
         if ready.value == nconc:
             start.value = time.monotonic() + 0.02
+    t0 = time.monotonic()
     while start.value == 0:
+        if time.monotonic() - t0 > 60:
+            raise RuntimeError("the other contenders did not start within 60 s")
         time.sleep(0.0001)
     now = time.monotonic()
     if start.value > now:
