@@ -12,6 +12,7 @@
 #include <redislock.h>
 
 #include <hiredis.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,7 @@ typedef struct bench_opts {
     int processes;      /* --mode processes (else threads) */
     int nlocks;         /* --locks */
     int threads;        /* --threads */
+    int delay_us;       /* --delay-us: one-way delay of a relay (majority) */
     const char *label;  /* --label: copied into every record */
 } bench_opts;
 
@@ -91,6 +93,20 @@ int bench_spawn(int n, int processes, int (*fn)(int i, void *arg), void *arg);
 /* Zeroed memory shared with forked children (mmap MAP_SHARED). */
 void *bench_shared(size_t size);
 void bench_shared_free(void *p, size_t size);
+
+/* ---------------------------------------------------------------- relay */
+/* A relay in front of a server's unix socket that holds every chunk back
+ * for delay_ns in each direction: a stand-in for a network (relay.c). */
+typedef struct bench_relay {
+    char target[108], path[108], url[120];
+    int lfd;
+    pthread_t th;
+    int64_t delay_ns;
+} bench_relay;
+
+void bench_relay_start(bench_relay *r, const char *target_url, const char *path,
+                       int64_t delay_ns);
+void bench_relay_stop(bench_relay *r);
 
 /* ----------------------------------------------------------- scenarios */
 int bench_uncontended(const bench_opts *o);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define WARMUP 100
 
@@ -183,42 +184,91 @@ int bench_handoff(const bench_opts *o)
 /* ------------------------------------------------------------- majority */
 
 /* Acquire+release on clients of 1, 3 and 5 masters (as many as --url
- * given), round-robin so that all see the same load. */
+ * given), round-robin so that all see the same load.  For reference, the
+ * same masters asked one after another: a single-master client per master,
+ * acquire+release on each in turn (what asking them in series would cost on
+ * this machine). */
 int bench_majority(const bench_opts *o)
 {
     static const int sizes[] = { 1, 3, 5 };
-    redislock_client *c[3] = { NULL };
-    redislock *lk[3] = { NULL };
-    bench_samples lat[3] = { { 0 } }, ping = { 0 }, warm = { 0 };
-    redisContext *ctx = bench_connect(o->urls[0]);
-    int nc = 0, i, j;
+    redislock_client *c[3] = { NULL }, *one[BENCH_MAX_URLS] = { NULL };
+    redislock *lk[3] = { NULL }, *lk1[BENCH_MAX_URLS] = { NULL };
+    bench_samples lat[3] = { { 0 } }, seq[3] = { { 0 } }, ping = { 0 }, warm = { 0 };
+    bench_relay relay[BENCH_MAX_URLS];
+    const char *urls[BENCH_MAX_URLS];
+    char dir[256] = "";
+    redisContext *ctx;
+    int nc = 0, i, j, m, warmup = o->delay_us ? 10 : WARMUP;
 
+    for (m = 0; m < o->nurls; m++)
+        urls[m] = o->urls[m];
+    if (o->delay_us) { /* the masters behind relays, in a temp directory */
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/redislock-relay.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(dir))
+            bench_die(dir, "cannot make a temp directory");
+        for (m = 0; m < o->nurls; m++) {
+            char path[300];
+            snprintf(path, sizeof path, "%s/%d.sock", dir, m);
+            bench_relay_start(&relay[m], o->urls[m], path, (int64_t)o->delay_us * 1000);
+            urls[m] = relay[m].url;
+        }
+    }
+    ctx = bench_connect(urls[0]);
     for (j = 0; j < 3 && sizes[j] <= o->nurls; j++, nc++) {
-        if (redislock_client_new_multi(&c[j], o->urls, (size_t)sizes[j], NULL))
+        if (redislock_client_new_multi(&c[j], urls, (size_t)sizes[j], NULL))
             bench_die("client", redislock_last_error());
         lk[j] = bench_lock(c[j], "bench:majority", 10000);
     }
-    for (i = 0; i < WARMUP + o->iters; i++) {
-        bench_ping(ctx, 1, i < WARMUP ? &warm : &ping);
+    for (m = 0; m < o->nurls; m++) {
+        if (redislock_client_new(&one[m], urls[m], NULL))
+            bench_die("client", redislock_last_error());
+        lk1[m] = bench_lock(one[m], "bench:series", 10000);
+    }
+    for (i = 0; i < warmup + o->iters; i++) {
+        bench_ping(ctx, 1, i < warmup ? &warm : &ping);
         for (j = 0; j < nc; j++) {
-            int64_t t0 = bench_now_ns();
-            check(redislock_acquire(lk[j], -1), lk[j], "acquire");
-            check(redislock_release(lk[j]), lk[j], "release");
-            if (i >= WARMUP)
-                bench_samples_add(&lat[j], bench_now_ns() - t0);
+            int k;
+            for (k = 0; k < 2; k++) { /* alternate which goes first */
+                int64_t t0 = bench_now_ns();
+                if ((i + k) % 2 == 0) {
+                    check(redislock_acquire(lk[j], -1), lk[j], "acquire");
+                    check(redislock_release(lk[j]), lk[j], "release");
+                } else {
+                    for (m = 0; m < sizes[j]; m++) {
+                        check(redislock_acquire(lk1[m], -1), lk1[m], "acquire");
+                        check(redislock_release(lk1[m]), lk1[m], "release");
+                    }
+                }
+                if (i >= warmup)
+                    bench_samples_add((i + k) % 2 == 0 ? &lat[j] : &seq[j],
+                                      bench_now_ns() - t0);
+            }
         }
     }
     for (j = 0; j < nc; j++) {
         bench_rec_begin(o, "majority");
         bench_rec_int("masters", sizes[j]);
+        bench_rec_int("delay_us", o->delay_us);
         bench_rec_lat("ping", &ping);
         bench_rec_lat("acqrel", &lat[j]);
+        bench_rec_lat("series", &seq[j]);
         bench_rec_end();
         bench_samples_free(&lat[j]);
+        bench_samples_free(&seq[j]);
         redislock_free(lk[j]);
         redislock_client_free(c[j]);
     }
+    for (m = 0; m < o->nurls; m++) {
+        redislock_free(lk1[m]);
+        redislock_client_free(one[m]);
+    }
     bench_samples_free(&ping), bench_samples_free(&warm);
     redisFree(ctx);
+    if (o->delay_us) {
+        for (m = 0; m < o->nurls; m++)
+            bench_relay_stop(&relay[m]);
+        rmdir(dir);
+    }
     return 0;
 }

@@ -5,7 +5,9 @@
  *
  * SCENARIO: uncontended, handoff, majority, contend, waitcost, crash, renew,
  * scale; "redislock-bench version" prints the library and hiredis versions.  Options: --duration S, --iters N, --conc N, --hold MS,
- * --mode threads|processes, --locks N, --threads N, --label TEXT. */
+ * --mode threads|processes, --locks N, --threads N, --label TEXT,
+ * --delay-us N (majority: reach the masters through relays that delay each
+ * direction by N us, a stand-in for a network). */
 #include "bench.h"
 
 #include <stdio.h>
@@ -26,7 +28,7 @@ static void usage(void)
 {
     fputs("usage: redislock-bench SCENARIO --url URL [--url URL ...] [--duration S]\n"
           "       [--iters N] [--conc N] [--hold MS] [--mode threads|processes]\n"
-          "       [--locks N] [--threads N] [--label TEXT]\n"
+          "       [--locks N] [--threads N] [--delay-us N] [--label TEXT]\n"
           "scenarios: uncontended handoff majority contend waitcost crash renew scale\n",
           stderr);
     exit(2);
@@ -87,6 +89,8 @@ int main(int argc, char **argv)
             o.nlocks = number(opt, v, 1, 1000000);
         } else if (!strcmp(opt, "--threads")) {
             o.threads = number(opt, v, 1, BENCH_MAX_CONTENDERS);
+        } else if (!strcmp(opt, "--delay-us")) {
+            o.delay_us = number(opt, v, 0, 1000000);
         } else if (!strcmp(opt, "--label")) {
             o.label = v;
         } else {

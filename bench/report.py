@@ -259,25 +259,34 @@ class Report:
 
     # ----------------------------------------------------------- majority
     def majority(self):
-        rows, base = [], None
-        recs = sorted(pick(self.recs, "majority"), key=lambda r: r["masters"])
+        rows = []
+        recs = sorted(pick(self.recs, "majority"),
+                      key=lambda r: (r.get("delay_us", 0), r["masters"]))
         for r in recs:
-            if r["masters"] == 1:
-                base = r
-        for r in recs:
+            delay = r.get("delay_us", 0)
+            base = [b for b in recs if b["masters"] == 1 and b.get("delay_us", 0) == delay]
+            base = base[0] if base else None
             b50 = ratio(r["acqrel_p50_us"], base["acqrel_p50_us"]) if base else None
             b99 = ratio(r["acqrel_p99_us"], base["acqrel_p99_us"]) if base else None
-            rows.append([fmt(r["masters"], 0), fmt(r["acqrel_n"], 0),
+            where = ("relay, %s ms RTT added" % fmt(2 * delay / 1000.0, 1) if delay
+                     else "local sockets")
+            rows.append([where, fmt(r["masters"], 0), fmt(r["acqrel_n"], 0),
                          fmt(r["acqrel_p50_us"]), fmt(r["acqrel_p99_us"]),
                          fmt(ratio(r["acqrel_p50_us"], r["ping_p50_us"]), 2),
-                         fmt(b50, 2), fmt(b99, 2)])
+                         fmt(b50, 2), fmt(b99, 2), fmt(r.get("series_p50_us")),
+                         fmt(ratio(r["acqrel_p50_us"], r.get("series_p50_us")), 2)])
             if r["masters"] > 1 and b50 is not None:
-                self.goal("6. majority, %d masters <= 1.5x one master" % r["masters"],
-                          "p50 %sx (%s us vs %s us), p99 %sx"
+                self.goal("6. majority, %d masters <= 1.5x one master (%s)"
+                          % (r["masters"], where),
+                          "p50 %sx (%s us vs %s us), p99 %sx; the same masters asked "
+                          "one after another: %s us"
                           % (fmt(b50, 2), fmt(r["acqrel_p50_us"]),
-                             fmt(base["acqrel_p50_us"]), fmt(b99, 2)), b50 <= 1.5)
-        return table(["masters", "samples", "acquire+release p50 us", "p99 us",
-                      "p50 / PING p50", "p50 / 1 master", "p99 / 1 master"], rows)
+                             fmt(base["acqrel_p50_us"]), fmt(b99, 2),
+                             fmt(r.get("series_p50_us"))), b50 <= 1.5)
+        return table(["masters reached over", "masters", "samples",
+                      "acquire+release p50 us", "p99 us", "p50 / PING p50",
+                      "p50 / 1 master", "p99 / 1 master", "in series p50 us",
+                      "parallel / series"], rows)
 
     # ------------------------------------------------------------ renewal
     def renewal(self):
@@ -497,8 +506,22 @@ in BLPOP up to the whole expiry (or its own timeout) when a holder dies.
 
 {majority}
 Acquire+release (expiry 10 s) on clients of 1, 3 and 5 masters (private
-servers on unix sockets, all on this machine), round-robin in one loop so
-that all see the same load.
+servers on unix sockets, all on this machine), in one loop so that all see the
+same load. *in series*: for reference, the same masters asked one after
+another (a single-master client per master, acquire+release on each in turn:
+what a client that does not ask them in parallel would pay); the two
+alternate which goes first.
+
+- *local sockets*: the masters share this machine's cores with the client.
+  With more masters than idle cores they cannot answer in parallel, and a
+  local round trip is nearly all CPU work, so here the cost grows with the
+  number of masters whatever the client does.
+- *relay*: the same masters reached through a relay in the benchmark process
+  that holds every chunk back 0.5 ms in each direction (bench/relay.c), a
+  stand-in for masters on other hosts, where the round trip is mostly
+  waiting. This is the situation the 1.5x goal is about: the masters are
+  asked in parallel, so 3 or 5 masters cost about one round trip, where
+  asking them in series costs 3 or 5.
 
 ## 7. Renewal
 
