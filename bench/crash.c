@@ -63,7 +63,7 @@ int bench_crash(const bench_opts *o)
     redisContext *ctx = bench_connect(o->urls[0]);
     redislock_client *c = bench_client(o);
     int64_t expire_ms = o->hold_ms ? o->hold_ms : 500;
-    bench_samples delay = { 0 };
+    bench_samples delay = { 0 }, ping = { 0 };
     int k;
 
     for (k = 0; k < o->iters; k++) {
@@ -77,6 +77,7 @@ int bench_crash(const bench_opts *o)
         if (pthread_create(&th, NULL, wait_main, &w))
             bench_die("pthread_create", strerror(errno));
         bench_await_blocked(ctx, 1);
+        bench_ping(ctx, 1, &ping);
         t0 = bench_now_ns();
         r = redisCommand(ctx, "PTTL lock:" LOCK_NAME);
         t1 = bench_now_ns();
@@ -96,11 +97,12 @@ int bench_crash(const bench_opts *o)
     }
     bench_rec_begin(o, "crash");
     bench_rec_int("expire_ms", expire_ms);
+    bench_rec_lat("ping", &ping);
     bench_rec_lat("delay", &delay);
     bench_rec_num("delay_max_us", (double)bench_pct(&delay, 100) / 1000.0);
     bench_rec_num("delay_min_us", (double)bench_pct(&delay, 0) / 1000.0);
     bench_rec_end();
-    bench_samples_free(&delay);
+    bench_samples_free(&delay), bench_samples_free(&ping);
     redislock_client_free(c);
     redisFree(ctx);
     return 0;
