@@ -63,7 +63,8 @@ static int contend_run(int i, void *arg)
             s->count[i]++;
         if (o->hold_ms)
             bench_sleep_ns((int64_t)o->hold_ms * 1000000);
-        s->held_ns[i] += bench_now_ns() - now;
+        if (now < end) /* only the holds that count */
+            s->held_ns[i] += bench_now_ns() - now;
         if ((rc = redislock_release(lk))) {
             fprintf(stderr, "contend: release: %s\n", redislock_errmsg(lk));
             __atomic_add_fetch(&s->errors, 1, __ATOMIC_SEQ_CST);

@@ -140,7 +140,7 @@ static int handoff_run(int who, void *arg)
         h->rel[k] = bench_now_ns();
         while (__atomic_load_n(&h->seq, __ATOMIC_SEQ_CST) == k &&
                !__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST))
-            bench_sleep_ns(20000);
+            bench_sleep_ns(100000); /* not timed: stay out of the way */
     }
     redislock_free(lk);
     if (!h->c)
