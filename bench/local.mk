@@ -13,4 +13,4 @@ bench_redislock_bench_LDADD = lib/libredislock.la $(HIREDIS_LIBS)
 # formed, never their values).
 TESTS += bench/smoke.sh
 EXTRA_DIST += bench/run bench/report.py bench/peer_redispy.py bench/smoke.sh \
-	bench/prl_published.txt
+	bench/prl_published.txt doc/benchmarks.md
