@@ -6,6 +6,7 @@ tries (its default), as python-redis-lock's own benchmark used it.
 
     peer_redispy.py contend SOCKET CONC HOLD_MS threads|processes DURATION_S
     peer_redispy.py waitcost SOCKET DURATION_S
+    peer_redispy.py crash SOCKET KILLS EXPIRE_MS
 
 Prints one record per run, in redislock-bench's format:
     @ contend impl=redis-py mode=... conc=... total=... commands=...
@@ -162,11 +163,63 @@ def waitcost(sock, duration_s):
              float(cpu_t), float(cpu_p)))
 
 
+def crash(sock, kills, expire_ms):
+    """A holder process SIGKILLed while holding a lock with an expiry; the
+    time from the key's expiry (from a PTTL read just before the kill) to a
+    waiting redis-py Lock holding it."""
+    admin = redis.Redis(unix_socket_path=sock)
+    name = NAME + ":crash"
+    delays = []
+    for _ in range(kills):
+        rd, wr = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            r = redis.Redis(unix_socket_path=sock)
+            r.lock(name, timeout=expire_ms / 1000.0).acquire()
+            os.write(wr, b"x")
+            while True:
+                time.sleep(60)  # until killed
+        os.read(rd, 1)
+        os.close(rd)
+        os.close(wr)
+        got = []
+        waiter = redis.Redis(unix_socket_path=sock).lock(name, timeout=10, sleep=0.1,
+                                                         thread_local=False)
+
+        def wait():
+            waiter.acquire(blocking=True, blocking_timeout=30)
+            got.append(time.monotonic())
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.05)  # the waiter has tried once and sleeps
+        t0 = time.monotonic()
+        pttl = admin.pttl(name)
+        t1 = time.monotonic()
+        expiry = (t0 + t1) / 2 + pttl / 1000.0
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        t.join()
+        delays.append((got[0] - expiry) * 1e6)
+        waiter.release()
+    delays.sort()
+    n = len(delays)
+
+    def pct(p):
+        return delays[min(n, max(1, int(p / 100.0 * n + 0.999999))) - 1]
+
+    print("@ crash impl=redis-py expire_ms=%d delay_n=%d delay_p50_us=%.4g "
+          "delay_p99_us=%.4g delay_max_us=%.4g delay_min_us=%.4g"
+          % (expire_ms, n, pct(50), pct(99), delays[-1], delays[0]))
+
+
 def main(argv):
     if len(argv) == 7 and argv[1] == "contend":
         contend(argv[2], int(argv[3]), int(argv[4]), argv[5], float(argv[6]))
     elif len(argv) == 4 and argv[1] == "waitcost":
         waitcost(argv[2], float(argv[3]))
+    elif len(argv) == 5 and argv[1] == "crash":
+        crash(argv[2], int(argv[3]), int(argv[4]))
     else:
         sys.stderr.write(__doc__)
         return 2
