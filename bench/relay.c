@@ -122,6 +122,8 @@ void bench_relay_start(bench_relay *r, const char *target_url, const char *path,
     const char *t = strstr(target_url, "://");
     if (strncmp(target_url, "unix://", 7) || !t)
         bench_die(target_url, "the relay takes unix:// URLs");
+    if (strlen(path) >= sizeof a.sun_path || strlen(t + 3) >= sizeof a.sun_path)
+        bench_die(path, "socket path too long");
     memset(r, 0, sizeof *r);
     snprintf(r->target, sizeof r->target, "%s", t + 3);
     snprintf(r->path, sizeof r->path, "%s", path);

@@ -234,7 +234,7 @@ void bench_rec_begin(const bench_opts *o, const char *scenario)
 }
 
 void bench_rec_int(const char *key, long long v) { rec_add(" %s=%lld", key, v); }
-void bench_rec_num(const char *key, double v) { rec_add(" %s=%.4g", key, v); }
+void bench_rec_num(const char *key, double v) { rec_add(" %s=%.6g", key, v); }
 void bench_rec_str(const char *key, const char *v) { rec_add(" %s=%s", key, v); }
 
 void bench_rec_end(void)
