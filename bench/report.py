@@ -218,7 +218,25 @@ class Report:
                              "(%d cells); our min/max >= redis-py's in %d of %d cells"
                              % (hold, fmt(min(tr), 2) if tr else "-",
                                 fmt(max(tr), 2) if tr else "-", n, better, n))
-        return "\n".join(lines) + "\n" if lines else ""
+        ow = pick(self.recs, "waitcost", impl="redislock", end="released")
+        pw = pick(self.recs, "waitcost", impl="redis-py")
+        if ow and pw:
+            o, p = ow[0], pw[0]
+            lines.append("- one waiter blocked %s s: we sent %d requests and used %s ms "
+                         "of CPU; redis-py sent %d and used %s ms"
+                         % (fmt(o["blocked_s"], 0), o["commands"],
+                            fmt(o["cpu_process_ms"], 2), p["commands"],
+                            fmt(p["cpu_process_ms"], 2)))
+        oc = [r for r in pick(self.recs, "crash") if r.get("impl", "redislock") == "redislock"]
+        pc = pick(self.recs, "crash", impl="redis-py")
+        if oc and pc:
+            lines.append("- crashed holder (expiry %d ms): a waiter held the lock %s ms "
+                         "after the expiry (p50; max %s); with redis-py %s ms (max %s)"
+                         % (oc[0]["expire_ms"], fmt(oc[0]["delay_p50_us"] / 1000, 1),
+                            fmt(oc[0]["delay_max_us"] / 1000, 1),
+                            fmt(pc[0]["delay_p50_us"] / 1000, 1),
+                            fmt(pc[0]["delay_max_us"] / 1000, 1)))
+        return "\n".join(lines) + "\n" if lines else "(redis-py was not run)\n"
 
     # ---------------------------------------------------- cost of waiting
     def waiting(self):
