@@ -90,6 +90,9 @@ redislock *bench_lock(redislock_client *c, const char *name, int64_t expire_ms);
  * wait for all.  arg must live in bench_shared() memory for processes.
  * Returns the number that failed (non-zero return or abnormal exit). */
 int bench_spawn(int n, int processes, int (*fn)(int i, void *arg), void *arg);
+/* Call first in every forked child: it dies with the benchmark (Linux:
+ * PR_SET_PDEATHSIG), so no child outlives a benchmark that failed. */
+void bench_child_init(void);
 /* Zeroed memory shared with forked children (mmap MAP_SHARED). */
 void *bench_shared(size_t size);
 void bench_shared_free(void *p, size_t size);

@@ -152,7 +152,9 @@ static void waitcost_one(const bench_opts *o, int timed)
     if (pid < 0)
         bench_die("fork", strerror(errno));
     if (pid == 0) {
-        redislock_client *wc = bench_client(o);
+        redislock_client *wc;
+        bench_child_init();
+        wc = bench_client(o);
         redislock *lk = bench_lock(wc, "bench:waitcost", 0);
         int64_t c0 = bench_thread_cpu_ns(), p0 = bench_process_cpu_ns();
         int64_t t0 = bench_now_ns();

@@ -41,15 +41,18 @@ static pid_t start_holder(const bench_opts *o, int64_t expire_ms)
     if (pid < 0)
         bench_die("fork", strerror(errno));
     if (pid == 0) {
-        redislock_client *c = bench_client(o);
-        redislock *lk = bench_lock(c, LOCK_NAME, expire_ms);
+        redislock_client *c;
+        redislock *lk;
+        bench_child_init();
+        c = bench_client(o);
+        lk = bench_lock(c, LOCK_NAME, expire_ms);
         close(fd[0]);
         if (redislock_acquire(lk, 30000))
             _exit(1);
         if (write(fd[1], "x", 1) != 1)
             _exit(1);
-        for (;;)
-            pause(); /* until killed */
+        sleep(60); /* until killed (never for long, whatever happens) */
+        _exit(0);
     }
     close(fd[1]);
     if (read(fd[0], &b, 1) != 1)
@@ -81,8 +84,11 @@ int bench_crash(const bench_opts *o)
         t0 = bench_now_ns();
         r = redisCommand(ctx, "PTTL lock:" LOCK_NAME);
         t1 = bench_now_ns();
-        if (!r || r->type != REDIS_REPLY_INTEGER || r->integer <= 0)
-            bench_die("PTTL", "the holder's key has no expiry");
+        if (!r || r->type != REDIS_REPLY_INTEGER || r->integer <= 0) {
+            kill(pid, SIGKILL);
+            bench_die("PTTL", "the holder's key expired before the kill (machine too slow "
+                              "for this expiry? raise --hold)");
+        }
         expiry = (t0 + t1) / 2 + r->integer * 1000000;
         freeReplyObject(r);
         kill(pid, SIGKILL);

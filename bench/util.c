@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -284,6 +287,13 @@ redislock *bench_lock(redislock_client *c, const char *name, int64_t expire_ms)
 
 /* ---------------------------------------------------------- contenders */
 
+void bench_child_init(void)
+{
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+}
+
 void *bench_shared(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -327,8 +337,10 @@ int bench_spawn(int n, int processes, int (*fn)(int i, void *arg), void *arg)
         pid[i] = fork();
         if (pid[i] < 0)
             bench_die("fork", strerror(errno));
-        if (pid[i] == 0)
+        if (pid[i] == 0) {
+            bench_child_init();
             _exit(fn(i, arg) ? 1 : 0);
+        }
     }
     for (i = 0; i < n; i++) {
         if (!processes) {
