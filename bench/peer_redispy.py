@@ -16,6 +16,7 @@ scripts run inside are left out.
 """
 import multiprocessing
 import os
+import random
 import resource
 import sys
 import threading
@@ -190,6 +191,9 @@ def crash(sock, kills, expire_ms):
             waiter.acquire(blocking=True, blocking_timeout=30)
             got.append(time.monotonic())
 
+        # a random phase: the waiter polls every 0.1 s, and starting it right
+        # after the holder's acquire would line its polls up with the expiry
+        time.sleep(random.uniform(0, 0.1))
         t = threading.Thread(target=wait)
         t.start()
         time.sleep(0.05)  # the waiter has tried once and sleeps

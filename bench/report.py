@@ -386,6 +386,8 @@ class Report:
                  "- contention: %s s per cell; whole run: %s s%s"
                  % (i.get("duration", "?"), i.get("elapsed_s", "?"),
                     " (quick run: tiny sizes)" if i.get("quick") == "1" else "")]
+        if self.info.get("note"):
+            lines.append("- note: " + self.info["note"])
         if self.loaded():
             lines.append("- **the machine was loaded** by other jobs during this run "
                          "(1-minute load average reached %.1f on %s cores): timings "
@@ -486,6 +488,13 @@ acquired.
   microseconds more than a PING (the line under the table): on a local socket
   whose whole round trip is about 10 us that alone adds 0.3 to 0.5 RTT per
   request; on a real network (RTT 100 us and more) it would not.
+- On a virtual machine the round trip itself depends on how idle the CPUs
+  are (waking an idle vCPU costs tens of microseconds): compare the PING
+  columns between rows. On a loaded machine the uncontended PING was about
+  10 us; on an idle one it can be several times that, while the holder in
+  the hand-off loop (busy polling INFO) still sees a short one. Each ratio
+  is against the PING timed in the same loop, so it is only as steady as
+  that PING.
 
 ## 3. Contention (python-redis-lock's benchmark shape)
 
