@@ -559,9 +559,11 @@ what a client that does not ask them in parallel would pay); the two
 alternate which goes first.
 
 - *local sockets*: the masters share this machine's cores with the client.
-  With more masters than idle cores they cannot answer in parallel, and a
-  local round trip is nearly all CPU work, so here the cost grows with the
-  number of masters whatever the client does.
+  A local round trip is nearly all CPU work, so with more masters than idle
+  cores they cannot all answer at once: on a loaded machine the cost then
+  grows with the number of masters whatever the client does (in earlier runs
+  here under load, 3 and 5 masters cost about as much as asking them in
+  series); on an idle one the parallel fan-out shows (*parallel / series*).
 - *relay*: the same masters reached through a relay in the benchmark process
   that holds every chunk back 0.5 ms in each direction (bench/relay.c), a
   stand-in for masters on other hosts, where the round trip is mostly
