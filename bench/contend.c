@@ -1,0 +1,204 @@
+/* Contention in the shape of python-redis-lock's own benchmark (N threads or
+ * processes take one lock in a loop for a fixed time, holding it for a
+ * fixed time each), and the cost of one waiter blocked for seconds. */
+#include "bench.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The lock expiry used by python-redis-lock's benchmark (expire=5). */
+#define CONTEND_EXPIRE_MS 5000
+
+typedef struct contend {
+    const bench_opts *o;
+    redislock_client *c;        /* threads: one client for all */
+    int ready;
+    int64_t start_ns, end_ns;
+    long long count[BENCH_MAX_CONTENDERS];
+    int64_t held_ns[BENCH_MAX_CONTENDERS]; /* from acquire return to release */
+    int errors;
+} contend;
+
+static int contend_run(int i, void *arg)
+{
+    contend *s = arg;
+    const bench_opts *o = s->o;
+    redislock_client *c = s->c ? s->c : bench_client(o);
+    redislock *lk = bench_lock(c, "bench:contend", CONTEND_EXPIRE_MS);
+    int64_t end, now;
+
+    /* The last one ready sets the start, a moment ahead, for everyone. */
+    if (__atomic_add_fetch(&s->ready, 1, __ATOMIC_SEQ_CST) == o->conc) {
+        int64_t start = bench_now_ns() + 20000000;
+        s->end_ns = start + (int64_t)(o->duration_s * 1e9);
+        __atomic_store_n(&s->start_ns, start, __ATOMIC_SEQ_CST);
+    }
+    now = bench_now_ns();
+    while (!__atomic_load_n(&s->start_ns, __ATOMIC_SEQ_CST)) {
+        if (bench_now_ns() - now > 60 * 1000000000LL)
+            bench_die("contend", "the other contenders did not start within 60 s");
+        bench_sleep_ns(100000);
+    }
+    now = bench_now_ns();
+    if (s->start_ns > now)
+        bench_sleep_ns(s->start_ns - now);
+    end = s->end_ns;
+    while ((now = bench_now_ns()) < end) {
+        int64_t left_ms = (end - now + 999999) / 1000000;
+        int rc = redislock_acquire(lk, left_ms);
+        if (rc == REDISLOCK_ETIMEDOUT)
+            break;
+        if (rc) {
+            fprintf(stderr, "contend: %s\n", redislock_errmsg(lk));
+            __atomic_add_fetch(&s->errors, 1, __ATOMIC_SEQ_CST);
+            break;
+        }
+        now = bench_now_ns();
+        if (now < end)
+            s->count[i]++;
+        if (o->hold_ms)
+            bench_sleep_ns((int64_t)o->hold_ms * 1000000);
+        if (now < end) /* only the holds that count */
+            s->held_ns[i] += bench_now_ns() - now;
+        if ((rc = redislock_release(lk))) {
+            fprintf(stderr, "contend: release: %s\n", redislock_errmsg(lk));
+            __atomic_add_fetch(&s->errors, 1, __ATOMIC_SEQ_CST);
+            break;
+        }
+    }
+    redislock_free(lk);
+    if (!s->c)
+        redislock_client_free(c);
+    return 0;
+}
+
+int bench_contend(const bench_opts *o)
+{
+    contend *s = bench_shared(sizeof *s);
+    redisContext *ctx = bench_connect(o->urls[0]);
+    long long calls0, calls, total = 0, min = -1, max = 0;
+    int64_t held = 0;
+    int i, failed;
+
+    s->o = o;
+    s->c = o->processes ? NULL : bench_client(o);
+    calls0 = bench_lib_calls(ctx, NULL);
+    failed = bench_spawn(o->conc, o->processes, contend_run, s);
+    calls = bench_lib_calls(ctx, NULL) - calls0;
+    for (i = 0; i < o->conc; i++) {
+        total += s->count[i];
+        held += s->held_ns[i];
+        if (min < 0 || s->count[i] < min)
+            min = s->count[i];
+        if (s->count[i] > max)
+            max = s->count[i];
+    }
+    bench_rec_begin(o, "contend");
+    bench_rec_str("impl", "redislock");
+    bench_rec_str("mode", o->processes ? "processes" : "threads");
+    bench_rec_int("conc", o->conc);
+    bench_rec_int("hold_ms", o->hold_ms);
+    bench_rec_num("duration_s", o->duration_s);
+    bench_rec_int("total", total);
+    bench_rec_num("avg", (double)total / o->conc);
+    bench_rec_int("min", min);
+    bench_rec_int("max", max);
+    bench_rec_int("commands", calls);
+    /* the mean time a holder actually held it (the sleep overshoots) */
+    bench_rec_num("held_mean_us", total ? (double)held / 1e3 / (double)total : 0);
+    bench_rec_int("errors", s->errors + failed);
+    bench_rec_end();
+    if (s->c)
+        redislock_client_free(s->c);
+    bench_shared_free(s, sizeof *s);
+    redisFree(ctx);
+    return 0;
+}
+
+/* --------------------------------------------------------- cost of waiting */
+
+typedef struct waitcost {
+    int rc;
+    int64_t cpu_thread_ns, cpu_process_ns, waited_ns;
+} waitcost;
+
+/* One waiter (a process of its own) blocks on a lock that the benchmark holds
+ * for --duration seconds.  "released": the holder releases after that time;
+ * "timeout": the waiter's own timeout of that length runs out.  Commands are
+ * those the server counted while the waiter was blocked (from before it
+ * started until the end of the time), CPU is the waiter's for its whole
+ * acquire call. */
+static void waitcost_one(const bench_opts *o, int timed)
+{
+    waitcost *w = bench_shared(sizeof *w);
+    redisContext *ctx = bench_connect(o->urls[0]);
+    redislock_client *c = bench_client(o);
+    redislock *holder = bench_lock(c, "bench:waitcost", 0);
+    int64_t wait_ns = (int64_t)(o->duration_s * 1e9);
+    long long calls0, calls;
+    pid_t pid;
+    int st;
+
+    if (redislock_acquire(holder, -1))
+        bench_die("acquire", redislock_errmsg(holder));
+    calls0 = bench_lib_calls(ctx, NULL);
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        bench_die("fork", strerror(errno));
+    if (pid == 0) {
+        redislock_client *wc;
+        bench_child_init();
+        wc = bench_client(o);
+        redislock *lk = bench_lock(wc, "bench:waitcost", 0);
+        int64_t c0 = bench_thread_cpu_ns(), p0 = bench_process_cpu_ns();
+        int64_t t0 = bench_now_ns();
+        w->rc = redislock_acquire(lk, timed ? wait_ns / 1000000 : -1);
+        w->waited_ns = bench_now_ns() - t0;
+        w->cpu_thread_ns = bench_thread_cpu_ns() - c0;
+        w->cpu_process_ns = bench_process_cpu_ns() - p0;
+        if (w->rc == 0)
+            redislock_release(lk);
+        redislock_free(lk);
+        redislock_client_free(wc);
+        _exit(0);
+    }
+    bench_await_blocked(ctx, 1);
+    bench_sleep_ns(wait_ns - 20000000); /* the timed waiter gives up by itself */
+    calls = bench_lib_calls(ctx, NULL) - calls0;
+    if (!timed)
+        bench_sleep_ns(20000000);
+    if (!timed && redislock_release(holder))
+        bench_die("release", redislock_errmsg(holder));
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (timed) {
+        calls = bench_lib_calls(ctx, NULL) - calls0;
+        redislock_release(holder);
+    }
+    bench_rec_begin(o, "waitcost");
+    bench_rec_str("impl", "redislock");
+    bench_rec_str("end", timed ? "timeout" : "released");
+    bench_rec_str("result", redislock_err_name(w->rc));
+    bench_rec_num("blocked_s", (double)w->waited_ns / 1e9);
+    bench_rec_int("commands", calls);
+    bench_rec_num("cpu_thread_ms", (double)w->cpu_thread_ns / 1e6);
+    bench_rec_num("cpu_process_ms", (double)w->cpu_process_ns / 1e6);
+    bench_rec_end();
+    redislock_free(holder);
+    redislock_client_free(c);
+    redisFree(ctx);
+    bench_shared_free(w, sizeof *w);
+}
+
+int bench_waitcost(const bench_opts *o)
+{
+    waitcost_one(o, 0);
+    waitcost_one(o, 1);
+    return 0;
+}

@@ -1,0 +1,51 @@
+#!/bin/sh
+# Smoke run of the benchmark for `make check`: every scenario with tiny sizes
+# and durations (seconds).  Checks that the run completes, that every
+# scenario produced its records with well-formed numbers, and that the
+# report renders; never checks a timing.
+set -u
+srcdir=${top_srcdir:-.}
+builddir=${top_builddir:-.}
+[ -n "${REDIS_SERVER:-}" ] || REDIS_SERVER=$(command -v redis-server || true)
+[ -n "$REDIS_SERVER" ] || { echo "redis-server not found: skip"; exit 77; }
+export REDIS_SERVER
+
+tmp=$(mktemp -d "${REDISLOCK_TEST_TMPDIR:-${TMPDIR:-/tmp}}/bench-smoke.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+rec=$tmp/records
+out=$tmp/out
+md=$tmp/benchmarks.md
+
+TMPDIR=$tmp sh "$srcdir/bench/run" --quick --build "$builddir" --records "$rec" \
+    --markdown "$md" >"$out" 2>"$tmp/err"
+rc=$?
+if [ $rc -ne 0 ]; then
+    echo "bench/run failed ($rc):"; cat "$tmp/err" "$out"; exit 1
+fi
+fail=0
+# one record per scenario, each with its key figures
+for want in "uncontended .*acqrel_p50_us=" "handoff .*handoff_p50_us=" \
+    "crash .*delay_p50_us=" "waitcost impl=redislock .*commands=" \
+    "majority masters=5 .*acqrel_p50_us=" "renew locks=100 .*pipelines=" \
+    "scale .*conns_peak=" "contend impl=redislock .*total="; do
+    grep -q "^@ $want" "$rec" || { echo "no record matching '@ $want'"; fail=1; }
+done
+# every field is a number, except the few named ones
+bad=$(grep '^@ ' "$rec" | grep -v '^@ info ' | tr ' ' '\n' | grep '=' |
+      grep -Ev '^(label|url|mode|impl|end|result)=' |
+      grep -Ev '^[a-z0-9_]+=-?[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?$' || true)
+[ -z "$bad" ] || { echo "malformed fields:"; echo "$bad"; fail=1; }
+# nothing failed inside the runs
+grep -q ' errors=[1-9]' "$rec" && { echo "contention errors:"; grep ' errors=[1-9]' "$rec"; fail=1; }
+grep -q ' failed=[1-9]' "$rec" && { echo "scale failures"; fail=1; }
+# the report: the goals table and every section
+for s in "Goals" "Contention" "Cost of waiting" "Crashed holder" "Majority mode" \
+    "Renewal" "Scale"; do
+    grep -q "^$s" "$out" || { echo "report lacks '$s'"; fail=1; }
+done
+if ! grep -q '^## Machine' "$md" || ! grep -q ' cores, ' "$md"; then
+    echo "markdown lacks the machine"; fail=1
+fi
+grep -q 'published' "$md" || { echo "markdown lacks the published table"; fail=1; }
+[ $fail -eq 0 ] && echo "bench smoke: ok ($(grep -c '^@ ' "$rec") records)"
+exit $fail
