@@ -151,8 +151,12 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
             conn = NULL;
         }
         f.conns[m] = conn;
-        /* stored atomically: redislock__renew_get_stats() reads it */
-        __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
+        /* A kept connection stays in conns[] during the batch (it is still
+         * the renewer's: the stats count it, and a fork child closes its
+         * copy); a dropped one leaves at once.  Stored atomically:
+         * redislock__renew_get_stats() reads it. */
+        if (!conn)
+            __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
     }
     redislock__fan_connect(
         &f, c,
@@ -178,10 +182,12 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         if (f.rc[m])
             redislock__log(c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
                            f.err[m]);
-        if (f.conns[m] && !f.rc[m] && !f.conns[m]->broken) /* kept */
+        if (f.conns[m] && !f.rc[m] && !f.conns[m]->broken) { /* kept */
             __atomic_store_n(&r->conns[m], f.conns[m], __ATOMIC_RELAXED);
-        else
+        } else {
+            __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
             redislock__pool_put(f.conns[m]);
+        }
         f.conns[m] = NULL;
     }
     for (i = 0; i < n; i++) {
