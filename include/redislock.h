@@ -115,7 +115,8 @@ typedef void (*redislock_log_fn)(void *userdata, int level, const char *msg);
  *   redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
  * and a designated initializer { .command_timeout_ms = 500 } are fine.
  * Fields may be added at the end in later versions; "version" tells which
- * layout the caller was compiled with (0 is the same as 1). */
+ * layout the caller was compiled with (0 is the same as 1): the library
+ * reads only the fields of that version and takes defaults for the rest. */
 typedef struct redislock_client_options {
     unsigned version;
     int connect_timeout_ms;   /* TCP/unix connect + handshake; default 2000 */
@@ -134,11 +135,17 @@ typedef struct redislock_client_options {
     int log_level;            /* highest level passed to log; default WARN */
     int master_timeout_ms;    /* majority mode: the longest one master may take
                                  to answer one step; default 50 */
+    /* Version 2. */
+    int clock_drift_ppm;      /* how much faster a server's clock may run than
+                                 this host's, in parts per million: a lock's
+                                 local validity is its TTL less this share of
+                                 it and 2 ms.  Default 10000 (1%); -1: only
+                                 the 2 ms (see redislock(3), "Clocks") */
 } redislock_client_options;
 
-#define REDISLOCK_CLIENT_OPTIONS_VERSION 1
+#define REDISLOCK_CLIENT_OPTIONS_VERSION 2
 #define REDISLOCK_CLIENT_OPTIONS_INIT { REDISLOCK_CLIENT_OPTIONS_VERSION, 0, 0, \
-        NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0 }
+        NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0 }
 
 /* Create a client for one Redis master.  The URL is one of
  *   redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 default)
@@ -237,7 +244,9 @@ REDISLOCK_EXPORT void redislock_free(redislock *lk);
  * BLPOP on the signal key and is woken by the holder's release, or when the
  * holder's expiry runs out; it never polls.  Returns REDISLOCK_OK,
  * REDISLOCK_EBUSY (timeout 0), REDISLOCK_ETIMEDOUT, REDISLOCK_EALREADY (this
- * owner id holds it already), or an I/O or server error.  Signals delivered to
+ * owner id holds it already, valid for the key's remaining TTL), or an I/O
+ * or server error (also when the server did not answer in time: ETIMEDOUT
+ * only means another owner held it until the timeout).  Signals delivered to
  * the thread do not end the wait early.  The call returns no later than the
  * timeout plus min(command timeout, 250 ms), also when the server hangs. */
 REDISLOCK_EXPORT int redislock_acquire(redislock *lk, int64_t timeout_ms);
@@ -253,8 +262,10 @@ REDISLOCK_EXPORT int redislock_try_acquire(redislock *lk);
 REDISLOCK_EXPORT int redislock_release(redislock *lk);
 
 /* Set the expiry of a held lock to expire_ms from now (0: the handle's
- * expire_ms).  REDISLOCK_ENOTHELD if this owner id does not hold it,
- * REDISLOCK_ENOTEXPIRABLE if it was acquired without expiry. */
+ * expire_ms); this replaces the remaining time (redis-py's extend adds to
+ * it).  With auto_renew the renewal resumes from this call; a renewal never
+ * shortens the TTL an extend set.  REDISLOCK_ENOTHELD if this owner id does
+ * not hold it, REDISLOCK_ENOTEXPIRABLE if it was acquired without expiry. */
 REDISLOCK_EXPORT int redislock_extend(redislock *lk, int64_t expire_ms);
 
 /* What the server says about a lock (one round trip). */
@@ -271,8 +282,11 @@ REDISLOCK_EXPORT int redislock_query(redislock *lk, redislock_info *info);
 
 /* Whether this handle holds the lock as far as it knows, without a round
  * trip: acquired, not released, not reported lost, and (for a lock with
- * expiry) not past the expiry counted from when the last successful acquire,
- * extend or renewal was sent.  1 or 0.  Safe from any thread. */
+ * expiry) not past its local expiry: the TTL that the last successful
+ * acquire, extend or renewal set (or, for an "already mine" answer, found),
+ * counted from when its request was sent, less the clock drift allowance
+ * (1% + 2 ms by default).  Never later than the server's expiry, given the
+ * clock assumptions of redislock(3).  1 or 0.  Safe from any thread. */
 REDISLOCK_EXPORT int redislock_held(const redislock *lk);
 
 /* The reason the lock was last reported lost (REDISLOCK_LOST_*), or 0.

@@ -25,8 +25,12 @@ typedef struct round {
     size_t taken, mine, busy, failed;
     int64_t sent_us, end_us;
     long long min_pttl;        /* smallest PTTL among busy masters; -1: none */
+    long long grant_ttl;       /* smallest TTL among granting masters (the
+                                  expiry set, or the PTTL of a "mine"); -1:
+                                  none expires */
     int holder;                /* a master whose owner holds a quorum; -1 */
     size_t holder_count;       /* masters that owner holds */
+    int expired;               /* granted, but the validity ran out first */
 } round;
 
 static int parse_reply(const redisReply *r, round *rd, size_t i)
@@ -60,6 +64,7 @@ static void run_round(redislock *lk, redislock__fanout *f, int64_t deadline, rou
 
     memset(rd, 0, sizeof *rd);
     rd->min_pttl = -1;
+    rd->grant_ttl = -1;
     rd->holder = -1;
     redislock__call_init(&call, &redislock__script_acquire);
     redislock__call_key(&call, lk->key, lk->keylen);
@@ -91,11 +96,19 @@ static void run_round(redislock *lk, redislock__fanout *f, int64_t deadline, rou
             rd->failed++;
             continue;
         }
-        if (rd->state[i] == ACQ_TAKEN)
-            rd->taken++;
-        else if (rd->state[i] == ACQ_MINE)
-            rd->mine++;
-        else {
+        if (rd->state[i] == ACQ_TAKEN || rd->state[i] == ACQ_MINE) {
+            /* "mine" keeps the key's own TTL, which may be shorter than
+             * the expiry: the grant is valid no longer than that */
+            long long ttl = rd->state[i] == ACQ_TAKEN
+                                ? (lk->expire_ms > 0 ? (long long)lk->expire_ms : -1)
+                                : rd->pttl[i];
+            if (ttl >= 0 && (rd->grant_ttl < 0 || ttl < rd->grant_ttl))
+                rd->grant_ttl = ttl;
+            if (rd->state[i] == ACQ_TAKEN)
+                rd->taken++;
+            else
+                rd->mine++;
+        } else {
             rd->busy++;
             if (rd->pttl[i] >= 0 && (rd->min_pttl < 0 || rd->pttl[i] < rd->min_pttl))
                 rd->min_pttl = rd->pttl[i];
@@ -118,15 +131,16 @@ static void run_round(redislock *lk, redislock__fanout *f, int64_t deadline, rou
     }
 }
 
-/* Majority mode, not acquired: release on every master where this owner
- * may hold the key (taken, its own from before, or no answer), all at
- * once.  Connections that answered are reused; the others are new. */
+/* Not acquired (no quorum, or the validity ran out before the answers
+ * came): release on every master where this owner may hold the key (taken,
+ * its own from before, or no answer), all at once.  Connections that
+ * answered are reused; the others are new. */
 static void undo(redislock *lk, redislock__fanout *f, const round *rd)
 {
     redislock_client *c = lk->c;
     redislock__fanout u;
     redislock__call call, *cp = &call;
-    int64_t deadline = redislock__after_ms(c->master_timeout_ms);
+    int64_t deadline = redislock__step_deadline(c, 0, REDISLOCK__NEVER);
     size_t i;
     int any = 0;
 
@@ -219,6 +233,14 @@ static void describe_busy(const redislock *lk, const round *rd, size_t n,
     size_t j;
     if (waited_ms >= 0)
         snprintf(after, sizeof after, " after %lld ms", (long long)waited_ms);
+    if (rd->expired) {
+        snprintf(buf, len,
+                 "lock %s: granted with %lld ms to live, but the round took %lld "
+                 "ms: released again%s",
+                 redislock__qname(lk, nbuf, sizeof nbuf), rd->grant_ttl,
+                 (long long)((rd->end_us - rd->sent_us) / 1000), after);
+        return;
+    }
     for (j = 0; j < n && i < 0; j++) /* a split vote: name one owner */
         if (rd->state[j] == ACQ_BUSY)
             i = (int)j;
@@ -256,7 +278,7 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
     recovery rec = { 0, 0 };
     round rd;
     int popped[REDISLOCK__MAX_MASTERS];
-    int rc;
+    int rc, busy_timeout = 0;
     char msg[600], nbuf[300], sum[600];
 
     if ((rc = redislock__fan_init(&f, n, 1)))
@@ -267,9 +289,7 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         size_t granted;
 
         redislock__fan_reset(&f);
-        redislock__fan_connect(
-            &f, c,
-            redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms), hard));
+        redislock__fan_connect(&f, c, redislock__step_deadline(c, 1, hard));
         if (n == 1 && f.rc[0]) {
             /* A server that refuses the first connection is down: say so at
              * once.  Recovery is for a server lost in the middle of a call. */
@@ -278,9 +298,7 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
                 continue;
             break;
         }
-        run_round(lk, &f, n == 1 ? redislock__io_deadline(c, hard)
-                                 : redislock__after_ms(c->master_timeout_ms),
-                  &rd);
+        run_round(lk, &f, redislock__step_deadline(c, 0, hard), &rd);
         if (rd.failed) {
             /* An acquire that got no answer may have run: a later "mine"
              * answer then means ours. */
@@ -300,9 +318,11 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         rec.until = 0;
 
         granted = rd.taken + rd.mine;
-        valid = redislock__valid_until(c, rd.sent_us, lk->expire_ms);
+        /* Valid from when the round was sent (the scripts ran later) for
+         * the smallest TTL granted, less the drift allowance. */
+        valid = redislock__valid_until(c, rd.sent_us, rd.grant_ttl);
         now = redislock__now_us();
-        if (granted >= c->quorum && (n == 1 || valid > now)) {
+        if (granted >= c->quorum && (valid == 0 || valid > now)) {
             if (rd.taken == 0 && !lk->uncertain) {
                 /* this owner id held it before the call */
                 redislock__set_held(lk, valid);
@@ -316,7 +336,18 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
             rc = 0;
             break;
         }
-        if (n > 1 && (rd.taken || rd.mine || rd.failed)) {
+        if (granted >= c->quorum) {
+            /* granted, but its validity ran out before the answers came (a
+             * round slower than the expiry, or an own key about to expire):
+             * give it back and go on as after a split vote */
+            redislock__log(c, REDISLOCK_LOG_INFO,
+                           "acquire %s: granted with %lld ms to live, but the round "
+                           "took %lld ms; releasing it again",
+                           redislock__qname(lk, nbuf, sizeof nbuf), rd.grant_ttl,
+                           (long long)((rd.end_us - rd.sent_us) / 1000));
+            rd.expired = 1;
+        }
+        if ((n > 1 && (rd.taken || rd.mine || rd.failed)) || rd.expired) {
             undo(lk, &f, &rd);
             drop_failed(lk, &f, NULL);
             lk->uncertain = 0;
@@ -338,9 +369,10 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         if (now >= deadline) {
             describe_busy(lk, &rd, n, (now - start) / 1000, msg, sizeof msg);
             rc = redislock__err(REDISLOCK_ETIMEDOUT, "%s", msg);
+            busy_timeout = 1;
             break;
         }
-        if (n > 1 && rd.holder < 0) {
+        if ((n > 1 && rd.holder < 0) || rd.expired) {
             /* A split vote (or a validity used up by a slow round): a random
              * back-off breaks the symmetry between the contenders. */
             int64_t base = 3 * (rd.end_us - rd.sent_us);
@@ -409,8 +441,10 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
     }
     redislock__fan_put(&f);
     redislock__fan_free(&f);
-    /* An I/O timeout before the caller's deadline is the server's fault. */
-    if (rc == REDISLOCK_ETIMEDOUT && (timeout_ms <= 0 || redislock__now_us() < deadline))
+    /* ETIMEDOUT only when the server answered "busy" and the time ran out;
+     * a server that did not answer in time is an I/O error, whatever the
+     * caller's timeout. */
+    if (rc == REDISLOCK_ETIMEDOUT && !busy_timeout)
         rc = redislock__err(REDISLOCK_EIO, "%s (command timeout %d ms)",
                             redislock_last_error(), c->command_timeout_ms);
     return rc;

@@ -1,6 +1,7 @@
 /* The client: options, masters, logging. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -11,14 +12,22 @@
 #define DEFAULT_MAX_IDLE 8
 #define DEFAULT_MASTER_TIMEOUT_MS 50
 #define MAX_MASTERS 31
+#define DEFAULT_DRIFT_PPM 10000
+#define MAX_DRIFT_PPM 500000
+
+/* The options as the caller's version laid them out; later fields default. */
+static void copy_opts(const redislock_client_options *o, redislock_client_options *out)
+{
+    static const redislock_client_options defaults = REDISLOCK_CLIENT_OPTIONS_INIT;
+    size_t n = sizeof *out;
+    *out = defaults;
+    if (o->version <= 1)
+        n = offsetof(redislock_client_options, clock_drift_ppm);
+    memcpy(out, o, n);
+}
 
 static int check_opts(const redislock_client_options *o)
 {
-    if (o->version > REDISLOCK_CLIENT_OPTIONS_VERSION)
-        return redislock__err(REDISLOCK_EINVAL,
-                              "client options version %u is newer than this "
-                              "library (%d)",
-                              o->version, REDISLOCK_CLIENT_OPTIONS_VERSION);
     if (o->connect_timeout_ms < 0 || o->command_timeout_ms < 0 ||
         o->master_timeout_ms < 0)
         return redislock__err(REDISLOCK_EINVAL, "a client timeout is negative");
@@ -29,6 +38,11 @@ static int check_opts(const redislock_client_options *o)
     if (o->log_level < 0 || o->log_level > REDISLOCK_LOG_DEBUG)
         return redislock__err(REDISLOCK_EINVAL, "log_level %d is out of range",
                               o->log_level);
+    if (o->clock_drift_ppm < -1 || o->clock_drift_ppm > MAX_DRIFT_PPM)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "clock_drift_ppm %d is out of range (-1 for none, 0 for "
+                              "the default of %d, at most %d)",
+                              o->clock_drift_ppm, DEFAULT_DRIFT_PPM, MAX_DRIFT_PPM);
     if (o->key_prefix && strlen(o->key_prefix) > 256)
         return redislock__err(REDISLOCK_EINVAL, "key_prefix is longer than 256 bytes");
     return 0;
@@ -73,8 +87,8 @@ int redislock_client_new(redislock_client **out, const char *url,
 int redislock_client_new_multi(redislock_client **out, const char *const *urls,
                                size_t n, const redislock_client_options *opts)
 {
-    static const redislock_client_options defaults = REDISLOCK_CLIENT_OPTIONS_INIT;
-    const redislock_client_options *o = opts ? opts : &defaults;
+    redislock_client_options oc = REDISLOCK_CLIENT_OPTIONS_INIT;
+    const redislock_client_options *o = &oc;
     redislock_client *c;
     size_t i, j;
     int rc, oom = 0;
@@ -90,6 +104,13 @@ int redislock_client_new_multi(redislock_client **out, const char *const *urls,
     for (i = 0; i < n; i++)
         if (!urls[i])
             return redislock__err(REDISLOCK_EINVAL, "master URL %zu is NULL", i + 1);
+    if (opts && opts->version > REDISLOCK_CLIENT_OPTIONS_VERSION)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "client options version %u is newer than this "
+                              "library (%d)",
+                              opts->version, REDISLOCK_CLIENT_OPTIONS_VERSION);
+    if (opts)
+        copy_opts(opts, &oc);
     if ((rc = check_opts(o)))
         return rc;
     c = redislock__calloc(1, sizeof *c);
@@ -105,6 +126,9 @@ int redislock_client_new_multi(redislock_client **out, const char *const *urls,
                                               : DEFAULT_SIGNAL_EXPIRE_MS;
     c->max_idle = o->max_idle_connections ? o->max_idle_connections
                                           : DEFAULT_MAX_IDLE;
+    c->drift_ppm = o->clock_drift_ppm == 0    ? DEFAULT_DRIFT_PPM
+                   : o->clock_drift_ppm < 0 ? 0
+                                            : o->clock_drift_ppm;
     c->hash_tag = o->hash_tag != 0;
     c->log = o->log;
     c->log_userdata = o->log_userdata;
@@ -183,4 +207,13 @@ int64_t redislock__io_deadline(const redislock_client *c, int64_t limit)
 {
     return redislock__min_deadline(redislock__after_ms(c->command_timeout_ms),
                                    limit);
+}
+
+int64_t redislock__step_deadline(const redislock_client *c, int connect,
+                                 int64_t limit)
+{
+    int ms = c->nmasters > 1 ? c->master_timeout_ms
+             : connect       ? c->connect_timeout_ms
+                             : c->command_timeout_ms;
+    return redislock__min_deadline(redislock__after_ms(ms), limit);
 }

@@ -19,6 +19,31 @@ int redislock__conn_io_error(redislock__conn *c, int err, const char *what)
                           what, err ? strerror(err) : "connection closed by server");
 }
 
+/* A send failed with err.  A server that refuses a client (maxclients)
+ * writes its reason and closes: if that reason is waiting in the socket,
+ * report it instead of a bare "broken pipe". */
+static int send_error(redislock__conn *c, int err)
+{
+    char buf[512], text[256];
+    ssize_t n = 0;
+    if (err == EPIPE || err == ECONNRESET) {
+        do
+            n = recv(c->fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+    }
+    if (n > 1 && buf[0] == '-') {
+        size_t len = (size_t)n;
+        char *eol = memchr(buf, '\r', len);
+        if (eol)
+            len = (size_t)(eol - buf);
+        redislock__printable(buf + 1, len - 1, text, sizeof text);
+        c->broken = 1;
+        return redislock__err(REDISLOCK_EPROTO, "redis %s: the server closed the "
+                              "connection: %s", c->m->ep.addr, text);
+    }
+    return redislock__conn_io_error(c, err, "send");
+}
+
 static int grow(redislock__conn *c, size_t need)
 {
     size_t cap = c->ocap ? c->ocap : 256;
@@ -99,7 +124,7 @@ int redislock__conn_flush_nb(redislock__conn *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
-        return redislock__conn_io_error(c, errno, "send");
+        return send_error(c, errno);
     }
     c->olen = c->opos = 0;
     return 1;
@@ -127,7 +152,7 @@ int redislock__conn_flush(redislock__conn *c, int64_t deadline)
                                       c->m->ep.addr);
             }
         }
-        return redislock__conn_io_error(c, errno, "send");
+        return send_error(c, errno);
     }
     c->olen = c->opos = 0;
     return 0;

@@ -180,24 +180,17 @@ void redislock__fan_put(redislock__fanout *f)
     }
 }
 
-/* One step of an operation: connecting, then the reply.  With one master
- * the connect and command timeouts apply; in majority mode each step is
- * bounded by the per-master timeout, so one hung master costs that once. */
-static int64_t step_deadline(const redislock_client *c, int connect)
-{
-    if (c->nmasters > 1)
-        return redislock__after_ms(c->master_timeout_ms);
-    return redislock__after_ms(connect ? c->connect_timeout_ms : c->command_timeout_ms);
-}
-
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
                         redislock__call *call)
 {
     int rc = redislock__fan_init(f, c->nmasters, 1);
     if (rc)
         return rc;
-    redislock__fan_connect(f, c, step_deadline(c, 1));
-    redislock__fan_calls(f, &call, step_deadline(c, 0));
+    /* with one master the connect and command timeouts apply; in majority
+     * mode each step is bounded by the per-master timeout, so one hung
+     * master costs that once */
+    redislock__fan_connect(f, c, redislock__step_deadline(c, 1, REDISLOCK__NEVER));
+    redislock__fan_calls(f, &call, redislock__step_deadline(c, 0, REDISLOCK__NEVER));
     return 0;
 }
 

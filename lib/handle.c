@@ -1,46 +1,10 @@
-/* Lock handles: creation, options, local state (held, lost, validity),
- * and the per-handle messages. */
+/* Lock handles: creation, options, getters, and the per-handle messages.
+ * The local state they report (held, lost, validity) is kept by state.c. */
 #include "internal.h"
 
 #include <hiredis.h>
 #include <stdio.h>
 #include <string.h>
-
-static void set_held(redislock *lk, int v)
-{
-    __atomic_store_n(&lk->held, v, __ATOMIC_SEQ_CST);
-}
-
-void redislock__clear_held(redislock *lk)
-{
-    set_held(lk, 0);
-}
-
-void redislock__set_held(redislock *lk, int64_t expires_us)
-{
-    __atomic_store_n(&lk->expires_us, expires_us, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&lk->lost_reason, 0, __ATOMIC_SEQ_CST);
-    set_held(lk, 1);
-}
-
-int redislock__set_lost(redislock *lk, int reason)
-{
-    int none = 0;
-    set_held(lk, 0);
-    return __atomic_compare_exchange_n(&lk->lost_reason, &none, reason, 0,
-                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-}
-
-int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
-                               int64_t expire_ms)
-{
-    if (expire_ms <= 0)
-        return 0;
-    if (c->nmasters == 1)
-        return sent_us + expire_ms * 1000;
-    /* Redlock: less a clock drift allowance of 1% of the expiry + 2 ms */
-    return sent_us + expire_ms * 1000 - (expire_ms * 10 + 2000);
-}
 
 int redislock__finish(redislock *lk, int rc)
 {
@@ -107,6 +71,17 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
         return redislock__err(REDISLOCK_EINVAL,
                               "majority mode (%zu masters) needs an expiry: "
                               "expire_ms is 0", c->nmasters);
+    if (o->expire_ms > 0 && o->expire_ms * 1000 <= redislock__drift_us(c, o->expire_ms))
+        return redislock__err(REDISLOCK_EINVAL,
+                              "expire_ms %lld is not longer than the clock drift "
+                              "allowance (%lld us): the lock could never be valid",
+                              (long long)o->expire_ms,
+                              (long long)redislock__drift_us(c, o->expire_ms));
+    if (o->expire_ms > REDISLOCK__MAX_EXPIRE_MS)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "expire_ms %lld is too large (at most %lld, about 100 "
+                              "years)",
+                              (long long)o->expire_ms, (long long)REDISLOCK__MAX_EXPIRE_MS);
     if (o->auto_renew && o->expire_ms == 0)
         return redislock__err(REDISLOCK_EINVAL,
                               "auto_renew needs an expiry: expire_ms is 0");
@@ -185,21 +160,6 @@ const char *redislock_errmsg(const redislock *lk)
     return lk ? lk->errmsg : "the lock handle is NULL";
 }
 
-int redislock_held(const redislock *lk)
-{
-    int64_t expires;
-    if (!lk || !__atomic_load_n(&lk->held, __ATOMIC_SEQ_CST) ||
-        __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST))
-        return 0;
-    expires = __atomic_load_n(&lk->expires_us, __ATOMIC_SEQ_CST);
-    return expires == 0 || redislock__now_us() < expires;
-}
-
-int redislock_lost_reason(const redislock *lk)
-{
-    return lk ? __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST) : 0;
-}
-
 const char *redislock_lost_reason_string(int reason)
 {
     switch (reason) {
@@ -216,18 +176,6 @@ const char *redislock_lost_reason_string(int reason)
     default:
         return "unknown reason";
     }
-}
-
-int64_t redislock_validity_ms(const redislock *lk)
-{
-    int64_t expires, left;
-    if (!redislock_held(lk))
-        return 0;
-    expires = __atomic_load_n(&lk->expires_us, __ATOMIC_SEQ_CST);
-    if (expires == 0)
-        return -1;
-    left = (expires - redislock__now_us()) / 1000;
-    return left > 0 ? left : 0;
 }
 
 const char *redislock_master_errors(const redislock *lk)

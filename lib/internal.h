@@ -181,8 +181,13 @@ redislock__renewer *redislock__renewer_new(redislock_client *c);
 void redislock__renewer_free(redislock__renewer *r);
 /* Schedule renewals of a lock just acquired (or extended) at sent_us. */
 int redislock__renew_add(redislock *lk);
-/* Stop renewing lk at once (release); in-flight results are ignored. */
+/* Stop renewing lk at once (release, and extend before it sends);
+ * in-flight results are ignored. */
 void redislock__renew_remove(redislock *lk);
+/* After an extend sent at sent_us that left the key ttl_ms to live: renew
+ * again after the interval (sooner for a short ttl_ms).  No-op for a lock
+ * that is not auto-renewed. */
+void redislock__renew_resume(redislock *lk, int64_t sent_us, int64_t ttl_ms);
 /* renew_remove, and wait until no renewal or callback uses lk (free).
  * Returns 1 when called from lk's own lost-callback: the renewal thread then
  * destroys lk once the callback returns. */
@@ -209,6 +214,7 @@ struct redislock_client {
     int connect_timeout_ms;
     int command_timeout_ms;
     int master_timeout_ms;   /* majority mode: per master and step */
+    int64_t drift_ppm;       /* clock drift allowance, parts per million */
     int signal_expire_ms;
     int max_idle;
     char *key_prefix;
@@ -229,6 +235,11 @@ void redislock__log(const redislock_client *c, int level, const char *fmt, ...)
     REDISLOCK__PRINTF(3, 4);
 /* now + command timeout, bounded by limit (REDISLOCK__NEVER for none). */
 int64_t redislock__io_deadline(const redislock_client *c, int64_t limit);
+/* The deadline of one step of an operation (connecting, or one reply):
+ * with one master now + the connect or command timeout, with several
+ * now + master_timeout_ms; never later than limit. */
+int64_t redislock__step_deadline(const redislock_client *c, int connect,
+                                 int64_t limit);
 
 /* ----------------------------------------------------------- handle state */
 struct redislock {
@@ -375,19 +386,33 @@ void redislock__fan_put(redislock__fanout *f);
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
                         redislock__call *call);
 
+/* ---------------------------------------------------------------- state.c */
+/* The fixed part of the clock drift allowance. */
+#define REDISLOCK__DRIFT_FIXED_US 2000
+/* The longest expiry accepted: 100 years (no overflow in microseconds). */
+#define REDISLOCK__MAX_EXPIRE_MS (100LL * 366 * 24 * 3600 * 1000)
+/* Mark a lock held until expires_us (0: no expiry); clears a lost reason. */
+void redislock__set_held(redislock *lk, int64_t expires_us);
+void redislock__clear_held(redislock *lk);
+/* Replace the local expiry (a request the server ran after the one that set
+ * it confirmed a new expiry). */
+void redislock__set_expiry(redislock *lk, int64_t expires_us);
+/* Lower the local expiry to expires_us if that is earlier (never raises). */
+void redislock__lower_expiry(redislock *lk, int64_t expires_us);
+int64_t redislock__expiry(const redislock *lk);
+/* Mark a lock lost; returns 1 the first time. */
+int redislock__set_lost(redislock *lk, int reason);
+/* The clock drift allowance for a TTL: drift_ppm of it + 2 ms. */
+int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms);
+/* The local expiry of a lock whose key a request sent at sent_us left with
+ * ttl_ms to live (set or reported by the server): sent + ttl - drift.  0 for
+ * ttl_ms <= 0 (no expiry). */
+int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
+                               int64_t ttl_ms);
+
 /* ---------------------------------------------------------------- handle.c */
 /* Free a handle's memory (no renewal bookkeeping). */
 void redislock__lock_destroy(redislock *lk);
-/* Mark a lock held until expires_us (0: no expiry). */
-void redislock__set_held(redislock *lk, int64_t expires_us);
-void redislock__clear_held(redislock *lk);
-/* Mark a lock lost; returns 1 the first time. */
-int redislock__set_lost(redislock *lk, int reason);
-/* The local expiry of a lock granted by a round sent at sent_us: the
- * expiry, less (with several masters) a clock drift allowance of 1% + 2 ms.
- * 0 for a lock without expiry. */
-int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
-                               int64_t expire_ms);
 /* Keep the outcome of an API call in the handle's message. */
 int redislock__finish(redislock *lk, int rc);
 const char *redislock__qname(const redislock *lk, char *buf, size_t len);

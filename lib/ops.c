@@ -157,6 +157,12 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
         return redislock__finish(lk, redislock__err(REDISLOCK_EINVAL,
                                                     "expire_ms is negative (%lld)",
                                                     (long long)expire_ms));
+    if (expire_ms > REDISLOCK__MAX_EXPIRE_MS)
+        return redislock__finish(lk, redislock__err(REDISLOCK_EINVAL,
+                                                    "expire_ms %lld is too large (at "
+                                                    "most %lld)",
+                                                    (long long)expire_ms,
+                                                    (long long)REDISLOCK__MAX_EXPIRE_MS));
     if (expire_ms == 0)
         expire_ms = lk->expire_ms;
     if (expire_ms == 0)
@@ -168,19 +174,28 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
     redislock__call_key(&call, lk->key, lk->keylen);
     redislock__call_arg(&call, lk->id, lk->idlen);
     redislock__call_int(&call, expire_ms);
+    /* A renewal in flight may reach the server after this extend: its
+     * result must not set the local expiry after ours.  Renewal stops here
+     * and resumes from this extend's answer. */
+    redislock__renew_remove(lk);
     sent = redislock__now_us();
     rc = redislock__fan_once(&f, c, &call);
     redislock__call_free(&call);
-    if (rc)
+    valid = redislock__valid_until(c, sent, expire_ms);
+    if (rc) {
+        redislock__lower_expiry(lk, valid); /* it may have run */
+        redislock__renew_resume(lk, sent, expire_ms);
         return redislock__finish(lk, rc);
+    }
     count_ints(&f, "extend", &t);
     redislock__note_masters(lk, &f);
-    valid = redislock__valid_until(c, sent, expire_ms);
+    if (t.failed)
+        redislock__lower_expiry(lk, valid); /* where no answer came, it may have run */
     if (c->nmasters == 1 && t.failed) {
         rc = single_error(&f, c);
-    } else if (t.count[0] >= c->quorum && (c->nmasters == 1 || redislock__now_us() < valid)) {
+    } else if (t.count[0] >= c->quorum && redislock__now_us() < valid) {
         if (!redislock_lost_reason(lk) && __atomic_load_n(&lk->held, __ATOMIC_SEQ_CST))
-            __atomic_store_n(&lk->expires_us, valid, __ATOMIC_SEQ_CST);
+            redislock__set_expiry(lk, valid);
         rc = 0;
     } else if (t.count[2] >= c->quorum) {
         rc = redislock__err(REDISLOCK_ENOTEXPIRABLE, "lock %s was acquired without expiry",
@@ -188,10 +203,18 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
     } else if (t.failed > c->nmasters - c->quorum) {
         rc = no_quorum(lk, &f, "extend", t.failed);
     } else {
-        /* held on fewer than a quorum: not held any more */
+        /* held on fewer than a quorum, or extended too late to count: not
+         * held any more */
         redislock__clear_held(lk);
-        rc = not_held(lk, c->nmasters > 1 ? " on a quorum of masters" : "");
+        rc = t.count[0] >= c->quorum
+                 ? redislock__err(REDISLOCK_ENOTHELD,
+                                  "lock %s: extended, but the validity ran out before "
+                                  "the answers came",
+                                  redislock__qname(lk, nbuf, sizeof nbuf))
+                 : not_held(lk, c->nmasters > 1 ? " on a quorum of masters" : "");
     }
+    if (redislock_held(lk))
+        redislock__renew_resume(lk, sent, expire_ms);
     redislock__fan_free(&f);
     return redislock__finish(lk, rc);
 }

@@ -11,25 +11,43 @@
  * that passes without a successful renewal, makes the lock lost: the handle
  * stops reporting it held and its callback runs once.
  *
- * Results carry the handle's renewal generation: release and acquire bump
- * it, so the result of a renewal that was in flight when the lock was
- * released (or released and taken again) is ignored. */
+ * Results carry the handle's renewal generation: release, extend and
+ * acquire bump it, so the result of a renewal that was in flight when the
+ * lock was released (or extended, or released and taken again) is ignored:
+ * the local expiry is never set from a request older than the last one the
+ * handle's own thread made.
+ *
+ * Between batches the thread sleeps in poll() on a wake-up pipe and on its
+ * kept connections.  A kept connection owes no reply, so one that becomes
+ * readable was closed by the server (a restart, CLIENT KILL, a timeout):
+ * every scheduled lock is then checked at once instead of at its next
+ * interval, because a server restarted without persistence has forgotten
+ * them and may already have granted them to another owner. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2(); NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
+#endif
 #include "internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hiredis.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 /* Locks due within this part of their interval are renewed together with
  * the first one due (at most 250 ms early). */
 #define WINDOW_DIVISOR 4
 #define WINDOW_MAX_US 250000
+/* A master that refused the watch connection is tried again after this. */
+#define WATCH_RETRY_US 100000
 
 struct redislock__renewer {
     redislock_client *c;
     pthread_mutex_t mu;
-    pthread_cond_t cv;        /* to the thread: the schedule changed, or stop */
+    int wake[2];              /* pipe to the thread: the schedule changed, or
+                                 stop; -1 while no thread runs */
     pthread_cond_t done_cv;   /* from the thread: a batch or callback ended */
     pthread_t thread;
     int running;              /* the thread exists (in this process) */
@@ -38,6 +56,7 @@ struct redislock__renewer {
     size_t n, cap;
     redislock *all;           /* every registered handle */
     redislock__conn **conns;  /* one per master, used by the thread only */
+    int64_t *watch_retry_us;  /* per master: no new watch connection before */
     redislock__renew_stats st;
 };
 
@@ -241,17 +260,113 @@ static void unlink_handle(redislock__renewer *r, redislock *lk)
 
 /* ---------------------------------------------------------------- thread */
 
+static int open_pipe(redislock__renewer *r)
+{
+    /* close-on-exec from the start: another thread may fork and exec */
+    if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+        r->wake[0] = r->wake[1] = -1;
+        return redislock__err(REDISLOCK_ENOMEM,
+                              "cannot start the renewal thread: pipe: %s",
+                              strerror(errno));
+    }
+    return 0;
+}
+
+static void close_pipe(redislock__renewer *r)
+{
+    if (r->wake[0] >= 0) {
+        close(r->wake[0]);
+        close(r->wake[1]);
+    }
+    r->wake[0] = r->wake[1] = -1;
+}
+
+/* Wake the thread (mu held, or the thread is not sleeping on mu). */
+static void wake(redislock__renewer *r)
+{
+    ssize_t n;
+    if (r->wake[1] < 0)
+        return;
+    do
+        n = write(r->wake[1], "", 1);
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN: the pipe is full, the thread will wake anyway */
+}
+
+/* Every scheduled lock due now (its master's connection broke); mu held. */
+static void check_all_now(redislock__renewer *r)
+{
+    int64_t now = redislock__now_us();
+    size_t i;
+    for (i = 0; i < r->n; i++) /* all equal: still a heap */
+        r->heap[i]->due_us = now;
+}
+
+/* While locks are scheduled, keep a connection to every master open (the
+ * one renewals use), so that a server that closes it (a restart) is noticed
+ * at once rather than at the next renewal.  Connecting ends by the next due
+ * renewal; a master that fails is tried again after WATCH_RETRY_US.  mu
+ * held; released while connecting. */
+static void ensure_conns(redislock__renewer *r, int64_t due_us)
+{
+    redislock_client *c = r->c;
+    int64_t now = redislock__now_us();
+    size_t i;
+    for (i = 0; i < c->nmasters; i++) {
+        redislock__conn *conn = NULL;
+        if (r->conns[i] || now < r->watch_retry_us[i])
+            continue;
+        r->watch_retry_us[i] = now + WATCH_RETRY_US;
+        pthread_mutex_unlock(&r->mu);
+        if (redislock__pool_get(&c->masters[i], redislock__step_deadline(c, 1, due_us),
+                                &conn))
+            conn = NULL;
+        pthread_mutex_lock(&r->mu);
+        __atomic_store_n(&r->conns[i], conn, __ATOMIC_RELAXED);
+    }
+}
+
+/* Sleep until due_us (REDISLOCK__NEVER: until woken), a wake-up, or one of
+ * the kept connections closing.  mu held; released while sleeping. */
 static void wait_until(redislock__renewer *r, int64_t due_us)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    {
-        int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-        int64_t at = due_us > now ? due_us : now;
-        ts.tv_sec = (time_t)(at / 1000000);
-        ts.tv_nsec = (long)(at % 1000000) * 1000;
+    struct pollfd p[1 + REDISLOCK__MAX_MASTERS];
+    size_t idx[1 + REDISLOCK__MAX_MASTERS], np = 1, i;
+    char buf[64];
+    int n, broke = 0;
+
+    p[0].fd = r->wake[0];
+    p[0].events = POLLIN;
+    for (i = 0; i < r->c->nmasters; i++) {
+        if (!r->conns[i])
+            continue;
+        p[np].fd = r->conns[i]->fd;
+        p[np].events = POLLIN;
+        idx[np++] = i;
     }
-    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    pthread_mutex_unlock(&r->mu);
+    n = poll(p, (nfds_t)np, redislock__poll_ms(due_us));
+    pthread_mutex_lock(&r->mu);
+    if (n <= 0)
+        return;
+    if (p[0].revents)
+        while (read(r->wake[0], buf, sizeof buf) > 0)
+            ;
+    for (i = 1; i < np; i++) {
+        redislock__conn *conn = r->conns[idx[i]];
+        if (!p[i].revents)
+            continue;
+        redislock__log(r->c, REDISLOCK_LOG_WARN,
+                       "redis %s: the renewal connection was closed by the server; "
+                       "checking %zu lock(s) now",
+                       conn->m->ep.addr, r->n);
+        __atomic_store_n(&r->conns[idx[i]], NULL, __ATOMIC_RELAXED);
+        conn->broken = 1;
+        redislock__pool_put(conn);
+        broke = 1;
+    }
+    if (broke)
+        check_all_now(r);
 }
 
 /* Apply one result; mu held.  Returns 1 if the lock was lost now. */
@@ -265,7 +380,7 @@ static int apply(redislock__renewer *r, item *it)
     switch (it->result) {
     case RENEW_OK:
         expires = redislock__valid_until(r->c, it->sent_us, lk->expire_ms);
-        __atomic_store_n(&lk->expires_us, expires, __ATOMIC_SEQ_CST);
+        redislock__set_expiry(lk, expires);
         lk->backoff_ms = 0;
         lk->due_us = it->sent_us + lk->renew_interval_ms * 1000;
         r->st.renewals++;
@@ -282,7 +397,7 @@ static int apply(redislock__renewer *r, item *it)
     default:
         r->st.failures++;
         now = redislock__now_us();
-        expires = __atomic_load_n(&lk->expires_us, __ATOMIC_SEQ_CST);
+        expires = redislock__expiry(lk);
         if (now >= expires) {
             reason = r->c->nmasters > 1 ? REDISLOCK_LOST_NO_QUORUM
                                         : REDISLOCK_LOST_EXPIRED;
@@ -317,12 +432,14 @@ static void *run(void *arg)
         int64_t now, window;
         size_t n = 0, i;
         if (r->n == 0) {
-            pthread_cond_wait(&r->cv, &r->mu);
+            wait_until(r, REDISLOCK__NEVER);
             continue;
         }
         now = redislock__now_us();
         if (r->heap[0]->due_us > now) {
-            wait_until(r, r->heap[0]->due_us);
+            ensure_conns(r, r->heap[0]->due_us);
+            if (r->n && r->heap[0]->due_us > redislock__now_us())
+                wait_until(r, r->heap[0]->due_us);
             continue;
         }
         window = r->heap[0]->renew_interval_ms * 1000 / WINDOW_DIVISOR;
@@ -393,6 +510,8 @@ static int start(redislock__renewer *r)
 {
     sigset_t all, old;
     int rc;
+    if (r->wake[0] < 0 && (rc = open_pipe(r)))
+        return rc;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&r->thread, NULL, run, r);
@@ -410,20 +529,19 @@ static int start(redislock__renewer *r)
 redislock__renewer *redislock__renewer_new(redislock_client *c)
 {
     redislock__renewer *r = redislock__calloc(1, sizeof *r);
-    pthread_condattr_t attr;
     if (!r)
         return NULL;
+    r->wake[0] = r->wake[1] = -1;
     r->conns = redislock__calloc(c->nmasters, sizeof *r->conns);
-    if (!r->conns) {
+    r->watch_retry_us = redislock__calloc(c->nmasters, sizeof *r->watch_retry_us);
+    if (!r->conns || !r->watch_retry_us) {
+        redislock__free(r->conns);
+        redislock__free(r->watch_retry_us);
         redislock__free(r);
         return NULL;
     }
     r->c = c;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &attr);
-    pthread_condattr_destroy(&attr);
     pthread_cond_init(&r->done_cv, NULL);
     return r;
 }
@@ -436,7 +554,7 @@ void redislock__renewer_free(redislock__renewer *r)
         return;
     pthread_mutex_lock(&r->mu);
     r->stop = 1;
-    pthread_cond_signal(&r->cv);
+    wake(r);
     pthread_mutex_unlock(&r->mu);
     if (r->running)
         pthread_join(r->thread, NULL);
@@ -448,8 +566,9 @@ void redislock__renewer_free(redislock__renewer *r)
     for (i = 0; i < r->c->nmasters; i++)
         redislock__pool_put(r->conns[i]);
     redislock__free(r->conns);
+    redislock__free(r->watch_retry_us);
     redislock__free(r->heap);
-    pthread_cond_destroy(&r->cv);
+    close_pipe(r);
     pthread_cond_destroy(&r->done_cv);
     pthread_mutex_destroy(&r->mu);
     redislock__free(r);
@@ -481,10 +600,34 @@ int redislock__renew_add(redislock *lk)
     }
     top = lk->heap_idx == 0;
     if (top)
-        pthread_cond_signal(&r->cv);
+        wake(r);
 out:
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+void redislock__renew_resume(redislock *lk, int64_t sent_us, int64_t ttl_ms)
+{
+    redislock__renewer *r;
+    int64_t interval_us;
+    if (!lk->renew_registered)
+        return;
+    r = lk->c->renewer;
+    interval_us = lk->renew_interval_ms * 1000;
+    /* a shorter TTL than the expiry needs its renewal sooner */
+    if (ttl_ms > 0 && ttl_ms * 1000 / 3 < interval_us)
+        interval_us = ttl_ms * 1000 / 3;
+    pthread_mutex_lock(&r->mu);
+    /* A renewal still in flight has an older generation: its result will
+     * be ignored, and the lock is scheduled here (the thread runs one batch
+     * at a time, so it cannot be taken twice). */
+    if (lk->heap_idx == REDISLOCK__NOT_SCHEDULED) {
+        lk->backoff_ms = 0;
+        lk->due_us = sent_us + interval_us;
+        if (heap_push(r, lk) == 0 && lk->heap_idx == 0)
+            wake(r);
+    }
+    pthread_mutex_unlock(&r->mu);
 }
 
 void redislock__renew_remove(redislock *lk)
@@ -557,13 +700,7 @@ void redislock__renew_fork_child(redislock__renewer *r)
         r->conns[i] = NULL;
     }
     pthread_cond_init(&r->done_cv, NULL);
-    {
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&r->cv, &attr);
-        pthread_condattr_destroy(&attr);
-    }
+    close_pipe(r); /* the parent's thread reads it; start() makes a new one */
     pthread_mutex_unlock(&r->mu);
 }
 

@@ -110,12 +110,17 @@ redislock__script redislock__script_signal = {
 };
 
 /* KEYS: lock.  ARGV: id, expiry ms.  0: renewed, 1: gone, 3: another owner
- * holds it.  Auto-renewal's extend: it tells "gone" from "taken". */
+ * holds it.  Auto-renewal's extend: it tells "gone" from "taken", and it
+ * never shortens the TTL (an extend beyond the expiry stands): a renewal
+ * that reaches the server after a newer extend then cannot cut the key
+ * below what the extend's answer let the handle believe. */
 redislock__script redislock__script_renew = {
     "renew",
     "local v = redis.call('get', KEYS[1])\n"
     "if v == ARGV[1] then\n"
-    "  redis.call('pexpire', KEYS[1], ARGV[2])\n"
+    "  if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then\n"
+    "    redis.call('pexpire', KEYS[1], ARGV[2])\n"
+    "  end\n"
     "  return 0\n"
     "end\n"
     "if v then return 3 end\n"

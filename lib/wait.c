@@ -179,6 +179,14 @@ static void pump(waiter *w, int64_t deadline, int until)
     }
 }
 
+/* An error reply that means CLIENT UNBLOCK will never work on this server:
+ * denied by ACL (NOPERM), or unknown (a server without it). */
+static int unblock_refused(const char *err)
+{
+    return strstr(err, "NOPERM") || strstr(err, "unknown command") ||
+           strstr(err, "unknown subcommand") || strstr(err, "Unknown subcommand");
+}
+
 /* CLIENT UNBLOCK every connection still blocked, from one helper connection
  * per master, all at once.  Connections of masters where that is not
  * possible keep waiting for the server's own timeout. */
@@ -188,6 +196,7 @@ static void cancel(waiter *w, int64_t hard)
     waiter hw;
     size_t i;
     int any = 0;
+    const redislock_client *cl = NULL;
     memset(&helpers, 0, sizeof helpers);
     memset(&hw, 0, sizeof hw);
     helpers.n = f->n;
@@ -200,8 +209,16 @@ static void cancel(waiter *w, int64_t hard)
         if (!c || f->rc[i] || w->stage[i] == DONE || c->client_id <= 0 ||
             __atomic_load_n(&c->m->no_unblock, __ATOMIC_RELAXED))
             continue;
-        if (redislock__pool_get(c->m, hard, &helpers.conns[i]))
+        cl = c->m->client;
+        if (redislock__pool_get(c->m, hard, &helpers.conns[i])) {
+            /* transient (the server is at maxclients, restarting...): this
+             * wait ends on the server's timeout; the next tries again */
+            redislock__log(cl, REDISLOCK_LOG_WARN,
+                           "redis %s: no connection for CLIENT UNBLOCK (%s); this "
+                           "wait ends on the server's timeout",
+                           c->m->ep.addr, redislock_last_error());
             continue;
+        }
         snprintf(id, sizeof id, "%lld", c->client_id);
         if (redislock__conn_appendv(helpers.conns[i], "CLIENT", "UNBLOCK", id,
                                     "TIMEOUT", (const char *)NULL) ||
@@ -218,12 +235,19 @@ static void cancel(waiter *w, int64_t hard)
         if (helpers.conns[i] && hw.stage[i] != DONE)
             helpers.conns[i]->broken = 1;
         else if (helpers.conns[i] && !f->rc[i] && w->stage[i] != DONE &&
-                 helpers.rc[i]) {
-            /* the helper got an error reply: CLIENT UNBLOCK is refused */
+                 helpers.rc[i] && unblock_refused(helpers.err[i])) {
+            /* the server refuses the command for good (ACL, unknown) */
             __atomic_store_n(&f->conns[i]->m->no_unblock, 1, __ATOMIC_RELAXED);
             redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_INFO,
                            "redis %s: CLIENT UNBLOCK refused (%s); waits end on the "
                            "server's timeout", f->conns[i]->m->ep.addr, helpers.err[i]);
+        } else if (helpers.conns[i] && helpers.rc[i]) {
+            /* anything else (a connection refused at maxclients, a broken
+             * connection) is transient: the next wait tries again */
+            redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_WARN,
+                           "redis %s: CLIENT UNBLOCK failed (%s); this wait ends "
+                           "on the server's timeout", f->conns[i]->m->ep.addr,
+                           helpers.err[i]);
         }
         redislock__pool_put(helpers.conns[i]);
     }
@@ -233,7 +257,8 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
                             size_t sigkeylen, int64_t until, int *popped)
 {
     waiter w;
-    int64_t now = redislock__now_us(), hard = REDISLOCK__NEVER;
+    int64_t now = redislock__now_us(), hard = REDISLOCK__NEVER, rest;
+    const redislock_client *cl = NULL;
     size_t i, active = 0;
     int any_popped = 0;
 
@@ -252,7 +277,8 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
         w.stage[i] = DONE;
         if (!c || f->rc[i])
             continue;
-        hard = until + redislock__slack_us(c->m->client);
+        cl = c->m->client;
+        hard = until + redislock__slack_us(cl);
         format_timeout(c->m, until - now, tmo, sizeof tmo);
         if (c->client_id == 0 && !__atomic_load_n(&c->m->no_unblock, __ATOMIC_RELAXED)) {
             rc = redislock__conn_appendv(c, "CLIENT", "ID", (const char *)NULL);
@@ -279,10 +305,13 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
 
     /* Until the first wake-up (or server timeout) or our timer. */
     pump(&w, until, UNTIL_FIRST_BLPOP);
-    /* The rest: learn their ids (answered at once), cancel, collect. */
-    pump(&w, hard, UNTIL_IDS_KNOWN);
-    cancel(&w, hard);
-    pump(&w, hard, UNTIL_ALL_DONE);
+    /* The rest: learn their ids (answered at once), cancel, collect; in
+     * majority mode all of it within the per-master timeout, so that a
+     * master that stopped answering delays the hand-off by that much only. */
+    rest = redislock__step_deadline(cl, 0, hard);
+    pump(&w, rest, UNTIL_IDS_KNOWN);
+    cancel(&w, rest);
+    pump(&w, rest, UNTIL_ALL_DONE);
     for (i = 0; i < f->n; i++) {
         if (f->conns[i] && !f->rc[i] && w.stage[i] != DONE)
             fail(f, i, redislock__err(REDISLOCK_EIO, "redis %s: no reply to BLPOP in time",

@@ -1,0 +1,103 @@
+/* A handle's local belief about its lock: held or not, lost or not, and the
+ * local expiry (when redislock_held() stops vouching for it).
+ *
+ * The local expiry is always a lower bound of the server's: it is counted
+ * from when the request that the server answered was *sent* (the server ran
+ * it later), from the TTL that the server reported or set, less a clock
+ * drift allowance (this host's monotonic clock may run slower than the
+ * server's).  Who writes it:
+ *   - the handle's own thread (acquire, extend, release), one at a time;
+ *   - the renewal thread, for results whose renewal generation is still
+ *     current.  Extend and release bump that generation before they send, so
+ *     the result of a renewal sent earlier can never overwrite theirs (see
+ *     renew.c and ops.c).
+ * Readers (redislock_held() and redislock_validity_ms(), from any thread)
+ * use atomics only. */
+#include "internal.h"
+
+static void store_held(redislock *lk, int v)
+{
+    __atomic_store_n(&lk->held, v, __ATOMIC_SEQ_CST);
+}
+
+void redislock__clear_held(redislock *lk)
+{
+    store_held(lk, 0);
+}
+
+void redislock__set_held(redislock *lk, int64_t expires_us)
+{
+    __atomic_store_n(&lk->expires_us, expires_us, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&lk->lost_reason, 0, __ATOMIC_SEQ_CST);
+    store_held(lk, 1);
+}
+
+void redislock__set_expiry(redislock *lk, int64_t expires_us)
+{
+    __atomic_store_n(&lk->expires_us, expires_us, __ATOMIC_SEQ_CST);
+}
+
+void redislock__lower_expiry(redislock *lk, int64_t expires_us)
+{
+    int64_t cur = __atomic_load_n(&lk->expires_us, __ATOMIC_SEQ_CST);
+    if (expires_us == 0)
+        return; /* "no expiry" lowers nothing */
+    /* 0 is "no expiry": anything is lower */
+    while ((cur == 0 || expires_us < cur) &&
+           !__atomic_compare_exchange_n(&lk->expires_us, &cur, expires_us, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+}
+
+int64_t redislock__expiry(const redislock *lk)
+{
+    return __atomic_load_n(&lk->expires_us, __ATOMIC_SEQ_CST);
+}
+
+int redislock__set_lost(redislock *lk, int reason)
+{
+    int none = 0;
+    store_held(lk, 0);
+    return __atomic_compare_exchange_n(&lk->lost_reason, &none, reason, 0,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms)
+{
+    return ttl_ms * c->drift_ppm / 1000 + REDISLOCK__DRIFT_FIXED_US;
+}
+
+int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
+                               int64_t ttl_ms)
+{
+    if (ttl_ms <= 0)
+        return 0;
+    return sent_us + ttl_ms * 1000 - redislock__drift_us(c, ttl_ms);
+}
+
+int redislock_held(const redislock *lk)
+{
+    int64_t expires;
+    if (!lk || !__atomic_load_n(&lk->held, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST))
+        return 0;
+    expires = redislock__expiry(lk);
+    return expires == 0 || redislock__now_us() < expires;
+}
+
+int redislock_lost_reason(const redislock *lk)
+{
+    return lk ? __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST) : 0;
+}
+
+int64_t redislock_validity_ms(const redislock *lk)
+{
+    int64_t expires, left;
+    if (!redislock_held(lk))
+        return 0;
+    expires = redislock__expiry(lk);
+    if (expires == 0)
+        return -1;
+    left = (expires - redislock__now_us()) / 1000;
+    return left > 0 ? left : 0;
+}
