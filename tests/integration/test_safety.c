@@ -1,0 +1,711 @@
+/* The one promise: redislock_held() never vouches for a lock past the
+ * server's.  Each test is a repro of a way it once did (issue 11), run
+ * against real servers, some through a fault proxy (tests/harness/proxy.c):
+ *  - the local validity after an "already mine" answer, after a lost reply,
+ *    after extends racing the renewal thread, after any sequence of calls
+ *    (a property test) is never above the server's PTTL;
+ *  - a holder whose clock runs slow is covered by the drift allowance;
+ *  - in majority mode a master that stops during a wait delays the hand-off
+ *    by about the per-master timeout, not until the waiter's timeout;
+ *  - at the server's maxclients a release names the cause, and the
+ *    client-side wait timer keeps working;
+ *  - through stalls, drops and reply-only stalls the holder stops vouching
+ *    before anyone else is granted the lock (the margin is printed);
+ *  - a server restarted without persistence is noticed at once. */
+#include "proxy.h"
+#include "server.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NM 3
+static ts_server ms[NM];
+static const char *urls[NM];
+static int started;
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int group_setup(void **state)
+{
+    int i;
+    (void)state;
+    for (i = 0; i < NM; i++) {
+        int rc = ts_start(&ms[i]);
+        if (rc)
+            return rc == 77 ? 0 : -1;
+        urls[i] = ms[i].url;
+    }
+    started = 1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    int i;
+    (void)state;
+    for (i = 0; i < NM; i++)
+        ts_stop(&ms[i]);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    int i;
+    (void)state;
+    if (!started)
+        skip();
+    for (i = 0; i < NM; i++) {
+        if (!ms[i].pid)
+            assert_int_equal(ts_restart(&ms[i]), 0);
+        else
+            ts_resume(&ms[i]);
+        ts_flushall(&ms[i]);
+    }
+    return 0;
+}
+
+static redislock_client *client_n(size_t n, const char *const *u, int command_timeout_ms)
+{
+    redislock_client *c = NULL;
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    o.command_timeout_ms = command_timeout_ms;
+    o.master_timeout_ms = 50;
+    if (redislock_client_new_multi(&c, u, n, &o))
+        fail_msg("client: %s", redislock_last_error());
+    return c;
+}
+
+static redislock *lock_opts(redislock_client *c, const char *name, int64_t expire_ms,
+                            const char *id, int auto_renew, int64_t interval_ms)
+{
+    redislock *lk = NULL;
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    o.expire_ms = expire_ms;
+    o.id = id;
+    o.auto_renew = auto_renew;
+    o.renew_interval_ms = interval_ms;
+    if (redislock_new(&lk, c, name, &o))
+        fail_msg("redislock_new: %s", redislock_last_error());
+    return lk;
+}
+
+/* By how many ms the handle's validity exceeds what the servers hold: the
+ * validity is read first, then the PTTLs; the lock lives on as long as a
+ * quorum of masters keeps the key (the quorum-th largest PTTL).  The PTTL
+ * was taken between t1 and t2, so the server's expiry is at least
+ * t1 + pttl: a positive answer is a certain violation.  0 or less: fine. */
+static long long last_p[NM];
+static int64_t last_v;
+
+static int64_t excess_ms(const redislock *lk, size_t n, const char *key)
+{
+    long long p[NM], tmp;
+    int64_t t1, t2, v;
+    size_t i, j, quorum = n / 2 + 1;
+    t1 = now_us();
+    v = redislock_validity_ms(lk);
+    if (v <= 0)
+        return 0; /* not held, or no expiry: nothing to compare */
+    for (i = 0; i < n; i++) {
+        p[i] = ms[i].pid ? ts_int(&ms[i], "PTTL %s", key) : -2;
+        if (p[i] == -2 || p[i] == -1000)
+            p[i] = 0; /* gone (or no answer): holds nothing */
+        else if (p[i] == -1)
+            p[i] = 1LL << 40; /* no expiry */
+    }
+    t2 = now_us();
+    memcpy(last_p, p, sizeof p);
+    last_v = v;
+    for (i = 0; i < n; i++) /* largest first */
+        for (j = i + 1; j < n; j++)
+            if (p[j] > p[i])
+                tmp = p[i], p[i] = p[j], p[j] = tmp;
+    return v - (p[quorum - 1] + (t2 - t1) / 1000) - 1;
+}
+
+/* ------------------------------------------------- item 1: "mine" answers */
+
+static void mine_answer(size_t n)
+{
+    redislock_client *c = client_n(n, urls, 0);
+    redislock *a = lock_opts(c, "m", 1000, "owner-a", 0, 0);
+    redislock *b = lock_opts(c, "m", 1000, "owner-a", 0, 0);
+    int64_t ex;
+
+    assert_rl_ok(redislock_acquire(a, 0));
+    tu_sleep_ms(800);
+    assert_rl_err(redislock_acquire(a, 0), REDISLOCK_EALREADY);
+    ex = excess_ms(a, n, "lock:m");
+    printf("# %zu master(s): EALREADY 800 ms into a 1000 ms hold: validity %lld ms, "
+           "excess %lld ms\n", n, (long long)redislock_validity_ms(a), (long long)ex);
+    assert_true(ex <= 0);
+    assert_true(redislock_validity_ms(a) <= 200);
+    /* a second handle with the same owner id believes no more */
+    assert_rl_err(redislock_acquire(b, 0), REDISLOCK_EALREADY);
+    assert_true(excess_ms(b, n, "lock:m") <= 0);
+    /* and nobody vouches past the key's expiry */
+    tu_sleep_ms(250);
+    assert_int_equal(redislock_held(a), 0);
+    assert_int_equal(redislock_held(b), 0);
+    redislock_free(a);
+    redislock_free(b);
+    redislock_client_free(c);
+}
+
+static void test_mine_answer_keeps_the_keys_ttl(void **state)
+{
+    (void)state;
+    mine_answer(1);
+}
+
+static void test_mine_answer_keeps_the_smallest_ttl_of_the_quorum(void **state)
+{
+    (void)state;
+    mine_answer(NM);
+}
+
+/* An acquire whose reply is lost (held back by the proxy past the command
+ * timeout) had run; the next acquire answers "mine", which counts as
+ * acquired, with no more validity than the key has left. */
+static void test_lost_reply_then_mine_keeps_the_keys_ttl(void **state)
+{
+    tp_proxy *px = tp_start(ms[0].sock, ms[0].dir);
+    const char *u[1];
+    redislock_client *c;
+    redislock *a;
+    int64_t ex;
+    (void)state;
+    assert_non_null(px);
+    u[0] = tp_url(px);
+    c = client_n(1, u, 300);
+    a = lock_opts(c, "lost", 2000, NULL, 0, 0);
+    tp_set_mode(px, TP_STALL_REPLIES);
+    assert_rl_err(redislock_acquire(a, 0), REDISLOCK_EIO);
+    assert_int_equal(redislock_held(a), 0);
+    tp_set_mode(px, TP_PASS);
+    assert_true(ts_int(&ms[0], "PTTL lock:lost") > 0); /* it had run */
+    tu_sleep_ms(1200);
+    assert_rl_ok(redislock_acquire(a, 0)); /* "mine", after an uncertain reply */
+    ex = excess_ms(a, 1, "lock:lost");
+    printf("# after a lost reply: validity %lld ms, excess %lld ms\n",
+           (long long)redislock_validity_ms(a), (long long)ex);
+    assert_true(ex <= 0);
+    assert_true(redislock_validity_ms(a) <= 800);
+    redislock_free(a);
+    redislock_client_free(c);
+    tp_stop(px);
+}
+
+/* ------------------------------------------------ item 2: extend vs renewal */
+
+static void test_extend_is_never_overwritten_by_an_older_renewal(void **state)
+{
+    redislock_client *c = client_n(1, urls, 0);
+    redislock *a = lock_opts(c, "ext", 1000, NULL, 1, 5);
+    int64_t end = tu_now_ms() + 2000, worst = -1000000;
+    long extends = 0, bad = 0;
+    (void)state;
+    assert_rl_ok(redislock_acquire(a, 0));
+    while (tu_now_ms() < end) {
+        int64_t ex;
+        int k;
+        assert_rl_ok(redislock_extend(a, 50));
+        extends++;
+        /* at once, and again once a renewal in flight has landed */
+        for (k = 0; k < 2; k++) {
+            if (k)
+                usleep(2000);
+            ex = excess_ms(a, 1, "lock:ext");
+            if (ex > 0)
+                bad++;
+            if (ex > worst)
+                worst = ex;
+        }
+    }
+    printf("# %ld extends racing a renewal every 5 ms: %ld with validity above the "
+           "server's TTL (worst excess %lld ms)\n", extends, bad, (long long)worst);
+    assert_int_equal(bad, 0);
+    assert_true(extends > 100 / tu_slow());
+    assert_rl_ok(redislock_release(a));
+    redislock_free(a);
+    redislock_client_free(c);
+}
+
+/* ------------------------------------------ the property, over every call */
+
+static int64_t safety_ms(void)
+{
+    const char *e = getenv("REDISLOCK_SAFETY_MS");
+    return e ? atoll(e) : 3000;
+}
+
+/* A random sequence of acquire (taken, EALREADY), extend, try by a second
+ * handle of the same owner, release and re-acquire, with and without a
+ * renewal thread; after each call that leaves held() = 1 the validity is
+ * compared with the servers'. */
+static void property(size_t n, int renew)
+{
+    redislock_client *c = client_n(n, urls, 0);
+    redislock *a = lock_opts(c, "prop", 400, "prop-owner", renew, renew ? 7 : 0);
+    redislock *b = lock_opts(c, "prop", 400, "prop-owner", 0, 0);
+    int64_t end = tu_now_ms() + safety_ms() / 4, worst = -1000000;
+    long checks = 0, bad = 0;
+    unsigned seed = (unsigned)now_us();
+    while (tu_now_ms() < end) {
+        int op = (int)(rand_r(&seed) % 6), rc;
+        redislock *h = op == 5 ? b : a;
+        switch (op) {
+        case 0:
+        case 1:
+            rc = redislock_acquire(a, 0);
+            break;
+        case 2:
+            rc = redislock_extend(a, 20 + rand_r(&seed) % 600);
+            break;
+        case 3:
+            tu_sleep_ms((int)(rand_r(&seed) % 60));
+            rc = 0;
+            break;
+        case 4:
+            rc = rand_r(&seed) % 4 ? 0 : redislock_release(a);
+            break;
+        default:
+            rc = redislock_acquire(b, 0);
+            break;
+        }
+        if (rc != 0 && rc != REDISLOCK_EALREADY && rc != REDISLOCK_ENOTHELD &&
+            rc != REDISLOCK_EBUSY)
+            fail_msg("op %d: %s: %s", op, redislock_err_name(rc), redislock_last_error());
+        if (redislock_held(h)) {
+            int64_t ex = excess_ms(h, n, "lock:prop");
+            checks++;
+            if (ex > 0) {
+                bad++;
+                printf("# op %d (rc %d) left validity %lld ms above the servers' "
+                       "(validity %lld, PTTLs %lld %lld %lld)\n", op, rc, (long long)ex,
+                       (long long)last_v, last_p[0], n > 1 ? last_p[1] : 0,
+                       n > 2 ? last_p[2] : 0);
+            }
+            if (ex > worst)
+                worst = ex;
+        }
+    }
+    printf("# %zu master(s), renewal %s: %ld checks, %ld violations (worst excess "
+           "%lld ms)\n", n, renew ? "on" : "off", checks, bad, (long long)worst);
+    assert_int_equal(bad, 0);
+    assert_true(checks > 10);
+    redislock_free(a);
+    redislock_free(b);
+    redislock_client_free(c);
+}
+
+static void test_validity_never_exceeds_server_ttl_one_master(void **state)
+{
+    (void)state;
+    property(1, 0);
+    property(1, 1);
+}
+
+static void test_validity_never_exceeds_server_ttl_majority(void **state)
+{
+    (void)state;
+    property(NM, 0);
+    property(NM, 1);
+}
+
+/* ------------------------------------------- item 3: a slow holder clock */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
+static const char *faketime_lib(void)
+{
+    static const char *const paths[] = {
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    };
+    const char *e = getenv("REDISLOCK_LIBFAKETIME");
+    size_t i;
+    if (e && *e)
+        return access(e, R_OK) == 0 ? e : NULL;
+    for (i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (access(paths[i], R_OK) == 0)
+            return paths[i];
+    return NULL;
+}
+
+/* The holder (tests/integration/slowclock) runs with its clocks 0.5% slow:
+ * without a drift allowance it would vouch for a 2 s lock 10 ms past the
+ * key's expiry on the server, where a waiter is granted it. */
+static void test_slow_holder_clock_is_covered_by_the_drift_allowance(void **state)
+{
+    char prog[1024], line[64], *argv[5], *envp[8];
+    const char *lib = faketime_lib(), *top = getenv("top_builddir");
+    char preload[600];
+    int out[2];
+    FILE *f;
+    pid_t pid;
+    redislock_client *c;
+    redislock *x;
+    int64_t granted, last, margin;
+    extern char **environ;
+    size_t ne = 0, i;
+    (void)state;
+    if (!lib || SANITIZED || getenv("REDISLOCK_VALGRIND")) {
+        printf("# skipped: %s\n", !lib ? "libfaketime is not installed"
+                                        : "not under sanitizers or valgrind");
+        skip();
+    }
+    snprintf(prog, sizeof prog, "%s/tests/integration/slowclock", top ? top : ".");
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lib);
+    argv[0] = prog;
+    argv[1] = ms[0].url;
+    argv[2] = (char *)"slow";
+    argv[3] = (char *)"2000";
+    argv[4] = NULL;
+    for (i = 0; environ[i] && ne < 5; i++)
+        if (!strncmp(environ[i], "LD_LIBRARY_PATH=", 16) || !strncmp(environ[i], "PATH=", 5))
+            envp[ne++] = environ[i];
+    envp[ne++] = preload;
+    envp[ne++] = (char *)"FAKETIME=+0 x0.995";
+    envp[ne] = NULL;
+    assert_int_equal(pipe(out), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execve(prog, argv, envp);
+        _exit(127);
+    }
+    close(out[1]);
+    f = fdopen(out[0], "r");
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "acquired\n");
+    c = tu_client(ms[0].url);
+    x = lock_opts(c, "slow", 2000, NULL, 0, 0);
+    assert_rl_ok(redislock_acquire(x, 5000)); /* woken at the key's expiry */
+    granted = now_us();
+    assert_non_null(fgets(line, sizeof line, f));
+    last = atoll(line);
+    fclose(f);
+    assert_int_equal(tu_wait(pid), 0);
+    margin = granted - last;
+    printf("# holder clock 0.5%% slow, 2000 ms expiry: it stopped vouching %.1f ms "
+           "before the other owner's grant\n", (double)margin / 1000.0);
+    assert_true(margin > 0);
+    redislock_free(x);
+    redislock_client_free(c);
+}
+
+/* ---------------------------------------- item 4: a master stops mid-wait */
+
+typedef struct waiter {
+    redislock *lk;
+    int64_t timeout_ms;
+    int rc;
+    int64_t done_us;
+} waiter;
+
+static void *wait_main(void *arg)
+{
+    waiter *w = arg;
+    w->rc = redislock_acquire(w->lk, w->timeout_ms);
+    w->done_us = now_us();
+    return NULL;
+}
+
+static void test_majority_handoff_with_a_master_stopped_mid_wait(void **state)
+{
+    redislock_client *c = client_n(NM, urls, 0);
+    redislock *h = lock_opts(c, "stop", 10000, NULL, 0, 0);
+    waiter w = { lock_opts(c, "stop", 10000, NULL, 0, 0), 8000, 1, 0 };
+    pthread_t t;
+    int64_t r0, late;
+    int i;
+    (void)state;
+    assert_rl_ok(redislock_acquire(h, 0));
+    pthread_create(&t, NULL, wait_main, &w);
+    for (i = 0; i < NM; i++)
+        ts_await_blocked(&ms[i], 1);
+    ts_pause(&ms[2]);
+    r0 = now_us();
+    assert_rl_ok(redislock_release(h)); /* a quorum answers */
+    pthread_join(t, NULL);
+    late = (w.done_us - r0) / 1000;
+    printf("# waiter on %d masters, one stopped: got the lock %lld ms after the "
+           "release call (master timeout 50 ms)\n", NM, (long long)late);
+    assert_rl_ok(w.rc);
+    assert_true(late <= TU_MS(400));
+    ts_resume(&ms[2]);
+    redislock_free(h);
+    redislock_free(w.lk);
+    redislock_client_free(c);
+}
+
+static void test_majority_wait_with_a_master_stopped_ends_by_its_bound(void **state)
+{
+    redislock_client *c = client_n(NM, urls, 0);
+    redislock *h = lock_opts(c, "bound", 10000, NULL, 0, 0);
+    waiter w = { lock_opts(c, "bound", 10000, NULL, 0, 0), 1000, 1, 0 };
+    pthread_t t;
+    int64_t t0, took;
+    int i;
+    (void)state;
+    assert_rl_ok(redislock_acquire(h, 0));
+    t0 = now_us();
+    pthread_create(&t, NULL, wait_main, &w);
+    for (i = 0; i < NM; i++)
+        ts_await_blocked(&ms[i], 1);
+    ts_pause(&ms[1]);
+    pthread_join(t, NULL);
+    took = (w.done_us - t0) / 1000;
+    printf("# timeout 1000 ms, a master stopped mid-wait: returned after %lld ms\n",
+           (long long)took);
+    assert_rl_err(w.rc, REDISLOCK_ETIMEDOUT);
+    /* the documented bound: timeout + min(command timeout, 250 ms) */
+    assert_true(took <= 1000 + 250 + TU_MS(60));
+    ts_resume(&ms[1]);
+    redislock_free(h);
+    redislock_free(w.lk);
+    redislock_client_free(c);
+}
+
+/* ----------------------------------------------- item 5: maxclients */
+
+static ts_server small;
+
+static void test_maxclients_release_names_the_cause_and_timer_survives(void **state)
+{
+    enum { NW = 30 };
+    redislock_client *c;
+    redislock *h;
+    waiter w[NW];
+    pthread_t t[NW];
+    int i, rc, refused = 0;
+    int64_t t0, took;
+    long long unblocks;
+    (void)state;
+    small.extra[0] = "--maxclients";
+    small.extra[1] = "16";
+    if (ts_start(&small) == 77)
+        skip();
+    c = tu_client(small.url);
+    h = lock_opts(c, "mc", 0, NULL, 0, 0);
+    assert_rl_ok(redislock_acquire(h, 0));
+    for (i = 0; i < NW; i++) {
+        w[i].lk = lock_opts(c, "mc", 0, NULL, 0, 0);
+        w[i].timeout_ms = 1500;
+        pthread_create(&t[i], NULL, wait_main, &w[i]);
+    }
+    tu_sleep_ms(300); /* let them block or fail */
+    rc = redislock_release(h);
+    printf("# release with every connection taken: %s (%s)\n", redislock_err_name(rc),
+           rc ? redislock_errmsg(h) : "ok");
+    if (rc)
+        assert_non_null(strstr(redislock_errmsg(h), "max number of clients"));
+    for (i = 0; i < NW; i++) {
+        pthread_join(t[i], NULL);
+        if (w[i].rc == REDISLOCK_EPROTO || w[i].rc == REDISLOCK_EIO)
+            refused++;
+        redislock_free(w[i].lk);
+    }
+    assert_true(refused > 0);
+    /* the client-side timer still works: CLIENT UNBLOCK ends a 150 ms wait */
+    if (rc == 0)
+        assert_rl_ok(redislock_acquire(h, 0));
+    ts_resetstat(&small);
+    w[0].lk = lock_opts(c, "mc", 0, NULL, 0, 0);
+    t0 = now_us();
+    assert_rl_err(redislock_acquire(w[0].lk, 150), REDISLOCK_ETIMEDOUT);
+    took = (now_us() - t0) / 1000;
+    unblocks = ts_calls(&small, "client|unblock");
+    printf("# afterwards a 150 ms wait took %lld ms, %lld CLIENT UNBLOCK\n",
+           (long long)took, unblocks);
+    assert_true(unblocks >= 1);
+    redislock_free(w[0].lk);
+    redislock_free(h);
+    redislock_client_free(c);
+    ts_stop(&small);
+}
+
+/* ------------------------------------- stalls, drops, reply-only stalls */
+
+typedef struct watch {
+    redislock *lk;
+    int64_t last_held_us; /* the last moment held() answered 1 */
+    int stop;
+} watch;
+
+static void *watch_main(void *arg)
+{
+    watch *w = arg;
+    while (!__atomic_load_n(&w->stop, __ATOMIC_SEQ_CST)) {
+        int64_t t = now_us();
+        if (redislock_held(w->lk))
+            __atomic_store_n(&w->last_held_us, t, __ATOMIC_SEQ_CST);
+        usleep(100);
+    }
+    return NULL;
+}
+
+/* A holder with renewal on n masters through proxies; the fault hits
+ * `faulty` of the proxies; a contender on direct connections waits.  The
+ * contender's grant must come after the holder's last "held". */
+static void overlap(size_t n, size_t faulty, enum tp_mode mode, const char *what)
+{
+    tp_proxy *px[NM];
+    const char *pu[NM];
+    redislock_client *hc, *cc;
+    redislock *h, *x;
+    watch wt;
+    pthread_t t;
+    int64_t granted, margin;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        px[i] = tp_start(ms[i].sock, ms[i].dir);
+        assert_non_null(px[i]);
+        pu[i] = tp_url(px[i]);
+        ts_flushall(&ms[i]);
+    }
+    hc = client_n(n, pu, 200);
+    cc = client_n(n, urls, 0);
+    h = lock_opts(hc, "ov", 600, NULL, 1, 150);
+    x = lock_opts(cc, "ov", 600, NULL, 0, 0);
+    assert_rl_ok(redislock_acquire(h, 0));
+    memset(&wt, 0, sizeof wt);
+    wt.lk = h;
+    pthread_create(&t, NULL, watch_main, &wt);
+    tu_sleep_ms(300); /* a renewal or two */
+    for (i = 0; i < faulty; i++)
+        tp_set_mode(px[i], mode);
+    assert_rl_ok(redislock_acquire(x, 5000));
+    granted = now_us();
+    tu_sleep_ms(20);
+    __atomic_store_n(&wt.stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(t, NULL);
+    margin = granted - __atomic_load_n(&wt.last_held_us, __ATOMIC_SEQ_CST);
+    printf("# %s on %zu of %zu master(s): the holder stopped vouching %.1f ms before "
+           "the other owner's grant\n", what, faulty, n, (double)margin / 1000.0);
+    assert_true(margin > 0);
+    assert_int_equal(redislock_held(h), 0);
+    for (i = 0; i < n; i++)
+        tp_set_mode(px[i], TP_PASS);
+    redislock_free(h);
+    redislock_free(x);
+    redislock_client_free(hc);
+    redislock_client_free(cc);
+    for (i = 0; i < n; i++)
+        tp_stop(px[i]);
+}
+
+static void test_no_overlap_when_the_holder_is_stalled(void **state)
+{
+    (void)state;
+    overlap(1, 1, TP_STALL, "stall");
+    overlap(NM, 2, TP_STALL, "stall");
+}
+
+static void test_no_overlap_when_the_holder_is_cut_off(void **state)
+{
+    (void)state;
+    overlap(1, 1, TP_DROP, "drop");
+    overlap(NM, 2, TP_DROP, "drop");
+}
+
+static void test_no_overlap_when_replies_are_held(void **state)
+{
+    (void)state;
+    overlap(1, 1, TP_STALL_REPLIES, "reply-only stall");
+    overlap(NM, 3, TP_STALL_REPLIES, "reply-only stall");
+}
+
+/* --------------------------------- item 6: restart without persistence */
+
+static void test_restart_without_persistence_is_checked_at_once(void **state)
+{
+    redislock_client *hc = tu_client(ms[0].url), *cc = tu_client(ms[0].url);
+    redislock *h = lock_opts(hc, "rs", 3000, NULL, 1, 1000);
+    redislock *x = lock_opts(cc, "rs", 3000, NULL, 0, 0);
+    watch wt;
+    pthread_t t;
+    int64_t back, granted, overlap_ms, noticed;
+    (void)state;
+    assert_rl_ok(redislock_acquire(h, 0));
+    memset(&wt, 0, sizeof wt);
+    wt.lk = h;
+    pthread_create(&t, NULL, watch_main, &wt);
+    tu_sleep_ms(100);
+    ts_stop(&ms[0]);
+    assert_int_equal(ts_restart(&ms[0]), 0); /* empty: no persistence */
+    back = now_us();
+    while (redislock_try_acquire(x) != REDISLOCK_OK)
+        usleep(500);
+    granted = now_us();
+    while (redislock_held(h) && now_us() - back < 5000000)
+        usleep(200);
+    noticed = now_us();
+    __atomic_store_n(&wt.stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(t, NULL);
+    overlap_ms = (__atomic_load_n(&wt.last_held_us, __ATOMIC_SEQ_CST) - granted) / 1000;
+    printf("# restart without persistence: other owner granted %.1f ms after the "
+           "server was back; the holder stopped vouching %.1f ms after it was back "
+           "(overlap %lld ms; renewal interval 1000 ms)\n",
+           (double)(granted - back) / 1000.0, (double)(noticed - back) / 1000.0,
+           (long long)overlap_ms);
+    assert_int_equal(redislock_held(h), 0);
+    /* gone (checked before the other owner took it) or taken */
+    assert_true(redislock_lost_reason(h) == REDISLOCK_LOST_OTHER_OWNER ||
+                redislock_lost_reason(h) == REDISLOCK_LOST_GONE);
+    /* checked at once, not at the next renewal 1000 ms later */
+    assert_true(noticed - back < TU_MS(400) * 1000);
+    redislock_free(h);
+    redislock_free(x);
+    redislock_client_free(hc);
+    redislock_client_free(cc);
+}
+
+int main(void)
+{
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_mine_answer_keeps_the_keys_ttl, setup),
+        cmocka_unit_test_setup(test_mine_answer_keeps_the_smallest_ttl_of_the_quorum,
+                               setup),
+        cmocka_unit_test_setup(test_lost_reply_then_mine_keeps_the_keys_ttl, setup),
+        cmocka_unit_test_setup(test_extend_is_never_overwritten_by_an_older_renewal,
+                               setup),
+        cmocka_unit_test_setup(test_validity_never_exceeds_server_ttl_one_master, setup),
+        cmocka_unit_test_setup(test_validity_never_exceeds_server_ttl_majority, setup),
+        cmocka_unit_test_setup(test_slow_holder_clock_is_covered_by_the_drift_allowance,
+                               setup),
+        cmocka_unit_test_setup(test_majority_handoff_with_a_master_stopped_mid_wait,
+                               setup),
+        cmocka_unit_test_setup(test_majority_wait_with_a_master_stopped_ends_by_its_bound,
+                               setup),
+        cmocka_unit_test_setup(test_maxclients_release_names_the_cause_and_timer_survives,
+                               setup),
+        cmocka_unit_test_setup(test_no_overlap_when_the_holder_is_stalled, setup),
+        cmocka_unit_test_setup(test_no_overlap_when_the_holder_is_cut_off, setup),
+        cmocka_unit_test_setup(test_no_overlap_when_replies_are_held, setup),
+        cmocka_unit_test_setup(test_restart_without_persistence_is_checked_at_once,
+                               setup),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
