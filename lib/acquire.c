@@ -133,8 +133,10 @@ static void run_round(redislock *lk, redislock__fanout *f, int64_t deadline, rou
 
 /* Not acquired (no quorum, or the validity ran out before the answers
  * came): release on every master where this owner may hold the key (taken,
- * its own from before, or no answer), all at once.  Connections that
- * answered are reused; the others are new. */
+ * its own from before, or no answer), all at once; but for a grant that
+ * came too late, only what this round took: a key this owner id held before
+ * the call may be what another handle with the same id believes it holds.
+ * Connections that answered are reused; the others are new. */
 static void undo(redislock *lk, redislock__fanout *f, const round *rd)
 {
     redislock_client *c = lk->c;
@@ -147,8 +149,8 @@ static void undo(redislock *lk, redislock__fanout *f, const round *rd)
     if (redislock__fan_init(&u, f->n, 1))
         return;
     for (i = 0; i < f->n; i++) {
-        if (rd->state[i] == ACQ_BUSY) {
-            u.rc[i] = 1; /* skip: another owner's */
+        if (rd->state[i] == ACQ_BUSY || (rd->expired && rd->state[i] == ACQ_MINE)) {
+            u.rc[i] = 1; /* skip: another owner's, or held before */
             continue;
         }
         any = 1;
@@ -350,7 +352,8 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         if ((n > 1 && (rd.taken || rd.mine || rd.failed)) || rd.expired) {
             undo(lk, &f, &rd);
             drop_failed(lk, &f, NULL);
-            lk->uncertain = 0;
+            if (!rd.expired || !rd.mine) /* nothing of this owner is left */
+                lk->uncertain = 0;
         }
         if (n > 1 && n - rd.failed < c->quorum) {
             rc = redislock__err(REDISLOCK_ENOQUORUM,

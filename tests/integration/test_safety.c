@@ -426,7 +426,7 @@ static void *wait_main(void *arg)
 {
     waiter *w = arg;
     w->rc = redislock_acquire(w->lk, w->timeout_ms);
-    w->done_us = now_us();
+    __atomic_store_n(&w->done_us, now_us(), __ATOMIC_SEQ_CST);
     return NULL;
 }
 
@@ -510,10 +510,21 @@ static void test_maxclients_release_names_the_cause_and_timer_survives(void **st
     assert_rl_ok(redislock_acquire(h, 0));
     for (i = 0; i < NW; i++) {
         w[i].lk = lock_opts(c, "mc", 0, NULL, 0, 0);
-        w[i].timeout_ms = 1500;
+        w[i].timeout_ms = TU_MS(3000);
+        w[i].done_us = 0;
         pthread_create(&t[i], NULL, wait_main, &w[i]);
     }
-    tu_sleep_ms(300); /* let them block or fail */
+    /* until every waiter is blocked or was refused */
+    t0 = now_us();
+    for (;;) {
+        int finished = 0;
+        for (i = 0; i < NW; i++)
+            finished += __atomic_load_n(&w[i].done_us, __ATOMIC_SEQ_CST) != 0;
+        if (finished + ts_info(&small, "clients", "blocked_clients") >= NW ||
+            now_us() - t0 > TU_MS(2000) * 1000)
+            break;
+        usleep(2000);
+    }
     rc = redislock_release(h);
     printf("# release with every connection taken: %s (%s)\n", redislock_err_name(rc),
            rc ? redislock_errmsg(h) : "ok");
