@@ -42,6 +42,9 @@ redislock *tu_lock(redislock_client *c, const char *name, int64_t expire_ms);
 pid_t tu_spawn(int (*fn)(void *), void *arg);
 /* Wait for a child: its exit status, or 128+signal. */
 int tu_wait(pid_t pid);
+/* Kill (SIGKILL) and reap every child tu_spawn() started that tu_wait()
+ * has not waited for (after a failed test: see tf_teardown). */
+void tu_kill_children(void);
 
 /* A pipe carrying int64 values from children to the parent. */
 typedef struct tu_chan {
