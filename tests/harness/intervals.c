@@ -66,17 +66,18 @@ static int by_start(const void *x, const void *y)
     return a->h.start_us < b->h.start_us ? -1 : a->h.start_us > b->h.start_us;
 }
 
-ti_report ti_check(const ti_log *l)
+int ti_find_overlap(const ti_log *l, ti_report *r, ti_overlap *o)
 {
-    ti_report r = { 0, -1 };
-    entry *all, prev = { { 0, 0 }, 0 }, bad = prev;
-    size_t n = 0, i, last = 0;
+    entry *all;
+    size_t n = 0, i;
     int s, k, overlap = 0;
 
+    r->holds = 0;
+    r->min_gap_us = -1;
     /* one more than the most there can be: never malloc(0) */
     all = malloc(sizeof *all * ((size_t)l->slots * (size_t)l->per_slot + 1));
     if (!all)
-        fail_msg("ti_check: out of memory");
+        fail_msg("ti_find_overlap: out of memory");
     for (s = 0; s < l->slots; s++)
         for (k = 0; k < l->count[s] && k < l->per_slot; k++) {
             all[n].h = l->holds[(size_t)s * (size_t)l->per_slot + (size_t)k];
@@ -84,28 +85,34 @@ ti_report ti_check(const ti_log *l)
             n++;
         }
     qsort(all, n, sizeof *all, by_start);
-    /* the hold that ends last among those before i: with no overlap so far
-     * it is all[i - 1], else the one i overlaps */
+    /* up to the first overlap the holds are disjoint, so in the order of
+     * their starts each one ends before the next starts */
     for (i = 1; i < n && !overlap; i++) {
-        int64_t gap;
-        if (all[i - 1].h.end_us > all[last].h.end_us)
-            last = i - 1;
-        gap = all[i].h.start_us - all[last].h.end_us;
+        int64_t gap = all[i].h.start_us - all[i - 1].h.end_us;
         if (gap < 0) {
             overlap = 1;
-            prev = all[last];
-            bad = all[i];
-        } else if (r.min_gap_us < 0 || gap < r.min_gap_us) {
-            r.min_gap_us = gap;
+            o->first = all[i - 1].h;
+            o->first_slot = all[i - 1].slot;
+            o->second = all[i].h;
+            o->second_slot = all[i].slot;
+        } else if (r->min_gap_us < 0 || gap < r->min_gap_us) {
+            r->min_gap_us = gap;
         }
     }
-    r.holds = n;
+    r->holds = n;
     free(all);
-    if (overlap)
+    return overlap;
+}
+
+ti_report ti_check(const ti_log *l)
+{
+    ti_report r;
+    ti_overlap o;
+    if (ti_find_overlap(l, &r, &o))
         fail_msg("two holds overlap: [%lld, %lld] us (contender %d) and [%lld, %lld] us "
                  "(contender %d): the second began %lld us before the first ended",
-                 (long long)prev.h.start_us, (long long)prev.h.end_us, prev.slot,
-                 (long long)bad.h.start_us, (long long)bad.h.end_us, bad.slot,
-                 (long long)(prev.h.end_us - bad.h.start_us));
+                 (long long)o.first.start_us, (long long)o.first.end_us, o.first_slot,
+                 (long long)o.second.start_us, (long long)o.second.end_us,
+                 o.second_slot, (long long)(o.first.end_us - o.second.start_us));
     return r;
 }

@@ -48,8 +48,18 @@ typedef struct ti_report {
                            one's start; -1 with fewer than two holds */
 } ti_report;
 
-/* Check that no two logged holds overlap; fails the test (naming both
- * intervals and their slots) if two do. */
+typedef struct ti_overlap {
+    ti_hold first, second; /* second began before first ended */
+    int first_slot, second_slot;
+} ti_overlap;
+
+/* Look for two logged holds that overlap (one starting before an earlier
+ * one ended; touching is no overlap).  Fills *r (holds, and the smallest
+ * gap up to the first overlap); returns 1 and fills *o if two overlap, 0
+ * if none do. */
+int ti_find_overlap(const ti_log *l, ti_report *r, ti_overlap *o);
+/* The same, failing the test (naming both holds and their slots) if two
+ * holds overlap. */
 ti_report ti_check(const ti_log *l);
 
 #endif
