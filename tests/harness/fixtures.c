@@ -304,15 +304,20 @@ int tf_masters_teardown(void **state)
     return tf_teardown(state);
 }
 
-redislock_client *tf_multi(int n, int master_timeout_ms)
+redislock_client *tf_multi_opts(int n, const redislock_client_options *o)
 {
     redislock_client *c = NULL;
-    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
-    o.master_timeout_ms = master_timeout_ms;
-    if (redislock_client_new_multi(&c, tf_urls, (size_t)n, &o))
+    if (redislock_client_new_multi(&c, tf_urls, (size_t)n, o))
         fail_msg("client_new_multi: %s", redislock_last_error());
     tf_defer(free_client, c);
     return c;
+}
+
+redislock_client *tf_multi(int n, int master_timeout_ms)
+{
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    o.master_timeout_ms = master_timeout_ms;
+    return tf_multi_opts(n, &o);
 }
 
 int tf_keys_on(int n, const char *key)

@@ -115,6 +115,7 @@ int tf_masters_teardown(void **state);
 /* A client over the first n masters (majority mode), freed after the test;
  * master_timeout_ms 0 is the default. */
 redislock_client *tf_multi(int n, int master_timeout_ms);
+redislock_client *tf_multi_opts(int n, const redislock_client_options *o);
 /* How many of the first n masters (those running) have key. */
 int tf_keys_on(int n, const char *key);
 
