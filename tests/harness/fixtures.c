@@ -304,13 +304,19 @@ int tf_masters_teardown(void **state)
     return tf_teardown(state);
 }
 
-redislock_client *tf_multi_opts(int n, const redislock_client_options *o)
+redislock_client *tf_client_multi(const char *const *urls, int n,
+                                  const redislock_client_options *o)
 {
     redislock_client *c = NULL;
-    if (redislock_client_new_multi(&c, tf_urls, (size_t)n, o))
+    if (redislock_client_new_multi(&c, urls, (size_t)n, o))
         fail_msg("client_new_multi: %s", redislock_last_error());
     tf_defer(free_client, c);
     return c;
+}
+
+redislock_client *tf_multi_opts(int n, const redislock_client_options *o)
+{
+    return tf_client_multi(tf_urls, n, o);
 }
 
 redislock_client *tf_multi(int n, int master_timeout_ms)

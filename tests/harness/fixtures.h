@@ -116,6 +116,9 @@ int tf_masters_teardown(void **state);
  * master_timeout_ms 0 is the default. */
 redislock_client *tf_multi(int n, int master_timeout_ms);
 redislock_client *tf_multi_opts(int n, const redislock_client_options *o);
+/* A majority-mode client over any n URLs, freed after the test. */
+redislock_client *tf_client_multi(const char *const *urls, int n,
+                                  const redislock_client_options *o);
 /* How many of the first n masters (those running) have key. */
 int tf_keys_on(int n, const char *key);
 
