@@ -137,6 +137,87 @@ void *tf_shared(size_t size)
     return b->data;
 }
 
+void tf_take_locks(redislock_client *c, const char *prefix, int n)
+{
+    char name[128];
+    int i;
+    for (i = 0; i < n; i++) {
+        redislock *t;
+        snprintf(name, sizeof name, "%s%d", prefix, i);
+        t = tf_lock(c, name, 0);
+        assert_rl_ok(redislock_acquire(t, 0));
+        tf_undefer(t);
+    }
+}
+
+/* ------------------------------------------------------------- contenders */
+
+static struct {
+    int procs, threads, run_ms;
+    redislock_client *(*make_client)(void *ud);
+    void (*fn)(tf_contender *);
+    void *ud;
+    pid_t pids[TF_MAX_PROCS];
+} contenders;
+
+static void *contender_main(void *p)
+{
+    contenders.fn(p);
+    return NULL;
+}
+
+static int contender_proc(void *arg)
+{
+    int proc = (int)(intptr_t)arg, t;
+    pthread_t th[TF_MAX_THREADS];
+    tf_contender a[TF_MAX_THREADS];
+    int64_t end = tu_now_ms() + contenders.run_ms;
+    redislock_client *c = contenders.make_client(contenders.ud);
+    if (!c)
+        return 10;
+    for (t = 0; t < contenders.threads; t++) {
+        a[t].c = c;
+        a[t].proc = proc;
+        a[t].thread = t;
+        a[t].slot = proc * contenders.threads + t;
+        a[t].end_ms = end;
+        a[t].ud = contenders.ud;
+        if (pthread_create(&th[t], NULL, contender_main, &a[t]))
+            return 11;
+    }
+    for (t = 0; t < contenders.threads; t++)
+        pthread_join(th[t], NULL);
+    redislock_client_free(c);
+    return 0;
+}
+
+void tf_contenders_start(int procs, int threads, int run_ms,
+                         redislock_client *(*make_client)(void *ud),
+                         void (*fn)(tf_contender *), void *ud)
+{
+    int p;
+    if (procs > TF_MAX_PROCS || threads > TF_MAX_THREADS)
+        fail_msg("tf_contenders_start: at most %d x %d", TF_MAX_PROCS, TF_MAX_THREADS);
+    contenders.procs = procs;
+    contenders.threads = threads;
+    contenders.run_ms = run_ms;
+    contenders.make_client = make_client;
+    contenders.fn = fn;
+    contenders.ud = ud;
+    for (p = 0; p < procs; p++)
+        contenders.pids[p] = tu_spawn(contender_proc, (void *)(intptr_t)p);
+}
+
+void tf_contenders_wait(void)
+{
+    int p;
+    for (p = 0; p < contenders.procs; p++) {
+        int rc = tu_wait(contenders.pids[p]);
+        if (rc != 0)
+            fail_msg("contender process %d ended with %d", p, rc);
+    }
+}
+
 /* ----------------------------------------------------------------- waiters */
 
 #define MAX_WAITERS 16

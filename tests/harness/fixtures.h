@@ -52,6 +52,33 @@ void tf_server_start(ts_server *s);
  * (mmap MAP_SHARED), unmapped after the test. */
 void *tf_shared(size_t size);
 
+/* Acquire n locks named prefix0 .. prefix<n-1> on c and free their handles
+ * without releasing them (stale locks, for the reset tests). */
+void tf_take_locks(redislock_client *c, const char *prefix, int n);
+
+/* ------------------------------------------------------------- contenders */
+
+/* Contenders for one lock in child processes: procs processes (tu_spawn),
+ * each with one client made by make_client(ud) and threads threads, each
+ * running fn() once on its tf_contender; a process exits 0 when they all
+ * returned (10 when make_client returned NULL).  What they record goes in
+ * shared memory (tf_shared, intervals.h).  Children a failed test leaves
+ * are killed by tf_teardown. */
+#define TF_MAX_PROCS 16
+#define TF_MAX_THREADS 16
+typedef struct tf_contender {
+    redislock_client *c;
+    int proc, thread;
+    int slot;           /* proc * threads + thread: 0 .. procs * threads - 1 */
+    int64_t end_ms;     /* tu_now_ms() run_ms after its process started */
+    void *ud;
+} tf_contender;
+void tf_contenders_start(int procs, int threads, int run_ms,
+                         redislock_client *(*make_client)(void *ud),
+                         void (*fn)(tf_contender *), void *ud);
+/* Wait for them; fails the test unless every process exited 0. */
+void tf_contenders_wait(void);
+
 /* ----------------------------------------------------------------- waiters */
 
 /* redislock_acquire(lk, timeout) in a thread of its own, which, if hold_ms

@@ -62,6 +62,20 @@ static void expect(int rc, int code, redislock *lk, const char *text, const char
                  text);
 }
 
+/* try_acquire and a waiting acquire (timeout_ms) on lk both fail at once
+ * with EPROTO naming text, and lk is not held. */
+static void expect_acquire_refused_at_once(redislock *lk, int64_t timeout_ms,
+                                           const char *text)
+{
+    int64_t t0;
+    expect(redislock_try_acquire(lk), REDISLOCK_EPROTO, lk, text, "try_acquire");
+    assert_int_equal(redislock_held(lk), 0);
+    t0 = tu_now_ms();
+    expect(redislock_acquire(lk, timeout_ms), REDISLOCK_EPROTO, lk, text, "acquire");
+    assert_true(tu_now_ms() - t0 < TU_MS(1000));
+    assert_int_equal(redislock_held(lk), 0);
+}
+
 /* -------------------------------------------------------------- WRONGTYPE */
 
 /* The lock key holds a list (then a hash): every operation that reads it is
@@ -72,16 +86,10 @@ static void test_wrongtype_lock_key_every_operation_fails_at_once(void **state)
     redislock_client *c = tf_client(srv->url);
     redislock *lk = tf_lock(c, "wt", 5000);
     redislock_info info;
-    int64_t t0;
 
     cmd(srv, "RPUSH %s x", "lock:wt");
     FAULT("lock key holds a list (WRONGTYPE)");
-    expect(redislock_try_acquire(lk), REDISLOCK_EPROTO, lk, "WRONGTYPE", "try_acquire");
-    assert_int_equal(redislock_held(lk), 0);
-    t0 = tu_now_ms();
-    expect(redislock_acquire(lk, 3000), REDISLOCK_EPROTO, lk, "WRONGTYPE", "acquire");
-    assert_true(tu_now_ms() - t0 < TU_MS(1000));
-    assert_int_equal(redislock_held(lk), 0);
+    expect_acquire_refused_at_once(lk, 3000, "WRONGTYPE");
     expect(redislock_release(lk), REDISLOCK_EPROTO, lk, "WRONGTYPE", "release");
     expect(redislock_extend(lk, 1000), REDISLOCK_EPROTO, lk, "WRONGTYPE", "extend");
     expect(redislock_query(lk, &info), REDISLOCK_EPROTO, lk, "WRONGTYPE", "query");
@@ -171,16 +179,8 @@ static void test_noscript_pipelined_reset_all_reloads(void **state)
 {
     redislock_client *c = tf_client(srv->url);
     uint64_t count = 0;
-    char name[32];
-    int i;
 
-    for (i = 0; i < 150; i++) {
-        redislock *t;
-        snprintf(name, sizeof name, "many-%d", i);
-        t = tf_lock(c, name, 0);
-        assert_rl_ok(redislock_acquire(t, 0));
-        tf_undefer(t);
-    }
+    tf_take_locks(c, "many-", 150);
     FAULT("SCRIPT FLUSH before a pipelined reset_all");
     cmd(srv, "SCRIPT %s", "FLUSH");
     assert_rl_ok(redislock_reset_all(c, NULL, &count));
@@ -227,19 +227,13 @@ static void test_oom_acquire_fails_handle_agrees_with_server(void **state)
     redislock_client *c = tf_client(srv->url);
     redislock *lk = tf_lock(c, "oom", 0), *held = tf_lock(c, "oom-held", 0);
     redislock_info info;
-    int64_t t0;
     int rc;
 
     assert_rl_ok(redislock_acquire(held, 0));
     cmd(srv, "CONFIG SET maxmemory-policy %s", "noeviction");
     cmd(srv, "CONFIG SET maxmemory %s", "1");
     FAULT("maxmemory 1, noeviction (OOM)");
-    expect(redislock_try_acquire(lk), REDISLOCK_EPROTO, lk, "OOM", "try_acquire");
-    assert_int_equal(redislock_held(lk), 0);
-    t0 = tu_now_ms();
-    expect(redislock_acquire(lk, 2000), REDISLOCK_EPROTO, lk, "OOM", "acquire");
-    assert_true(tu_now_ms() - t0 < TU_MS(1000));
-    assert_int_equal(redislock_held(lk), 0);
+    expect_acquire_refused_at_once(lk, 2000, "OOM");
     assert_int_equal(ts_int(srv, "EXISTS lock:oom"), 0);
     rc = redislock_release(held);
     print_message("      release under OOM: %s %s\n", redislock_err_name(rc),

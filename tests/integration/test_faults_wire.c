@@ -186,8 +186,6 @@ static void lifecycle(void)
     tf_waiter *w;
     uint64_t count = 0;
     int64_t released;
-    char name[32];
-    int i;
 
     assert_rl_ok(redislock_acquire(holder, 0));
     assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EBUSY);
@@ -202,13 +200,7 @@ static void lifecycle(void)
     tf_waiter_assert_ok(w);
     assert_true(w->got >= released && w->got < released + TU_MS(1500));
     assert_rl_ok(redislock_release(lk));
-    for (i = 0; i < 100; i++) {
-        redislock *t;
-        snprintf(name, sizeof name, "wire-%d", i);
-        t = tf_lock(tu_cl, name, 0);
-        assert_rl_ok(redislock_acquire(t, 0));
-        tf_undefer(t);
-    }
+    tf_take_locks(tu_cl, "wire-", 100);
     assert_rl_ok(redislock_reset_all(tu_cl, NULL, &count));
     assert_int_equal(count, 100);
 }

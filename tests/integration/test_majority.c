@@ -342,28 +342,21 @@ typedef struct chaos_counts {
 static chaos_counts *counts; /* shared with the children */
 static ti_log *holds;        /* shared with the children */
 
-struct carg {
-    redislock_client *c;
-    int p, t;
-    int64_t end_ms;
-};
-
-static void *chaos_contender(void *arg)
+static void chaos_contender(tf_contender *a)
 {
-    struct carg *a = arg;
     redislock *lk = NULL;
     redislock_options o = REDISLOCK_OPTIONS_INIT;
-    unsigned seed = (unsigned)(a->p * 131 + a->t * 7 + 1);
+    unsigned seed = (unsigned)(a->proc * 131 + a->thread * 7 + 1);
     o.expire_ms = EXPIRE;
     o.auto_renew = 1;
     if (redislock_new(&lk, a->c, "chaos", &o))
-        return NULL;
+        return;
     while (tu_now_ms() < a->end_ms) {
         int rc = redislock_acquire(lk, 2000);
         int64_t start, last = 0, until;
         if (rc) {
             if (rc != REDISLOCK_ETIMEDOUT && rc != REDISLOCK_ENOQUORUM)
-                __atomic_add_fetch(&counts->errors[a->p], 1, __ATOMIC_SEQ_CST);
+                __atomic_add_fetch(&counts->errors[a->proc], 1, __ATOMIC_SEQ_CST);
             if (rc == REDISLOCK_ENOQUORUM)
                 tu_sleep_ms(20);
             continue;
@@ -374,7 +367,7 @@ static void *chaos_contender(void *arg)
         for (;;) {
             int64_t t = ti_vouched(lk);
             if (!t) {
-                __atomic_add_fetch(&counts->lost[a->p], 1, __ATOMIC_SEQ_CST);
+                __atomic_add_fetch(&counts->lost[a->proc], 1, __ATOMIC_SEQ_CST);
                 break;
             }
             last = t;
@@ -383,40 +376,22 @@ static void *chaos_contender(void *arg)
             usleep(1000);
         }
         if (last)
-            ti_add(holds, a->p * THREADS + a->t, start, last);
+            ti_add(holds, a->slot, start, last);
         redislock_release(lk);
     }
     redislock_free(lk);
-    return NULL;
 }
 
-static int chaos_proc(void *arg)
+static redislock_client *chaos_client(void *unused)
 {
-    int p = (int)(intptr_t)arg, t;
     redislock_client *c = NULL;
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
-    pthread_t th[THREADS];
-    struct carg a[THREADS];
-    int64_t end = tu_now_ms() + CHAOS_MS;
     o.master_timeout_ms = 100;
-    if (redislock_client_new_multi(&c, tf_urls, 3, &o))
-        return 10;
-    for (t = 0; t < THREADS; t++) {
-        a[t].c = c;
-        a[t].p = p;
-        a[t].t = t;
-        a[t].end_ms = end;
-        pthread_create(&th[t], NULL, chaos_contender, &a[t]);
-    }
-    for (t = 0; t < THREADS; t++)
-        pthread_join(th[t], NULL);
-    redislock_client_free(c);
-    return 0;
+    return redislock_client_new_multi(&c, tf_urls, 3, &o) ? NULL : c;
 }
 
 static void test_majority_chaos_never_two_holders(void **state)
 {
-    pid_t pids[PROCS];
     ti_report rep;
     int p, kills = 0, stops = 0, total_lost = 0, errors = 0;
     int64_t end;
@@ -424,8 +399,7 @@ static void test_majority_chaos_never_two_holders(void **state)
 
     counts = tf_shared(sizeof *counts);
     holds = ti_log_new(PROCS * THREADS, PER);
-    for (p = 0; p < PROCS; p++)
-        pids[p] = tu_spawn(chaos_proc, (void *)(intptr_t)p);
+    tf_contenders_start(PROCS, THREADS, CHAOS_MS, chaos_client, chaos_contender, NULL);
     /* Chaos: one master at a time.  A killed master comes back only after
      * the lock's expiry (it has no persistence: restarting sooner would let
      * it forget a live lock; see doc/design.md). */
@@ -446,8 +420,7 @@ static void test_majority_chaos_never_two_holders(void **state)
         }
         tu_sleep_ms(700);
     }
-    for (p = 0; p < PROCS; p++)
-        assert_int_equal(tu_wait(pids[p]), 0);
+    tf_contenders_wait();
 
     for (p = 0; p < PROCS; p++) {
         total_lost += counts->lost[p];

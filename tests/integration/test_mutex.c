@@ -26,21 +26,14 @@ static ts_server srv;
 static shared *sh;     /* shared with the children */
 static ti_log *holds;  /* shared with the children */
 
-struct targ {
-    redislock_client *c;
-    int p, t;
-    int64_t end_ms;
-};
-
-static void *contender(void *arg)
+static void contender(tf_contender *a)
 {
-    struct targ *a = arg;
     redislock *lk = NULL;
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     o.expire_ms = 30000; /* longer than the run: expiry never frees it */
     if (redislock_new(&lk, a->c, "mutex", &o)) {
         __atomic_add_fetch(&sh->errors, 1, __ATOMIC_SEQ_CST);
-        return NULL;
+        return;
     }
     while (tu_now_ms() < a->end_ms) {
         int rc = redislock_acquire(lk, 2000), n;
@@ -65,50 +58,30 @@ static void *contender(void *arg)
         end = ti_vouched(lk);
         if (!end) /* held() must vouch for a lock that cannot expire yet */
             __atomic_add_fetch(&sh->errors, 1, __ATOMIC_SEQ_CST);
-        ti_add(holds, a->p * THREADS + a->t, start, end ? end : start);
+        ti_add(holds, a->slot, start, end ? end : start);
         __atomic_sub_fetch(&sh->inside, 1, __ATOMIC_SEQ_CST);
         if (redislock_release(lk))
             __atomic_add_fetch(&sh->errors, 1, __ATOMIC_SEQ_CST);
     }
     redislock_free(lk);
-    return NULL;
 }
 
-static int proc_main(void *arg)
+static redislock_client *new_client(void *unused)
 {
-    int p = (int)(intptr_t)arg, t;
     redislock_client *c = NULL;
-    pthread_t th[THREADS];
-    struct targ a[THREADS];
-    int64_t end = tu_now_ms() + RUN_MS;
-    if (redislock_client_new(&c, srv.url, NULL))
-        return 10;
-    for (t = 0; t < THREADS; t++) {
-        a[t].c = c;
-        a[t].p = p;
-        a[t].t = t;
-        a[t].end_ms = end;
-        pthread_create(&th[t], NULL, contender, &a[t]);
-    }
-    for (t = 0; t < THREADS; t++)
-        pthread_join(th[t], NULL);
-    redislock_client_free(c);
-    return 0;
+    return redislock_client_new(&c, srv.url, NULL) ? NULL : c;
 }
 
 static void test_mutex_never_two_holders(void **state)
 {
-    pid_t pids[PROCS];
     ti_report rep;
-    int p, s, min = 1 << 30, max = 0, total = 0;
+    int s, min = 1 << 30, max = 0, total = 0;
 
     tf_server_start(&srv);
     sh = tf_shared(sizeof *sh);
     holds = ti_log_new(PROCS * THREADS, PER);
-    for (p = 0; p < PROCS; p++)
-        pids[p] = tu_spawn(proc_main, (void *)(intptr_t)p);
-    for (p = 0; p < PROCS; p++)
-        assert_int_equal(tu_wait(pids[p]), 0);
+    tf_contenders_start(PROCS, THREADS, RUN_MS, new_client, contender, NULL);
+    tf_contenders_wait();
 
     for (s = 0; s < PROCS * THREADS; s++) {
         int c = ti_count(holds, s);
