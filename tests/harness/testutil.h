@@ -14,7 +14,8 @@
 
 /* The usual fixture: one redis-server (tu_srv) and one client on it (tu_cl)
  * per test program; every test starts from an empty database and is skipped
- * when redis-server is not installed. */
+ * when redis-server is not installed.  Per-test clean-up, waiters, N
+ * masters: fixtures.h. */
 extern ts_server tu_srv;
 extern redislock_client *tu_cl;
 int tu_group_setup(void **state);     /* unix socket only */
