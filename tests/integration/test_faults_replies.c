@@ -529,6 +529,14 @@ static void test_majority_wrongtype_signal_keys_waiter_fails_without_spinning(vo
     assert_rl_ok(redislock_release(lk));
 }
 
+/* The majority rows: a holder and a waiter (expiry 10 s, timeout 8 s) on
+ * the three masters; the fault once the waiter blocks on all three; the
+ * holder's release must wake it within 2 s. */
+#define MAJORITY_WAITER                                                      \
+    .servers = tf_masters, .nservers = NM, .master_timeout_ms = 500,        \
+    .holder_expire_ms = 10000, .waiter_expire_ms = 10000, .timeout_ms = 8000, \
+    .await_blocked = 1, .release = 1, .want = REDISLOCK_OK, .woken_within_ms = 2000
+
 /* A waiter blocks on all three masters; its BLPOP connection to one of them
  * is killed.  It goes on waiting on the others (and the killed one again),
  * and the holder's release wakes it. */
@@ -540,23 +548,17 @@ static void kill_blpop_on_master_0(faults_scene *s)
 }
 
 static const faults_case test_majority_waiter_survives_blpop_killed_on_one_master = {
+    MAJORITY_WAITER, .lock = "mk",
     .fault = "majority: a waiter's BLPOP connection to one master killed",
-    .servers = tf_masters, .nservers = NM, .lock = "mk", .master_timeout_ms = 500,
-    .holder_expire_ms = 10000, .waiter_expire_ms = 10000,
-    .timeout_ms = 8000, .await_blocked = 1,
     .inject = kill_blpop_on_master_0, .still_waiting_ms = 200,
-    .release = 1, .want = REDISLOCK_OK, .woken_within_ms = 2000,
 };
 
 /* A waiter blocked on three masters receives signals at random; it is
  * woken by the release, not before. */
 static const faults_case test_majority_signals_waiter_woken_by_release_not_before = {
+    MAJORITY_WAITER, .lock = "msig",
     .fault = "majority: SIGUSR1 at random to a waiter blocked on 3 masters",
-    .servers = tf_masters, .nservers = NM, .lock = "msig", .master_timeout_ms = 500,
-    .holder_expire_ms = 10000, .waiter_expire_ms = 10000,
-    .timeout_ms = 8000, .signals = 4, .await_blocked = 1,
-    .still_waiting_ms = 500,
-    .release = 1, .want = REDISLOCK_OK, .woken_within_ms = 2000,
+    .signals = 4, .still_waiting_ms = 500,
 };
 
 /* One master restarts (empty) while a waiter blocks.  The holder keeps its
@@ -576,12 +578,9 @@ static void check_on_all_three(faults_scene *s)
 }
 
 static const faults_case test_majority_waiter_ignores_restarted_master_alone = {
+    MAJORITY_WAITER, .lock = "mr",
     .fault = "majority: one master restarted empty while a waiter blocks",
-    .servers = tf_masters, .nservers = NM, .lock = "mr", .master_timeout_ms = 500,
-    .holder_expire_ms = 10000, .waiter_expire_ms = 10000,
-    .timeout_ms = 8000, .await_blocked = 1,
     .inject = restart_master_2, .still_waiting_ms = 300,
-    .release = 1, .want = REDISLOCK_OK, .woken_within_ms = 2000,
     .check = check_on_all_three,
 };
 
