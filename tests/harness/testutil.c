@@ -157,6 +157,19 @@ int tu_wait(pid_t pid)
     return -1;
 }
 
+void tu_kill_children(void)
+{
+    int i, status;
+    for (i = 0; i < MAX_CHILDREN; i++)
+        if (children[i].pid) {
+            kill(children[i].pid, SIGKILL);
+            while (waitpid(children[i].pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            close(children[i].fd);
+            children[i].pid = 0;
+        }
+}
+
 void tu_chan_open(tu_chan *ch)
 {
     if (pipe(ch->fd) < 0)

@@ -14,7 +14,8 @@
 
 /* The usual fixture: one redis-server (tu_srv) and one client on it (tu_cl)
  * per test program; every test starts from an empty database and is skipped
- * when redis-server is not installed. */
+ * when redis-server is not installed.  Per-test clean-up, waiters, N
+ * masters: fixtures.h. */
 extern ts_server tu_srv;
 extern redislock_client *tu_cl;
 int tu_group_setup(void **state);     /* unix socket only */
@@ -42,6 +43,9 @@ redislock *tu_lock(redislock_client *c, const char *name, int64_t expire_ms);
 pid_t tu_spawn(int (*fn)(void *), void *arg);
 /* Wait for a child: its exit status, or 128+signal. */
 int tu_wait(pid_t pid);
+/* Kill (SIGKILL) and reap every child tu_spawn() started that tu_wait()
+ * has not waited for (after a failed test: see tf_teardown). */
+void tu_kill_children(void);
 
 /* A pipe carrying int64 values from children to the parent. */
 typedef struct tu_chan {

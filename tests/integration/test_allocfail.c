@@ -15,8 +15,7 @@
  * quorum decides.  A last test fails allocations of the renewal thread one
  * by one: a renewal is retried and the lock is not lost.  hiredis keeps its
  * own allocator: its reader's allocations are not counted. */
-#include "server.h"
-#include "testutil.h"
+#include "fixtures.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,9 +82,7 @@ static void t_free(void *p)
 #define NAME "af"
 #define KEY "lock:" NAME
 
-static ts_server srv[NSRV];
-static const char *urls[NSRV];
-static int started;
+/* the servers: tf_masters[0..NSRV-1] (the first with a password) */
 static int nm;      /* masters of the path running now: 1 or NSRV */
 
 static void drop(redisReply *rep)
@@ -100,8 +97,8 @@ static void reset_servers(void)
 {
     int i;
     for (i = 0; i < nm; i++) {
-        ts_flushall(&srv[i]);
-        drop(ts_cmd(&srv[i], "SCRIPT FLUSH"));
+        ts_flushall(&tf_masters[i]);
+        drop(ts_cmd(&tf_masters[i], "SCRIPT FLUSH"));
     }
 }
 
@@ -110,8 +107,8 @@ static void set_all(const char *key, const char *value, int px)
 {
     int i;
     for (i = 0; i < nm; i++)
-        drop(px ? ts_cmd(&srv[i], "SET %s %s PX %d", key, value, px)
-                : ts_cmd(&srv[i], "SET %s %s", key, value));
+        drop(px ? ts_cmd(&tf_masters[i], "SET %s %s PX %d", key, value, px)
+                : ts_cmd(&tf_masters[i], "SET %s %s", key, value));
 }
 
 /* How many masters of the path give the lock to id. */
@@ -119,7 +116,7 @@ static int owned_by(const char *id)
 {
     int i, n = 0;
     for (i = 0; i < nm; i++) {
-        redisReply *rep = ts_cmd(&srv[i], "GET " KEY);
+        redisReply *rep = ts_cmd(&tf_masters[i], "GET " KEY);
         if (rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, id))
             n++;
         drop(rep);
@@ -130,10 +127,7 @@ static int owned_by(const char *id)
 /* How many masters of the path have a key. */
 static int have_key(const char *key)
 {
-    int i, n = 0;
-    for (i = 0; i < nm; i++)
-        n += ts_int(&srv[i], "EXISTS %s", key) == 1;
-    return n;
+    return tf_keys_on(nm, key);
 }
 
 static int quorum(void)
@@ -237,11 +231,23 @@ static redislock_client *new_client(run *r, int *rc)
     co.signal_expire_ms = 60000;
     co.master_timeout_ms = (int)TU_MS(1000); /* a slow run is no failure */
     *rc = check_rc(r, "client_new",
-                   nm == 1 ? redislock_client_new(&c, urls[0], &co)
-                           : redislock_client_new_multi(&c, urls, (size_t)nm, &co));
+                   nm == 1 ? redislock_client_new(&c, tf_urls[0], &co)
+                           : redislock_client_new_multi(&c, tf_urls, (size_t)nm, &co));
     if (*rc)
         assert_null(c);
     return *rc ? NULL : c;
+}
+
+/* The path frees its client and handle itself (tf_undefer); after a failed
+ * run the teardown does. */
+static void free_client(void *c)
+{
+    redislock_client_free(c);
+}
+
+static void free_lock(void *lk)
+{
+    redislock_free(lk);
 }
 
 /* One run of the whole path with the Nth allocation failing.  Returns 1 if
@@ -266,6 +272,7 @@ static int one_run(long n, tally *t)
 
     if (!(c = new_client(&r, &rc)))
         goto done;
+    tf_defer(free_client, c);
     o.expire_ms = 60000; /* auto-renewed every 20 s: never within a run */
     o.auto_renew = 1;
     o.id_prefix = "af:";
@@ -275,6 +282,7 @@ static int one_run(long n, tally *t)
         assert_null(r.lk);
         goto free_client;
     }
+    tf_defer(free_lock, r.lk);
 
     /* a free lock */
     if (acquire(&r, "acquire (free)", 0))
@@ -287,7 +295,7 @@ static int one_run(long n, tally *t)
     if (!got) {
         set_all(KEY, "", 0);
         for (i = 0; i < nm; i++)
-            drop(ts_cmd(&srv[i], "DEL " KEY));
+            drop(ts_cmd(&tf_masters[i], "DEL " KEY));
         got = acquire(&r, "acquire (again)", 0);
         assert_true(got); /* the one failure has happened */
     }
@@ -297,7 +305,7 @@ static int one_run(long n, tally *t)
     if (rc == 0) {
         int shorter = 0;
         for (i = 0; i < nm; i++) {
-            long long pttl = ts_int(&srv[i], "PTTL " KEY);
+            long long pttl = ts_int(&tf_masters[i], "PTTL " KEY);
             shorter += pttl > 0 && pttl <= 30000;
         }
         assert_true(shorter >= quorum());
@@ -337,9 +345,9 @@ static int one_run(long n, tally *t)
         assert_true(have_key("lock:many-2") < quorum());
     }
 
-    redislock_free(r.lk);
+    tf_undefer(r.lk); /* redislock_free */
 free_client:
-    redislock_client_free(c);
+    tf_undefer(c); /* redislock_client_free */
 done:
     if (__atomic_load_n(&outstanding, __ATOMIC_SEQ_CST) != 0)
         fail_msg("N=%ld: %ld allocations not freed (failure in %s)", n,
@@ -360,8 +368,6 @@ static void whole_path(int masters)
     long n, total;
     int i;
 
-    if (!started)
-        skip();
     nm = masters;
     memset(&t, 0, sizeof t);
     /* a run with no failure: the number of allocations on the path */
@@ -378,12 +384,12 @@ static void whole_path(int masters)
     assert_true(n - 1 >= total / 2);
 }
 
-static void test_allocfail_one_master(void **state)
+static void test_allocfail_each_failure_clean_one_master(void **state)
 {
     whole_path(1);
 }
 
-static void test_allocfail_majority(void **state)
+static void test_allocfail_each_failure_clean_majority(void **state)
 {
     whole_path(NSRV);
 }
@@ -391,7 +397,7 @@ static void test_allocfail_majority(void **state)
 /* The renewal thread's allocations fail one at a time (the test thread
  * makes none meanwhile): each failed renewal is retried, the lock stays
  * held on the server, nothing leaks. */
-static void test_allocfail_renewal(void **state)
+static void test_allocfail_renewal_failures_retried(void **state)
 {
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     redislock_client *c;
@@ -399,16 +405,14 @@ static void test_allocfail_renewal(void **state)
     long k, base;
     int64_t start;
 
-    if (!started)
-        skip();
     nm = 1;
     reset_servers();
     __atomic_store_n(&fail_at, 0, __ATOMIC_SEQ_CST);
-    c = tu_client(urls[0]);
+    c = tf_client(tf_urls[0]);
     o.expire_ms = TU_MS(1000);
     o.renew_interval_ms = 50;
     o.auto_renew = 1;
-    assert_rl_ok(redislock_new(&lk, c, NAME, &o));
+    lk = tf_lock_opts(c, NAME, &o);
     assert_rl_ok(redislock_acquire(lk, 0));
     for (k = 1; k <= 8; k++) { /* two batches' worth */
         base = __atomic_load_n(&calls, __ATOMIC_SEQ_CST);
@@ -427,40 +431,35 @@ static void test_allocfail_renewal(void **state)
     }
     __atomic_store_n(&fail_at, 0, __ATOMIC_SEQ_CST);
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_client_free(c);
+    tf_undefer(lk);
+    tf_undefer(c);
     assert_int_equal(__atomic_load_n(&outstanding, __ATOMIC_SEQ_CST), 0);
 }
 
 static int group_setup(void **state)
 {
-    int i, rc;
     if (redislock_replace_allocator(t_malloc, t_realloc, t_calloc, t_free))
         return -1;
-    snprintf(srv[0].password, sizeof srv[0].password, "af-secret");
-    for (i = 0; i < NSRV; i++) {
-        if ((rc = ts_start(&srv[i])))
-            return rc == 77 ? 0 : -1; /* the tests skip */
-        urls[i] = srv[i].url;
-    }
-    started = 1;
-    return 0;
+    snprintf(tf_masters[0].password, sizeof tf_masters[0].password, "af-secret");
+    return tf_masters_start(NSRV);
 }
 
-static int group_teardown(void **state)
+/* No allocation fails after a test, whatever happened in it. */
+static int teardown(void **state)
 {
-    int i;
-    for (i = 0; i < NSRV; i++)
-        ts_stop(&srv[i]);
-    return 0;
+    __atomic_store_n(&fail_at, 0, __ATOMIC_SEQ_CST);
+    return tf_masters_teardown(state);
 }
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, tf_masters_setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_allocfail_one_master),
-        cmocka_unit_test(test_allocfail_majority),
-        cmocka_unit_test(test_allocfail_renewal),
+        TEST(test_allocfail_each_failure_clean_one_master),
+        TEST(test_allocfail_each_failure_clean_majority),
+        TEST(test_allocfail_renewal_failures_retried),
     };
-    return cmocka_run_group_tests_name("allocfail", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("allocfail", tests, group_setup,
+                                       tf_masters_group_teardown);
 }

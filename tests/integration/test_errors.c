@@ -1,7 +1,6 @@
 /* 11. Bad input and failing servers: a clear code and a one-line message,
  * never a crash, a hang past the deadline or a leak. */
-#include "server.h"
-#include "testutil.h"
+#include "fixtures.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -20,9 +19,10 @@ static void assert_message(const char *needle)
         fail_msg("message '%s' does not mention '%s'", m, needle);
 }
 
-static void test_errors_null_arguments(void **state)
+/* A NULL where an object or a string is needed: EINVAL, naming it. */
+static void test_errors_null_arguments_are_einval(void **state)
 {
-    redislock *lk = tu_lock(tu_cl, "n", 0);
+    redislock *lk = tf_lock(tu_cl, "n", 0);
     redislock_info info;
     redislock *out = (redislock *)1;
     redislock_client *cout = (redislock_client *)1;
@@ -49,16 +49,22 @@ static void test_errors_null_arguments(void **state)
     assert_rl_err(redislock_reset(tu_cl, NULL), REDISLOCK_EINVAL);
     assert_rl_err(redislock_reset(tu_cl, ""), REDISLOCK_EINVAL);
     assert_rl_err(redislock_reset_all(NULL, NULL, &n), REDISLOCK_EINVAL);
+}
+
+/* The getters answer a NULL handle without crashing, and free(NULL) is a
+ * no-op. */
+static void test_errors_getters_and_free_accept_null(void **state)
+{
     assert_int_equal(redislock_held(NULL), 0);
     assert_null(redislock_name(NULL));
     assert_null(redislock_id(NULL));
     assert_non_null(redislock_errmsg(NULL));
     redislock_free(NULL);
     redislock_client_free(NULL);
-    redislock_free(lk);
 }
 
-static void test_errors_bad_lock_arguments(void **state)
+/* Bad lock options and names: EINVAL with a message naming the fault. */
+static void test_errors_bad_lock_options_are_einval(void **state)
 {
     struct {
         const char *name;
@@ -77,10 +83,7 @@ static void test_errors_bad_lock_arguments(void **state)
           "renew_interval_ms" },
         { "x", { .expire_ms = 1000, .renew_interval_ms = -3 }, "renew_interval_ms" },
     };
-    char longname[REDISLOCK_NAME_MAX + 2];
-    char longid[REDISLOCK_ID_MAX + 2];
-    redislock *lk = NULL;
-    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock *lk;
     size_t i;
 
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -90,15 +93,26 @@ static void test_errors_bad_lock_arguments(void **state)
         assert_null(lk);
         assert_message(cases[i].needle);
     }
+}
+
+/* A name of REDISLOCK_NAME_MAX bytes works, one more is refused; an owner
+ * id (or a prefix with the random part) longer than REDISLOCK_ID_MAX is
+ * refused. */
+static void test_errors_name_and_id_length_limits(void **state)
+{
+    char longname[REDISLOCK_NAME_MAX + 2];
+    char longid[REDISLOCK_ID_MAX + 2];
+    redislock *lk = NULL;
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+
     memset(longname, 'n', sizeof longname);
     longname[REDISLOCK_NAME_MAX + 1] = '\0';
     assert_rl_err(redislock_new(&lk, tu_cl, longname, NULL), REDISLOCK_EINVAL);
     assert_message("4096");
     longname[REDISLOCK_NAME_MAX] = '\0'; /* exactly the limit: fine */
-    assert_rl_ok(redislock_new(&lk, tu_cl, longname, NULL));
+    lk = tf_lock_opts(tu_cl, longname, NULL);
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
 
     memset(longid, 'i', sizeof longid);
     longid[REDISLOCK_ID_MAX + 1] = '\0';
@@ -108,16 +122,19 @@ static void test_errors_bad_lock_arguments(void **state)
     longid[REDISLOCK_ID_MAX - 10] = '\0';
     o.id_prefix = longid; /* prefix + 24 random characters is too long */
     assert_rl_err(redislock_new(&lk, tu_cl, "x", &o), REDISLOCK_EINVAL);
+}
 
-    lk = tu_lock(tu_cl, "x", 0);
+/* A timeout below -1 and a negative expiry for extend: EINVAL. */
+static void test_errors_negative_timeouts_are_einval(void **state)
+{
+    redislock *lk = tf_lock(tu_cl, "x", 0);
     assert_rl_err(redislock_acquire(lk, -2), REDISLOCK_EINVAL);
     assert_message("timeout");
     assert_non_null(strstr(redislock_errmsg(lk), "timeout"));
     assert_rl_err(redislock_extend(lk, -1), REDISLOCK_EINVAL);
-    redislock_free(lk);
 }
 
-static void test_errors_bad_urls(void **state)
+static void test_errors_bad_urls_refused_with_reason(void **state)
 {
     struct {
         const char *url;
@@ -154,7 +171,7 @@ static void test_errors_bad_urls(void **state)
     }
 }
 
-static void test_errors_bad_client_options(void **state)
+static void test_errors_bad_client_options_are_einval(void **state)
 {
     redislock_client *c = NULL;
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
@@ -172,34 +189,29 @@ static void test_errors_bad_client_options(void **state)
     assert_null(c);
 }
 
-/* Connection refused: an error at once, naming host:port. */
-static void test_errors_connection_refused(void **state)
+/* Connection refused: an error at once, naming host:port (or the socket
+ * path), from every operation. */
+static void test_errors_connection_refused_at_once_naming_address(void **state)
 {
-    ts_server gone;
     redislock_client *c;
     redislock *lk;
     char url[64], addr[64];
     int64_t t0;
+    int port;
 
-    memset(&gone, 0, sizeof gone);
-    /* a port that was free a moment ago: nothing listens there */
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", tu_srv.port + 1);
-    {
-        /* make sure: find a port with nothing listening */
-        int port;
-        for (port = tu_srv.port + 1; port < tu_srv.port + 50; port++) {
-            redisContext *probe = redisConnect("127.0.0.1", port);
-            int refused = probe && probe->err;
-            if (probe)
-                redisFree(probe);
-            if (refused)
-                break;
-        }
-        snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
-        snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    /* a port with nothing listening */
+    for (port = tu_srv.port + 1; port < tu_srv.port + 50; port++) {
+        redisContext *probe = redisConnect("127.0.0.1", port);
+        int refused = probe && probe->err;
+        if (probe)
+            redisFree(probe);
+        if (refused)
+            break;
     }
-    c = tu_client(url);
-    lk = tu_lock(c, "x", 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    c = tf_client(url);
+    lk = tf_lock(c, "x", 0);
     t0 = tu_now_ms();
     assert_rl_err(redislock_acquire(lk, 5000), REDISLOCK_EIO);
     assert_true(tu_now_ms() - t0 < TU_MS(1000));
@@ -208,82 +220,74 @@ static void test_errors_connection_refused(void **state)
     assert_rl_err(redislock_release(lk), REDISLOCK_EIO);
     assert_rl_err(redislock_reset(c, "x"), REDISLOCK_EIO);
     assert_rl_err(redislock_reset_all(c, NULL, NULL), REDISLOCK_EIO);
-    redislock_free(lk);
-    redislock_client_free(c);
 
-    c = tu_client("unix:///nonexistent/dir/redis.sock");
-    lk = tu_lock(c, "x", 0);
+    c = tf_client("unix:///nonexistent/dir/redis.sock");
+    lk = tf_lock(c, "x", 0);
     assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EIO);
     assert_message("/nonexistent/dir/redis.sock");
-    redislock_free(lk);
-    redislock_client_free(c);
 }
 
-/* Wrong or missing password: EAUTH. */
-static void test_errors_wrong_password(void **state)
+/* A server with a password (started for one test). */
+static void start_auth_server(ts_server *s)
+{
+    snprintf(s->password, sizeof s->password, "s3cret");
+    tf_server_start(s);
+}
+
+/* Acquire on a client of url (with options o) answers code, the message
+ * containing text; OK, then release. */
+static void acquire_on(const char *url, const redislock_client_options *o, int code,
+                       const char *text)
+{
+    redislock *lk = tf_lock(tf_client_opts(url, o), "x", 0);
+    assert_rl_err(redislock_acquire(lk, 1000), code);
+    if (text)
+        assert_message(text);
+    if (code == REDISLOCK_OK)
+        assert_rl_ok(redislock_release(lk));
+}
+
+/* A wrong or missing password: EAUTH; with a db in the URL (AUTH and
+ * SELECT pipelined) the AUTH error is the one reported, not SELECT's
+ * NOAUTH that follows from it. */
+static void test_errors_wrong_or_missing_password_is_eauth(void **state)
 {
     static ts_server auth;
-    redislock_client *c;
-    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
-    redislock *lk;
     char url[800];
 
-    snprintf(auth.password, sizeof auth.password, "s3cret");
-    TS_START_OR_SKIP(&auth);
+    start_auth_server(&auth);
     snprintf(url, sizeof url, "unix://%s?password=wrong", auth.sock);
-    c = tu_client(url);
-    lk = tu_lock(c, "x", 0);
-    assert_rl_err(redislock_acquire(lk, 1000), REDISLOCK_EAUTH);
-    assert_message("AUTH");
-    redislock_free(lk);
-    redislock_client_free(c);
-
-    /* with a db: AUTH and SELECT are pipelined; the AUTH error is the one
-     * reported, not SELECT's NOAUTH that follows from it */
+    acquire_on(url, NULL, REDISLOCK_EAUTH, "AUTH");
     snprintf(url, sizeof url, "unix://%s?password=wrong&db=1", auth.sock);
-    c = tu_client(url);
-    lk = tu_lock(c, "x", 0);
-    assert_rl_err(redislock_acquire(lk, 1000), REDISLOCK_EAUTH);
-    assert_message("AUTH failed");
-    redislock_free(lk);
-    redislock_client_free(c);
-
+    acquire_on(url, NULL, REDISLOCK_EAUTH, "AUTH failed");
     snprintf(url, sizeof url, "unix://%s", auth.sock);
-    c = tu_client(url);
-    lk = tu_lock(c, "x", 0);
-    assert_rl_err(redislock_acquire(lk, 1000), REDISLOCK_EAUTH);
-    assert_message("NOAUTH");
-    redislock_free(lk);
-    redislock_client_free(c);
-
-    o.password = "s3cret"; /* from the options: the URL needs no secret */
-    c = tu_client_opts(url, &o);
-    lk = tu_lock(c, "x", 0);
-    assert_rl_ok(redislock_acquire(lk, 1000));
-    assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_client_free(c);
-
-    c = tu_client(auth.url); /* unix://...?password=s3cret */
-    lk = tu_lock(c, "x", 0);
-    assert_rl_ok(redislock_acquire(lk, 1000));
-    assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_client_free(c);
-    ts_stop(&auth);
+    acquire_on(url, NULL, REDISLOCK_EAUTH, "NOAUTH");
 }
 
-/* SELECT: the db of the URL is used; a bad db is a clear error. */
-static void test_errors_select_db(void **state)
+/* The right password works, from the client options (the URL needs no
+ * secret) or from the URL. */
+static void test_errors_password_from_options_or_url_works(void **state)
 {
-    redislock_client *c;
-    redislock *lk;
+    static ts_server auth;
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     char url[800];
+
+    start_auth_server(&auth);
+    snprintf(url, sizeof url, "unix://%s", auth.sock);
+    o.password = "s3cret";
+    acquire_on(url, &o, REDISLOCK_OK, NULL);
+    acquire_on(auth.url, NULL, REDISLOCK_OK, NULL); /* unix://...?password=s3cret */
+}
+
+/* The db of the URL is the one used (SELECT). */
+static void test_errors_url_db_is_selected(void **state)
+{
+    char url[800];
+    redislock *lk;
     redisReply *r;
 
     snprintf(url, sizeof url, "%s/3", tu_srv.tcp_url);
-    c = tu_client(url);
-    lk = tu_lock(c, "indb3", 0);
+    lk = tf_lock(tf_client(url), "indb3", 0);
     assert_rl_ok(redislock_acquire(lk, 0));
     r = ts_cmd(&tu_srv, "SELECT 3");
     freeReplyObject(r);
@@ -291,66 +295,34 @@ static void test_errors_select_db(void **state)
     r = ts_cmd(&tu_srv, "SELECT 0");
     freeReplyObject(r);
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_client_free(c);
+}
+
+/* A db the server does not have: EINVAL naming the SELECT. */
+static void test_errors_bad_db_is_einval(void **state)
+{
+    char url[800];
+    redislock *lk;
 
     snprintf(url, sizeof url, "%s/999", tu_srv.tcp_url);
-    c = tu_client(url);
-    lk = tu_lock(c, "x", 0);
+    lk = tf_lock(tf_client(url), "x", 0);
     assert_rl_err(redislock_acquire(lk, 0), REDISLOCK_EINVAL);
     assert_message("SELECT 999");
-    redislock_free(lk);
-    redislock_client_free(c);
 }
 
 /* A key of the wrong type where the lock should be: a clear server error. */
-static void test_errors_wrongtype(void **state)
+static void test_errors_wrongtype_is_eproto(void **state)
 {
-    redislock *lk = tu_lock(tu_cl, "typed", 0);
+    redislock *lk = tf_lock(tu_cl, "typed", 0);
     redisReply *r = ts_cmd(&tu_srv, "RPUSH lock:typed a");
     freeReplyObject(r);
     assert_rl_err(redislock_acquire(lk, 0), REDISLOCK_EPROTO);
     assert_message("WRONGTYPE");
     assert_int_equal(redislock_held(lk), 0);
-    redislock_free(lk);
 }
-
-struct waiter {
-    const char *url;
-    const char *name;
-    int64_t timeout;
-    int rc;
-    int64_t elapsed;
-    char msg[512];
-};
 
 static void log_stderr(void *ud, int level, const char *msg)
 {
     fprintf(stderr, "%lld [%d] %s\n", (long long)tu_now_ms(), level, msg);
-}
-
-static void *waiter_thread(void *p)
-{
-    struct waiter *w = p;
-    redislock_client *c = NULL;
-    redislock *lk = NULL;
-    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
-    int64_t t0;
-    o.log = log_stderr;
-    o.log_level = REDISLOCK_LOG_DEBUG;
-    if (redislock_client_new(&c, w->url, &o) || redislock_new(&lk, c, w->name, NULL)) {
-        w->rc = -100;
-        return NULL;
-    }
-    t0 = tu_now_ms();
-    w->rc = redislock_acquire(lk, w->timeout);
-    w->elapsed = tu_now_ms() - t0;
-    snprintf(w->msg, sizeof w->msg, "%s", redislock_errmsg(lk));
-    if (w->rc == 0)
-        redislock_release(lk);
-    redislock_free(lk);
-    redislock_client_free(c);
-    return NULL;
 }
 
 static long long blocked(ts_server *s)
@@ -358,66 +330,61 @@ static long long blocked(ts_server *s)
     return ts_info(s, "clients", "blocked_clients");
 }
 
-/* A server killed while a waiter blocks: an error well before the deadline
- * when it stays down; the wait goes on (and gets the lock) when it comes
- * back at once. */
-static void test_errors_server_killed_while_waiting(void **state)
+/* A waiter for lock "k" of s, on a client of its own (logging to stderr),
+ * started once the lock is held by another client; returns when it
+ * blocks (or after 5 s). */
+static tf_waiter *blocked_waiter(ts_server *s)
 {
-    static ts_server victim;
-    redislock_client *c;
-    redislock *holder;
-    struct waiter w;
-    pthread_t t;
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock *holder = tf_lock(tf_client(s->url), "k", 0);
+    tf_waiter *w;
     int64_t t0;
 
-    TS_START_OR_SKIP(&victim);
-    c = tu_client(victim.url);
-    holder = tu_lock(c, "k", 0);
-
-    /* killed for good */
-    memset(&w, 0, sizeof w);
-    w.url = victim.url;
-    w.name = "k";
-    w.timeout = 10000;
+    o.log = log_stderr;
+    o.log_level = REDISLOCK_LOG_DEBUG;
+    w = tf_waiter_new(tf_lock(tf_client_opts(s->url, &o), "k", 0), 10000);
     assert_rl_ok(redislock_acquire(holder, 0));
-    pthread_create(&t, NULL, waiter_thread, &w);
+    tf_waiter_run(w);
     t0 = tu_now_ms();
-    while (blocked(&victim) < 1 && tu_now_ms() - t0 < 5000)
+    while (blocked(s) < 1 && tu_now_ms() - t0 < 5000)
         tu_sleep_ms(5);
-    ts_stop(&victim);
-    pthread_join(t, NULL);
-    assert_int_equal(w.rc, REDISLOCK_EIO);
-    assert_true(w.elapsed < TU_MS(4000)); /* reconnects for up to the connect timeout */
-    assert_non_null(strstr(w.msg, victim.sock));
+    return w;
+}
 
-    /* killed and restarted at once: the waiter reconnects; the restarted
-     * server has no lock (no persistence), so the waiter takes it */
-    assert_int_equal(ts_restart(&victim), 0);
-    redislock_free(holder);
-    redislock_client_free(c);
-    c = tu_client(victim.url);
-    holder = tu_lock(c, "k", 0);
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&w, 0, sizeof w);
-    w.url = victim.url;
-    w.name = "k";
-    w.timeout = 10000;
-    pthread_create(&t, NULL, waiter_thread, &w);
-    t0 = tu_now_ms();
-    while (blocked(&victim) < 1 && tu_now_ms() - t0 < 5000)
-        tu_sleep_ms(5);
-    assert_int_equal(ts_restart(&victim), 0);
-    pthread_join(t, NULL);
-    if (w.rc != 0)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.elapsed < TU_MS(5000));
-    redislock_free(holder);
-    redislock_client_free(c);
+/* A server killed for good while a waiter blocks: an I/O error naming the
+ * server, well before the deadline. */
+static void test_errors_server_killed_waiter_fails_before_deadline(void **state)
+{
+    static ts_server victim;
+    tf_waiter *w;
+
+    tf_server_start(&victim);
+    w = blocked_waiter(&victim);
     ts_stop(&victim);
+    tf_waiter_join(w);
+    assert_int_equal(w->rc, REDISLOCK_EIO);
+    assert_true(w->got - w->start < TU_MS(4000)); /* reconnects for up to the connect timeout */
+    assert_non_null(strstr(w->msg, victim.sock));
+}
+
+/* A server killed and restarted at once while a waiter blocks: the waiter
+ * reconnects; the restarted server has no lock (no persistence), so the
+ * waiter takes it. */
+static void test_errors_server_restarted_waiter_reconnects_and_takes_lock(void **state)
+{
+    static ts_server victim;
+    tf_waiter *w;
+
+    tf_server_start(&victim);
+    w = blocked_waiter(&victim);
+    assert_int_equal(ts_restart(&victim), 0);
+    tf_waiter_join(w);
+    tf_waiter_assert_ok(w);
+    assert_true(w->got - w->start < TU_MS(5000));
 }
 
 /* A hung server (SIGSTOP): command timeouts and the acquire deadline hold. */
-static void test_errors_hung_server(void **state)
+static void test_errors_hung_server_timeouts_bound_every_call(void **state)
 {
     static ts_server hung;
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
@@ -426,11 +393,11 @@ static void test_errors_hung_server(void **state)
     int64_t t0, el;
     int rc;
 
-    TS_START_OR_SKIP(&hung);
+    tf_server_start(&hung);
     o.command_timeout_ms = 300;
-    c = tu_client_opts(hung.url, &o);
-    lk = tu_lock(c, "h", 0);
-    holder = tu_lock(c, "h", 0);
+    c = tf_client_opts(hung.url, &o);
+    lk = tf_lock(c, "h", 0);
+    holder = tf_lock(c, "h", 0);
     assert_rl_ok(redislock_acquire(lk, 0)); /* pool has a live connection */
     assert_rl_ok(redislock_release(lk));
 
@@ -457,25 +424,29 @@ static void test_errors_hung_server(void **state)
     assert_rl_ok(redislock_release(lk));
     assert_rl_ok(redislock_acquire(holder, 0));
     assert_rl_ok(redislock_release(holder));
-    redislock_free(lk);
-    redislock_free(holder);
-    redislock_client_free(c);
-    ts_stop(&hung);
 }
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, tu_setup, tf_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_errors_null_arguments, tu_setup),
-        cmocka_unit_test_setup(test_errors_bad_lock_arguments, tu_setup),
-        cmocka_unit_test_setup(test_errors_bad_urls, tu_setup),
-        cmocka_unit_test_setup(test_errors_bad_client_options, tu_setup),
-        cmocka_unit_test_setup(test_errors_connection_refused, tu_setup),
-        cmocka_unit_test_setup(test_errors_wrong_password, tu_setup),
-        cmocka_unit_test_setup(test_errors_select_db, tu_setup),
-        cmocka_unit_test_setup(test_errors_wrongtype, tu_setup),
-        cmocka_unit_test_setup(test_errors_server_killed_while_waiting, tu_setup),
-        cmocka_unit_test_setup(test_errors_hung_server, tu_setup),
+        TEST(test_errors_null_arguments_are_einval),
+        TEST(test_errors_getters_and_free_accept_null),
+        TEST(test_errors_bad_lock_options_are_einval),
+        TEST(test_errors_name_and_id_length_limits),
+        TEST(test_errors_negative_timeouts_are_einval),
+        TEST(test_errors_bad_urls_refused_with_reason),
+        TEST(test_errors_bad_client_options_are_einval),
+        TEST(test_errors_connection_refused_at_once_naming_address),
+        TEST(test_errors_wrong_or_missing_password_is_eauth),
+        TEST(test_errors_password_from_options_or_url_works),
+        TEST(test_errors_url_db_is_selected),
+        TEST(test_errors_bad_db_is_einval),
+        TEST(test_errors_wrongtype_is_eproto),
+        TEST(test_errors_server_killed_waiter_fails_before_deadline),
+        TEST(test_errors_server_restarted_waiter_reconnects_and_takes_lock),
+        TEST(test_errors_hung_server_timeouts_bound_every_call),
     };
     return cmocka_run_group_tests_name("errors", tests, tu_group_setup_tcp, tu_group_teardown);
 }

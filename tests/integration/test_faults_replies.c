@@ -10,48 +10,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* tf_masters[0..2]: the masters of the majority-mode tests; tf_masters[3]:
+ * the server of the others (with DEBUG enabled) */
 #define NM 3
-static ts_server srv, masters[NM];
-static const char *urls[NM];
-static int started;
+static ts_server *const srv = &tf_masters[NM];
 
 static int group_setup(void **state)
 {
-    int rc, i;
-    srv.extra[0] = "--enable-debug-command";
-    srv.extra[1] = "yes";
-    if ((rc = ts_start(&srv)))
-        return rc == 77 ? 0 : -1;
-    for (i = 0; i < NM; i++) {
-        if (ts_start(&masters[i]))
-            return -1;
-        urls[i] = masters[i].url;
-    }
-    started = 1;
-    return 0;
+    tf_masters[NM].extra[0] = "--enable-debug-command";
+    tf_masters[NM].extra[1] = "yes";
+    return tf_masters_start(NM + 1);
 }
 
 static int group_teardown(void **state)
 {
-    int i;
-    ts_stop(&srv);
-    for (i = 0; i < NM; i++)
-        ts_stop(&masters[i]);
     faults_summary("test_faults_replies");
-    return 0;
+    return tf_masters_group_teardown(state);
 }
 
+/* Every master running and empty; srv out of the state a failed OOM or
+ * BUSY case may have left it in. */
 static int setup(void **state)
 {
-    int i;
-    if (!started)
-        skip();
-    ts_flushall(&srv);
-    freeReplyObject(ts_cmd(&srv, "CONFIG SET maxmemory 0"));
-    freeReplyObject(ts_cmd(&srv, "SCRIPT KILL")); /* after a failed BUSY case */
-    for (i = 0; i < NM; i++)
-        ts_flushall(&masters[i]);
-    return 0;
+    if (srv->pid) {
+        freeReplyObject(ts_cmd(srv, "SCRIPT KILL"));
+        freeReplyObject(ts_cmd(srv, "CONFIG SET busy-reply-threshold 5000"));
+        freeReplyObject(ts_cmd(srv, "CONFIG SET maxmemory 0"));
+    }
+    return tf_masters_setup(state);
 }
 
 static void cmd(ts_server *s, const char *fmt, const char *arg)
@@ -76,47 +62,53 @@ static void expect(int rc, int code, redislock *lk, const char *text, const char
                  text);
 }
 
-/* -------------------------------------------------------------- WRONGTYPE */
-
-/* The lock key holds a list: every operation that reads it is EPROTO with
- * WRONGTYPE, at once (a waiting acquire does not wait); reset removes it,
- * and then the lock works. */
-static void test_wrongtype_lock_key(void **state)
+/* try_acquire and a waiting acquire (timeout_ms) on lk both fail at once
+ * with EPROTO naming text, and lk is not held. */
+static void expect_acquire_refused_at_once(redislock *lk, int64_t timeout_ms,
+                                           const char *text)
 {
-    redislock_client *c = tu_client(srv.url);
-    redislock *lk = tu_lock(c, "wt", 5000);
-    redislock_info info;
     int64_t t0;
-
-    cmd(&srv, "RPUSH %s x", "lock:wt");
-    FAULT("lock key holds a list (WRONGTYPE)");
-    expect(redislock_try_acquire(lk), REDISLOCK_EPROTO, lk, "WRONGTYPE", "try_acquire");
+    expect(redislock_try_acquire(lk), REDISLOCK_EPROTO, lk, text, "try_acquire");
     assert_int_equal(redislock_held(lk), 0);
     t0 = tu_now_ms();
-    expect(redislock_acquire(lk, 3000), REDISLOCK_EPROTO, lk, "WRONGTYPE", "acquire");
+    expect(redislock_acquire(lk, timeout_ms), REDISLOCK_EPROTO, lk, text, "acquire");
     assert_true(tu_now_ms() - t0 < TU_MS(1000));
     assert_int_equal(redislock_held(lk), 0);
+}
+
+/* -------------------------------------------------------------- WRONGTYPE */
+
+/* The lock key holds a list (then a hash): every operation that reads it is
+ * EPROTO with WRONGTYPE, at once (a waiting acquire does not wait), and
+ * changes nothing; the forced reset removes it, and then the lock works. */
+static void test_wrongtype_lock_key_every_operation_fails_at_once(void **state)
+{
+    redislock_client *c = tf_client(srv->url);
+    redislock *lk = tf_lock(c, "wt", 5000);
+    redislock_info info;
+
+    cmd(srv, "RPUSH %s x", "lock:wt");
+    FAULT("lock key holds a list (WRONGTYPE)");
+    expect_acquire_refused_at_once(lk, 3000, "WRONGTYPE");
     expect(redislock_release(lk), REDISLOCK_EPROTO, lk, "WRONGTYPE", "release");
     expect(redislock_extend(lk, 1000), REDISLOCK_EPROTO, lk, "WRONGTYPE", "extend");
     expect(redislock_query(lk, &info), REDISLOCK_EPROTO, lk, "WRONGTYPE", "query");
-    assert_int_equal(ts_int(&srv, "LLEN lock:wt"), 1); /* nothing changed */
+    assert_int_equal(ts_int(srv, "LLEN lock:wt"), 1); /* nothing changed */
     /* a hash too */
-    cmd(&srv, "DEL %s", "lock:wt");
-    cmd(&srv, "HSET %s f v", "lock:wt");
+    cmd(srv, "DEL %s", "lock:wt");
+    cmd(srv, "HSET %s f v", "lock:wt");
     FAULT("lock key holds a hash (WRONGTYPE)");
     expect(redislock_try_acquire(lk), REDISLOCK_EPROTO, lk, "WRONGTYPE", "try_acquire");
     /* the forced reset deletes whatever is there */
     assert_int_equal(redislock_reset(c, "wt"), 1);
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_client_free(c);
 }
 
 /* The signal key holds a hash while a waiter waits: its BLPOP meets
- * WRONGTYPE.  The waiter fails with an error naming WRONGTYPE within its
- * deadline (it must not spin or hang), and the holder is untouched. */
-static void test_wrongtype_signal_key(void **state)
+ * WRONGTYPE.  The waiter fails with an error naming WRONGTYPE at once (it
+ * must not spin or hang until its deadline), and the holder is untouched. */
+static void test_wrongtype_signal_key_waiter_fails_at_once(void **state)
 {
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     redislock_client *c;
@@ -125,11 +117,11 @@ static void test_wrongtype_signal_key(void **state)
     int rc;
 
     o.connect_timeout_ms = 500;
-    c = tu_client_opts(srv.url, &o);
-    holder = tu_lock(c, "ws", 0);
-    lk = tu_lock(c, "ws", 0);
+    c = tf_client_opts(srv->url, &o);
+    holder = tf_lock(c, "ws", 0);
+    lk = tf_lock(c, "ws", 0);
     assert_rl_ok(redislock_acquire(holder, 0));
-    cmd(&srv, "HSET %s f v", "lock-signal:ws");
+    cmd(srv, "HSET %s f v", "lock-signal:ws");
     FAULT("signal key holds a hash (BLPOP WRONGTYPE)");
     t0 = tu_now_ms();
     rc = redislock_acquire(lk, 3000);
@@ -138,78 +130,88 @@ static void test_wrongtype_signal_key(void **state)
     expect(rc, REDISLOCK_EPROTO, lk, "WRONGTYPE", "acquire");
     assert_true(tu_now_ms() - t0 < TU_MS(1000)); /* at once, not by the deadline */
     assert_int_equal(redislock_held(lk), 0);
-    assert_int_equal(ts_int(&srv, "HLEN lock-signal:ws"), 1);
-    /* release replaces the bad signal key with a wake-up */
+    assert_int_equal(ts_int(srv, "HLEN lock-signal:ws"), 1);
+    assert_int_equal(redislock_held(holder), 1);
+}
+
+/* A release replaces a signal key of the wrong type with a wake-up, and the
+ * next waiter takes the lock. */
+static void test_wrongtype_signal_key_replaced_by_release(void **state)
+{
+    redislock_client *c = tf_client(srv->url);
+    redislock *holder = tf_lock(c, "ws", 0), *lk = tf_lock(c, "ws", 0);
+
+    assert_rl_ok(redislock_acquire(holder, 0));
+    cmd(srv, "HSET %s f v", "lock-signal:ws");
+    FAULT("signal key holds a hash when the holder releases");
     assert_rl_ok(redislock_release(holder));
-    assert_int_equal(ts_int(&srv, "LLEN lock-signal:ws"), 1);
+    assert_int_equal(ts_int(srv, "LLEN lock-signal:ws"), 1);
     assert_rl_ok(redislock_acquire(lk, 1000));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_client_free(c);
 }
 
 /* --------------------------------------------------------------- NOSCRIPT */
 
-/* SCRIPT FLUSH between the steps of a lock's life, and under pipelined
- * batches (reset_all over 150 locks: 3 batches in one pipeline, each
- * meeting NOSCRIPT) and under auto-renewal: everything reloads. */
-static void test_noscript_each_step(void **state)
+/* SCRIPT FLUSH between the steps of a lock's life: every step reloads. */
+static void test_noscript_each_step_reloads(void **state)
 {
-    redislock_client *c = tu_client(srv.url);
-    redislock *lk = tu_lock(c, "ns", 0), *r;
-    redislock_options ro = REDISLOCK_OPTIONS_INIT;
+    redislock_client *c = tf_client(srv->url);
+    redislock *lk = tf_lock(c, "ns", 0);
     redislock_info info;
-    uint64_t count = 0;
-    char name[32];
-    int i;
 
     FAULT("SCRIPT FLUSH before acquire, query, extend, release, reset");
-    cmd(&srv, "SCRIPT %s", "FLUSH");
+    cmd(srv, "SCRIPT %s", "FLUSH");
     assert_rl_ok(redislock_acquire(lk, 0));
-    cmd(&srv, "SCRIPT %s", "FLUSH");
+    cmd(srv, "SCRIPT %s", "FLUSH");
     assert_rl_ok(redislock_query(lk, &info));
     assert_int_equal(info.mine, 1);
-    cmd(&srv, "SCRIPT %s", "FLUSH");
+    cmd(srv, "SCRIPT %s", "FLUSH");
     assert_rl_err(redislock_extend(lk, 0), REDISLOCK_EINVAL); /* no expiry: ours */
-    cmd(&srv, "SCRIPT %s", "FLUSH");
+    cmd(srv, "SCRIPT %s", "FLUSH");
     assert_rl_ok(redislock_release(lk));
-    cmd(&srv, "SCRIPT %s", "FLUSH");
+    cmd(srv, "SCRIPT %s", "FLUSH");
     assert_int_equal(redislock_reset(c, "ns"), 0);
+}
 
-    ts_flushall(&srv);
-    for (i = 0; i < 150; i++) {
-        redislock *t;
-        snprintf(name, sizeof name, "many-%d", i);
-        t = tu_lock(c, name, 0);
-        assert_rl_ok(redislock_acquire(t, 0));
-        redislock_free(t);
-    }
+/* SCRIPT FLUSH before a reset_all over 150 locks (3 batches in one
+ * pipeline, each meeting NOSCRIPT): it reloads and resets them all. */
+static void test_noscript_pipelined_reset_all_reloads(void **state)
+{
+    redislock_client *c = tf_client(srv->url);
+    uint64_t count = 0;
+
+    tf_take_locks(c, "many-", 150);
     FAULT("SCRIPT FLUSH before a pipelined reset_all");
-    cmd(&srv, "SCRIPT %s", "FLUSH");
+    cmd(srv, "SCRIPT %s", "FLUSH");
     assert_rl_ok(redislock_reset_all(c, NULL, &count));
     assert_int_equal(count, 150);
-    assert_int_equal(ts_int(&srv, "DBSIZE"), 150); /* only the wake-ups */
+    assert_int_equal(ts_int(srv, "DBSIZE"), 150); /* only the wake-ups */
+}
 
-    /* auto-renewal across flushes */
+/* SCRIPT FLUSH five times under auto-renewal: renewal reloads, the lock is
+ * kept. */
+static void test_noscript_under_renewal_lock_kept(void **state)
+{
+    redislock_client *c = tf_client(srv->url);
+    redislock_options ro = REDISLOCK_OPTIONS_INIT;
+    redislock *r;
+    int i;
+
     ro.expire_ms = 600;
     ro.auto_renew = 1;
     ro.renew_interval_ms = 100;
-    assert_int_equal(redislock_new(&r, c, "ns-renew", &ro), 0);
+    r = tf_lock_opts(c, "ns-renew", &ro);
     assert_rl_ok(redislock_acquire(r, 0));
     FAULT("SCRIPT FLUSH five times under auto-renewal");
     for (i = 0; i < 5; i++) {
         tu_sleep_ms(200);
-        cmd(&srv, "SCRIPT %s", "FLUSH");
+        cmd(srv, "SCRIPT %s", "FLUSH");
     }
     tu_sleep_ms(300);
     assert_int_equal(redislock_held(r), 1);
     assert_int_equal(redislock_lost_reason(r), 0);
-    assert_true(ts_int(&srv, "PTTL lock:ns-renew") > 0);
+    assert_true(ts_int(srv, "PTTL lock:ns-renew") > 0);
     assert_rl_ok(redislock_release(r));
-    redislock_free(r);
-    redislock_free(lk);
-    redislock_client_free(c);
 }
 
 /* -------------------------------------------------------------------- OOM */
@@ -220,35 +222,29 @@ static void test_noscript_each_step(void **state)
  * script that began with a DEL go on writing) or fail with OOM: either way
  * the handle agrees with the server.  Once memory is allowed again,
  * everything works. */
-static void test_oom(void **state)
+static void test_oom_acquire_fails_handle_agrees_with_server(void **state)
 {
-    redislock_client *c = tu_client(srv.url);
-    redislock *lk = tu_lock(c, "oom", 0), *held = tu_lock(c, "oom-held", 0);
+    redislock_client *c = tf_client(srv->url);
+    redislock *lk = tf_lock(c, "oom", 0), *held = tf_lock(c, "oom-held", 0);
     redislock_info info;
-    int64_t t0;
     int rc;
 
     assert_rl_ok(redislock_acquire(held, 0));
-    cmd(&srv, "CONFIG SET maxmemory-policy %s", "noeviction");
-    cmd(&srv, "CONFIG SET maxmemory %s", "1");
+    cmd(srv, "CONFIG SET maxmemory-policy %s", "noeviction");
+    cmd(srv, "CONFIG SET maxmemory %s", "1");
     FAULT("maxmemory 1, noeviction (OOM)");
-    expect(redislock_try_acquire(lk), REDISLOCK_EPROTO, lk, "OOM", "try_acquire");
-    assert_int_equal(redislock_held(lk), 0);
-    t0 = tu_now_ms();
-    expect(redislock_acquire(lk, 2000), REDISLOCK_EPROTO, lk, "OOM", "acquire");
-    assert_true(tu_now_ms() - t0 < TU_MS(1000));
-    assert_int_equal(redislock_held(lk), 0);
-    assert_int_equal(ts_int(&srv, "EXISTS lock:oom"), 0);
+    expect_acquire_refused_at_once(lk, 2000, "OOM");
+    assert_int_equal(ts_int(srv, "EXISTS lock:oom"), 0);
     rc = redislock_release(held);
     print_message("      release under OOM: %s %s\n", redislock_err_name(rc),
                   rc ? redislock_last_error() : "");
     if (rc) {
         expect(rc, REDISLOCK_EPROTO, held, "OOM", "release");
         assert_int_equal(redislock_held(held), 1);
-        assert_int_equal(ts_int(&srv, "EXISTS lock:oom-held"), 1);
+        assert_int_equal(ts_int(srv, "EXISTS lock:oom-held"), 1);
     } else {
         assert_int_equal(redislock_held(held), 0);
-        assert_int_equal(ts_int(&srv, "EXISTS lock:oom-held"), 0);
+        assert_int_equal(ts_int(srv, "EXISTS lock:oom-held"), 0);
     }
     rc = redislock_query(held, &info);
     print_message("      query under OOM: %s %s\n", redislock_err_name(rc),
@@ -257,20 +253,37 @@ static void test_oom(void **state)
         expect(rc, REDISLOCK_EPROTO, held, "OOM", "query");
     else
         assert_int_equal(info.mine, redislock_held(held));
-    cmd(&srv, "CONFIG SET maxmemory %s", "0");
+    cmd(srv, "CONFIG SET maxmemory %s", "0");
 
     if (redislock_held(held))
         assert_rl_ok(redislock_release(held));
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_free(held);
-    redislock_client_free(c);
 }
 
 /* -------------------------------------------------------------- renamed */
 
-static int lost_calls, lost_reason;
+/* The lock key renamed away: release and extend say ENOTHELD, query says
+ * free, another handle takes it; the renamed copy is left alone. */
+static void test_key_renamed_away_not_held(void **state)
+{
+    redislock_client *c = tf_client(srv->url);
+    redislock *lk = tf_lock(c, "rn", 10000), *other = tf_lock(c, "rn", 0);
+    redislock_info info;
+
+    assert_rl_ok(redislock_acquire(lk, 0));
+    FAULT("lock key renamed away");
+    cmd(srv, "RENAME lock:rn %s", "moved:rn");
+    assert_rl_ok(redislock_query(lk, &info));
+    assert_int_equal(info.held, 0);
+    assert_rl_err(redislock_extend(lk, 0), REDISLOCK_ENOTHELD);
+    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
+    assert_rl_ok(redislock_acquire(other, 0));
+    assert_rl_ok(redislock_release(other));
+    assert_int_equal(ts_int(srv, "EXISTS moved:rn"), 1);
+}
+
+static int lost_calls, lost_reason; /* atomic; static: a callback may come late */
 
 static void on_lost(redislock *lk, int reason, void *ud)
 {
@@ -278,36 +291,25 @@ static void on_lost(redislock *lk, int reason, void *ud)
     __atomic_add_fetch(&lost_calls, 1, __ATOMIC_SEQ_CST);
 }
 
-/* The lock key renamed away: release and extend say ENOTHELD, query says
- * free, another handle takes it; the renamed copy is left alone.  Renamed
- * away under auto-renewal: reported lost (gone), once. */
-static void test_key_renamed(void **state)
+/* The lock key renamed away under auto-renewal: reported lost (gone), once;
+ * the handle can take the lock again. */
+static void test_key_renamed_under_renewal_reported_gone(void **state)
 {
-    redislock_client *c = tu_client(srv.url);
-    redislock *lk = tu_lock(c, "rn", 10000), *other = tu_lock(c, "rn", 0), *r;
+    redislock_client *c = tf_client(srv->url);
     redislock_options ro = REDISLOCK_OPTIONS_INIT;
-    redislock_info info;
+    redislock *r;
     int64_t t0;
 
-    assert_rl_ok(redislock_acquire(lk, 0));
-    FAULT("lock key renamed away");
-    cmd(&srv, "RENAME lock:rn %s", "moved:rn");
-    assert_rl_ok(redislock_query(lk, &info));
-    assert_int_equal(info.held, 0);
-    assert_rl_err(redislock_extend(lk, 0), REDISLOCK_ENOTHELD);
-    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
-    assert_rl_ok(redislock_acquire(other, 0));
-    assert_rl_ok(redislock_release(other));
-    assert_int_equal(ts_int(&srv, "EXISTS moved:rn"), 1);
-
+    __atomic_store_n(&lost_calls, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&lost_reason, 0, __ATOMIC_SEQ_CST);
     ro.expire_ms = 600;
     ro.auto_renew = 1;
     ro.renew_interval_ms = 100;
     ro.on_lost = on_lost;
-    assert_int_equal(redislock_new(&r, c, "rn2", &ro), 0);
+    r = tf_lock_opts(c, "rn2", &ro);
     assert_rl_ok(redislock_acquire(r, 0));
     FAULT("lock key renamed away under auto-renewal");
-    cmd(&srv, "RENAME lock:rn2 %s", "moved:rn2");
+    cmd(srv, "RENAME lock:rn2 %s", "moved:rn2");
     t0 = tu_now_ms();
     while (!__atomic_load_n(&lost_calls, __ATOMIC_SEQ_CST) && tu_now_ms() - t0 < 3000)
         tu_sleep_ms(10);
@@ -317,10 +319,6 @@ static void test_key_renamed(void **state)
     assert_rl_err(redislock_release(r), REDISLOCK_ENOTHELD);
     assert_rl_ok(redislock_acquire(r, 0));
     assert_rl_ok(redislock_release(r));
-    redislock_free(r);
-    redislock_free(lk);
-    redislock_free(other);
-    redislock_client_free(c);
 }
 
 /* ------------------------------------------------------------------- BUSY */
@@ -328,6 +326,7 @@ static void test_key_renamed(void **state)
 struct busy_script {
     ts_server *s;
     pthread_t t;
+    int running;
     char err[256];
 };
 
@@ -351,28 +350,41 @@ static void *busy_main(void *p)
     return NULL;
 }
 
+/* After a failed test too: kill the script, so that the thread ends. */
+static void stop_busy(void *p)
+{
+    struct busy_script *b = p;
+    if (!b->running)
+        return;
+    freeReplyObject(ts_cmd(b->s, "SCRIPT KILL"));
+    pthread_join(b->t, NULL);
+    b->running = 0;
+}
+
 /* A script runs past busy-reply-threshold: the server answers BUSY to
  * everyone.  Every operation fails at once with EPROTO naming BUSY; after
  * SCRIPT KILL everything works. */
-static void test_busy_script(void **state)
+static void test_busy_script_every_operation_fails_at_once(void **state)
 {
-    redislock_client *c = tu_client(srv.url);
-    redislock *lk = tu_lock(c, "busy", 0), *other = tu_lock(c, "busy", 0);
-    struct busy_script b;
+    static struct busy_script b; /* the thread may outlive a failed test */
+    redislock_client *c = tf_client(srv->url);
+    redislock *lk = tf_lock(c, "busy", 0), *other = tf_lock(c, "busy", 0);
     redislock_info info;
     int64_t t0;
     int i;
 
     assert_rl_ok(redislock_acquire(lk, 0));
-    cmd(&srv, "CONFIG SET busy-reply-threshold %s", "50");
+    cmd(srv, "CONFIG SET busy-reply-threshold %s", "50");
     memset(&b, 0, sizeof b);
-    b.s = &srv;
+    b.s = srv;
     FAULT("server busy in a script (BUSY)");
     pthread_create(&b.t, NULL, busy_main, &b);
+    b.running = 1;
+    tf_defer(stop_busy, &b);
     /* wait until the server answers BUSY (the harness's PING fails) */
     t0 = tu_now_ms();
     for (i = 0;; i++) {
-        redisReply *r = ts_cmd(&srv, "PING");
+        redisReply *r = ts_cmd(srv, "PING");
         int busy = r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "BUSY", 4);
         if (r)
             freeReplyObject(r);
@@ -391,78 +403,70 @@ static void test_busy_script(void **state)
     assert_int_equal(redislock_held(lk), 1);
     expect(redislock_reset(c, "busy"), REDISLOCK_EPROTO, NULL, "BUSY", "reset");
     expect(redislock_reset_all(c, NULL, NULL), REDISLOCK_EPROTO, NULL, "BUSY", "reset_all");
-    cmd(&srv, "SCRIPT %s", "KILL");
-    pthread_join(b.t, NULL);
+    tf_undefer(&b); /* SCRIPT KILL */
     print_message("      the busy script ended with: %.60s\n", b.err);
-    cmd(&srv, "CONFIG SET busy-reply-threshold %s", "5000");
+    cmd(srv, "CONFIG SET busy-reply-threshold %s", "5000");
 
     assert_rl_ok(redislock_release(lk));
     assert_rl_ok(redislock_acquire(other, 0));
     assert_rl_ok(redislock_release(other));
-    redislock_free(lk);
-    redislock_free(other);
-    redislock_client_free(c);
 }
 
 /* DEBUG SLEEP: a server busy in one command answers late, like a slow
  * server; the command timeout applies and the next call works. */
-static void test_debug_sleep(void **state)
+static void free_context(void *ctx)
+{
+    redisFree(ctx);
+}
+
+static void test_slow_server_command_timeout_applies(void **state)
 {
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     redislock_client *c;
     redislock *lk;
     redisContext *ctx;
     int64_t t0;
+    int done = 0;
 
     o.command_timeout_ms = 200;
-    c = tu_client_opts(srv.url, &o);
-    lk = tu_lock(c, "ds", 0);
+    c = tf_client_opts(srv->url, &o);
+    lk = tf_lock(c, "ds", 0);
     assert_rl_ok(redislock_acquire(lk, 0));
-    ctx = redisConnectUnix(srv.sock);
+    ctx = redisConnectUnix(srv->sock);
     assert_true(ctx && !ctx->err);
+    tf_defer(free_context, ctx);
     FAULT("DEBUG SLEEP 1 on another connection");
     assert_int_equal(redisAppendCommand(ctx, "DEBUG SLEEP 1"), REDIS_OK);
-    {
-        int done = 0;
-        assert_int_equal(redisBufferWrite(ctx, &done), REDIS_OK);
-    }
+    assert_int_equal(redisBufferWrite(ctx, &done), REDIS_OK);
     tu_sleep_ms(50);
     t0 = tu_now_ms();
     expect(redislock_release(lk), REDISLOCK_EIO, lk, "command timeout", "release");
     assert_true(tu_now_ms() - t0 < TU_MS(200 + 800));
-    redisFree(ctx);
-    faults_await_clients(&srv, 1);
+    tf_undefer(ctx);
+    faults_await_clients(srv, 1);
     /* the release sent meanwhile ran after the sleep */
-    assert_int_equal(ts_int(&srv, "EXISTS lock:ds"), 0);
+    assert_int_equal(ts_int(srv, "EXISTS lock:ds"), 0);
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_client_free(c);
 }
 
 /* --------------------------------------------------------- majority mode */
 
 static redislock_client *multi(void)
 {
-    redislock_client *c = NULL;
-    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
-    o.master_timeout_ms = 500;
-    if (redislock_client_new_multi(&c, urls, NM, &o))
-        fail_msg("client_new_multi: %s", redislock_last_error());
-    return c;
+    return tf_multi(NM, 500);
 }
 
-/* One master returns WRONGTYPE: the lock is still granted by the two
- * others, and the failure is reported per master; two such masters: no
- * quorum, with the cause in the message, and nothing left behind. */
-static void test_majority_wrongtype(void **state)
+/* One master of three returns WRONGTYPE: the lock is still granted by the
+ * two others, the failure is reported per master, and extend, query and
+ * release work on the two. */
+static void test_majority_one_wrongtype_master_quorum_still_grants(void **state)
 {
-    redislock_client *c = multi();
-    redislock *lk = tu_lock(c, "mw", 10000);
+    redislock *lk = tf_lock(multi(), "mw", 10000);
     redislock_info info;
 
-    cmd(&masters[1], "RPUSH %s x", "lock:mw");
+    cmd(&tf_masters[1], "RPUSH %s x", "lock:mw");
     FAULT("majority: one master of 3 answers WRONGTYPE");
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_msg_has(redislock_master_errors(lk), "WRONGTYPE");
@@ -470,41 +474,49 @@ static void test_majority_wrongtype(void **state)
     assert_int_equal(info.mine, 1);
     assert_rl_ok(redislock_extend(lk, 20000));
     assert_rl_ok(redislock_release(lk));
-    assert_int_equal(ts_int(&masters[0], "EXISTS lock:mw"), 0);
-    assert_int_equal(ts_int(&masters[2], "EXISTS lock:mw"), 0);
-    assert_int_equal(ts_int(&masters[1], "LLEN lock:mw"), 1);
+    assert_int_equal(ts_int(&tf_masters[0], "EXISTS lock:mw"), 0);
+    assert_int_equal(ts_int(&tf_masters[2], "EXISTS lock:mw"), 0);
+    assert_int_equal(ts_int(&tf_masters[1], "LLEN lock:mw"), 1);
+}
 
-    cmd(&masters[2], "HSET %s f v", "lock:mw");
+/* Two masters of three return WRONGTYPE: no quorum, with the cause in the
+ * message, and nothing left behind on the third; after a reset the lock
+ * works. */
+static void test_majority_two_wrongtype_masters_no_quorum(void **state)
+{
+    redislock_client *c = multi();
+    redislock *lk = tf_lock(c, "mw", 10000);
+
+    cmd(&tf_masters[1], "RPUSH %s x", "lock:mw");
+    cmd(&tf_masters[2], "HSET %s f v", "lock:mw");
     FAULT("majority: two masters of 3 answer WRONGTYPE");
     expect(redislock_acquire(lk, 1000), REDISLOCK_ENOQUORUM, lk, "WRONGTYPE", "acquire");
     assert_int_equal(redislock_held(lk), 0);
-    assert_int_equal(ts_int(&masters[0], "EXISTS lock:mw"), 0); /* undone */
+    assert_int_equal(ts_int(&tf_masters[0], "EXISTS lock:mw"), 0); /* undone */
     assert_int_equal(redislock_reset(c, "mw"), 1);
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_client_free(c);
 }
 
 /* Every master's signal key holds a hash: the waiter's BLPOPs all fail with
  * WRONGTYPE.  It must fail at once with the cause, not spin between rounds
  * and BLPOPs until its deadline. */
-static void test_majority_wrongtype_signal_all(void **state)
+static void test_majority_wrongtype_signal_keys_waiter_fails_without_spinning(void **state)
 {
     redislock_client *c = multi();
-    redislock *holder = tu_lock(c, "mws", 10000), *lk = tu_lock(c, "mws", 10000);
+    redislock *holder = tf_lock(c, "mws", 10000), *lk = tf_lock(c, "mws", 10000);
     long long before, after;
     int64_t t0;
     int rc, i;
 
     assert_rl_ok(redislock_acquire(holder, 0));
     for (i = 0; i < NM; i++)
-        cmd(&masters[i], "HSET %s f v", "lock-signal:mws");
+        cmd(&tf_masters[i], "HSET %s f v", "lock-signal:mws");
     FAULT("majority: every master's signal key holds a hash");
-    before = ts_calls(&masters[0], "blpop");
+    before = ts_calls(&tf_masters[0], "blpop");
     t0 = tu_now_ms();
     rc = redislock_acquire(lk, 2000);
-    after = ts_calls(&masters[0], "blpop");
+    after = ts_calls(&tf_masters[0], "blpop");
     print_message("      waiter: %s after %lld ms, %lld BLPOPs on master 1: %s\n",
                   redislock_err_name(rc), (long long)(tu_now_ms() - t0), after - before,
                   redislock_errmsg(lk));
@@ -515,131 +527,86 @@ static void test_majority_wrongtype_signal_all(void **state)
     assert_rl_ok(redislock_release(holder)); /* replaces the hashes */
     assert_rl_ok(redislock_acquire(lk, 1000));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_client_free(c);
 }
+
+/* The majority rows: a holder and a waiter (expiry 10 s, timeout 8 s) on
+ * the three masters; the fault once the waiter blocks on all three; the
+ * holder's release must wake it within 2 s. */
+#define MAJORITY_WAITER                                                      \
+    .servers = tf_masters, .nservers = NM, .master_timeout_ms = 500,        \
+    .holder_expire_ms = 10000, .waiter_expire_ms = 10000, .timeout_ms = 8000, \
+    .await_blocked = 1, .release = 1, .want = REDISLOCK_OK, .woken_within_ms = 2000
 
 /* A waiter blocks on all three masters; its BLPOP connection to one of them
  * is killed.  It goes on waiting on the others (and the killed one again),
  * and the holder's release wakes it. */
-static void test_majority_kill_mid_wait(void **state)
+static void kill_blpop_on_master_0(faults_scene *s)
 {
-    redislock_client *c = multi();
-    redislock *holder = tu_lock(c, "mk", 10000), *lk = tu_lock(c, "mk", 10000);
-    faults_waiter w;
-    int64_t released;
-    long long id;
-    int i;
-
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 8000);
-    for (i = 0; i < NM; i++)
-        ts_await_blocked(&masters[i], 1);
-    id = faults_blocked_id(&masters[0], 0);
+    long long id = faults_blocked_id(&tf_masters[0], 0);
     assert_true(id > 0);
-    FAULT("majority: a waiter's BLPOP connection to one master killed");
-    assert_true(faults_kill_id(&masters[0], id));
-    tu_sleep_ms(200);
-    assert_false(faults_waiter_done(&w));
-    released = tu_now_ms();
-    assert_rl_ok(redislock_release(holder));
-    faults_waiter_join(&w);
-    if (w.rc)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.got >= released && w.got < released + TU_MS(2000));
-    print_message("      woken %lld ms after the release\n", (long long)(w.got - released));
-    assert_rl_ok(redislock_release(lk));
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_client_free(c);
+    assert_true(faults_kill_id(&tf_masters[0], id));
 }
 
-/* Majority mode: a waiter blocked on three masters receives signals at
- * random; it is woken by the release, not before. */
-static void test_majority_signals_while_waiting(void **state)
-{
-    redislock_client *c = multi();
-    redislock *holder = tu_lock(c, "msig", 10000), *lk = tu_lock(c, "msig", 10000);
-    faults_signaller sg;
-    faults_waiter w;
-    int64_t released;
-    int i;
+static const faults_case test_majority_waiter_survives_blpop_killed_on_one_master = {
+    MAJORITY_WAITER, .lock = "mk",
+    .fault = "majority: a waiter's BLPOP connection to one master killed",
+    .inject = kill_blpop_on_master_0, .still_waiting_ms = 200,
+};
 
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 8000);
-    FAULT("majority: SIGUSR1 at random to a waiter blocked on 3 masters");
-    faults_signals_on(&sg, w.t, 4);
-    for (i = 0; i < NM; i++)
-        ts_await_blocked(&masters[i], 1);
-    tu_sleep_ms(500);
-    assert_false(faults_waiter_done(&w));
-    released = tu_now_ms();
-    assert_rl_ok(redislock_release(holder));
-    faults_waiter_await(&w, TU_MS(10000));
-    assert_true(faults_signals_off(&sg) > 0);
-    faults_waiter_join(&w);
-    if (w.rc)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.got >= released && w.got < released + TU_MS(2000));
-    assert_rl_ok(redislock_release(lk));
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_client_free(c);
-}
+/* A waiter blocked on three masters receives signals at random; it is
+ * woken by the release, not before. */
+static const faults_case test_majority_signals_waiter_woken_by_release_not_before = {
+    MAJORITY_WAITER, .lock = "msig",
+    .fault = "majority: SIGUSR1 at random to a waiter blocked on 3 masters",
+    .signals = 4, .still_waiting_ms = 500,
+};
 
-/* Majority mode: one master restarts (empty) while a waiter blocks.  The
- * holder keeps its quorum on the two others, so the waiter goes on waiting
- * (it must not take the lock from the restarted master alone); the
+/* One master restarts (empty) while a waiter blocks.  The holder keeps its
+ * quorum on the two others, so the waiter goes on waiting (it must not take
+ * the lock from the restarted master alone: 1 of 3 is no quorum); the
  * holder's release (2 of 3) wakes it, and it takes the lock on all three. */
-static void test_majority_restart_while_waiting(void **state)
+static void restart_master_2(faults_scene *s)
 {
-    redislock_client *c = multi();
-    redislock *holder = tu_lock(c, "mr", 10000), *lk = tu_lock(c, "mr", 10000);
-    faults_waiter w;
-    int64_t released;
-    int i;
-
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 8000);
-    for (i = 0; i < NM; i++)
-        ts_await_blocked(&masters[i], 1);
-    FAULT("majority: one master restarted empty while a waiter blocks");
-    assert_int_equal(ts_restart(&masters[2]), 0);
-    tu_sleep_ms(300);
-    assert_false(faults_waiter_done(&w)); /* 1 of 3 is no quorum */
-    released = tu_now_ms();
-    assert_rl_ok(redislock_release(holder));
-    faults_waiter_join(&w);
-    if (w.rc)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.got >= released && w.got < released + TU_MS(2000));
-    for (i = 0; i < NM; i++)
-        assert_int_equal(ts_int(&masters[i], "EXISTS lock:mr"), 1);
-    assert_rl_ok(redislock_release(lk));
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_client_free(c);
+    assert_int_equal(ts_restart(&tf_masters[2]), 0);
 }
+
+static void check_on_all_three(faults_scene *s)
+{
+    int i;
+    for (i = 0; i < NM; i++)
+        assert_int_equal(ts_int(&tf_masters[i], "EXISTS lock:mr"), 1);
+}
+
+static const faults_case test_majority_waiter_ignores_restarted_master_alone = {
+    MAJORITY_WAITER, .lock = "mr",
+    .fault = "majority: one master restarted empty while a waiter blocks",
+    .inject = restart_master_2, .still_waiting_ms = 300,
+    .check = check_on_all_three,
+};
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, tf_masters_teardown)
+#define CASE(c) FAULTS_CASE(c, setup, tf_masters_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_wrongtype_lock_key, setup),
-        cmocka_unit_test_setup(test_wrongtype_signal_key, setup),
-        cmocka_unit_test_setup(test_noscript_each_step, setup),
-        cmocka_unit_test_setup(test_oom, setup),
-        cmocka_unit_test_setup(test_key_renamed, setup),
-        cmocka_unit_test_setup(test_busy_script, setup),
-        cmocka_unit_test_setup(test_debug_sleep, setup),
-        cmocka_unit_test_setup(test_majority_wrongtype, setup),
-        cmocka_unit_test_setup(test_majority_wrongtype_signal_all, setup),
-        cmocka_unit_test_setup(test_majority_kill_mid_wait, setup),
-        cmocka_unit_test_setup(test_majority_signals_while_waiting, setup),
-        cmocka_unit_test_setup(test_majority_restart_while_waiting, setup),
+        TEST(test_wrongtype_lock_key_every_operation_fails_at_once),
+        TEST(test_wrongtype_signal_key_waiter_fails_at_once),
+        TEST(test_wrongtype_signal_key_replaced_by_release),
+        TEST(test_noscript_each_step_reloads),
+        TEST(test_noscript_pipelined_reset_all_reloads),
+        TEST(test_noscript_under_renewal_lock_kept),
+        TEST(test_oom_acquire_fails_handle_agrees_with_server),
+        TEST(test_key_renamed_away_not_held),
+        TEST(test_key_renamed_under_renewal_reported_gone),
+        TEST(test_busy_script_every_operation_fails_at_once),
+        TEST(test_slow_server_command_timeout_applies),
+        TEST(test_majority_one_wrongtype_master_quorum_still_grants),
+        TEST(test_majority_two_wrongtype_masters_no_quorum),
+        TEST(test_majority_wrongtype_signal_keys_waiter_fails_without_spinning),
+        CASE(test_majority_waiter_survives_blpop_killed_on_one_master),
+        CASE(test_majority_signals_waiter_woken_by_release_not_before),
+        CASE(test_majority_waiter_ignores_restarted_master_alone),
     };
     return cmocka_run_group_tests_name("faults_replies", tests, group_setup,
                                        group_teardown);

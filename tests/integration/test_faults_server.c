@@ -2,7 +2,8 @@
  * clients' connections killed, the server hung (SIGSTOP), and signals
  * delivered to a waiting thread.  Each case checks that the lock promise
  * holds: no hang, no early return, no lost wake-up, no double holder, and a
- * state afterwards that is consistent with what the server has. */
+ * state afterwards that is consistent with what the server has.  The cases
+ * with a holder and a waiter are rows of faults_case (faults.h). */
 #include "faults.h"
 
 #include <errno.h>
@@ -12,34 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static ts_server srv;
-static int started;
-
-static int group_setup(void **state)
-{
-    int rc = ts_start(&srv);
-    if (rc)
-        return rc == 77 ? 0 : -1;
-    started = 1;
-    return 0;
-}
+/* the server: the one master of the fixture (restarted and continued
+ * before each test if a test stopped or paused it) */
+static ts_server *const srv = &tf_masters[0];
 
 static int group_teardown(void **state)
 {
-    ts_stop(&srv);
     faults_summary("test_faults_server");
-    return 0;
-}
-
-static int setup(void **state)
-{
-    if (!started)
-        skip();
-    if (!srv.pid)
-        assert_int_equal(ts_restart(&srv), 0);
-    ts_resume(&srv);
-    ts_flushall(&srv);
-    return 0;
+    return tf_masters_group_teardown(state);
 }
 
 static redislock_client *client(int command_timeout_ms, int connect_timeout_ms)
@@ -47,20 +28,13 @@ static redislock_client *client(int command_timeout_ms, int connect_timeout_ms)
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     o.command_timeout_ms = command_timeout_ms;
     o.connect_timeout_ms = connect_timeout_ms;
-    return tu_client_opts(srv.url, &o);
+    return tf_client_opts(srv->url, &o);
 }
 
 /* The lock's owner on the server ("" if free). */
 static const char *owner_of(const char *key)
 {
-    static char buf[300];
-    redisReply *r = ts_cmd(&srv, "GET %s", key);
-    buf[0] = '\0';
-    if (r && r->type == REDIS_REPLY_STRING)
-        snprintf(buf, sizeof buf, "%s", r->str);
-    if (r)
-        freeReplyObject(r);
-    return buf;
+    return faults_owner(srv, key);
 }
 
 /* ----------------------------------------------------------- restarts */
@@ -68,70 +42,84 @@ static const char *owner_of(const char *key)
 /* The server restarts while a waiter blocks: the waiter reconnects and,
  * the restarted server being empty, takes the lock before its deadline;
  * the old holder's release then says ENOTHELD (the waiter holds it). */
-static void test_restart_while_waiting(void **state)
+static void restart_server(faults_scene *s)
 {
-    redislock_client *c = client(1000, 3000);
-    redislock *holder = tu_lock(c, "r1", 0), *lk = tu_lock(c, "r1", 0);
-    faults_waiter w;
-
-    assert_rl_ok(redislock_acquire(holder, 0));
-    faults_waiter_start(&w, lk, 8000);
-    ts_await_blocked(&srv, 1);
-    FAULT("server restarted while a waiter blocks in BLPOP");
-    assert_int_equal(ts_restart(&srv), 0);
-    faults_waiter_join(&w);
-    if (w.rc != REDISLOCK_OK)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.got - w.start < TU_MS(8000));
-    assert_string_equal(owner_of("lock:r1"), redislock_id(lk));
-    assert_rl_err(redislock_release(holder), REDISLOCK_ENOTHELD);
-    assert_int_equal(redislock_held(holder), 0);
-    assert_string_equal(owner_of("lock:r1"), redislock_id(lk)); /* untouched */
-    assert_rl_ok(redislock_release(lk));
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_client_free(c);
+    assert_int_equal(ts_restart(s->srv), 0);
 }
 
-/* The server restarts while a lock is held.  Down: release is an I/O error
- * and the handle still believes it holds the lock.  Back up empty: release
- * says ENOTHELD.  Back up with the key (as after a reload from disk):
- * release succeeds.  Never a crash, never a wrong OK. */
-static void test_restart_while_held(void **state)
+static void check_old_holder_lost_it(faults_scene *s)
+{
+    const char *lk_id = redislock_id(s->w[0]->lk);
+    assert_string_equal(owner_of("lock:r1"), lk_id);
+    assert_rl_err(redislock_release(s->holder), REDISLOCK_ENOTHELD);
+    assert_int_equal(redislock_held(s->holder), 0);
+    assert_string_equal(owner_of("lock:r1"), lk_id); /* untouched */
+}
+
+static const faults_case test_restart_waiter_takes_lock_from_empty_server = {
+    .fault = "server restarted while a waiter blocks in BLPOP",
+    .servers = tf_masters, .nservers = 1, .lock = "r1",
+    .command_timeout_ms = 1000, .connect_timeout_ms = 3000,
+    .timeout_ms = 8000, .await_blocked = 1,
+    .inject = restart_server,
+    .want = REDISLOCK_OK, .max_slowed_ms = 8000,
+    .check = check_old_holder_lost_it,
+};
+
+/* The server goes down while a lock is held: release is an I/O error
+ * naming the server, and the handle still believes it holds the lock (it
+ * cannot know). */
+static void test_restart_down_release_fails_handle_still_holds(void **state)
 {
     redislock_client *c = client(500, 500);
-    redislock *lk = tu_lock(c, "r2", 0), *other = tu_lock(c, "r2", 0);
+    redislock *lk = tf_lock(c, "r2", 0);
     redislock_info info;
 
     assert_rl_ok(redislock_acquire(lk, 0));
     FAULT("server down while a lock is held");
-    ts_stop(&srv);
+    ts_stop(srv);
     assert_rl_err(redislock_release(lk), REDISLOCK_EIO);
-    assert_msg_has(redislock_errmsg(lk), srv.sock);
+    assert_msg_has(redislock_errmsg(lk), srv->sock);
     assert_rl_err(redislock_query(lk, &info), REDISLOCK_EIO);
     assert_int_equal(redislock_held(lk), 1); /* unknown: it may still be held */
+}
 
+/* The server comes back empty after a failed release: the handle learns
+ * that the lock is gone (query, extend and release say so). */
+static void test_restart_empty_handle_learns_lock_gone(void **state)
+{
+    redislock_client *c = client(500, 500);
+    redislock *lk = tf_lock(c, "r2", 0);
+    redislock_info info;
+
+    assert_rl_ok(redislock_acquire(lk, 0));
+    ts_stop(srv);
+    assert_rl_err(redislock_release(lk), REDISLOCK_EIO);
     FAULT("server restarted empty while a lock is held");
-    assert_int_equal(ts_restart(&srv), 0);
+    assert_int_equal(ts_restart(srv), 0);
     assert_rl_ok(redislock_query(lk, &info));
     assert_int_equal(info.held, 0);
     assert_rl_err(redislock_extend(lk, 1000), REDISLOCK_ENOTHELD);
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
     assert_int_equal(redislock_held(lk), 0);
+}
 
-    /* taken again, then the server comes back with the key as it was */
+/* The server comes back with the lock key as it was (as after a reload
+ * from disk): the lock is still held, and its release works. */
+static void test_restart_with_key_restored_lock_still_held(void **state)
+{
+    redislock_client *c = client(500, 500);
+    redislock *lk = tf_lock(c, "r2", 0), *other = tf_lock(c, "r2", 0);
+
     assert_rl_ok(redislock_acquire(lk, 0));
     FAULT("server restarted with the lock key restored");
-    assert_int_equal(ts_restart(&srv), 0);
-    freeReplyObject(ts_cmd(&srv, "SET lock:r2 %s", redislock_id(lk)));
+    assert_int_equal(ts_restart(srv), 0);
+    freeReplyObject(ts_cmd(srv, "SET lock:r2 %s", redislock_id(lk)));
     assert_rl_err(redislock_try_acquire(other), REDISLOCK_EBUSY);
     assert_rl_ok(redislock_release(lk));
     assert_string_equal(owner_of("lock:r2"), "");
     assert_rl_ok(redislock_acquire(other, 0));
     assert_rl_ok(redislock_release(other));
-    redislock_free(lk);
-    redislock_free(other);
-    redislock_client_free(c);
 }
 
 struct release_job {
@@ -149,36 +137,41 @@ static void *release_main(void *p)
     return NULL;
 }
 
+static void join_release(void *t)
+{
+    pthread_join(*(pthread_t *)t, NULL);
+}
+
 /* A release is in flight on a hung server, which is then killed and
  * restarted: the release fails with an I/O error well within its command
  * timeout (the connection is reset), and the state afterwards is the
  * restarted server's: the lock is free. */
-static void test_restart_release_in_flight(void **state)
+static void test_restart_release_in_flight_fails_at_once(void **state)
 {
+    static struct release_job j; /* the thread may outlive a failed test */
+    static pthread_t t;
     redislock_client *c = client(3000, 1000);
-    redislock *lk = tu_lock(c, "r3", 0), *other = tu_lock(c, "r3", 0);
-    struct release_job j = { lk, -1000, 0 };
-    pthread_t t;
+    redislock *lk = tf_lock(c, "r3", 0), *other = tf_lock(c, "r3", 0);
 
     assert_rl_ok(redislock_acquire(lk, 0));
-    ts_pause(&srv);
+    ts_pause(srv);
+    j.lk = lk;
+    j.rc = -1000;
     pthread_create(&t, NULL, release_main, &j);
+    tf_defer(join_release, &t);
     tu_sleep_ms(150); /* the release is sent and waits for the reply */
     FAULT("server killed and restarted while a release is in flight");
     /* SIGKILL while stopped: it never runs the release (ts_restart alone
      * would send SIGCONT first) */
-    kill(srv.pid, SIGKILL);
-    assert_int_equal(ts_restart(&srv), 0);
-    pthread_join(t, NULL);
+    kill(srv->pid, SIGKILL);
+    assert_int_equal(ts_restart(srv), 0);
+    tf_undefer(&t);
     if (j.rc != REDISLOCK_EIO)
         fail_msg("release in flight: %s", redislock_err_name(j.rc));
     assert_true(j.elapsed < TU_MS(3000)); /* the reset, not the timeout */
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
     assert_rl_ok(redislock_acquire(other, 0));
     assert_rl_ok(redislock_release(other));
-    redislock_free(lk);
-    redislock_free(other);
-    redislock_client_free(c);
 }
 
 /* ---------------------------------------------------- connections killed */
@@ -186,91 +179,68 @@ static void test_restart_release_in_flight(void **state)
 /* A waiter's BLPOP connection is killed: it reconnects, waits again, and
  * is woken by the release.  With two waiters, the killed one and a second
  * one both get the lock in turn: no wake-up is lost. */
-static void test_kill_waiter_in_blpop(void **state)
+static void kill_first_blocked(faults_scene *s)
 {
-    redislock_client *c = client(1000, 2000);
-    redislock *holder = tu_lock(c, "k1", 0);
-    redislock *a = tu_lock(c, "k1", 0), *b = tu_lock(c, "k1", 0);
-    faults_waiter wa, wb;
-    int64_t released;
-    long long id;
-
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&wa, 0, sizeof wa);
-    memset(&wb, 0, sizeof wb);
-    faults_waiter_start_hold(&wa, a, 10000, 50);
-    ts_await_blocked(&srv, 1);
-    faults_waiter_start_hold(&wb, b, 10000, 50);
-    ts_await_blocked(&srv, 2);
-
-    id = faults_blocked_id(&srv, 0);
+    long long id = faults_blocked_id(s->srv, 0);
     assert_true(id > 0);
-    FAULT("CLIENT KILL ID of a waiter blocked in BLPOP");
-    assert_true(faults_kill_id(&srv, id));
-    ts_await_blocked(&srv, 2); /* it came back and blocks again */
-    tu_sleep_ms(50);
-    assert_false(faults_waiter_done(&wa));
-    assert_false(faults_waiter_done(&wb));
-    released = tu_now_ms();
-    assert_rl_ok(redislock_release(holder));
-    faults_waiter_join(&wa);
-    faults_waiter_join(&wb);
-    if (wa.rc || wb.rc)
-        fail_msg("waiters: %s (%s), %s (%s)", redislock_err_name(wa.rc), wa.msg,
-                 redislock_err_name(wb.rc), wb.msg);
-    assert_int_equal(wa.release_rc, 0);
-    assert_int_equal(wb.release_rc, 0);
-    assert_true(wa.got >= released && wb.got >= released);
-    assert_true(wa.got < released + TU_MS(2000) && wb.got < released + TU_MS(2000));
-    print_message("      woken %lld and %lld ms after the release\n",
-                  (long long)(wa.got - released), (long long)(wb.got - released));
-    redislock_free(holder);
-    redislock_free(a);
-    redislock_free(b);
-    redislock_client_free(c);
+    assert_true(faults_kill_id(s->srv, id));
+    ts_await_blocked(s->srv, 2); /* it came back and blocks again */
 }
+
+static const faults_case test_kill_waiter_in_blpop_no_wakeup_lost = {
+    .fault = "CLIENT KILL ID of a waiter blocked in BLPOP",
+    .servers = tf_masters, .nservers = 1, .lock = "k1",
+    .command_timeout_ms = 1000, .connect_timeout_ms = 2000,
+    .waiters = 2, .hold_ms = 50, .timeout_ms = 10000, .await_blocked = 1,
+    .inject = kill_first_blocked, .still_waiting_ms = 50,
+    .release = 1, .want = REDISLOCK_OK, .woken_within_ms = 2000,
+};
 
 /* Every normal connection killed at each step of a holder's life, while a
- * waiter blocks: after acquire (before extend), after extend (before
- * release); the operations reconnect and the waiter still gets the lock. */
-static void test_kill_holder_each_step(void **state)
+ * waiter blocks: after acquire (before extend), after extend (before query
+ * and release), before reset; the operations reconnect and the waiter
+ * still gets the lock. */
+static void kill_then_extend(faults_scene *s)
 {
-    redislock_client *c = client(1000, 2000);
-    redislock *holder = tu_lock(c, "k2", 5000), *lk = tu_lock(c, "k2", 5000);
-    redislock_info info;
-    faults_waiter w;
     long long pttl;
-
-    assert_rl_ok(redislock_acquire(holder, 0));
     FAULT("CLIENT KILL TYPE normal between acquire and extend");
-    assert_true(faults_kill_normal(&srv) >= 1);
-    assert_rl_ok(redislock_extend(holder, 20000));
-    pttl = ts_int(&srv, "PTTL lock:k2");
+    assert_true(faults_kill_normal(s->srv) >= 1);
+    assert_rl_ok(redislock_extend(s->holder, 20000));
+    pttl = ts_int(s->srv, "PTTL lock:k2");
     assert_true(pttl > 5000 && pttl <= 20000);
-
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 10000);
-    ts_await_blocked(&srv, 1);
-    FAULT("CLIENT KILL TYPE normal before query and release (waiter blocked)");
-    assert_true(faults_kill_normal(&srv) >= 1); /* the waiter's */
-    assert_rl_ok(redislock_query(holder, &info));
-    assert_int_equal(info.mine, 1);
-    ts_await_blocked(&srv, 1);
-    FAULT("CLIENT KILL TYPE normal right before release");
-    assert_true(faults_kill_normal(&srv) >= 1);
-    assert_rl_ok(redislock_release(holder));
-    faults_waiter_join(&w);
-    if (w.rc)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_string_equal(owner_of("lock:k2"), redislock_id(lk));
-    FAULT("CLIENT KILL TYPE normal before reset");
-    faults_kill_normal(&srv);
-    assert_int_equal(redislock_reset(c, "k2"), 1);
-    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_client_free(c);
 }
+
+static void kill_then_query_kill_again(faults_scene *s)
+{
+    redislock_info info;
+    assert_true(faults_kill_normal(s->srv) >= 1); /* the waiter's */
+    assert_rl_ok(redislock_query(s->holder, &info));
+    assert_int_equal(info.mine, 1);
+    ts_await_blocked(s->srv, 1);
+    FAULT("CLIENT KILL TYPE normal right before release");
+    assert_true(faults_kill_normal(s->srv) >= 1);
+}
+
+static void kill_then_reset(faults_scene *s)
+{
+    assert_string_equal(owner_of("lock:k2"), redislock_id(s->w[0]->lk));
+    FAULT("CLIENT KILL TYPE normal before reset");
+    faults_kill_normal(s->srv);
+    assert_int_equal(redislock_reset(s->client, "k2"), 1);
+    assert_rl_err(redislock_release(s->w[0]->lk), REDISLOCK_ENOTHELD);
+}
+
+static const faults_case test_kill_connections_each_step_waiter_served = {
+    .fault = "CLIENT KILL TYPE normal before query and release (waiter blocked)",
+    .servers = tf_masters, .nservers = 1, .lock = "k2",
+    .holder_expire_ms = 5000, .waiter_expire_ms = 5000,
+    .command_timeout_ms = 1000, .connect_timeout_ms = 2000,
+    .prepare = kill_then_extend,
+    .timeout_ms = 10000, .await_blocked = 1,
+    .inject = kill_then_query_kill_again,
+    .release = 1, .want = REDISLOCK_OK,
+    .check = kill_then_reset,
+};
 
 /* -------------------------------------------------------------- hung server */
 
@@ -283,7 +253,7 @@ static void check_hung(int rc, int64_t t0, int timeout_ms, const char *what)
     if (el > timeout_ms + TU_MS(1500))
         fail_msg("%s on a hung server took %lld ms (command timeout %d ms)", what,
                  (long long)el, timeout_ms);
-    if (!strstr(redislock_last_error(), srv.sock))
+    if (!strstr(redislock_last_error(), srv->sock))
         fail_msg("%s: message lacks the server: %s", what, redislock_last_error());
     faults_run++;
 }
@@ -291,11 +261,11 @@ static void check_hung(int rc, int64_t t0, int timeout_ms, const char *what)
 /* A hung server (SIGSTOP): every operation fails with an I/O error within
  * its command timeout plus a margin; after SIGCONT every handle recovers and
  * the state is consistent whatever the late-executed commands did. */
-static void test_hung_server_each_operation(void **state)
+static void test_hung_server_operations_fail_in_time_then_recover(void **state)
 {
     const int tmo = 300;
     redislock_client *c = client(tmo, tmo);
-    redislock *a = tu_lock(c, "h1", 30000), *b = tu_lock(c, "h1", 30000);
+    redislock *a = tf_lock(c, "h1", 30000), *b = tf_lock(c, "h1", 30000);
     redislock_info info;
     uint64_t count = 99;
     int64_t t0;
@@ -304,7 +274,7 @@ static void test_hung_server_each_operation(void **state)
     assert_rl_ok(redislock_acquire(a, 0));
     assert_rl_ok(redislock_query(a, &info)); /* a pooled connection */
     print_message("      fault: server stopped (SIGSTOP) for 7 operations\n");
-    ts_pause(&srv);
+    ts_pause(srv);
     t0 = tu_now_ms();
     check_hung(redislock_acquire(b, 2000), t0, tmo, "acquire(2000)");
     assert_int_equal(redislock_held(b), 0);
@@ -321,11 +291,11 @@ static void test_hung_server_each_operation(void **state)
     assert_int_equal(count, 0);
     t0 = tu_now_ms();
     check_hung(redislock_release(a), t0, tmo, "release");
-    ts_resume(&srv);
+    ts_resume(srv);
 
     /* The commands sent meanwhile run now, in any order across
      * connections; wait until the server is done with them. */
-    faults_await_clients(&srv, 1);
+    faults_await_clients(srv, 1);
     assert_rl_ok(redislock_query(a, &info));
     if (info.mine) {
         assert_rl_ok(redislock_release(a));
@@ -343,175 +313,130 @@ static void test_hung_server_each_operation(void **state)
     assert_rl_ok(redislock_release(b));
     assert_rl_ok(redislock_acquire(a, 0));
     assert_rl_ok(redislock_release(a));
-    redislock_free(a);
-    redislock_free(b);
-    redislock_client_free(c);
 }
 
 /* A waiter blocked in BLPOP when the server hangs, then resumes before its
- * deadline: it neither hangs nor misses the release made after SIGCONT. */
-static void test_hung_server_while_waiting(void **state)
+ * deadline: it neither hangs nor misses the release made after SIGCONT.
+ * (It may give up while the server is stopped, but only with an I/O error
+ * and before its deadline.) */
+static void pause_500_ms(faults_scene *s)
 {
-    redislock_client *c = client(300, 300);
-    redislock_client *hc = client(2000, 2000);
-    redislock *holder = tu_lock(hc, "h2", 0), *lk = tu_lock(c, "h2", 0);
-    faults_waiter w;
-    int64_t released;
-
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 3000);
-    ts_await_blocked(&srv, 1);
-    FAULT("server stopped for 500 ms while a waiter blocks");
-    ts_pause(&srv);
+    ts_pause(s->srv);
     tu_sleep_ms(500);
-    ts_resume(&srv);
+    ts_resume(s->srv);
     tu_sleep_ms(100);
-    released = tu_now_ms();
-    assert_rl_ok(redislock_release(holder));
-    faults_waiter_join(&w);
-    if (w.rc == REDISLOCK_OK) {
-        assert_true(w.got >= released);
-        assert_rl_ok(redislock_release(lk));
-    } else {
-        /* it may give up while the server was stopped, but only with an
-         * I/O error and before its deadline */
-        if (w.rc != REDISLOCK_EIO)
-            fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-        assert_true(w.got - w.start < 3000);
-    }
-    print_message("      waiter: %s after %lld ms\n", redislock_err_name(w.rc),
-                  (long long)(w.got - w.start));
-    assert_true(w.got - w.start < TU_MS(3000 + 250 + 1000));
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_client_free(c);
-    redislock_client_free(hc);
 }
+
+static void check_eio_before_deadline(faults_scene *s)
+{
+    if (s->w[0]->rc == REDISLOCK_EIO)
+        assert_true(s->w[0]->got - s->w[0]->start < 3000);
+}
+
+static const faults_case test_hung_server_waiter_survives_pause = {
+    .fault = "server stopped for 500 ms while a waiter blocks",
+    .servers = tf_masters, .nservers = 1, .lock = "h2",
+    .command_timeout_ms = 300, .connect_timeout_ms = 300, .holder_client = 1,
+    .timeout_ms = 3000, .await_blocked = 1,
+    .inject = pause_500_ms,
+    .release = 1, .want = REDISLOCK_OK, .or_eio = 1,
+    .max_slowed_ms = 3000 + 250 + 1000,
+    .check = check_eio_before_deadline,
+};
 
 /* The waiter's deadline passes while the server is stopped: its timer
  * fires, the CLIENT UNBLOCK it sends gets no answer either, and it returns
  * by its deadline plus the documented slack (min(command timeout, 250 ms)),
  * with a timeout or an I/O error naming the server.  After SIGCONT all is
  * as before: the holder releases, a new waiter takes the lock. */
-static void test_hung_server_waiter_deadline(void **state)
+static void pause_server(faults_scene *s)
 {
-    redislock_client *c = client(1000, 1000);
-    redislock_client *hc = client(2000, 2000);
-    redislock *holder = tu_lock(hc, "h3", 0), *lk = tu_lock(c, "h3", 0);
-    faults_waiter w;
-    int64_t el;
+    ts_pause(s->srv);
+}
 
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 800);
-    ts_await_blocked(&srv, 1);
-    FAULT("server stopped across a waiter's deadline");
-    ts_pause(&srv);
-    faults_waiter_join(&w);
-    ts_resume(&srv);
-    el = w.got - w.start;
-    print_message("      waiter: %s after %lld ms: %s\n", redislock_err_name(w.rc),
-                  (long long)el, w.msg);
-    if (w.rc != REDISLOCK_ETIMEDOUT && w.rc != REDISLOCK_EIO)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    if (w.rc == REDISLOCK_EIO)
-        assert_msg_has(w.msg, srv.sock);
-    assert_true(el >= 800);
-    assert_true(el < 800 + 250 + TU_MS(400));
+static void resume_all_as_before(faults_scene *s)
+{
+    redislock *lk = s->w[0]->lk;
+    ts_resume(s->srv);
+    if (s->w[0]->rc == REDISLOCK_EIO)
+        assert_msg_has(s->w[0]->msg, s->srv->sock);
     assert_int_equal(redislock_held(lk), 0);
-    assert_string_equal(owner_of("lock:h3"), redislock_id(holder));
-    assert_rl_ok(redislock_release(holder));
+    assert_string_equal(owner_of("lock:h3"), redislock_id(s->holder));
+    assert_rl_ok(redislock_release(s->holder));
     assert_rl_ok(redislock_acquire(lk, 1000));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_client_free(c);
-    redislock_client_free(hc);
 }
+
+static const faults_case test_hung_server_waiter_returns_by_deadline = {
+    .fault = "server stopped across a waiter's deadline",
+    .servers = tf_masters, .nservers = 1, .lock = "h3",
+    .command_timeout_ms = 1000, .connect_timeout_ms = 1000, .holder_client = 1,
+    .timeout_ms = 800, .await_blocked = 1,
+    .inject = pause_server,
+    .want = REDISLOCK_ETIMEDOUT, .or_eio = 1,
+    .min_ms = 800, .max_ms = 800 + 250, .max_slowed_ms = 400,
+    .check = resume_all_as_before,
+};
 
 /* ------------------------------------------------------------------ signals */
 
 /* Signals at random while a waiter waits: it is woken by the release, not
- * before; a waiter whose lock is never released times out at its deadline,
- * not before and not much after; a lock with expiry is taken when it
- * expires. */
-static void test_signals_to_waiter(void **state)
+ * before. */
+static const faults_case test_signals_waiter_woken_by_release_not_before = {
+    .fault = "SIGUSR1 at random to a waiter woken by a release",
+    .servers = tf_masters, .nservers = 1, .lock = "s1",
+    .command_timeout_ms = 1000, .connect_timeout_ms = 1000,
+    .timeout_ms = 10000, .signals = 1, .await_blocked = 1,
+    .still_waiting_ms = 700,
+    .release = 1, .want = REDISLOCK_OK, .woken_within_ms = 1000,
+};
+
+/* Signals at random to a waiter whose lock is never released: it times out
+ * at its deadline, not before and not much after; the holder keeps it. */
+static void holder_still_holds(faults_scene *s)
 {
-    redislock_client *c = client(1000, 1000);
-    redislock *holder = tu_lock(c, "s1", 0), *lk = tu_lock(c, "s1", 0);
-    redislock *eh = tu_lock(c, "s2", 700), *el = tu_lock(c, "s2", 0);
-    faults_signaller s;
-    faults_waiter w;
-    int64_t released;
-
-    /* woken by the release */
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 10000);
-    FAULT("SIGUSR1 at random to a waiter woken by a release");
-    faults_signals_on(&s, w.t, 1);
-    ts_await_blocked(&srv, 1);
-    tu_sleep_ms(700);
-    assert_false(faults_waiter_done(&w));
-    released = tu_now_ms();
-    assert_rl_ok(redislock_release(holder));
-    faults_waiter_await(&w, TU_MS(12000));
-    assert_true(faults_signals_off(&s) > 0);
-    faults_waiter_join(&w);
-    if (w.rc)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.got >= released && w.got < released + TU_MS(1000));
-    assert_rl_ok(redislock_release(lk));
-
-    /* times out at its deadline */
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 800);
-    FAULT("SIGUSR1 at random to a waiter that times out");
-    faults_signals_on(&s, w.t, 2);
-    faults_waiter_await(&w, TU_MS(5000));
-    assert_true(faults_signals_off(&s) > 0);
-    faults_waiter_join(&w);
-    assert_int_equal(w.rc, REDISLOCK_ETIMEDOUT);
-    assert_true(w.got - w.start >= 800);
-    assert_true(w.got - w.start < TU_MS(800 + 250 + 500));
-    assert_rl_ok(redislock_release(holder));
-
-    /* takes a lock when the holder's expiry runs out */
-    assert_rl_ok(redislock_acquire(eh, 0));
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, el, 5000);
-    FAULT("SIGUSR1 at random to a waiter waiting for an expiry");
-    faults_signals_on(&s, w.t, 3);
-    faults_waiter_await(&w, TU_MS(7000));
-    assert_true(faults_signals_off(&s) > 0);
-    faults_waiter_join(&w);
-    if (w.rc)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.got - w.start >= 600 && w.got - w.start < TU_MS(700 + 1000));
-    assert_rl_ok(redislock_release(el));
-    redislock_free(holder);
-    redislock_free(lk);
-    redislock_free(eh);
-    redislock_free(el);
-    redislock_client_free(c);
+    assert_rl_ok(redislock_release(s->holder));
 }
+
+static const faults_case test_signals_waiter_times_out_at_deadline = {
+    .fault = "SIGUSR1 at random to a waiter that times out",
+    .servers = tf_masters, .nservers = 1, .lock = "s1",
+    .command_timeout_ms = 1000, .connect_timeout_ms = 1000,
+    .timeout_ms = 800, .signals = 2,
+    .want = REDISLOCK_ETIMEDOUT, .min_ms = 800, .max_slowed_ms = 800 + 250 + 500,
+    .check = holder_still_holds,
+};
+
+/* Signals at random to a waiter for a lock with an expiry: it takes the
+ * lock when the expiry runs out. */
+static const faults_case test_signals_waiter_takes_lock_at_expiry = {
+    .fault = "SIGUSR1 at random to a waiter waiting for an expiry",
+    .servers = tf_masters, .nservers = 1, .lock = "s2", .holder_expire_ms = 700,
+    .command_timeout_ms = 1000, .connect_timeout_ms = 1000,
+    .timeout_ms = 5000, .signals = 3,
+    .want = REDISLOCK_OK, .min_ms = 600, .max_slowed_ms = 700 + 1000,
+};
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, tf_masters_setup, tf_masters_teardown)
+#define CASE(c) FAULTS_CASE(c, tf_masters_setup, tf_masters_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_restart_while_waiting, setup),
-        cmocka_unit_test_setup(test_restart_while_held, setup),
-        cmocka_unit_test_setup(test_restart_release_in_flight, setup),
-        cmocka_unit_test_setup(test_kill_waiter_in_blpop, setup),
-        cmocka_unit_test_setup(test_kill_holder_each_step, setup),
-        cmocka_unit_test_setup(test_hung_server_each_operation, setup),
-        cmocka_unit_test_setup(test_hung_server_while_waiting, setup),
-        cmocka_unit_test_setup(test_hung_server_waiter_deadline, setup),
-        cmocka_unit_test_setup(test_signals_to_waiter, setup),
+        CASE(test_restart_waiter_takes_lock_from_empty_server),
+        TEST(test_restart_down_release_fails_handle_still_holds),
+        TEST(test_restart_empty_handle_learns_lock_gone),
+        TEST(test_restart_with_key_restored_lock_still_held),
+        TEST(test_restart_release_in_flight_fails_at_once),
+        CASE(test_kill_waiter_in_blpop_no_wakeup_lost),
+        CASE(test_kill_connections_each_step_waiter_served),
+        TEST(test_hung_server_operations_fail_in_time_then_recover),
+        CASE(test_hung_server_waiter_survives_pause),
+        CASE(test_hung_server_waiter_returns_by_deadline),
+        CASE(test_signals_waiter_woken_by_release_not_before),
+        CASE(test_signals_waiter_times_out_at_deadline),
+        CASE(test_signals_waiter_takes_lock_at_expiry),
     };
-    int rc = cmocka_run_group_tests_name("faults_server", tests, group_setup,
-                                         group_teardown);
-    return rc;
+    return cmocka_run_group_tests_name("faults_server", tests, tf_masters_group_setup_1,
+                                       group_teardown);
 }

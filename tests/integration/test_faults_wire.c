@@ -181,43 +181,31 @@ static int group_teardown(void **state)
  * extend, release, reset_all over a SCAN page of 100 keys. */
 static void lifecycle(void)
 {
-    redislock *holder = tu_lock(tu_cl, "w", 10000), *lk = tu_lock(tu_cl, "w", 10000);
+    redislock *holder = tf_lock(tu_cl, "w", 10000), *lk = tf_lock(tu_cl, "w", 10000);
     redislock_info info;
-    faults_waiter w;
+    tf_waiter *w;
     uint64_t count = 0;
     int64_t released;
-    char name[32];
-    int i;
 
     assert_rl_ok(redislock_acquire(holder, 0));
     assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EBUSY);
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 5000);
+    w = tf_waiter_start(lk, 5000);
     ts_await_blocked(&tu_srv, 1);
     assert_rl_ok(redislock_query(holder, &info));
     assert_int_equal(info.mine, 1);
     assert_rl_ok(redislock_extend(holder, 20000));
     released = tu_now_ms();
     assert_rl_ok(redislock_release(holder));
-    faults_waiter_join(&w);
-    if (w.rc)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.got >= released && w.got < released + TU_MS(1500));
+    tf_waiter_join(w);
+    tf_waiter_assert_ok(w);
+    assert_true(w->got >= released && w->got < released + TU_MS(1500));
     assert_rl_ok(redislock_release(lk));
-    for (i = 0; i < 100; i++) {
-        redislock *t;
-        snprintf(name, sizeof name, "wire-%d", i);
-        t = tu_lock(tu_cl, name, 0);
-        assert_rl_ok(redislock_acquire(t, 0));
-        redislock_free(t);
-    }
+    tf_take_locks(tu_cl, "wire-", 100);
     assert_rl_ok(redislock_reset_all(tu_cl, NULL, &count));
     assert_int_equal(count, 100);
-    redislock_free(holder);
-    redislock_free(lk);
 }
 
-static void test_wire_one_byte_reads(void **state)
+static void test_wire_one_byte_reads_lock_life_works(void **state)
 {
     long n;
     FAULT("every recv() returns at most one byte");
@@ -231,7 +219,7 @@ static void test_wire_one_byte_reads(void **state)
     assert_true(n > 1000); /* the SCAN page alone is over 1500 bytes */
 }
 
-static void test_wire_one_byte_writes(void **state)
+static void test_wire_one_byte_writes_lock_life_works(void **state)
 {
     long n;
     FAULT("every send() takes at most one byte");
@@ -245,7 +233,7 @@ static void test_wire_one_byte_writes(void **state)
     assert_true(n > 1000);
 }
 
-static void test_wire_send_spurious_eagain_eintr(void **state)
+static void test_wire_send_spurious_eagain_eintr_lock_life_works(void **state)
 {
     FAULT("every other send() fails with EINTR or EAGAIN");
     set_mode(SEND_FLAKY);
@@ -257,10 +245,10 @@ static void test_wire_send_spurious_eagain_eintr(void **state)
  * caller gets an I/O error, the server never runs the half command, and
  * the next call works.  Acquire retries on a new connection and takes the
  * lock; the others fail and change nothing. */
-static void test_wire_cut_command(void **state)
+static void test_wire_command_cut_on_its_way_out_never_runs(void **state)
 {
     static const size_t at[] = { 0, 1, 10, 60 };
-    redislock *lk = tu_lock(tu_cl, "sc", 0), *other = tu_lock(tu_cl, "sc", 0);
+    redislock *lk = tf_lock(tu_cl, "sc", 0), *other = tf_lock(tu_cl, "sc", 0);
     redislock_info info;
     size_t i;
     int rc;
@@ -309,11 +297,9 @@ static void test_wire_cut_command(void **state)
         assert_int_equal(info.mine, 1);
         assert_rl_ok(redislock_release(lk));
     }
-    redislock_free(lk);
-    redislock_free(other);
 }
 
-static void test_wire_spurious_eagain_eintr(void **state)
+static void test_wire_recv_spurious_eagain_eintr_lock_life_works(void **state)
 {
     long n;
     FAULT("every other recv() fails with EINTR or EAGAIN");
@@ -333,13 +319,13 @@ static void test_wire_spurious_eagain_eintr(void **state)
  * server's state: nothing is lost, doubled or corrupted. */
 static void cut_case(size_t n, int eof)
 {
-    redislock *lk = tu_lock(tu_cl, "cut", 10000), *other = tu_lock(tu_cl, "cut", 0);
+    redislock *lk = tf_lock(tu_cl, "cut", 10000), *other = tf_lock(tu_cl, "cut", 0);
     redislock_info info;
     uint64_t count = 0;
     int rc;
 
     /* every script loaded, so that each call below runs at once (a cut
-     * NOSCRIPT reply is test_wire_cut_noscript's) */
+     * NOSCRIPT reply is test_wire_cut_noscript_reply_script_never_ran's) */
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_extend(lk, 0));
     assert_rl_ok(redislock_query(lk, &info));
@@ -410,22 +396,26 @@ static void cut_case(size_t n, int eof)
     assert_true(count <= 1);
     assert_int_equal(ts_int(&tu_srv, "EXISTS lock:cut"), 0);
 
-    redislock_free(lk);
-    redislock_free(other);
 }
 
-static void test_wire_reset_mid_reply(void **state)
+static void test_wire_reset_mid_reply_next_call_sees_server_state(void **state)
 {
     static const size_t at[] = { 0, 1, 3 };
-    redislock *lk = tu_lock(tu_cl, "q", 0);
-    redislock_info info;
     size_t i;
     print_message("      fault: ECONNRESET after 0, 1, 3 bytes of each reply\n");
     for (i = 0; i < sizeof at / sizeof at[0]; i++) {
         ts_flushall(&tu_srv);
         cut_case(at[i], 0);
     }
-    /* inside the owner id of a status reply (about 45 bytes) */
+}
+
+/* A query's status reply cut by a reset inside the owner id (about 45
+ * bytes): an I/O error each time, and the next query reads it whole. */
+static void test_wire_reset_inside_owner_id_query_fails_cleanly(void **state)
+{
+    redislock *lk = tf_lock(tu_cl, "q", 0);
+    redislock_info info;
+    size_t i;
     assert_rl_ok(redislock_acquire(lk, 0));
     for (i = 5; i < 45; i += 8) {
         arm_cut(i, 0);
@@ -437,10 +427,9 @@ static void test_wire_reset_mid_reply(void **state)
     assert_rl_ok(redislock_query(lk, &info));
     assert_int_equal(info.mine, 1);
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
 }
 
-static void test_wire_eof_mid_reply(void **state)
+static void test_wire_eof_mid_reply_next_call_sees_server_state(void **state)
 {
     static const size_t at[] = { 0, 2 };
     size_t i;
@@ -454,9 +443,9 @@ static void test_wire_eof_mid_reply(void **state)
 /* The script cache is flushed and the NOSCRIPT reply is cut: the call
  * fails with an I/O error (the script never ran: nothing to undo), and the
  * next call loads the script and works. */
-static void test_wire_cut_noscript(void **state)
+static void test_wire_cut_noscript_reply_script_never_ran(void **state)
 {
-    redislock *lk = tu_lock(tu_cl, "ns", 0);
+    redislock *lk = tf_lock(tu_cl, "ns", 0);
     int rc;
 
     FAULT("connection reset in a NOSCRIPT reply");
@@ -477,54 +466,53 @@ static void test_wire_cut_noscript(void **state)
     assert_int_equal(redislock_held(lk), 1);
     assert_rl_ok(redislock_release(lk));
     assert_int_equal(ts_int(&tu_srv, "EXISTS lock:ns"), 0);
-    redislock_free(lk);
 }
 
 /* A waiter's BLPOP reply (its wake-up) is cut by a reset: the waiter
  * reconnects and still takes the lock (the wake-up it lost was the
  * release's, and the lock is free), within its deadline. */
-static void test_wire_reset_in_wakeup(void **state)
+static void cut_wakeup(faults_scene *s)
 {
-    redislock *holder = tu_lock(tu_cl, "wk", 0), *lk = tu_lock(tu_cl, "wk", 0);
-    faults_waiter w;
-    int64_t released;
-
-    assert_rl_ok(redislock_acquire(holder, 0));
-    memset(&w, 0, sizeof w);
-    faults_waiter_start(&w, lk, 5000);
-    ts_await_blocked(&tu_srv, 1);
     tu_sleep_ms(20); /* CLIENT ID's reply has been read */
-    FAULT("ECONNRESET in the middle of a waiter's wake-up");
     arm_cut(4, 0);
-    released = tu_now_ms();
+    s->released = tu_now_ms();
     /* released from the harness's connection (hiredis: not wrapped), so
      * that the next reply the library reads is the waiter's wake-up */
-    assert_int_equal(ts_int(&tu_srv, "DEL lock:wk"), 1);
-    assert_int_equal(ts_int(&tu_srv, "LPUSH lock-signal:wk 1"), 1);
-    faults_waiter_join(&w);
+    assert_int_equal(ts_int(s->srv, "DEL lock:wk"), 1);
+    assert_int_equal(ts_int(s->srv, "LPUSH lock-signal:wk 1"), 1);
+}
+
+static void check_cut_and_wakeup_used(faults_scene *s)
+{
     assert_true(cut_happened());
     set_mode(PASS);
-    if (w.rc)
-        fail_msg("waiter: %s: %s", redislock_err_name(w.rc), w.msg);
-    assert_true(w.got < released + TU_MS(2500));
-    assert_int_equal(ts_int(&tu_srv, "EXISTS lock-signal:wk"), 0);
-    assert_rl_ok(redislock_release(lk));
-    redislock_free(holder);
-    redislock_free(lk);
+    assert_int_equal(ts_int(s->srv, "EXISTS lock-signal:wk"), 0);
 }
+
+static const faults_case test_wire_reset_in_wakeup_waiter_still_takes_lock = {
+    .fault = "ECONNRESET in the middle of a waiter's wake-up",
+    .servers = &tu_srv, .nservers = 1, .lock = "wk",
+    .timeout_ms = 5000, .await_blocked = 1,
+    .inject = cut_wakeup,
+    .want = REDISLOCK_OK, .woken_within_ms = 2500,
+    .check = check_cut_and_wakeup_used,
+};
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, tf_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_wire_one_byte_reads, setup),
-        cmocka_unit_test_setup(test_wire_spurious_eagain_eintr, setup),
-        cmocka_unit_test_setup(test_wire_one_byte_writes, setup),
-        cmocka_unit_test_setup(test_wire_send_spurious_eagain_eintr, setup),
-        cmocka_unit_test_setup(test_wire_cut_command, setup),
-        cmocka_unit_test_setup(test_wire_reset_mid_reply, setup),
-        cmocka_unit_test_setup(test_wire_eof_mid_reply, setup),
-        cmocka_unit_test_setup(test_wire_cut_noscript, setup),
-        cmocka_unit_test_setup(test_wire_reset_in_wakeup, setup),
+        TEST(test_wire_one_byte_reads_lock_life_works),
+        TEST(test_wire_recv_spurious_eagain_eintr_lock_life_works),
+        TEST(test_wire_one_byte_writes_lock_life_works),
+        TEST(test_wire_send_spurious_eagain_eintr_lock_life_works),
+        TEST(test_wire_command_cut_on_its_way_out_never_runs),
+        TEST(test_wire_reset_mid_reply_next_call_sees_server_state),
+        TEST(test_wire_reset_inside_owner_id_query_fails_cleanly),
+        TEST(test_wire_eof_mid_reply_next_call_sees_server_state),
+        TEST(test_wire_cut_noscript_reply_script_never_ran),
+        FAULTS_CASE(test_wire_reset_in_wakeup_waiter_still_takes_lock, setup, tf_teardown),
     };
     return cmocka_run_group_tests_name("faults_wire", tests, tu_group_setup,
                                        group_teardown);

@@ -5,8 +5,8 @@
  * the first waiter's acquire rounds after its wake-up fail as a dropped
  * connection would.
  * Everything else runs against a real redis-server. */
+#include "fixtures.h"
 #include "internal.h"
-#include "testutil.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -41,72 +41,54 @@ void __wrap_redislock__fan_calls(redislock__fanout *f, redislock__call *const *c
     __real_redislock__fan_calls(f, calls, deadline);
 }
 
-struct waiter {
-    redislock *lk;
-    int is_victim;
-    int rc;
-    int64_t at;
-};
-
-static void *waiter(void *p)
+/* In the victim's thread, before its acquire. */
+static void mark_victim(tf_waiter *w)
 {
-    struct waiter *w = p;
-    if (w->is_victim) {
-        victim = pthread_self();
-        __atomic_store_n(&victim_set, 1, __ATOMIC_SEQ_CST);
-    }
-    w->rc = redislock_acquire(w->lk, 5000);
-    w->at = tu_now_ms();
-    return NULL;
+    victim = pthread_self();
+    __atomic_store_n(&victim_set, 1, __ATOMIC_SEQ_CST);
 }
 
-static void test_handback_next_waiter_woken(void **state)
+static void test_handback_failed_waiter_hands_wakeup_to_next(void **state)
 {
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     redislock_client *c;
     redislock *holder;
-    struct waiter w1, w2;
-    pthread_t t1, t2;
+    tf_waiter *w1, *w2;
     int64_t released;
 
-    TS_START_OR_SKIP(&tu_srv);
+    tf_server_start(&tu_srv);
     o.connect_timeout_ms = 300; /* the victim gives up recovering after that */
-    c = tu_client_opts(tu_srv.url, &o);
-    holder = tu_lock(c, "hb", 0);
-    w1.lk = tu_lock(c, "hb", 0);
-    w1.is_victim = 1;
-    w2.lk = tu_lock(c, "hb", 0);
-    w2.is_victim = 0;
+    c = tf_client_opts(tu_srv.url, &o);
+    holder = tf_lock(c, "hb", 0);
+    w1 = tf_waiter_new(tf_lock(c, "hb", 0), 5000);
+    w1->before = mark_victim;
+    w2 = tf_waiter_new(tf_lock(c, "hb", 0), 5000);
 
     assert_rl_ok(redislock_acquire(holder, 0));
-    pthread_create(&t1, NULL, waiter, &w1);
+    tf_waiter_run(w1);
     ts_await_blocked(&tu_srv, 1);
-    pthread_create(&t2, NULL, waiter, &w2);
+    tf_waiter_run(w2);
     ts_await_blocked(&tu_srv, 2);
     /* FIFO: the victim, blocked first, gets the wake-up */
     assert_rl_ok(redislock_release(holder));
     released = tu_now_ms();
-    pthread_join(t2, NULL);
-    pthread_join(t1, NULL);
+    tf_waiter_join(w2);
+    tf_waiter_join(w1);
     assert_true(injected >= 1);
-    assert_int_equal(w1.rc, REDISLOCK_EIO);
-    assert_rl_ok(w2.rc);
+    assert_int_equal(w1->rc, REDISLOCK_EIO);
+    assert_rl_ok(w2->rc);
     print_message("      second waiter woken %lld ms after the release "
                   "(its own timeout was 5000 ms)\n",
-                  (long long)(w2.at - released));
-    assert_true(w2.at - released < TU_MS(1000));
-    assert_rl_ok(redislock_release(w2.lk));
-    redislock_free(holder);
-    redislock_free(w1.lk);
-    redislock_free(w2.lk);
-    redislock_client_free(c);
-    ts_stop(&tu_srv);
+                  (long long)(w2->got - released));
+    assert_true(w2->got - released < TU_MS(1000));
+    assert_rl_ok(redislock_release(w2->lk));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handback_next_waiter_woken),
+        cmocka_unit_test_teardown(test_handback_failed_waiter_hands_wakeup_to_next,
+                                  tf_teardown),
     };
     return cmocka_run_group_tests_name("handback", tests, NULL, NULL);
 }

@@ -4,8 +4,7 @@
  * The peer is tests/interop/prl_peer.py.  It uses the real python-redis-lock
  * when it is importable, else a stand-in that speaks its 4.0 protocol; the
  * test prints which.  Skipped when no python3 with redis-py is found. */
-#include "server.h"
-#include "testutil.h"
+#include "fixtures.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +34,10 @@ typedef struct peer {
     FILE *out;  /* from the peer */
 } peer;
 
+/* One peer per test, in static storage: the teardown ends it if a failed
+ * test did not. */
+static peer the_peer;
+
 static int python_ok(const char *py)
 {
     char cmd[700];
@@ -54,8 +57,23 @@ static int find_python(void)
     return 0;
 }
 
-static void peer_start(peer *p)
+static void peer_end(void *arg)
 {
+    peer *p = arg;
+    if (p->in)
+        fclose(p->in);
+    if (p->out)
+        fclose(p->out);
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        tu_wait(p->pid);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+static peer *peer_start(void)
+{
+    peer *p = &the_peer;
     int to[2], from[2];
     char script[700];
     const char *src = getenv("top_srcdir");
@@ -77,8 +95,10 @@ static void peer_start(peer *p)
     close(from[1]);
     p->in = fdopen(to[1], "w");
     p->out = fdopen(from[0], "r");
+    tf_defer(peer_end, p);
     assert_non_null(fgets(first, sizeof first, p->out));
     print_message("      %s", first);
+    return p;
 }
 
 static void peer_send(peer *p, const char *fmt, ...)
@@ -106,6 +126,7 @@ static void peer_stop(peer *p)
     fclose(p->in);
     fclose(p->out);
     tu_wait(p->pid);
+    memset(p, 0, sizeof *p);
 }
 
 static int group_teardown(void **state)
@@ -124,171 +145,147 @@ static int group_setup(void **state)
     return tu_group_setup(state);
 }
 
-struct cwait {
-    redislock *lk;
-    int64_t timeout;
-    int rc;
-    int64_t at;
-};
-
-static void *c_waiter(void *p)
-{
-    struct cwait *w = p;
-    w->rc = redislock_acquire(w->lk, w->timeout);
-    w->at = tu_now_ms();
-    return NULL;
-}
-
 /* A Python holder's release wakes a C waiter. */
 static void test_interop_python_release_wakes_c(void **state)
 {
     NEED_PYTHON();
-    peer py;
+    peer *py;
     char line[256];
-    struct cwait w = { tu_lock(tu_cl, "shared", 0), 10000, -99, 0 };
-    pthread_t t;
+    tf_waiter *w = tf_waiter_new(tf_lock(tu_cl, "shared", 0), 10000);
     int64_t released;
 
-    peer_start(&py);
-    peer_send(&py, "acquire shared 0 0");
-    assert_memory_equal(peer_line(&py, line, sizeof line), "acquired", 8);
-    assert_rl_err(redislock_try_acquire(w.lk), REDISLOCK_EBUSY);
-    pthread_create(&t, NULL, c_waiter, &w);
+    py = peer_start();
+    peer_send(py, "acquire shared 0 0");
+    assert_memory_equal(peer_line(py, line, sizeof line), "acquired", 8);
+    assert_rl_err(redislock_try_acquire(w->lk), REDISLOCK_EBUSY);
+    tf_waiter_run(w);
     ts_await_blocked(&tu_srv, 1);
-    peer_send(&py, "release");
-    assert_string_equal(peer_line(&py, line, sizeof line), "released");
+    peer_send(py, "release");
+    assert_string_equal(peer_line(py, line, sizeof line), "released");
     released = tu_now_ms();
-    pthread_join(t, NULL);
-    assert_rl_ok(w.rc);
-    assert_true(w.at - released < TU_MS(500));
-    assert_rl_ok(redislock_release(w.lk));
-    redislock_free(w.lk);
-    peer_stop(&py);
+    tf_waiter_join(w);
+    assert_rl_ok(w->rc);
+    assert_true(w->got - released < TU_MS(500));
+    assert_rl_ok(redislock_release(w->lk));
+    peer_stop(py);
 }
 
 /* A C holder's release wakes a Python waiter blocked in BLPOP. */
 static void test_interop_c_release_wakes_python(void **state)
 {
     NEED_PYTHON();
-    peer py;
+    peer *py;
     char line[256];
-    redislock *lk = tu_lock(tu_cl, "shared2", 0);
+    redislock *lk = tf_lock(tu_cl, "shared2", 0);
     int64_t released, got;
 
-    peer_start(&py);
+    py = peer_start();
     assert_rl_ok(redislock_acquire(lk, 0));
-    peer_send(&py, "acquire shared2 0 -1");
+    peer_send(py, "acquire shared2 0 -1");
     ts_await_blocked(&tu_srv, 1);
     assert_rl_ok(redislock_release(lk));
     released = tu_now_ms();
-    peer_line(&py, line, sizeof line);
+    peer_line(py, line, sizeof line);
     assert_int_equal(sscanf(line, "acquired %lld", (long long *)&got), 1);
     assert_true(got - released < TU_MS(1000));
     /* the Python holder owns the key now; C sees it busy, with its id */
     assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EBUSY);
-    peer_send(&py, "id");
-    peer_line(&py, line, sizeof line);
+    peer_send(py, "id");
+    peer_line(py, line, sizeof line);
     assert_non_null(strstr(redislock_errmsg(lk), line + 3));
-    peer_send(&py, "release");
-    assert_string_equal(peer_line(&py, line, sizeof line), "released");
-    redislock_free(lk);
-    peer_stop(&py);
+    peer_send(py, "release");
+    assert_string_equal(peer_line(py, line, sizeof line), "released");
+    peer_stop(py);
 }
 
 /* The Python side cannot release a C holder's lock, nor C a Python one;
  * each release leaves the other's lock intact. */
-static void test_interop_owner_checks(void **state)
+static void test_interop_neither_side_releases_the_others_lock(void **state)
 {
     NEED_PYTHON();
-    peer py;
+    peer *py;
     char line[256];
-    redislock *lk = tu_lock(tu_cl, "own", 0);
+    redislock *lk = tf_lock(tu_cl, "own", 0);
     redislock_info info;
 
-    peer_start(&py);
-    peer_send(&py, "acquire own 0 0");
-    assert_memory_equal(peer_line(&py, line, sizeof line), "acquired", 8);
+    py = peer_start();
+    peer_send(py, "acquire own 0 0");
+    assert_memory_equal(peer_line(py, line, sizeof line), "acquired", 8);
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
     assert_rl_ok(redislock_query(lk, &info));
     assert_int_equal(info.held, 1);
     assert_int_equal(info.mine, 0);
     assert_int_equal(strlen(info.owner), 24);
-    peer_send(&py, "release");
-    assert_string_equal(peer_line(&py, line, sizeof line), "released");
+    peer_send(py, "release");
+    assert_string_equal(peer_line(py, line, sizeof line), "released");
 
     assert_rl_ok(redislock_acquire(lk, 0));
-    peer_send(&py, "release"); /* the peer's last lock object: not the holder */
-    assert_string_equal(peer_line(&py, line, sizeof line), "notheld");
+    peer_send(py, "release"); /* the peer's last lock object: not the holder */
+    assert_string_equal(peer_line(py, line, sizeof line), "notheld");
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    peer_stop(&py);
+    peer_stop(py);
 }
 
 /* A C reset wakes a Python waiter; a Python reset wakes a C waiter. */
-static void test_interop_reset_wakes(void **state)
+static void test_interop_reset_wakes_the_other_side(void **state)
 {
     NEED_PYTHON();
-    peer py;
+    peer *py;
     char line[256];
-    redislock *lk = tu_lock(tu_cl, "rst", 0);
-    struct cwait w = { tu_lock(tu_cl, "rst", 0), 10000, -99, 0 };
-    pthread_t t;
+    redislock *lk = tf_lock(tu_cl, "rst", 0);
+    tf_waiter *w = tf_waiter_new(tf_lock(tu_cl, "rst", 0), 10000);
 
-    peer_start(&py);
+    py = peer_start();
     assert_rl_ok(redislock_acquire(lk, 0));
-    peer_send(&py, "acquire rst 0 -1");
+    peer_send(py, "acquire rst 0 -1");
     ts_await_blocked(&tu_srv, 1);
     assert_int_equal(redislock_reset(tu_cl, "rst"), 1);
-    assert_memory_equal(peer_line(&py, line, sizeof line), "acquired", 8);
+    assert_memory_equal(peer_line(py, line, sizeof line), "acquired", 8);
 
-    pthread_create(&t, NULL, c_waiter, &w);
+    tf_waiter_run(w);
     ts_await_blocked(&tu_srv, 1);
-    peer_send(&py, "reset rst");
-    assert_string_equal(peer_line(&py, line, sizeof line), "reset");
-    pthread_join(t, NULL);
-    assert_rl_ok(w.rc);
-    assert_rl_ok(redislock_release(w.lk));
-    redislock_free(lk);
-    redislock_free(w.lk);
-    peer_stop(&py);
+    peer_send(py, "reset rst");
+    assert_string_equal(peer_line(py, line, sizeof line), "reset");
+    tf_waiter_join(w);
+    assert_rl_ok(w->rc);
+    assert_rl_ok(redislock_release(w->lk));
+    peer_stop(py);
 }
 
 /* A Python holder with expire=1 that dies: the C waiter takes the lock at
  * the expiry, although no wake-up was ever pushed. */
-static void test_interop_python_holder_dies(void **state)
+static void test_interop_c_waiter_takes_lock_at_python_holders_expiry(void **state)
 {
     NEED_PYTHON();
-    peer py;
+    peer *py;
     char line[256];
-    redislock *lk = tu_lock(tu_cl, "dies", 0);
+    redislock *lk = tf_lock(tu_cl, "dies", 0);
     long long at;
     int64_t delay;
 
-    peer_start(&py);
-    peer_send(&py, "acquire dies 1 0");
-    peer_line(&py, line, sizeof line);
+    py = peer_start();
+    peer_send(py, "acquire dies 1 0");
+    peer_line(py, line, sizeof line);
     assert_int_equal(sscanf(line, "acquired %lld", &at), 1);
-    kill(py.pid, SIGKILL);
-    tu_wait(py.pid);
-    fclose(py.in);
-    fclose(py.out);
+    tf_undefer(py); /* SIGKILL */
     assert_rl_ok(redislock_acquire(lk, 5000));
     delay = tu_now_ms() - (at + 1000);
     print_message("      C waiter took the lock %lld ms after the Python holder's "
                   "expiry\n", (long long)delay);
     assert_true(delay > -50 && delay < TU_MS(300));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
 }
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, tf_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_interop_python_release_wakes_c, setup),
-        cmocka_unit_test_setup(test_interop_c_release_wakes_python, setup),
-        cmocka_unit_test_setup(test_interop_owner_checks, setup),
-        cmocka_unit_test_setup(test_interop_reset_wakes, setup),
-        cmocka_unit_test_setup(test_interop_python_holder_dies, setup),
+        TEST(test_interop_python_release_wakes_c),
+        TEST(test_interop_c_release_wakes_python),
+        TEST(test_interop_neither_side_releases_the_others_lock),
+        TEST(test_interop_reset_wakes_the_other_side),
+        TEST(test_interop_c_waiter_takes_lock_at_python_holders_expiry),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests_name("interop", tests, group_setup, group_teardown);

@@ -2,194 +2,155 @@
  * quorum, masters down or hung, parallel waiting without spinning, split
  * votes, and safety under chaos (masters killed and restarted, or stopped
  * and continued, while 32 contenders with renewal fight for one lock). */
-#include "server.h"
-#include "testutil.h"
+#include "fixtures.h"
+#include "intervals.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAXM 5
-static ts_server masters[MAXM];
-static const char *urls[MAXM];
-static int started;
+static int three = 3, five = 5;
 
-static int group_setup(void **state)
+/* The number of masters of a test run for 3 and for 5. */
+static size_t nmasters(void **state)
 {
-    int i;
-    for (i = 0; i < MAXM; i++) {
-        int rc = ts_start(&masters[i]);
-        if (rc)
-            return rc == 77 ? 0 : -1;
-        urls[i] = masters[i].url;
-    }
-    started = 1;
-    return 0;
+    return (size_t)*(int *)*state;
 }
 
-static int group_teardown(void **state)
+/* Acquire sets the lock on every master when all are up, and reports a
+ * validity a little under the expiry. */
+static void test_majority_acquire_sets_every_master(void **state)
 {
-    int i;
-    for (i = 0; i < MAXM; i++)
-        ts_stop(&masters[i]);
-    return 0;
+    size_t n = nmasters(state);
+    redislock *lk = tf_lock(tf_multi((int)n, 0), "m", 5000);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_true(tf_keys_on((int)n, "lock:m") >= (int)(n / 2 + 1));
+    assert_int_equal(tf_keys_on((int)n, "lock:m"), (int)n); /* all up: all of them */
+    assert_true(redislock_validity_ms(lk) > 4800 && redislock_validity_ms(lk) <= 5000 - 50);
+    assert_int_equal(redislock_held(lk), 1);
 }
 
-static int setup(void **state)
+/* Another handle sees the lock held: try_acquire is busy (naming the
+ * masters), query names the holder with its TTL. */
+static void test_majority_other_handle_sees_lock_held(void **state)
 {
-    int i;
-    if (!started)
-        skip();
-    for (i = 0; i < MAXM; i++) {
-        if (!masters[i].pid)
-            assert_int_equal(ts_restart(&masters[i]), 0);
-        ts_flushall(&masters[i]);
-    }
-    return 0;
+    size_t n = nmasters(state);
+    redislock_client *c = tf_multi((int)n, 0);
+    redislock *lk = tf_lock(c, "m", 5000), *other = tf_lock(c, "m", 5000);
+    redislock_info info;
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_rl_err(redislock_try_acquire(other), REDISLOCK_EBUSY);
+    assert_non_null(strstr(redislock_errmsg(other), "masters"));
+    assert_rl_ok(redislock_query(other, &info));
+    assert_int_equal(info.held, 1);
+    assert_int_equal(info.mine, 0);
+    assert_string_equal(info.owner, redislock_id(lk));
+    assert_true(info.ttl_ms > 4000);
 }
 
-static redislock_client *multi(size_t n, int master_timeout_ms)
+/* Extend gives a new validity from the new expiry. */
+static void test_majority_extend_renews_validity(void **state)
 {
-    redislock_client *c = NULL;
-    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
-    o.master_timeout_ms = master_timeout_ms;
-    if (redislock_client_new_multi(&c, urls, n, &o))
-        fail_msg("client_new_multi: %s", redislock_last_error());
-    return c;
+    size_t n = nmasters(state);
+    redislock *lk = tf_lock(tf_multi((int)n, 0), "m", 5000);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_rl_ok(redislock_extend(lk, 20000));
+    assert_true(redislock_validity_ms(lk) > 19000);
 }
 
-static int keys_on(size_t n, const char *key)
+/* Release removes the lock from every master: a second release is not
+ * held, and another handle takes it at once. */
+static void test_majority_release_clears_every_master(void **state)
 {
-    size_t i;
-    int count = 0;
-    for (i = 0; i < n; i++)
-        if (masters[i].pid && ts_int(&masters[i], "EXISTS %s", key) == 1)
-            count++;
-    return count;
-}
-
-/* 1. acquire/release with 3 and 5 masters: the key is on (at least) a
- *    quorum while held, on none after release; validity reported. */
-static void test_majority_basic(void **state)
-{
-    size_t sizes[2] = { 3, 5 }, s;
-    for (s = 0; s < 2; s++) {
-        size_t n = sizes[s];
-        redislock_client *c = multi(n, 0);
-        redislock *lk = tu_lock(c, "m", 5000), *other = tu_lock(c, "m", 5000);
-        redislock_info info;
-        assert_rl_ok(redislock_acquire(lk, 0));
-        assert_true(keys_on(n, "lock:m") >= (int)(n / 2 + 1));
-        assert_int_equal(keys_on(n, "lock:m"), (int)n); /* all up: all of them */
-        assert_true(redislock_validity_ms(lk) > 4800 && redislock_validity_ms(lk) <= 5000 - 50);
-        assert_int_equal(redislock_held(lk), 1);
-        assert_rl_err(redislock_try_acquire(other), REDISLOCK_EBUSY);
-        assert_non_null(strstr(redislock_errmsg(other), "masters"));
-        assert_rl_ok(redislock_query(other, &info));
-        assert_int_equal(info.held, 1);
-        assert_int_equal(info.mine, 0);
-        assert_string_equal(info.owner, redislock_id(lk));
-        assert_true(info.ttl_ms > 4000);
-        assert_rl_ok(redislock_extend(lk, 20000));
-        assert_true(redislock_validity_ms(lk) > 19000);
-        assert_rl_ok(redislock_release(lk));
-        assert_int_equal(keys_on(n, "lock:m"), 0);
-        assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
-        assert_rl_ok(redislock_acquire(other, 0));
-        assert_rl_ok(redislock_release(other));
-        redislock_free(lk);
-        redislock_free(other);
-        redislock_client_free(c);
-    }
+    size_t n = nmasters(state);
+    redislock_client *c = tf_multi((int)n, 0);
+    redislock *lk = tf_lock(c, "m", 5000), *other = tf_lock(c, "m", 5000);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_rl_ok(redislock_release(lk));
+    assert_int_equal(tf_keys_on((int)n, "lock:m"), 0);
+    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
+    assert_rl_ok(redislock_acquire(other, 0));
+    assert_rl_ok(redislock_release(other));
 }
 
 /* Majority mode needs an expiry. */
-static void test_majority_needs_expiry(void **state)
+static void test_majority_lock_needs_expiry(void **state)
 {
-    redislock_client *c = multi(3, 0);
+    redislock_client *c = tf_multi(3, 0);
     redislock *lk = NULL;
     assert_rl_err(redislock_new(&lk, c, "x", NULL), REDISLOCK_EINVAL);
     assert_non_null(strstr(redislock_last_error(), "expiry"));
-    redislock_client_free(c);
 }
 
 /* One server named twice (also through another db) is not two masters: it
  * would make a majority out of one server. */
-static void test_majority_same_server_twice(void **state)
+static void test_majority_same_server_twice_refused(void **state)
 {
     redislock_client *c = (redislock_client *)1;
     char other_db[800];
-    const char *twice[3] = { urls[0], urls[1], urls[0] };
+    const char *twice[3] = { tf_urls[0], tf_urls[1], tf_urls[0] };
     assert_rl_err(redislock_client_new_multi(&c, twice, 3, NULL), REDISLOCK_EINVAL);
     assert_null(c);
     assert_non_null(strstr(redislock_last_error(), "masters 1 and 3 are the same server"));
-    assert_null(strchr(urls[0], '?'));
-    snprintf(other_db, sizeof other_db, "%s?db=2", urls[0]);
+    assert_null(strchr(tf_urls[0], '?'));
+    snprintf(other_db, sizeof other_db, "%s?db=2", tf_urls[0]);
     twice[2] = other_db;
     assert_rl_err(redislock_client_new_multi(&c, twice, 3, NULL), REDISLOCK_EINVAL);
     /* three distinct servers are fine */
-    c = multi(3, 0);
-    redislock_client_free(c);
+    tf_multi(3, 0);
 }
 
-/* 2. One of 3 masters down: still acquires, releases, renews. */
-static void test_majority_one_down(void **state)
+/* One of 3 masters down: the lock still works: acquired (the down master
+ * named in the per-master errors), renewed, released. */
+static void test_majority_one_of_three_down_lock_still_works(void **state)
 {
-    redislock_client *c = multi(3, 0);
-    redislock *lk = NULL;
+    redislock_client *c = tf_multi(3, 0);
+    redislock *lk;
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     int64_t t0;
     o.expire_ms = 600;
     o.auto_renew = 1;
-    ts_stop(&masters[2]);
-    assert_rl_ok(redislock_new(&lk, c, "down1", &o));
+    ts_stop(&tf_masters[2]);
+    lk = tf_lock_opts(c, "down1", &o);
     assert_rl_ok(redislock_acquire(lk, 1000));
-    assert_int_equal(keys_on(2, "lock:down1"), 2);
-    assert_non_null(strstr(redislock_master_errors(lk), masters[2].sock));
+    assert_int_equal(tf_keys_on(2, "lock:down1"), 2);
+    assert_non_null(strstr(redislock_master_errors(lk), tf_masters[2].sock));
     t0 = tu_now_ms();
     while (tu_now_ms() - t0 < 1500) { /* renewed past the 600 ms expiry */
         assert_int_equal(redislock_held(lk), 1);
         tu_sleep_ms(50);
     }
-    assert_int_equal(keys_on(2, "lock:down1"), 2);
+    assert_int_equal(tf_keys_on(2, "lock:down1"), 2);
     assert_rl_ok(redislock_release(lk));
-    assert_int_equal(keys_on(2, "lock:down1"), 0);
-    redislock_free(lk);
-    redislock_client_free(c);
+    assert_int_equal(tf_keys_on(2, "lock:down1"), 0);
 }
 
-/* 3. Two of 3 down: "no quorum" quickly, no hang. */
-static void test_majority_two_down(void **state)
+/* Two of 3 down: "no quorum" quickly, no hang, nothing left behind. */
+static void test_majority_two_of_three_down_no_quorum_at_once(void **state)
 {
-    redislock_client *c = multi(3, 50);
-    redislock *lk = tu_lock(c, "down2", 1000);
+    redislock *lk = tf_lock(tf_multi(3, 50), "down2", 1000);
     int64_t t0;
-    ts_stop(&masters[1]);
-    ts_stop(&masters[2]);
+    ts_stop(&tf_masters[1]);
+    ts_stop(&tf_masters[2]);
     t0 = tu_now_ms();
     assert_rl_err(redislock_acquire(lk, 5000), REDISLOCK_ENOQUORUM);
     assert_true(tu_now_ms() - t0 < TU_MS(500));
     assert_non_null(strstr(redislock_errmsg(lk), "1 of 3"));
-    assert_int_equal(keys_on(1, "lock:down2"), 0); /* undone on the one up */
+    assert_int_equal(tf_keys_on(1, "lock:down2"), 0); /* undone on the one up */
     assert_rl_err(redislock_try_acquire(lk), REDISLOCK_ENOQUORUM);
-    redislock_free(lk);
-    redislock_client_free(c);
 }
 
-/* 4. One master hung (SIGSTOP): acquire completes within the per-master
- *    timeout bound; after SIGCONT nothing is left that expiry does not
- *    clear. */
-static void test_majority_one_hung(void **state)
+/* One master hung (SIGSTOP): acquire and release complete within the
+ * per-master timeout bound. */
+static void test_majority_hung_master_costs_at_most_master_timeout(void **state)
 {
-    redislock_client *c = multi(3, 50);
-    redislock *lk = tu_lock(c, "hung", 800);
+    redislock *lk = tf_lock(tf_multi(3, 50), "hung", 800);
     int64_t t0, el;
-    ts_pause(&masters[0]);
+    ts_pause(&tf_masters[0]);
     t0 = tu_now_ms();
     assert_rl_ok(redislock_acquire(lk, 1000));
     el = tu_now_ms() - t0;
@@ -199,77 +160,65 @@ static void test_majority_one_hung(void **state)
     t0 = tu_now_ms();
     assert_rl_ok(redislock_release(lk));
     assert_true(tu_now_ms() - t0 < TU_MS(50 * 4));
-    ts_resume(&masters[0]);
-    /* whatever the stopped master ran late expires with the lock's expiry */
-    t0 = tu_now_ms();
-    while (keys_on(3, "lock:hung") > 0 && tu_now_ms() - t0 < 3000)
-        tu_sleep_ms(20);
-    assert_int_equal(keys_on(3, "lock:hung"), 0);
+}
+
+/* What a hung master runs late, after SIGCONT, expires with the lock's
+ * expiry: nothing is left behind, and the lock can be taken again. */
+static void test_majority_hung_master_late_commands_expire(void **state)
+{
+    redislock *lk = tf_lock(tf_multi(3, 50), "hung", 800);
+    int64_t t0;
+    ts_pause(&tf_masters[0]);
     assert_rl_ok(redislock_acquire(lk, 1000));
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_client_free(c);
+    ts_resume(&tf_masters[0]);
+    t0 = tu_now_ms();
+    while (tf_keys_on(3, "lock:hung") > 0 && tu_now_ms() - t0 < 3000)
+        tu_sleep_ms(20);
+    assert_int_equal(tf_keys_on(3, "lock:hung"), 0);
+    assert_rl_ok(redislock_acquire(lk, 1000));
+    assert_rl_ok(redislock_release(lk));
 }
 
-struct waiter {
-    redislock *lk;
-    int64_t timeout;
-    int rc;
-    int64_t at;
-};
-
-static void *waiter(void *p)
+/* A waiter blocked on 3 masters sends only a handful of commands to each
+ * master while it waits, and is woken by the release promptly. */
+static void test_majority_waiter_blocks_until_release(void **state)
 {
-    struct waiter *w = p;
-    w->rc = redislock_acquire(w->lk, w->timeout);
-    w->at = tu_now_ms();
-    return NULL;
-}
-
-/* 5. A waiter blocked on 3 masters is woken by the release promptly, and
- *    sends only a handful of commands to each master while it waits. */
-static void test_majority_wake_no_spin(void **state)
-{
-    redislock_client *c = multi(3, 0);
-    redislock *holder = tu_lock(c, "wake", 30000);
-    struct waiter w = { tu_lock(c, "wake", 30000), 10000, -99, 0 };
-    pthread_t t;
+    redislock_client *c = tf_multi(3, 0);
+    redislock *holder = tf_lock(c, "wake", 30000);
+    tf_waiter *w = tf_waiter_new(tf_lock(c, "wake", 30000), 10000);
     int64_t released;
     long long reqs[3];
     int i;
 
     assert_rl_ok(redislock_acquire(holder, 0));
     for (i = 0; i < 3; i++)
-        ts_resetstat(&masters[i]);
-    pthread_create(&t, NULL, waiter, &w);
-    for (i = 0; i < 3; i++)
-        ts_await_blocked(&masters[i], 1);
+        ts_resetstat(&tf_masters[i]);
+    tf_waiter_run(w);
+    tf_await_blocked_all(tf_masters, 3, 1);
     tu_sleep_ms(2000); /* blocked, all three */
     for (i = 0; i < 3; i++)
-        reqs[i] = ts_calls(&masters[i], NULL);
+        reqs[i] = ts_calls(&tf_masters[i], NULL);
     assert_rl_ok(redislock_release(holder));
     released = tu_now_ms();
-    pthread_join(t, NULL);
-    assert_rl_ok(w.rc);
+    tf_waiter_join(w);
+    assert_rl_ok(w->rc);
     print_message("      woken %lld ms after the release; requests per master while "
                   "waiting 2 s: %lld %lld %lld\n",
-                  (long long)(w.at - released), reqs[0], reqs[1], reqs[2]);
-    assert_true(w.at - released < TU_MS(500));
+                  (long long)(w->got - released), reqs[0], reqs[1], reqs[2]);
+    assert_true(w->got - released < TU_MS(500));
     for (i = 0; i < 3; i++)
         assert_true(reqs[i] <= 3); /* acquire script, CLIENT ID, BLPOP */
-    assert_rl_ok(redislock_release(w.lk));
+    assert_rl_ok(redislock_release(w->lk));
     for (i = 0; i < 3; i++)
-        assert_int_equal(ts_info(&masters[i], "clients", "blocked_clients"), 0);
-    redislock_free(holder);
-    redislock_free(w.lk);
-    redislock_client_free(c);
+        assert_int_equal(ts_info(&tf_masters[i], "clients", "blocked_clients"), 0);
 }
 
-/* 6. Split votes: 3 contenders released at once against 3 masters, round
- *    after round: someone gets the lock promptly each round, all get it in
- *    turn, never two at once.  Each round starts from a planted split (every
- *    contender's id holds a different master, as if they had each won one),
- *    so the random back-off must break it. */
+/* Split votes: 3 contenders released at once against 3 masters, round
+ * after round: someone gets the lock promptly each round, all get it in
+ * turn, never two at once.  Each round starts from a planted split (every
+ * contender's id holds a different master, as if they had each won one),
+ * so the random back-off must break it. */
 #define ROUNDS 30
 static pthread_barrier_t barrier;
 static int inside, overlaps;
@@ -300,7 +249,7 @@ static void *contender(void *arg)
         pthread_barrier_wait(&barrier);
         /* plant: this contender holds "its" master */
         pthread_mutex_lock(&mu);
-        rep = ts_cmd(&masters[a->idx], "SET lock:split %s PX 5000", id);
+        rep = ts_cmd(&tf_masters[a->idx], "SET lock:split %s PX 5000", id);
         freeReplyObject(rep);
         pthread_mutex_unlock(&mu);
         pthread_barrier_wait(&barrier);
@@ -338,7 +287,7 @@ static void count_splits(void *ud, int level, const char *msg)
         __atomic_add_fetch(&splits, 1, __ATOMIC_SEQ_CST);
 }
 
-static void test_majority_split_votes(void **state)
+static void test_majority_split_votes_broken_by_backoff(void **state)
 {
     redislock_client *cs[3];
     struct sarg sa[3];
@@ -346,18 +295,20 @@ static void test_majority_split_votes(void **state)
     pthread_t t[3];
     int i, r;
     int64_t worst = 0;
-    pthread_barrier_init(&barrier, NULL, 3);
     o.log = count_splits;
     o.log_level = REDISLOCK_LOG_DEBUG;
+    for (i = 0; i < 3; i++)
+        cs[i] = tf_multi_opts(3, &o); /* one client each: independent connections */
+    /* nothing can fail between the start of the threads and their join */
+    pthread_barrier_init(&barrier, NULL, 3);
     for (i = 0; i < 3; i++) {
-        /* one client each: independent connections */
-        assert_rl_ok(redislock_client_new_multi(&cs[i], urls, 3, &o));
         sa[i].c = cs[i];
         sa[i].idx = i;
         pthread_create(&t[i], NULL, contender, &sa[i]);
     }
     for (i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&barrier);
     for (r = 0; r < ROUNDS; r++) {
         int64_t lat = first_at[r] - round_start[r];
         assert_int_equal(got_count[r], 3);
@@ -372,71 +323,51 @@ static void test_majority_split_votes(void **state)
     assert_true(worst < TU_MS(1000));
     assert_int_equal(overlaps, 0);
     assert_true(splits >= ROUNDS);
-    for (i = 0; i < 3; i++)
-        redislock_client_free(cs[i]);
-    pthread_barrier_destroy(&barrier);
 }
 
-/* 7. Safety under chaos. */
+/* Safety under chaos: masters killed and restarted, or stopped and
+ * continued, one at a time, while 8 processes x 4 threads with renewal
+ * fight for one lock: no two holds overlap (intervals.h). */
 #define PROCS 8
 #define THREADS 4
 #define PER 2000
 #define CHAOS_MS (20000 / (tu_slow() > 4 ? 4 : tu_slow()))
 #define EXPIRE 1000
 
-typedef struct hold {
-    int64_t start_us, end_us;
-} hold;
-
-typedef struct chaos_log {
-    int count[PROCS][THREADS];
-    hold holds[PROCS][THREADS][PER];
+typedef struct chaos_counts {
     int errors[PROCS];
     int lost[PROCS];
-} chaos_log;
+} chaos_counts;
 
-static chaos_log *hlog;
+static chaos_counts *counts; /* shared with the children */
+static ti_log *holds;        /* shared with the children */
 
-static int64_t now_us(void)
+static void chaos_contender(tf_contender *a)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-struct carg {
-    redislock_client *c;
-    int p, t;
-    int64_t end_ms;
-};
-
-static void *chaos_contender(void *arg)
-{
-    struct carg *a = arg;
     redislock *lk = NULL;
     redislock_options o = REDISLOCK_OPTIONS_INIT;
-    unsigned seed = (unsigned)(a->p * 131 + a->t * 7 + 1);
+    unsigned seed = (unsigned)(a->proc * 131 + a->thread * 7 + 1);
     o.expire_ms = EXPIRE;
     o.auto_renew = 1;
     if (redislock_new(&lk, a->c, "chaos", &o))
-        return NULL;
+        return;
     while (tu_now_ms() < a->end_ms) {
-        int rc = redislock_acquire(lk, 2000), k = hlog->count[a->p][a->t];
+        int rc = redislock_acquire(lk, 2000);
         int64_t start, last = 0, until;
         if (rc) {
             if (rc != REDISLOCK_ETIMEDOUT && rc != REDISLOCK_ENOQUORUM)
-                __atomic_add_fetch(&hlog->errors[a->p], 1, __ATOMIC_SEQ_CST);
+                __atomic_add_fetch(&counts->errors[a->proc], 1, __ATOMIC_SEQ_CST);
             if (rc == REDISLOCK_ENOQUORUM)
                 tu_sleep_ms(20);
             continue;
         }
-        start = now_us();
+        start = ti_now_us();
         until = start + (int64_t)(5 + rand_r(&seed) % 60) * 1000;
         /* hold: the interval ends at the last moment held() vouched for it */
         for (;;) {
-            int64_t t = now_us();
-            if (!redislock_held(lk)) {
-                __atomic_add_fetch(&hlog->lost[a->p], 1, __ATOMIC_SEQ_CST);
+            int64_t t = ti_vouched(lk);
+            if (!t) {
+                __atomic_add_fetch(&counts->lost[a->proc], 1, __ATOMIC_SEQ_CST);
                 break;
             }
             last = t;
@@ -444,62 +375,31 @@ static void *chaos_contender(void *arg)
                 break;
             usleep(1000);
         }
-        if (k < PER && last) {
-            hlog->holds[a->p][a->t][k].start_us = start;
-            hlog->holds[a->p][a->t][k].end_us = last;
-            hlog->count[a->p][a->t] = k + 1;
-        }
+        if (last)
+            ti_add(holds, a->slot, start, last);
         redislock_release(lk);
     }
     redislock_free(lk);
-    return NULL;
 }
 
-static int chaos_proc(void *arg)
+static redislock_client *chaos_client(void *unused)
 {
-    int p = (int)(intptr_t)arg, t;
     redislock_client *c = NULL;
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
-    pthread_t th[THREADS];
-    struct carg a[THREADS];
-    int64_t end = tu_now_ms() + CHAOS_MS;
     o.master_timeout_ms = 100;
-    if (redislock_client_new_multi(&c, urls, 3, &o))
-        return 10;
-    for (t = 0; t < THREADS; t++) {
-        a[t].c = c;
-        a[t].p = p;
-        a[t].t = t;
-        a[t].end_ms = end;
-        pthread_create(&th[t], NULL, chaos_contender, &a[t]);
-    }
-    for (t = 0; t < THREADS; t++)
-        pthread_join(th[t], NULL);
-    redislock_client_free(c);
-    return 0;
+    return redislock_client_new_multi(&c, tf_urls, 3, &o) ? NULL : c;
 }
 
-static int cmp_hold(const void *x, const void *y)
+static void test_majority_chaos_never_two_holders(void **state)
 {
-    const hold *a = x, *b = y;
-    return a->start_us < b->start_us ? -1 : a->start_us > b->start_us;
-}
-
-static void test_majority_chaos(void **state)
-{
-    pid_t pids[PROCS];
-    hold *all;
-    size_t n = 0, i;
-    int p, t, kills = 0, stops = 0, total_lost = 0, errors = 0;
+    ti_report rep;
+    int p, kills = 0, stops = 0, total_lost = 0, errors = 0;
     int64_t end;
     unsigned seed = 12345;
 
-    hlog = mmap(NULL, sizeof *hlog, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                -1, 0);
-    assert_true(hlog != MAP_FAILED);
-    memset(hlog, 0, sizeof *hlog);
-    for (p = 0; p < PROCS; p++)
-        pids[p] = tu_spawn(chaos_proc, (void *)(intptr_t)p);
+    counts = tf_shared(sizeof *counts);
+    holds = ti_log_new(PROCS * THREADS, PER);
+    tf_contenders_start(PROCS, THREADS, CHAOS_MS, chaos_client, chaos_contender, NULL);
     /* Chaos: one master at a time.  A killed master comes back only after
      * the lock's expiry (it has no persistence: restarting sooner would let
      * it forget a live lock; see doc/design.md). */
@@ -508,59 +408,57 @@ static void test_majority_chaos(void **state)
     while (tu_now_ms() < end) {
         int m = (int)(rand_r(&seed) % 3);
         if (rand_r(&seed) % 2) {
-            ts_stop(&masters[m]);
+            ts_stop(&tf_masters[m]);
             tu_sleep_ms(EXPIRE + 300);
-            assert_int_equal(ts_restart(&masters[m]), 0);
+            assert_int_equal(ts_restart(&tf_masters[m]), 0);
             kills++;
         } else {
-            ts_pause(&masters[m]);
+            ts_pause(&tf_masters[m]);
             tu_sleep_ms(300 + (int)(rand_r(&seed) % 1200));
-            ts_resume(&masters[m]);
+            ts_resume(&tf_masters[m]);
             stops++;
         }
         tu_sleep_ms(700);
     }
-    for (p = 0; p < PROCS; p++)
-        assert_int_equal(tu_wait(pids[p]), 0);
+    tf_contenders_wait();
 
-    all = malloc(sizeof(hold) * PROCS * THREADS * PER);
     for (p = 0; p < PROCS; p++) {
-        total_lost += hlog->lost[p];
-        errors += hlog->errors[p];
-        for (t = 0; t < THREADS; t++) {
-            int k;
-            for (k = 0; k < hlog->count[p][t]; k++)
-                all[n++] = hlog->holds[p][t][k];
-        }
+        total_lost += counts->lost[p];
+        errors += counts->errors[p];
     }
-    qsort(all, n, sizeof *all, cmp_hold);
-    for (i = 1; i < n; i++)
-        if (all[i].start_us < all[i - 1].end_us)
-            fail_msg("two holds overlap inside their validity: [%lld, %lld] and "
-                     "[%lld, %lld]",
-                     (long long)all[i - 1].start_us, (long long)all[i - 1].end_us,
-                     (long long)all[i].start_us, (long long)all[i].end_us);
+    rep = ti_check(holds);
     print_message("      %d s of chaos (%d kill+restart, %d stop+continue): %zu holds, "
-                  "none overlapping; %d lost by renewal, %d unexpected errors\n",
-                  CHAOS_MS / 1000, kills, stops, n, total_lost, errors);
-    assert_true(n >= 50);
+                  "none overlapping (smallest gap %lld us); %d lost by renewal, %d "
+                  "unexpected errors\n",
+                  CHAOS_MS / 1000, kills, stops, rep.holds, (long long)rep.min_gap_us,
+                  total_lost, errors);
+    assert_true(rep.holds >= 50);
     assert_int_equal(errors, 0);
-    free(all);
-    munmap(hlog, sizeof *hlog);
 }
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, tf_masters_setup, tf_masters_teardown)
+/* f run with 3 masters, then with 5 */
+#define TEST_3_AND_5(f)                                                        \
+    { #f " (3 masters)", f, tf_masters_setup, tf_masters_teardown, (void *)&three }, \
+    { #f " (5 masters)", f, tf_masters_setup, tf_masters_teardown, (void *)&five }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_majority_basic, setup),
-        cmocka_unit_test_setup(test_majority_needs_expiry, setup),
-        cmocka_unit_test_setup(test_majority_same_server_twice, setup),
-        cmocka_unit_test_setup(test_majority_one_down, setup),
-        cmocka_unit_test_setup(test_majority_two_down, setup),
-        cmocka_unit_test_setup(test_majority_one_hung, setup),
-        cmocka_unit_test_setup(test_majority_wake_no_spin, setup),
-        cmocka_unit_test_setup(test_majority_split_votes, setup),
-        cmocka_unit_test_setup(test_majority_chaos, setup),
+        TEST_3_AND_5(test_majority_acquire_sets_every_master),
+        TEST_3_AND_5(test_majority_other_handle_sees_lock_held),
+        TEST_3_AND_5(test_majority_extend_renews_validity),
+        TEST_3_AND_5(test_majority_release_clears_every_master),
+        TEST(test_majority_lock_needs_expiry),
+        TEST(test_majority_same_server_twice_refused),
+        TEST(test_majority_one_of_three_down_lock_still_works),
+        TEST(test_majority_two_of_three_down_no_quorum_at_once),
+        TEST(test_majority_hung_master_costs_at_most_master_timeout),
+        TEST(test_majority_hung_master_late_commands_expire),
+        TEST(test_majority_waiter_blocks_until_release),
+        TEST(test_majority_split_votes_broken_by_backoff),
+        TEST(test_majority_chaos_never_two_holders),
     };
-    return cmocka_run_group_tests_name("majority", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("majority", tests, tf_masters_group_setup_5,
+                                       tf_masters_group_teardown);
 }

@@ -2,8 +2,8 @@
  * failures retried, lost locks reported once.  Real redis-server; links the
  * library's objects to read the renewer's counters. */
 #define _GNU_SOURCE
+#include "fixtures.h"
 #include "internal.h"
-#include "testutil.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -29,6 +29,9 @@ static int count_threads(void)
     return n;
 }
 
+/* What the lost callbacks saw.  Static: a renewal thread may call back
+ * after a failed test has left its function, until tf_teardown() has freed
+ * its handles; setup() clears it for the next test. */
 typedef struct lost_log {
     pthread_mutex_t mu;
     int calls;
@@ -36,6 +39,8 @@ typedef struct lost_log {
     int held_in_callback;
     int64_t at;
 } lost_log;
+
+static lost_log lost = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0 };
 
 static void on_lost(redislock *lk, int reason, void *ud)
 {
@@ -48,24 +53,12 @@ static void on_lost(redislock *lk, int reason, void *ud)
     pthread_mutex_unlock(&l->mu);
 }
 
-static redislock *renewed_lock(redislock_client *c, const char *name, int64_t expire,
-                               lost_log *log)
+static void clear_log(lost_log *l)
 {
-    redislock *lk = NULL;
-    redislock_options o = REDISLOCK_OPTIONS_INIT;
-    o.expire_ms = expire;
-    o.auto_renew = 1;
-    o.on_lost = log ? on_lost : NULL;
-    o.on_lost_userdata = log;
-    if (redislock_new(&lk, c, name, &o))
-        fail_msg("redislock_new: %s", redislock_last_error());
-    return lk;
-}
-
-static void init_log(lost_log *l)
-{
-    memset(l, 0, sizeof *l);
-    pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_lock(&l->mu);
+    l->calls = l->reason = l->held_in_callback = 0;
+    l->at = 0;
+    pthread_mutex_unlock(&l->mu);
 }
 
 static int log_calls(lost_log *l)
@@ -77,17 +70,30 @@ static int log_calls(lost_log *l)
     return n;
 }
 
-struct waiter {
-    redislock *lk;
-    int64_t timeout;
-    int rc;
-};
-
-static void *waiter(void *p)
+static int setup(void **state)
 {
-    struct waiter *w = p;
-    w->rc = redislock_acquire(w->lk, w->timeout);
-    return NULL;
+    clear_log(&lost);
+    return tu_setup(state);
+}
+
+/* An auto-renewed lock handle, freed after the test; its losses go to log
+ * (none when NULL). */
+static redislock *renewed_lock(redislock_client *c, const char *name, int64_t expire,
+                               lost_log *log)
+{
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    o.expire_ms = expire;
+    o.auto_renew = 1;
+    o.on_lost = log ? on_lost : NULL;
+    o.on_lost_userdata = log;
+    return tf_lock_opts(c, name, &o);
+}
+
+/* Wait until log has a call, at most ms. */
+static void await_lost(lost_log *log, int64_t since, int ms)
+{
+    while (log_calls(log) == 0 && tu_now_ms() - since < ms)
+        tu_sleep_ms(5);
 }
 
 /* Sample the PTTL of key for ms milliseconds; returns the smallest seen
@@ -112,38 +118,32 @@ static long long min_pttl_over(const char *key, int ms)
     return min_pttl_on(&tu_srv, key, ms);
 }
 
-/* 1. expire 1 s with renewal, held 3.5 s: the key never disappears, its TTL
- *    stays above about a third of the expiry; a 2 s waiter times out. */
-static void test_renew_keeps_lock(void **state)
+/* Expire 1 s with renewal, held 3.5 s: the key never disappears, its TTL
+ * stays above about a third of the expiry; a 2 s waiter times out. */
+static void test_renew_keeps_lock_past_expiry(void **state)
 {
-    lost_log log;
-    redislock *lk;
-    struct waiter w = { tu_lock(tu_cl, "kept", 1000), 2000, -99 };
-    pthread_t t;
+    redislock *lk = renewed_lock(tu_cl, "kept", 1000, &lost);
+    tf_waiter *w = tf_waiter_new(tf_lock(tu_cl, "kept", 1000), 2000);
     long long min;
 
-    init_log(&log);
-    lk = renewed_lock(tu_cl, "kept", 1000, &log);
     assert_rl_ok(redislock_acquire(lk, 0));
-    pthread_create(&t, NULL, waiter, &w);
+    tf_waiter_run(w);
     min = min_pttl_over("lock:kept", 3500);
-    pthread_join(t, NULL);
+    tf_waiter_join(w);
     print_message("      smallest PTTL seen over 3.5 s: %lld ms\n", min);
     assert_true(min > 300 / tu_slow());
-    assert_rl_err(w.rc, REDISLOCK_ETIMEDOUT);
+    assert_rl_err(w->rc, REDISLOCK_ETIMEDOUT);
     assert_int_equal(redislock_held(lk), 1);
-    assert_int_equal(log_calls(&log), 0);
+    assert_int_equal(log_calls(&lost), 0);
     assert_rl_ok(redislock_release(lk));
     assert_int_equal(redislock_held(lk), 0);
-    redislock_free(lk);
-    redislock_free(w.lk);
 }
 
-/* 2. The same without renewal: the key expires after about 1 s, and a
- *    waiter gets the lock. */
-static void test_renew_without_renewal_expires(void **state)
+/* The same without renewal: the key expires after about 1 s, and a waiter
+ * gets the lock. */
+static void test_renew_without_renewal_lock_expires(void **state)
 {
-    redislock *lk = tu_lock(tu_cl, "notkept", 1000), *w = tu_lock(tu_cl, "notkept", 0);
+    redislock *lk = tf_lock(tu_cl, "notkept", 1000), *w = tf_lock(tu_cl, "notkept", 0);
     int64_t t0 = tu_now_ms(), el;
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_acquire(w, 3000));
@@ -152,31 +152,27 @@ static void test_renew_without_renewal_expires(void **state)
     assert_int_equal(redislock_held(lk), 0); /* past its local expiry */
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
     assert_rl_ok(redislock_release(w));
-    redislock_free(lk);
-    redislock_free(w);
 }
 
-/* 3. Lost by a reset: the callback runs within one renewal interval, held()
- *    says no, release says not held, and the new owner is untouched. */
-static void test_renew_lost_by_reset(void **state)
+/* Lost to a reset and a new owner: the callback runs once, within one
+ * renewal interval, with held() already 0; release says not held, and the
+ * new owner is untouched. */
+static void test_renew_lost_to_new_owner_reported_once(void **state)
 {
-    lost_log log;
-    redislock *lk, *newowner = tu_lock(tu_cl, "resetme", 0);
+    redislock *lk = renewed_lock(tu_cl, "resetme", 900, &lost); /* interval 300 ms */
+    redislock *newowner = tf_lock(tu_cl, "resetme", 0);
     redisReply *r;
     int64_t reset_at;
 
-    init_log(&log);
-    lk = renewed_lock(tu_cl, "resetme", 900, &log); /* interval 300 ms */
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_int_equal(redislock_reset(tu_cl, "resetme"), 1);
     reset_at = tu_now_ms();
     assert_rl_ok(redislock_acquire(newowner, 0));
-    while (log_calls(&log) == 0 && tu_now_ms() - reset_at < 2000)
-        tu_sleep_ms(5);
-    assert_int_equal(log_calls(&log), 1);
-    assert_true(log.at - reset_at <= TU_MS(300 + 100));
-    assert_int_equal(log.reason, REDISLOCK_LOST_OTHER_OWNER);
-    assert_int_equal(log.held_in_callback, 0);
+    await_lost(&lost, reset_at, 2000);
+    assert_int_equal(log_calls(&lost), 1);
+    assert_true(lost.at - reset_at <= TU_MS(300 + 100));
+    assert_int_equal(lost.reason, REDISLOCK_LOST_OTHER_OWNER);
+    assert_int_equal(lost.held_in_callback, 0);
     assert_int_equal(redislock_held(lk), 0);
     assert_int_equal(redislock_lost_reason(lk), REDISLOCK_LOST_OTHER_OWNER);
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
@@ -185,34 +181,41 @@ static void test_renew_lost_by_reset(void **state)
     assert_string_equal(r->str, redislock_id(newowner));
     freeReplyObject(r);
     tu_sleep_ms(700); /* no second callback */
-    assert_int_equal(log_calls(&log), 1);
+    assert_int_equal(log_calls(&lost), 1);
     assert_rl_ok(redislock_release(newowner));
-
-    /* reset with nobody taking it: "gone" */
-    init_log(&log);
-    assert_rl_ok(redislock_acquire(lk, 0));
-    assert_int_equal(redislock_lost_reason(lk), 0);
-    assert_int_equal(redislock_reset(tu_cl, "resetme"), 1);
-    reset_at = tu_now_ms();
-    while (log_calls(&log) == 0 && tu_now_ms() - reset_at < 2000)
-        tu_sleep_ms(5);
-    assert_int_equal(log.reason, REDISLOCK_LOST_GONE);
-    redislock_free(lk);
-    redislock_free(newowner);
 }
 
-/* 4. The renewal connection killed (CLIENT KILL): renewal reconnects and
- *    the lock is kept. */
-static void test_renew_connection_killed(void **state)
+/* A reset that nobody takes over is reported as "gone"; a handle that lost
+ * its lock starts afresh when it takes the lock again, and is told again
+ * when it loses it again. */
+static void test_renew_lost_by_reset_reported_gone_each_time(void **state)
 {
-    lost_log log;
-    redislock *lk;
+    redislock *lk = renewed_lock(tu_cl, "resetme", 900, &lost);
+    int64_t reset_at;
+    int round;
+
+    for (round = 1; round <= 2; round++) {
+        assert_rl_ok(redislock_acquire(lk, 0));
+        assert_int_equal(redislock_lost_reason(lk), 0);
+        assert_int_equal(redislock_reset(tu_cl, "resetme"), 1);
+        reset_at = tu_now_ms();
+        await_lost(&lost, reset_at, 2000);
+        assert_int_equal(log_calls(&lost), 1);
+        assert_int_equal(lost.reason, REDISLOCK_LOST_GONE);
+        assert_int_equal(redislock_lost_reason(lk), REDISLOCK_LOST_GONE);
+        clear_log(&lost);
+    }
+}
+
+/* The renewal connection killed (CLIENT KILL): renewal reconnects and the
+ * lock is kept. */
+static void test_renew_reconnects_after_connection_killed(void **state)
+{
+    redislock *lk = renewed_lock(tu_cl, "killed", 600, &lost); /* interval 200 ms */
     redislock__renew_stats st;
     long long killed = 0, min;
     int i;
 
-    init_log(&log);
-    lk = renewed_lock(tu_cl, "killed", 600, &log); /* interval 200 ms */
     assert_rl_ok(redislock_acquire(lk, 0));
     for (i = 0; i < 3; i++) {
         tu_sleep_ms(250); /* a renewal has run: its connection exists */
@@ -226,40 +229,38 @@ static void test_renew_connection_killed(void **state)
                   (unsigned long long)st.failures, min);
     assert_true(killed >= 3);
     assert_true(min > 100);
-    assert_int_equal(log_calls(&log), 0);
+    assert_int_equal(log_calls(&lost), 0);
     assert_int_equal(redislock_held(lk), 1);
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
 }
 
-/* 5. The server stopped (SIGSTOP) longer than the expiry: reported lost at
- *    the expiry; after SIGCONT nothing is corrupted. */
-static void test_renew_server_stopped(void **state)
+/* The server stopped (SIGSTOP) for longer than the expiry: the lock is
+ * reported lost at the expiry; after SIGCONT nothing is corrupted: another
+ * handle takes it, and the first can take it again and renew it. */
+static void test_renew_server_stopped_reports_lost_at_expiry(void **state)
 {
     static ts_server stopped;
     redislock_client *c;
-    lost_log log;
     redislock *lk, *other;
     int64_t t0;
     redisReply *r;
+    long long m;
 
-    TS_START_OR_SKIP(&stopped);
-    c = tu_client(stopped.url);
-    init_log(&log);
-    lk = renewed_lock(c, "stop", 600, &log);
-    other = tu_lock(c, "stop", 0);
+    tf_server_start(&stopped);
+    c = tf_client(stopped.url);
+    lk = renewed_lock(c, "stop", 600, &lost);
+    other = tf_lock(c, "stop", 0);
     assert_rl_ok(redislock_acquire(lk, 0));
     tu_sleep_ms(250);
     ts_pause(&stopped);
     t0 = tu_now_ms();
-    while (log_calls(&log) == 0 && tu_now_ms() - t0 < 3000)
-        tu_sleep_ms(5);
-    assert_int_equal(log_calls(&log), 1);
-    assert_int_equal(log.reason, REDISLOCK_LOST_EXPIRED);
+    await_lost(&lost, t0, 3000);
+    assert_int_equal(log_calls(&lost), 1);
+    assert_int_equal(lost.reason, REDISLOCK_LOST_EXPIRED);
     assert_int_equal(redislock_held(lk), 0);
     print_message("      reported lost %lld ms after SIGSTOP (expiry 600 ms)\n",
-                  (long long)(log.at - t0));
-    assert_true(log.at - t0 < TU_MS(600));
+                  (long long)(lost.at - t0));
+    assert_true(lost.at - t0 < TU_MS(600));
     tu_sleep_ms(400); /* stopped for longer than the expiry */
     ts_resume(&stopped);
 
@@ -271,18 +272,11 @@ static void test_renew_server_stopped(void **state)
     assert_rl_ok(redislock_release(other));
     /* and the handle can take it again and renew it */
     assert_rl_ok(redislock_acquire(lk, 0));
-    {
-        long long m = min_pttl_on(&stopped, "lock:stop", 800);
-        if (m <= 100)
-            fail_msg("PTTL fell to %lld; lost %d, reason %d", m, log_calls(&log),
-                     log.reason);
-    }
+    m = min_pttl_on(&stopped, "lock:stop", 800);
+    if (m <= 100)
+        fail_msg("PTTL fell to %lld; lost %d, reason %d", m, log_calls(&lost), lost.reason);
     assert_rl_ok(redislock_release(lk));
-    assert_int_equal(log_calls(&log), 1);
-    redislock_free(lk);
-    redislock_free(other);
-    redislock_client_free(c);
-    ts_stop(&stopped);
+    assert_int_equal(log_calls(&lost), 1);
 }
 
 static int64_t cpu_us(void)
@@ -293,25 +287,24 @@ static int64_t cpu_us(void)
            ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
 }
 
-/* 6. 10,000 renewed locks (expire 3 s) held 10 s by one client: none lost,
- *    one renewal thread, a handful of connections; CPU and round trips per
- *    cycle reported. */
+/* 10,000 renewed locks (expire 3 s) held 10 s by one client: none lost,
+ * one renewal thread, one renewal connection, a handful of pool
+ * connections; freed without release, renewal stops and the thread ends
+ * with the client.  CPU and round trips per cycle reported. */
 #define MANY_MAX 10000
-static void test_renew_many_locks(void **state)
+static void test_renew_many_locks_one_thread_one_connection(void **state)
 {
     static redislock *locks[MANY_MAX];
     const int MANY = MANY_MAX / tu_slow();
-    redislock_client *c = tu_client(tu_srv.url);
-    redislock__renew_stats st0, st;
-    lost_log log;
+    redislock_client *c = tf_client(tu_srv.url);
     int threads_before = count_threads(), i, threads_during;
+    redislock__renew_stats st0, st;
     int64_t cpu0, t0;
     char name[32];
 
-    init_log(&log);
     for (i = 0; i < MANY; i++) {
         snprintf(name, sizeof name, "many-%d", i);
-        locks[i] = renewed_lock(c, name, 3000, &log);
+        locks[i] = renewed_lock(c, name, 3000, &lost);
         assert_rl_ok(redislock_acquire(locks[i], 0));
     }
     threads_during = count_threads();
@@ -336,7 +329,7 @@ static void test_renew_many_locks(void **state)
                   (long long)((cpu_us() - cpu0) / 1000), st.connections,
                   redislock__pool_open_count(&c->masters[0]),
                   threads_during - threads_before);
-    assert_int_equal(log_calls(&log), 0);
+    assert_int_equal(log_calls(&lost), 0);
     assert_int_equal(st.lost, 0);
     assert_int_equal(threads_during - threads_before, 1);
     assert_int_equal(st.threads, 1);
@@ -347,11 +340,11 @@ static void test_renew_many_locks(void **state)
         assert_int_equal(redislock_held(locks[i]), 1);
     assert_true(ts_int(&tu_srv, "PTTL lock:many-0") > 1000);
     assert_true(ts_int(&tu_srv, "PTTL lock:many-%d", MANY - 1) > 1000);
-    for (i = 0; i < MANY; i++)
-        redislock_free(locks[i]); /* freed without release: renewal stops */
+    for (i = MANY - 1; i >= 0; i--)
+        tf_undefer(locks[i]); /* freed without release: renewal stops */
     redislock__renew_get_stats(c, &st);
     assert_int_equal(st.scheduled, 0);
-    redislock_client_free(c);
+    tf_undefer(c);
     assert_int_equal(count_threads(), threads_before);
 }
 
@@ -360,7 +353,7 @@ static void test_renew_many_locks(void **state)
  * and the TSan run of this test reports any data race. */
 static void test_renew_stats_while_renewing(void **state)
 {
-    redislock_client *c = tu_client(tu_srv.url);
+    redislock_client *c = tf_client(tu_srv.url);
     redislock *locks[20];
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     redislock__renew_stats st, prev;
@@ -373,7 +366,7 @@ static void test_renew_stats_while_renewing(void **state)
     o.auto_renew = 1;
     for (i = 0; i < 20; i++) {
         snprintf(name, sizeof name, "stats-%d", i);
-        assert_rl_ok(redislock_new(&locks[i], c, name, &o));
+        locks[i] = tf_lock_opts(c, name, &o);
         assert_rl_ok(redislock_acquire(locks[i], 0));
     }
     memset(&prev, 0, sizeof prev);
@@ -392,18 +385,14 @@ static void test_renew_stats_while_renewing(void **state)
     }
     assert_true(prev.renewals >= 60); /* renewed while the stats were read */
     assert_int_equal(prev.lost, 0);
-    for (i = 0; i < 20; i++) {
+    for (i = 0; i < 20; i++)
         assert_rl_ok(redislock_release(locks[i]));
-        redislock_free(locks[i]);
-    }
-    redislock_client_free(c);
     print_message("      %d stats reads during %llu renewals\n", reads,
                   (unsigned long long)prev.renewals);
 }
 
-/* 7. Release from another thread stops the renewal at once; a client freed
- *    while its locks are renewed stops cleanly (leaks and use-after-free are
- *    caught by the sanitizer and valgrind runs of this test). */
+/* Release from another thread stops the renewal at once, and a renewal
+ * result that arrives late does not report the lock lost. */
 struct releaser {
     redislock *lk;
     int rc;
@@ -416,19 +405,14 @@ static void *release_thread(void *p)
     return NULL;
 }
 
-static void test_renew_release_other_thread_and_client_free(void **state)
+static void test_renew_release_from_other_thread_stops_renewal(void **state)
 {
-    redislock_client *c = tu_client(tu_srv.url);
-    lost_log log;
-    redislock *lk, *kept[20];
+    redislock_client *c = tf_client(tu_srv.url);
+    redislock *lk = renewed_lock(c, "other-thread", 300, &lost); /* interval 100 ms */
     struct releaser rel;
     redislock__renew_stats st;
     pthread_t t;
-    int i;
-    char name[32];
 
-    init_log(&log);
-    lk = renewed_lock(c, "other-thread", 300, &log); /* interval 100 ms */
     assert_rl_ok(redislock_acquire(lk, 0));
     tu_sleep_ms(150);
     rel.lk = lk;
@@ -439,23 +423,35 @@ static void test_renew_release_other_thread_and_client_free(void **state)
     assert_int_equal(st.scheduled, 0);
     assert_int_equal(ts_int(&tu_srv, "EXISTS lock:other-thread"), 0);
     tu_sleep_ms(300); /* a late renewal result must not report it lost */
-    assert_int_equal(log_calls(&log), 0);
-    redislock_free(lk);
+    assert_int_equal(log_calls(&lost), 0);
+}
 
-    /* free the client with 20 renewed locks held, then the handles */
+/* A client freed while 20 of its locks are renewed stops cleanly, and the
+ * handles can be freed after it (leaks and use-after-free are caught by the
+ * sanitizer and valgrind runs of this test). */
+static void test_renew_client_freed_before_its_renewed_locks(void **state)
+{
+    redislock_client *c = tf_client(tu_srv.url);
+    redislock *kept[20];
+    int i;
+    char name[32];
+
     for (i = 0; i < 20; i++) {
         snprintf(name, sizeof name, "orphan-%d", i);
-        kept[i] = renewed_lock(c, name, 300, &log);
+        kept[i] = renewed_lock(c, name, 300, &lost);
         assert_rl_ok(redislock_acquire(kept[i], 0));
     }
     tu_sleep_ms(120);
-    redislock_client_free(c);
+    tf_undefer(c);
     for (i = 0; i < 20; i++)
-        redislock_free(kept[i]);
-    assert_int_equal(log_calls(&log), 0);
+        tf_undefer(kept[i]);
+    assert_int_equal(log_calls(&lost), 0);
 }
 
-/* A lost-callback may free its own handle. */
+/* A lost callback may free its own handle.  (On failure the handle, if
+ * still alive, is left alone: the callback may free it at any time.) */
+static int self_freed; /* atomic; static: the callback may come late */
+
 static void free_self(redislock *lk, int reason, void *ud)
 {
     int *calls = ud;
@@ -463,23 +459,23 @@ static void free_self(redislock *lk, int reason, void *ud)
     redislock_free(lk);
 }
 
-static void test_renew_callback_frees_handle(void **state)
+static void test_renew_lost_callback_may_free_handle(void **state)
 {
     redislock *lk = NULL;
     redislock_options o = REDISLOCK_OPTIONS_INIT;
-    int calls = 0;
     int64_t t0;
+    __atomic_store_n(&self_freed, 0, __ATOMIC_SEQ_CST);
     o.expire_ms = 300;
     o.auto_renew = 1;
     o.on_lost = free_self;
-    o.on_lost_userdata = &calls;
+    o.on_lost_userdata = &self_freed;
     assert_rl_ok(redislock_new(&lk, tu_cl, "selffree", &o));
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_int_equal(redislock_reset(tu_cl, "selffree"), 1);
     t0 = tu_now_ms();
-    while (__atomic_load_n(&calls, __ATOMIC_SEQ_CST) == 0 && tu_now_ms() - t0 < 2000)
+    while (__atomic_load_n(&self_freed, __ATOMIC_SEQ_CST) == 0 && tu_now_ms() - t0 < 2000)
         tu_sleep_ms(5);
-    assert_int_equal(calls, 1);
+    assert_int_equal(__atomic_load_n(&self_freed, __ATOMIC_SEQ_CST), 1);
     tu_sleep_ms(50); /* the renewer finishes freeing it */
 }
 
@@ -497,9 +493,9 @@ static int child_check(void *arg)
     return st.threads == 0 ? 0 : 11;
 }
 
-static void test_renew_fork(void **state)
+static void test_renew_child_after_fork_renews_nothing(void **state)
 {
-    redislock_client *c = tu_client(tu_srv.url);
+    redislock_client *c = tf_client(tu_srv.url);
     redislock *lk = renewed_lock(c, "forkrenew", 300, NULL);
     redislock__renew_stats st;
     pid_t pid;
@@ -511,23 +507,25 @@ static void test_renew_fork(void **state)
     redislock__renew_get_stats(c, &st);
     assert_int_equal(st.scheduled, 1);
     assert_rl_ok(redislock_release(lk));
-    redislock_free(lk);
-    redislock_client_free(c);
 }
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, tf_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_renew_keeps_lock, tu_setup),
-        cmocka_unit_test_setup(test_renew_without_renewal_expires, tu_setup),
-        cmocka_unit_test_setup(test_renew_lost_by_reset, tu_setup),
-        cmocka_unit_test_setup(test_renew_connection_killed, tu_setup),
-        cmocka_unit_test_setup(test_renew_server_stopped, tu_setup),
-        cmocka_unit_test_setup(test_renew_many_locks, tu_setup),
-        cmocka_unit_test_setup(test_renew_stats_while_renewing, tu_setup),
-        cmocka_unit_test_setup(test_renew_release_other_thread_and_client_free, tu_setup),
-        cmocka_unit_test_setup(test_renew_callback_frees_handle, tu_setup),
-        cmocka_unit_test_setup(test_renew_fork, tu_setup),
+        TEST(test_renew_keeps_lock_past_expiry),
+        TEST(test_renew_without_renewal_lock_expires),
+        TEST(test_renew_lost_to_new_owner_reported_once),
+        TEST(test_renew_lost_by_reset_reported_gone_each_time),
+        TEST(test_renew_reconnects_after_connection_killed),
+        TEST(test_renew_server_stopped_reports_lost_at_expiry),
+        TEST(test_renew_many_locks_one_thread_one_connection),
+        TEST(test_renew_stats_while_renewing),
+        TEST(test_renew_release_from_other_thread_stops_renewal),
+        TEST(test_renew_client_freed_before_its_renewed_locks),
+        TEST(test_renew_lost_callback_may_free_handle),
+        TEST(test_renew_child_after_fork_renews_nothing),
     };
     return cmocka_run_group_tests_name("renew", tests, tu_group_setup, tu_group_teardown);
 }

@@ -2,8 +2,7 @@
  * running a random mix of operations: every call succeeds or fails with an
  * expected code, each lock has at most one holder at a time, and the client
  * keeps a bounded number of connections. */
-#include "server.h"
-#include "testutil.h"
+#include "fixtures.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -82,15 +81,15 @@ static long long connected_clients(void)
     return ts_info(&srv, "clients", "connected_clients");
 }
 
-static void test_threads_shared_client(void **state)
+static void test_threads_shared_client_mixed_operations_consistent(void **state)
 {
     pthread_t t[THREADS];
     int i;
     long long conns;
     int64_t t0;
 
-    TS_START_OR_SKIP(&srv);
-    cl = tu_client(srv.url);
+    tf_server_start(&srv);
+    cl = tf_client(srv.url);
     t0 = tu_now_ms();
     for (i = 0; i < THREADS; i++)
         pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i);
@@ -105,13 +104,12 @@ static void test_threads_shared_client(void **state)
     assert_int_equal(violations, 0);
     assert_int_equal(ops_done, THREADS * OPS);
     assert_true(conns >= 1 && conns <= 8); /* the default max idle */
-    redislock_client_free(cl);
+    tf_undefer(cl);
     /* freeing the client closes them all */
     t0 = tu_now_ms();
     while (connected_clients() > 1 && tu_now_ms() - t0 < 2000)
         tu_sleep_ms(10);
     assert_int_equal(connected_clients(), 1);
-    ts_stop(&srv);
 }
 
 /* A child process after fork() never talks on the parent's sockets: it
@@ -135,7 +133,7 @@ static long long total_connections(ts_server *s)
     return ts_info(s, "stats", "total_connections_received");
 }
 
-static void test_threads_fork_safety(void **state)
+static void test_threads_child_after_fork_uses_own_connections(void **state)
 {
     static ts_server fsrv;
     redislock_client *c;
@@ -143,9 +141,9 @@ static void test_threads_fork_safety(void **state)
     pid_t pid;
     long long before, after;
 
-    TS_START_OR_SKIP(&fsrv);
-    c = tu_client(fsrv.url);
-    lk = tu_lock(c, "forked", 0);
+    tf_server_start(&fsrv);
+    c = tf_client(fsrv.url);
+    lk = tf_lock(c, "forked", 0);
     assert_rl_ok(redislock_acquire(lk, 0)); /* a pooled connection exists */
     assert_rl_ok(redislock_release(lk));
     before = total_connections(&fsrv);
@@ -159,16 +157,15 @@ static void test_threads_fork_safety(void **state)
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_release(lk));
     assert_int_equal(total_connections(&fsrv), after);
-    redislock_free(lk);
-    redislock_client_free(c);
-    ts_stop(&fsrv);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_threads_shared_client),
-        cmocka_unit_test(test_threads_fork_safety),
+        cmocka_unit_test_teardown(test_threads_shared_client_mixed_operations_consistent,
+                                  tf_teardown),
+        cmocka_unit_test_teardown(test_threads_child_after_fork_uses_own_connections,
+                                  tf_teardown),
     };
     return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
 }

@@ -1,8 +1,7 @@
 #define _GNU_SOURCE
 /* Waiting: timeouts, wake-ups across processes, crashed holders, no spinning,
  * signals, FIFO hand-off, and the fallback without CLIENT UNBLOCK. */
-#include "server.h"
-#include "testutil.h"
+#include "fixtures.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,10 +18,11 @@ static long long blocked_clients(void)
     return ts_info(&tu_srv, "clients", "blocked_clients");
 }
 
-/* 3. acquire(1000) on a held lock returns ETIMEDOUT after about a second. */
-static void test_wait_timeout(void **state)
+/* acquire(1000) on a held lock returns ETIMEDOUT after about a second,
+ * saying the lock is still held, and leaves no connection blocked. */
+static void test_wait_timeout_returns_at_deadline(void **state)
 {
-    redislock *holder = tu_lock(tu_cl, "t", 0), *w = tu_lock(tu_cl, "t", 0);
+    redislock *holder = tf_lock(tu_cl, "t", 0), *w = tf_lock(tu_cl, "t", 0);
     int64_t t0, el;
     assert_rl_ok(redislock_acquire(holder, 0));
     t0 = tu_now_ms();
@@ -33,8 +33,6 @@ static void test_wait_timeout(void **state)
     /* the waiter's connection went back to the pool unblocked */
     assert_int_equal(blocked_clients(), 0);
     assert_rl_ok(redislock_release(holder));
-    redislock_free(holder);
-    redislock_free(w);
 }
 
 struct waiter_arg {
@@ -64,10 +62,10 @@ static int waiter_proc(void *p)
     return rc ? 12 : 0;
 }
 
-/* 4. A waiter blocked in another process is woken by release, promptly. */
-static void test_wait_woken_by_release(void **state)
+/* A waiter blocked in another process is woken by the release, promptly. */
+static void test_wait_waiter_in_other_process_woken_by_release(void **state)
 {
-    redislock *holder = tu_lock(tu_cl, "wake", 0);
+    redislock *holder = tf_lock(tu_cl, "wake", 0);
     tu_chan ch;
     struct waiter_arg a = { tu_srv.url, "wake", -1, &ch };
     int64_t released, got;
@@ -84,7 +82,6 @@ static void test_wait_woken_by_release(void **state)
     assert_true(got - released < TU_MS(500)); /* typically well under 1 ms */
     assert_int_equal(tu_wait(pid), 0);
     tu_chan_close(&ch);
-    redislock_free(holder);
 }
 
 static int crashed_holder_proc(void *p)
@@ -102,11 +99,11 @@ static int crashed_holder_proc(void *p)
         pause(); /* until SIGKILL */
 }
 
-/* 5. A holder with a 1 s expiry killed with SIGKILL: a waiter without a
- *    timeout gets the lock within a few hundred ms of the expiry. */
-static void test_wait_crashed_holder(void **state)
+/* A holder with a 1 s expiry killed with SIGKILL: a waiter without a
+ * timeout gets the lock within a few hundred ms of the expiry. */
+static void test_wait_crashed_holder_lock_taken_at_expiry(void **state)
 {
-    redislock *w = tu_lock(tu_cl, "crash", 0);
+    redislock *w = tf_lock(tu_cl, "crash", 0);
     tu_chan ch;
     struct waiter_arg a = { tu_srv.url, "crash", 0, &ch };
     int64_t acquired_at, got, delay;
@@ -125,7 +122,6 @@ static void test_wait_crashed_holder(void **state)
     assert_true(delay > -50 && delay < TU_MS(300));
     assert_rl_ok(redislock_release(w));
     tu_chan_close(&ch);
-    redislock_free(w);
 }
 
 static int64_t cpu_us(void)
@@ -136,11 +132,11 @@ static int64_t cpu_us(void)
            ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
 }
 
-/* 6. No spinning: a waiter blocked 3 s on a lock without expiry sends a
- *    handful of commands and uses almost no CPU. */
-static void test_wait_no_spinning(void **state)
+/* No spinning: a waiter blocked 3 s on a lock without expiry sends a
+ * handful of commands and uses almost no CPU. */
+static void test_wait_blocked_waiter_does_not_spin(void **state)
 {
-    redislock *holder = tu_lock(tu_cl, "spin", 0), *w = tu_lock(tu_cl, "spin", 0);
+    redislock *holder = tf_lock(tu_cl, "spin", 0), *w = tf_lock(tu_cl, "spin", 0);
     long long reqs;
     int64_t cpu;
     assert_rl_ok(redislock_acquire(holder, 0));
@@ -154,22 +150,24 @@ static void test_wait_no_spinning(void **state)
     assert_true(reqs >= 2 && reqs <= 5);
     assert_true(cpu < TU_MS(50000));
     assert_rl_ok(redislock_release(holder));
-    redislock_free(holder);
-    redislock_free(w);
 }
 
 /* One monotonic deadline across retries: a holder that keeps releasing and
  * re-taking the lock makes a waiter lose races, and the waiter still
  * returns by its deadline. */
-struct churn_arg {
+struct churn {
     redislock_client *c;
     int stop; /* atomic */
+    int running;
+    pthread_t t[2];
 };
 
 static void *churn_thread(void *p)
 {
-    struct churn_arg *a = p;
-    redislock *lk = tu_lock(a->c, "churn", 0);
+    struct churn *a = p;
+    redislock *lk = NULL;
+    if (redislock_new(&lk, a->c, "churn", NULL))
+        return NULL;
     while (!__atomic_load_n(&a->stop, __ATOMIC_SEQ_CST)) {
         if (redislock_acquire(lk, 1000) == 0)
             redislock_release(lk);
@@ -178,14 +176,28 @@ static void *churn_thread(void *p)
     return NULL;
 }
 
-static void test_wait_deadline_across_retries(void **state)
+static void stop_churn(void *p)
 {
-    struct churn_arg a = { tu_cl, 0 };
-    pthread_t t[2];
-    redislock *w = tu_lock(tu_cl, "churn", 0);
+    struct churn *a = p;
+    int i;
+    __atomic_store_n(&a->stop, 1, __ATOMIC_SEQ_CST);
+    for (i = 0; i < a->running; i++)
+        pthread_join(a->t[i], NULL);
+    a->running = 0;
+}
+
+static void test_wait_deadline_kept_across_lost_races(void **state)
+{
+    static struct churn a; /* the threads may outlive a failed test */
+    redislock *w = tf_lock(tu_cl, "churn", 0);
     int i, rc, ok = 0, timedout = 0;
-    for (i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, churn_thread, &a);
+    memset(&a, 0, sizeof a);
+    a.c = tu_cl;
+    tf_defer(stop_churn, &a);
+    for (i = 0; i < 2; i++) {
+        pthread_create(&a.t[i], NULL, churn_thread, &a);
+        a.running++;
+    }
     for (i = 0; i < 10; i++) {
         int64_t t0 = tu_now_ms(), el;
         rc = redislock_acquire(w, 200);
@@ -199,11 +211,8 @@ static void test_wait_deadline_across_retries(void **state)
         }
         assert_true(el < TU_MS(200 + 300));
     }
-    __atomic_store_n(&a.stop, 1, __ATOMIC_SEQ_CST);
-    for (i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
+    tf_undefer(&a);
     print_message("      churn: %d acquired, %d timed out\n", ok, timedout);
-    redislock_free(w);
 }
 
 /* Signals (EINTR) neither end the wait early nor break it. */
@@ -212,138 +221,114 @@ static void on_usr1(int sig)
     (void)sig;
 }
 
-struct sig_arg {
-    redislock *lk;
-    int64_t timeout;
-    int rc;
-    int64_t elapsed;
-    int done; /* atomic */
-};
-
-static void *sig_waiter(void *p)
+static void default_usr1(void *unused)
 {
-    struct sig_arg *a = p;
-    int64_t t0 = tu_now_ms();
-    a->rc = redislock_acquire(a->lk, a->timeout);
-    a->elapsed = tu_now_ms() - t0;
-    __atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
-    return NULL;
-}
-
-static void test_wait_eintr(void **state)
-{
-    struct sigaction sa;
-    redislock *holder = tu_lock(tu_cl, "sig", 0);
-    struct sig_arg a = { tu_lock(tu_cl, "sig", 0), 1500, -99, 0, 0 };
-    pthread_t t;
-    int sent = 0;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1; /* no SA_RESTART: poll() sees EINTR */
-    sigaction(SIGUSR1, &sa, NULL);
-    assert_rl_ok(redislock_acquire(holder, 0));
-
-    /* times out at the deadline despite 100 signals per second */
-    pthread_create(&t, NULL, sig_waiter, &a);
-    while (!__atomic_load_n(&a.done, __ATOMIC_SEQ_CST)) {
-        pthread_kill(t, SIGUSR1);
-        sent++;
-        tu_sleep_ms(10);
-    }
-    pthread_join(t, NULL);
-    assert_rl_err(a.rc, REDISLOCK_ETIMEDOUT);
-    assert_true(a.elapsed >= 1490 && a.elapsed < TU_MS(2100));
-    assert_true(sent > 50);
-
-    /* and is still woken by a release while being signalled */
-    __atomic_store_n(&a.done, 0, __ATOMIC_SEQ_CST);
-    a.timeout = 10000;
-    pthread_create(&t, NULL, sig_waiter, &a);
-    ts_await_blocked(&tu_srv, 1);
-    for (sent = 0; sent < 20; sent++) {
-        pthread_kill(t, SIGUSR1);
-        tu_sleep_ms(5);
-    }
-    assert_false(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST));
-    assert_rl_ok(redislock_release(holder));
-    pthread_join(t, NULL);
-    assert_rl_ok(a.rc);
-    assert_rl_ok(redislock_release(a.lk));
-    redislock_free(holder);
-    redislock_free(a.lk);
     signal(SIGUSR1, SIG_DFL);
 }
 
-/* Each release wakes exactly one waiter, first come first served. */
-struct fifo_arg {
-    redislock *lk;
-    int idx;
-    int *order;
-    int *pos;
-    pthread_mutex_t *mu;
-};
-
-static void *fifo_waiter(void *p)
+/* A handler without SA_RESTART (poll() sees EINTR), until the test ends. */
+static void catch_usr1(void)
 {
-    struct fifo_arg *a = p;
-    if (redislock_acquire(a->lk, 10000) == 0) {
-        pthread_mutex_lock(a->mu);
-        a->order[(*a->pos)++] = a->idx;
-        pthread_mutex_unlock(a->mu);
-        tu_sleep_ms(100); /* hold it, so the others must stay asleep */
-        redislock_release(a->lk);
-    }
-    return NULL;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    tf_defer(default_usr1, NULL);
 }
 
-static void test_wait_fifo_one_per_release(void **state)
+/* A waiter signalled 100 times a second times out at its deadline, not
+ * before. */
+static void test_wait_signals_do_not_end_wait_early(void **state)
 {
-    redislock *holder = tu_lock(tu_cl, "fifo", 0);
-    pthread_t t[3];
-    struct fifo_arg a[3];
-    int order[3] = { -1, -1, -1 }, pos = 0, i;
-    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    redislock *holder = tf_lock(tu_cl, "sig", 0);
+    tf_waiter *w = tf_waiter_new(tf_lock(tu_cl, "sig", 0), 1500);
+    int sent = 0;
+    int64_t el;
+
+    catch_usr1();
+    assert_rl_ok(redislock_acquire(holder, 0));
+    tf_waiter_run(w);
+    while (!tf_waiter_done(w)) {
+        pthread_kill(w->t, SIGUSR1);
+        sent++;
+        tu_sleep_ms(10);
+    }
+    tf_waiter_join(w);
+    el = w->got - w->start;
+    assert_rl_err(w->rc, REDISLOCK_ETIMEDOUT);
+    assert_true(el >= 1490 && el < TU_MS(2100));
+    assert_true(sent > 50);
+}
+
+/* A waiter being signalled is still woken by a release, and only then. */
+static void test_wait_signalled_waiter_woken_by_release(void **state)
+{
+    redislock *holder = tf_lock(tu_cl, "sig", 0);
+    tf_waiter *w = tf_waiter_new(tf_lock(tu_cl, "sig", 0), 10000);
+    int sent;
+
+    catch_usr1();
+    assert_rl_ok(redislock_acquire(holder, 0));
+    tf_waiter_run(w);
+    ts_await_blocked(&tu_srv, 1);
+    for (sent = 0; sent < 20; sent++) {
+        pthread_kill(w->t, SIGUSR1);
+        tu_sleep_ms(5);
+    }
+    assert_false(tf_waiter_done(w));
+    assert_rl_ok(redislock_release(holder));
+    tf_waiter_join(w);
+    assert_rl_ok(w->rc);
+    assert_rl_ok(redislock_release(w->lk));
+}
+
+/* Each release wakes exactly one waiter, first come first served: three
+ * waiters, each holding the lock 100 ms, get it one after the other in the
+ * order they came, and after the first release two are still blocked. */
+static void test_wait_each_release_wakes_one_waiter_in_order(void **state)
+{
+    redislock *holder = tf_lock(tu_cl, "fifo", 0);
+    tf_waiter *w[3];
+    int i;
 
     assert_rl_ok(redislock_acquire(holder, 0));
     for (i = 0; i < 3; i++) {
-        a[i].lk = tu_lock(tu_cl, "fifo", 0);
-        a[i].idx = i;
-        a[i].order = order;
-        a[i].pos = &pos;
-        a[i].mu = &mu;
-        pthread_create(&t[i], NULL, fifo_waiter, &a[i]);
+        /* hold it, so the others must stay asleep */
+        w[i] = tf_waiter_start_hold(tf_lock(tu_cl, "fifo", 0), 10000, 100);
         ts_await_blocked(&tu_srv, i + 1);
     }
     assert_rl_ok(redislock_release(holder));
     /* after one release: exactly one holder, two still blocked */
-    while (1) {
-        pthread_mutex_lock(&mu);
-        i = pos;
-        pthread_mutex_unlock(&mu);
-        if (i >= 1)
-            break;
+    while (!tf_waiter_done(w[0]) && !tf_waiter_done(w[1]) && !tf_waiter_done(w[2]))
         tu_sleep_ms(2);
-    }
     assert_int_equal(blocked_clients(), 2);
-    for (i = 0; i < 3; i++)
-        pthread_join(t[i], NULL);
-    assert_int_equal(pos, 3);
-    for (i = 0; i < 3; i++)
-        assert_int_equal(order[i], i);
-    for (i = 0; i < 3; i++)
-        redislock_free(a[i].lk);
-    redislock_free(holder);
+    for (i = 0; i < 3; i++) {
+        tf_waiter_join(w[i]);
+        tf_waiter_assert_ok(w[i]);
+        assert_rl_ok(w[i]->release_rc);
+    }
+    for (i = 1; i < 3; i++)
+        if (w[i]->got <= w[i - 1]->got)
+            fail_msg("waiter %d got the lock at %lld, not after waiter %d (%lld)", i + 1,
+                     (long long)w[i]->got, i, (long long)w[i - 1]->got);
 }
+
 
 /* Without CLIENT UNBLOCK (denied by ACL here, absent before Redis 5) the
  * wait ends on the server's own timeout: late by up to its cron period, but
  * still within the documented bound. */
-static void test_wait_without_unblock(void **state)
+static void allow_unblock(void *unused)
 {
-    redislock_client *c2 = tu_client(tu_srv.url);
-    redislock *holder = tu_lock(c2, "nounblock", 0), *w = tu_lock(c2, "nounblock", 0);
+    freeReplyObject(ts_cmd(&tu_srv, "ACL SETUSER default +client|unblock"));
+}
+
+static void test_wait_without_client_unblock_server_timeout_ends_wait(void **state)
+{
+    redislock_client *c2 = tf_client(tu_srv.url);
+    redislock *holder = tf_lock(c2, "nounblock", 0), *w = tf_lock(c2, "nounblock", 0);
     redisReply *r = ts_cmd(&tu_srv, "ACL SETUSER default -client|unblock");
     int64_t t0, el;
+    tf_defer(allow_unblock, NULL); /* for the tests after this one */
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
     assert_rl_ok(redislock_acquire(holder, 0));
@@ -351,24 +336,23 @@ static void test_wait_without_unblock(void **state)
     assert_rl_err(redislock_acquire(w, 500), REDISLOCK_ETIMEDOUT);
     el = tu_now_ms() - t0;
     assert_true(el >= 490 && el <= TU_MS(500 + 250 + 50));
-    /* and a crashed-holder style expiry is still honoured */
     assert_rl_ok(redislock_release(holder));
-    redislock_free(holder);
-    redislock_free(w);
-    redislock_client_free(c2);
 }
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, tu_setup, tf_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_wait_timeout, tu_setup),
-        cmocka_unit_test_setup(test_wait_woken_by_release, tu_setup),
-        cmocka_unit_test_setup(test_wait_crashed_holder, tu_setup),
-        cmocka_unit_test_setup(test_wait_no_spinning, tu_setup),
-        cmocka_unit_test_setup(test_wait_deadline_across_retries, tu_setup),
-        cmocka_unit_test_setup(test_wait_eintr, tu_setup),
-        cmocka_unit_test_setup(test_wait_fifo_one_per_release, tu_setup),
-        cmocka_unit_test_setup(test_wait_without_unblock, tu_setup),
+        TEST(test_wait_timeout_returns_at_deadline),
+        TEST(test_wait_waiter_in_other_process_woken_by_release),
+        TEST(test_wait_crashed_holder_lock_taken_at_expiry),
+        TEST(test_wait_blocked_waiter_does_not_spin),
+        TEST(test_wait_deadline_kept_across_lost_races),
+        TEST(test_wait_signals_do_not_end_wait_early),
+        TEST(test_wait_signalled_waiter_woken_by_release),
+        TEST(test_wait_each_release_wakes_one_waiter_in_order),
+        TEST(test_wait_without_client_unblock_server_timeout_ends_wait),
     };
     return cmocka_run_group_tests_name("wait", tests, tu_group_setup, tu_group_teardown);
 }

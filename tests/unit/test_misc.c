@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void test_misc_error_names(void **state)
+static void test_misc_error_codes_distinct_and_named(void **state)
 {
     int codes[] = {
 #define XX(name, value, msg) REDISLOCK_##name,
@@ -27,7 +27,7 @@ static void test_misc_error_names(void **state)
     }
 }
 
-static void test_misc_version(void **state)
+static void test_misc_version_header_library_package_agree(void **state)
 {
     char want[32];
     assert_int_equal(redislock_version(), REDISLOCK_VERSION_HEX);
@@ -38,7 +38,7 @@ static void test_misc_version(void **state)
     assert_string_equal(redislock_version_string(), PACKAGE_VERSION);
 }
 
-static void test_misc_keys(void **state)
+static void test_misc_key_names_of_each_layout(void **state)
 {
     redislock_client c;
     size_t n;
@@ -76,7 +76,7 @@ static void test_misc_keys(void **state)
     assert_null(redislock__signal_of(&c, "short", 5, &n));
 }
 
-static void test_misc_random_ids(void **state)
+static void test_misc_random_ids_printable_with_prefix(void **state)
 {
     char *a, *b;
     size_t i;
@@ -96,7 +96,7 @@ static void test_misc_random_ids(void **state)
     assert_int_equal(redislock__random_id("sp ace", &a), REDISLOCK_EINVAL);
 }
 
-static void test_misc_quote(void **state)
+static void test_misc_quote_escapes_and_truncates(void **state)
 {
     char buf[300];
     assert_string_equal(redislock__quote("ab\n\xff", 4, buf, sizeof buf), "ab\\x0a\\xff");
@@ -132,23 +132,41 @@ static void *counting_calloc(size_t n, size_t s)
     return calloc(n, s);
 }
 
-static void test_misc_allocator(void **state)
+/* Back to the C library's allocator, whatever the test left. */
+static int restore_allocator(void **state)
+{
+    fail_after = -1;
+    redislock_replace_allocator(malloc, realloc, calloc, free);
+    return 0;
+}
+
+static void test_misc_allocator_hooks_see_every_allocation(void **state)
 {
     redislock_client *c = NULL;
     redislock *lk = NULL;
-    int i, rc;
     assert_int_equal(redislock_replace_allocator(NULL, realloc, calloc, free),
                      REDISLOCK_EINVAL);
     assert_int_equal(redislock_replace_allocator(counting_malloc, counting_realloc,
                                                  counting_calloc, free),
                      0);
+    allocs = 0;
     assert_rl_ok(redislock_client_new(&c, "redis://localhost", NULL));
     assert_rl_ok(redislock_new(&lk, c, "x", NULL));
     assert_true(allocs > 3);
     redislock_free(lk);
     redislock_client_free(c);
+}
 
-    /* fail each allocation point of client and handle creation in turn */
+/* Each allocation point of client and handle creation failing in turn:
+ * ENOMEM, never a crash or a leak. */
+static void test_misc_allocator_failure_is_enomem(void **state)
+{
+    redislock_client *c = NULL;
+    redislock *lk = NULL;
+    int i, rc;
+    assert_int_equal(redislock_replace_allocator(counting_malloc, counting_realloc,
+                                                 counting_calloc, free),
+                     0);
     for (i = 0; i < 40; i++) {
         allocs = 0;
         fail_after = i;
@@ -158,26 +176,27 @@ static void test_misc_allocator(void **state)
         if (rc == 0)
             rc = redislock_new(&lk, c, "x", NULL);
         fail_after = -1;
-        if (rc)
-            assert_int_equal(rc, REDISLOCK_ENOMEM);
         redislock_free(lk);
         redislock_client_free(c);
+        if (rc)
+            assert_int_equal(rc, REDISLOCK_ENOMEM);
         if (rc == 0)
             break;
     }
     assert_true(i > 3 && i < 40);
-    redislock_replace_allocator(malloc, realloc, calloc, free);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_misc_error_names),
-        cmocka_unit_test(test_misc_version),
-        cmocka_unit_test(test_misc_keys),
-        cmocka_unit_test(test_misc_random_ids),
-        cmocka_unit_test(test_misc_quote),
-        cmocka_unit_test(test_misc_allocator),
+        cmocka_unit_test(test_misc_error_codes_distinct_and_named),
+        cmocka_unit_test(test_misc_version_header_library_package_agree),
+        cmocka_unit_test(test_misc_key_names_of_each_layout),
+        cmocka_unit_test(test_misc_random_ids_printable_with_prefix),
+        cmocka_unit_test(test_misc_quote_escapes_and_truncates),
+        cmocka_unit_test_teardown(test_misc_allocator_hooks_see_every_allocation,
+                                  restore_allocator),
+        cmocka_unit_test_teardown(test_misc_allocator_failure_is_enomem, restore_allocator),
     };
     return cmocka_run_group_tests_name("misc", tests, NULL, NULL);
 }
