@@ -220,7 +220,7 @@ void tf_contenders_wait(void)
 
 /* ----------------------------------------------------------------- waiters */
 
-#define MAX_WAITERS 16
+#define MAX_WAITERS 40
 static tf_waiter pool[MAX_WAITERS];
 static int pool_used[MAX_WAITERS];
 
