@@ -406,7 +406,7 @@ int redislock__set_lost(redislock *lk, int reason);
 int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms);
 /* The local expiry of a lock whose key a request sent at sent_us left with
  * ttl_ms to live (set or reported by the server): sent + ttl - drift.  0 for
- * ttl_ms <= 0 (no expiry). */
+ * ttl_ms < 0 (no expiry). */
 int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
                                int64_t ttl_ms);
 

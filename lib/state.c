@@ -70,8 +70,8 @@ int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms)
 int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
                                int64_t ttl_ms)
 {
-    if (ttl_ms <= 0)
-        return 0;
+    if (ttl_ms < 0)
+        return 0; /* no expiry (a TTL of 0 is a key about to expire) */
     return sent_us + ttl_ms * 1000 - redislock__drift_us(c, ttl_ms);
 }
 

@@ -68,8 +68,8 @@ static void test_local_expiry_is_ttl_less_the_drift_allowance(void **state)
         { 0, 3, 1000000 + 3000 - 30 - 2000 },
         { -1, 1000, 1000000 + 1000000 - 2000 },
         { 100000, 1000, 1000000 + 1000000 - 100000 - 2000 },
-        { 0, 0, 0 },  /* no expiry */
-        { 0, -1, 0 }, /* a key without TTL */
+        { 0, 0, 1000000 - 2000 }, /* a key about to expire */
+        { 0, -1, 0 },             /* a key without TTL */
     };
     size_t i;
     (void)state;
