@@ -39,6 +39,14 @@ extern "C" {
 #define REDISLOCK_EXPORT
 #endif
 
+/* The result of these calls says whether the lock is held: ignoring it is a
+ * bug (cast to void where it truly does not matter). */
+#if defined(__GNUC__)
+#define REDISLOCK_NODISCARD __attribute__((warn_unused_result))
+#else
+#define REDISLOCK_NODISCARD
+#endif
+
 /* ------------------------------------------------------------------ version */
 
 #define REDISLOCK_VERSION_MAJOR 0
@@ -116,25 +124,27 @@ typedef void (*redislock_log_fn)(void *userdata, int level, const char *msg);
  * and a designated initializer { .command_timeout_ms = 500 } are fine.
  * Fields may be added at the end in later versions; "version" tells which
  * layout the caller was compiled with (0 is the same as 1): the library
- * reads only the fields of that version and takes defaults for the rest. */
+ * reads only the fields of that version and takes defaults for the rest.
+ * Version 1 had int milliseconds and no clock_drift_ppm; since version 2
+ * every duration in the API is an int64_t of milliseconds. */
 typedef struct redislock_client_options {
     unsigned version;
-    int connect_timeout_ms;   /* TCP/unix connect + handshake; default 2000 */
-    int command_timeout_ms;   /* wait for one reply; default 2000 */
+    int64_t connect_timeout_ms; /* TCP/unix connect + handshake; default 2000 */
+    int64_t command_timeout_ms; /* wait for one reply; default 2000 */
     const char *key_prefix;   /* prepended to "lock:" and "lock-signal:";
                                  default "" (python-redis-lock compatible) */
     int hash_tag;             /* 1: keys "lock:{name}", "lock-signal:{name}"
                                  (one Redis Cluster slot; not compatible with
                                  python-redis-lock).  Default 0. */
-    int signal_expire_ms;     /* expiry of a wake-up; default 1000 */
+    int64_t signal_expire_ms; /* expiry of a wake-up; default 1000 */
     int max_idle_connections; /* idle connections kept per master; default 8 */
     const char *username;     /* ACL user; overrides the URL's */
     const char *password;     /* overrides the URL's */
     redislock_log_fn log;     /* default: no logging */
     void *log_userdata;
     int log_level;            /* highest level passed to log; default WARN */
-    int master_timeout_ms;    /* majority mode: the longest one master may take
-                                 to answer one step; default 50 */
+    int64_t master_timeout_ms; /* majority mode: the longest one master may
+                                  take to answer one step; default 50 */
     /* Version 2. */
     int clock_drift_ppm;      /* how much faster a server's clock may run than
                                  this host's, in parts per million: a lock's
@@ -150,7 +160,8 @@ typedef struct redislock_client_options {
 /* Create a client for one Redis master.  The URL is one of
  *   redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 default)
  *   unix:///path/to/redis.sock[?db=N]               (also redis+unix://)
- * An IPv6 host is written in brackets: redis://[::1]:6380.  rediss:// (TLS)
+ * An IPv6 host is written in brackets: redis://[::1]:6380.  Resolving a host
+ * name is not bounded by connect_timeout_ms (see redislock_client_new(3)).  rediss:// (TLS)
  * fails with REDISLOCK_ENOTSUP.  No connection is made here; the first use
  * connects (and runs AUTH and SELECT on every new connection).
  * On success *out owns a client to be freed with redislock_client_free(). */
@@ -249,10 +260,11 @@ REDISLOCK_EXPORT void redislock_free(redislock *lk);
  * only means another owner held it until the timeout).  Signals delivered to
  * the thread do not end the wait early.  The call returns no later than the
  * timeout plus min(command timeout, 250 ms), also when the server hangs. */
-REDISLOCK_EXPORT int redislock_acquire(redislock *lk, int64_t timeout_ms);
+REDISLOCK_EXPORT REDISLOCK_NODISCARD int redislock_acquire(redislock *lk,
+                                                           int64_t timeout_ms);
 
 /* Try once, in one round trip: REDISLOCK_OK or REDISLOCK_EBUSY. */
-REDISLOCK_EXPORT int redislock_try_acquire(redislock *lk);
+REDISLOCK_EXPORT REDISLOCK_NODISCARD int redislock_try_acquire(redislock *lk);
 
 /* Release the lock if this owner id holds it, and wake exactly one waiter.
  * Stops its auto-renewal at once, also when called from another thread than
@@ -266,7 +278,8 @@ REDISLOCK_EXPORT int redislock_release(redislock *lk);
  * it).  With auto_renew the renewal resumes from this call; a renewal never
  * shortens the TTL an extend set.  REDISLOCK_ENOTHELD if this owner id does
  * not hold it, REDISLOCK_ENOTEXPIRABLE if it was acquired without expiry. */
-REDISLOCK_EXPORT int redislock_extend(redislock *lk, int64_t expire_ms);
+REDISLOCK_EXPORT REDISLOCK_NODISCARD int redislock_extend(redislock *lk,
+                                                          int64_t expire_ms);
 
 /* What the server says about a lock (one round trip). */
 typedef struct redislock_info {
@@ -305,7 +318,9 @@ REDISLOCK_EXPORT int64_t redislock_validity_ms(const redislock *lk);
  * "host:port: reason" each ("" if none).  Use from the handle's thread. */
 REDISLOCK_EXPORT const char *redislock_master_errors(const redislock *lk);
 
-/* The lock name and the owner id; owned by the handle. */
+/* The lock name and the owner id; owned by the handle.
+ * Every getter of a handle accepts NULL: numbers answer 0, strings ""
+ * (redislock_errmsg() a message saying the handle is NULL). */
 REDISLOCK_EXPORT const char *redislock_name(const redislock *lk);
 REDISLOCK_EXPORT const char *redislock_id(const redislock *lk);
 

@@ -1,7 +1,7 @@
 /* One Redis connection: RESP commands out, replies in through hiredis'
- * reader.  The socket is ours (non-blocking, close-on-exec), so every wait
- * has a deadline, EINTR never ends a wait, and several connections can be
- * waited on at once. */
+ * reader, over a transport (plain.c: a socket of our own).  Every wait has
+ * a deadline, EINTR never ends a wait, and several connections can be
+ * waited on at once (pump.c). */
 #include "internal.h"
 
 #include <errno.h>
@@ -15,8 +15,10 @@
 int redislock__conn_io_error(redislock__conn *c, int err, const char *what)
 {
     c->broken = 1;
-    return redislock__err(REDISLOCK_EIO, "redis %s: %s: %s", c->m->ep.addr,
-                          what, err ? strerror(err) : "connection closed by server");
+    return redislock__err(REDISLOCK_EIO, "redis %s: %s: %s", c->m->ep.addr, what,
+                          c->terr[0] ? c->terr
+                          : err      ? strerror(err)
+                                     : "connection closed by server");
 }
 
 /* A send failed with err.  A server that refuses a client (maxclients)
@@ -28,7 +30,7 @@ static int send_error(redislock__conn *c, int err)
     ssize_t n = 0;
     if (err == EPIPE || err == ECONNRESET) {
         do
-            n = recv(c->fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+            n = c->tr->recv(c, buf, sizeof buf - 1);
         while (n < 0 && errno == EINTR);
     }
     if (n > 1 && buf[0] == '-') {
@@ -114,8 +116,7 @@ int redislock__conn_appendv(redislock__conn *c, ...)
 int redislock__conn_flush_nb(redislock__conn *c)
 {
     while (c->opos < c->olen) {
-        ssize_t n = send(c->fd, c->obuf + c->opos, c->olen - c->opos,
-                         MSG_NOSIGNAL);
+        ssize_t n = c->tr->send(c, c->obuf + c->opos, c->olen - c->opos);
         if (n > 0) {
             c->opos += (size_t)n;
             continue;
@@ -133,8 +134,7 @@ int redislock__conn_flush_nb(redislock__conn *c)
 int redislock__conn_flush(redislock__conn *c, int64_t deadline)
 {
     while (c->opos < c->olen) {
-        ssize_t n = send(c->fd, c->obuf + c->opos, c->olen - c->opos,
-                         MSG_NOSIGNAL);
+        ssize_t n = c->tr->send(c, c->obuf + c->opos, c->olen - c->opos);
         if (n > 0) {
             c->opos += (size_t)n;
             continue;
@@ -142,7 +142,7 @@ int redislock__conn_flush(redislock__conn *c, int64_t deadline)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int w = redislock__net_wait(c->fd, POLLOUT, deadline);
+            int w = redislock__net_wait(c->fd, c->tr->events(c, POLLOUT), deadline);
             if (w > 0)
                 continue;
             if (w == 0) {
@@ -179,7 +179,7 @@ static int fill(redislock__conn *c)
 {
     char buf[16384];
     for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        ssize_t n = c->tr->recv(c, buf, sizeof buf);
         if (n > 0) {
             if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
                 c->broken = 1;
@@ -219,7 +219,7 @@ int redislock__conn_read(redislock__conn *c, int64_t deadline, redisReply **out)
         int rc = redislock__conn_read_nb(c, out), w;
         if (rc != 0)
             return rc < 0 ? rc : 0;
-        w = redislock__net_wait(c->fd, POLLIN, deadline);
+        w = redislock__net_wait(c->fd, c->tr->events(c, POLLIN), deadline);
         if (w == 0)
             return redislock__err(REDISLOCK_ETIMEDOUT,
                                   "redis %s: no reply in time", c->m->ep.addr);
@@ -238,6 +238,21 @@ int redislock__conn_command(redislock__conn *c, int64_t deadline, int argc,
     if (!rc)
         rc = redislock__conn_read(c, deadline, out);
     return rc;
+}
+
+short redislock__conn_events(const redislock__conn *c)
+{
+    return c->tr->events(c, (short)(POLLIN | (c->opos < c->olen ? POLLOUT : 0)));
+}
+
+int redislock__conn_pending(const redislock__conn *c)
+{
+    return c->tr->pending(c);
+}
+
+int redislock__conn_alive(redislock__conn *c)
+{
+    return !c->broken && c->tr->alive(c);
 }
 
 int redislock__conn_reply_error(redislock__conn *c, const redisReply *r,
@@ -310,13 +325,14 @@ int redislock__conn_open(redislock__master *m, int64_t deadline,
         return redislock__err(REDISLOCK_ENOMEM, "out of memory opening a connection");
     c->fd = -1;
     c->m = m;
+    c->tr = &redislock__transport_plain;
     c->gen = redislock__fork_gen();
     c->reader = redisReaderCreate();
     if (!c->reader) {
         redislock__free(c);
         return redislock__err(REDISLOCK_ENOMEM, "out of memory opening a connection");
     }
-    rc = redislock__net_connect(&m->ep, deadline, &c->fd);
+    rc = c->tr->open(c, deadline);
     if (!rc)
         rc = handshake(c, deadline);
     if (rc) {
@@ -335,8 +351,7 @@ void redislock__conn_close(redislock__conn *c)
 {
     if (!c)
         return;
-    if (c->fd >= 0)
-        close(c->fd);
+    c->tr->close(c);
     if (c->reader)
         redisReaderFree(c->reader);
     redislock__free(c->obuf);

@@ -1,95 +1,58 @@
 /* Fan-out: the same script calls on every master at once.
  *
  * Each master's calls are queued on its connection and sent without
- * blocking; then one poll() loop over all the sockets collects the replies
- * as they come, until each master has answered or the deadline passes.  A
+ * blocking; then the pump (pump.c) collects the replies as they come, until
+ * each master has answered or the deadline passes.  A
  * hung master therefore costs the deadline once, not once per master.  Calls
  * that meet NOSCRIPT are resent as EVAL in a second parallel step, after the
  * first drained, so that replies stay in order.  With one master this is the
  * plain pipeline on one connection. */
 #include "internal.h"
 
-#include <errno.h>
 #include <hiredis.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
-static void fail(redislock__fanout *f, size_t i, int rc)
+/* Collecting: want[i] replies from master i, stored in the reply slots
+ * listed in map[i * k ...]. */
+typedef struct collector {
+    redislock__fanout *f;
+    const size_t *map, *want;
+    size_t got[REDISLOCK__MAX_MASTERS];
+} collector;
+
+static int collect_wants(void *ctx, size_t i)
 {
-    f->rc[i] = rc;
-    snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
-    if (f->conns[i])
-        f->conns[i]->broken = 1;
+    const collector *co = ctx;
+    return co->got[i] < co->want[i];
 }
 
-/* Collect want[i] replies from each master i into the reply slots listed in
- * map[i * k ...], until all came or the deadline passed. */
+static void collect_reply(void *ctx, size_t i, struct redisReply *r)
+{
+    collector *co = ctx;
+    size_t k = co->f->k;
+    co->f->replies[i * k + co->map[i * k + co->got[i]++]] = r;
+}
+
+static const redislock__pump_ops collect_ops = { collect_wants, collect_reply, NULL };
+
+/* Collect the wanted replies until all came or the deadline passed. */
 static void collect(redislock__fanout *f, const size_t *map, const size_t *want,
                     int64_t deadline)
 {
-    struct pollfd pfd[REDISLOCK__MAX_MASTERS];
-    size_t idx[REDISLOCK__MAX_MASTERS], got[REDISLOCK__MAX_MASTERS], i, np;
-    size_t k = f->k;
-    int last = 0;
-    memset(got, 0, sizeof got);
-    for (;;) {
-        int ms, r;
-        np = 0;
-        for (i = 0; i < f->n; i++) {
-            redislock__conn *c = f->conns[i];
-            if (f->rc[i] || got[i] == want[i])
-                continue;
-            pfd[np].fd = c->fd;
-            pfd[np].events = POLLIN | (c->opos < c->olen ? POLLOUT : 0);
-            pfd[np].revents = 0;
-            idx[np++] = i;
-        }
-        if (np == 0)
-            return;
-        if (last)
-            break;
-        /* Past the deadline, still take what has arrived (one pass without
-         * waiting): a thread that was not scheduled in time must not call a
-         * reply lost that is sitting in its socket. */
-        ms = redislock__poll_ms(deadline);
-        last = ms == 0;
-        r = poll(pfd, (nfds_t)np, ms);
-        if (r < 0 && errno == EINTR) {
-            last = 0; /* a signal: the deadline still holds */
-            continue;
-        }
-        if (r < 0) {
-            for (i = 0; i < np; i++)
-                fail(f, idx[i], redislock__conn_io_error(f->conns[idx[i]], errno, "poll"));
-            return;
-        }
-        for (i = 0; i < np; i++) {
-            size_t m = idx[i];
-            redislock__conn *c = f->conns[m];
-            int rc = 0;
-            if (!pfd[i].revents)
-                continue;
-            if ((pfd[i].revents & POLLOUT) && (rc = redislock__conn_flush_nb(c)) < 0) {
-                fail(f, m, rc);
-                continue;
-            }
-            while (got[m] < want[m]) {
-                redisReply *rep = NULL;
-                rc = redislock__conn_read_nb(c, &rep);
-                if (rc <= 0)
-                    break;
-                f->replies[m * k + map[m * k + got[m]++]] = rep;
-            }
-            if (rc < 0)
-                fail(f, m, rc);
-        }
-    }
+    collector co;
+    size_t i;
+    memset(&co, 0, sizeof co);
+    co.f = f;
+    co.map = map;
+    co.want = want;
+    redislock__pump(f, deadline, &collect_ops, &co);
     for (i = 0; i < f->n; i++)
-        if (!f->rc[i] && got[i] < want[i])
-            fail(f, i,
-                 redislock__err(REDISLOCK_ETIMEDOUT, "redis %s: no reply in time",
-                                f->conns[i]->m->ep.addr));
+        if (!f->rc[i] && co.got[i] < want[i])
+            redislock__fan_fail(f, i,
+                                redislock__err(REDISLOCK_ETIMEDOUT,
+                                               "redis %s: no reply in time",
+                                               f->conns[i]->m->ep.addr));
 }
 
 /* Queue calls on master i (EVAL instead of EVALSHA when eval) and send what
@@ -105,7 +68,7 @@ static void send_calls(redislock__fanout *f, size_t i, redislock__call *const *c
     if (!rc && (rc = redislock__conn_flush_nb(f->conns[i])) > 0)
         rc = 0;
     if (rc)
-        fail(f, i, rc);
+        redislock__fan_fail(f, i, rc);
 }
 
 void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
@@ -167,7 +130,7 @@ void redislock__fan_connect(redislock__fanout *f, redislock_client *c,
         if (f->conns[i] || f->rc[i])
             continue;
         if ((rc = redislock__pool_get(&c->masters[i], deadline, &f->conns[i])))
-            fail(f, i, rc);
+            redislock__fan_fail(f, i, rc);
     }
 }
 
@@ -235,4 +198,24 @@ void redislock__fan_free(redislock__fanout *f)
     redislock__free(f->map);
     f->replies = NULL;
     f->map = NULL;
+}
+
+const char *redislock__fan_summary(const redislock__fanout *f, char *buf, size_t len)
+{
+    size_t i, o = 0, failed = 0;
+    buf[0] = '\0';
+    for (i = 0; i < f->n; i++) {
+        int n;
+        if (!f->rc[i])
+            continue;
+        if (failed++ == 2) {
+            snprintf(buf + o, len - o, "; ...");
+            break;
+        }
+        n = snprintf(buf + o, len - o, "%s%s", o ? "; " : "", f->err[i]);
+        if (n < 0 || (size_t)n >= len - o)
+            break;
+        o += (size_t)n;
+    }
+    return buf;
 }

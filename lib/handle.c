@@ -6,57 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 
-int redislock__finish(redislock *lk, int rc)
-{
-    if (rc < 0)
-        snprintf(lk->errmsg, sizeof lk->errmsg, "%s", redislock_last_error());
-    else
-        lk->errmsg[0] = '\0';
-    return rc;
-}
-
-const char *redislock__qname(const redislock *lk, char *buf, size_t len)
-{
-    return redislock__quote(lk->name, lk->namelen, buf, len);
-}
-
-void redislock__copy_owner(char *dst, const struct redisReply *r, int *truncated)
-{
-    size_t n = 0;
-    if (r && r->type == REDIS_REPLY_STRING) {
-        n = r->len > REDISLOCK_ID_MAX ? REDISLOCK_ID_MAX : r->len;
-        memcpy(dst, r->str, n);
-        if (truncated)
-            *truncated = r->len > REDISLOCK_ID_MAX;
-    }
-    dst[n] = '\0';
-}
-
 /* ------------------------------------------------------------ handles */
 
-int redislock_new(redislock **out, redislock_client *c, const char *name,
-                  const redislock_options *opts)
+/* The lock options make sense for client c. */
+static int check_opts(const redislock_client *c, const redislock_options *o)
 {
-    static const redislock_options defaults = REDISLOCK_OPTIONS_INIT;
-    const redislock_options *o = opts ? opts : &defaults;
-    redislock *lk;
-    size_t namelen;
     int rc;
-
-    redislock__err_clear();
-    if (!out)
-        return redislock__err(REDISLOCK_EINVAL, "redislock_new: out is NULL");
-    *out = NULL;
-    if (!c)
-        return redislock__err(REDISLOCK_EINVAL, "redislock_new: client is NULL");
-    if (!name || !*name)
-        return redislock__err(REDISLOCK_EINVAL, "the lock name is %s",
-                              name ? "empty" : "NULL");
-    namelen = strlen(name);
-    if (namelen > REDISLOCK_NAME_MAX)
-        return redislock__err(REDISLOCK_EINVAL,
-                              "the lock name is %zu bytes; at most %d are allowed",
-                              namelen, REDISLOCK_NAME_MAX);
     if (o->version > REDISLOCK_OPTIONS_VERSION)
         return redislock__err(REDISLOCK_EINVAL,
                               "lock options version %u is newer than this "
@@ -92,37 +47,72 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
                               "default, expire_ms/3) and expire_ms (%lld)",
                               (long long)o->renew_interval_ms,
                               (long long)o->expire_ms);
+    return 0;
+}
 
+/* Name, keys and owner id of a new handle. */
+static int fill_names(redislock *lk, const char *name, size_t namelen,
+                      const redislock_options *o)
+{
+    redislock_client *c = lk->c;
+    lk->namelen = namelen;
+    lk->name = redislock__memdup(name, namelen);
+    lk->key = redislock__key(c, 0, name, namelen, &lk->keylen);
+    lk->sig = redislock__key(c, 1, name, namelen, &lk->siglen);
+    if (!lk->name || !lk->key || !lk->sig)
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
+    if (o->id) {
+        if (!(lk->id = redislock__strdup(o->id)))
+            return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
+    } else {
+        int rc = redislock__random_id(o->id_prefix, &lk->id);
+        if (rc)
+            return rc;
+    }
+    lk->idlen = strlen(lk->id);
+    return 0;
+}
+
+int redislock_new(redislock **out, redislock_client *c, const char *name,
+                  const redislock_options *opts)
+{
+    static const redislock_options defaults = REDISLOCK_OPTIONS_INIT;
+    const redislock_options *o = opts ? opts : &defaults;
+    redislock *lk;
+    size_t namelen;
+    int rc;
+
+    redislock__err_clear();
+    if (!out)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_new: out is NULL");
+    *out = NULL;
+    if (!c)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_new: client is NULL");
+    if (!name || !*name)
+        return redislock__err(REDISLOCK_EINVAL, "the lock name is %s",
+                              name ? "empty" : "NULL");
+    namelen = strlen(name);
+    if (namelen > REDISLOCK_NAME_MAX)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "the lock name is %zu bytes; at most %d are allowed",
+                              namelen, REDISLOCK_NAME_MAX);
+    if ((rc = check_opts(c, o)))
+        return rc;
     lk = redislock__calloc(1, sizeof *lk);
     if (!lk)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
     lk->c = c;
     lk->expire_ms = o->expire_ms;
-    lk->auto_renew = o->auto_renew != 0;
-    lk->renew_interval_ms = o->renew_interval_ms ? o->renew_interval_ms
-                                                 : (o->expire_ms + 2) / 3;
-    lk->on_lost = o->on_lost;
-    lk->on_lost_userdata = o->on_lost_userdata;
-    lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
-    lk->namelen = namelen;
-    lk->name = redislock__memdup(name, namelen);
-    lk->key = redislock__key(c, 0, name, namelen, &lk->keylen);
-    lk->sig = redislock__key(c, 1, name, namelen, &lk->siglen);
-    if (!lk->name || !lk->key || !lk->sig) {
-        redislock_free(lk);
-        return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
-    }
-    if (o->id) {
-        lk->id = redislock__strdup(o->id);
-        if (!lk->id) {
-            redislock_free(lk);
-            return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
-        }
-    } else if ((rc = redislock__random_id(o->id_prefix, &lk->id))) {
+    lk->rn.enabled = o->auto_renew != 0;
+    lk->rn.interval_ms = o->renew_interval_ms ? o->renew_interval_ms
+                                              : (o->expire_ms + 2) / 3;
+    lk->rn.on_lost = o->on_lost;
+    lk->rn.on_lost_userdata = o->on_lost_userdata;
+    lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
+    if ((rc = fill_names(lk, name, namelen, o))) {
         redislock_free(lk);
         return rc;
     }
-    lk->idlen = strlen(lk->id);
     *out = lk;
     return 0;
 }
@@ -131,28 +121,19 @@ void redislock_free(redislock *lk)
 {
     if (!lk)
         return;
-    if (lk->renew_registered && redislock__renew_detach(lk))
+    if (lk->rn.registered && redislock__renew_detach(lk))
         return; /* freed by the renewal thread after the callback */
     redislock__lock_destroy(lk);
 }
 
-void redislock__lock_destroy(redislock *lk)
-{
-    redislock__free(lk->name);
-    redislock__free(lk->key);
-    redislock__free(lk->sig);
-    redislock__free(lk->id);
-    redislock__free(lk);
-}
-
 const char *redislock_name(const redislock *lk)
 {
-    return lk ? lk->name : NULL;
+    return lk ? lk->name : "";
 }
 
 const char *redislock_id(const redislock *lk)
 {
-    return lk ? lk->id : NULL;
+    return lk ? lk->id : "";
 }
 
 const char *redislock_errmsg(const redislock *lk)
@@ -160,61 +141,8 @@ const char *redislock_errmsg(const redislock *lk)
     return lk ? lk->errmsg : "the lock handle is NULL";
 }
 
-const char *redislock_lost_reason_string(int reason)
-{
-    switch (reason) {
-    case 0:
-        return "not lost";
-    case REDISLOCK_LOST_GONE:
-        return "the lock key vanished (expired or reset)";
-    case REDISLOCK_LOST_OTHER_OWNER:
-        return "another owner holds the lock";
-    case REDISLOCK_LOST_EXPIRED:
-        return "the expiry passed before a renewal succeeded";
-    case REDISLOCK_LOST_NO_QUORUM:
-        return "fewer than a quorum of masters renewed the lock";
-    default:
-        return "unknown reason";
-    }
-}
-
 const char *redislock_master_errors(const redislock *lk)
 {
     return lk ? lk->master_errors : "";
 }
 
-void redislock__note_masters(redislock *lk, const redislock__fanout *f)
-{
-    size_t i, o = 0;
-    lk->master_errors[0] = '\0';
-    for (i = 0; i < f->n; i++) {
-        int n;
-        if (!f->rc[i])
-            continue;
-        n = snprintf(lk->master_errors + o, sizeof lk->master_errors - o, "%s%s",
-                     o ? "\n" : "", f->err[i]);
-        if (n < 0 || (size_t)n >= sizeof lk->master_errors - o)
-            break;
-        o += (size_t)n;
-    }
-}
-
-const char *redislock__fan_summary(const redislock__fanout *f, char *buf, size_t len)
-{
-    size_t i, o = 0, failed = 0;
-    buf[0] = '\0';
-    for (i = 0; i < f->n; i++) {
-        int n;
-        if (!f->rc[i])
-            continue;
-        if (failed++ == 2) {
-            snprintf(buf + o, len - o, "; ...");
-            break;
-        }
-        n = snprintf(buf + o, len - o, "%s%s", o ? "; " : "", f->err[i]);
-        if (n < 0 || (size_t)n >= len - o)
-            break;
-        o += (size_t)n;
-    }
-    return buf;
-}

@@ -1,14 +1,28 @@
 /*
  * Private structures and redislock__ prototypes.  Nothing here is exported.
  *
- * Layers, each calling only the ones below it:
- *   lock.c, reset.c        lock logic (public API for handles and resets)
- *   wait.c                 BLPOP wait with a client-side timer
- *   scripts.c, keys.c      Lua scripts (EVALSHA/NOSCRIPT) and key layout
- *   pool.c                 per-master connection pool, fork safety
- *   conn.c                 one Redis connection: RESP out, hiredis reader in
- *   net.c, url.c           sockets with deadlines, URL parsing
- *   alloc.c error.c clock.c options (client.c)   support
+ * Layers, top to bottom; a file calls only files on lower lines
+ * (scripts/check-layers checks it on the object files):
+ *   api:        client.c handle.c ops.c reset.c
+ *   logic:      acquire.c renew.c
+ *   decisions:  decide.c
+ *   masters:    fan.c wait.c
+ *   pump:       pump.c
+ *   per master: pool.c scripts.c
+ *   connection: conn.c
+ *   transport:  plain.c
+ *   support:    net.c url.c keys.c ownerid.c state.c options.c
+ *   helpers:    alloc.c log.c deadline.c
+ *   base:       error.c clock.c sha1.c fork.c version.c
+ *
+ * api: the public functions (client.c also registers clients for fork()).
+ * logic: the acquire loop and the renewal thread; decide.c is the pure
+ * decision of one acquire round.  masters: one request on every master at
+ * once (fan.c), and the wait for a wake-up on every master (wait.c), both
+ * on the one I/O loop (pump.c).  per master: the connection pool and the
+ * Lua scripts.  conn.c speaks RESP over a transport (plain.c: a socket of
+ * our own).  support and below: pure helpers and the lock state that
+ * redislock_held() reads.
  */
 #ifndef REDISLOCK_INTERNAL_H
 #define REDISLOCK_INTERNAL_H
@@ -19,6 +33,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "redislock.h"
 
@@ -86,13 +101,44 @@ int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
 /* Wait for events on fd until deadline, retrying on EINTR.  Returns 1 when
  * ready, 0 on timeout, -1 with errno set on error. */
 int redislock__net_wait(int fd, short events, int64_t deadline);
+/* 1 if nothing is readable on fd right now (an idle connection that owes
+ * no reply and has not been closed by its peer). */
+int redislock__net_idle(int fd);
 
-/* ----------------------------------------------------------------- conn.c */
+/* ------------------------------------------------------------ transport */
 typedef struct redislock__master redislock__master;
 typedef struct redislock__conn redislock__conn;
 
+/* What carries a connection's bytes: a plain socket (plain.c); TLS would be
+ * a second one.  send and recv follow send(2)/recv(2): bytes moved, or -1
+ * with errno (EAGAIN when it would block; recv returns 0 at EOF).  A
+ * transport that fails for a reason errno cannot say leaves it in the
+ * connection's terr. */
+typedef struct redislock__transport {
+    const char *name;
+    /* Connect (and handshake) by the deadline: sets c->fd.  0, or an error
+     * code with its message (EIO for the network, others as they come). */
+    int (*open)(redislock__conn *c, int64_t deadline);
+    ssize_t (*send)(redislock__conn *c, const char *buf, size_t len);
+    ssize_t (*recv)(redislock__conn *c, char *buf, size_t len);
+    /* The poll() events to wait for when the caller wants to read
+     * (POLLIN) and/or write (POLLOUT). */
+    short (*events)(const redislock__conn *c, short want);
+    /* 1 if bytes can be read without waiting (buffered in the transport). */
+    int (*pending)(const redislock__conn *c);
+    /* An idle pooled connection: 1 if still usable. */
+    int (*alive)(redislock__conn *c);
+    void (*close)(redislock__conn *c);
+} redislock__transport;
+
+extern const redislock__transport redislock__transport_plain;
+
+/* ----------------------------------------------------------------- conn.c */
 struct redislock__conn {
     int fd;
+    const redislock__transport *tr;
+    void *tctx;             /* the transport's own state */
+    char terr[160];         /* the transport's last error, if errno cannot say */
     struct redisReader *reader;
     redislock__master *m;
     unsigned long gen;      /* fork generation it was opened in */
@@ -129,8 +175,16 @@ int redislock__conn_read_nb(redislock__conn *c, struct redisReply **out);
 int redislock__conn_command(redislock__conn *c, int64_t deadline, int argc,
                             const char *const *argv, const size_t *lens,
                             struct redisReply **out);
-/* Turn an error reply into a code and message (EAUTH for NOAUTH/WRONGPASS,
- * EPROTO otherwise).  what names the command. */
+/* The poll() events to wait for: a reply, and room to send what is queued. */
+short redislock__conn_events(const redislock__conn *c);
+/* 1 if a reply may be read without polling (bytes buffered in the transport). */
+int redislock__conn_pending(const redislock__conn *c);
+/* An idle connection: 1 if usable (a pooled connection owes no reply, so
+ * anything readable means closed by the server, or garbage). */
+int redislock__conn_alive(redislock__conn *c);
+/* Turn an error reply, or a reply of an unexpected type, into a code and a
+ * message naming the server (EAUTH for NOAUTH/WRONGPASS, EPROTO otherwise).
+ * what names the command. */
 int redislock__conn_reply_error(redislock__conn *c, const struct redisReply *r,
                                 const char *what);
 /* Mark a connection broken and return an EIO-class error for errno. */
@@ -167,10 +221,8 @@ int redislock__pool_open_count(redislock__master *m);
 /* ----------------------------------------------------------------- fork.c */
 /* Generation of this process: bumped in the child after every fork(). */
 unsigned long redislock__fork_gen(void);
-/* Clients are registered so that the atfork handlers can reach their
- * mutexes and renewal state. */
-void redislock__fork_register(redislock_client *c);
-void redislock__fork_unregister(redislock_client *c);
+/* The child's atfork handler (client.c): a new generation. */
+void redislock__fork_next_gen(void);
 
 /* ---------------------------------------------------------------- renew.c */
 typedef struct redislock__renewer redislock__renewer;
@@ -211,11 +263,11 @@ void redislock__renew_get_stats(redislock_client *c, redislock__renew_stats *st)
 
 /* --------------------------------------------------------------- client.c */
 struct redislock_client {
-    int connect_timeout_ms;
-    int command_timeout_ms;
-    int master_timeout_ms;   /* majority mode: per master and step */
+    int64_t connect_timeout_ms;
+    int64_t command_timeout_ms;
+    int64_t master_timeout_ms; /* majority mode: per master and step */
     int64_t drift_ppm;       /* clock drift allowance, parts per million */
-    int signal_expire_ms;
+    int64_t signal_expire_ms;
     int max_idle;
     char *key_prefix;
     int hash_tag;
@@ -231,8 +283,16 @@ struct redislock_client {
     redislock_client *reg_next;  /* fork registry */
 };
 
+/* -------------------------------------------------------------- options.c */
+/* Check the caller's options (any version) and set the client's fields
+ * from them and the defaults; the strings are copied. */
+int redislock__client_opts(redislock_client *c, const redislock_client_options *opts);
+
+/* ------------------------------------------------------------------ log.c */
 void redislock__log(const redislock_client *c, int level, const char *fmt, ...)
     REDISLOCK__PRINTF(3, 4);
+
+/* ------------------------------------------------------------- deadline.c */
 /* now + command timeout, bounded by limit (REDISLOCK__NEVER for none). */
 int64_t redislock__io_deadline(const redislock_client *c, int64_t limit);
 /* The deadline of one step of an operation (connecting, or one reply):
@@ -240,6 +300,29 @@ int64_t redislock__io_deadline(const redislock_client *c, int64_t limit);
  * now + master_timeout_ms; never later than limit. */
 int64_t redislock__step_deadline(const redislock_client *c, int connect,
                                  int64_t limit);
+/* The extra time an operation may take past the caller's deadline to
+ * collect a reply: min(command timeout, 250 ms), in microseconds. */
+int64_t redislock__slack_us(const redislock_client *c);
+
+/* ------------------------------------------- a handle's renewal (renew.c) */
+/* The renewal state of a handle: set once by redislock_new(), then owned
+ * by renew.c; every field below the first four belongs to the renewer's
+ * mutex. */
+typedef struct redislock__renewal {
+    int enabled;            /* auto_renew */
+    int64_t interval_ms;
+    redislock_lost_fn on_lost;
+    void *on_lost_userdata;
+    int registered;         /* known to the renewer (until freed/detached) */
+    size_t heap_idx;        /* REDISLOCK__NOT_SCHEDULED when not scheduled */
+    int64_t due_us;         /* next renewal */
+    int in_flight;          /* being renewed, or its callback running */
+    unsigned gen;           /* bumped by acquire, extend and release: results
+                               of an older renewal are ignored */
+    int backoff_ms;         /* after failed renewals */
+    int free_pending;       /* freed from its own callback */
+    redislock *next, *prev; /* all registered handles */
+} redislock__renewal;
 
 /* ----------------------------------------------------------- handle state */
 struct redislock {
@@ -262,20 +345,7 @@ struct redislock {
     char errmsg[512];
     char master_errors[1024]; /* failed masters of the last operation */
 
-    /* auto-renewal; the fields below belong to the renewer's mutex */
-    int auto_renew;
-    int64_t renew_interval_ms;
-    redislock_lost_fn on_lost;
-    void *on_lost_userdata;
-    int renew_registered;   /* known to the renewer (until freed/detached) */
-    size_t heap_idx;        /* REDISLOCK__NOT_SCHEDULED when not scheduled */
-    int64_t due_us;         /* next renewal */
-    int in_flight;          /* being renewed, or its callback running */
-    unsigned renew_gen;     /* bumped by every acquire and release: results
-                               of an older renewal are ignored */
-    int backoff_ms;         /* after failed renewals */
-    int free_pending;       /* freed from its own callback */
-    redislock *renew_next, *renew_prev; /* all registered handles */
+    redislock__renewal rn;  /* auto-renewal: renew.c's */
 };
 
 /* ----------------------------------------------------------------- keys.c */
@@ -349,14 +419,15 @@ int redislock__is_noscript(const struct redisReply *r);
 /* The SHA1 hex digest of data (41 bytes with NUL). */
 void redislock__sha1_hex(const void *data, size_t len, char out[41]);
 
-/* ------------------------------------------------------------------ fan.c */
+/* ----------------------------------------------------------------- pump.c */
 #define REDISLOCK__MAX_MASTERS 31
 #define REDISLOCK__ERRLEN 256
 
-/* The same calls on every master at once (see fan.c). */
+/* One connection per master, each with its outcome: the set that the pump
+ * drives and fan.c / wait.c fill. */
 typedef struct redislock__fanout {
     size_t n;                 /* masters */
-    size_t k;                 /* calls per master */
+    size_t k;                 /* calls per master (fan.c) */
     redislock__conn *conns[REDISLOCK__MAX_MASTERS]; /* NULL: not connected */
     int rc[REDISLOCK__MAX_MASTERS];                 /* per master: 0 or error */
     char err[REDISLOCK__MAX_MASTERS][REDISLOCK__ERRLEN];
@@ -364,6 +435,35 @@ typedef struct redislock__fanout {
     size_t *map;              /* scratch */
 } redislock__fanout;
 
+/* What the pump asks of its user. */
+typedef struct redislock__pump_ops {
+    /* Does master i still expect a reply? */
+    int (*wants)(void *ctx, size_t i);
+    /* A reply came on master i's connection; the handler owns it. */
+    void (*on_reply)(void *ctx, size_t i, struct redisReply *r);
+    /* Stop before the deadline (checked before every poll)?  NULL: only
+     * when no master expects a reply any more. */
+    int (*done)(void *ctx);
+} redislock__pump_ops;
+
+/* The one I/O loop: poll every connection of f whose master has rc 0 and
+ * expects a reply, send what is queued as the socket takes it, and hand each
+ * reply to on_reply, until done, no master expects one, or the deadline
+ * (then one more pass without waiting takes what has already arrived: a
+ * thread scheduled late must not call a reply lost that sits in its
+ * socket).  Signals (EINTR) keep the deadline.  A connection that fails
+ * gets rc/err and is marked broken. */
+void redislock__pump(redislock__fanout *f, int64_t deadline,
+                     const redislock__pump_ops *ops, void *ctx);
+/* Record master i's failure (the calling thread's last error) and mark its
+ * connection broken. */
+void redislock__fan_fail(redislock__fanout *f, size_t i, int rc);
+/* Master i answered r, which is an error or not what was asked: fail it with
+ * the one message for that (conn.c), naming the server and what. */
+void redislock__fan_reply_fail(redislock__fanout *f, size_t i,
+                               const struct redisReply *r, const char *what);
+
+/* ------------------------------------------------------------------ fan.c */
 int redislock__fan_init(redislock__fanout *f, size_t n, size_t k);
 /* Free the replies and clear the per-master results (not the conns). */
 void redislock__fan_reset(redislock__fanout *f);
@@ -385,6 +485,8 @@ void redislock__fan_put(redislock__fanout *f);
  * per-master timeout with several. */
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
                         redislock__call *call);
+/* The first failures of a fan-out, "; "-separated, for messages. */
+const char *redislock__fan_summary(const redislock__fanout *f, char *buf, size_t len);
 
 /* ---------------------------------------------------------------- state.c */
 /* The fixed part of the clock drift allowance. */
@@ -409,8 +511,10 @@ int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms);
  * ttl_ms < 0 (no expiry). */
 int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
                                int64_t ttl_ms);
+/* The same for a drift allowance of drift_ppm (pure). */
+int64_t redislock__local_expiry(int64_t drift_ppm, int64_t sent_us, int64_t ttl_ms);
 
-/* ---------------------------------------------------------------- handle.c */
+/* ------------------------------------------- state.c: messages and memory */
 /* Free a handle's memory (no renewal bookkeeping). */
 void redislock__lock_destroy(redislock *lk);
 /* Keep the outcome of an API call in the handle's message. */
@@ -419,8 +523,6 @@ const char *redislock__qname(const redislock *lk, char *buf, size_t len);
 void redislock__copy_owner(char *dst, const struct redisReply *r, int *truncated);
 /* Keep the per-master failures of an operation in the handle. */
 void redislock__note_masters(redislock *lk, const redislock__fanout *f);
-/* The first failures of a fan-out, "; "-separated, for messages. */
-const char *redislock__fan_summary(const redislock__fanout *f, char *buf, size_t len);
 
 /* --------------------------------------------------------------- ownerid.c */
 /* Random owner id: prefix + 24 base64 characters of 18 random bytes. */
@@ -430,6 +532,64 @@ int redislock__random_id(const char *prefix, char **out);
 int redislock__check_id(const char *id, const char *what);
 /* A random number for back-off jitter (not for ids). */
 uint32_t redislock__random_u32(void);
+
+/* --------------------------------------------------------------- decide.c */
+/* What the acquire script answered, per master. */
+enum {
+    REDISLOCK__ANS_FAILED = -1, /* no answer, or not one the script gives */
+    REDISLOCK__ANS_BUSY = 0,    /* another owner holds it */
+    REDISLOCK__ANS_TAKEN = 1,   /* granted now */
+    REDISLOCK__ANS_MINE = 2     /* this owner id held it already */
+};
+
+/* One round's answers. */
+typedef struct redislock__answers {
+    size_t n, quorum;
+    int state[REDISLOCK__MAX_MASTERS];
+    long long pttl[REDISLOCK__MAX_MASTERS]; /* BUSY, MINE: the key's; -1 none */
+    char owner[REDISLOCK__MAX_MASTERS][REDISLOCK_ID_MAX + 1]; /* BUSY */
+    int64_t sent_us, end_us;  /* when the round was sent and answered */
+} redislock__answers;
+
+/* The call's situation. */
+typedef struct redislock__decide_in {
+    int64_t expire_ms;        /* the handle's expiry (0: none) */
+    int64_t drift_ppm;        /* the client's drift allowance */
+    int uncertain;            /* an earlier acquire's reply of ours was lost */
+    int64_t timeout_ms;       /* -1 for ever, 0 a try, > 0 */
+    int64_t deadline;         /* of the call (REDISLOCK__NEVER) */
+    int64_t now_us;           /* after the round */
+    uint32_t jitter;          /* a random number for a back-off */
+} redislock__decide_in;
+
+enum redislock__verdict {
+    REDISLOCK__ROUND_FAILED = 1, /* one master, no usable answer */
+    REDISLOCK__HELD,             /* acquired: REDISLOCK_OK */
+    REDISLOCK__ALREADY,          /* held before the call: EALREADY */
+    REDISLOCK__NO_QUORUM,        /* too few masters answered: ENOQUORUM */
+    REDISLOCK__BUSY,             /* a try: EBUSY */
+    REDISLOCK__TIMED_OUT,        /* held by another past the deadline */
+    REDISLOCK__BACK_OFF,         /* a split vote or a late grant: sleep until */
+    REDISLOCK__WAIT              /* BLPOP for a wake-up until `until` */
+};
+
+typedef struct redislock__decision {
+    int verdict;
+    int undo;                 /* release first what this owner may hold */
+    int late;                 /* a quorum granted after its validity ran out:
+                                 undo only what the round took */
+    int64_t valid_until;      /* HELD, ALREADY: the local expiry (0: none) */
+    int64_t until;            /* WAIT, BACK_OFF: until when */
+    size_t taken, mine, busy, failed;
+    long long grant_ttl;      /* smallest TTL among the grants; -1: none */
+    long long min_pttl;       /* smallest PTTL among the busy; -1: none */
+    int holder;               /* a master whose owner holds a quorum; -1 */
+    size_t holder_count;      /* how many masters the likeliest holder has */
+} redislock__decision;
+
+/* The verdict of a round: pure (see decide.c for the rules, in order). */
+void redislock__decide(const redislock__answers *a, const redislock__decide_in *in,
+                       redislock__decision *d);
 
 /* -------------------------------------------------------------- acquire.c */
 int redislock__acquire(redislock *lk, int64_t timeout_ms);
@@ -456,8 +616,4 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
  * used, so that the next waiter is not left asleep.  Best effort. */
 void redislock__hand_back(redislock__master *m, const char *sigkey,
                           size_t sigkeylen);
-/* The extra time an operation may take past the caller's deadline to
- * collect a reply: min(command timeout, 250 ms), in microseconds. */
-int64_t redislock__slack_us(const redislock_client *c);
-
 #endif /* REDISLOCK_INTERNAL_H */

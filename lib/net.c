@@ -135,3 +135,16 @@ int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
     return ep->is_unix ? connect_unix(ep, deadline, fd_out)
                        : connect_tcp(ep, deadline, fd_out);
 }
+
+int redislock__net_idle(int fd)
+{
+    struct pollfd p;
+    int n;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    do
+        n = poll(&p, 1, 0);
+    while (n < 0 && errno == EINTR);
+    return n == 0;
+}

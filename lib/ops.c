@@ -24,13 +24,8 @@ static void count_ints(redislock__fanout *f, const char *what, tally *t)
             t->count[r->integer]++;
             continue;
         }
-        if (!f->rc[i]) {
-            f->rc[i] = r->type == REDIS_REPLY_ERROR
-                           ? redislock__conn_reply_error(f->conns[i], r, what)
-                           : redislock__err(REDISLOCK_EPROTO,
-                                            "unexpected reply to the %s script", what);
-            snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
-        }
+        if (!f->rc[i])
+            redislock__fan_reply_fail(f, i, r, what);
         t->failed++;
     }
 }
@@ -39,8 +34,8 @@ static void count_ints(redislock__fanout *f, const char *what, tally *t)
 static int single_error(const redislock__fanout *f, const redislock_client *c)
 {
     if (f->rc[0] == REDISLOCK_ETIMEDOUT)
-        return redislock__err(REDISLOCK_EIO, "%s (command timeout %d ms)", f->err[0],
-                              c->command_timeout_ms);
+        return redislock__err(REDISLOCK_EIO, "%s (command timeout %lld ms)", f->err[0],
+                              (long long)c->command_timeout_ms);
     return redislock__err(f->rc[0], "%s", f->err[0]);
 }
 
@@ -76,7 +71,7 @@ int redislock_acquire(redislock *lk, int64_t timeout_ms)
                                                     "waits for ever, 0 tries once)",
                                                     (long long)timeout_ms));
     rc = redislock__acquire(lk, timeout_ms);
-    if (rc == 0 && lk->auto_renew && (rc = redislock__renew_add(lk))) {
+    if (rc == 0 && lk->rn.enabled && (rc = redislock__renew_add(lk))) {
         /* cannot keep it alive: do not keep it at all */
         char msg[512];
         snprintf(msg, sizeof msg, "%s", redislock_last_error());
@@ -261,13 +256,8 @@ int redislock_query(redislock *lk, redislock_info *info)
     for (i = 0; i < f.n; i++) {
         const redisReply *r = f.replies[i];
         if (!f.rc[i] && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                         r->element[1]->type != REDIS_REPLY_INTEGER)) {
-            f.rc[i] = r->type == REDIS_REPLY_ERROR
-                          ? redislock__conn_reply_error(f.conns[i], r, "status script")
-                          : redislock__err(REDISLOCK_EPROTO,
-                                           "unexpected reply to the status script");
-            snprintf(f.err[i], sizeof f.err[i], "%s", redislock_last_error());
-        }
+                         r->element[1]->type != REDIS_REPLY_INTEGER))
+            redislock__fan_reply_fail(&f, i, r, "status script");
         if (f.rc[i])
             failed++;
     }

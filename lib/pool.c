@@ -11,8 +11,6 @@
  * of the parent's idle sockets on first use. */
 #include "internal.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <string.h>
 
 void redislock__pool_lock(redislock__master *m)
@@ -62,20 +60,6 @@ void redislock__master_destroy(redislock__master *m)
     m->client = NULL;
 }
 
-/* An idle connection is alive if nothing is readable on it: a pooled
- * connection owes us no reply, so readable means EOF or garbage. */
-static int idle_alive(redislock__conn *c)
-{
-    struct pollfd p;
-    int n;
-    p.fd = c->fd;
-    p.events = POLLIN;
-    p.revents = 0;
-    do
-        n = poll(&p, 1, 0);
-    while (n < 0 && errno == EINTR);
-    return n == 0;
-}
 
 int redislock__pool_get(redislock__master *m, int64_t deadline,
                         redislock__conn **out)
@@ -95,7 +79,7 @@ int redislock__pool_get(redislock__master *m, int64_t deadline,
         redislock__conn *c = m->idle;
         m->idle = c->next;
         m->nidle--;
-        if (idle_alive(c)) {
+        if (redislock__conn_alive(c)) { /* nothing to read: owes no reply */
             pthread_mutex_unlock(&m->mu);
             c->next = NULL;
             *out = c;

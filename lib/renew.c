@@ -75,7 +75,7 @@ typedef struct item {
 static void heap_set(redislock__renewer *r, size_t i, redislock *lk)
 {
     r->heap[i] = lk;
-    lk->heap_idx = i;
+    lk->rn.heap_idx = i;
 }
 
 static void sift_up(redislock__renewer *r, size_t i)
@@ -83,7 +83,7 @@ static void sift_up(redislock__renewer *r, size_t i)
     redislock *lk = r->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (r->heap[parent]->due_us <= lk->due_us)
+        if (r->heap[parent]->rn.due_us <= lk->rn.due_us)
             break;
         heap_set(r, i, r->heap[parent]);
         i = parent;
@@ -98,9 +98,9 @@ static void sift_down(redislock__renewer *r, size_t i)
         size_t child = 2 * i + 1;
         if (child >= r->n)
             break;
-        if (child + 1 < r->n && r->heap[child + 1]->due_us < r->heap[child]->due_us)
+        if (child + 1 < r->n && r->heap[child + 1]->rn.due_us < r->heap[child]->rn.due_us)
             child++;
-        if (r->heap[child]->due_us >= lk->due_us)
+        if (r->heap[child]->rn.due_us >= lk->rn.due_us)
             break;
         heap_set(r, i, r->heap[child]);
         i = child;
@@ -119,34 +119,106 @@ static int heap_push(redislock__renewer *r, redislock *lk)
         r->cap = cap;
     }
     r->heap[r->n] = lk;
-    lk->heap_idx = r->n++;
-    sift_up(r, lk->heap_idx);
+    lk->rn.heap_idx = r->n++;
+    sift_up(r, lk->rn.heap_idx);
     return 0;
 }
 
 static void heap_remove(redislock__renewer *r, redislock *lk)
 {
-    size_t i = lk->heap_idx;
+    size_t i = lk->rn.heap_idx;
     if (i == REDISLOCK__NOT_SCHEDULED)
         return;
-    lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
+    lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
     if (--r->n == i)
         return;
     heap_set(r, i, r->heap[r->n]);
     sift_down(r, i);
-    sift_up(r, r->heap[i]->heap_idx);
+    sift_up(r, r->heap[i]->rn.heap_idx);
 }
 
 /* ------------------------------------------------------------ renewal I/O */
 
+/* The renewer's kept connections go into f; a broken one, or one from
+ * before a fork, is dropped.  A kept connection stays in conns[] during the
+ * batch (it is still the renewer's: the stats count it, and a fork child
+ * closes its copy); a dropped one leaves at once.  Stored atomically:
+ * redislock__renew_get_stats() reads it. */
+static void take_conns(redislock__renewer *r, redislock__fanout *f)
+{
+    size_t m;
+    for (m = 0; m < r->c->nmasters; m++) {
+        redislock__conn *conn = r->conns[m];
+        if (conn && (conn->broken || conn->gen != redislock__fork_gen())) {
+            redislock__pool_put(conn);
+            conn = NULL;
+        }
+        f->conns[m] = conn;
+        if (!conn)
+            __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
+    }
+}
+
+/* After the batch: keep the connections that worked, drop the others. */
+static void keep_conns(redislock__renewer *r, redislock__fanout *f, size_t n)
+{
+    size_t m;
+    for (m = 0; m < r->c->nmasters; m++) {
+        if (f->conns[m])
+            __atomic_add_fetch(&r->st.round_trips, 1, __ATOMIC_RELAXED);
+        if (f->rc[m])
+            redislock__log(r->c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
+                           f->err[m]);
+        if (f->conns[m] && !f->rc[m] && !f->conns[m]->broken) { /* kept */
+            __atomic_store_n(&r->conns[m], f->conns[m], __ATOMIC_RELAXED);
+        } else {
+            __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
+            redislock__pool_put(f->conns[m]);
+        }
+        f->conns[m] = NULL;
+    }
+}
+
+/* What the masters' answers to the renewal of item i (of n) mean: renewed
+ * by a quorum within the validity, gone or taken on a quorum, no quorum
+ * possible, or to be retried. */
+static int tally(const redislock_client *c, const redislock__fanout *f, size_t n,
+                 size_t i, const redislock *lk, int64_t sent)
+{
+    size_t ok = 0, gone = 0, other = 0, retry = 0, m;
+    for (m = 0; m < c->nmasters; m++) {
+        const redisReply *rep = f->replies[m * n + i];
+        if (f->rc[m] || !rep || rep->type != REDIS_REPLY_INTEGER) {
+            if (!f->rc[m] && rep && rep->type == REDIS_REPLY_ERROR)
+                redislock__log(c, REDISLOCK_LOG_WARN, "renewal of a lock: %s", rep->str);
+            retry++;
+        } else if (rep->integer == 0) {
+            ok++;
+        } else if (rep->integer == 3) {
+            other++;
+        } else {
+            gone++;
+        }
+    }
+    if (ok >= c->quorum &&
+        redislock__now_us() < redislock__valid_until(c, sent, lk->expire_ms))
+        return RENEW_OK;
+    if (gone >= c->quorum)
+        return RENEW_GONE;
+    if (other >= c->quorum)
+        return RENEW_OTHER;
+    if (ok + retry < c->quorum)
+        return RENEW_NOQUORUM;
+    return RENEW_RETRY;
+}
+
 /* Renew a batch: one pipeline per master, all masters at once, on the
- * renewer's own connections.  Sets each item's result: renewed with a quorum
- * (within the validity), gone or taken on a quorum, no quorum possible, or
- * to be retried. */
+ * renewer's own connections, by the earliest local expiry among them.
+ * Sets each item's result (see tally()). */
 static void renew_batch(redislock__renewer *r, item *items, size_t n)
 {
     redislock_client *c = r->c;
-    size_t nm = c->nmasters, i, m;
+    size_t i;
     redislock__fanout f;
     redislock__call *calls = redislock__calloc(n, sizeof *calls);
     redislock__call **callp = redislock__calloc(n, sizeof *callp);
@@ -154,34 +226,16 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
 
     for (i = 0; i < n; i++) {
         items[i].result = RENEW_RETRY;
-        deadline = redislock__min_deadline(
-            deadline, __atomic_load_n(&items[i].lk->expires_us, __ATOMIC_SEQ_CST));
+        deadline = redislock__min_deadline(deadline, redislock__expiry(items[i].lk));
     }
-    if (!calls || !callp || redislock__fan_init(&f, nm, n)) {
+    if (!calls || !callp || redislock__fan_init(&f, c->nmasters, n)) {
         redislock__log(c, REDISLOCK_LOG_ERROR, "renewal: out of memory");
         redislock__free(calls);
         redislock__free(callp);
         return;
     }
-    for (m = 0; m < nm; m++) {
-        redislock__conn *conn = r->conns[m];
-        if (conn && (conn->broken || conn->gen != redislock__fork_gen())) {
-            redislock__pool_put(conn);
-            conn = NULL;
-        }
-        f.conns[m] = conn;
-        /* A kept connection stays in conns[] during the batch (it is still
-         * the renewer's: the stats count it, and a fork child closes its
-         * copy); a dropped one leaves at once.  Stored atomically:
-         * redislock__renew_get_stats() reads it. */
-        if (!conn)
-            __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
-    }
-    redislock__fan_connect(
-        &f, c,
-        redislock__min_deadline(redislock__after_ms(nm > 1 ? c->master_timeout_ms
-                                                           : c->connect_timeout_ms),
-                                deadline));
+    take_conns(r, &f);
+    redislock__fan_connect(&f, c, redislock__step_deadline(c, 1, deadline));
     for (i = 0; i < n; i++) {
         redislock *lk = items[i].lk;
         redislock__call_init(&calls[i], &redislock__script_renew);
@@ -191,55 +245,11 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         callp[i] = &calls[i];
     }
     sent = redislock__now_us();
-    redislock__fan_calls(&f, callp,
-                         nm > 1 ? redislock__min_deadline(
-                                      redislock__after_ms(c->master_timeout_ms), deadline)
-                                : redislock__io_deadline(c, deadline));
-    for (m = 0; m < nm; m++) {
-        if (f.conns[m])
-            __atomic_add_fetch(&r->st.round_trips, 1, __ATOMIC_RELAXED);
-        if (f.rc[m])
-            redislock__log(c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
-                           f.err[m]);
-        if (f.conns[m] && !f.rc[m] && !f.conns[m]->broken) { /* kept */
-            __atomic_store_n(&r->conns[m], f.conns[m], __ATOMIC_RELAXED);
-        } else {
-            __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
-            redislock__pool_put(f.conns[m]);
-        }
-        f.conns[m] = NULL;
-    }
+    redislock__fan_calls(&f, callp, redislock__step_deadline(c, 0, deadline));
+    keep_conns(r, &f, n);
     for (i = 0; i < n; i++) {
-        size_t ok = 0, gone = 0, other = 0, retry = 0;
-        redislock *lk = items[i].lk;
-        for (m = 0; m < nm; m++) {
-            const redisReply *rep = f.replies[m * n + i];
-            if (f.rc[m] || !rep || rep->type != REDIS_REPLY_INTEGER) {
-                if (!f.rc[m] && rep && rep->type == REDIS_REPLY_ERROR)
-                    redislock__log(c, REDISLOCK_LOG_WARN, "renewal of a lock: %s",
-                                   rep->str);
-                retry++;
-            } else if (rep->integer == 0) {
-                ok++;
-            } else if (rep->integer == 3) {
-                other++;
-            } else {
-                gone++;
-            }
-        }
         items[i].sent_us = sent;
-        if (ok >= c->quorum &&
-            (nm == 1 || redislock__now_us() <
-                            redislock__valid_until(c, sent, lk->expire_ms)))
-            items[i].result = RENEW_OK;
-        else if (gone >= c->quorum)
-            items[i].result = RENEW_GONE;
-        else if (other >= c->quorum)
-            items[i].result = RENEW_OTHER;
-        else if (ok + retry < c->quorum)
-            items[i].result = RENEW_NOQUORUM;
-        else
-            items[i].result = RENEW_RETRY;
+        items[i].result = tally(c, &f, n, i, items[i].lk, sent);
         redislock__call_free(&calls[i]);
     }
     redislock__fan_free(&f);
@@ -249,13 +259,13 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
 
 static void unlink_handle(redislock__renewer *r, redislock *lk)
 {
-    if (lk->renew_prev)
-        lk->renew_prev->renew_next = lk->renew_next;
+    if (lk->rn.prev)
+        lk->rn.prev->rn.next = lk->rn.next;
     else
-        r->all = lk->renew_next;
-    if (lk->renew_next)
-        lk->renew_next->renew_prev = lk->renew_prev;
-    lk->renew_registered = 0;
+        r->all = lk->rn.next;
+    if (lk->rn.next)
+        lk->rn.next->rn.prev = lk->rn.prev;
+    lk->rn.registered = 0;
 }
 
 /* ---------------------------------------------------------------- thread */
@@ -299,7 +309,7 @@ static void check_all_now(redislock__renewer *r)
     int64_t now = redislock__now_us();
     size_t i;
     for (i = 0; i < r->n; i++) /* all equal: still a heap */
-        r->heap[i]->due_us = now;
+        r->heap[i]->rn.due_us = now;
 }
 
 /* While locks are scheduled, keep a connection to every master open (the
@@ -375,14 +385,14 @@ static int apply(redislock__renewer *r, item *it)
     redislock *lk = it->lk;
     int64_t now, expires;
     int reason = 0;
-    if (lk->renew_gen != it->gen)
+    if (lk->rn.gen != it->gen)
         return 0; /* released (or released and taken again) meanwhile */
     switch (it->result) {
     case RENEW_OK:
         expires = redislock__valid_until(r->c, it->sent_us, lk->expire_ms);
         redislock__set_expiry(lk, expires);
-        lk->backoff_ms = 0;
-        lk->due_us = it->sent_us + lk->renew_interval_ms * 1000;
+        lk->rn.backoff_ms = 0;
+        lk->rn.due_us = it->sent_us + lk->rn.interval_ms * 1000;
         r->st.renewals++;
         break;
     case RENEW_GONE:
@@ -403,11 +413,11 @@ static int apply(redislock__renewer *r, item *it)
                                         : REDISLOCK_LOST_EXPIRED;
             break;
         }
-        lk->backoff_ms = lk->backoff_ms ? (lk->backoff_ms >= 100 ? 200 : lk->backoff_ms * 2)
+        lk->rn.backoff_ms = lk->rn.backoff_ms ? (lk->rn.backoff_ms >= 100 ? 200 : lk->rn.backoff_ms * 2)
                                         : 10;
-        lk->due_us = now + (int64_t)lk->backoff_ms * 1000;
-        if (lk->due_us > expires)
-            lk->due_us = expires; /* then it is found expired */
+        lk->rn.due_us = now + (int64_t)lk->rn.backoff_ms * 1000;
+        if (lk->rn.due_us > expires)
+            lk->rn.due_us = expires; /* then it is found expired */
     }
     if (reason) {
         r->st.lost++;
@@ -436,16 +446,16 @@ static void *run(void *arg)
             continue;
         }
         now = redislock__now_us();
-        if (r->heap[0]->due_us > now) {
-            ensure_conns(r, r->heap[0]->due_us);
-            if (r->n && r->heap[0]->due_us > redislock__now_us())
-                wait_until(r, r->heap[0]->due_us);
+        if (r->heap[0]->rn.due_us > now) {
+            ensure_conns(r, r->heap[0]->rn.due_us);
+            if (r->n && r->heap[0]->rn.due_us > redislock__now_us())
+                wait_until(r, r->heap[0]->rn.due_us);
             continue;
         }
-        window = r->heap[0]->renew_interval_ms * 1000 / WINDOW_DIVISOR;
+        window = r->heap[0]->rn.interval_ms * 1000 / WINDOW_DIVISOR;
         if (window > WINDOW_MAX_US)
             window = WINDOW_MAX_US;
-        while (r->n && r->heap[0]->due_us <= now + window) {
+        while (r->n && r->heap[0]->rn.due_us <= now + window) {
             redislock *lk = r->heap[0];
             if (n == cap) {
                 size_t ncap = cap ? cap * 2 : 64;
@@ -456,9 +466,9 @@ static void *run(void *arg)
                 cap = ncap;
             }
             heap_remove(r, lk);
-            lk->in_flight = 1;
+            lk->rn.in_flight = 1;
             items[n].lk = lk;
-            items[n].gen = lk->renew_gen;
+            items[n].gen = lk->rn.gen;
             items[n].result = RENEW_RETRY;
             n++;
         }
@@ -475,22 +485,22 @@ static void *run(void *arg)
         pthread_mutex_lock(&r->mu);
         for (i = 0; i < n; i++)
             if (!apply(r, &items[i]))
-                items[i].lk->in_flight = 0, items[i].lk = NULL;
+                items[i].lk->rn.in_flight = 0, items[i].lk = NULL;
         pthread_mutex_unlock(&r->mu);
         /* callbacks of the locks lost now, outside the mutex */
         for (i = 0; i < n; i++) {
             redislock *lk = items[i].lk;
-            if (lk && lk->on_lost)
-                lk->on_lost(lk, __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST),
-                            lk->on_lost_userdata);
+            if (lk && lk->rn.on_lost)
+                lk->rn.on_lost(lk, __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST),
+                            lk->rn.on_lost_userdata);
         }
         pthread_mutex_lock(&r->mu);
         for (i = 0; i < n; i++) {
             redislock *lk = items[i].lk;
             if (!lk)
                 continue;
-            lk->in_flight = 0;
-            if (lk->free_pending) {
+            lk->rn.in_flight = 0;
+            if (lk->rn.free_pending) {
                 unlink_handle(r, lk);
                 pthread_mutex_unlock(&r->mu);
                 redislock__lock_destroy(lk);
@@ -559,9 +569,9 @@ void redislock__renewer_free(redislock__renewer *r)
     if (r->running)
         pthread_join(r->thread, NULL);
     /* the handles outlive the client: they must not reach back to it */
-    for (lk = r->all; lk; lk = lk->renew_next) {
-        lk->renew_registered = 0;
-        lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
+    for (lk = r->all; lk; lk = lk->rn.next) {
+        lk->rn.registered = 0;
+        lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
     }
     for (i = 0; i < r->c->nmasters; i++)
         redislock__pool_put(r->conns[i]);
@@ -581,24 +591,24 @@ int redislock__renew_add(redislock *lk)
     pthread_mutex_lock(&r->mu);
     if (!r->running && (rc = start(r)))
         goto out;
-    if (!lk->renew_registered) {
-        lk->renew_prev = NULL;
-        lk->renew_next = r->all;
+    if (!lk->rn.registered) {
+        lk->rn.prev = NULL;
+        lk->rn.next = r->all;
         if (r->all)
-            r->all->renew_prev = lk;
+            r->all->rn.prev = lk;
         r->all = lk;
-        lk->renew_registered = 1;
-        lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
+        lk->rn.registered = 1;
+        lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
     }
-    lk->renew_gen++;
-    lk->backoff_ms = 0;
+    lk->rn.gen++;
+    lk->rn.backoff_ms = 0;
     heap_remove(r, lk);
-    lk->due_us = redislock__now_us() + lk->renew_interval_ms * 1000;
+    lk->rn.due_us = redislock__now_us() + lk->rn.interval_ms * 1000;
     if ((rc = heap_push(r, lk))) {
         rc = redislock__err(REDISLOCK_ENOMEM, "out of memory scheduling a renewal");
         goto out;
     }
-    top = lk->heap_idx == 0;
+    top = lk->rn.heap_idx == 0;
     if (top)
         wake(r);
 out:
@@ -610,10 +620,10 @@ void redislock__renew_resume(redislock *lk, int64_t sent_us, int64_t ttl_ms)
 {
     redislock__renewer *r;
     int64_t interval_us;
-    if (!lk->renew_registered)
+    if (!lk->rn.registered)
         return;
     r = lk->c->renewer;
-    interval_us = lk->renew_interval_ms * 1000;
+    interval_us = lk->rn.interval_ms * 1000;
     /* a shorter TTL than the expiry needs its renewal sooner */
     if (ttl_ms > 0 && ttl_ms * 1000 / 3 < interval_us)
         interval_us = ttl_ms * 1000 / 3;
@@ -621,10 +631,10 @@ void redislock__renew_resume(redislock *lk, int64_t sent_us, int64_t ttl_ms)
     /* A renewal still in flight has an older generation: its result will
      * be ignored, and the lock is scheduled here (the thread runs one batch
      * at a time, so it cannot be taken twice). */
-    if (lk->heap_idx == REDISLOCK__NOT_SCHEDULED) {
-        lk->backoff_ms = 0;
-        lk->due_us = sent_us + interval_us;
-        if (heap_push(r, lk) == 0 && lk->heap_idx == 0)
+    if (lk->rn.heap_idx == REDISLOCK__NOT_SCHEDULED) {
+        lk->rn.backoff_ms = 0;
+        lk->rn.due_us = sent_us + interval_us;
+        if (heap_push(r, lk) == 0 && lk->rn.heap_idx == 0)
             wake(r);
     }
     pthread_mutex_unlock(&r->mu);
@@ -633,11 +643,11 @@ void redislock__renew_resume(redislock *lk, int64_t sent_us, int64_t ttl_ms)
 void redislock__renew_remove(redislock *lk)
 {
     redislock__renewer *r;
-    if (!lk->renew_registered)
+    if (!lk->rn.registered)
         return;
     r = lk->c->renewer;
     pthread_mutex_lock(&r->mu);
-    lk->renew_gen++;
+    lk->rn.gen++;
     heap_remove(r, lk);
     pthread_mutex_unlock(&r->mu);
 }
@@ -647,19 +657,19 @@ int redislock__renew_detach(redislock *lk)
 {
     redislock__renewer *r;
     int deferred = 0;
-    if (!lk->renew_registered)
+    if (!lk->rn.registered)
         return 0;
     r = lk->c->renewer;
     pthread_mutex_lock(&r->mu);
-    lk->renew_gen++;
+    lk->rn.gen++;
     heap_remove(r, lk);
-    if (lk->in_flight && r->running && pthread_equal(pthread_self(), r->thread)) {
+    if (lk->rn.in_flight && r->running && pthread_equal(pthread_self(), r->thread)) {
         /* its own lost-callback frees it: the thread frees it afterwards */
-        lk->free_pending = 1;
+        lk->rn.free_pending = 1;
         deferred = 1;
     } else {
         /* a renewal or callback may still use lk: wait for it */
-        while (lk->in_flight)
+        while (lk->rn.in_flight)
             pthread_cond_wait(&r->done_cv, &r->mu);
         unlink_handle(r, lk);
     }
@@ -691,9 +701,9 @@ void redislock__renew_fork_child(redislock__renewer *r)
     r->running = 0;
     r->stop = 0;
     r->n = 0;
-    for (lk = r->all; lk; lk = lk->renew_next) {
-        lk->heap_idx = REDISLOCK__NOT_SCHEDULED;
-        lk->in_flight = 0;
+    for (lk = r->all; lk; lk = lk->rn.next) {
+        lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
+        lk->rn.in_flight = 0;
     }
     for (i = 0; i < r->c->nmasters; i++) {
         redislock__conn_close(r->conns[i]); /* the child's copy of the fd */

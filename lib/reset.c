@@ -202,8 +202,8 @@ static int reset_all_master(redislock_client *c, redislock__master *m,
             break;
     }
     if (rc == REDISLOCK_ETIMEDOUT)
-        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %d ms", m->ep.addr,
-                            c->command_timeout_ms);
+        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %lld ms", m->ep.addr,
+                            (long long)c->command_timeout_ms);
     redislock__pool_put(conn);
     return rc;
 }

@@ -15,6 +15,10 @@
  * use atomics only. */
 #include "internal.h"
 
+#include <hiredis.h>
+#include <stdio.h>
+#include <string.h>
+
 static void store_held(redislock *lk, int v)
 {
     __atomic_store_n(&lk->held, v, __ATOMIC_SEQ_CST);
@@ -67,12 +71,17 @@ int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms)
     return ttl_ms * c->drift_ppm / 1000 + REDISLOCK__DRIFT_FIXED_US;
 }
 
-int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
-                               int64_t ttl_ms)
+int64_t redislock__local_expiry(int64_t drift_ppm, int64_t sent_us, int64_t ttl_ms)
 {
     if (ttl_ms < 0)
         return 0; /* no expiry (a TTL of 0 is a key about to expire) */
-    return sent_us + ttl_ms * 1000 - redislock__drift_us(c, ttl_ms);
+    return sent_us + ttl_ms * 1000 - (ttl_ms * drift_ppm / 1000 + REDISLOCK__DRIFT_FIXED_US);
+}
+
+int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
+                               int64_t ttl_ms)
+{
+    return redislock__local_expiry(c->drift_ppm, sent_us, ttl_ms);
 }
 
 int redislock_held(const redislock *lk)
@@ -100,4 +109,75 @@ int64_t redislock_validity_ms(const redislock *lk)
         return -1;
     left = (expires - redislock__now_us()) / 1000;
     return left > 0 ? left : 0;
+}
+
+/* ------------------------------------------- messages and handle memory */
+
+int redislock__finish(redislock *lk, int rc)
+{
+    if (rc < 0)
+        snprintf(lk->errmsg, sizeof lk->errmsg, "%s", redislock_last_error());
+    else
+        lk->errmsg[0] = '\0';
+    return rc;
+}
+
+const char *redislock__qname(const redislock *lk, char *buf, size_t len)
+{
+    return redislock__quote(lk->name, lk->namelen, buf, len);
+}
+
+void redislock__copy_owner(char *dst, const struct redisReply *r, int *truncated)
+{
+    size_t n = 0;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        n = r->len > REDISLOCK_ID_MAX ? REDISLOCK_ID_MAX : r->len;
+        memcpy(dst, r->str, n);
+        if (truncated)
+            *truncated = r->len > REDISLOCK_ID_MAX;
+    }
+    dst[n] = '\0';
+}
+
+void redislock__lock_destroy(redislock *lk)
+{
+    redislock__free(lk->name);
+    redislock__free(lk->key);
+    redislock__free(lk->sig);
+    redislock__free(lk->id);
+    redislock__free(lk);
+}
+
+const char *redislock_lost_reason_string(int reason)
+{
+    switch (reason) {
+    case 0:
+        return "not lost";
+    case REDISLOCK_LOST_GONE:
+        return "the lock key vanished (expired or reset)";
+    case REDISLOCK_LOST_OTHER_OWNER:
+        return "another owner holds the lock";
+    case REDISLOCK_LOST_EXPIRED:
+        return "the expiry passed before a renewal succeeded";
+    case REDISLOCK_LOST_NO_QUORUM:
+        return "fewer than a quorum of masters renewed the lock";
+    default:
+        return "unknown reason";
+    }
+}
+
+void redislock__note_masters(redislock *lk, const redislock__fanout *f)
+{
+    size_t i, o = 0;
+    lk->master_errors[0] = '\0';
+    for (i = 0; i < f->n; i++) {
+        int n;
+        if (!f->rc[i])
+            continue;
+        n = snprintf(lk->master_errors + o, sizeof lk->master_errors - o, "%s%s",
+                     o ? "\n" : "", f->err[i]);
+        if (n < 0 || (size_t)n >= sizeof lk->master_errors - o)
+            break;
+        o += (size_t)n;
+    }
 }

@@ -17,9 +17,7 @@
  * (Redis < 5, or denied by ACL) fall back to the server's own timeout. */
 #include "internal.h"
 
-#include <errno.h>
 #include <hiredis.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,11 +26,6 @@
  * silently vanished server can go unnoticed. */
 #define MAX_BLOCK_US (60 * 1000000LL)
 
-int64_t redislock__slack_us(const redislock_client *c)
-{
-    int64_t ms = c->command_timeout_ms < 250 ? c->command_timeout_ms : 250;
-    return ms * 1000;
-}
 
 static void format_timeout(const redislock__master *m, int64_t wait_us,
                            char *buf, size_t len)
@@ -49,51 +42,40 @@ static void format_timeout(const redislock__master *m, int64_t wait_us,
 /* Per connection: what is still expected from it. */
 enum { EXPECT_ID, EXPECT_BLPOP, DONE };
 
+/* When a pump of the wait stops (besides the deadline). */
+enum { UNTIL_FIRST_BLPOP, UNTIL_IDS_KNOWN, UNTIL_ALL_DONE };
+
 typedef struct waiter {
     redislock__fanout *f;
     int unblocking;            /* the connections are CLIENT UNBLOCK helpers */
+    int until;                 /* UNTIL_* of the pump running now */
+    int blpops_answered;       /* BLPOP replies read so far */
     int stage[REDISLOCK__MAX_MASTERS];
     int popped[REDISLOCK__MAX_MASTERS];
 } waiter;
 
-/* When pump() stops. */
-enum { UNTIL_FIRST_BLPOP, UNTIL_IDS_KNOWN, UNTIL_ALL_DONE };
-
-static void fail(redislock__fanout *f, size_t i, int rc)
-{
-    f->rc[i] = rc;
-    snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
-    f->conns[i]->broken = 1;
-}
-
-/* Handle one reply on connection i; 1 when it was the BLPOP's. */
-static int on_reply(waiter *w, size_t i, redisReply *r)
+static void on_client_id(waiter *w, size_t i, const redisReply *r)
 {
     redislock__conn *c = w->f->conns[i];
     redislock__master *m = c->m;
-    if (w->unblocking) {
-        w->stage[i] = DONE;
-        if (r->type == REDIS_REPLY_ERROR)
-            fail(w->f, i, redislock__conn_reply_error(c, r, "CLIENT UNBLOCK"));
-        freeReplyObject(r);
-        return 0;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+        c->client_id = r->integer;
+    } else {
+        c->client_id = -1;
+        __atomic_store_n(&m->no_unblock, 1, __ATOMIC_RELAXED);
+        redislock__log(m->client, REDISLOCK_LOG_INFO,
+                       "redis %s: no CLIENT ID (%s); waits end on the "
+                       "server's timeout", m->ep.addr,
+                       r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
     }
-    if (w->stage[i] == EXPECT_ID) {
-        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
-            c->client_id = r->integer;
-        } else {
-            c->client_id = -1;
-            __atomic_store_n(&m->no_unblock, 1, __ATOMIC_RELAXED);
-            redislock__log(m->client, REDISLOCK_LOG_INFO,
-                           "redis %s: no CLIENT ID (%s); waits end on the "
-                           "server's timeout", m->ep.addr,
-                           r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
-        }
-        w->stage[i] = EXPECT_BLPOP;
-        freeReplyObject(r);
-        return 0;
-    }
+    w->stage[i] = EXPECT_BLPOP;
+}
+
+static void on_blpop(waiter *w, size_t i, const redisReply *r)
+{
+    redislock__master *m = w->f->conns[i]->m;
     w->stage[i] = DONE;
+    w->blpops_answered++;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         w->popped[i] = 1;
     } else if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "timeout is not")) {
@@ -102,81 +84,55 @@ static int on_reply(waiter *w, size_t i, redisReply *r)
         redislock__log(m->client, REDISLOCK_LOG_INFO,
                        "redis %s: BLPOP wants whole seconds (Redis < 6)", m->ep.addr);
     } else if (r->type != REDIS_REPLY_NIL) {
-        fail(w->f, i, redislock__conn_reply_error(c, r, "BLPOP"));
+        redislock__fan_reply_fail(w->f, i, r, "BLPOP");
+        w->f->conns[i]->broken = 1;
     }
-    freeReplyObject(r);
-    return 1;
 }
 
-static int ids_known(const waiter *w)
+/* The pump's handlers. */
+static void on_reply(void *ctx, size_t i, redisReply *r)
 {
+    waiter *w = ctx;
+    if (w->unblocking) {
+        w->stage[i] = DONE;
+        if (r->type == REDIS_REPLY_ERROR) {
+            redislock__fan_reply_fail(w->f, i, r, "CLIENT UNBLOCK");
+            w->f->conns[i]->broken = 1;
+        }
+    } else if (w->stage[i] == EXPECT_ID) {
+        on_client_id(w, i, r);
+    } else {
+        on_blpop(w, i, r);
+    }
+    freeReplyObject(r);
+}
+
+static int wants(void *ctx, size_t i)
+{
+    const waiter *w = ctx;
+    return w->stage[i] != DONE;
+}
+
+static int done(void *ctx)
+{
+    const waiter *w = ctx;
     size_t i;
+    if (w->until == UNTIL_FIRST_BLPOP)
+        return w->blpops_answered > 0;
+    if (w->until != UNTIL_IDS_KNOWN)
+        return 0;
     for (i = 0; i < w->f->n; i++)
         if (w->stage[i] == EXPECT_ID && !w->f->rc[i])
             return 0;
     return 1;
 }
 
-/* Poll every connection still expecting a reply and feed the replies to
- * on_reply(), until the deadline or the stop condition. */
+static const redislock__pump_ops wait_ops = { wants, on_reply, done };
+
 static void pump(waiter *w, int64_t deadline, int until)
 {
-    redislock__fanout *f = w->f;
-    struct pollfd pfd[REDISLOCK__MAX_MASTERS];
-    size_t idx[REDISLOCK__MAX_MASTERS], i, np;
-    int last = 0;
-    for (;;) {
-        int ms, r, answered = 0;
-        if (until == UNTIL_IDS_KNOWN && ids_known(w))
-            return;
-        np = 0;
-        for (i = 0; i < f->n; i++) {
-            redislock__conn *c = f->conns[i];
-            if (!c || f->rc[i] || w->stage[i] == DONE)
-                continue;
-            pfd[np].fd = c->fd;
-            pfd[np].events = POLLIN | (c->opos < c->olen ? POLLOUT : 0);
-            pfd[np].revents = 0;
-            idx[np++] = i;
-        }
-        if (np == 0 || last)
-            return;
-        /* past the deadline: one more pass for what has already arrived */
-        ms = redislock__poll_ms(deadline);
-        last = ms == 0;
-        r = poll(pfd, (nfds_t)np, ms);
-        if (r < 0 && errno == EINTR) {
-            last = 0; /* a signal: the wait and its deadline go on */
-            continue;
-        }
-        if (r < 0) {
-            for (i = 0; i < np; i++)
-                fail(f, idx[i], redislock__conn_io_error(f->conns[idx[i]], errno, "poll"));
-            return;
-        }
-        for (i = 0; i < np; i++) {
-            size_t m = idx[i];
-            redislock__conn *c = f->conns[m];
-            int rc = 0;
-            if (!pfd[i].revents)
-                continue;
-            if ((pfd[i].revents & POLLOUT) && (rc = redislock__conn_flush_nb(c)) < 0) {
-                fail(f, m, rc);
-                continue;
-            }
-            while (w->stage[m] != DONE && !f->rc[m]) {
-                redisReply *rep = NULL;
-                rc = redislock__conn_read_nb(c, &rep);
-                if (rc <= 0)
-                    break;
-                answered |= on_reply(w, m, rep);
-            }
-            if (rc < 0)
-                fail(f, m, rc);
-        }
-        if (answered && until == UNTIL_FIRST_BLPOP)
-            return;
-    }
+    w->until = until;
+    redislock__pump(w->f, deadline, &wait_ops, w);
 }
 
 /* An error reply that means CLIENT UNBLOCK will never work on this server:
@@ -237,16 +193,17 @@ static void cancel(waiter *w, int64_t hard)
         else if (helpers.conns[i] && !f->rc[i] && w->stage[i] != DONE &&
                  helpers.rc[i] && unblock_refused(helpers.err[i])) {
             /* the server refuses the command for good (ACL, unknown) */
-            __atomic_store_n(&f->conns[i]->m->no_unblock, 1, __ATOMIC_RELAXED);
-            redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_INFO,
+            redislock__master *m = helpers.conns[i]->m;
+            __atomic_store_n(&m->no_unblock, 1, __ATOMIC_RELAXED);
+            redislock__log(m->client, REDISLOCK_LOG_INFO,
                            "redis %s: CLIENT UNBLOCK refused (%s); waits end on the "
-                           "server's timeout", f->conns[i]->m->ep.addr, helpers.err[i]);
+                           "server's timeout", m->ep.addr, helpers.err[i]);
         } else if (helpers.conns[i] && helpers.rc[i]) {
             /* anything else (a connection refused at maxclients, a broken
              * connection) is transient: the next wait tries again */
-            redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_WARN,
+            redislock__log(helpers.conns[i]->m->client, REDISLOCK_LOG_WARN,
                            "redis %s: CLIENT UNBLOCK failed (%s); this wait ends "
-                           "on the server's timeout", f->conns[i]->m->ep.addr,
+                           "on the server's timeout", helpers.conns[i]->m->ep.addr,
                            helpers.err[i]);
         }
         redislock__pool_put(helpers.conns[i]);
@@ -294,7 +251,7 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
         if (!rc && (rc = redislock__conn_flush_nb(c)) > 0)
             rc = 0;
         if (rc) {
-            fail(f, i, rc);
+            redislock__fan_fail(f, i, rc);
             w.stage[i] = DONE;
             continue;
         }
@@ -314,8 +271,10 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     pump(&w, rest, UNTIL_ALL_DONE);
     for (i = 0; i < f->n; i++) {
         if (f->conns[i] && !f->rc[i] && w.stage[i] != DONE)
-            fail(f, i, redislock__err(REDISLOCK_EIO, "redis %s: no reply to BLPOP in time",
-                                      f->conns[i]->m->ep.addr));
+            redislock__fan_fail(f, i,
+                                redislock__err(REDISLOCK_EIO,
+                                               "redis %s: no reply to BLPOP in time",
+                                               f->conns[i]->m->ep.addr));
         popped[i] = w.popped[i];
         any_popped |= w.popped[i];
     }

@@ -98,6 +98,7 @@ int __wrap_redislock__pool_get(redislock__master *m, int64_t deadline,
         return redislock__err(REDISLOCK_ENOMEM, "out of memory");
     }
     c->fd = sv[0];
+    c->tr = &redislock__transport_plain;
     c->m = m;
     c->gen = redislock__fork_gen();
     *out = c;

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The layout a caller built against version 1 passes: it ends before
- * clock_drift_ppm.  Allocated alone, so that reading further is caught by
- * ASan and valgrind. */
+/* The layout a caller built against version 1 passes: int milliseconds,
+ * no clock_drift_ppm.  Allocated alone, so that reading further is caught
+ * by ASan and valgrind. */
 typedef struct v1_options {
     unsigned version;
     int connect_timeout_ms, command_timeout_ms;
@@ -28,12 +28,16 @@ static void test_version_1_options_are_read_no_further_than_version_1(void **sta
     redislock_client *c = NULL;
     (void)state;
     assert_non_null(o);
-    assert_true(sizeof *o <= offsetof(redislock_client_options, clock_drift_ppm) + 4);
     o->version = 1;
     o->command_timeout_ms = 123;
+    o->master_timeout_ms = 77;
+    o->log_level = REDISLOCK_LOG_INFO;
     assert_rl_ok(redislock_client_new(&c, "redis://127.0.0.1:1",
                                       (const redislock_client_options *)(void *)o));
     assert_int_equal(c->command_timeout_ms, 123);
+    assert_int_equal(c->master_timeout_ms, 77);
+    assert_int_equal(c->log_level, REDISLOCK_LOG_INFO);
+    assert_int_equal(c->connect_timeout_ms, 2000);
     assert_int_equal(c->drift_ppm, 10000); /* the default */
     redislock_client_free(c);
     free(o);

@@ -1,0 +1,124 @@
+/* What one acquire round means: a pure function of the masters' answers
+ * and the call's situation (no I/O, no clock, no randomness of its own), so
+ * that the quorum and validity rules read as one table and are tested from
+ * tables (tests/unit/test_decide.c).  acquire.c runs the steps it asks for.
+ *
+ * In order:
+ *   - one master that did not answer: ROUND_FAILED (retried or reported);
+ *   - a quorum granted ("taken" or "mine") and the validity, counted from
+ *     the round's send for the smallest TTL granted less the drift
+ *     allowance, is still ahead: HELD, or ALREADY when this owner id held it
+ *     before the call on every granting master (and no earlier reply of
+ *     ours was lost: then "mine" is our own grant);
+ *   - a quorum granted too late: undo what the round took, back off, retry;
+ *   - majority mode, not held: undo what this owner may hold;
+ *   - fewer than a quorum answered: NO_QUORUM;
+ *   - a try: BUSY; past the deadline: TIMED_OUT;
+ *   - nobody holds a quorum (a split vote): BACK_OFF for a random time;
+ *   - else WAIT for a wake-up, until the deadline or just past the
+ *     holders' smallest PTTL (a holder that died pushes no wake-up). */
+#include "internal.h"
+
+#include <string.h>
+
+static void count(const redislock__answers *a, int64_t expire_ms, redislock__decision *d)
+{
+    size_t i;
+    for (i = 0; i < a->n; i++) {
+        int s = a->state[i];
+        long long ttl = a->pttl[i];
+        if (s == REDISLOCK__ANS_FAILED) {
+            d->failed++;
+            continue;
+        }
+        if (s == REDISLOCK__ANS_BUSY) {
+            d->busy++;
+            if (ttl >= 0 && (d->min_pttl < 0 || ttl < d->min_pttl))
+                d->min_pttl = ttl;
+            continue;
+        }
+        /* "mine" keeps the key's own TTL, which may be shorter than the
+         * expiry: the grant is valid no longer than that */
+        if (s == REDISLOCK__ANS_TAKEN) {
+            d->taken++;
+            ttl = expire_ms > 0 ? (long long)expire_ms : -1;
+        } else {
+            d->mine++;
+        }
+        if (ttl >= 0 && (d->grant_ttl < 0 || ttl < d->grant_ttl))
+            d->grant_ttl = ttl;
+    }
+}
+
+/* Does one other owner hold a quorum?  (Then it is worth waiting for its
+ * release; otherwise it is a split vote.) */
+static void find_holder(const redislock__answers *a, redislock__decision *d)
+{
+    size_t i, j;
+    for (i = 0; i < a->n; i++) {
+        size_t k = 0;
+        if (a->state[i] != REDISLOCK__ANS_BUSY)
+            continue;
+        for (j = 0; j < a->n; j++)
+            if (a->state[j] == REDISLOCK__ANS_BUSY && !strcmp(a->owner[i], a->owner[j]))
+                k++;
+        if (k > d->holder_count) {
+            d->holder_count = k;
+            d->holder = k >= a->quorum ? (int)i : -1;
+        }
+    }
+}
+
+/* Not held: what next (no quorum, busy, timed out, back off, wait). */
+static void not_held(const redislock__answers *a, const redislock__decide_in *in,
+                     redislock__decision *d)
+{
+    int64_t now = in->now_us;
+    if (a->n > 1 && a->n - d->failed < a->quorum) {
+        d->verdict = REDISLOCK__NO_QUORUM;
+    } else if (in->timeout_ms == 0) {
+        d->verdict = REDISLOCK__BUSY;
+    } else if (now >= in->deadline) {
+        d->verdict = REDISLOCK__TIMED_OUT;
+    } else if ((a->n > 1 && d->holder < 0) || d->late) {
+        /* a random back-off breaks the symmetry between the contenders */
+        int64_t base = 3 * (a->end_us - a->sent_us);
+        int64_t pause = 1000 + (int64_t)(in->jitter % (uint32_t)(base > 10000 ? base : 10000));
+        d->verdict = REDISLOCK__BACK_OFF;
+        d->until = redislock__min_deadline(now + pause, in->deadline);
+    } else {
+        d->verdict = REDISLOCK__WAIT;
+        d->until = in->deadline;
+        if (d->min_pttl >= 0)
+            d->until = redislock__min_deadline(d->until, now + (d->min_pttl + 1) * 1000);
+    }
+}
+
+void redislock__decide(const redislock__answers *a, const redislock__decide_in *in,
+                       redislock__decision *d)
+{
+    memset(d, 0, sizeof *d);
+    d->min_pttl = -1;
+    d->grant_ttl = -1;
+    d->holder = -1;
+    count(a, in->expire_ms, d);
+    find_holder(a, d);
+    if (a->n == 1 && d->failed) {
+        d->verdict = REDISLOCK__ROUND_FAILED;
+        return;
+    }
+    if (d->taken + d->mine >= a->quorum) {
+        d->valid_until = redislock__local_expiry(in->drift_ppm, a->sent_us, d->grant_ttl);
+        if (d->valid_until == 0 || d->valid_until > in->now_us) {
+            d->verdict = d->taken == 0 && !in->uncertain ? REDISLOCK__ALREADY
+                                                         : REDISLOCK__HELD;
+            return;
+        }
+        d->late = 1; /* its validity ran out before the answers came */
+        d->valid_until = 0;
+    }
+    /* what this owner may hold: a late grant gives back only what this
+     * round took; in majority mode, everything not another owner's */
+    d->undo = d->late || (a->n > 1 && (d->taken || d->mine || d->failed));
+    not_held(a, in, d);
+}

@@ -1,0 +1,124 @@
+/* Client options: the caller's struct as its version laid it out, checked,
+ * and applied to a new client with the defaults. */
+#include "internal.h"
+
+#include <string.h>
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 2000
+#define DEFAULT_COMMAND_TIMEOUT_MS 2000
+#define DEFAULT_SIGNAL_EXPIRE_MS 1000
+#define DEFAULT_MAX_IDLE 8
+#define DEFAULT_MASTER_TIMEOUT_MS 50
+#define DEFAULT_DRIFT_PPM 10000
+#define MAX_DRIFT_PPM 500000
+/* No timeout longer than a day: a larger one is a mistake (and near
+ * INT64_MAX microseconds it would overflow). */
+#define MAX_TIMEOUT_MS (24LL * 3600 * 1000)
+
+/* Version 1's layout: int milliseconds, no clock_drift_ppm. */
+typedef struct options_v1 {
+    unsigned version;
+    int connect_timeout_ms, command_timeout_ms;
+    const char *key_prefix;
+    int hash_tag, signal_expire_ms, max_idle_connections;
+    const char *username, *password;
+    redislock_log_fn log;
+    void *log_userdata;
+    int log_level, master_timeout_ms;
+} options_v1;
+
+/* The caller's options in this version's layout; the fields its version
+ * does not have keep their defaults. */
+static void upgrade(const redislock_client_options *o, redislock_client_options *out)
+{
+    const options_v1 *v;
+    if (o->version >= 2) {
+        *out = *o;
+        return;
+    }
+    v = (const options_v1 *)(const void *)o;
+    out->connect_timeout_ms = v->connect_timeout_ms;
+    out->command_timeout_ms = v->command_timeout_ms;
+    out->key_prefix = v->key_prefix;
+    out->hash_tag = v->hash_tag;
+    out->signal_expire_ms = v->signal_expire_ms;
+    out->max_idle_connections = v->max_idle_connections;
+    out->username = v->username;
+    out->password = v->password;
+    out->log = v->log;
+    out->log_userdata = v->log_userdata;
+    out->log_level = v->log_level;
+    out->master_timeout_ms = v->master_timeout_ms;
+}
+
+static int check(const redislock_client_options *o)
+{
+    if (o->connect_timeout_ms < 0 || o->command_timeout_ms < 0 ||
+        o->master_timeout_ms < 0 || o->signal_expire_ms < 0)
+        return redislock__err(REDISLOCK_EINVAL, "a client timeout is negative");
+    if (o->connect_timeout_ms > MAX_TIMEOUT_MS || o->command_timeout_ms > MAX_TIMEOUT_MS ||
+        o->master_timeout_ms > MAX_TIMEOUT_MS || o->signal_expire_ms > MAX_TIMEOUT_MS)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "a client timeout is longer than a day (%lld ms)",
+                              MAX_TIMEOUT_MS);
+    if (o->max_idle_connections < 0)
+        return redislock__err(REDISLOCK_EINVAL, "max_idle_connections is negative");
+    if (o->log_level < 0 || o->log_level > REDISLOCK_LOG_DEBUG)
+        return redislock__err(REDISLOCK_EINVAL, "log_level %d is out of range",
+                              o->log_level);
+    if (o->clock_drift_ppm < -1 || o->clock_drift_ppm > MAX_DRIFT_PPM)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "clock_drift_ppm %d is out of range (-1 for none, 0 for "
+                              "the default of %d, at most %d)",
+                              o->clock_drift_ppm, DEFAULT_DRIFT_PPM, MAX_DRIFT_PPM);
+    if (o->key_prefix && strlen(o->key_prefix) > 256)
+        return redislock__err(REDISLOCK_EINVAL, "key_prefix is longer than 256 bytes");
+    return 0;
+}
+
+static char *dup_opt(const char *s, int *oom)
+{
+    char *d;
+    if (!s)
+        return NULL;
+    d = redislock__strdup(s);
+    if (!d)
+        *oom = 1;
+    return d;
+}
+
+static int64_t or_default(int64_t v, int64_t def)
+{
+    return v ? v : def;
+}
+
+int redislock__client_opts(redislock_client *c, const redislock_client_options *opts)
+{
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    int rc, oom = 0;
+    if (opts && opts->version > REDISLOCK_CLIENT_OPTIONS_VERSION)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "client options version %u is newer than this "
+                              "library (%d)",
+                              opts->version, REDISLOCK_CLIENT_OPTIONS_VERSION);
+    if (opts)
+        upgrade(opts, &o);
+    if ((rc = check(&o)))
+        return rc;
+    c->connect_timeout_ms = or_default(o.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
+    c->command_timeout_ms = or_default(o.command_timeout_ms, DEFAULT_COMMAND_TIMEOUT_MS);
+    c->master_timeout_ms = or_default(o.master_timeout_ms, DEFAULT_MASTER_TIMEOUT_MS);
+    c->signal_expire_ms = or_default(o.signal_expire_ms, DEFAULT_SIGNAL_EXPIRE_MS);
+    c->max_idle = o.max_idle_connections ? o.max_idle_connections : DEFAULT_MAX_IDLE;
+    c->drift_ppm = o.clock_drift_ppm < 0 ? 0 : or_default(o.clock_drift_ppm, DEFAULT_DRIFT_PPM);
+    c->hash_tag = o.hash_tag != 0;
+    c->log = o.log;
+    c->log_userdata = o.log_userdata;
+    c->log_level = o.log_level ? o.log_level : REDISLOCK_LOG_WARN;
+    c->key_prefix = dup_opt(o.key_prefix ? o.key_prefix : "", &oom);
+    c->username = dup_opt(o.username, &oom);
+    c->password = dup_opt(o.password, &oom);
+    if (oom)
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
+    return 0;
+}

@@ -1,0 +1,102 @@
+/* The one I/O loop over a set of connections, one per master (the libuv
+ * model: one poll(), many small reply handlers).  fan.c collects script
+ * replies with it, wait.c the CLIENT ID / BLPOP / CLIENT UNBLOCK replies of
+ * a wait. */
+#include "internal.h"
+
+#include <errno.h>
+#include <hiredis.h>
+#include <poll.h>
+#include <stdio.h>
+
+void redislock__fan_fail(redislock__fanout *f, size_t i, int rc)
+{
+    f->rc[i] = rc;
+    snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
+    if (f->conns[i])
+        f->conns[i]->broken = 1;
+}
+
+void redislock__fan_reply_fail(redislock__fanout *f, size_t i,
+                               const struct redisReply *r, const char *what)
+{
+    f->rc[i] = redislock__conn_reply_error(f->conns[i], r, what);
+    snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
+}
+
+/* The masters to poll now; pend[j] when one has bytes buffered already
+ * (then *ready: poll only looks, without waiting). */
+static size_t gather(redislock__fanout *f, const redislock__pump_ops *ops, void *ctx,
+                     struct pollfd *pfd, size_t *idx, int *pend, int *ready)
+{
+    size_t i, np = 0;
+    *ready = 0;
+    for (i = 0; i < f->n; i++) {
+        redislock__conn *c = f->conns[i];
+        if (!c || f->rc[i] || !ops->wants(ctx, i))
+            continue;
+        pfd[np].fd = c->fd;
+        pfd[np].events = redislock__conn_events(c);
+        pfd[np].revents = 0;
+        pend[np] = redislock__conn_pending(c);
+        *ready |= pend[np];
+        idx[np++] = i;
+    }
+    return np;
+}
+
+/* Send and read on master m's connection after poll() said revents. */
+static void serve(redislock__fanout *f, size_t m, short revents,
+                  const redislock__pump_ops *ops, void *ctx)
+{
+    redislock__conn *c = f->conns[m];
+    int rc = 0;
+    if ((revents & POLLOUT) && (rc = redislock__conn_flush_nb(c)) < 0) {
+        redislock__fan_fail(f, m, rc);
+        return;
+    }
+    while (!f->rc[m] && ops->wants(ctx, m)) {
+        struct redisReply *rep = NULL;
+        rc = redislock__conn_read_nb(c, &rep);
+        if (rc <= 0)
+            break;
+        ops->on_reply(ctx, m, rep);
+    }
+    if (rc < 0)
+        redislock__fan_fail(f, m, rc);
+}
+
+void redislock__pump(redislock__fanout *f, int64_t deadline,
+                     const redislock__pump_ops *ops, void *ctx)
+{
+    struct pollfd pfd[REDISLOCK__MAX_MASTERS];
+    size_t idx[REDISLOCK__MAX_MASTERS], i, np;
+    int pend[REDISLOCK__MAX_MASTERS], last = 0, ready;
+    for (;;) {
+        int ms, r;
+        if (ops->done && ops->done(ctx))
+            return;
+        np = gather(f, ops, ctx, pfd, idx, pend, &ready);
+        if (np == 0 || last)
+            return;
+        /* past the deadline: one more pass for what has already arrived */
+        ms = ready ? 0 : redislock__poll_ms(deadline);
+        last = ms == 0 && !ready;
+        r = poll(pfd, (nfds_t)np, ms);
+        if (r < 0 && errno == EINTR) {
+            last = 0; /* a signal: the wait and its deadline go on */
+            continue;
+        }
+        if (r < 0) {
+            int e = errno;
+            for (i = 0; i < np; i++)
+                redislock__fan_fail(f, idx[i],
+                                    redislock__conn_io_error(f->conns[idx[i]], e, "poll"));
+            return;
+        }
+        for (i = 0; i < np; i++)
+            if (pfd[i].revents || pend[i])
+                serve(f, idx[i], (short)(pfd[i].revents | (pend[i] ? POLLIN : 0)), ops,
+                      ctx);
+    }
+}
