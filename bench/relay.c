@@ -59,7 +59,9 @@ static void *pump_main(void *arg)
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
             ;
         while (off < n) {
-            ssize_t w = write(p->fd[pm->to], buf + off, (size_t)(n - off));
+            /* MSG_NOSIGNAL: a peer that closed must not kill the benchmark
+             * with SIGPIPE */
+            ssize_t w = send(p->fd[pm->to], buf + off, (size_t)(n - off), MSG_NOSIGNAL);
             if (w < 0 && errno == EINTR)
                 continue;
             if (w <= 0)

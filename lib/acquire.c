@@ -236,15 +236,25 @@ static int single_failed(acq *q, int started)
     return rc;
 }
 
-/* Steps 1 and 2: a round and its verdict.  GO_ON when the loop continues
- * (to wait, or to try again), else the call's result. */
+static int follow(acq *q);
+
+/* Step 1: a round and its decision, then follow().  GO_ON when the loop
+ * continues (to wait, or to try again), else the call's result. */
 static int round_step(acq *q)
 {
     redislock *lk = q->lk;
     redislock__decide_in in;
-    char msg[600], nbuf[300], sum[600];
+    char msg[600];
     size_t i;
 
+    if (q->d.verdict == REDISLOCK__WAIT && redislock__now_us() >= q->hard) {
+        /* This thread got the processor back only after the time the call
+         * may take (a wait that ended by the deadline leaves the slack for
+         * one more round): the holder had it at the last round. */
+        describe_busy(q, (redislock__now_us() - q->start) / 1000, msg, sizeof msg);
+        q->busy_timeout = 1;
+        return redislock__err(REDISLOCK_ETIMEDOUT, "%s", msg);
+    }
     redislock__fan_reset(&q->f);
     redislock__fan_connect(&q->f, q->c, redislock__step_deadline(q->c, 1, q->hard));
     if (q->f.n == 1 && q->f.rc[0])
@@ -270,6 +280,15 @@ static int round_step(acq *q)
     if (q->d.verdict == REDISLOCK__ROUND_FAILED)
         return single_failed(q, 1);
     q->rec.until = 0;
+    return follow(q);
+}
+
+/* Step 2: do what the decision says.  GO_ON, or the call's result. */
+static int follow(acq *q)
+{
+    redislock *lk = q->lk;
+    char msg[600], nbuf[300], sum[600];
+
     switch (q->d.verdict) {
     case REDISLOCK__HELD:
         lk->uncertain = 0;
@@ -405,7 +424,8 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
      * a server that did not answer in time is an I/O error, whatever the
      * caller's timeout. */
     if (rc == REDISLOCK_ETIMEDOUT && !q.busy_timeout)
-        rc = redislock__err(REDISLOCK_EIO, "%s (command timeout %lld ms)",
-                            redislock_last_error(), (long long)q.c->command_timeout_ms);
+        rc = redislock__err(REDISLOCK_EIO, "%s (command timeout %lld ms, call timeout %lld ms)",
+                            redislock_last_error(), (long long)q.c->command_timeout_ms,
+                            (long long)q.timeout_ms);
     return rc;
 }
