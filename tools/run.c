@@ -1,6 +1,6 @@
 /* The main mode: acquire NAME (renewed automatically), run COMMAND, release
- * when it ends.  A lost lock is reported on stderr and COMMAND gets
- * --lost-signal (SIGTERM by default). */
+ * when it ends.  A lost lock is reported on stderr and COMMAND's process
+ * group gets --lost-signal (SIGTERM by default). */
 #include "tool.h"
 
 #include <signal.h>
@@ -27,9 +27,10 @@ static void report_lost(run_state *st, int running)
     const char *why = redislock_lost_reason_string(redislock_lost_reason(st->lk));
     st->lost = 1;
     if (running && cfg->lost_signal) {
-        rlt_err("lock %s was lost while COMMAND ran: %s; sending it signal %d (%s)",
+        rlt_err("lock %s was lost while COMMAND ran: %s; sending its process group "
+                "signal %d (%s)",
                 cfg->name, why, cfg->lost_signal, strsignal(cfg->lost_signal));
-        kill(st->pid, cfg->lost_signal);
+        rlt_child_signal(cfg->lost_signal);
     } else {
         rlt_err("lock %s was lost while COMMAND ran: %s", cfg->name, why);
     }
@@ -131,6 +132,7 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
         status = rlt_child_wait(st.pid, on_lost, &st);
     }
     release(&st);
+    rlt_child_done();
     redislock_free(st.lk);
     return st.lost && status == 0 ? RLT_EXIT_LOST : status;
 }

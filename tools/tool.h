@@ -69,12 +69,13 @@ int rlt_reset_all(const rlt_config *cfg, redislock_client *c);
 /* run.c: acquire, run COMMAND, release.  Returns the exit status. */
 int rlt_run(const rlt_config *cfg, redislock_client *c);
 
-/* child.c: COMMAND as a child process, with SIGINT/SIGTERM/SIGHUP forwarded
- * and lost-lock reports, through one self-pipe. */
+/* child.c: COMMAND as a child process in a process group of its own that
+ * dies with the tool, every catchable signal forwarded to that group, and
+ * lost-lock reports, through one self-pipe. */
 /* Install the handlers (call before acquiring): until rlt_signals_hold(),
- * one of those signals ends the tool as it would without handlers (a signal
- * that lands inside the acquire after the server granted the lock leaves it
- * to expire). */
+ * a signal ends the tool as it would without handlers (a signal that lands
+ * inside the acquire after the server granted the lock leaves it to
+ * expire). */
 int rlt_signals_init(void);
 /* The lock is held: from now on those signals are recorded, not fatal. */
 void rlt_signals_hold(void);
@@ -88,5 +89,10 @@ int rlt_child_start(const rlt_config *cfg, int *pid);
  * on_lost(arg) once.  Returns the child's status as an exit status (its
  * code, or 128 + signal). */
 int rlt_child_wait(int pid, void (*on_lost)(void *arg), void *arg);
+/* Send sig to COMMAND's whole process group (0: nothing). */
+void rlt_child_signal(int sig);
+/* After a normal end: COMMAND's group is no longer killed when the tool
+ * exits (processes COMMAND left in the background run on). */
+void rlt_child_done(void);
 
 #endif
