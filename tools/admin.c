@@ -4,20 +4,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
-
-/* An owner id written by another program may hold anything: print bytes
- * outside '!'..'~' (and the backslash) as \xHH so the line stays one
- * space-separated line. */
-static void put_owner(const char *s)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch > ' ' && ch < 127 && ch != '\\')
-            putchar(ch);
-        else
-            printf("\\x%02x", ch);
-    }
-}
+#include <string.h>
 
 int rlt_status(const rlt_config *cfg, redislock_client *c)
 {
@@ -41,12 +28,12 @@ int rlt_status(const rlt_config *cfg, redislock_client *c)
     redislock_free(lk);
     if (info.held) {
         fputs("held owner=", stdout);
-        put_owner(info.owner);
+        rlt_put_field(info.owner, strlen(info.owner));
         printf(" ttl_ms=%" PRId64 "\n", info.ttl_ms);
     } else {
         puts("free");
     }
-    return fflush(stdout) ? RLT_EXIT_OSERR : 0;
+    return rlt_flush_out();
 }
 
 int rlt_reset(const rlt_config *cfg, redislock_client *c)
@@ -58,7 +45,7 @@ int rlt_reset(const rlt_config *cfg, redislock_client *c)
     }
     if (!cfg->quiet)
         printf("removed %d\n", rc);
-    return fflush(stdout) ? RLT_EXIT_OSERR : 0;
+    return rlt_flush_out();
 }
 
 int rlt_reset_all(const rlt_config *cfg, redislock_client *c)
@@ -73,5 +60,5 @@ int rlt_reset_all(const rlt_config *cfg, redislock_client *c)
     }
     if (!cfg->quiet)
         printf("removed %" PRIu64 "\n", n);
-    return fflush(stdout) ? RLT_EXIT_OSERR : 0;
+    return rlt_flush_out();
 }

@@ -13,6 +13,7 @@ typedef struct run_state {
     redislock *lk;
     int pid;
     int lost;
+    char qname[1100]; /* the name for messages: one line whatever it holds */
 } run_state;
 
 /* On the renewal thread: only tell the main loop. */
@@ -29,10 +30,10 @@ static void report_lost(run_state *st, int running)
     if (running && cfg->lost_signal) {
         rlt_err("lock %s was lost while COMMAND ran: %s; sending its process group "
                 "signal %d (%s)",
-                cfg->name, why, cfg->lost_signal, strsignal(cfg->lost_signal));
+                st->qname, why, cfg->lost_signal, strsignal(cfg->lost_signal));
         rlt_child_signal(cfg->lost_signal);
     } else {
-        rlt_err("lock %s was lost while COMMAND ran: %s", cfg->name, why);
+        rlt_err("lock %s was lost while COMMAND ran: %s", st->qname, why);
     }
 }
 
@@ -57,16 +58,18 @@ static void host_prefix(char *buf, size_t size)
 }
 
 /* -1 when the lock is held, else the exit status (maybe 0 with -E 0). */
-static int acquire(const rlt_config *cfg, redislock *lk)
+static int acquire(const run_state *st)
 {
+    const rlt_config *cfg = st->cfg;
+    redislock *lk = st->lk;
     int64_t t0 = rlt_now_ms();
     int rc;
     if (cfg->timeout_ms != 0)
-        rlt_info(cfg, "waiting for lock %s (as %s)", cfg->name, redislock_id(lk));
+        rlt_info(cfg, "waiting for lock %s (as %s)", st->qname, redislock_id(lk));
     rc = redislock_acquire(lk, cfg->timeout_ms);
     switch (rc) {
     case REDISLOCK_OK:
-        rlt_info(cfg, "got lock %s as %s after %lld ms", cfg->name, redislock_id(lk),
+        rlt_info(cfg, "got lock %s as %s after %lld ms", st->qname, redislock_id(lk),
                  (long long)(rlt_now_ms() - t0));
         return -1;
     case REDISLOCK_EBUSY:
@@ -94,20 +97,21 @@ static void release(run_state *st)
         rlt_err("%s", redislock_errmsg(st->lk));
         st->lost = 1;
     } else if (rc) {
-        rlt_err("cannot release lock %s (it expires by itself): %s", cfg->name,
+        rlt_err("cannot release lock %s (it expires by itself): %s", st->qname,
                 redislock_errmsg(st->lk));
     } else {
-        rlt_info(cfg, "released lock %s", cfg->name);
+        rlt_info(cfg, "released lock %s", st->qname);
     }
 }
 
 int rlt_run(const rlt_config *cfg, redislock_client *c)
 {
     redislock_options o = REDISLOCK_OPTIONS_INIT;
-    run_state st = { cfg, NULL, 0, 0 };
+    run_state st = { cfg, NULL, 0, 0, "" };
     char prefix[160];
     int rc, status, sig;
 
+    rlt_quote(cfg->name, st.qname, sizeof st.qname);
     if ((status = rlt_signals_init()))
         return status;
     host_prefix(prefix, sizeof prefix);
@@ -120,7 +124,7 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
         rlt_err("%s", redislock_last_error());
         return rlt_exit_for(rc);
     }
-    if ((status = acquire(cfg, st.lk)) >= 0) {
+    if ((status = acquire(&st)) >= 0) {
         redislock_free(st.lk);
         return status;
     }

@@ -6,6 +6,7 @@
 
 #include <redislock.h>
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Exit statuses besides COMMAND's own (documented in redislock(1) and
@@ -54,6 +55,19 @@ void rlt_info(const rlt_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The exit status for a library error code that ends the tool. */
 int rlt_exit_for(int err);
+/* s for a message line: control bytes, '\\' and bytes above 126 as \xHH,
+ * cut with "..." to fit size. */
+const char *rlt_quote(const char *s, char *buf, size_t size);
+/* A field of an answer line on stdout: bytes outside '!'..'~' and '\\' as
+ * \xHH, so that the line stays one line of space-separated fields. */
+void rlt_put_field(const char *s, size_t len);
+/* Flush stdout: 0, or RLT_EXIT_OSERR after a message when the answer could
+ * not be written (a closed or full output). */
+int rlt_flush_out(void);
+/* At start: /dev/null on each of fds 0-2 that is closed, opened so that a
+ * use fails (so that no socket of ours becomes stdout).  0 or
+ * RLT_EXIT_OSERR. */
+int rlt_std_fds(void);
 /* CLOCK_MONOTONIC in ms. */
 int64_t rlt_now_ms(void);
 

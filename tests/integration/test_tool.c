@@ -319,6 +319,86 @@ static void test_tool_majority(void **state)
     ts_stop(&m[0]);
 }
 
+/* Error replies the server sent since the last CONFIG RESETSTAT: a tool
+ * line written into a Redis connection shows up here. */
+static long long error_replies(void)
+{
+    return ts_info(&tu_srv, "stats", "total_error_replies");
+}
+
+/* Standard descriptors closed at start: nothing the tool writes lands in a
+ * Redis connection that took the free descriptor (the issue: the "got lock"
+ * line went to the server, which answered with ERR), and an answer that
+ * cannot be written is a failure (71), not a success. */
+static void test_tool_closed_fds(void **state)
+{
+    tool_proc p;
+    ts_resetstat(&tu_srv);
+    tp_start_closed(&p, (const char *const[]){ "-v", "-u", URL, "job", "sleep", "0.3", NULL },
+                    7);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+    assert_int_equal(error_replies(), 0);
+    assert_int_equal(exists(&tu_srv, "lock:job"), 0);
+
+    /* --status with stdout closed: the answer is lost, so 71 */
+    tp_start_closed(&p, (const char *const[]){ "-u", URL, "--status", "job", NULL }, 2);
+    assert_int_not_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+    assert_int_equal(p.status, 71);
+    assert_true(tp_one_line(p.err.buf));
+    assert_non_null(strstr(p.err.buf, "standard output"));
+    assert_int_equal(error_replies(), 0);
+    tp_start_closed(&p, (const char *const[]){ "-u", URL, "--reset", "job", NULL }, 2);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 71);
+    /* ... but with -q there is no answer to lose */
+    tp_start_closed(&p, (const char *const[]){ "-q", "-u", URL, "--reset", "job", NULL }, 2);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+
+    /* stderr closed: the answer still comes, errors are only lost */
+    tp_start_closed(&p, (const char *const[]){ "-v", "-u", URL, "--reset", "job", NULL }, 4);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+    assert_string_equal(p.out.buf, "removed 0\n");
+    assert_int_equal(error_replies(), 0);
+
+    /* stdin closed: COMMAND sees it closed, not a socket of the tool */
+    tp_start_closed(&p,
+                    (const char *const[]){ "-u", URL, "job", "-c",
+                                           "if read l; then echo read; else echo eof; fi",
+                                           NULL },
+                    1);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+    assert_string_equal(p.out.buf, "eof\n");
+    assert_int_equal(error_replies(), 0);
+}
+
+/* A lock name with a newline and other control bytes stays on one line in
+ * the tool's own -v and lost-lock messages. */
+static void test_tool_quotes_names(void **state)
+{
+    tool_proc p;
+    char cmd[600];
+    const char *flag = tp_path("quote-done");
+    const char *name = "two\nlines\tand\x1b[1m";
+    const char *s;
+
+    snprintf(cmd, sizeof cmd, "echo ready; while [ ! -e '%s' ]; do sleep 0.02; done", flag);
+    TP_START(&p, "-v", "-u", URL, "-e", "1", "--lost-signal", "none", name, "-c", cmd);
+    assert_int_equal(tp_line(&p, 0, cmd, sizeof cmd, (int)TU_MS(5000)), 0);
+    assert_int_equal(ts_int(&tu_srv, "DEL %s", "lock:two\nlines\tand\x1b[1m"), 1);
+    do /* waiting, got, lost */
+        assert_int_equal(tp_line(&p, 1, cmd, sizeof cmd, (int)TU_MS(5000)), 0);
+    while (!strstr(cmd, "lost"));
+    touch(flag);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 75);
+    /* every line is the tool's, and the name is quoted in each */
+    for (s = p.err.buf; *s; s = strchr(s, '\n') + 1) {
+        if (strncmp(s, "redislock: ", 11))
+            fail_msg("a line that is not the tool's: '%s' (all: '%s')", s, p.err.buf);
+        const char *q = strstr(s, "two\\x0alines\\x09and\\x1b[1m");
+        assert_true(q && q < strchr(s, '\n'));
+    }
+    assert_non_null(strstr(p.err.buf, "got lock two\\x0alines"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +409,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_status, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_reset, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_majority, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_closed_fds, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_quotes_names, tu_setup, tp_teardown),
     };
     return cmocka_run_group_tests_name("tool", tests, tu_group_setup, tu_group_teardown);
 }
