@@ -199,8 +199,9 @@ typedef struct redislock_options {
     int64_t expire_ms;       /* lock expiry; 0 = never expires (the default) */
     const char *id;          /* owner id, printable ASCII without spaces,
                                 at most 255 bytes; default: random */
-    const char *id_prefix;   /* prefix of the random owner id, e.g. "hostA:";
-                                lets redislock_reset_all() clear one owner's
+    const char *id_prefix;   /* prefix of the random owner id, one per
+                                service and host, e.g. "billing@hostA:";
+                                lets redislock_reset_all() clear that owner's
                                 locks; ignored when id is set */
     int auto_renew;          /* 1: while held, push the expiry back every
                                 renew_interval_ms (needs expire_ms > 0) */

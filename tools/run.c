@@ -42,8 +42,11 @@ static void on_lost(void *arg)
     report_lost(arg, 1);
 }
 
-/* "<hostname>:" with anything an owner id may not hold replaced by '_', so
- * that --reset-all --owner-prefix "<hostname>:" clears one host's locks. */
+/* "redislock@<hostname>:" with anything an owner id may not hold replaced
+ * by '_': --reset-all --owner-prefix "redislock@<hostname>:" clears the
+ * tool's locks of one host, and a service that clears its own stale locks
+ * at start-up with a prefix of its own ("<service>@<host>:", or the old
+ * advice "<host>:") never matches them. */
 static void host_prefix(char *buf, size_t size)
 {
     char host[128];
@@ -54,7 +57,7 @@ static void host_prefix(char *buf, size_t size)
     for (i = 0; host[i]; i++)
         if (host[i] <= ' ' || host[i] >= 127)
             host[i] = '_';
-    snprintf(buf, size, "%s:", host);
+    snprintf(buf, size, "redislock@%s:", host);
 }
 
 /* -1 when the lock is held, else the exit status (maybe 0 with -E 0). */

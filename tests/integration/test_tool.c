@@ -201,7 +201,7 @@ static void test_tool_unreachable(void **state)
 }
 
 /* --status: "free" or "held owner=ID ttl_ms=N"; -i sets the owner id; the
- * default id is "<hostname>:" and random characters. */
+ * default id is "redislock@<hostname>:" and random characters. */
 static void test_tool_status(void **state)
 {
     redislock *a, *b;
@@ -230,7 +230,7 @@ static void test_tool_status(void **state)
     assert_true(ttl > 0 && ttl <= 5000);
     assert_int_equal(TP_RUN(&p, "-u", URL, "mine", "-c", cmd), 0);
     assert_int_equal(gethostname(host, sizeof host), 0);
-    snprintf(expect, sizeof expect, "held owner=%s:", host);
+    snprintf(expect, sizeof expect, "held owner=redislock@%s:", host);
     assert_memory_equal(p.out.buf, expect, strlen(expect));
     assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "mine"), 0);
     assert_string_equal(p.out.buf, "free\n");
@@ -271,6 +271,42 @@ static void test_tool_reset(void **state)
     redislock_free(h[0]);
     redislock_free(h[1]);
     redislock_free(h[2]);
+}
+
+/* A service that clears its own stale locks at start-up, with the old
+ * advice (id_prefix "<host>:") or the new one ("<service>@<host>:"), leaves
+ * a running tool's lock alone (the issue: the cron job's lock was removed
+ * and the job exited 75).  The tool's own prefix clears it. */
+static void test_tool_default_id_prefix(void **state)
+{
+    tool_proc p;
+    char host[128], prefix[200], cmd[600];
+    const char *flag = tp_path("prefix-done");
+    uint64_t n = 99;
+
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    snprintf(cmd, sizeof cmd, "echo ready; while [ ! -e '%s' ]; do sleep 0.02; done", flag);
+    TP_START(&p, "-u", URL, "cron-job", "-c", cmd);
+    assert_int_equal(tp_line(&p, 0, prefix, sizeof prefix, (int)TU_MS(5000)), 0);
+    snprintf(prefix, sizeof prefix, "%s:", host);
+    assert_rl_ok(redislock_reset_all(tu_cl, prefix, &n));
+    assert_int_equal(n, 0);
+    snprintf(prefix, sizeof prefix, "billing@%s:", host);
+    assert_rl_ok(redislock_reset_all(tu_cl, prefix, &n));
+    assert_int_equal(n, 0);
+    touch(flag);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 0);
+    assert_string_equal(p.err.buf, "");
+
+    /* --reset-all --owner-prefix "redislock@<host>:" does clear it */
+    unlink(flag);
+    TP_START(&p, "-u", URL, "--lost-signal", "none", "cron-job", "-c", cmd);
+    assert_int_equal(tp_line(&p, 0, cmd, sizeof cmd, (int)TU_MS(5000)), 0);
+    snprintf(prefix, sizeof prefix, "redislock@%s:", host);
+    assert_rl_ok(redislock_reset_all(tu_cl, prefix, &n));
+    assert_int_equal(n, 1);
+    touch(flag);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 75);
 }
 
 /* Majority mode: -u three times; the lock is on a quorum while COMMAND
@@ -408,6 +444,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_unreachable, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_status, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_reset, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_default_id_prefix, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_majority, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_closed_fds, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_quotes_names, tu_setup, tp_teardown),
