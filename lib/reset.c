@@ -55,11 +55,20 @@ int redislock_reset(redislock_client *c, const char *name)
             continue;
         }
         if (!f.rc[i]) {
-            f.rc[i] = r->type == REDIS_REPLY_ERROR
-                          ? redislock__conn_reply_error(f.conns[i], r, "reset script")
-                          : redislock__err(REDISLOCK_EPROTO,
-                                           "redis %s: unexpected reply to the reset "
-                                           "script", c->masters[i].ep.addr);
+            char q[300];
+            if (r->type == REDIS_REPLY_STRING) /* the key's type: not a lock */
+                f.rc[i] = redislock__err(REDISLOCK_EPROTO,
+                                         "redis %s: %s is not a lock (a %.*s): left "
+                                         "alone", c->masters[i].ep.addr,
+                                         redislock__quote(key, keylen, q, sizeof q),
+                                         (int)(r->len > 20 ? 20 : r->len), r->str);
+            else
+                f.rc[i] = r->type == REDIS_REPLY_ERROR
+                              ? redislock__conn_reply_error(f.conns[i], r,
+                                                            "reset script")
+                              : redislock__err(REDISLOCK_EPROTO,
+                                               "redis %s: unexpected reply to the "
+                                               "reset script", c->masters[i].ep.addr);
             snprintf(f.err[i], sizeof f.err[i], "%s", redislock_last_error());
         }
         failed++;
@@ -113,10 +122,11 @@ static int batch_build(redislock_client *c, batch *b, redisReply **keys, int n,
     return 0;
 }
 
-/* Reset the keys of one SCAN page, in pipelined batches; adds to *count. */
+/* Reset the keys of one SCAN page, in pipelined batches; adds to *count,
+ * and to *skipped the keys that are not locks. */
 static int reset_page(redislock_client *c, redislock__conn *conn,
                       const redisReply *page, const char *owner_prefix,
-                      uint64_t *count)
+                      uint64_t *count, uint64_t *skipped)
 {
     size_t total = page->elements, nb = (total + BATCH - 1) / BATCH, i;
     batch *bs;
@@ -150,10 +160,17 @@ static int reset_page(redislock_client *c, redislock__conn *conn,
         redisReply *r = replies[i];
         if (!r)
             continue;
-        if (r->type == REDIS_REPLY_INTEGER)
-            *count += (uint64_t)r->integer;
-        else if (!rc)
-            rc = redislock__conn_reply_error(conn, r, "reset_many script");
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_INTEGER &&
+            r->element[1]->type == REDIS_REPLY_INTEGER) {
+            *count += (uint64_t)r->element[0]->integer;
+            *skipped += (uint64_t)r->element[1]->integer;
+        } else if (!rc) {
+            rc = r->type == REDIS_REPLY_ERROR
+                     ? redislock__conn_reply_error(conn, r, "reset_many script")
+                     : redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
+                                      "the reset_many script", conn->m->ep.addr);
+        }
         freeReplyObject(r);
     }
 out:
@@ -173,6 +190,7 @@ static int reset_all_master(redislock_client *c, redislock__master *m,
 {
     redislock__conn *conn = NULL;
     char cursor[32] = "0";
+    uint64_t skipped = 0;
     int rc = redislock__pool_get(m, redislock__after_ms(c->connect_timeout_ms), &conn);
     while (!rc) {
         const char *argv[6] = { "SCAN", cursor, "MATCH", pattern, "COUNT",
@@ -196,7 +214,7 @@ static int reset_all_master(redislock_client *c, redislock__master *m,
         }
         memcpy(cursor, r->element[0]->str, r->element[0]->len);
         cursor[r->element[0]->len] = '\0';
-        rc = reset_page(c, conn, r->element[1], owner_prefix, count);
+        rc = reset_page(c, conn, r->element[1], owner_prefix, count, &skipped);
         freeReplyObject(r);
         if (!strcmp(cursor, "0"))
             break;
@@ -205,6 +223,11 @@ static int reset_all_master(redislock_client *c, redislock__master *m,
         rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %d ms", m->ep.addr,
                             c->command_timeout_ms);
     redislock__pool_put(conn);
+    if (skipped)
+        redislock__log(c, REDISLOCK_LOG_WARN,
+                       "redis %s: reset_all left alone %llu key(s) named like locks "
+                       "that are not strings (not locks)",
+                       m->ep.addr, (unsigned long long)skipped);
     return rc;
 }
 

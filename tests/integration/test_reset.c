@@ -240,6 +240,54 @@ static void test_reset_all_key_prefix(void **state)
     redislock_client_free(pc);
 }
 
+static char warned[1024];
+
+static void keep_warning(void *userdata, int level, const char *msg)
+{
+    if (level <= REDISLOCK_LOG_WARN)
+        snprintf(warned, sizeof warned, "%s", msg);
+}
+
+/* A key of another type where a lock would be is not a lock: reset leaves it
+ * (and the signal key) alone and says so with EPROTO, as reset_all skips it
+ * (the issue: reset deleted a hash and answered 1); reset_all logs how many
+ * it skipped. */
+static void test_reset_not_a_lock(void **state)
+{
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock_client *c;
+    redisReply *r;
+    uint64_t n = 99;
+
+    r = ts_cmd(&tu_srv, "HSET lock:h f v");
+    freeReplyObject(r);
+    r = ts_cmd(&tu_srv, "RPUSH lock:l a");
+    freeReplyObject(r);
+    assert_rl_err(redislock_reset(tu_cl, "h"), REDISLOCK_EPROTO);
+    assert_non_null(strstr(redislock_last_error(), "lock:h is not a lock (a hash)"));
+    assert_rl_err(redislock_reset(tu_cl, "l"), REDISLOCK_EPROTO);
+    assert_non_null(strstr(redislock_last_error(), "lock:l is not a lock (a list)"));
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:h"), 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:l"), 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock-signal:h"), 0); /* no wake-up */
+    /* a string is a lock, whoever wrote it */
+    r = ts_cmd(&tu_srv, "SET lock:s someone");
+    freeReplyObject(r);
+    assert_int_equal(redislock_reset(tu_cl, "s"), 1);
+
+    o.log = keep_warning;
+    c = tu_client_opts(tu_srv.url, &o);
+    warned[0] = '\0';
+    r = ts_cmd(&tu_srv, "SET lock:s someone");
+    freeReplyObject(r);
+    assert_rl_ok(redislock_reset_all(c, NULL, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:h"), 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:l"), 1);
+    assert_non_null(strstr(warned, "left alone 2 key(s)"));
+    redislock_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +296,7 @@ int main(void)
         cmocka_unit_test_setup(test_reset_all_many_no_slowlog, tu_setup),
         cmocka_unit_test_setup(test_reset_all_owner_prefix, tu_setup),
         cmocka_unit_test_setup(test_reset_all_key_prefix, tu_setup),
+        cmocka_unit_test_setup(test_reset_not_a_lock, tu_setup),
     };
     return cmocka_run_group_tests_name("reset", tests, tu_group_setup, tu_group_teardown);
 }
