@@ -109,6 +109,24 @@ redislock__script redislock__script_reset_many = {
     ""
 };
 
+/* KEYS: lock keys.  For each, in order: {owner, pttl} read atomically, or
+ * 0 when the key is gone or not a string (not a lock).  Run on a bounded
+ * batch so that no call is slow. */
+redislock__script redislock__script_list = {
+    "list",
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local k = KEYS[i]\n"
+    "  if redis.call('type', k).ok == 'string' then\n"
+    "    out[i] = {redis.call('get', k), redis.call('pttl', k)}\n"
+    "  else\n"
+    "    out[i] = 0\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
+    ""
+};
+
 /* KEYS: signal.  ARGV: signal expiry ms.  Puts back a wake-up that a waiter
  * popped and will not use, keeping the list at one element at most. */
 redislock__script redislock__script_signal = {
@@ -142,6 +160,7 @@ static void compute_shas(void)
         &redislock__script_extend, &redislock__script_status,
         &redislock__script_reset, &redislock__script_reset_many,
         &redislock__script_signal, &redislock__script_renew,
+        &redislock__script_list,
     };
     size_t i;
     for (i = 0; i < sizeof all / sizeof all[0]; i++)
