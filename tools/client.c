@@ -12,6 +12,10 @@ redislock_client *rlt_client(const rlt_config *cfg, int *status)
 
     if (pw && *pw)
         o.password = pw;
+    o.key_prefix = cfg->key_prefix;
+    o.hash_tag = cfg->hash_tag;
+    o.connect_timeout_ms = cfg->connect_timeout_ms;
+    o.command_timeout_ms = cfg->command_timeout_ms;
     rc = redislock_client_new_multi(&c, cfg->urls, cfg->nurls, &o);
     if (rc) {
         rlt_err("%s", redislock_last_error());

@@ -28,6 +28,9 @@ int main(int argc, char **argv)
     case RLT_RESET_ALL:
         status = rlt_reset_all(&cfg, c);
         break;
+    case RLT_LIST:
+        status = rlt_list(&cfg, c);
+        break;
     case RLT_RUN:
         status = rlt_run(&cfg, c);
         break;

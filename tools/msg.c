@@ -110,6 +110,11 @@ int rlt_exit_for(int err)
     }
 }
 
+int rlt_exit_for_server(int err)
+{
+    return err == REDISLOCK_EINVAL ? RLT_EXIT_UNAVAILABLE : rlt_exit_for(err);
+}
+
 int64_t rlt_now_ms(void)
 {
     struct timespec ts;

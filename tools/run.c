@@ -83,7 +83,7 @@ static int acquire(const run_state *st)
         return cfg->conflict_code;
     default:
         rlt_err("%s", redislock_errmsg(lk));
-        return rlt_exit_for(rc);
+        return rlt_exit_for_server(rc);
     }
 }
 

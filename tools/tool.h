@@ -13,6 +13,7 @@
  * --help; modelled on flock(1), sysexits.h and env(1)). */
 enum {
     RLT_EXIT_CONFLICT = 1,     /* default of -E: lock not obtained */
+    RLT_EXIT_FREE = 1,         /* --status: the lock is free */
     RLT_EXIT_USAGE = 64,       /* EX_USAGE: bad options or arguments */
     RLT_EXIT_UNAVAILABLE = 69, /* EX_UNAVAILABLE: Redis unreachable, server
                                   error, no quorum */
@@ -25,23 +26,29 @@ enum {
 
 #define RLT_MAX_URLS 31
 
-enum rlt_mode { RLT_RUN, RLT_STATUS, RLT_RESET, RLT_RESET_ALL };
+enum rlt_mode { RLT_RUN, RLT_STATUS, RLT_RESET, RLT_RESET_ALL, RLT_LIST };
 
 /* Everything the command line asked for. */
 typedef struct rlt_config {
     enum rlt_mode mode;
     const char *urls[RLT_MAX_URLS];
     size_t nurls;
-    const char *name;          /* lock name (not for --reset-all) */
+    const char *name;          /* lock name (not for --reset-all), or the
+                                  --list PATTERN (NULL: every lock) */
     char *const *argv;         /* COMMAND and its arguments, NULL-terminated */
     const char *shell_cmd;     /* -c: run through /bin/sh -c */
     int64_t timeout_ms;        /* -1 waits for ever, 0 is -n */
     int64_t expire_ms;         /* -e */
     int conflict_code;         /* -E */
     const char *id;            /* -i, or NULL for a random one */
-    const char *owner_prefix;  /* --reset-all --owner-prefix */
+    const char *owner_prefix;  /* --reset-all/--list --owner-prefix */
+    int dry_run;               /* --reset-all --dry-run */
     int lost_signal;           /* sent to COMMAND when the lock is lost; 0: none */
     int verbose, quiet;
+    const char *key_prefix;    /* --key-prefix */
+    int hash_tag;              /* --hash-tag */
+    int connect_timeout_ms;    /* --connect-timeout; 0: the library's */
+    int command_timeout_ms;    /* --command-timeout; 0: the library's */
 } rlt_config;
 
 /* options.c: fill cfg from the command line.  Returns -1 when the tool should
@@ -55,6 +62,10 @@ void rlt_info(const rlt_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The exit status for a library error code that ends the tool. */
 int rlt_exit_for(int err);
+/* The same for an error of a call that talked to the server, after the
+ * tool checked its own arguments: REDISLOCK_EINVAL there is the server
+ * refusing what the URL asks (a database number out of range), so 69. */
+int rlt_exit_for_server(int err);
 /* s for a message line: control bytes, '\\' and bytes above 126 as \xHH,
  * cut with "..." to fit size. */
 const char *rlt_quote(const char *s, char *buf, size_t size);
@@ -75,10 +86,12 @@ int64_t rlt_now_ms(void);
  * *status set to the exit status. */
 redislock_client *rlt_client(const rlt_config *cfg, int *status);
 
-/* admin.c: --status, --reset, --reset-all.  Return the exit status. */
+/* admin.c: --status, --reset, --reset-all, --list.  Return the exit
+ * status. */
 int rlt_status(const rlt_config *cfg, redislock_client *c);
 int rlt_reset(const rlt_config *cfg, redislock_client *c);
 int rlt_reset_all(const rlt_config *cfg, redislock_client *c);
+int rlt_list(const rlt_config *cfg, redislock_client *c);
 
 /* run.c: acquire, run COMMAND, release.  Returns the exit status. */
 int rlt_run(const rlt_config *cfg, redislock_client *c);
