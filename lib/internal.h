@@ -147,6 +147,11 @@ struct redislock__master {
     unsigned long gen;      /* fork generation of the pooled sockets */
     int no_unblock;         /* CLIENT ID/UNBLOCK not available */
     int int_timeouts;       /* BLPOP wants whole seconds (Redis < 6) */
+    int down;               /* a connect failed or a connection was dropped
+                               since the last connect: the next is a
+                               reconnect (for the log) */
+    int failing;            /* the last connect failed (log the next failure
+                               at DEBUG only) */
 };
 
 int redislock__master_init(redislock__master *m, redislock_client *c,

@@ -87,7 +87,9 @@ static void usage(void)
 "                           python-redis-lock compatible)\n"
 "      --connect-timeout SECS   connect and log in within SECS (default 2)\n"
 "      --command-timeout SECS   wait at most SECS for a reply (default 2)\n"
-"  -v, --verbose            report waiting, acquiring and releasing on stderr\n"
+"  -v, --verbose            report waiting, acquiring and releasing on stderr;\n"
+"                           twice: also the library's log (connections), 3 times:\n"
+"                           its debug log\n"
 "  -q, --quiet              no message when the lock was not obtained; no output\n"
 "                           from --status, --reset and --reset-all\n"
 "  -h, --help               show this help\n"
@@ -314,7 +316,7 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             cfg->id = optarg;
             break;
         case 'v':
-            cfg->verbose = 1;
+            cfg->verbose++;
             cfg->quiet = 0;
             break;
         case 'q':

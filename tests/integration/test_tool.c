@@ -497,6 +497,18 @@ static void test_tool_quotes_names(void **state)
     assert_non_null(strstr(p.err.buf, "got lock two\\x0alines"));
 }
 
+/* -vv adds the library's log: the connection made. */
+static void test_tool_verbose_log(void **state)
+{
+    tool_proc p;
+    char want[700];
+    assert_int_equal(TP_RUN(&p, "-vv", "-u", URL, "x", "true"), 0);
+    snprintf(want, sizeof want, "redislock: [info] redis %s: connected", tu_srv.sock);
+    assert_non_null(strstr(p.err.buf, want));
+    assert_int_equal(TP_RUN(&p, "-v", "-u", URL, "x", "true"), 0);
+    assert_null(strstr(p.err.buf, "[info]"));
+}
+
 /* -c after NAME in every way flock(1) takes it: "-c", "--command", after
  * "--", after -n. */
 static void test_tool_c_positions(void **state)
@@ -701,6 +713,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_closed_fds, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_quotes_names, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_c_positions, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_verbose_log, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_db_out_of_range, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_list, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_reset_all_dry_run, tu_setup, tp_teardown),
