@@ -57,13 +57,14 @@ int redislock_reset(redislock_client *c, const char *name)
             continue;
         }
         if (!f.rc[i]) {
-            char q[300];
+            char q[300], t[100];
             if (r->type == REDIS_REPLY_STRING) /* the key's type: not a lock */
                 f.rc[i] = redislock__err(REDISLOCK_EPROTO,
-                                         "redis %s: %s is not a lock (a %.*s): left "
+                                         "redis %s: %s is not a lock (a %s): left "
                                          "alone", c->masters[i].ep.addr,
                                          redislock__quote(key, keylen, q, sizeof q),
-                                         (int)(r->len > 20 ? 20 : r->len), r->str);
+                                         redislock__printable(r->str, r->len > 20 ? 20 : r->len,
+                                                              t, sizeof t));
             else
                 f.rc[i] = r->type == REDIS_REPLY_ERROR
                               ? redislock__conn_reply_error(f.conns[i], r,
