@@ -9,3 +9,7 @@ examples_trylock_SOURCES = examples/trylock.c
 examples_trylock_LDADD = lib/libredislock.la
 examples_startup_SOURCES = examples/startup.c
 examples_startup_LDADD = lib/libredislock.la
+# ... and installed as sources with the documentation
+exampledir = $(docdir)/examples
+dist_example_DATA = examples/pool.c examples/trylock.c examples/startup.c \
+	examples/race.c

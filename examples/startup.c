@@ -37,8 +37,9 @@ int main(int argc, char **argv)
     if (gethostname(host, sizeof host))
         strcpy(host, "localhost");
     host[sizeof host - 1] = '\0';
-    /* owner ids "<host>:<service>:<random>": this service on this host */
-    snprintf(prefix, sizeof prefix, "%s:%s:", host, service);
+    /* owner ids "<service>@<host>:<random>": this service on this host, and
+     * nothing else (the redislock tool uses "redislock@<host>:") */
+    snprintf(prefix, sizeof prefix, "%s@%s:", service, host);
     if (redislock_client_new(&c, argv[1], NULL)) {
         fprintf(stderr, "startup: %s\n", redislock_last_error());
         return 1;

@@ -217,8 +217,9 @@ typedef struct redislock_options {
     int64_t expire_ms;       /* lock expiry; 0 = never expires (the default) */
     const char *id;          /* owner id, printable ASCII without spaces,
                                 at most 255 bytes; default: random */
-    const char *id_prefix;   /* prefix of the random owner id, e.g. "hostA:";
-                                lets redislock_reset_all() clear one owner's
+    const char *id_prefix;   /* prefix of the random owner id, one per
+                                service and host, e.g. "billing@hostA:";
+                                lets redislock_reset_all() clear that owner's
                                 locks; ignored when id is set */
     int auto_renew;          /* 1: while held, push the expiry back every
                                 renew_interval_ms (needs expire_ms > 0) */
@@ -341,6 +342,41 @@ REDISLOCK_EXPORT int redislock_reset(redislock_client *c, const char *name);
 REDISLOCK_EXPORT int redislock_reset_all(redislock_client *c,
                                          const char *owner_prefix,
                                          uint64_t *count);
+
+/* One lock found by redislock_list(); the strings belong to the library and
+ * are valid during the callback only.  Fields may be added at the end. */
+typedef struct redislock_list_entry {
+    const char *name;        /* the lock name, NUL-terminated (name_len bytes;
+                                written by another program it may hold any
+                                byte, NUL included) */
+    size_t name_len;
+    const char *owner;       /* the holder's owner id as stored, NUL-terminated
+                                (owner_len bytes, any byte) */
+    size_t owner_len;
+    int64_t ttl_ms;          /* remaining expiry; -1 if it never expires */
+    size_t master;           /* the master it was found on: the index of its
+                                URL (always 0 with one master) */
+    const char *master_addr; /* that master's "host:port" or socket path */
+} redislock_list_entry;
+
+/* Called once per lock; return 0 to go on, anything else to stop the walk
+ * (redislock_list() then returns that value). */
+typedef int (*redislock_list_fn)(const redislock_list_entry *e, void *userdata);
+
+/* Call fn for every lock under the client's key prefix whose name matches
+ * name_pattern (SCAN's glob syntax: *, ?, [abc], \ escapes; NULL or "" for
+ * every lock), with its owner and remaining expiry read atomically.  Uses
+ * SCAN in batches, never KEYS; keys that are not strings are not locks and
+ * are skipped.  A lock taken or released during the walk may or may not be
+ * seen, and SCAN may report a lock twice.  In majority mode every master is
+ * walked in turn (e->master tells which): a lock shows once per master that
+ * has it, and the call fails with REDISLOCK_ENOQUORUM only when more masters
+ * failed than a quorum can spare.  fn runs in the calling thread, with a
+ * connection checked out.  *count (if not NULL) receives the number of
+ * calls of fn.  Returns 0, fn's non-zero value, or a negative error. */
+REDISLOCK_EXPORT int redislock_list(redislock_client *c, const char *name_pattern,
+                                    redislock_list_fn fn, void *userdata,
+                                    uint64_t *count);
 
 #ifdef __cplusplus
 }

@@ -201,6 +201,11 @@ struct redislock__master {
     unsigned long gen;      /* fork generation of the pooled sockets */
     int no_unblock;         /* CLIENT ID/UNBLOCK not available */
     int int_timeouts;       /* BLPOP wants whole seconds (Redis < 6) */
+    int down;               /* a connect failed or a connection was dropped
+                               since the last connect: the next is a
+                               reconnect (for the log) */
+    int failing;            /* the last connect failed (log the next failure
+                               at DEBUG only) */
 };
 
 int redislock__master_init(redislock__master *m, redislock_client *c,
@@ -355,6 +360,13 @@ char *redislock__key(const redislock_client *c, int signal, const char *name,
                      size_t namelen, size_t *outlen);
 /* The SCAN pattern matching every lock key of the client. */
 char *redislock__key_pattern(const redislock_client *c, size_t *outlen);
+/* The SCAN pattern matching the lock keys whose names match glob (SCAN's
+ * glob syntax; NULL or "" for every name). */
+char *redislock__name_pattern(const redislock_client *c, const char *glob,
+                              size_t *outlen);
+/* Where the name starts in a lock key (after the prefix, "lock:" and, in
+ * the hash-tag layout, "{"). */
+size_t redislock__name_offset(const redislock_client *c);
 /* The signal key of a lock key found by SCAN. */
 char *redislock__signal_of(const redislock_client *c, const char *key,
                            size_t keylen, size_t *outlen);
@@ -374,6 +386,7 @@ extern redislock__script redislock__script_reset;
 extern redislock__script redislock__script_reset_many;
 extern redislock__script redislock__script_signal;
 extern redislock__script redislock__script_renew;
+extern redislock__script redislock__script_list;
 
 /* A script call, built as the whole command
  *   EVALSHA sha numkeys key... arg...

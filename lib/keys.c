@@ -63,6 +63,38 @@ char *redislock__key_pattern(const redislock_client *c, size_t *outlen)
     return s;
 }
 
+char *redislock__name_pattern(const redislock_client *c, const char *glob,
+                              size_t *outlen)
+{
+    /* the escaped prefix and "lock:" ["{"], as for every lock; then the
+     * caller's glob, unescaped ("*" by default) ["}"] */
+    size_t base = 0, glen;
+    char *all = redislock__key_pattern(c, &base), *s;
+    if (!all)
+        return NULL;
+    base--; /* drop its "*" */
+    if (!glob || !*glob)
+        glob = "*";
+    glen = strlen(glob);
+    s = redislock__malloc(base + glen + 2);
+    if (s) {
+        memcpy(s, all, base);
+        memcpy(s + base, glob, glen);
+        if (c->hash_tag)
+            s[base + glen++] = '}';
+        s[base + glen] = '\0';
+        if (outlen)
+            *outlen = base + glen;
+    }
+    redislock__free(all);
+    return s;
+}
+
+size_t redislock__name_offset(const redislock_client *c)
+{
+    return strlen(c->key_prefix) + sizeof LOCK - 1 + (c->hash_tag ? 1 : 0);
+}
+
 char *redislock__signal_of(const redislock_client *c, const char *key,
                            size_t keylen, size_t *outlen)
 {

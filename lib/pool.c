@@ -8,7 +8,12 @@
  *
  * After fork() the child must never talk on a socket it shares with the
  * parent: the child's generation differs (fork.c), and it closes its copies
- * of the parent's idle sockets on first use. */
+ * of the parent's idle sockets on first use.
+ *
+ * Connections opened and dropped are logged here: each connect at INFO
+ * ("connected", or "reconnected" after a failure or a drop), the first of a
+ * run of failed connects at WARN (the rest at DEBUG), a dropped connection
+ * at INFO. */
 #include "internal.h"
 
 #include <string.h>
@@ -65,7 +70,7 @@ int redislock__pool_get(redislock__master *m, int64_t deadline,
                         redislock__conn **out)
 {
     unsigned long gen = redislock__fork_gen();
-    int rc;
+    int rc, was_down, was_failing, nopen;
     pthread_mutex_lock(&m->mu);
     if (m->gen != gen) {
         /* First use in a child after fork(): forget the parent's sockets.
@@ -86,6 +91,7 @@ int redislock__pool_get(redislock__master *m, int64_t deadline,
             return 0;
         }
         m->nopen--;
+        m->down = 1;
         redislock__log(m->client, REDISLOCK_LOG_INFO,
                        "redis %s: dropping a pooled connection the server closed",
                        m->ep.addr);
@@ -94,12 +100,20 @@ int redislock__pool_get(redislock__master *m, int64_t deadline,
     m->nopen++;
     pthread_mutex_unlock(&m->mu);
     rc = redislock__conn_open(m, deadline, out);
-    if (rc) {
-        pthread_mutex_lock(&m->mu);
-        if (m->gen == gen)
-            m->nopen--;
-        pthread_mutex_unlock(&m->mu);
-    }
+    pthread_mutex_lock(&m->mu);
+    was_down = m->down;
+    was_failing = m->failing;
+    if (rc && m->gen == gen)
+        m->nopen--;
+    m->down = m->failing = rc != 0;
+    nopen = m->nopen;
+    pthread_mutex_unlock(&m->mu);
+    if (rc) /* the message names the server and the cause */
+        redislock__log(m->client, was_failing ? REDISLOCK_LOG_DEBUG : REDISLOCK_LOG_WARN,
+                       "cannot connect: %s", redislock_last_error());
+    else
+        redislock__log(m->client, REDISLOCK_LOG_INFO, "redis %s: %s (%d open)",
+                       m->ep.addr, was_down ? "reconnected" : "connected", nopen);
     return rc;
 }
 
@@ -117,8 +131,15 @@ void redislock__pool_put(redislock__conn *c)
         return;
     }
     if (c->broken || c->pending || c->olen || m->nidle >= m->client->max_idle) {
+        int failed = c->broken || c->pending || c->olen;
         m->nopen--;
+        if (failed)
+            m->down = 1;
         pthread_mutex_unlock(&m->mu);
+        if (failed)
+            redislock__log(m->client, REDISLOCK_LOG_INFO,
+                           "redis %s: dropping a connection after %s", m->ep.addr,
+                           c->broken ? "an error" : "a reply that did not come in time");
         redislock__conn_close(c);
         return;
     }

@@ -1,9 +1,11 @@
 /* Forced resets: one lock by name, or every lock under the key prefix
- * (optionally only those whose owner id has a given prefix).
+ * (optionally only those whose owner id has a given prefix); and the
+ * listing of locks.
  *
- * reset_all walks the keyspace with SCAN from the client, never KEYS, and
- * resets each page in small script batches (pipelined), so that no single
- * server call runs long enough to show in SLOWLOG or stall other clients. */
+ * reset_all and list walk the keyspace with SCAN from the client, never
+ * KEYS, and handle each page in small script batches (pipelined), so that
+ * no single server call runs long enough to show in SLOWLOG or stall other
+ * clients. */
 #include "internal.h"
 
 #include <hiredis.h>
@@ -55,11 +57,21 @@ int redislock_reset(redislock_client *c, const char *name)
             continue;
         }
         if (!f.rc[i]) {
-            f.rc[i] = r->type == REDIS_REPLY_ERROR
-                          ? redislock__conn_reply_error(f.conns[i], r, "reset script")
-                          : redislock__err(REDISLOCK_EPROTO,
-                                           "redis %s: unexpected reply to the reset "
-                                           "script", c->masters[i].ep.addr);
+            char q[300], t[100];
+            if (r->type == REDIS_REPLY_STRING) /* the key's type: not a lock */
+                f.rc[i] = redislock__err(REDISLOCK_EPROTO,
+                                         "redis %s: %s is not a lock (a %s): left "
+                                         "alone", c->masters[i].ep.addr,
+                                         redislock__quote(key, keylen, q, sizeof q),
+                                         redislock__printable(r->str, r->len > 20 ? 20 : r->len,
+                                                              t, sizeof t));
+            else
+                f.rc[i] = r->type == REDIS_REPLY_ERROR
+                              ? redislock__conn_reply_error(f.conns[i], r,
+                                                            "reset script")
+                              : redislock__err(REDISLOCK_EPROTO,
+                                               "redis %s: unexpected reply to the "
+                                               "reset script", c->masters[i].ep.addr);
             snprintf(f.err[i], sizeof f.err[i], "%s", redislock_last_error());
         }
         failed++;
@@ -113,10 +125,11 @@ static int batch_build(redislock_client *c, batch *b, redisReply **keys, int n,
     return 0;
 }
 
-/* Reset the keys of one SCAN page, in pipelined batches; adds to *count. */
+/* Reset the keys of one SCAN page, in pipelined batches; adds to *count,
+ * and to *skipped the keys that are not locks. */
 static int reset_page(redislock_client *c, redislock__conn *conn,
                       const redisReply *page, const char *owner_prefix,
-                      uint64_t *count)
+                      uint64_t *count, uint64_t *skipped)
 {
     size_t total = page->elements, nb = (total + BATCH - 1) / BATCH, i;
     batch *bs;
@@ -150,10 +163,17 @@ static int reset_page(redislock_client *c, redislock__conn *conn,
         redisReply *r = replies[i];
         if (!r)
             continue;
-        if (r->type == REDIS_REPLY_INTEGER)
-            *count += (uint64_t)r->integer;
-        else if (!rc)
-            rc = redislock__conn_reply_error(conn, r, "reset_many script");
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_INTEGER &&
+            r->element[1]->type == REDIS_REPLY_INTEGER) {
+            *count += (uint64_t)r->element[0]->integer;
+            *skipped += (uint64_t)r->element[1]->integer;
+        } else if (!rc) {
+            rc = r->type == REDIS_REPLY_ERROR
+                     ? redislock__conn_reply_error(conn, r, "reset_many script")
+                     : redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
+                                      "the reset_many script", conn->m->ep.addr);
+        }
         freeReplyObject(r);
     }
 out:
@@ -166,10 +186,15 @@ out:
     return rc;
 }
 
-/* reset_all on one master. */
-static int reset_all_master(redislock_client *c, redislock__master *m,
-                            const char *pattern, size_t patlen,
-                            const char *owner_prefix, uint64_t *count)
+/* What to do with one SCAN page: 0 to go on, an error, or a positive value
+ * to stop the walk. */
+typedef int (*page_fn)(redislock_client *c, redislock__conn *conn,
+                       const redisReply *page, void *arg);
+
+/* Walk the keys of one master that match pattern with SCAN, one page at a
+ * time.  Returns 0, an error, or page's positive value. */
+static int scan_master(redislock_client *c, redislock__master *m, const char *pattern,
+                       size_t patlen, page_fn page, void *arg)
 {
     redislock__conn *conn = NULL;
     char cursor[32] = "0";
@@ -196,7 +221,7 @@ static int reset_all_master(redislock_client *c, redislock__master *m,
         }
         memcpy(cursor, r->element[0]->str, r->element[0]->len);
         cursor[r->element[0]->len] = '\0';
-        rc = reset_page(c, conn, r->element[1], owner_prefix, count);
+        rc = page(c, conn, r->element[1], arg);
         freeReplyObject(r);
         if (!strcmp(cursor, "0"))
             break;
@@ -205,6 +230,34 @@ static int reset_all_master(redislock_client *c, redislock__master *m,
         rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %lld ms", m->ep.addr,
                             (long long)c->command_timeout_ms);
     redislock__pool_put(conn);
+    return rc;
+}
+
+typedef struct reset_arg {
+    const char *owner_prefix;
+    uint64_t count, skipped;
+} reset_arg;
+
+static int reset_page_fn(redislock_client *c, redislock__conn *conn,
+                         const redisReply *page, void *arg)
+{
+    reset_arg *a = arg;
+    return reset_page(c, conn, page, a->owner_prefix, &a->count, &a->skipped);
+}
+
+/* reset_all on one master. */
+static int reset_all_master(redislock_client *c, redislock__master *m,
+                            const char *pattern, size_t patlen,
+                            const char *owner_prefix, uint64_t *count)
+{
+    reset_arg a = { owner_prefix, 0, 0 };
+    int rc = scan_master(c, m, pattern, patlen, reset_page_fn, &a);
+    *count = a.count;
+    if (a.skipped)
+        redislock__log(c, REDISLOCK_LOG_WARN,
+                       "redis %s: reset_all left alone %llu key(s) named like locks "
+                       "that are not strings (not locks)",
+                       m->ep.addr, (unsigned long long)a.skipped);
     return rc;
 }
 
@@ -253,5 +306,170 @@ int redislock_reset_all(redislock_client *c, const char *owner_prefix,
                               "failed: %s", failed, c->nmasters, errs);
     if (failed)
         redislock__log(c, REDISLOCK_LOG_WARN, "reset_all: %s", errs);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ list */
+
+typedef struct list_arg {
+    redislock_list_fn fn;
+    void *userdata;
+    size_t master;
+    const char *addr;
+    uint64_t count;
+    int user_rc;
+} list_arg;
+
+/* Hand one lock to the callback: 0, or 1 when it asked to stop. */
+static int list_one(redislock_client *c, list_arg *a, const redisReply *key,
+                    const redisReply *owner, long long ttl)
+{
+    redislock_list_entry e;
+    size_t skip = redislock__name_offset(c);
+    char *copy = NULL;
+    if (key->len <= skip)
+        return 0;
+    memset(&e, 0, sizeof e);
+    e.name = key->str + skip;
+    e.name_len = key->len - skip;
+    if (c->hash_tag && e.name[e.name_len - 1] == '}') {
+        /* without the closing brace, NUL-terminated */
+        if (!(copy = redislock__memdup(e.name, --e.name_len)))
+            return redislock__err(REDISLOCK_ENOMEM, "out of memory in list");
+        e.name = copy;
+    }
+    e.owner = owner->str;
+    e.owner_len = owner->len;
+    e.ttl_ms = ttl;
+    e.master = a->master;
+    e.master_addr = a->addr;
+    a->count++;
+    a->user_rc = a->fn(&e, a->userdata);
+    redislock__free(copy);
+    return a->user_rc ? 1 : 0;
+}
+
+/* Read owner and expiry of the keys of one SCAN page (pipelined batches of
+ * the list script) and hand every lock to the callback, in SCAN's order. */
+static int list_page(redislock_client *c, redislock__conn *conn,
+                     const redisReply *page, void *arg)
+{
+    list_arg *a = arg;
+    size_t total = page->elements, nb = (total + BATCH - 1) / BATCH, i, j;
+    redislock__call *calls;
+    redislock__call **callp;
+    redisReply **replies;
+    int rc = 0;
+
+    if (total == 0)
+        return 0;
+    for (i = 0; i < total; i++)
+        if (page->element[i]->type != REDIS_REPLY_STRING)
+            return redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
+    calls = redislock__calloc(nb, sizeof *calls);
+    callp = redislock__calloc(nb, sizeof *callp);
+    replies = redislock__calloc(nb, sizeof *replies);
+    if (!calls || !callp || !replies) {
+        rc = redislock__err(REDISLOCK_ENOMEM, "out of memory in list");
+        goto out;
+    }
+    for (i = 0; i < nb; i++) {
+        redislock__call_init(&calls[i], &redislock__script_list);
+        for (j = i * BATCH; j < total && j < (i + 1) * BATCH; j++)
+            redislock__call_key(&calls[i], page->element[j]->str, page->element[j]->len);
+        callp[i] = &calls[i];
+    }
+    rc = redislock__call_pipeline(conn, callp, nb,
+                                  redislock__io_deadline(c, REDISLOCK__NEVER), replies);
+    for (i = 0; i < nb && !rc; i++) {
+        const redisReply *r = replies[i];
+        size_t first = i * BATCH, n = total - first < BATCH ? total - first : BATCH;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+            rc = r->type == REDIS_REPLY_ERROR
+                     ? redislock__conn_reply_error(conn, r, "list script")
+                     : redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
+                                      "the list script", a->addr);
+            break;
+        }
+        for (j = 0; j < n && !rc; j++) {
+            const redisReply *e = r->element[j];
+            if (e->type != REDIS_REPLY_ARRAY)
+                continue; /* gone, or not a lock */
+            if (e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+                e->element[1]->type != REDIS_REPLY_INTEGER) {
+                rc = redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
+                                    "the list script", a->addr);
+                break;
+            }
+            rc = list_one(c, a, page->element[first + j], e->element[0],
+                          e->element[1]->integer);
+        }
+    }
+out:
+    for (i = 0; calls && i < nb; i++)
+        redislock__call_free(&calls[i]);
+    for (i = 0; replies && i < nb; i++)
+        if (replies[i])
+            freeReplyObject(replies[i]);
+    redislock__free(calls);
+    redislock__free(callp);
+    redislock__free(replies);
+    return rc;
+}
+
+int redislock_list(redislock_client *c, const char *name_pattern, redislock_list_fn fn,
+                   void *userdata, uint64_t *count)
+{
+    list_arg a;
+    char *pattern = NULL, errs[600] = "";
+    size_t patlen = 0, i, failed = 0;
+    int rc = 0, first_rc = 0;
+
+    redislock__err_clear();
+    if (count)
+        *count = 0;
+    if (!c || !fn)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_list: %s is NULL",
+                              !c ? "client" : "fn");
+    if (name_pattern && strlen(name_pattern) > REDISLOCK_NAME_MAX)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "the name pattern is %zu bytes; at most %d are allowed",
+                              strlen(name_pattern), REDISLOCK_NAME_MAX);
+    pattern = redislock__name_pattern(c, name_pattern, &patlen);
+    if (!pattern)
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory in list");
+    memset(&a, 0, sizeof a);
+    a.fn = fn;
+    a.userdata = userdata;
+    /* Each master in turn: a lock held in majority mode shows once per
+     * master that has it. */
+    for (i = 0; i < c->nmasters; i++) {
+        a.master = i;
+        a.addr = c->masters[i].ep.addr;
+        rc = scan_master(c, &c->masters[i], pattern, patlen, list_page, &a);
+        if (rc > 0)
+            break; /* the callback said stop */
+        if (rc) {
+            size_t o = strlen(errs);
+            if (!failed++)
+                first_rc = rc;
+            snprintf(errs + o, sizeof errs - o, "%s%s", o ? "; " : "",
+                     redislock_last_error());
+        }
+    }
+    redislock__free(pattern);
+    if (count)
+        *count = a.count;
+    if (rc > 0)
+        return a.user_rc;
+    if (c->nmasters == 1)
+        return failed ? redislock__err(first_rc, "%s", errs) : 0;
+    /* a lock held has a quorum: with at most n - quorum masters missing,
+     * every held lock was still seen on one of the others */
+    if (failed > c->nmasters - c->quorum)
+        return redislock__err(REDISLOCK_ENOQUORUM, "list: %zu of %zu masters failed: %s",
+                              failed, c->nmasters, errs);
+    if (failed)
+        redislock__log(c, REDISLOCK_LOG_WARN, "list: %s", errs);
     return 0;
 }

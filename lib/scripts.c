@@ -65,9 +65,14 @@ redislock__script redislock__script_status = {
     ""
 };
 
-/* KEYS: lock, signal.  ARGV: signal expiry ms.  Number of lock keys deleted. */
+/* KEYS: lock, signal.  ARGV: signal expiry ms.  Number of lock keys deleted
+ * (one waiter is woken either way), or, when the lock key holds another type
+ * than a string (it is not a lock), that type's name, and nothing is done:
+ * python-redis-lock's reset would delete it. */
 redislock__script redislock__script_reset = {
     "reset",
+    "local t = redis.call('type', KEYS[1]).ok\n"
+    "if t ~= 'string' and t ~= 'none' then return t end\n"
     "redis.call('del', KEYS[2])\n"
     "redis.call('lpush', KEYS[2], 1)\n"
     "redis.call('pexpire', KEYS[2], ARGV[1])\n"
@@ -77,15 +82,18 @@ redislock__script redislock__script_reset = {
 
 /* KEYS: lock1, signal1, lock2, signal2, ...  ARGV: signal expiry ms, owner
  * prefix ("" for any).  Resets the string keys whose owner matches; returns
- * how many.  Run on a bounded batch so that no call is slow. */
+ * {how many, how many keys were skipped as not strings}.  Run on a bounded
+ * batch so that no call is slow. */
 redislock__script redislock__script_reset_many = {
     "reset_many",
     "local n = 0\n"
+    "local skipped = 0\n"
     "local pre = ARGV[2]\n"
     "local plen = #pre\n"
     "for i = 1, #KEYS, 2 do\n"
     "  local k = KEYS[i]\n"
-    "  if redis.call('type', k).ok == 'string' then\n"
+    "  local t = redis.call('type', k).ok\n"
+    "  if t == 'string' then\n"
     "    local owner = redis.call('get', k)\n"
     "    if plen == 0 or string.sub(owner, 1, plen) == pre then\n"
     "      redis.call('del', KEYS[i + 1])\n"
@@ -93,9 +101,29 @@ redislock__script redislock__script_reset_many = {
     "      redis.call('pexpire', KEYS[i + 1], ARGV[1])\n"
     "      n = n + redis.call('del', k)\n"
     "    end\n"
+    "  elseif t ~= 'none' then\n"
+    "    skipped = skipped + 1\n"
     "  end\n"
     "end\n"
-    "return n\n",
+    "return {n, skipped}\n",
+    ""
+};
+
+/* KEYS: lock keys.  For each, in order: {owner, pttl} read atomically, or
+ * 0 when the key is gone or not a string (not a lock).  Run on a bounded
+ * batch so that no call is slow. */
+redislock__script redislock__script_list = {
+    "list",
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local k = KEYS[i]\n"
+    "  if redis.call('type', k).ok == 'string' then\n"
+    "    out[i] = {redis.call('get', k), redis.call('pttl', k)}\n"
+    "  else\n"
+    "    out[i] = 0\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
     ""
 };
 
@@ -137,6 +165,7 @@ static void compute_shas(void)
         &redislock__script_extend, &redislock__script_status,
         &redislock__script_reset, &redislock__script_reset_many,
         &redislock__script_signal, &redislock__script_renew,
+        &redislock__script_list,
     };
     size_t i;
     for (i = 0; i < sizeof all / sizeof all[0]; i++)

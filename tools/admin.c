@@ -1,23 +1,10 @@
-/* --status, --reset and --reset-all: one round trip each (a SCAN walk for
- * --reset-all), one line on stdout. */
+/* --status, --reset, --reset-all and --list: one round trip each (a SCAN
+ * walk for --reset-all and --list), lines on stdout. */
 #include "tool.h"
 
 #include <inttypes.h>
 #include <stdio.h>
-
-/* An owner id written by another program may hold anything: print bytes
- * outside '!'..'~' (and the backslash) as \xHH so the line stays one
- * space-separated line. */
-static void put_owner(const char *s)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch > ' ' && ch < 127 && ch != '\\')
-            putchar(ch);
-        else
-            printf("\\x%02x", ch);
-    }
-}
+#include <string.h>
 
 int rlt_status(const rlt_config *cfg, redislock_client *c)
 {
@@ -36,17 +23,21 @@ int rlt_status(const rlt_config *cfg, redislock_client *c)
     if (rc) {
         rlt_err("%s", redislock_errmsg(lk));
         redislock_free(lk);
-        return rlt_exit_for(rc);
+        return rlt_exit_for_server(rc);
     }
     redislock_free(lk);
-    if (info.held) {
+    if (cfg->quiet) {
+        /* the exit status tells */
+    } else if (info.held) {
         fputs("held owner=", stdout);
-        put_owner(info.owner);
+        rlt_put_field(info.owner, strlen(info.owner));
         printf(" ttl_ms=%" PRId64 "\n", info.ttl_ms);
     } else {
         puts("free");
     }
-    return fflush(stdout) ? RLT_EXIT_OSERR : 0;
+    if ((rc = rlt_flush_out()))
+        return rc;
+    return info.held ? 0 : RLT_EXIT_FREE;
 }
 
 int rlt_reset(const rlt_config *cfg, redislock_client *c)
@@ -54,24 +45,114 @@ int rlt_reset(const rlt_config *cfg, redislock_client *c)
     int rc = redislock_reset(c, cfg->name);
     if (rc < 0) {
         rlt_err("%s", redislock_last_error());
-        return rlt_exit_for(rc);
+        return rlt_exit_for_server(rc);
     }
     if (!cfg->quiet)
         printf("removed %d\n", rc);
-    return fflush(stdout) ? RLT_EXIT_OSERR : 0;
+    return rlt_flush_out();
+}
+
+/* --owner-prefix follows the owner id rules; the library's check, through a
+ * handle that is never used (no I/O), so that a refusal by reset_all
+ * itself can only be the server's. */
+static int check_owner_prefix(const rlt_config *cfg, redislock_client *c)
+{
+    redislock *lk = NULL;
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    int rc;
+    if (!cfg->owner_prefix || !*cfg->owner_prefix)
+        return 0;
+    o.id = cfg->owner_prefix;
+    o.expire_ms = cfg->expire_ms;
+    if ((rc = redislock_new(&lk, c, "x", &o))) {
+        rlt_err("--owner-prefix: %s", redislock_last_error());
+        return rlt_exit_for(rc);
+    }
+    redislock_free(lk);
+    return 0;
+}
+
+/* What --list and --reset-all --dry-run print, and count per master. */
+typedef struct list_state {
+    const rlt_config *cfg;
+    int masters;             /* several: each line names its master */
+    uint64_t shown[RLT_MAX_URLS];
+} list_state;
+
+static int show(const redislock_list_entry *e, void *userdata)
+{
+    list_state *ls = userdata;
+    const char *pre = ls->cfg->owner_prefix;
+    if (pre && strncmp(e->owner, pre, strlen(pre)))
+        return 0;
+    if (e->master < RLT_MAX_URLS)
+        ls->shown[e->master]++;
+    rlt_put_field(e->name, e->name_len);
+    fputs(" owner=", stdout);
+    rlt_put_field(e->owner, e->owner_len);
+    printf(" ttl_ms=%" PRId64, e->ttl_ms);
+    if (ls->masters) {
+        fputs(" master=", stdout);
+        rlt_put_field(e->master_addr, strlen(e->master_addr));
+    }
+    putchar('\n');
+    /* a reader that went away (| head) ends the walk */
+    return ferror(stdout) ? 1 : 0;
+}
+
+static int list_locks(const rlt_config *cfg, redislock_client *c, const char *pattern,
+                      uint64_t *most)
+{
+    list_state ls;
+    size_t i;
+    int rc;
+    memset(&ls, 0, sizeof ls);
+    ls.cfg = cfg;
+    ls.masters = cfg->nurls > 1;
+    rc = redislock_list(c, pattern, show, &ls, NULL);
+    if (rc > 0) { /* show() stopped: stdout failed */
+        rlt_flush_out();
+        return RLT_EXIT_OSERR;
+    }
+    if (rc < 0) {
+        rlt_err("%s", redislock_last_error());
+        return rlt_exit_for_server(rc);
+    }
+    /* reset_all's count: a lock lives on several masters */
+    for (i = 0, *most = 0; i < RLT_MAX_URLS; i++)
+        if (ls.shown[i] > *most)
+            *most = ls.shown[i];
+    return rlt_flush_out();
+}
+
+int rlt_list(const rlt_config *cfg, redislock_client *c)
+{
+    uint64_t n;
+    int rc = check_owner_prefix(cfg, c);
+    return rc ? rc : list_locks(cfg, c, cfg->name, &n);
 }
 
 int rlt_reset_all(const rlt_config *cfg, redislock_client *c)
 {
     uint64_t n = 0;
-    int rc = redislock_reset_all(c, cfg->owner_prefix, &n);
+    int rc = check_owner_prefix(cfg, c);
+    if (rc)
+        return rc;
+    if (cfg->dry_run) {
+        if ((rc = list_locks(cfg, c, NULL, &n)))
+            return rc;
+        if (!cfg->quiet)
+            printf("would remove %" PRIu64 "\n", n);
+        return rlt_flush_out();
+    }
+    rc = redislock_reset_all(c, cfg->owner_prefix, &n);
     if (rc < 0) {
         rlt_err("%s", redislock_last_error());
         if (n)
             rlt_err("%" PRIu64 " locks were removed before the error", n);
-        return rlt_exit_for(rc);
+        return rlt_exit_for_server(rc);
     }
     if (!cfg->quiet)
         printf("removed %" PRIu64 "\n", n);
-    return fflush(stdout) ? RLT_EXIT_OSERR : 0;
+    return rlt_flush_out();
 }

@@ -1,9 +1,14 @@
-/* Messages on stderr, and the exit status for a library error. */
+/* Messages on stderr, the answer on stdout, the standard descriptors, and
+ * the exit status for a library error. */
 #include "tool.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void vline(const char *fmt, va_list ap)
 {
@@ -32,6 +37,66 @@ void rlt_info(const rlt_config *cfg, const char *fmt, ...)
     va_end(ap);
 }
 
+const char *rlt_quote(const char *s, char *buf, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0, i;
+    for (i = 0; s[i] && o + 8 < size; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+            buf[o++] = (char)ch;
+        } else {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[ch >> 4];
+            buf[o++] = hex[ch & 15];
+        }
+    }
+    if (s[i])
+        o += (size_t)snprintf(buf + o, size - o, "...");
+    buf[o] = '\0';
+    return buf;
+}
+
+void rlt_put_field(const char *s, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch > ' ' && ch < 127 && ch != '\\')
+            putchar(ch);
+        else
+            printf("\\x%02x", ch);
+    }
+}
+
+int rlt_flush_out(void)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    rlt_err("cannot write the answer to standard output: %s", strerror(errno));
+    return RLT_EXIT_OSERR;
+}
+
+int rlt_std_fds(void)
+{
+    int fd;
+    for (fd = 0; fd < 3; fd++) {
+        int nfd;
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        /* the opposite direction, so that any use fails as on a closed
+         * descriptor (gnulib's stdopen does the same) */
+        nfd = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+        if (nfd != fd) {
+            if (nfd >= 0)
+                close(nfd);
+            return RLT_EXIT_OSERR;
+        }
+    }
+    return 0;
+}
+
 int rlt_exit_for(int err)
 {
     switch (err) {
@@ -43,6 +108,11 @@ int rlt_exit_for(int err)
     default: /* EIO, EPROTO, EAUTH, ENOQUORUM, ... */
         return RLT_EXIT_UNAVAILABLE;
     }
+}
+
+int rlt_exit_for_server(int err)
+{
+    return err == REDISLOCK_EINVAL ? RLT_EXIT_UNAVAILABLE : rlt_exit_for(err);
 }
 
 int64_t rlt_now_ms(void)

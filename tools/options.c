@@ -13,8 +13,13 @@
 
 #define DEFAULT_URL "redis://127.0.0.1:6379"
 #define MAX_SECS 1000000000LL /* about 31 years */
+#define MAX_TIMEOUT_SECS 2147483LL /* the library's timeouts are int ms */
 
-enum { OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL };
+enum {
+    OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
+    OPT_LIST, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG, OPT_CONNECT_TIMEOUT,
+    OPT_COMMAND_TIMEOUT
+};
 
 static const struct option longopts[] = {
     { "url", required_argument, NULL, 'u' },
@@ -34,6 +39,13 @@ static const struct option longopts[] = {
     { "reset-all", no_argument, NULL, OPT_RESET_ALL },
     { "owner-prefix", required_argument, NULL, OPT_OWNER_PREFIX },
     { "lost-signal", required_argument, NULL, OPT_LOST_SIGNAL },
+    { "list", no_argument, NULL, OPT_LIST },
+    { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+    { "key-prefix", required_argument, NULL, OPT_KEY_PREFIX },
+    { "hash-tag", no_argument, NULL, OPT_HASH_TAG },
+    { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+    { "command-timeout", required_argument, NULL, OPT_COMMAND_TIMEOUT },
+    { "command", required_argument, NULL, 'c' },
     { NULL, 0, NULL, 0 }
 };
 
@@ -41,37 +53,62 @@ static void usage(void)
 {
     printf(
 "Usage:\n"
-"  redislock [options] NAME COMMAND [ARG...]   run COMMAND while holding lock NAME\n"
-"  redislock [options] NAME -c 'SHELL COMMAND' run it through /bin/sh -c\n"
-"  redislock [options] --status NAME           print 'held owner=ID ttl_ms=N' or 'free'\n"
-"  redislock [options] --reset NAME            forced release (wakes one waiter)\n"
-"  redislock [options] --reset-all [--owner-prefix P]\n"
-"                                              forced release of all locks (or of\n"
-"                                              those whose owner id starts with P)\n"
+"  redislock [options] NAME COMMAND [ARG...]  run COMMAND holding lock NAME\n"
+"  redislock [options] NAME -c 'SHELL COMMAND'  the same through /bin/sh -c\n"
+"  redislock [options] --status NAME    'held owner=ID ttl_ms=N' (exit 0)\n"
+"                                       or 'free' (exit 1)\n"
+"  redislock [options] --reset NAME     forced release (wakes one waiter)\n"
+"  redislock [options] --reset-all [--owner-prefix P] [--dry-run]\n"
+"                                       forced release of every lock (or of\n"
+"                                       those whose owner id starts with P)\n"
+"  redislock [options] --list [PATTERN] a line 'NAME owner=ID ttl_ms=N' per\n"
+"                                       lock (PATTERN: a glob on NAME)\n"
 "\n"
 "Options:\n"
-"  -u, --url URL            a Redis master; repeat for majority mode (Redlock).\n"
-"                           Default: $REDISLOCK_URL, else " DEFAULT_URL "\n"
-"  -n, --nonblock           do not wait: if the lock is held, fail at once\n"
-"  -w, --timeout SECS       wait at most SECS (fractions allowed) for the lock\n"
-"  -e, --expire SECS        lock expiry, renewed while COMMAND runs (default 30)\n"
-"  -E, --conflict-exit-code N   exit status when the lock was not obtained (default 1)\n"
-"  -i, --id ID              owner id (default: \"<hostname>:\" and 24 random characters)\n"
-"      --lost-signal SIG    signal sent to COMMAND if the lock is lost (default TERM;\n"
-"                           'none' only reports it)\n"
-"      --owner-prefix P     with --reset-all: only locks whose owner id starts with P\n"
-"  -v, --verbose            report waiting, acquiring and releasing on stderr\n"
-"  -q, --quiet              no message when the lock was not obtained\n"
-"  -h, --help               show this help\n"
-"  -V, --version            show the version\n"
+"  -u, --url URL          a Redis master; repeat for majority mode (Redlock):\n"
+"                         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or\n"
+"                         unix:///PATH[?db=N&user=USER&password=PASSWORD]\n"
+"                         default $REDISLOCK_URL, else " DEFAULT_URL "\n"
+"  -n, --nonblock         do not wait: if the lock is held, fail at once\n"
+"  -w, --timeout SECS     wait at most SECS (fractions allowed) for the lock\n"
+"  -e, --expire SECS      lock expiry, renewed while COMMAND runs (default 30;\n"
+"                         0.1 to 1000000000)\n"
+"  -E, --conflict-exit-code N\n"
+"                         exit status when the lock was not obtained (default 1)\n"
+"  -i, --id ID            owner id (default: \"redislock@<hostname>:\" and 24\n"
+"                         random characters)\n"
+"      --lost-signal SIG  signal sent to COMMAND's process group if the lock is\n"
+"                         lost (default TERM; 'none' only reports it)\n"
+"      --owner-prefix P   with --reset-all or --list: only the locks whose\n"
+"                         owner id starts with P\n"
+"      --dry-run          with --reset-all: list the locks it would remove and\n"
+"                         'would remove N'; remove nothing\n"
+"      --key-prefix P     keys P + \"lock:NAME\" (the library's key_prefix)\n"
+"      --hash-tag         keys \"lock:{NAME}\": one Redis Cluster slot (not\n"
+"                         python-redis-lock compatible)\n"
+"      --connect-timeout SECS  connect and log in within SECS (default 2)\n"
+"      --command-timeout SECS  wait at most SECS for a reply (default 2)\n"
+"  -v, --verbose          report waiting, acquiring and releasing on stderr;\n"
+"                         twice: also the library's log (connections), 3 times:\n"
+"                         its debug log\n"
+"  -q, --quiet            no message when the lock was not obtained; no output\n"
+"                         from --status, --reset and --reset-all\n"
+"  -h, --help             show this help\n"
+"  -V, --version          show the version\n"
 "\n"
-"Exit status: COMMAND's own (128+N if it died of signal N); the -E code (default 1)\n"
-"when the lock was not obtained; 64 for a usage error; 69 when Redis is unreachable\n"
-"or answers with an error (or too few masters answer); 71 for a system error;\n"
-"75 when the lock was lost while COMMAND ran and COMMAND exited 0; 126 when COMMAND\n"
-"cannot be run and 127 when it is not found.  --status, --reset and --reset-all\n"
-"exit 0 on success.  The password may also be given in $REDISLOCK_PASSWORD.\n"
-"See redislock(1).\n");
+"Signals: once the lock is held, every signal that would end or stop the tool\n"
+"is forwarded to COMMAND's process group (SIGPIPE is ignored); if the tool is\n"
+"killed, COMMAND's process group is killed too.\n"
+"\n"
+"Exit status: COMMAND's own (128+N if it died of signal N); the -E code\n"
+"(default 1) when the lock was not obtained; 64 for a usage error; 69 when\n"
+"Redis is unreachable, answers with an error, refuses the URL's database, or\n"
+"too few masters answer; 71 for a system error or an answer that could not be\n"
+"written; 75 when the lock was lost while COMMAND ran and COMMAND exited 0;\n"
+"126 when COMMAND cannot be run and 127 when it is not found.  --status exits\n"
+"0 when the lock is held and 1 when it is free; --reset, --reset-all and\n"
+"--list exit 0 on success.  The password may also be given in\n"
+"$REDISLOCK_PASSWORD.  See redislock(1).\n");
 }
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -157,18 +194,51 @@ static int set_mode(rlt_config *cfg, enum rlt_mode m, const char *opt)
 {
     if (cfg->mode != RLT_RUN && cfg->mode != m)
         return bad("%s cannot be combined with another of --status, --reset, "
-                   "--reset-all", opt);
+                   "--reset-all, --list", opt);
     cfg->mode = m;
     return -1;
 }
 
-/* The arguments after the options: NAME and COMMAND, or -c SHELL_COMMAND. */
+/* A timeout option: seconds, more than 0, in the library's int ms. */
+static int parse_timeout(const char *opt, const char *s, int *ms)
+{
+    int64_t v;
+    if (parse_secs(s, &v) || v < 1 || v > MAX_TIMEOUT_SECS * 1000)
+        return bad("%s: '%s' is not a number of seconds from 0.001 to %lld", opt, s,
+                   MAX_TIMEOUT_SECS);
+    *ms = (int)v;
+    return -1;
+}
+
+/* The lock name the library would refuse, as a usage error (a refusal
+ * later, from a call that talks to the server, means the server's). */
+static int check_name(const char *name)
+{
+    if (!*name)
+        return bad("the lock name is empty");
+    if (strlen(name) > REDISLOCK_NAME_MAX)
+        return bad("the lock name is %zu bytes; at most %d are allowed", strlen(name),
+                   REDISLOCK_NAME_MAX);
+    return -1;
+}
+
+/* The arguments after the options: NAME and COMMAND, or -c SHELL_COMMAND
+ * (after NAME, as flock(1) takes it). */
 static int positional(rlt_config *cfg, int n, char **args)
 {
+    int rc;
     switch (cfg->mode) {
     case RLT_RESET_ALL:
         if (n > 0)
             return bad("--reset-all takes no lock name (got '%s')", args[0]);
+        return -1;
+    case RLT_LIST:
+        if (n > 1)
+            return bad("--list takes one PATTERN (unexpected '%s'); quote it", args[1]);
+        if (n == 1 && strlen(args[0]) > REDISLOCK_NAME_MAX)
+            return bad("the pattern is %zu bytes; at most %d are allowed",
+                       strlen(args[0]), REDISLOCK_NAME_MAX);
+        cfg->name = n ? args[0] : NULL;
         return -1;
     case RLT_STATUS:
     case RLT_RESET:
@@ -178,13 +248,15 @@ static int positional(rlt_config *cfg, int n, char **args)
         if (n > 1)
             return bad("unexpected argument '%s' after the lock name", args[1]);
         cfg->name = args[0];
-        return -1;
+        return check_name(cfg->name);
     case RLT_RUN:
         break;
     }
     if (n == 0)
         return bad("missing lock NAME and COMMAND");
     cfg->name = args[0];
+    if ((rc = check_name(cfg->name)) >= 0)
+        return rc;
     if (n == 1)
         return bad("missing COMMAND after the lock name '%s'", args[0]);
     if (!strcmp(args[1], "-c") || !strcmp(args[1], "--command")) {
@@ -214,7 +286,7 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
     cfg->lost_signal = SIGTERM;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+:u:nw:e:E:i:vqhV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:u:nw:e:E:i:c:vqhV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'u':
             if (cfg->nurls == RLT_MAX_URLS)
@@ -226,13 +298,17 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             break;
         case 'w':
             if (parse_secs(optarg, &cfg->timeout_ms))
-                return bad("-w: '%s' is not a number of seconds", optarg);
+                return bad("-w: '%s' is not a number of seconds from 0 to %lld", optarg,
+                           MAX_SECS);
             break;
         case 'e':
             if (parse_secs(optarg, &cfg->expire_ms) || cfg->expire_ms < 100)
-                return bad("-e: '%s' is not a number of seconds of at least 0.1",
-                           optarg);
+                return bad("-e: '%s' is not a number of seconds from 0.1 to %lld",
+                           optarg, MAX_SECS);
             break;
+        case 'c':
+            return bad("-c (--command) goes after the lock name, as in flock(1): "
+                       "redislock [options] NAME -c 'SHELL COMMAND'");
         case 'E':
             if (parse_int(optarg, 0, 255, &n))
                 return bad("-E: '%s' is not an exit status from 0 to 255", optarg);
@@ -242,7 +318,7 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             cfg->id = optarg;
             break;
         case 'v':
-            cfg->verbose = 1;
+            cfg->verbose++;
             cfg->quiet = 0;
             break;
         case 'q':
@@ -268,8 +344,31 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             if ((rc = set_mode(cfg, RLT_RESET_ALL, "--reset-all")) >= 0)
                 return rc;
             break;
+        case OPT_LIST:
+            if ((rc = set_mode(cfg, RLT_LIST, "--list")) >= 0)
+                return rc;
+            break;
         case OPT_OWNER_PREFIX:
             cfg->owner_prefix = optarg;
+            break;
+        case OPT_DRY_RUN:
+            cfg->dry_run = 1;
+            break;
+        case OPT_KEY_PREFIX:
+            cfg->key_prefix = optarg;
+            break;
+        case OPT_HASH_TAG:
+            cfg->hash_tag = 1;
+            break;
+        case OPT_CONNECT_TIMEOUT:
+            if ((rc = parse_timeout("--connect-timeout", optarg,
+                                    &cfg->connect_timeout_ms)) >= 0)
+                return rc;
+            break;
+        case OPT_COMMAND_TIMEOUT:
+            if ((rc = parse_timeout("--command-timeout", optarg,
+                                    &cfg->command_timeout_ms)) >= 0)
+                return rc;
             break;
         case OPT_LOST_SIGNAL:
             if (parse_signal(optarg, &cfg->lost_signal))
@@ -286,8 +385,10 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             return bad("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (cfg->owner_prefix && cfg->mode != RLT_RESET_ALL)
-        return bad("--owner-prefix is only valid with --reset-all");
+    if (cfg->owner_prefix && cfg->mode != RLT_RESET_ALL && cfg->mode != RLT_LIST)
+        return bad("--owner-prefix is only valid with --reset-all and --list");
+    if (cfg->dry_run && cfg->mode != RLT_RESET_ALL)
+        return bad("--dry-run is only valid with --reset-all");
     if ((rc = positional(cfg, argc - optind, argv + optind)) >= 0)
         return rc;
     if (cfg->nurls == 0) {

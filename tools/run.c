@@ -1,6 +1,6 @@
 /* The main mode: acquire NAME (renewed automatically), run COMMAND, release
- * when it ends.  A lost lock is reported on stderr and COMMAND gets
- * --lost-signal (SIGTERM by default). */
+ * when it ends.  A lost lock is reported on stderr and COMMAND's process
+ * group gets --lost-signal (SIGTERM by default). */
 #include "tool.h"
 
 #include <signal.h>
@@ -13,6 +13,7 @@ typedef struct run_state {
     redislock *lk;
     int pid;
     int lost;
+    char qname[1100]; /* the name for messages: one line whatever it holds */
 } run_state;
 
 /* On the renewal thread: only tell the main loop. */
@@ -27,11 +28,12 @@ static void report_lost(run_state *st, int running)
     const char *why = redislock_lost_reason_string(redislock_lost_reason(st->lk));
     st->lost = 1;
     if (running && cfg->lost_signal) {
-        rlt_err("lock %s was lost while COMMAND ran: %s; sending it signal %d (%s)",
-                cfg->name, why, cfg->lost_signal, strsignal(cfg->lost_signal));
-        kill(st->pid, cfg->lost_signal);
+        rlt_err("lock %s was lost while COMMAND ran: %s; sending its process group "
+                "signal %d (%s)",
+                st->qname, why, cfg->lost_signal, strsignal(cfg->lost_signal));
+        rlt_child_signal(cfg->lost_signal);
     } else {
-        rlt_err("lock %s was lost while COMMAND ran: %s", cfg->name, why);
+        rlt_err("lock %s was lost while COMMAND ran: %s", st->qname, why);
     }
 }
 
@@ -40,8 +42,11 @@ static void on_lost(void *arg)
     report_lost(arg, 1);
 }
 
-/* "<hostname>:" with anything an owner id may not hold replaced by '_', so
- * that --reset-all --owner-prefix "<hostname>:" clears one host's locks. */
+/* "redislock@<hostname>:" with anything an owner id may not hold replaced
+ * by '_': --reset-all --owner-prefix "redislock@<hostname>:" clears the
+ * tool's locks of one host, and a service that clears its own stale locks
+ * at start-up with a prefix of its own ("<service>@<host>:", or the old
+ * advice "<host>:") never matches them. */
 static void host_prefix(char *buf, size_t size)
 {
     char host[128];
@@ -52,20 +57,22 @@ static void host_prefix(char *buf, size_t size)
     for (i = 0; host[i]; i++)
         if (host[i] <= ' ' || host[i] >= 127)
             host[i] = '_';
-    snprintf(buf, size, "%s:", host);
+    snprintf(buf, size, "redislock@%s:", host);
 }
 
 /* -1 when the lock is held, else the exit status (maybe 0 with -E 0). */
-static int acquire(const rlt_config *cfg, redislock *lk)
+static int acquire(const run_state *st)
 {
+    const rlt_config *cfg = st->cfg;
+    redislock *lk = st->lk;
     int64_t t0 = rlt_now_ms();
     int rc;
     if (cfg->timeout_ms != 0)
-        rlt_info(cfg, "waiting for lock %s (as %s)", cfg->name, redislock_id(lk));
+        rlt_info(cfg, "waiting for lock %s (as %s)", st->qname, redislock_id(lk));
     rc = redislock_acquire(lk, cfg->timeout_ms);
     switch (rc) {
     case REDISLOCK_OK:
-        rlt_info(cfg, "got lock %s as %s after %lld ms", cfg->name, redislock_id(lk),
+        rlt_info(cfg, "got lock %s as %s after %lld ms", st->qname, redislock_id(lk),
                  (long long)(rlt_now_ms() - t0));
         return -1;
     case REDISLOCK_EBUSY:
@@ -76,7 +83,7 @@ static int acquire(const rlt_config *cfg, redislock *lk)
         return cfg->conflict_code;
     default:
         rlt_err("%s", redislock_errmsg(lk));
-        return rlt_exit_for(rc);
+        return rlt_exit_for_server(rc);
     }
 }
 
@@ -93,20 +100,21 @@ static void release(run_state *st)
         rlt_err("%s", redislock_errmsg(st->lk));
         st->lost = 1;
     } else if (rc) {
-        rlt_err("cannot release lock %s (it expires by itself): %s", cfg->name,
+        rlt_err("cannot release lock %s (it expires by itself): %s", st->qname,
                 redislock_errmsg(st->lk));
     } else {
-        rlt_info(cfg, "released lock %s", cfg->name);
+        rlt_info(cfg, "released lock %s", st->qname);
     }
 }
 
 int rlt_run(const rlt_config *cfg, redislock_client *c)
 {
     redislock_options o = REDISLOCK_OPTIONS_INIT;
-    run_state st = { cfg, NULL, 0, 0 };
+    run_state st = { cfg, NULL, 0, 0, "" };
     char prefix[160];
     int rc, status, sig;
 
+    rlt_quote(cfg->name, st.qname, sizeof st.qname);
     if ((status = rlt_signals_init()))
         return status;
     host_prefix(prefix, sizeof prefix);
@@ -119,7 +127,7 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
         rlt_err("%s", redislock_last_error());
         return rlt_exit_for(rc);
     }
-    if ((status = acquire(cfg, st.lk)) >= 0) {
+    if ((status = acquire(&st)) >= 0) {
         redislock_free(st.lk);
         return status;
     }
@@ -131,6 +139,7 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
         status = rlt_child_wait(st.pid, on_lost, &st);
     }
     release(&st);
+    rlt_child_done();
     redislock_free(st.lk);
     return st.lost && status == 0 ? RLT_EXIT_LOST : status;
 }

@@ -6,12 +6,14 @@
 
 #include <redislock.h>
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Exit statuses besides COMMAND's own (documented in redislock(1) and
  * --help; modelled on flock(1), sysexits.h and env(1)). */
 enum {
     RLT_EXIT_CONFLICT = 1,     /* default of -E: lock not obtained */
+    RLT_EXIT_FREE = 1,         /* --status: the lock is free */
     RLT_EXIT_USAGE = 64,       /* EX_USAGE: bad options or arguments */
     RLT_EXIT_UNAVAILABLE = 69, /* EX_UNAVAILABLE: Redis unreachable, server
                                   error, no quorum */
@@ -24,23 +26,29 @@ enum {
 
 #define RLT_MAX_URLS 31
 
-enum rlt_mode { RLT_RUN, RLT_STATUS, RLT_RESET, RLT_RESET_ALL };
+enum rlt_mode { RLT_RUN, RLT_STATUS, RLT_RESET, RLT_RESET_ALL, RLT_LIST };
 
 /* Everything the command line asked for. */
 typedef struct rlt_config {
     enum rlt_mode mode;
     const char *urls[RLT_MAX_URLS];
     size_t nurls;
-    const char *name;          /* lock name (not for --reset-all) */
+    const char *name;          /* lock name (not for --reset-all), or the
+                                  --list PATTERN (NULL: every lock) */
     char *const *argv;         /* COMMAND and its arguments, NULL-terminated */
     const char *shell_cmd;     /* -c: run through /bin/sh -c */
     int64_t timeout_ms;        /* -1 waits for ever, 0 is -n */
     int64_t expire_ms;         /* -e */
     int conflict_code;         /* -E */
     const char *id;            /* -i, or NULL for a random one */
-    const char *owner_prefix;  /* --reset-all --owner-prefix */
+    const char *owner_prefix;  /* --reset-all/--list --owner-prefix */
+    int dry_run;               /* --reset-all --dry-run */
     int lost_signal;           /* sent to COMMAND when the lock is lost; 0: none */
     int verbose, quiet;
+    const char *key_prefix;    /* --key-prefix */
+    int hash_tag;              /* --hash-tag */
+    int connect_timeout_ms;    /* --connect-timeout; 0: the library's */
+    int command_timeout_ms;    /* --command-timeout; 0: the library's */
 } rlt_config;
 
 /* options.c: fill cfg from the command line.  Returns -1 when the tool should
@@ -54,6 +62,23 @@ void rlt_info(const rlt_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The exit status for a library error code that ends the tool. */
 int rlt_exit_for(int err);
+/* The same for an error of a call that talked to the server, after the
+ * tool checked its own arguments: REDISLOCK_EINVAL there is the server
+ * refusing what the URL asks (a database number out of range), so 69. */
+int rlt_exit_for_server(int err);
+/* s for a message line: control bytes, '\\' and bytes above 126 as \xHH,
+ * cut with "..." to fit size. */
+const char *rlt_quote(const char *s, char *buf, size_t size);
+/* A field of an answer line on stdout: bytes outside '!'..'~' and '\\' as
+ * \xHH, so that the line stays one line of space-separated fields. */
+void rlt_put_field(const char *s, size_t len);
+/* Flush stdout: 0, or RLT_EXIT_OSERR after a message when the answer could
+ * not be written (a closed or full output). */
+int rlt_flush_out(void);
+/* At start: /dev/null on each of fds 0-2 that is closed, opened so that a
+ * use fails (so that no socket of ours becomes stdout).  0 or
+ * RLT_EXIT_OSERR. */
+int rlt_std_fds(void);
 /* CLOCK_MONOTONIC in ms. */
 int64_t rlt_now_ms(void);
 
@@ -61,20 +86,23 @@ int64_t rlt_now_ms(void);
  * *status set to the exit status. */
 redislock_client *rlt_client(const rlt_config *cfg, int *status);
 
-/* admin.c: --status, --reset, --reset-all.  Return the exit status. */
+/* admin.c: --status, --reset, --reset-all, --list.  Return the exit
+ * status. */
 int rlt_status(const rlt_config *cfg, redislock_client *c);
 int rlt_reset(const rlt_config *cfg, redislock_client *c);
 int rlt_reset_all(const rlt_config *cfg, redislock_client *c);
+int rlt_list(const rlt_config *cfg, redislock_client *c);
 
 /* run.c: acquire, run COMMAND, release.  Returns the exit status. */
 int rlt_run(const rlt_config *cfg, redislock_client *c);
 
-/* child.c: COMMAND as a child process, with SIGINT/SIGTERM/SIGHUP forwarded
- * and lost-lock reports, through one self-pipe. */
+/* child.c: COMMAND as a child process in a process group of its own that
+ * dies with the tool, every catchable signal forwarded to that group, and
+ * lost-lock reports, through one self-pipe. */
 /* Install the handlers (call before acquiring): until rlt_signals_hold(),
- * one of those signals ends the tool as it would without handlers (a signal
- * that lands inside the acquire after the server granted the lock leaves it
- * to expire). */
+ * a signal ends the tool as it would without handlers (a signal that lands
+ * inside the acquire after the server granted the lock leaves it to
+ * expire). */
 int rlt_signals_init(void);
 /* The lock is held: from now on those signals are recorded, not fatal. */
 void rlt_signals_hold(void);
@@ -88,5 +116,10 @@ int rlt_child_start(const rlt_config *cfg, int *pid);
  * on_lost(arg) once.  Returns the child's status as an exit status (its
  * code, or 128 + signal). */
 int rlt_child_wait(int pid, void (*on_lost)(void *arg), void *arg);
+/* Send sig to COMMAND's whole process group (0: nothing). */
+void rlt_child_signal(int sig);
+/* After a normal end: COMMAND's group is no longer killed when the tool
+ * exits (processes COMMAND left in the background run on). */
+void rlt_child_done(void);
 
 #endif

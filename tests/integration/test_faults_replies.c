@@ -80,7 +80,8 @@ static void expect_acquire_refused_at_once(redislock *lk, int64_t timeout_ms,
 
 /* The lock key holds a list (then a hash): every operation that reads it is
  * EPROTO with WRONGTYPE, at once (a waiting acquire does not wait), and
- * changes nothing; the forced reset removes it, and then the lock works. */
+ * changes nothing; the forced reset leaves it alone too (it is not a lock:
+ * EPROTO naming its type); once it is deleted, the lock works. */
 static void test_wrongtype_lock_key_every_operation_fails_at_once(void **state)
 {
     redislock_client *c = tf_client(srv->url);
@@ -99,8 +100,9 @@ static void test_wrongtype_lock_key_every_operation_fails_at_once(void **state)
     cmd(srv, "HSET %s f v", "lock:wt");
     FAULT("lock key holds a hash (WRONGTYPE)");
     expect(redislock_try_acquire(lk), REDISLOCK_EPROTO, lk, "WRONGTYPE", "try_acquire");
-    /* the forced reset deletes whatever is there */
-    assert_int_equal(redislock_reset(c, "wt"), 1);
+    expect(redislock_reset(c, "wt"), REDISLOCK_EPROTO, NULL, "not a lock", "reset");
+    assert_int_equal(ts_int(srv, "EXISTS lock:wt"), 1);
+    cmd(srv, "DEL %s", "lock:wt");
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_release(lk));
 }
@@ -480,8 +482,8 @@ static void test_majority_one_wrongtype_master_quorum_still_grants(void **state)
 }
 
 /* Two masters of three return WRONGTYPE: no quorum, with the cause in the
- * message, and nothing left behind on the third; after a reset the lock
- * works. */
+ * message, and nothing left behind on the third; once the keys are deleted
+ * the lock works. */
 static void test_majority_two_wrongtype_masters_no_quorum(void **state)
 {
     redislock_client *c = multi();
@@ -493,7 +495,8 @@ static void test_majority_two_wrongtype_masters_no_quorum(void **state)
     expect(redislock_acquire(lk, 1000), REDISLOCK_ENOQUORUM, lk, "WRONGTYPE", "acquire");
     assert_int_equal(redislock_held(lk), 0);
     assert_int_equal(ts_int(&tf_masters[0], "EXISTS lock:mw"), 0); /* undone */
-    assert_int_equal(redislock_reset(c, "mw"), 1);
+    cmd(&tf_masters[1], "DEL %s", "lock:mw");
+    cmd(&tf_masters[2], "DEL %s", "lock:mw");
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_release(lk));
 }

@@ -1,5 +1,6 @@
 /* 8. reset and reset_all: waking waiters, SCAN in batches without slow
- * commands, and the owner-prefix scope. */
+ * commands, and the owner-prefix scope; keys that are not locks; and
+ * redislock_list(). */
 #include "server.h"
 #include "testutil.h"
 
@@ -240,6 +241,266 @@ static void test_reset_all_key_prefix(void **state)
     redislock_client_free(pc);
 }
 
+static char warned[1024];
+
+static void keep_warning(void *userdata, int level, const char *msg)
+{
+    if (level <= REDISLOCK_LOG_WARN)
+        snprintf(warned, sizeof warned, "%s", msg);
+}
+
+/* A key of another type where a lock would be is not a lock: reset leaves it
+ * (and the signal key) alone and says so with EPROTO, as reset_all skips it
+ * (the issue: reset deleted a hash and answered 1); reset_all logs how many
+ * it skipped. */
+static void test_reset_not_a_lock(void **state)
+{
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock_client *c;
+    redisReply *r;
+    uint64_t n = 99;
+
+    r = ts_cmd(&tu_srv, "HSET lock:h f v");
+    freeReplyObject(r);
+    r = ts_cmd(&tu_srv, "RPUSH lock:l a");
+    freeReplyObject(r);
+    assert_rl_err(redislock_reset(tu_cl, "h"), REDISLOCK_EPROTO);
+    assert_non_null(strstr(redislock_last_error(), "lock:h is not a lock (a hash)"));
+    assert_rl_err(redislock_reset(tu_cl, "l"), REDISLOCK_EPROTO);
+    assert_non_null(strstr(redislock_last_error(), "lock:l is not a lock (a list)"));
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:h"), 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:l"), 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock-signal:h"), 0); /* no wake-up */
+    /* a string is a lock, whoever wrote it */
+    r = ts_cmd(&tu_srv, "SET lock:s someone");
+    freeReplyObject(r);
+    assert_int_equal(redislock_reset(tu_cl, "s"), 1);
+
+    o.log = keep_warning;
+    c = tu_client_opts(tu_srv.url, &o);
+    warned[0] = '\0';
+    r = ts_cmd(&tu_srv, "SET lock:s someone");
+    freeReplyObject(r);
+    assert_rl_ok(redislock_reset_all(c, NULL, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:h"), 1);
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:l"), 1);
+    assert_non_null(strstr(warned, "left alone 2 key(s)"));
+    redislock_client_free(c);
+}
+
+/* ------------------------------------------------------------------ list */
+
+typedef struct seen {
+    int n;
+    int stop_after;          /* return 7 after that many; 0: never */
+    char names[8][64];
+    size_t name_lens[8];
+    char owners[8][64];
+    int64_t ttls[8];
+    size_t masters[8];
+    char addrs[8][700];
+} seen;
+
+static int collect(const redislock_list_entry *e, void *userdata)
+{
+    seen *s = userdata;
+    if (s->n < 8) {
+        assert_true(e->name_len < sizeof s->names[0]);
+        memcpy(s->names[s->n], e->name, e->name_len + 1);
+        s->name_lens[s->n] = e->name_len;
+        snprintf(s->owners[s->n], sizeof s->owners[0], "%s", e->owner);
+        assert_int_equal(strlen(e->owner), e->owner_len);
+        s->ttls[s->n] = e->ttl_ms;
+        s->masters[s->n] = e->master;
+        snprintf(s->addrs[s->n], sizeof s->addrs[0], "%s", e->master_addr);
+    }
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after ? 7 : 0;
+}
+
+/* The entry for name, or -1. */
+static int find(const seen *s, const char *name)
+{
+    int i;
+    for (i = 0; i < s->n && i < 8; i++)
+        if (!strcmp(s->names[i], name))
+            return i;
+    return -1;
+}
+
+static void set_key(const char *fmt, const char *key)
+{
+    redisReply *r = ts_cmd(&tu_srv, fmt, key);
+    assert_non_null(r);
+    freeReplyObject(r);
+}
+
+/* redislock_list(): every lock with its owner and expiry, read by SCAN;
+ * keys that are not locks, signal keys and other prefixes are not listed;
+ * name patterns; the callback stops the walk; bad arguments. */
+static void test_list(void **state)
+{
+    seen s;
+    uint64_t n = 99;
+    int i;
+    redisReply *r;
+
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(tu_cl, NULL, collect, &s, &n));
+    assert_int_equal(n, 0);
+    assert_int_equal(s.n, 0);
+
+    r = ts_cmd(&tu_srv, "SET lock:alpha owner-a PX 10000");
+    freeReplyObject(r);
+    set_key("SET %s owner-b", "lock:beta");
+    set_key("SET %s py-owner", "lock:two words\nand a line");
+    set_key("HSET %s f v", "lock:a-hash");
+    set_key("RPUSH %s 1", "lock-signal:alpha");
+    set_key("SET %s x", "other:lock:q");
+    ts_resetstat(&tu_srv);
+    assert_rl_ok(redislock_list(tu_cl, "", collect, &s, &n));
+    assert_int_equal(n, 3);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(ts_calls(&tu_srv, "keys"), 0);
+    assert_true(ts_calls(&tu_srv, "scan") >= 1);
+    i = find(&s, "alpha");
+    assert_true(i >= 0);
+    assert_string_equal(s.owners[i], "owner-a");
+    assert_true(s.ttls[i] > 0 && s.ttls[i] <= 10000);
+    assert_int_equal(s.masters[i], 0);
+    assert_string_equal(s.addrs[i], tu_srv.sock);
+    i = find(&s, "beta");
+    assert_true(i >= 0);
+    assert_int_equal(s.ttls[i], -1);
+    i = find(&s, "two words\nand a line");
+    assert_true(i >= 0);
+    assert_string_equal(s.owners[i], "py-owner");
+
+    /* patterns are globs on the name */
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(tu_cl, "[ab]*a", collect, &s, &n));
+    assert_int_equal(n, 2); /* alpha, beta */
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(tu_cl, "two*", collect, &s, &n));
+    assert_int_equal(s.n, 1);
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(tu_cl, "nothing*", collect, &s, &n));
+    assert_int_equal(n, 0);
+
+    /* the callback stops the walk; its value is returned */
+    memset(&s, 0, sizeof s);
+    s.stop_after = 1;
+    assert_int_equal(redislock_list(tu_cl, NULL, collect, &s, &n), 7);
+    assert_int_equal(n, 1);
+    assert_int_equal(s.n, 1);
+
+    assert_rl_err(redislock_list(NULL, NULL, collect, &s, &n), REDISLOCK_EINVAL);
+    assert_rl_err(redislock_list(tu_cl, NULL, NULL, &s, &n), REDISLOCK_EINVAL);
+}
+
+/* Key prefix and hash-tag layouts: names come back without either. */
+static void test_list_layouts(void **state)
+{
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock_client *pc, *hc;
+    redislock *a, *b;
+    seen s;
+    uint64_t n = 0;
+
+    o.key_prefix = "app*1:";
+    pc = tu_client_opts(tu_srv.url, &o);
+    o.key_prefix = NULL;
+    o.hash_tag = 1;
+    hc = tu_client_opts(tu_srv.url, &o);
+    a = tu_lock(pc, "job", 5000);
+    b = tu_lock(hc, "tagged", 0);
+    assert_rl_ok(redislock_acquire(a, 0));
+    assert_rl_ok(redislock_acquire(b, 0));
+    set_key("SET %s x", "appX1:lock:not-mine");
+
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(pc, NULL, collect, &s, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(s.names[0], "job");
+    assert_string_equal(s.owners[0], redislock_id(a));
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(hc, NULL, collect, &s, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(s.names[0], "tagged");
+    assert_int_equal(s.name_lens[0], 6);
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(hc, "tag*", collect, &s, &n));
+    assert_int_equal(n, 1);
+    /* the default layout sees "{tagged}" and "app*1:" keys as other names */
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(tu_cl, NULL, collect, &s, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(s.names[0], "{tagged}");
+
+    redislock_free(a);
+    redislock_free(b);
+    redislock_client_free(pc);
+    redislock_client_free(hc);
+}
+
+/* Many locks: every one listed once, in SCAN batches, with no slow call. */
+static void test_list_many(void **state)
+{
+    uint64_t n = 0;
+    seen s;
+    int want = tu_slow() > 1 ? 2500 : 5000; /* more than one SCAN page (1000) */
+    fill_locks(want);
+    memset(&s, 0, sizeof s);
+    ts_resetstat(&tu_srv);
+    assert_rl_ok(redislock_list(tu_cl, "many-*", collect, &s, &n));
+    assert_int_equal(n, (uint64_t)want);
+    assert_true(ts_calls(&tu_srv, "scan") > 1);
+    assert_int_equal(ts_calls(&tu_srv, "keys"), 0);
+}
+
+/* Majority mode: each master's locks, tagged with the master; one master
+ * down is no error (every held lock is still seen), two are. */
+static ts_server mm[3];
+
+static void test_list_majority(void **state)
+{
+    const char *urls[3];
+    redislock_client *c;
+    redislock *lk;
+    seen s;
+    uint64_t n = 0;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(ts_start(&mm[i]), 0);
+        urls[i] = mm[i].url;
+    }
+    assert_rl_ok(redislock_client_new_multi(&c, urls, 3, NULL));
+    lk = tu_lock(c, "mj", 10000);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(c, NULL, collect, &s, &n));
+    assert_int_equal(n, 3);
+    for (i = 0; i < 3; i++) {
+        assert_string_equal(s.names[i], "mj");
+        assert_string_equal(s.owners[i], redislock_id(lk));
+        assert_int_equal(s.masters[i], (size_t)i);
+        assert_string_equal(s.addrs[i], mm[i].sock);
+    }
+    ts_stop(&mm[1]);
+    memset(&s, 0, sizeof s);
+    assert_rl_ok(redislock_list(c, NULL, collect, &s, &n));
+    assert_int_equal(n, 2);
+    ts_stop(&mm[2]);
+    memset(&s, 0, sizeof s);
+    assert_rl_err(redislock_list(c, NULL, collect, &s, &n), REDISLOCK_ENOQUORUM);
+    assert_int_equal(n, 1); /* what the live master had */
+    redislock_free(lk);
+    redislock_client_free(c);
+    ts_stop(&mm[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +509,11 @@ int main(void)
         cmocka_unit_test_setup(test_reset_all_many_no_slowlog, tu_setup),
         cmocka_unit_test_setup(test_reset_all_owner_prefix, tu_setup),
         cmocka_unit_test_setup(test_reset_all_key_prefix, tu_setup),
+        cmocka_unit_test_setup(test_reset_not_a_lock, tu_setup),
+        cmocka_unit_test_setup(test_list, tu_setup),
+        cmocka_unit_test_setup(test_list_layouts, tu_setup),
+        cmocka_unit_test_setup(test_list_many, tu_setup),
+        cmocka_unit_test_setup(test_list_majority, tu_setup),
     };
     return cmocka_run_group_tests_name("reset", tests, tu_group_setup, tu_group_teardown);
 }

@@ -1,14 +1,19 @@
 /* redislock(1) through the real binary against real redis-server processes:
  * exit statuses (success, COMMAND's failure, conflict with -n and -w, -E,
- * usage errors, unreachable servers), --status, --reset, --reset-all with
- * --owner-prefix, -i, and majority mode with -u given three times. */
+ * usage errors, unreachable servers, a refused database), --status,
+ * --reset, --reset-all with --owner-prefix and --dry-run, --list, -i, the
+ * default owner id, key layouts, timeouts, closed standard descriptors,
+ * quoted names, and majority mode with -u given three times. */
 #include "server.h"
 #include "testutil.h"
 #include "toolproc.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,6 +147,22 @@ static void test_tool_usage_errors(void **state)
         { "--status", "--reset", "x" },
         { "--owner-prefix", "p", "x", "true" },
         { "--owner-prefix", "p", "--status", "x" },
+        { "-c", "echo a", "x" },
+        { "--command", "echo a", "x" },
+        { "--dry-run", "x", "true" },
+        { "--dry-run", "--list" },
+        { "--list", "a", "b" },
+        { "--list", "--status", "x" },
+        { "--connect-timeout", "0", "x", "true" },
+        { "--connect-timeout", "9999999", "x", "true" },
+        { "--command-timeout", "abc", "x", "true" },
+        { "--command-timeout" },
+        { "--reset", "" },
+        { "--status", "" },
+        { "", "true" },
+        { "--reset-all", "--owner-prefix", "has space" },
+        { "--list", "--owner-prefix", "has space" },
+        { "--reset-all", "--dry-run", "--owner-prefix", "has space" },
     };
     size_t i, j;
     tool_proc p;
@@ -155,6 +176,21 @@ static void test_tool_usage_errors(void **state)
             fail_msg("case %zu (%s ...): status %d, stdout '%s', stderr '%s'", i,
                      cases[i][0] ? cases[i][0] : "", p.status, p.out.buf, p.err.buf);
     }
+    /* messages that say what is allowed */
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-e", "99999999999", "x", "true"), 64);
+    assert_non_null(strstr(p.err.buf, "from 0.1 to 1000000000"));
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-w", "99999999999", "x", "true"), 64);
+    assert_non_null(strstr(p.err.buf, "to 1000000000"));
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-c", "echo a", "x"), 64);
+    assert_non_null(strstr(p.err.buf, "after the lock name"));
+    {
+        char longname[REDISLOCK_NAME_MAX + 2];
+        memset(longname, 'n', sizeof longname - 1);
+        longname[sizeof longname - 1] = '\0';
+        assert_int_equal(TP_RUN(&p, "-u", URL, "--reset", longname), 64);
+        assert_true(tp_one_line(p.err.buf));
+        assert_non_null(strstr(p.err.buf, "at most 4096"));
+    }
     /* the same master twice is no majority */
     assert_int_equal(TP_RUN(&p, "-u", URL, "-u", URL, "x", "true"), 64);
     assert_true(tp_one_line(p.err.buf));
@@ -167,6 +203,16 @@ static void test_tool_usage_errors(void **state)
     assert_non_null(strstr(p.out.buf, "Usage"));
     assert_non_null(strstr(p.out.buf, " 64 "));
     assert_non_null(strstr(p.out.buf, " 69 "));
+    {
+        static const char *const flags[] = { "--list", "--dry-run", "--key-prefix",
+                                             "--hash-tag", "--connect-timeout",
+                                             "--command-timeout", "--owner-prefix",
+                                             "--lost-signal" };
+        size_t k;
+        for (k = 0; k < sizeof flags / sizeof flags[0]; k++)
+            if (!strstr(p.out.buf, flags[k]))
+                fail_msg("--help does not mention %s", flags[k]);
+    }
     assert_int_equal(TP_RUN(&p, "-V"), 0);
     assert_non_null(strstr(p.out.buf, redislock_version_string()));
 }
@@ -196,12 +242,13 @@ static void test_tool_unreachable(void **state)
     assert_int_equal(TP_RUN(&p, "--status", "x"), 69);
     assert_non_null(strstr(p.err.buf, tcp + strlen("redis://")));
     setenv("REDISLOCK_URL", URL, 1);
-    assert_int_equal(TP_RUN(&p, "--status", "x"), 0);
+    assert_int_equal(TP_RUN(&p, "--status", "x"), 1); /* free */
     unsetenv("REDISLOCK_URL");
 }
 
-/* --status: "free" or "held owner=ID ttl_ms=N"; -i sets the owner id; the
- * default id is "<hostname>:" and random characters. */
+/* --status: "free" (exit 1) or "held owner=ID ttl_ms=N" (exit 0), only the
+ * status with -q; -i sets the owner id; the default id is
+ * "redislock@<hostname>:" and random characters. */
 static void test_tool_status(void **state)
 {
     redislock *a, *b;
@@ -209,9 +256,14 @@ static void test_tool_status(void **state)
     long long ttl;
     char host[128], cmd[1200], expect[200];
 
-    assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "s"), 0);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "s"), 1);
     assert_string_equal(p.out.buf, "free\n");
+    assert_string_equal(p.err.buf, "");
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-q", "--status", "s"), 1);
+    assert_string_equal(p.out.buf, "");
     a = hold("s", "tester-1", 10000);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "-q", "--status", "s"), 0);
+    assert_string_equal(p.out.buf, "");
     assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "s"), 0);
     assert_int_equal(sscanf(p.out.buf, "held owner=tester-1 ttl_ms=%lld", &ttl), 1);
     assert_true(ttl > 0 && ttl <= 10000);
@@ -230,9 +282,9 @@ static void test_tool_status(void **state)
     assert_true(ttl > 0 && ttl <= 5000);
     assert_int_equal(TP_RUN(&p, "-u", URL, "mine", "-c", cmd), 0);
     assert_int_equal(gethostname(host, sizeof host), 0);
-    snprintf(expect, sizeof expect, "held owner=%s:", host);
+    snprintf(expect, sizeof expect, "held owner=redislock@%s:", host);
     assert_memory_equal(p.out.buf, expect, strlen(expect));
-    assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "mine"), 0);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--status", "mine"), 1);
     assert_string_equal(p.out.buf, "free\n");
 }
 
@@ -273,6 +325,42 @@ static void test_tool_reset(void **state)
     redislock_free(h[2]);
 }
 
+/* A service that clears its own stale locks at start-up, with the old
+ * advice (id_prefix "<host>:") or the new one ("<service>@<host>:"), leaves
+ * a running tool's lock alone (the issue: the cron job's lock was removed
+ * and the job exited 75).  The tool's own prefix clears it. */
+static void test_tool_default_id_prefix(void **state)
+{
+    tool_proc p;
+    char host[128], prefix[200], cmd[600];
+    const char *flag = tp_path("prefix-done");
+    uint64_t n = 99;
+
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    snprintf(cmd, sizeof cmd, "echo ready; while [ ! -e '%s' ]; do sleep 0.02; done", flag);
+    TP_START(&p, "-u", URL, "cron-job", "-c", cmd);
+    assert_int_equal(tp_line(&p, 0, prefix, sizeof prefix, (int)TU_MS(5000)), 0);
+    snprintf(prefix, sizeof prefix, "%s:", host);
+    assert_rl_ok(redislock_reset_all(tu_cl, prefix, &n));
+    assert_int_equal(n, 0);
+    snprintf(prefix, sizeof prefix, "billing@%s:", host);
+    assert_rl_ok(redislock_reset_all(tu_cl, prefix, &n));
+    assert_int_equal(n, 0);
+    touch(flag);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 0);
+    assert_string_equal(p.err.buf, "");
+
+    /* --reset-all --owner-prefix "redislock@<host>:" does clear it */
+    unlink(flag);
+    TP_START(&p, "-u", URL, "--lost-signal", "none", "cron-job", "-c", cmd);
+    assert_int_equal(tp_line(&p, 0, cmd, sizeof cmd, (int)TU_MS(5000)), 0);
+    snprintf(prefix, sizeof prefix, "redislock@%s:", host);
+    assert_rl_ok(redislock_reset_all(tu_cl, prefix, &n));
+    assert_int_equal(n, 1);
+    touch(flag);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 75);
+}
+
 /* Majority mode: -u three times; the lock is on a quorum while COMMAND
  * runs and on none afterwards; works with one master down, not with two. */
 static ts_server m[3];
@@ -300,6 +388,16 @@ static void test_tool_majority(void **state)
                             "mj"),
                      0);
     assert_memory_equal(q.out.buf, "held owner=", 11);
+    /* --list: the lock once per master that has it, with master= */
+    assert_int_equal(TP_RUN(&q, "-u", m[0].url, "-u", m[1].url, "-u", m[2].url, "--list"), 0);
+    on = 0;
+    for (i = 0; i < 3; i++) {
+        char want[700];
+        snprintf(want, sizeof want, " master=%s\n", m[i].sock);
+        on += strstr(q.out.buf, want) != NULL;
+    }
+    assert_true(on >= 2);
+    assert_memory_equal(q.out.buf, "mj owner=", 9);
     touch(flag);
     assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
     for (i = 0; i < 3; i++)
@@ -319,6 +417,288 @@ static void test_tool_majority(void **state)
     ts_stop(&m[0]);
 }
 
+/* Error replies the server sent since the last CONFIG RESETSTAT: a tool
+ * line written into a Redis connection shows up here. */
+static long long error_replies(void)
+{
+    return ts_info(&tu_srv, "stats", "total_error_replies");
+}
+
+/* Standard descriptors closed at start: nothing the tool writes lands in a
+ * Redis connection that took the free descriptor (the issue: the "got lock"
+ * line went to the server, which answered with ERR), and an answer that
+ * cannot be written is a failure (71), not a success. */
+static void test_tool_closed_fds(void **state)
+{
+    tool_proc p;
+    ts_resetstat(&tu_srv);
+    tp_start_closed(&p, (const char *const[]){ "-v", "-u", URL, "job", "sleep", "0.3", NULL },
+                    7);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+    assert_int_equal(error_replies(), 0);
+    assert_int_equal(exists(&tu_srv, "lock:job"), 0);
+
+    /* --status with stdout closed: the answer is lost, so 71 */
+    tp_start_closed(&p, (const char *const[]){ "-u", URL, "--status", "job", NULL }, 2);
+    assert_int_not_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+    assert_int_equal(p.status, 71);
+    assert_true(tp_one_line(p.err.buf));
+    assert_non_null(strstr(p.err.buf, "standard output"));
+    assert_int_equal(error_replies(), 0);
+    tp_start_closed(&p, (const char *const[]){ "-u", URL, "--reset", "job", NULL }, 2);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 71);
+    /* ... but with -q there is no answer to lose */
+    tp_start_closed(&p, (const char *const[]){ "-q", "-u", URL, "--reset", "job", NULL }, 2);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+
+    /* stderr closed: the answer still comes, errors are only lost */
+    tp_start_closed(&p, (const char *const[]){ "-v", "-u", URL, "--reset", "job", NULL }, 4);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+    assert_string_equal(p.out.buf, "removed 0\n");
+    assert_int_equal(error_replies(), 0);
+
+    /* stdin closed: COMMAND sees it closed, not a socket of the tool */
+    tp_start_closed(&p,
+                    (const char *const[]){ "-u", URL, "job", "-c",
+                                           "if read l; then echo read; else echo eof; fi",
+                                           NULL },
+                    1);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(10000)), 0);
+    assert_string_equal(p.out.buf, "eof\n");
+    assert_int_equal(error_replies(), 0);
+}
+
+/* A lock name with a newline and other control bytes stays on one line in
+ * the tool's own -v and lost-lock messages. */
+static void test_tool_quotes_names(void **state)
+{
+    tool_proc p;
+    char cmd[600];
+    const char *flag = tp_path("quote-done");
+    const char *name = "two\nlines\tand\x1b[1m";
+    const char *s;
+
+    snprintf(cmd, sizeof cmd, "echo ready; while [ ! -e '%s' ]; do sleep 0.02; done", flag);
+    TP_START(&p, "-v", "-u", URL, "-e", "1", "--lost-signal", "none", name, "-c", cmd);
+    assert_int_equal(tp_line(&p, 0, cmd, sizeof cmd, (int)TU_MS(5000)), 0);
+    assert_int_equal(ts_int(&tu_srv, "DEL %s", "lock:two\nlines\tand\x1b[1m"), 1);
+    do /* waiting, got, lost */
+        assert_int_equal(tp_line(&p, 1, cmd, sizeof cmd, (int)TU_MS(5000)), 0);
+    while (!strstr(cmd, "lost"));
+    touch(flag);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 75);
+    /* every line is the tool's, and the name is quoted in each */
+    for (s = p.err.buf; *s; s = strchr(s, '\n') + 1) {
+        if (strncmp(s, "redislock: ", 11))
+            fail_msg("a line that is not the tool's: '%s' (all: '%s')", s, p.err.buf);
+        const char *q = strstr(s, "two\\x0alines\\x09and\\x1b[1m");
+        assert_true(q && q < strchr(s, '\n'));
+    }
+    assert_non_null(strstr(p.err.buf, "got lock two\\x0alines"));
+}
+
+/* -vv adds the library's log: the connection made. */
+static void test_tool_verbose_log(void **state)
+{
+    tool_proc p;
+    char want[700];
+    assert_int_equal(TP_RUN(&p, "-vv", "-u", URL, "x", "true"), 0);
+    snprintf(want, sizeof want, "redislock: [info] redis %s: connected", tu_srv.sock);
+    assert_non_null(strstr(p.err.buf, want));
+    assert_int_equal(TP_RUN(&p, "-v", "-u", URL, "x", "true"), 0);
+    assert_null(strstr(p.err.buf, "[info]"));
+}
+
+/* -c after NAME in every way flock(1) takes it: "-c", "--command", after
+ * "--", after -n. */
+static void test_tool_c_positions(void **state)
+{
+    tool_proc p;
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", "-c", "echo a"), 0);
+    assert_string_equal(p.out.buf, "a\n");
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", "--command", "echo b"), 0);
+    assert_string_equal(p.out.buf, "b\n");
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--", "x", "-c", "echo c"), 0);
+    assert_string_equal(p.out.buf, "c\n");
+    assert_int_equal(TP_RUN(&p, "-n", "-u", URL, "--", "x", "-c", "echo d"), 0);
+    assert_string_equal(p.out.buf, "d\n");
+    /* after COMMAND's name it is COMMAND's */
+    assert_int_equal(TP_RUN(&p, "-u", URL, "x", "sh", "-c", "echo e"), 0);
+    assert_string_equal(p.out.buf, "e\n");
+}
+
+/* A database number the server refuses is the server refusing (69), not a
+ * usage error (64), in every mode. */
+static void test_tool_db_out_of_range(void **state)
+{
+    char url[800];
+    tool_proc p;
+    size_t i;
+    static const char *const modes[][4] = {
+        { "--status", "x" }, { "x", "true" }, { "-n", "x", "true" },
+        { "--reset", "x" }, { "--reset-all" }, { "--list" },
+        { "--reset-all", "--dry-run" },
+    };
+    snprintf(url, sizeof url, "%s?db=99999", URL);
+    for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        const char *args[8] = { "-u", url };
+        size_t j;
+        for (j = 0; j < 4 && modes[i][j]; j++)
+            args[2 + j] = modes[i][j];
+        args[2 + j] = NULL;
+        tp_run(&p, args);
+        if (p.status != 69 || !tp_one_line(p.err.buf) || !strstr(p.err.buf, "SELECT"))
+            fail_msg("%s: status %d, stderr '%s'", modes[i][0], p.status, p.err.buf);
+    }
+}
+
+/* --list [PATTERN]: one line per lock, "NAME owner=ID ttl_ms=N", names and
+ * owners escaped; --owner-prefix; several masters add master=. */
+static void test_tool_list(void **state)
+{
+    redislock *a = hold("job-a", "svc@h1:1", 20000), *b = hold("job-b", "redislock@h2:2", 0);
+    redisReply *r;
+    tool_proc p;
+    long long ttl;
+    char line[256];
+
+    r = ts_cmd(&tu_srv, "SET %s %s", "lock:odd name\n", "py owner");
+    freeReplyObject(r);
+    r = ts_cmd(&tu_srv, "HSET %s f v", "lock:not-a-lock");
+    freeReplyObject(r);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--list"), 0);
+    assert_string_equal(p.err.buf, "");
+    assert_non_null(strstr(p.out.buf, "job-b owner=redislock@h2:2 ttl_ms=-1\n"));
+    assert_non_null(strstr(p.out.buf, "odd\\x20name\\x0a owner=py\\x20owner ttl_ms=-1\n"));
+    assert_non_null(strstr(p.out.buf, "job-a owner=svc@h1:1 ttl_ms="));
+    assert_int_equal(sscanf(strstr(p.out.buf, "job-a"), "job-a owner=svc@h1:1 ttl_ms=%lld",
+                            &ttl), 1);
+    assert_true(ttl > 0 && ttl <= 20000);
+    assert_null(strstr(p.out.buf, "not-a-lock"));
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--list", "job-*"), 0);
+    assert_int_equal(tp_line(&p, 0, line, sizeof line, 0), 0);
+    assert_int_equal(tp_line(&p, 0, line, sizeof line, 0), 0);
+    assert_int_not_equal(tp_line(&p, 0, line, sizeof line, 0), 0); /* two lines */
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--list", "--owner-prefix", "redislock@"), 0);
+    assert_string_equal(p.out.buf, "job-b owner=redislock@h2:2 ttl_ms=-1\n");
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--list", "nothing"), 0);
+    assert_string_equal(p.out.buf, "");
+    redislock_free(a);
+    redislock_free(b);
+}
+
+/* --reset-all --dry-run lists what --reset-all would remove and removes
+ * nothing; with --owner-prefix, only that owner's. */
+static void test_tool_reset_all_dry_run(void **state)
+{
+    redislock *h[3];
+    tool_proc p;
+    h[0] = hold("d1", "svc@hostA:1", 0);
+    h[1] = hold("d2", "svc@hostA:2", 0);
+    h[2] = hold("d3", "other@hostB:1", 0);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--reset-all", "--dry-run", "--owner-prefix",
+                            "svc@hostA:"),
+                     0);
+    assert_non_null(strstr(p.out.buf, "d1 owner=svc@hostA:1 ttl_ms=-1\n"));
+    assert_non_null(strstr(p.out.buf, "d2 owner=svc@hostA:2 ttl_ms=-1\n"));
+    assert_null(strstr(p.out.buf, "d3"));
+    assert_non_null(strstr(p.out.buf, "would remove 2\n"));
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--dry-run", "--reset-all"), 0);
+    assert_non_null(strstr(p.out.buf, "would remove 3\n"));
+    assert_int_equal(exists(&tu_srv, "lock:d1") + exists(&tu_srv, "lock:d2") +
+                         exists(&tu_srv, "lock:d3"),
+                     3);
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--reset-all", "--owner-prefix", "svc@hostA:"), 0);
+    assert_string_equal(p.out.buf, "removed 2\n");
+    redislock_free(h[0]);
+    redislock_free(h[1]);
+    redislock_free(h[2]);
+}
+
+/* --key-prefix and --hash-tag choose the keys, in every mode. */
+static void test_tool_key_layout(void **state)
+{
+    tool_proc p;
+    char cmd[600], line[64];
+    const char *flag = tp_path("layout-done");
+    snprintf(cmd, sizeof cmd, "echo ready; while [ ! -e '%s' ]; do sleep 0.02; done", flag);
+
+    TP_START(&p, "-u", URL, "--key-prefix", "app:", "x", "-c", cmd);
+    assert_int_equal(tp_line(&p, 0, line, sizeof line, (int)TU_MS(5000)), 0);
+    assert_int_equal(exists(&tu_srv, "app:lock:x"), 1);
+    assert_int_equal(exists(&tu_srv, "lock:x"), 0);
+    assert_int_equal(tp_run(&(tool_proc){ 0 }, (const char *const[]){
+                                "-u", URL, "--key-prefix", "app:", "-n", "x", "true", NULL }),
+                     1);
+    touch(flag);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 0);
+    unlink(flag);
+
+    TP_START(&p, "-u", URL, "--hash-tag", "x", "-c", cmd);
+    assert_int_equal(tp_line(&p, 0, line, sizeof line, (int)TU_MS(5000)), 0);
+    assert_int_equal(exists(&tu_srv, "lock:{x}"), 1);
+    {
+        tool_proc q;
+        assert_int_equal(TP_RUN(&q, "-u", URL, "--hash-tag", "--status", "x"), 0);
+        assert_memory_equal(q.out.buf, "held owner=", 11);
+        assert_int_equal(TP_RUN(&q, "-u", URL, "--status", "x"), 1); /* other layout */
+        assert_int_equal(TP_RUN(&q, "-u", URL, "--hash-tag", "--list"), 0);
+        assert_memory_equal(q.out.buf, "x owner=", 8);
+    }
+    touch(flag);
+    assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 0);
+
+    assert_rl_ok(redislock_reset_all(tu_cl, NULL, NULL));
+    {
+        redisReply *r = ts_cmd(&tu_srv, "SET app:lock:y someone");
+        freeReplyObject(r);
+    }
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--key-prefix", "app:", "--list"), 0);
+    assert_string_equal(p.out.buf, "y owner=someone ttl_ms=-1\n");
+    assert_int_equal(TP_RUN(&p, "-u", URL, "--key-prefix", "app:", "--reset", "y"), 0);
+    assert_string_equal(p.out.buf, "removed 1\n");
+}
+
+/* --command-timeout and --connect-timeout bound the wait for a hung server
+ * (the default is 2 s each). */
+static void test_tool_timeouts(void **state)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    char url[64];
+    tool_proc p;
+    int64_t took;
+    int fd;
+
+    ts_pause(&tu_srv);
+    TP_RUN(&p, "-u", URL, "--command-timeout", "0.3", "--status", "x");
+    ts_resume(&tu_srv);
+    took = p.end_ms - p.start_ms;
+    print_message("--command-timeout 0.3 on a stopped server: exit %d after %lld ms\n",
+                  p.status, (long long)took);
+    assert_int_equal(p.status, 69);
+    assert_true(took >= 300 && took < TU_MS(1500));
+
+    /* a listener that never accepts: the connection is made, the login
+     * (SELECT, for db 1) never answered */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/1", ntohs(sa.sin_port));
+    TP_RUN(&p, "-u", url, "--connect-timeout", "0.3", "--command-timeout", "20", "--status",
+           "x");
+    took = p.end_ms - p.start_ms;
+    print_message("--connect-timeout 0.3, no login answer: exit %d after %lld ms\n",
+                  p.status, (long long)took);
+    close(fd);
+    assert_int_equal(p.status, 69);
+    assert_true(took >= 300 && took < TU_MS(1500));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,7 +708,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_unreachable, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_status, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_reset, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_default_id_prefix, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_majority, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_closed_fds, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_quotes_names, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_c_positions, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_verbose_log, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_db_out_of_range, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_list, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_reset_all_dry_run, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_key_layout, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_timeouts, tu_setup, tp_teardown),
     };
     return cmocka_run_group_tests_name("tool", tests, tu_group_setup, tu_group_teardown);
 }

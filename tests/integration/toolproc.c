@@ -62,7 +62,7 @@ const char *tp_path(const char *name)
     return b;
 }
 
-static void track(pid_t pid, int add)
+void tp_track(pid_t pid, int add)
 {
     static int registered;
     size_t i;
@@ -87,6 +87,11 @@ void tp_kill_all(void)
 }
 
 void tp_start(tool_proc *p, const char *const *args)
+{
+    tp_start_closed(p, args, 0);
+}
+
+void tp_start_closed(tool_proc *p, const char *const *args, unsigned closed)
 {
     int o[2], e[2];
     size_t n = 0;
@@ -116,15 +121,48 @@ void tp_start(tool_proc *p, const char *const *args)
         signal(SIGPIPE, SIG_DFL);
         if (dup2(o[1], 1) < 0 || dup2(e[1], 2) < 0)
             _exit(120);
+        for (n = 0; n < 3; n++)
+            if (closed & (1u << n))
+                close((int)n);
         execv(tool, (char *const *)argv);
         _exit(121);
     }
     setpgid(p->pid, p->pid);
-    track(p->pid, 1);
+    tp_track(p->pid, 1);
     close(o[1]);
     close(e[1]);
     p->out.fd = o[0];
     p->err.fd = e[0];
+    if (closed & 2) {
+        close(o[0]);
+        p->out.fd = -1;
+    }
+    if (closed & 4) {
+        close(e[0]);
+        p->err.fd = -1;
+    }
+}
+
+char tp_proc_state(pid_t pid)
+{
+    char path[64], buf[512], *rp;
+    FILE *f;
+    size_t n;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "pid (comm) S ...": comm may hold spaces and parentheses */
+    rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+int tp_alive(pid_t pid)
+{
+    char st = tp_proc_state(pid);
+    return st && st != 'Z' && st != 'X';
 }
 
 /* Read what is there (waiting at most timeout_ms for something): 1 if
@@ -202,7 +240,7 @@ int tp_finish(tool_proc *p, int timeout_ms)
         r = waitpid(p->pid, &st, 0);
     while (r < 0 && errno == EINTR);
     p->end_ms = tu_now_ms();
-    track(p->pid, 0);
+    tp_track(p->pid, 0);
     if (r != p->pid)
         fail_msg("waitpid: %s", strerror(errno));
     if (WIFEXITED(st))

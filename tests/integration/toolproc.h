@@ -31,6 +31,19 @@ const char *tp_path(const char *name);
  * gets default SIGINT/SIGTERM/SIGHUP handling and an empty signal mask. */
 void tp_start(tool_proc *p, const char *const *args);
 #define TP_START(p, ...) tp_start((p), (const char *const[]){ __VA_ARGS__, NULL })
+/* The same with some of fds 0, 1, 2 closed (bit n of closed: fd n); a
+ * closed stream reads as at EOF. */
+void tp_start_closed(tool_proc *p, const char *const *args, unsigned closed);
+
+/* Count a process started otherwise among those tp_kill_all() kills (add 1)
+ * or no longer (add 0). */
+void tp_track(pid_t pid, int add);
+
+/* The state letter of a process in /proc/PID/stat ('R', 'S', 'T', 'Z'...),
+ * or 0 when there is no such process. */
+char tp_proc_state(pid_t pid);
+/* Whether a process is alive: it exists and is not a zombie. */
+int tp_alive(pid_t pid);
 
 /* The next line (without '\n') of stdout (err = 0) or stderr (err = 1),
  * within timeout_ms.  0, or -1 on timeout or EOF. */
