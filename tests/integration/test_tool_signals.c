@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -260,10 +261,14 @@ static void test_tool_sigtstp_keeps_lock(void **state)
 {
     tool_proc p;
     char cmd[600], line[64];
-    const char *flag = tp_path("tstp-done");
+    const char *fifo = tp_path("tstp-fifo");
     pid_t sh;
-    snprintf(cmd, sizeof cmd,
-             "echo $$; while [ ! -e '%s' ]; do sleep 0.02; done; echo done", flag);
+    FILE *f;
+    /* COMMAND waits in read(), not in a loop of sleeps: a shell caught in
+     * vfork() for a child that was stopped before its exec stays in state
+     * 'D', never 'T' */
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(cmd, sizeof cmd, "echo $$; read x < '%s'; echo done", fifo);
     TP_START(&p, "-u", URL, "-e", "1", "tstp", "-c", cmd);
     assert_int_equal(tp_line(&p, 0, line, sizeof line, (int)TU_MS(5000)), 0);
     sh = (pid_t)atol(line);
@@ -273,7 +278,10 @@ static void test_tool_sigtstp_keeps_lock(void **state)
     assert_int_not_equal(tp_proc_state(p.pid), 'T');
     assert_true(ts_int(&tu_srv, "PTTL lock:tstp") > 0);
     assert_int_equal(kill(p.pid, SIGCONT), 0);
-    fclose(fopen(flag, "w"));
+    f = fopen(fifo, "w");
+    assert_non_null(f);
+    fputs("go\n", f);
+    fclose(f);
     expect_line(&p, 0, "done", (int)TU_MS(5000));
     assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 0);
     assert_int_equal(tool_lines(p.err.buf), 0);
