@@ -260,7 +260,11 @@ REDISLOCK_EXPORT void redislock_free(redislock *lk);
  * or server error (also when the server did not answer in time: ETIMEDOUT
  * only means another owner held it until the timeout).  Signals delivered to
  * the thread do not end the wait early.  The call returns no later than the
- * timeout plus min(command timeout, 250 ms), also when the server hangs. */
+ * timeout plus min(command timeout, 250 ms), also when the server hangs; for
+ * a try (timeout 0) the command timeout counts as the timeout.  Waiters are
+ * served in the order they blocked: a woken waiter's acquire runs on the
+ * server at the wake-up, before the releaser can ask again (see
+ * redislock(3), "Fairness"). */
 REDISLOCK_EXPORT REDISLOCK_NODISCARD int redislock_acquire(redislock *lk,
                                                            int64_t timeout_ms);
 

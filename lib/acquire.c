@@ -34,6 +34,7 @@ typedef struct acq {
     redislock__decision d;
     int popped[REDISLOCK__MAX_MASTERS];
     int busy_timeout;          /* ETIMEDOUT came from a "busy" answer */
+    int need_round;            /* a wait's answers could not be used */
 } acq;
 
 enum { GO_ON = 1 }; /* a step's result besides 0 (done) and error codes */
@@ -61,31 +62,67 @@ static int parse_reply(const redisReply *r, redislock__answers *a, size_t i)
     return 0;
 }
 
+/* 1 if some master answered (a reply, or a failure after sending). */
+static int any_answer(const acq *q)
+{
+    size_t i;
+    for (i = 0; i < q->f.n; i++)
+        if (q->f.rc[i] || q->f.replies[i])
+            return 1;
+    return 0;
+}
+
+/* Majority mode: so many masters failed during the wait that no quorum
+ * can be counted from the others' answers. */
+static int too_few_answers(const acq *q)
+{
+    size_t i, failed = 0;
+    for (i = 0; i < q->f.n; i++)
+        failed += q->f.rc[i] != 0;
+    return q->f.n > 1 && q->f.n - failed < q->c->quorum;
+}
+
+/* The acquire script call of this handle. */
+static void acquire_call(const redislock *lk, redislock__call *call)
+{
+    redislock__call_init(call, &redislock__script_acquire);
+    redislock__call_key(call, lk->key, lk->keylen);
+    redislock__call_key(call, lk->sig, lk->siglen);
+    redislock__call_arg(call, lk->id, lk->idlen);
+    redislock__call_int(call, lk->expire_ms);
+}
+
+/* The acquire replies in q->f.replies as the answers of a round (a master
+ * without one, or with one that is not the script's, FAILED). */
+static void take_answers(acq *q)
+{
+    redislock__answers *a = &q->ans;
+    size_t i;
+    a->n = q->f.n;
+    a->quorum = q->c->quorum;
+    for (i = 0; i < a->n; i++) {
+        a->state[i] = REDISLOCK__ANS_FAILED;
+        if (q->f.rc[i])
+            continue;
+        if (!q->f.replies[i])
+            redislock__fan_fail(&q->f, i,
+                                redislock__err(REDISLOCK_EIO, "not connected"));
+        else if (parse_reply(q->f.replies[i], a, i) < 0)
+            redislock__fan_reply_fail(&q->f, i, q->f.replies[i], "acquire script");
+    }
+}
+
 /* Step 1 on every master that has a connection: the answers in q->ans. */
 static void run_round(acq *q)
 {
-    redislock *lk = q->lk;
-    redislock__answers *a = &q->ans;
     redislock__call call, *cp = &call;
-    size_t i;
-
-    memset(a, 0, sizeof *a);
-    a->n = q->f.n;
-    a->quorum = q->c->quorum;
-    redislock__call_init(&call, &redislock__script_acquire);
-    redislock__call_key(&call, lk->key, lk->keylen);
-    redislock__call_key(&call, lk->sig, lk->siglen);
-    redislock__call_arg(&call, lk->id, lk->idlen);
-    redislock__call_int(&call, lk->expire_ms);
-    a->sent_us = redislock__now_us();
+    memset(&q->ans, 0, sizeof q->ans);
+    acquire_call(q->lk, &call);
+    q->ans.sent_us = redislock__now_us();
     redislock__fan_calls(&q->f, &cp, redislock__step_deadline(q->c, 0, q->hard));
-    a->end_us = redislock__now_us();
+    q->ans.end_us = redislock__now_us();
     redislock__call_free(&call);
-    for (i = 0; i < a->n; i++) {
-        a->state[i] = REDISLOCK__ANS_FAILED;
-        if (!q->f.rc[i] && parse_reply(q->f.replies[i], a, i) < 0)
-            redislock__fan_reply_fail(&q->f, i, q->f.replies[i], "acquire script");
-    }
+    take_answers(q);
 }
 
 /* Put back the connections of masters that failed.  A wake-up popped on
@@ -140,19 +177,20 @@ static int recover(recovery *r, const redislock_client *c, int64_t hard)
  * its own from before, or no answer), all at once; but for a grant that
  * came too late, only what this round took: a key this owner id held before
  * the call may be what another handle with the same id believes it holds.
- * Connections that answered are reused; the others are new. */
-static void undo(redislock *lk, redislock__fanout *f, const redislock__answers *a,
-                 int late)
+ * Connections that answered are reused; the others are new.  1 if every
+ * master it asked answered. */
+static int undo(redislock *lk, redislock__fanout *f, const redislock__answers *a,
+                int late, int64_t limit)
 {
     redislock_client *c = lk->c;
     redislock__fanout u;
     redislock__call call, *cp = &call;
-    int64_t deadline = redislock__step_deadline(c, 0, REDISLOCK__NEVER);
+    int64_t deadline = redislock__step_deadline(c, 0, limit);
     size_t i;
-    int any = 0;
+    int any = 0, all = 1;
 
     if (redislock__fan_init(&u, f->n, 1))
-        return;
+        return 0;
     for (i = 0; i < f->n; i++) {
         if (a->state[i] == REDISLOCK__ANS_BUSY || (late && a->state[i] == REDISLOCK__ANS_MINE)) {
             u.rc[i] = 1; /* skip: another owner's, or held before */
@@ -173,11 +211,14 @@ static void undo(redislock *lk, redislock__fanout *f, const redislock__answers *
         redislock__call_free(&call);
     }
     for (i = 0; i < f->n; i++) {
+        if (u.rc[i] < 0)
+            all = 0; /* no answer: what this owner holds there is unknown */
         if (u.conns[i] != f->conns[i]) /* borrowed ones stay with f */
             redislock__pool_put(u.conns[i]);
         u.conns[i] = NULL;
     }
     redislock__fan_free(&u);
+    return all;
 }
 
 /* "lock X is [still] held by OWNER (...)[ after N ms]" */
@@ -231,21 +272,21 @@ static int single_failed(acq *q, int started)
      * time means a hung or slow server: trying again would only wait
      * again; a broken connection is retried. */
     if (rc == REDISLOCK_EIO && (started || q->rec.until) &&
-        recover(&q->rec, q->c, q->hard))
+        recover(&q->rec, q->c, q->hard)) {
+        q->need_round = 1; /* no answers: the next step is a plain round */
         return GO_ON;
+    }
     return rc;
 }
 
 static int follow(acq *q);
+static int decide_step(acq *q, int pipelined);
 
 /* Step 1: a round and its decision, then follow().  GO_ON when the loop
  * continues (to wait, or to try again), else the call's result. */
 static int round_step(acq *q)
 {
-    redislock *lk = q->lk;
-    redislock__decide_in in;
     char msg[600];
-    size_t i;
 
     if (q->d.verdict == REDISLOCK__WAIT && redislock__now_us() >= q->hard) {
         /* This thread got the processor back only after the time the call
@@ -260,6 +301,17 @@ static int round_step(acq *q)
     if (q->f.n == 1 && q->f.rc[0])
         return single_failed(q, 0);
     run_round(q);
+    return decide_step(q, 0);
+}
+
+/* The answers in q->ans came (from a round, or from acquires pipelined
+ * behind a wait): decide, then follow().  GO_ON, or the call's result. */
+static int decide_step(acq *q, int pipelined)
+{
+    redislock *lk = q->lk;
+    redislock__decide_in in;
+    size_t i;
+
     for (i = 0; i < q->f.n; i++)
         if (q->f.rc[i]) {
             /* an acquire that got no answer may have run: a later "mine"
@@ -276,6 +328,7 @@ static int round_step(acq *q)
     in.deadline = q->deadline;
     in.now_us = redislock__now_us();
     in.jitter = redislock__random_u32();
+    in.pipelined = pipelined;
     redislock__decide(&q->ans, &in, &q->d);
     if (q->d.verdict == REDISLOCK__ROUND_FAILED)
         return single_failed(q, 1);
@@ -309,7 +362,7 @@ static int follow(acq *q)
                        redislock__qname(lk, nbuf, sizeof nbuf), q->d.grant_ttl,
                        (long long)((q->ans.end_us - q->ans.sent_us) / 1000));
     if (q->d.undo) {
-        undo(lk, &q->f, &q->ans, q->d.late);
+        undo(lk, &q->f, &q->ans, q->d.late, REDISLOCK__NEVER);
         drop_failed(lk, &q->f, NULL);
         if (!q->d.late || !q->d.mine) /* nothing of this owner is left */
             lk->uncertain = 0;
@@ -349,37 +402,110 @@ static int no_master_can_wait(acq *q)
                           redislock__fan_summary(&q->f, sum, sizeof sum));
 }
 
-/* Wait for a wake-up until q->d.until.  GO_ON (the next round tells whether
- * it was woken or the holder expired), or an error. */
-static int wait_step(acq *q)
+/* After a wait: the masters that failed are logged (with one master, the
+ * error is the call's).  0, or the error that ends the call. */
+static int wait_failures(acq *q, int rc)
 {
-    redislock *lk = q->lk;
-    size_t i, n = q->f.n;
     char nbuf[300];
-    int rc = redislock__wait_signals(&q->f, lk->sig, lk->siglen, q->d.until, q->popped);
+    size_t i, n = q->f.n;
     for (i = 0; i < n; i++)
         if (q->f.rc[i]) {
             redislock__log(q->c, REDISLOCK_LOG_WARN, "acquire %s: %s",
-                           redislock__qname(lk, nbuf, sizeof nbuf), q->f.err[i]);
+                           redislock__qname(q->lk, nbuf, sizeof nbuf), q->f.err[i]);
             if (n == 1)
                 redislock__err(q->f.rc[i], "%s", q->f.err[i]);
         }
-    if (n > 1 && rc == REDISLOCK_EIO && (rc = no_master_can_wait(q)))
-        return rc;
-    /* masters that failed while waiting are retried by the next round; the
-     * wake-ups popped on the others are used by it */
-    drop_failed(lk, &q->f, NULL);
+    if (n > 1 && rc == REDISLOCK_EIO)
+        return no_master_can_wait(q);
     if (n > 1 || !q->f.rc[0])
-        return GO_ON;
+        return 0;
     /* An error reply to BLPOP (WRONGTYPE: the signal key is not a list;
      * ACL) comes again on every retry: report it at once instead of
      * spinning between rounds and BLPOPs. */
     if (q->f.rc[0] != REDISLOCK_EIO)
         return redislock__err(q->f.rc[0], "%s", q->f.err[0]);
-    /* the connection broke or the server stopped answering */
-    if (recover(&q->rec, q->c, q->hard))
+    return 0;
+}
+
+/* 1 if the pipelined acquire met NOSCRIPT somewhere (a flushed script
+ * cache): its answers are dropped and a plain round (which loads the
+ * script) follows. */
+static int pipelined_noscript(const acq *q)
+{
+    size_t i;
+    for (i = 0; i < q->f.n; i++)
+        if (!q->f.rc[i] && q->f.replies[i] && redislock__is_noscript(q->f.replies[i]))
+            return 1;
+    return 0;
+}
+
+/* Wait for a wake-up until q->d.until, with the acquire script pipelined
+ * behind each BLPOP: the server runs it the moment the BLPOP ends, before
+ * the releaser (or anyone else) can send another request, so the woken
+ * waiter gets the lock without a round trip of its own.  Its answers are
+ * decided at once.  GO_ON (q->need_round when a plain round must come
+ * next), or the call's result. */
+static int wait_step(acq *q)
+{
+    redislock *lk = q->lk;
+    redislock__call call;
+    int rc;
+
+    redislock__fan_reset(&q->f);
+    redislock__fan_connect(&q->f, q->c, redislock__step_deadline(q->c, 1, q->hard));
+    if (q->f.n == 1 && q->f.rc[0])
+        return single_failed(q, 0);
+    memset(&q->ans, 0, sizeof q->ans);
+    acquire_call(lk, &call);
+    q->ans.sent_us = redislock__now_us();
+    rc = redislock__wait_signals(&q->f, lk->sig, lk->siglen, q->d.until, q->popped, &call);
+    q->ans.end_us = redislock__now_us();
+    redislock__call_free(&call);
+    if ((rc = wait_failures(q, rc)))
+        return rc;
+    if (q->f.n == 1 && q->f.rc[0]) {
+        /* the connection broke or the server stopped answering; what ran
+         * there is found out by the next round */
+        lk->uncertain = 1;
+        drop_failed(lk, &q->f, q->popped);
+        q->need_round = 1;
+        return recover(&q->rec, q->c, q->hard)
+                   ? GO_ON
+                   : redislock__err(REDISLOCK_EIO, "%s", q->f.err[0]);
+    }
+    if (!any_answer(q) || pipelined_noscript(q) || too_few_answers(q)) {
+        /* the deadline passed before anything was sent, the script is
+         * not loaded, or too many masters failed to decide on: a plain
+         * round (reconnecting) tells; what the wait's acquires took shows
+         * there as "mine" */
+        if (any_answer(q))
+            lk->uncertain = 1;
+        drop_failed(lk, &q->f, q->popped);
+        q->need_round = 1;
         return GO_ON;
-    return redislock__err(REDISLOCK_EIO, "%s", q->f.err[0]);
+    }
+    take_answers(q);
+    return decide_step(q, 1);
+}
+
+/* The call fails, but an acquire of it may have run without its answer
+ * coming (a connection lost after a wake-up, with the acquire pipelined
+ * behind the BLPOP): release on every master, owner-checked, so that a
+ * lock taken unknowingly is not left held (its release wakes the next
+ * waiter).  Best effort, within the call's bound; the last error stays. */
+static void give_up(acq *q, int rc)
+{
+    char keep[512];
+    size_t i;
+    snprintf(keep, sizeof keep, "%s", redislock_last_error());
+    redislock__fan_put(&q->f);
+    memset(&q->ans, 0, sizeof q->ans);
+    for (i = 0; i < q->f.n; i++)
+        q->ans.state[i] = REDISLOCK__ANS_FAILED; /* may hold it anywhere */
+    if (undo(q->lk, &q->f, &q->ans, 0,
+             q->hard > redislock__now_us() ? q->hard : redislock__now_us() + 1000))
+        q->lk->uncertain = 0; /* every master answered the release */
+    redislock__err(rc, "%s", keep);
 }
 
 /* A split vote (or a grant that came too late): sleep until q->d.until. */
@@ -407,17 +533,31 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
     q.timeout_ms = timeout_ms;
     q.start = redislock__now_us();
     q.deadline = timeout_ms < 0 ? REDISLOCK__NEVER : q.start + timeout_ms * 1000;
-    /* How long I/O may run: a try uses the plain command timeout; a wait
-     * ends by the deadline plus a little time to collect a reply. */
-    q.hard = timeout_ms <= 0 ? REDISLOCK__NEVER : q.deadline + redislock__slack_us(q.c);
+    /* How long the call may run: its timeout (for a try, the command
+     * timeout, its connection included) plus a little time to collect a
+     * reply, or to give back what a lost reply may have taken; a wait for
+     * ever has each step bounded instead. */
+    q.hard = timeout_ms < 0 ? REDISLOCK__NEVER
+                            : (timeout_ms == 0 ? q.start + q.c->command_timeout_ms * 1000
+                                               : q.deadline) +
+                                  redislock__slack_us(q.c);
     if ((rc = redislock__fan_init(&q.f, q.c->nmasters, 1)))
         return rc;
-    while ((rc = round_step(&q)) == GO_ON) {
+    /* a round, then waits (each with its pipelined acquire) until a
+     * verdict ends the call; a plain round again after a back-off, a
+     * CONFIRM, or a wait that could not be used */
+    rc = round_step(&q);
+    while (rc == GO_ON) {
+        int wait = q.d.verdict == REDISLOCK__WAIT && !q.need_round;
         if (q.d.verdict == REDISLOCK__BACK_OFF)
             back_off(&q);
-        else if (q.d.verdict == REDISLOCK__WAIT && (rc = wait_step(&q)) != GO_ON)
-            break;
+        if (q.d.verdict == REDISLOCK__CONFIRM)
+            lk->uncertain = 1; /* the grant is ours: "mine" will say so */
+        q.need_round = 0;
+        rc = wait ? wait_step(&q) : round_step(&q);
     }
+    if (rc < 0 && rc != REDISLOCK_EALREADY && lk->uncertain)
+        give_up(&q, rc);
     redislock__fan_put(&q.f);
     redislock__fan_free(&q.f);
     /* ETIMEDOUT only when the server answered "busy" and the time ran out;

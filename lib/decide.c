@@ -10,6 +10,9 @@
  *     allowance, is still ahead: HELD, or ALREADY when this owner id held it
  *     before the call on every granting master (and no earlier reply of
  *     ours was lost: then "mine" is our own grant);
+ *   - a quorum granted by acquires pipelined behind a wait that lasted
+ *     more than half the TTL: CONFIRM (one more round reads the key's
+ *     PTTL: "mine", counted as ours);
  *   - a quorum granted too late: undo what the round took, back off, retry;
  *   - majority mode, not held: undo what this owner may hold;
  *   - fewer than a quorum answered: NO_QUORUM;
@@ -109,6 +112,14 @@ void redislock__decide(const redislock__answers *a, const redislock__decide_in *
     }
     if (d->taken + d->mine >= a->quorum) {
         d->valid_until = redislock__local_expiry(in->drift_ppm, a->sent_us, d->grant_ttl);
+        if (in->pipelined && d->valid_until != 0 &&
+            d->valid_until - in->now_us < d->grant_ttl * 1000 / 2) {
+            /* granted when a long wait ended: the grant is only known to
+             * be no older than the send, so less than half its TTL is left
+             * for sure; ask the key's own PTTL instead of using it so */
+            d->verdict = REDISLOCK__CONFIRM;
+            return;
+        }
         if (d->valid_until == 0 || d->valid_until > in->now_us) {
             d->verdict = d->taken == 0 && !in->uncertain ? REDISLOCK__ALREADY
                                                          : REDISLOCK__HELD;

@@ -573,6 +573,8 @@ typedef struct redislock__decide_in {
     int64_t deadline;         /* of the call (REDISLOCK__NEVER) */
     int64_t now_us;           /* after the round */
     uint32_t jitter;          /* a random number for a back-off */
+    int pipelined;            /* the answers came from acquires pipelined
+                                 behind a wait (wait.c) */
 } redislock__decide_in;
 
 enum redislock__verdict {
@@ -583,7 +585,8 @@ enum redislock__verdict {
     REDISLOCK__BUSY,             /* a try: EBUSY */
     REDISLOCK__TIMED_OUT,        /* held by another past the deadline */
     REDISLOCK__BACK_OFF,         /* a split vote or a late grant: sleep until */
-    REDISLOCK__WAIT              /* BLPOP for a wake-up until `until` */
+    REDISLOCK__WAIT,             /* BLPOP for a wake-up until `until` */
+    REDISLOCK__CONFIRM           /* a pipelined grant: read its PTTL */
 };
 
 typedef struct redislock__decision {
@@ -616,7 +619,10 @@ enum {
 
 /* Block on the signal key on every master of f that has a connection and
  * rc 0, until a wake-up is popped on any of them or the monotonic time
- * "until" passes.  The client times the wait itself (the server checks
+ * "until" passes.  With `after`, that call is pipelined behind each BLPOP:
+ * the server runs it the moment the BLPOP ends (a wake-up, a timeout or a
+ * CLIENT UNBLOCK), and its reply is left in f->replies[i] (a master whose
+ * reply did not come has rc set: the call may have run there).  The client times the wait itself (the server checks
  * BLPOP timeouts only every 1000/hz ms); the BLPOPs still pending then are
  * cancelled with CLIENT UNBLOCK from helper connections, and a wake-up that
  * raced with the cancellation is still reported: popped[i] is set for every
@@ -624,7 +630,8 @@ enum {
  * WOKEN, EXPIRED, or REDISLOCK_EIO when every connection failed; returns by
  * until + min(command timeout, 250 ms). */
 int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
-                            size_t sigkeylen, int64_t until, int *popped);
+                            size_t sigkeylen, int64_t until, int *popped,
+                            redislock__call *after);
 /* Push a wake-up back (LPUSH + PEXPIRE) after popping one that will not be
  * used, so that the next waiter is not left asleep.  Best effort. */
 void redislock__hand_back(redislock__master *m, const char *sigkey,

@@ -40,7 +40,7 @@ static void format_timeout(const redislock__master *m, int64_t wait_us,
 }
 
 /* Per connection: what is still expected from it. */
-enum { EXPECT_ID, EXPECT_BLPOP, DONE };
+enum { EXPECT_ID, EXPECT_BLPOP, EXPECT_AFTER, DONE };
 
 /* When a pump of the wait stops (besides the deadline). */
 enum { UNTIL_FIRST_BLPOP, UNTIL_IDS_KNOWN, UNTIL_ALL_DONE };
@@ -50,6 +50,7 @@ typedef struct waiter {
     int unblocking;            /* the connections are CLIENT UNBLOCK helpers */
     int until;                 /* UNTIL_* of the pump running now */
     int blpops_answered;       /* BLPOP replies read so far */
+    int after;                 /* a call was pipelined behind each BLPOP */
     int stage[REDISLOCK__MAX_MASTERS];
     int popped[REDISLOCK__MAX_MASTERS];
 } waiter;
@@ -74,7 +75,7 @@ static void on_client_id(waiter *w, size_t i, const redisReply *r)
 static void on_blpop(waiter *w, size_t i, const redisReply *r)
 {
     redislock__master *m = w->f->conns[i]->m;
-    w->stage[i] = DONE;
+    w->stage[i] = w->after ? EXPECT_AFTER : DONE;
     w->blpops_answered++;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         w->popped[i] = 1;
@@ -84,8 +85,12 @@ static void on_blpop(waiter *w, size_t i, const redisReply *r)
         redislock__log(m->client, REDISLOCK_LOG_INFO,
                        "redis %s: BLPOP wants whole seconds (Redis < 6)", m->ep.addr);
     } else if (r->type != REDIS_REPLY_NIL) {
+        /* the call behind it ran too; its reply is not read: the
+         * connection is closed, and the caller treats the master as one
+         * that may have run it */
         redislock__fan_reply_fail(w->f, i, r, "BLPOP");
         w->f->conns[i]->broken = 1;
+        w->stage[i] = DONE;
     }
 }
 
@@ -101,8 +106,12 @@ static void on_reply(void *ctx, size_t i, redisReply *r)
         }
     } else if (w->stage[i] == EXPECT_ID) {
         on_client_id(w, i, r);
-    } else {
+    } else if (w->stage[i] == EXPECT_BLPOP) {
         on_blpop(w, i, r);
+    } else { /* the call behind the BLPOP: the caller's */
+        w->stage[i] = DONE;
+        w->f->replies[i] = r;
+        return;
     }
     freeReplyObject(r);
 }
@@ -162,7 +171,7 @@ static void cancel(waiter *w, int64_t hard)
         redislock__conn *c = f->conns[i];
         char id[24];
         hw.stage[i] = DONE;
-        if (!c || f->rc[i] || w->stage[i] == DONE || c->client_id <= 0 ||
+        if (!c || f->rc[i] || w->stage[i] > EXPECT_BLPOP || c->client_id <= 0 ||
             __atomic_load_n(&c->m->no_unblock, __ATOMIC_RELAXED))
             continue;
         cl = c->m->client;
@@ -190,7 +199,7 @@ static void cancel(waiter *w, int64_t hard)
     for (i = 0; i < f->n; i++) {
         if (helpers.conns[i] && hw.stage[i] != DONE)
             helpers.conns[i]->broken = 1;
-        else if (helpers.conns[i] && !f->rc[i] && w->stage[i] != DONE &&
+        else if (helpers.conns[i] && !f->rc[i] && w->stage[i] <= EXPECT_BLPOP &&
                  helpers.rc[i] && unblock_refused(helpers.err[i])) {
             /* the server refuses the command for good (ACL, unknown) */
             redislock__master *m = helpers.conns[i]->m;
@@ -211,7 +220,8 @@ static void cancel(waiter *w, int64_t hard)
 }
 
 int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
-                            size_t sigkeylen, int64_t until, int *popped)
+                            size_t sigkeylen, int64_t until, int *popped,
+                            redislock__call *after)
 {
     waiter w;
     int64_t now = redislock__now_us(), hard = REDISLOCK__NEVER, rest;
@@ -221,6 +231,7 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
 
     memset(&w, 0, sizeof w);
     w.f = f;
+    w.after = after != NULL;
     if (until <= now)
         return REDISLOCK__WAIT_EXPIRED;
     if (until - now > MAX_BLOCK_US)
@@ -248,6 +259,8 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
         argv[2] = tmo, lens[2] = strlen(tmo);
         if (!rc)
             rc = redislock__conn_append(c, 3, argv, lens);
+        if (!rc && after)
+            rc = redislock__call_append(c, after);
         if (!rc && (rc = redislock__conn_flush_nb(c)) > 0)
             rc = 0;
         if (rc) {
@@ -272,9 +285,11 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     for (i = 0; i < f->n; i++) {
         if (f->conns[i] && !f->rc[i] && w.stage[i] != DONE)
             redislock__fan_fail(f, i,
-                                redislock__err(REDISLOCK_EIO,
-                                               "redis %s: no reply to BLPOP in time",
-                                               f->conns[i]->m->ep.addr));
+                                redislock__err(REDISLOCK_EIO, "redis %s: no reply to %s in time",
+                                               f->conns[i]->m->ep.addr,
+                                               w.stage[i] == EXPECT_AFTER && after
+                                                   ? after->script->name
+                                                   : "BLPOP"));
         popped[i] = w.popped[i];
         any_popped |= w.popped[i];
     }
