@@ -26,6 +26,7 @@ struct tp_proxy {
     int lfd;
     int wake[2];
     int mode;          /* atomic */
+    int refuse_new;    /* atomic */
     int stop;          /* atomic */
     unsigned long long reply_bytes; /* atomic */
     char target[600];
@@ -66,7 +67,8 @@ static void accept_one(tp_proxy *p, int mode)
     int cfd = accept(p->lfd, NULL, NULL), sfd, i;
     if (cfd < 0)
         return;
-    if (mode == TP_DROP || (sfd = unix_connect(p->target)) < 0) {
+    if (mode == TP_DROP || __atomic_load_n(&p->refuse_new, __ATOMIC_SEQ_CST) ||
+        (sfd = unix_connect(p->target)) < 0) {
         close(cfd);
         return;
     }
@@ -209,6 +211,11 @@ void tp_set_mode(tp_proxy *p, enum tp_mode mode)
     if (write(p->wake[1], "", 1) < 0) {
         /* the thread also wakes every second */
     }
+}
+
+void tp_refuse_new(tp_proxy *p, int on)
+{
+    __atomic_store_n(&p->refuse_new, on, __ATOMIC_SEQ_CST);
 }
 
 unsigned long long tp_reply_bytes(tp_proxy *p)

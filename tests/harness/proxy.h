@@ -21,6 +21,9 @@ tp_proxy *tp_start(const char *target_sock, const char *dir);
 /* "unix://<its socket>" for redislock_client_new(). */
 const char *tp_url(const tp_proxy *p);
 void tp_set_mode(tp_proxy *p, enum tp_mode mode);
+/* With on, new connections are closed at once (the existing ones keep the
+ * mode): a client that opens a connection to give something back cannot. */
+void tp_refuse_new(tp_proxy *p, int on);
 /* Bytes passed server -> client so far (replies). */
 unsigned long long tp_reply_bytes(tp_proxy *p);
 /* Stop the thread, close everything, free.  NULL is a no-op. */

@@ -567,24 +567,27 @@ static const faults_case test_majority_signals_waiter_woken_by_release_not_befor
 /* One master restarts (empty) while a waiter blocks.  The holder keeps its
  * quorum on the two others, so the waiter goes on waiting (it must not take
  * the lock from the restarted master alone: 1 of 3 is no quorum); the
- * holder's release (2 of 3) wakes it, and it takes the lock on all three. */
+ * holder's release (2 of 3) wakes it, and it takes the lock on a quorum
+ * (its acquires ran behind the BLPOPs of the two masters it still waited
+ * on). */
 static void restart_master_2(faults_scene *s)
 {
     assert_int_equal(ts_restart(&tf_masters[2]), 0);
 }
 
-static void check_on_all_three(faults_scene *s)
+static void check_on_a_quorum(faults_scene *s)
 {
-    int i;
+    int i, n = 0;
     for (i = 0; i < NM; i++)
-        assert_int_equal(ts_int(&tf_masters[i], "EXISTS lock:mr"), 1);
+        n += ts_int(&tf_masters[i], "EXISTS lock:mr") == 1;
+    assert_true(n >= NM / 2 + 1);
 }
 
 static const faults_case test_majority_waiter_ignores_restarted_master_alone = {
     MAJORITY_WAITER, .lock = "mr",
     .fault = "majority: one master restarted empty while a waiter blocks",
     .inject = restart_master_2, .still_waiting_ms = 300,
-    .check = check_on_all_three,
+    .check = check_on_a_quorum,
 };
 
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, tf_masters_teardown)

@@ -141,22 +141,30 @@ static void test_mine_answer_keeps_the_smallest_ttl_of_the_quorum(void **state)
 }
 
 /* An acquire whose reply is lost (held back by the proxy past the command
- * timeout) had run; the next acquire answers "mine", which counts as
- * acquired, with no more validity than the key has left. */
+ * timeout) had run, and the handle could not give it back (the proxy
+ * refuses new connections); the next acquire answers "mine", which counts
+ * as acquired, with no more validity than the key has left. */
 static void test_lost_reply_then_mine_keeps_the_keys_ttl(void **state)
 {
     tp_proxy *px = proxy(0);
     const char *u[1];
     redislock_client *c;
-    redislock *a;
+    redislock *a, *warm;
     int64_t ex;
     (void)state;
     u[0] = tp_url(px);
     c = client_n(1, u, 300);
     a = lock_opts(c, "lost", 2000, NULL, 0, 0);
+    warm = lock_opts(c, "warm", 2000, NULL, 0, 0);
+    /* a pooled connection, and the script loaded (else EVALSHA would not
+     * run it) */
+    assert_rl_ok(redislock_acquire(warm, 0));
+    assert_rl_ok(redislock_release(warm));
     tp_set_mode(px, TP_STALL_REPLIES);
+    tp_refuse_new(px, 1);
     assert_rl_err(redislock_acquire(a, 0), REDISLOCK_EIO);
     assert_int_equal(redislock_held(a), 0);
+    tp_refuse_new(px, 0);
     tp_set_mode(px, TP_PASS);
     assert_true(ts_int(&ms[0], "PTTL lock:lost") > 0); /* it had run */
     tu_sleep_ms(1200);
@@ -166,6 +174,32 @@ static void test_lost_reply_then_mine_keeps_the_keys_ttl(void **state)
            (long long)redislock_validity_ms(a), (long long)ex);
     assert_true(ex <= 0);
     assert_true(redislock_validity_ms(a) <= 800);
+}
+
+/* The same lost reply, but the handle can reach the server again before
+ * the call ends: it gives back what it may have taken (an owner-checked
+ * release), so no lock is left held that nobody knows of. */
+static void test_lost_reply_is_given_back_when_the_call_fails(void **state)
+{
+    tp_proxy *px = proxy(0);
+    const char *u[1];
+    redislock_client *c;
+    redislock *a, *warm;
+    (void)state;
+    u[0] = tp_url(px);
+    c = client_n(1, u, 300);
+    a = lock_opts(c, "back", 0, NULL, 0, 0); /* no expiry */
+    warm = lock_opts(c, "warm", 2000, NULL, 0, 0);
+    assert_rl_ok(redislock_acquire(warm, 0)); /* the script loaded */
+    assert_rl_ok(redislock_release(warm));
+    tp_set_mode(px, TP_STALL_REPLIES);
+    assert_rl_err(redislock_acquire(a, 0), REDISLOCK_EIO);
+    tp_set_mode(px, TP_PASS);
+    assert_int_equal(redislock_held(a), 0);
+    /* the release went out on a new connection, behind the acquire (which
+     * had run: a stall holds replies, not requests) */
+    assert_int_equal(ts_int(&ms[0], "EXISTS lock:back"), 0);
+    assert_true(ts_calls(&ms[0], "evalsha") >= 4);
 }
 
 /* ------------------------------------------------ item 2: extend vs renewal */
@@ -640,6 +674,7 @@ int main(void)
         T(test_mine_answer_keeps_the_keys_ttl),
         T(test_mine_answer_keeps_the_smallest_ttl_of_the_quorum),
         T(test_lost_reply_then_mine_keeps_the_keys_ttl),
+        T(test_lost_reply_is_given_back_when_the_call_fails),
         T(test_extend_is_never_overwritten_by_an_older_renewal),
         T(test_validity_never_exceeds_server_ttl_one_master),
         T(test_validity_never_exceeds_server_ttl_majority),
