@@ -90,11 +90,17 @@ int bench_uncontended(const bench_opts *o)
 
 /* -------------------------------------------------------------- hand-off */
 
-/* Two contenders pass the lock back and forth.  The holder waits until the
- * other is blocked in BLPOP (INFO blocked_clients), releases, and notes the
- * time release returned; the other notes when its acquire returned.  The
- * releaser waits until the other has the lock before it asks again, so every
- * release is a hand-off.  Times are CLOCK_MONOTONIC, shared by processes. */
+/* Two contenders pass the lock back and forth, and the same two pass a
+ * plain list element the same way, interleaved, in the same run: the
+ * floor of a hand-off.
+ *  - hand-off: the holder waits until the other is blocked (INFO
+ *    blocked_clients), notes the time and calls release; the other notes
+ *    when its acquire returned.  Sample: release call -> acquire return.
+ *  - floor: the new holder waits until the one who released is blocked in
+ *    BLPOP on a plain list, notes the time and LPUSHes; the other notes when
+ *    its BLPOP returned.  Sample: LPUSH call -> BLPOP return.
+ * Contender 0 takes the lock first; contender 1 starts in the floor's
+ * BLPOP.  Times are CLOCK_MONOTONIC, shared by processes. */
 typedef struct handoff {
     const bench_opts *o;
     redislock_client *c;   /* threads: one client shared */
@@ -103,8 +109,38 @@ typedef struct handoff {
     int stop;
     int failed;
     int64_t *acq, *rel;    /* indexed by acquisition number */
+    int64_t *push, *pop;   /* the floor, indexed by the pusher's acquisition */
     int64_t *ping;         /* a PING timed by the holder before each release */
 } handoff;
+
+#define FLOOR_KEY "bench:handoff:floor"
+
+/* The floor's BLPOP of the contender that released acquisition k. */
+static void floor_pop(handoff *h, redisContext *ctx, int k)
+{
+    redisReply *r = redisCommand(ctx, "BLPOP " FLOOR_KEY " 0");
+    int64_t t = bench_now_ns();
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        bench_die("handoff", "the floor's BLPOP failed");
+    freeReplyObject(r);
+    h->pop[k + 1] = t;
+}
+
+/* Acquisition k's holder: the floor's LPUSH to the other, then the
+ * hand-off's release. */
+static void hold_and_pass(handoff *h, redisContext *ctx, redislock *lk, int k)
+{
+    int64_t t;
+    bench_await_blocked(ctx, 1); /* the other's floor BLPOP */
+    h->push[k] = bench_now_ns();
+    freeReplyObject(redisCommand(ctx, "LPUSH " FLOOR_KEY " 1"));
+    bench_await_blocked(ctx, 1); /* the other's acquire */
+    t = bench_now_ns();
+    freeReplyObject(redisCommand(ctx, "PING"));
+    h->ping[k] = bench_now_ns() - t;
+    h->rel[k] = bench_now_ns();
+    check(redislock_release(lk), lk, "release");
+}
 
 static int handoff_run(int who, void *arg)
 {
@@ -112,14 +148,12 @@ static int handoff_run(int who, void *arg)
     redislock_client *c = h->c ? h->c : bench_client(h->o);
     redisContext *ctx = bench_connect(h->o->urls[0]);
     redislock *lk = bench_lock(c, "bench:handoff", 0);
-    (void)who;
+    int k = 0;
+    if (who == 1)
+        floor_pop(h, ctx, 0); /* pairs with the first holder's push */
     for (;;) {
-        int k, rc;
-        int64_t t;
-        if (__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST))
-            break;
-        rc = redislock_acquire(lk, 30000);
-        t = bench_now_ns();
+        int rc = redislock_acquire(lk, 30000);
+        int64_t t = bench_now_ns();
         if (rc) {
             fprintf(stderr, "handoff: %s\n", redislock_errmsg(lk));
             __atomic_store_n(&h->failed, 1, __ATOMIC_SEQ_CST);
@@ -131,17 +165,14 @@ static int handoff_run(int who, void *arg)
         if (k > h->n || __atomic_load_n(&h->stop, __ATOMIC_SEQ_CST)) {
             __atomic_store_n(&h->stop, 1, __ATOMIC_SEQ_CST);
             redislock_release(lk);
+            /* the other is in the floor's BLPOP: let it out */
+            freeReplyObject(redisCommand(ctx, "LPUSH " FLOOR_KEY " 1"));
             break;
         }
-        bench_await_blocked(ctx, 1);
-        t = bench_now_ns();
-        freeReplyObject(redisCommand(ctx, "PING"));
-        h->ping[k] = bench_now_ns() - t;
-        check(redislock_release(lk), lk, "release");
-        h->rel[k] = bench_now_ns();
-        while (__atomic_load_n(&h->seq, __ATOMIC_SEQ_CST) == k &&
-               !__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST))
-            bench_sleep_ns(100000); /* not timed: stay out of the way */
+        hold_and_pass(h, ctx, lk, k);
+        floor_pop(h, ctx, k);
+        if (__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST))
+            break;
     }
     redislock_free(lk);
     if (!h->c)
@@ -152,32 +183,36 @@ static int handoff_run(int who, void *arg)
 
 int bench_handoff(const bench_opts *o)
 {
-    size_t size = sizeof(handoff) + 3 * (size_t)(o->iters + 2) * sizeof(int64_t);
+    size_t size = sizeof(handoff) + 5 * (size_t)(o->iters + 3) * sizeof(int64_t);
     handoff *h = bench_shared(size);
-    bench_samples ping = { 0 }, lat = { 0 };
+    bench_samples ping = { 0 }, lat = { 0 }, floor = { 0 };
     int k;
 
     h->o = o;
     h->n = o->iters;
     h->acq = (int64_t *)(h + 1);
-    h->rel = h->acq + o->iters + 2;
-    h->ping = h->rel + o->iters + 2;
+    h->rel = h->acq + o->iters + 3;
+    h->push = h->rel + o->iters + 3;
+    h->pop = h->push + o->iters + 3;
+    h->ping = h->pop + o->iters + 3;
     h->c = o->processes ? NULL : bench_client(o);
     if (bench_spawn(2, o->processes, handoff_run, h))
         bench_die("handoff", "a contender failed");
     for (k = 1; k <= h->n && k + 1 <= h->seq; k++) {
         bench_samples_add(&lat, h->acq[k + 1] - h->rel[k]);
+        bench_samples_add(&floor, h->pop[k] - h->push[k]);
         bench_samples_add(&ping, h->ping[k]);
     }
     bench_rec_begin(o, "handoff");
     bench_rec_str("url", strncmp(o->urls[0], "unix", 4) ? "tcp" : "unix");
     bench_rec_str("mode", o->processes ? "processes" : "threads");
     bench_rec_lat("ping", &ping);
+    bench_rec_lat("floor", &floor);
     bench_rec_lat("handoff", &lat);
     bench_rec_end();
     if (h->c)
         redislock_client_free(h->c);
-    bench_samples_free(&ping), bench_samples_free(&lat);
+    bench_samples_free(&ping), bench_samples_free(&lat), bench_samples_free(&floor);
     bench_shared_free(h, size);
     return 0;
 }
