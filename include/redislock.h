@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 /* The result of these calls says whether the lock is held: ignoring it is a
- * bug (cast to void where it truly does not matter). */
+ * bug (GCC warns even about a cast to void: test the result). */
 #if defined(__GNUC__)
 #define REDISLOCK_NODISCARD __attribute__((warn_unused_result))
 #else
@@ -76,7 +76,8 @@ REDISLOCK_EXPORT const char *redislock_version_string(void);
     XX(EAUTH, -9, "authentication failed")                                   \
     XX(ENOMEM, -10, "out of memory")                                         \
     XX(ENOTSUP, -11, "not supported")                                        \
-    XX(ENOQUORUM, -12, "no quorum of masters")
+    XX(ENOQUORUM, -12, "no quorum of masters")                                \
+    XX(ECANCELED, -14, "the wait was cancelled")
 
 typedef enum redislock_errno {
     REDISLOCK_OK = 0,
@@ -181,6 +182,15 @@ REDISLOCK_EXPORT int redislock_client_new_multi(redislock_client **out,
                                                 const char *const *urls, size_t n,
                                                 const redislock_client_options *opts);
 
+/* Shut the client down: every acquire waiting on it returns
+ * REDISLOCK_ECANCELED within about one round trip (a lock granted as it
+ * ended is released again), and every later acquire fails at once with
+ * REDISLOCK_ECANCELED.  Other calls (release, extend, query, reset) go on
+ * working, so that a service can release what it holds and then free the
+ * client.  Callable from any thread, and async-signal-safe (it sets a flag
+ * and writes to an eventfd).  0, or REDISLOCK_EINVAL for NULL. */
+REDISLOCK_EXPORT int redislock_client_shutdown(redislock_client *c);
+
 /* Free a client, stop its renewal thread and close its connections.  NULL
  * is a no-op.  Handles made from it should be freed first; a handle still
  * alive may only be freed afterwards (its renewal has stopped). */
@@ -267,6 +277,15 @@ REDISLOCK_EXPORT void redislock_free(redislock *lk);
  * redislock(3), "Fairness"). */
 REDISLOCK_EXPORT REDISLOCK_NODISCARD int redislock_acquire(redislock *lk,
                                                            int64_t timeout_ms);
+
+/* Make an acquire of lk that is waiting return REDISLOCK_ECANCELED within
+ * about one round trip, leaving no lock taken (a grant that raced with the
+ * cancel is released again).  If no acquire is waiting, the next one on lk
+ * returns REDISLOCK_ECANCELED at once: a cancel is never lost between two
+ * calls; answering it clears it.  Callable from any thread, and
+ * async-signal-safe (it sets a flag and writes to an eventfd that the wait
+ * polls).  0, or REDISLOCK_EINVAL for NULL. */
+REDISLOCK_EXPORT int redislock_cancel(redislock *lk);
 
 /* Try once, in one round trip: REDISLOCK_OK or REDISLOCK_EBUSY. */
 REDISLOCK_EXPORT REDISLOCK_NODISCARD int redislock_try_acquire(redislock *lk);

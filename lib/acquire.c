@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #include <hiredis.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,7 @@ typedef struct acq {
     int popped[REDISLOCK__MAX_MASTERS];
     int busy_timeout;          /* ETIMEDOUT came from a "busy" answer */
     int need_round;            /* a wait's answers could not be used */
+    int stop[2];               /* fds readable on a cancel, for the waits */
 } acq;
 
 enum { GO_ON = 1 }; /* a step's result besides 0 (done) and error codes */
@@ -458,7 +460,9 @@ static int wait_step(acq *q)
     memset(&q->ans, 0, sizeof q->ans);
     acquire_call(lk, &call);
     q->ans.sent_us = redislock__now_us();
+    q->f.stop_fd[0] = q->stop[0], q->f.stop_fd[1] = q->stop[1]; /* a cancel ends it */
     rc = redislock__wait_signals(&q->f, lk->sig, lk->siglen, q->d.until, q->popped, &call);
+    q->f.stop_fd[0] = q->f.stop_fd[1] = -1;
     q->ans.end_us = redislock__now_us();
     redislock__call_free(&call);
     if ((rc = wait_failures(q, rc)))
@@ -518,8 +522,28 @@ static void back_off(acq *q)
                    "%lld us",
                    redislock__qname(q->lk, nbuf, sizeof nbuf), q->d.taken + q->d.mine,
                    q->f.n, (long long)pause);
-    if (pause > 0)
-        redislock__sleep_ms((int)((pause + 999) / 1000));
+    if (pause > 0) /* a cancel ends it early */
+        redislock__net_wait2(q->stop[0], q->stop[1], POLLIN, q->d.until);
+}
+
+/* A cancel (redislock_cancel(), or the client shutting down) ends the call
+ * with ECANCELED; a lock granted as it came is given back first (the last
+ * answers say where). */
+static int cancelled(acq *q, int rc)
+{
+    char nbuf[300];
+    int shutdown = __atomic_load_n(&q->c->shutdown, __ATOMIC_SEQ_CST);
+    if (rc == 0) {
+        redislock__clear_held(q->lk);
+        undo(q->lk, &q->f, &q->ans, 0, redislock__step_deadline(q->c, 0, REDISLOCK__NEVER));
+        drop_failed(q->lk, &q->f, NULL);
+    }
+    if (!shutdown)
+        redislock__cancel_answered(q->lk);
+    return redislock__err(REDISLOCK_ECANCELED, "acquire %s: %s",
+                          redislock__qname(q->lk, nbuf, sizeof nbuf),
+                          shutdown ? "the client is shutting down"
+                                   : "cancelled (redislock_cancel)");
 }
 
 int redislock__acquire(redislock *lk, int64_t timeout_ms)
@@ -543,11 +567,15 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
                                   redislock__slack_us(q.c);
     if ((rc = redislock__fan_init(&q.f, q.c->nmasters, 1)))
         return rc;
+    q.stop[0] = timeout_ms != 0 ? redislock__cancel_fd(lk) : -1; /* a wait */
+    q.stop[1] = q.c->shutdown_fd;
     /* a round, then waits (each with its pipelined acquire) until a
      * verdict ends the call; a plain round again after a back-off, a
      * CONFIRM, or a wait that could not be used */
-    rc = round_step(&q);
+    rc = redislock__cancel_requested(lk) ? GO_ON : round_step(&q);
     while (rc == GO_ON) {
+        if (redislock__cancel_requested(lk))
+            break;
         int wait = q.d.verdict == REDISLOCK__WAIT && !q.need_round;
         if (q.d.verdict == REDISLOCK__BACK_OFF)
             back_off(&q);
@@ -556,6 +584,8 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         q.need_round = 0;
         rc = wait ? wait_step(&q) : round_step(&q);
     }
+    if ((rc == GO_ON || rc == 0) && redislock__cancel_requested(lk))
+        rc = cancelled(&q, rc);
     if (rc < 0 && rc != REDISLOCK_EALREADY && lk->uncertain)
         give_up(&q, rc);
     redislock__fan_put(&q.f);

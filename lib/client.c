@@ -10,10 +10,13 @@
  * the child. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define MAX_MASTERS 31
 
@@ -57,7 +60,15 @@ static void after_fork_parent(void)
 
 static void after_fork_child(void)
 {
+    redislock_client *c;
     redislock__fork_next_gen();
+    /* a shutdown of the child's client must not reach the parent's */
+    for (c = registry; c; c = c->reg_next) {
+        close(c->shutdown_fd);
+        c->shutdown_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (__atomic_load_n(&c->shutdown, __ATOMIC_SEQ_CST))
+            redislock__shutdown_request(c);
+    }
     unlock_all(1);
 }
 
@@ -159,7 +170,11 @@ int redislock_client_new_multi(redislock_client **out, const char *const *urls,
     c = redislock__calloc(1, sizeof *c);
     if (!c)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
-    if (!(rc = redislock__client_opts(c, opts))) {
+    c->shutdown_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->shutdown_fd < 0)
+        rc = redislock__err(REDISLOCK_ENOMEM, "cannot make a client: eventfd: %s",
+                            strerror(errno));
+    else if (!(rc = redislock__client_opts(c, opts))) {
         c->masters = redislock__calloc(n, sizeof *c->masters);
         rc = c->masters ? add_masters(c, urls, n)
                         : redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
@@ -175,6 +190,15 @@ int redislock_client_new_multi(redislock_client **out, const char *const *urls,
     return 0;
 }
 
+int redislock_client_shutdown(redislock_client *c)
+{
+    /* no redislock__err(): a signal handler may call this */
+    if (!c)
+        return REDISLOCK_EINVAL;
+    redislock__shutdown_request(c);
+    return 0;
+}
+
 void redislock_client_free(redislock_client *c)
 {
     size_t i;
@@ -187,6 +211,8 @@ void redislock_client_free(redislock_client *c)
     for (i = 0; i < c->nmasters; i++)
         redislock__master_destroy(&c->masters[i]);
     redislock__free(c->masters);
+    if (c->shutdown_fd >= 0)
+        close(c->shutdown_fd);
     redislock__free(c->key_prefix);
     redislock__free(c->username);
     if (c->password) {

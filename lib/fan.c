@@ -162,6 +162,7 @@ int redislock__fan_init(redislock__fanout *f, size_t n, size_t k)
     memset(f, 0, sizeof *f);
     f->n = n;
     f->k = k ? k : 1;
+    f->stop_fd[0] = f->stop_fd[1] = -1;
     f->replies = redislock__calloc(n * f->k, sizeof *f->replies);
     f->map = redislock__calloc(n * f->k, sizeof *f->map);
     if (!f->replies || !f->map) {

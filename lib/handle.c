@@ -109,6 +109,7 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
     lk->rn.on_lost = o->on_lost;
     lk->rn.on_lost_userdata = o->on_lost_userdata;
     lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
+    lk->cancel_fd = -1;
     if ((rc = fill_names(lk, name, namelen, o))) {
         redislock_free(lk);
         return rc;
@@ -124,6 +125,15 @@ void redislock_free(redislock *lk)
     if (lk->rn.registered && redislock__renew_detach(lk))
         return; /* freed by the renewal thread after the callback */
     redislock__lock_destroy(lk);
+}
+
+int redislock_cancel(redislock *lk)
+{
+    /* no redislock__err(): it formats, which a signal handler must not */
+    if (!lk)
+        return REDISLOCK_EINVAL;
+    redislock__cancel_request(lk);
+    return 0;
 }
 
 const char *redislock_name(const redislock *lk)

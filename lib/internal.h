@@ -104,6 +104,9 @@ int redislock__net_wait(int fd, short events, int64_t deadline);
 /* 1 if nothing is readable on fd right now (an idle connection that owes
  * no reply and has not been closed by its peer). */
 int redislock__net_idle(int fd);
+/* Wait for events on fd1 or fd2 (-1: none; with neither it sleeps) until
+ * the deadline, resuming after signals: 1 ready, 0 deadline, -1 error. */
+int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline);
 
 /* ------------------------------------------------------------ transport */
 typedef struct redislock__master redislock__master;
@@ -286,6 +289,8 @@ struct redislock_client {
     redislock__master *masters;
     redislock__renewer *renewer;
     redislock_client *reg_next;  /* fork registry */
+    int shutdown;            /* atomic: redislock_client_shutdown() was called */
+    int shutdown_fd;         /* eventfd, readable for ever after a shutdown */
 };
 
 /* -------------------------------------------------------------- options.c */
@@ -346,6 +351,9 @@ struct redislock {
                            counted from when the last successful acquire,
                            extend or renewal was sent; 0 without expiry */
     int lost_reason;    /* atomic: REDISLOCK_LOST_*, or 0 */
+    int cancel;         /* atomic: redislock_cancel() not yet answered */
+    int cancel_fd;      /* atomic: eventfd made by the first wait; -1 none */
+    unsigned long cancel_gen; /* the fork generation cancel_fd was made in */
     int uncertain;      /* an acquire's reply was lost: we may hold it */
     char errmsg[512];
     char master_errors[1024]; /* failed masters of the last operation */
@@ -446,6 +454,9 @@ typedef struct redislock__fanout {
     char err[REDISLOCK__MAX_MASTERS][REDISLOCK__ERRLEN];
     struct redisReply **replies; /* [master * k + call], error replies too */
     size_t *map;              /* scratch */
+    int stop_fd[2];           /* when one is readable the pump stops (a
+                                 cancel); -1: none */
+    int stopped;              /* the pump stopped for a stop_fd */
 } redislock__fanout;
 
 /* What the pump asks of its user. */
@@ -461,7 +472,8 @@ typedef struct redislock__pump_ops {
 
 /* The one I/O loop: poll every connection of f whose master has rc 0 and
  * expects a reply, send what is queued as the socket takes it, and hand each
- * reply to on_reply, until done, no master expects one, or the deadline
+ * reply to on_reply, until done, no master expects one, a stop_fd is
+ * readable (then f->stopped; the fd is not read), or the deadline
  * (then one more pass without waiting takes what has already arrived: a
  * thread scheduled late must not call a reply lost that sits in its
  * socket).  Signals (EINTR) keep the deadline.  A connection that fails
@@ -526,6 +538,20 @@ int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
                                int64_t ttl_ms);
 /* The same for a drift allowance of drift_ppm (pure). */
 int64_t redislock__local_expiry(int64_t drift_ppm, int64_t sent_us, int64_t ttl_ms);
+
+/* ------------------------------------------------- state.c: cancelling */
+/* The eventfd a wait of lk polls for a cancel (made on first use, made anew
+ * in a child after fork()); -1 if none can be made (the flag still works,
+ * checked between steps). */
+int redislock__cancel_fd(redislock *lk);
+/* redislock_cancel(): async-signal-safe. */
+void redislock__cancel_request(redislock *lk);
+/* A cancel of lk, or a shutdown of its client, waits to be answered. */
+int redislock__cancel_requested(const redislock *lk);
+/* The cancel of lk was answered (ECANCELED): forget it. */
+void redislock__cancel_answered(redislock *lk);
+/* redislock_client_shutdown(): async-signal-safe. */
+void redislock__shutdown_request(redislock_client *c);
 
 /* ------------------------------------------- state.c: messages and memory */
 /* Free a handle's memory (no renewal bookkeeping). */

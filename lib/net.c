@@ -148,3 +148,24 @@ int redislock__net_idle(int fd)
     while (n < 0 && errno == EINTR);
     return n == 0;
 }
+
+int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline)
+{
+    struct pollfd p[2];
+    nfds_t n = 0;
+    int r;
+    if (fd1 >= 0)
+        p[n].fd = fd1, p[n].events = events, p[n++].revents = 0;
+    if (fd2 >= 0)
+        p[n].fd = fd2, p[n].events = events, p[n++].revents = 0;
+    for (;;) {
+        int ms = redislock__poll_ms(deadline);
+        if (ms == 0)
+            return 0;
+        r = poll(p, n, ms);
+        if (r > 0)
+            return 1;
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
+}

@@ -66,11 +66,25 @@ static void serve(redislock__fanout *f, size_t m, short revents,
         redislock__fan_fail(f, m, rc);
 }
 
+/* The stop fds go after the connections' (not counted in np). */
+static size_t add_stops(const redislock__fanout *f, struct pollfd *pfd, size_t np)
+{
+    size_t i, ns = 0;
+    for (i = 0; i < 2; i++)
+        if (f->stop_fd[i] >= 0) {
+            pfd[np + ns].fd = f->stop_fd[i];
+            pfd[np + ns].events = POLLIN;
+            pfd[np + ns].revents = 0;
+            ns++;
+        }
+    return ns;
+}
+
 void redislock__pump(redislock__fanout *f, int64_t deadline,
                      const redislock__pump_ops *ops, void *ctx)
 {
-    struct pollfd pfd[REDISLOCK__MAX_MASTERS];
-    size_t idx[REDISLOCK__MAX_MASTERS], i, np;
+    struct pollfd pfd[REDISLOCK__MAX_MASTERS + 2];
+    size_t idx[REDISLOCK__MAX_MASTERS], i, np, ns;
     int pend[REDISLOCK__MAX_MASTERS], last = 0, ready;
     for (;;) {
         int ms, r;
@@ -79,10 +93,11 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
         np = gather(f, ops, ctx, pfd, idx, pend, &ready);
         if (np == 0 || last)
             return;
+        ns = add_stops(f, pfd, np);
         /* past the deadline: one more pass for what has already arrived */
         ms = ready ? 0 : redislock__poll_ms(deadline);
         last = ms == 0 && !ready;
-        r = poll(pfd, (nfds_t)np, ms);
+        r = poll(pfd, (nfds_t)(np + ns), ms);
         if (r < 0 && errno == EINTR) {
             last = 0; /* a signal: the wait and its deadline go on */
             continue;
@@ -94,6 +109,11 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
                                     redislock__conn_io_error(f->conns[idx[i]], e, "poll"));
             return;
         }
+        for (i = np; i < np + ns; i++)
+            if (pfd[i].revents) {
+                f->stopped = 1; /* a cancel: the caller ends the wait */
+                return;
+            }
         for (i = 0; i < np; i++)
             if (pfd[i].revents || pend[i])
                 serve(f, idx[i], (short)(pfd[i].revents | (pend[i] ? POLLIN : 0)), ops,

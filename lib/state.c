@@ -15,9 +15,12 @@
  * use atomics only. */
 #include "internal.h"
 
+#include <errno.h>
 #include <hiredis.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 static void store_held(redislock *lk, int v)
 {
@@ -141,6 +144,8 @@ void redislock__copy_owner(char *dst, const struct redisReply *r, int *truncated
 
 void redislock__lock_destroy(redislock *lk)
 {
+    if (lk->cancel_fd >= 0)
+        close(lk->cancel_fd);
     redislock__free(lk->name);
     redislock__free(lk->key);
     redislock__free(lk->sig);
@@ -180,4 +185,62 @@ void redislock__note_masters(redislock *lk, const redislock__fanout *f)
             break;
         o += (size_t)n;
     }
+}
+
+/* ------------------------------------------------------------- cancelling */
+
+/* Writes one to an eventfd: async-signal-safe. */
+static void poke(int fd)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    if (fd < 0)
+        return;
+    do
+        n = write(fd, &one, sizeof one);
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN: the counter is full, the fd readable anyway */
+}
+
+int redislock__cancel_fd(redislock *lk)
+{
+    int fd = __atomic_load_n(&lk->cancel_fd, __ATOMIC_SEQ_CST);
+    if (fd >= 0 && lk->cancel_gen == redislock__fork_gen())
+        return fd;
+    if (fd >= 0)
+        close(fd); /* the parent's, after a fork */
+    fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    lk->cancel_gen = redislock__fork_gen();
+    __atomic_store_n(&lk->cancel_fd, fd, __ATOMIC_SEQ_CST);
+    if (fd >= 0 && __atomic_load_n(&lk->cancel, __ATOMIC_SEQ_CST))
+        poke(fd); /* a cancel that came before the fd */
+    return fd;
+}
+
+void redislock__cancel_request(redislock *lk)
+{
+    __atomic_store_n(&lk->cancel, 1, __ATOMIC_SEQ_CST);
+    poke(__atomic_load_n(&lk->cancel_fd, __ATOMIC_SEQ_CST));
+}
+
+int redislock__cancel_requested(const redislock *lk)
+{
+    return __atomic_load_n(&lk->cancel, __ATOMIC_SEQ_CST) ||
+           __atomic_load_n(&lk->c->shutdown, __ATOMIC_SEQ_CST);
+}
+
+void redislock__cancel_answered(redislock *lk)
+{
+    int fd = __atomic_load_n(&lk->cancel_fd, __ATOMIC_SEQ_CST);
+    uint64_t v;
+    __atomic_store_n(&lk->cancel, 0, __ATOMIC_SEQ_CST);
+    if (fd >= 0)
+        while (read(fd, &v, sizeof v) > 0)
+            ;
+}
+
+void redislock__shutdown_request(redislock_client *c)
+{
+    __atomic_store_n(&c->shutdown, 1, __ATOMIC_SEQ_CST);
+    poke(c->shutdown_fd); /* never read: readable for ever */
 }

@@ -219,6 +219,61 @@ static void cancel(waiter *w, int64_t hard)
     }
 }
 
+/* Queue and send, on master i's connection: CLIENT ID (if its id is not
+ * known yet), BLPOP for wait_us, and the call behind it.  0, or an error. */
+static int send_wait(waiter *w, size_t i, const char *sigkey, size_t sigkeylen,
+                     int64_t wait_us, redislock__call *after)
+{
+    redislock__conn *c = w->f->conns[i];
+    const char *argv[3];
+    size_t lens[3];
+    char tmo[32];
+    int rc = 0;
+    format_timeout(c->m, wait_us, tmo, sizeof tmo);
+    if (c->client_id == 0 && !__atomic_load_n(&c->m->no_unblock, __ATOMIC_RELAXED)) {
+        rc = redislock__conn_appendv(c, "CLIENT", "ID", (const char *)NULL);
+        w->stage[i] = EXPECT_ID;
+    } else {
+        w->stage[i] = EXPECT_BLPOP;
+    }
+    argv[0] = "BLPOP", lens[0] = 5;
+    argv[1] = sigkey, lens[1] = sigkeylen;
+    argv[2] = tmo, lens[2] = strlen(tmo);
+    if (!rc)
+        rc = redislock__conn_append(c, 3, argv, lens);
+    if (!rc && after)
+        rc = redislock__call_append(c, after);
+    if (!rc && (rc = redislock__conn_flush_nb(c)) > 0)
+        rc = 0;
+    return rc;
+}
+
+/* After the wait: the masters still owing a reply failed; the wake-ups
+ * popped.  WOKEN, EXPIRED, or EIO when every connection failed. */
+static int wait_result(waiter *w, int *popped, const redislock__call *after)
+{
+    redislock__fanout *f = w->f;
+    size_t i;
+    int any_popped = 0;
+    for (i = 0; i < f->n; i++) {
+        if (f->conns[i] && !f->rc[i] && w->stage[i] != DONE)
+            redislock__fan_fail(f, i,
+                                redislock__err(REDISLOCK_EIO, "redis %s: no reply to %s in time",
+                                               f->conns[i]->m->ep.addr,
+                                               w->stage[i] == EXPECT_AFTER && after
+                                                   ? after->script->name
+                                                   : "BLPOP"));
+        popped[i] = w->popped[i];
+        any_popped |= w->popped[i];
+    }
+    if (any_popped)
+        return REDISLOCK__WAIT_WOKEN;
+    for (i = 0; i < f->n; i++)
+        if (f->conns[i] && !f->rc[i])
+            return REDISLOCK__WAIT_EXPIRED;
+    return REDISLOCK_EIO; /* every connection failed; messages in f->err */
+}
+
 int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
                             size_t sigkeylen, int64_t until, int *popped,
                             redislock__call *after)
@@ -227,7 +282,7 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     int64_t now = redislock__now_us(), hard = REDISLOCK__NEVER, rest;
     const redislock_client *cl = NULL;
     size_t i, active = 0;
-    int any_popped = 0;
+    int stop[2], rc;
 
     memset(&w, 0, sizeof w);
     w.f = f;
@@ -237,33 +292,12 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     if (until - now > MAX_BLOCK_US)
         until = now + MAX_BLOCK_US;
     for (i = 0; i < f->n; i++) {
-        redislock__conn *c = f->conns[i];
-        const char *argv[3];
-        size_t lens[3];
-        char tmo[32];
-        int rc = 0;
         w.stage[i] = DONE;
-        if (!c || f->rc[i])
+        if (!f->conns[i] || f->rc[i])
             continue;
-        cl = c->m->client;
+        cl = f->conns[i]->m->client;
         hard = until + redislock__slack_us(cl);
-        format_timeout(c->m, until - now, tmo, sizeof tmo);
-        if (c->client_id == 0 && !__atomic_load_n(&c->m->no_unblock, __ATOMIC_RELAXED)) {
-            rc = redislock__conn_appendv(c, "CLIENT", "ID", (const char *)NULL);
-            w.stage[i] = EXPECT_ID;
-        } else {
-            w.stage[i] = EXPECT_BLPOP;
-        }
-        argv[0] = "BLPOP", lens[0] = 5;
-        argv[1] = sigkey, lens[1] = sigkeylen;
-        argv[2] = tmo, lens[2] = strlen(tmo);
-        if (!rc)
-            rc = redislock__conn_append(c, 3, argv, lens);
-        if (!rc && after)
-            rc = redislock__call_append(c, after);
-        if (!rc && (rc = redislock__conn_flush_nb(c)) > 0)
-            rc = 0;
-        if (rc) {
+        if ((rc = send_wait(&w, i, sigkey, sigkeylen, until - now, after))) {
             redislock__fan_fail(f, i, rc);
             w.stage[i] = DONE;
             continue;
@@ -273,8 +307,12 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     if (!active)
         return REDISLOCK_EIO;
 
-    /* Until the first wake-up (or server timeout) or our timer. */
+    /* Until the first wake-up (or server timeout), our timer, or a cancel
+     * (f->stop_fd: then it ends as when the timer fires).  The rest is not
+     * interrupted: it is bounded, and it tells what the wait took. */
     pump(&w, until, UNTIL_FIRST_BLPOP);
+    stop[0] = f->stop_fd[0], stop[1] = f->stop_fd[1];
+    f->stop_fd[0] = f->stop_fd[1] = -1;
     /* The rest: learn their ids (answered at once), cancel, collect; in
      * majority mode all of it within the per-master timeout, so that a
      * master that stopped answering delays the hand-off by that much only. */
@@ -282,23 +320,8 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     pump(&w, rest, UNTIL_IDS_KNOWN);
     cancel(&w, rest);
     pump(&w, rest, UNTIL_ALL_DONE);
-    for (i = 0; i < f->n; i++) {
-        if (f->conns[i] && !f->rc[i] && w.stage[i] != DONE)
-            redislock__fan_fail(f, i,
-                                redislock__err(REDISLOCK_EIO, "redis %s: no reply to %s in time",
-                                               f->conns[i]->m->ep.addr,
-                                               w.stage[i] == EXPECT_AFTER && after
-                                                   ? after->script->name
-                                                   : "BLPOP"));
-        popped[i] = w.popped[i];
-        any_popped |= w.popped[i];
-    }
-    if (any_popped)
-        return REDISLOCK__WAIT_WOKEN;
-    for (i = 0; i < f->n; i++)
-        if (f->conns[i] && !f->rc[i])
-            return REDISLOCK__WAIT_EXPIRED;
-    return REDISLOCK_EIO; /* every connection failed; messages in f->err */
+    f->stop_fd[0] = stop[0], f->stop_fd[1] = stop[1];
+    return wait_result(&w, popped, after);
 }
 
 void redislock__hand_back(redislock__master *m, const char *sigkey,

@@ -58,6 +58,8 @@ static unsigned char handled[MAXSIG];   /* our handler is installed */
 static unsigned char ignored_at_start[MAXSIG];
 static sigset_t start_mask;
 static volatile sig_atomic_t recording; /* lock held: record, do not die */
+static redislock *volatile waiting;      /* the lock being waited for */
+static volatile sig_atomic_t cancel_sig; /* the signal that cancelled the wait */
 static int pending_lost;
 
 static int tty_fd = -1;     /* the terminal, when we are its foreground job */
@@ -92,9 +94,24 @@ static void on_signal(int sig)
 {
     int saved = errno;
     unsigned char b = (unsigned char)sig;
+    if (!recording && sig != SIGCHLD && waiting && !harmless(sig) && sig != SIGTSTP) {
+        /* waiting for the lock: end the wait (redislock_cancel() is
+         * async-signal-safe); the tool then exits 128 + sig, holding
+         * nothing (a grant that raced with it is released) */
+        if (!cancel_sig)
+            cancel_sig = sig;
+        redislock_cancel(waiting);
+        /* and recorded: if the acquire had just succeeded, COMMAND is not
+         * started and the lock is released */
+        if (write(evpipe[1], &b, 1) < 0) {
+            /* pipe full: the signal is seen anyway */
+        }
+        errno = saved;
+        return;
+    }
     if (!recording && sig != SIGCHLD) {
-        /* still waiting for the lock: act as without a handler (the signal
-         * is blocked in here and arrives when the handler returns) */
+        /* not waiting yet: act as without a handler (the signal is blocked
+         * in here and arrives when the handler returns) */
         if (sig == SIGTSTP) {
             raise(SIGSTOP);
         } else if (!harmless(sig)) {
@@ -156,8 +173,19 @@ void rlt_note_lost(void)
     }
 }
 
+void rlt_signals_waiting(redislock *lk)
+{
+    waiting = lk;
+}
+
+int rlt_signals_cancelled(void)
+{
+    return cancel_sig;
+}
+
 void rlt_signals_hold(void)
 {
+    waiting = NULL;
     recording = 1;
 }
 

@@ -69,8 +69,14 @@ static int acquire(const run_state *st)
     int rc;
     if (cfg->timeout_ms != 0)
         rlt_info(cfg, "waiting for lock %s (as %s)", st->qname, redislock_id(lk));
+    rlt_signals_waiting(lk);
     rc = redislock_acquire(lk, cfg->timeout_ms);
+    rlt_signals_waiting(NULL);
     switch (rc) {
+    case REDISLOCK_ECANCELED:
+        rlt_info(cfg, "signal %d while waiting for lock %s: stopped waiting, nothing "
+                 "held", rlt_signals_cancelled(), st->qname);
+        return 128 + rlt_signals_cancelled();
     case REDISLOCK_OK:
         rlt_info(cfg, "got lock %s as %s after %lld ms", st->qname, redislock_id(lk),
                  (long long)(rlt_now_ms() - t0));

@@ -104,6 +104,11 @@ int rlt_run(const rlt_config *cfg, redislock_client *c);
  * inside the acquire after the server granted the lock leaves it to
  * expire). */
 int rlt_signals_init(void);
+/* While lk is being acquired, those signals cancel the wait
+ * (redislock_cancel()) instead of ending the tool. */
+void rlt_signals_waiting(redislock *lk);
+/* The signal that cancelled the wait, or 0. */
+int rlt_signals_cancelled(void);
 /* The lock is held: from now on those signals are recorded, not fatal. */
 void rlt_signals_hold(void);
 /* The first of those signals that arrived since rlt_signals_hold(), or 0. */

@@ -1,7 +1,8 @@
 /* redislock(1) with processes and signals, through the real binary against
  * a real redis-server: 10 concurrent invocations never overlap; every
  * catchable signal reaches COMMAND's whole process group and the lock is
- * released (SIGPIPE is ignored); a signal while waiting ends the tool;
+ * released (SIGPIPE is ignored); a signal while waiting ends the tool,
+ * holding nothing;
  * SIGKILL of the tool kills COMMAND and its children and frees the lock at
  * its expiry; SIGTSTP stops COMMAND while the lock stays renewed; a lock
  * lost while COMMAND runs is reported and COMMAND's group gets SIGTERM; at
@@ -173,6 +174,30 @@ static void test_tool_signal_while_waiting(void **state)
     assert_rl_ok(redislock_query(lk, &info));
     assert_int_equal(info.mine, 1);
     redislock_free(lk);
+}
+
+/* A signal that comes as the lock is released: the tool ends with 128 +
+ * signal and holds nothing, whether its wait was cancelled or the grant came
+ * first (then COMMAND does not start and the lock is released). */
+static void test_tool_signal_racing_the_release_leaves_nothing_held(void **state)
+{
+    int i;
+    for (i = 0; i < 10; i++) {
+        redislock *lk = tu_lock(tu_cl, "race", 20000);
+        tool_proc p;
+        assert_rl_ok(redislock_acquire(lk, 0));
+        TP_START(&p, "-u", URL, "-w", "30", "race", "echo", "ran");
+        ts_await_blocked(&tu_srv, 1);
+        if (i % 2)
+            assert_int_equal(kill(p.pid, SIGTERM), 0);
+        assert_rl_ok(redislock_release(lk));
+        if (!(i % 2))
+            assert_int_equal(kill(p.pid, SIGTERM), 0);
+        assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 128 + SIGTERM);
+        assert_string_equal(p.out.buf, "");
+        assert_int_equal(ts_int(&tu_srv, "EXISTS lock:race"), 0);
+        redislock_free(lk);
+    }
 }
 
 /* SIGKILL of the tool (renewing a 1 s lock): COMMAND and the processes it
@@ -531,6 +556,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_forwards_other_signals, tu_setup,
                                         tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_ignores_sigpipe, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_signal_racing_the_release_leaves_nothing_held,
+                                        tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_sigtstp_keeps_lock, tu_setup,
                                         tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_signals_reach_group, tu_setup,

@@ -1,0 +1,236 @@
+/* Ending waits: redislock_cancel() on a handle, from another thread or a
+ * signal handler, and redislock_client_shutdown() for every wait of a
+ * client.  A cancelled wait returns REDISLOCK_ECANCELED within about one
+ * round trip and leaves no lock taken, even when a grant raced with it. */
+#include "fixtures.h"
+#include "server.h"
+#include "testutil.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The lock's owner on the server ("" if free). */
+static void owner(const char *name, char *buf, size_t len)
+{
+    redisReply *r = ts_cmd(&tu_srv, "GET lock:%s", name);
+    buf[0] = '\0';
+    if (r && r->type == REDIS_REPLY_STRING)
+        snprintf(buf, len, "%s", r->str);
+    freeReplyObject(r);
+}
+
+/* (waits of 20 s stand for waits for ever: a failing test must not hang) */
+static void test_cancel_from_another_thread_ends_a_long_wait(void **state)
+{
+    redislock_client *c = tf_client(tu_srv.url);
+    redislock *holder = tf_lock(c, "c1", 0);
+    tf_waiter *w;
+    int64_t t0, took;
+    char who[300];
+    (void)state;
+    assert_rl_ok(redislock_acquire(holder, 0));
+    w = tf_waiter_start(tf_lock(c, "c1", 0), 20000);
+    ts_await_blocked(&tu_srv, 1);
+    t0 = tu_now_ms();
+    assert_rl_ok(redislock_cancel(w->lk));
+    tf_waiter_join(w);
+    took = w->got - t0;
+    print_message("      a 20 s wait, cancelled: returned after %lld ms\n",
+                  (long long)took);
+    assert_rl_err(w->rc, REDISLOCK_ECANCELED);
+    assert_non_null(strstr(w->msg, "cancel"));
+    assert_true(took < TU_MS(200));
+    assert_int_equal(redislock_held(w->lk), 0);
+    owner("c1", who, sizeof who);
+    assert_string_equal(who, redislock_id(holder));
+    assert_int_equal(ts_info(&tu_srv, "clients", "blocked_clients"), 0);
+    /* answered: the next wait on the handle is not cancelled */
+    assert_rl_ok(redislock_release(holder));
+    assert_rl_ok(redislock_acquire(w->lk, 1000));
+}
+
+static redislock *volatile to_cancel;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    redislock_cancel(to_cancel); /* async-signal-safe */
+}
+
+static void restore_usr1(void *unused)
+{
+    (void)unused;
+    signal(SIGUSR1, SIG_DFL);
+}
+
+static void test_cancel_from_a_signal_handler(void **state)
+{
+    redislock_client *c = tf_client(tu_srv.url);
+    redislock *holder = tf_lock(c, "c2", 0);
+    tf_waiter *w;
+    struct sigaction sa;
+    (void)state;
+    assert_rl_ok(redislock_acquire(holder, 0));
+    w = tf_waiter_start(tf_lock(c, "c2", 0), TU_MS(10000));
+    to_cancel = w->lk;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    tf_defer(restore_usr1, NULL);
+    ts_await_blocked(&tu_srv, 1);
+    pthread_kill(w->t, SIGUSR1);
+    tf_waiter_join(w);
+    assert_rl_err(w->rc, REDISLOCK_ECANCELED);
+    assert_true(w->got - w->start < TU_MS(10000) / 2);
+}
+
+/* A cancel that comes before the acquire is not lost: that acquire answers
+ * it at once; the one after works. */
+static void test_cancel_before_the_wait_is_answered_by_the_next_acquire(void **state)
+{
+    redislock_client *c = tf_client(tu_srv.url);
+    redislock *lk = tf_lock(c, "c3", 0);
+    int64_t t0;
+    (void)state;
+    assert_rl_ok(redislock_cancel(lk));
+    t0 = tu_now_ms();
+    assert_rl_err(redislock_acquire(lk, 5000), REDISLOCK_ECANCELED);
+    assert_true(tu_now_ms() - t0 < TU_MS(100));
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:c3"), 0);
+    assert_rl_ok(redislock_acquire(lk, 5000));
+    assert_rl_err(redislock_cancel(NULL), REDISLOCK_EINVAL);
+}
+
+/* The holder releases and the waiter is cancelled at the same moment, many
+ * times: whatever the call answers, the server agrees (a grant that raced
+ * with the cancel was released again). */
+static void test_grant_that_races_with_a_cancel_is_not_kept(void **state)
+{
+    redislock_client *c = tf_client(tu_srv.url);
+    int i, cancelled = 0, got = 0;
+    (void)state;
+    for (i = 0; i < 40; i++) {
+        char name[32], who[300];
+        redislock *holder, *lk;
+        tf_waiter *w;
+        snprintf(name, sizeof name, "race%d", i);
+        holder = tf_lock(c, name, 0);
+        lk = tf_lock(c, name, 0);
+        assert_rl_ok(redislock_acquire(holder, 0));
+        w = tf_waiter_start(lk, TU_MS(5000));
+        ts_await_blocked(&tu_srv, 1);
+        if (i % 2)
+            redislock_cancel(lk);
+        assert_rl_ok(redislock_release(holder));
+        if (!(i % 2))
+            redislock_cancel(lk);
+        tf_waiter_join(w);
+        owner(name, who, sizeof who);
+        if (w->rc == REDISLOCK_ECANCELED) {
+            cancelled++;
+            assert_string_not_equal(who, redislock_id(lk));
+            assert_int_equal(redislock_held(lk), 0);
+        } else {
+            tf_waiter_assert_ok(w);
+            got++;
+            assert_string_equal(who, redislock_id(lk));
+            assert_rl_ok(redislock_release(lk));
+        }
+        /* whatever happened, nobody waits and no cancel is left over */
+        redislock_cancel(lk);
+        assert_rl_err(redislock_acquire(lk, 0), REDISLOCK_ECANCELED);
+    }
+    print_message("      40 releases racing a cancel: %d cancelled, %d got the lock; "
+                  "the server agreed every time\n", cancelled, got);
+    assert_true(cancelled > 0);
+}
+
+static void test_client_shutdown_ends_every_wait(void **state)
+{
+    enum { N = 8 };
+    redislock_client *c = tf_client(tu_srv.url);
+    redislock *holder = tf_lock(c, "c5", 0);
+    tf_waiter *w[N];
+    int i;
+    int64_t t0;
+    redislock_info info;
+    (void)state;
+    assert_rl_ok(redislock_acquire(holder, 0));
+    for (i = 0; i < N; i++)
+        w[i] = tf_waiter_start(tf_lock(c, "c5", 0), 20000);
+    ts_await_blocked(&tu_srv, N);
+    t0 = tu_now_ms();
+    assert_rl_ok(redislock_client_shutdown(c));
+    for (i = 0; i < N; i++) {
+        tf_waiter_join(w[i]);
+        assert_rl_err(w[i]->rc, REDISLOCK_ECANCELED);
+        assert_non_null(strstr(w[i]->msg, "shutting down"));
+    }
+    print_message("      %d 20 s waits ended %lld ms after the shutdown\n", N,
+                  (long long)(tu_now_ms() - t0));
+    assert_true(tu_now_ms() - t0 < TU_MS(500));
+    /* no new wait; the rest still works, so the holder can let go */
+    assert_rl_err(redislock_acquire(w[0]->lk, 1000), REDISLOCK_ECANCELED);
+    assert_rl_err(redislock_try_acquire(w[0]->lk), REDISLOCK_ECANCELED);
+    assert_rl_ok(redislock_query(holder, &info));
+    assert_rl_ok(redislock_release(holder));
+    assert_int_equal(ts_int(&tu_srv, "EXISTS lock:c5"), 0);
+    assert_rl_err(redislock_client_shutdown(NULL), REDISLOCK_EINVAL);
+}
+
+static void test_cancel_ends_a_wait_on_three_masters(void **state)
+{
+    redislock_client *c;
+    redislock *holder;
+    tf_waiter *w;
+    int i;
+    (void)state;
+    if (tf_nmasters < 3)
+        skip();
+    c = tf_multi(3, 0);
+    holder = tf_lock(c, "m", 10000);
+    assert_rl_ok(redislock_acquire(holder, 0));
+    w = tf_waiter_start(tf_lock(c, "m", 10000), TU_MS(8000));
+    tf_await_blocked_all(tf_masters, 3, 1);
+    assert_rl_ok(redislock_cancel(w->lk));
+    tf_waiter_join(w);
+    assert_rl_err(w->rc, REDISLOCK_ECANCELED);
+    assert_true(w->got - w->start < TU_MS(8000) / 2);
+    for (i = 0; i < 3; i++)
+        assert_int_equal(ts_info(&tf_masters[i], "clients", "blocked_clients"), 0);
+}
+
+static int group_setup(void **state)
+{
+    if (tu_group_setup(state))
+        return -1;
+    return tf_masters_start(3);
+}
+
+static int group_teardown(void **state)
+{
+    tf_masters_group_teardown(state);
+    return tu_group_teardown(state);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cancel_from_another_thread_ends_a_long_wait,
+                                        tu_setup, tf_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_from_a_signal_handler, tu_setup,
+                                        tf_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cancel_before_the_wait_is_answered_by_the_next_acquire, tu_setup,
+            tf_teardown),
+        cmocka_unit_test_setup_teardown(test_grant_that_races_with_a_cancel_is_not_kept,
+                                        tu_setup, tf_teardown),
+        cmocka_unit_test_setup_teardown(test_client_shutdown_ends_every_wait, tu_setup,
+                                        tf_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_ends_a_wait_on_three_masters,
+                                        tf_masters_setup, tf_masters_teardown),
+    };
+    return cmocka_run_group_tests_name("cancel", tests, group_setup, group_teardown);
+}
