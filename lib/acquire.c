@@ -284,6 +284,22 @@ static int single_failed(acq *q, int started)
 static int follow(acq *q);
 static int decide_step(acq *q, int pipelined);
 
+/* Not held this round: what the handle believed from an earlier call must
+ * not outlive what the answers show (another handle of the same owner id
+ * may have shortened or released the lock).  Another owner holds enough
+ * masters that no quorum can be ours: not held.  Our own key was about to
+ * expire (a late grant): valid no longer than its PTTL says. */
+static void forget_belief(acq *q)
+{
+    const redislock__decision *d = &q->d;
+    if (d->busy > q->f.n - q->c->quorum)
+        redislock__clear_held(q->lk);
+    else if (d->late)
+        redislock__lower_expiry(q->lk, redislock__local_expiry(q->c->drift_ppm,
+                                                               q->ans.sent_us,
+                                                               d->grant_ttl));
+}
+
 /* Step 1: a round and its decision, then follow().  GO_ON when the loop
  * continues (to wait, or to try again), else the call's result. */
 static int round_step(acq *q)
@@ -357,6 +373,7 @@ static int follow(acq *q)
     default:
         break;
     }
+    forget_belief(q);
     if (q->d.late)
         redislock__log(q->c, REDISLOCK_LOG_INFO,
                        "acquire %s: granted with %lld ms to live, but the round took "
