@@ -209,13 +209,22 @@ static void test_extend_is_never_overwritten_by_an_older_renewal(void **state)
     redislock_client *c = client_n(1, urls, 0);
     redislock *a = lock_opts(c, "ext", 1000, NULL, 1, 5);
     int64_t end = tu_now_ms() + 2000, worst = -1000000;
-    long extends = 0, bad = 0;
+    long extends = 0, bad = 0, lost = 0;
     (void)state;
     assert_rl_ok(redislock_acquire(a, 0));
     while (tu_now_ms() < end) {
         int64_t ex;
-        int k;
-        assert_rl_ok(redislock_extend(a, 50));
+        int k, rc = redislock_extend(a, 50);
+        if (rc == REDISLOCK_ENOTHELD && redislock_lost_reason(a)) {
+            /* a loaded machine: the renewal thread missed the 50 ms; the
+             * rule below is about what the handle believes, so start over */
+            lost++;
+            rc = redislock_acquire(a, 1000);
+            if (rc != REDISLOCK_EALREADY)
+                assert_rl_ok(rc);
+            continue;
+        }
+        assert_rl_ok(rc);
         extends++;
         /* at once, and again once a renewal in flight has landed */
         for (k = 0; k < 2; k++) {
@@ -229,10 +238,11 @@ static void test_extend_is_never_overwritten_by_an_older_renewal(void **state)
         }
     }
     printf("# %ld extends racing a renewal every 5 ms: %ld with validity above the "
-           "server's TTL (worst excess %lld ms)\n", extends, bad, (long long)worst);
+           "server's TTL (worst excess %lld ms; lost %ld times to a late renewal)\n",
+           extends, bad, (long long)worst, lost);
     assert_int_equal(bad, 0);
     assert_true(extends > 100 / tu_slow());
-    assert_rl_ok(redislock_release(a));
+    (void)redislock_release(a); /* lost or not, nothing to check here */
 }
 
 /* ------------------------------------------ the property, over every call */
