@@ -340,12 +340,37 @@ static int tls_open(redislock__conn *c, int64_t deadline)
     return handshake(c, t, deadline);
 }
 
+/* A TLS failure: its reason in c->terr, with ETLS before the server's
+ * first reply (the handshake's), EIO after. */
+static void tls_failure(redislock__conn *c, tls_state *t)
+{
+    char why[120];
+    reason(t->ssl, why, sizeof why);
+    snprintf(c->terr, sizeof c->terr, "TLS%s: %s", t->established ? "" : " handshake",
+             why);
+    c->terr_code = t->established ? 0 : REDISLOCK_ETLS;
+}
+
+/* A send failed on the socket before the server's first reply: a server
+ * that refused the handshake after the client's side of it (TLS 1.3 with a
+ * client certificate it does not accept) sent an alert and closed.  The
+ * alert, still readable, is the reason, not the reset. */
+static void read_alert(redislock__conn *c, tls_state *t)
+{
+    char b[256];
+    size_t n;
+    int r;
+    ERR_clear_error();
+    r = SSL_read_ex(t->ssl, b, sizeof b, &n);
+    if (r != 1 && SSL_get_error(t->ssl, r) == SSL_ERROR_SSL)
+        tls_failure(c, t);
+}
+
 /* A failed SSL_read or SSL_write (e from SSL_get_error()): -1 with errno
  * (EAGAIN when it must wait, the socket's errno), or 0 for the end of the
  * stream when reading.  A TLS failure leaves its reason in c->terr. */
 static ssize_t io_failed(redislock__conn *c, tls_state *t, int e, int writing)
 {
-    char why[120];
     switch (e) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
@@ -359,14 +384,12 @@ static ssize_t io_failed(redislock__conn *c, tls_state *t, int e, int writing)
         t->eof = 1;
         break;
     case SSL_ERROR_SYSCALL:
+        if (writing && !t->established)
+            read_alert(c, t);
         break;
     default:
-        if (!t->eof) { /* not the server's close seen as a truncation */
-            reason(t->ssl, why, sizeof why);
-            snprintf(c->terr, sizeof c->terr, "TLS%s: %s",
-                     t->established ? "" : " handshake", why);
-            c->terr_code = t->established ? 0 : REDISLOCK_ETLS;
-        }
+        if (!t->eof) /* not the server's close seen as a truncation */
+            tls_failure(c, t);
     }
     ERR_clear_error();
     t->failed = 1;
