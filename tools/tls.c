@@ -79,9 +79,10 @@ static const char *or_env(const char *v, const char *var)
 }
 
 /* --tls: "redis://" -> "rediss://"; a socket URL cannot take TLS.  The
- * copies live until the tool exits. */
-static int tls_url(const char *url, const char **out)
+ * copies live (in copies[]) until the tool exits. */
+static int tls_url(size_t i, const char *url, const char **out)
 {
+    static char *copies[RLT_MAX_URLS];
     char *s;
     if (!strncmp(url, "unix:", 5) || !strncmp(url, "redis+unix:", 11)) {
         rlt_err("--tls: '%s' is a unix socket: TLS needs redis:// or rediss:// "
@@ -98,7 +99,8 @@ static int tls_url(const char *url, const char **out)
     }
     memcpy(s, "rediss://", 9);
     memcpy(s + 9, url + 8, strlen(url + 8) + 1);
-    *out = s;
+    free(copies[i]);
+    *out = copies[i] = s;
     return -1;
 }
 
@@ -110,7 +112,7 @@ int rlt_tls_prepare(const rlt_config *cfg, redislock_client_options *o,
     int rc;
     for (i = 0; i < cfg->nurls; i++) {
         urls[i] = cfg->urls[i];
-        if (t->on && (rc = tls_url(cfg->urls[i], &urls[i])) >= 0)
+        if (t->on && (rc = tls_url(i, cfg->urls[i], &urls[i])) >= 0)
             return rc;
     }
     o->tls_ca_file = or_env(t->cacert, "REDISLOCK_CACERT");
