@@ -45,6 +45,7 @@ typedef struct tls_state {
     int eof;              /* recv() found the socket closed by the server */
     int sys_err;          /* errno of the last send()/recv() that failed */
     int read_wants_write; /* the last SSL_read waits for room to send */
+    int starved;          /* the last SSL_read wants bytes from the socket */
     int write_wants_read; /* the last SSL_write waits for bytes to read */
     int established;      /* the server sent application data */
     int failed;           /* a fatal error: no more I/O, no close_notify */
@@ -217,6 +218,9 @@ int redislock__tls_init(redislock_client *c)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 #endif
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    /* one recv() for a reply, not one for the record's header and one for
+     * its body (see tls_pending for the bytes this leaves in OpenSSL) */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_verify(ctx, c->tls.insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
     if ((rc = load_files(ctx, &c->tls))) {
         SSL_CTX_free(ctx);
@@ -428,14 +432,17 @@ static ssize_t tls_recv(redislock__conn *c, char *buf, size_t len)
     ERR_clear_error();
     r = SSL_read_ex(t->ssl, buf, len, &n);
     t->read_wants_write = 0;
+    t->starved = 0;
     if (r == 1) {
         t->established = 1;
         t->write_wants_read = 0;
         return (ssize_t)n;
     }
     e = SSL_get_error(t->ssl, r);
-    if (e == SSL_ERROR_WANT_READ)
+    if (e == SSL_ERROR_WANT_READ) {
+        t->starved = 1;
         t->write_wants_read = 0; /* what came is taken: a write may go on */
+    }
     return io_failed(c, t, e, 0);
 }
 
@@ -451,17 +458,22 @@ static short tls_events(const redislock__conn *c, short want)
     return ev;
 }
 
-/* Decrypted bytes that poll() cannot see. */
+/* Bytes that poll() cannot see: decrypted ones, or records read ahead
+ * from the socket into OpenSSL and not processed yet.  Once SSL_read asked
+ * for more from the socket, what is left there is a partial record, which
+ * only the socket can complete: poll() it then, rather than spin. */
 static int tls_pending(const redislock__conn *c)
 {
     const tls_state *t = c->tctx;
-    return t && t->ssl && !t->failed && SSL_pending(t->ssl) > 0;
+    return t && t->ssl && !t->failed &&
+           (SSL_pending(t->ssl) > 0 || (!t->starved && SSL_has_pending(t->ssl)));
 }
 
 /* An idle pooled connection owes no reply: application data, an alert, a
  * close_notify or EOF make it unusable.  TLS 1.3 servers may send records
  * that are not data at any time (NewSessionTicket, KeyUpdate): those are
- * processed, and the connection stays. */
+ * processed (also when read ahead with the last reply), and the connection
+ * stays. */
 static int tls_alive(redislock__conn *c)
 {
     tls_state *t = c->tctx;
@@ -472,7 +484,7 @@ static int tls_alive(redislock__conn *c)
         char b;
         size_t n;
         int r, e;
-        if (redislock__net_idle(c->fd))
+        if (!SSL_has_pending(t->ssl) && redislock__net_idle(c->fd))
             return 1;
         ERR_clear_error();
         r = SSL_read_ex(t->ssl, &b, 1, &n);
