@@ -31,6 +31,7 @@ typedef struct bench_opts {
     int threads;        /* --threads */
     int delay_us;       /* --delay-us: one-way delay of a relay (majority) */
     const char *label;  /* --label: copied into every record */
+    const char *cacert; /* --cacert: CA file for rediss:// (tls) */
 } bench_opts;
 
 /* ---------------------------------------------------------------- time */
@@ -120,5 +121,6 @@ int bench_waitcost(const bench_opts *o);
 int bench_crash(const bench_opts *o);
 int bench_renew(const bench_opts *o);
 int bench_scale(const bench_opts *o);
+int bench_tls(const bench_opts *o);
 
 #endif

@@ -4,10 +4,11 @@
  *   redislock-bench SCENARIO --url URL [--url URL ...] [options]
  *
  * SCENARIO: uncontended, handoff, majority, contend, waitcost, crash, renew,
- * scale; "redislock-bench version" prints the library and hiredis versions.  Options: --duration S, --iters N, --conc N, --hold MS,
+ * scale, tls; "redislock-bench version" prints the library and hiredis versions.  Options: --duration S, --iters N, --conc N, --hold MS,
  * --mode threads|processes, --locks N, --threads N, --label TEXT,
  * --delay-us N (majority: reach the masters through relays that delay each
- * direction by N us, a stand-in for a network). */
+ * direction by N us, a stand-in for a network), --cacert FILE (tls: the CA
+ * of the server's TLS port). */
 #include "bench.h"
 
 #include <stdio.h>
@@ -22,14 +23,15 @@ static const struct {
     { "majority", bench_majority },       { "contend", bench_contend },
     { "waitcost", bench_waitcost },       { "crash", bench_crash },
     { "renew", bench_renew },             { "scale", bench_scale },
+    { "tls", bench_tls },
 };
 
 static void usage(void)
 {
     fputs("usage: redislock-bench SCENARIO --url URL [--url URL ...] [--duration S]\n"
           "       [--iters N] [--conc N] [--hold MS] [--mode threads|processes]\n"
-          "       [--locks N] [--threads N] [--delay-us N] [--label TEXT]\n"
-          "scenarios: uncontended handoff majority contend waitcost crash renew scale\n",
+          "       [--locks N] [--threads N] [--delay-us N] [--label TEXT] [--cacert FILE]\n"
+          "scenarios: uncontended handoff majority contend waitcost crash renew scale tls\n",
           stderr);
     exit(2);
 }
@@ -55,8 +57,9 @@ int main(int argc, char **argv)
     if (argc < 2)
         usage();
     if (!strcmp(argv[1], "version")) { /* what this binary was built with */
-        printf("@ info redislock %s\n@ info hiredis %d.%d.%d\n",
-               redislock_version_string(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+        printf("@ info redislock %s\n@ info hiredis %d.%d.%d\n@ info tls %s\n",
+               redislock_version_string(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
+               redislock_tls_version() ? redislock_tls_version() : "none");
         return 0;
     }
     for (a = 2; a < argc; a++) {
@@ -93,6 +96,8 @@ int main(int argc, char **argv)
             o.delay_us = number(opt, v, 0, 1000000);
         } else if (!strcmp(opt, "--label")) {
             o.label = v;
+        } else if (!strcmp(opt, "--cacert")) {
+            o.cacert = v;
         } else {
             usage();
         }

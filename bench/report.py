@@ -383,6 +383,43 @@ class Report:
                       "all held after ms", "connections peak",
                       "connections while held", "connections after release"], rows)
 
+    # ---------------------------------------------------------------- TLS
+    def tls(self):
+        lat, cpu = [], []
+        for r in pick(self.recs, "tls"):
+            for key, name in (("acqrel", "acquire+release, warm connection"),
+                              ("newconn", "new connection: connect, handshake, "
+                                          "first acquire")):
+                t50, t99 = r[key + "_tls_p50_us"], r[key + "_tls_p99_us"]
+                c50, c99 = r[key + "_tcp_p50_us"], r[key + "_tcp_p99_us"]
+                lat.append([name, fmt(r[key + "_tls_n"], 0), fmt(t50), fmt(t99),
+                            fmt(c50), fmt(c99), fmt(ratio(t50, c50), 2),
+                            fmt(ratio(t99, c99), 2)])
+            cpu.append(["acquire+release, client (calling thread)", fmt(r["cpu_tls_us"]),
+                        fmt(r["cpu_tcp_us"]), fmt(ratio(r["cpu_tls_us"], r["cpu_tcp_us"]), 2)])
+            cpu.append(["acquire+release, server", fmt(r["server_cpu_tls_us"]),
+                        fmt(r["server_cpu_tcp_us"]),
+                        fmt(ratio(r["server_cpu_tls_us"], r["server_cpu_tcp_us"]), 2)])
+            cpu.append(["new connection + first acquire, client", fmt(r["newconn_cpu_tls_us"]),
+                        fmt(r["newconn_cpu_tcp_us"]),
+                        fmt(ratio(r["newconn_cpu_tls_us"], r["newconn_cpu_tcp_us"]), 2)])
+            self.goal("9. TLS acquire+release on warm connections <= 1.3x plain TCP",
+                      "p50 %sx (%s us vs %s us), p99 %sx; %d connections opened during "
+                      "the loop" % (fmt(r["ratio_p50"], 2), fmt(r["acqrel_tls_p50_us"]),
+                                    fmt(r["acqrel_tcp_p50_us"]), fmt(r["ratio_p99"], 2),
+                                    r["warm_new_connections"]),
+                      r["ratio_p50"] <= 1.3)
+            self.goal("9. a new TLS connection (no numeric goal)",
+                      "p50 %s us against %s us for TCP (handshake about %s us, %s us of "
+                      "client CPU); kept off the hot path by the pool"
+                      % (fmt(r["newconn_tls_p50_us"]), fmt(r["newconn_tcp_p50_us"]),
+                         fmt(r["newconn_tls_p50_us"] - r["newconn_tcp_p50_us"], 0),
+                         fmt(r["newconn_cpu_tls_us"] - r["newconn_cpu_tcp_us"], 0)),
+                      "figure only")
+        return (table(["operation", "samples", "TLS p50 us", "TLS p99 us", "TCP p50 us",
+                       "TCP p99 us", "p50 TLS / TCP", "p99 TLS / TCP"], lat) + "\n" +
+                table(["CPU per operation", "TLS us", "TCP us", "TLS / TCP"], cpu))
+
     # ---------------------------------------------------------- published
     def published_table(self):
         if not self.published:
@@ -403,9 +440,9 @@ class Report:
         lines = ["- date: %s" % i.get("date", "?"),
                  "- machine: %s cores, %s, %s" % (i.get("nproc", "?"), i.get("cpu", "?"),
                                                  i.get("kernel", "?")),
-                 "- %s; libredislock %s; hiredis %s; redis-py %s"
+                 "- %s; libredislock %s; hiredis %s; TLS %s; redis-py %s"
                  % (i.get("redis", "?"), i.get("redislock", "?"), i.get("hiredis", "?"),
-                    i.get("redis_py", "not installed")),
+                    i.get("tls", "none"), i.get("redis_py", "not installed")),
                  "- load average (1, 5, 15 min) before: %s, after: %s"
                  % (i.get("load_before", "?"), i.get("load_after", "?")),
                  "- contention: %s s per cell; whole run: %s s%s"
@@ -440,7 +477,7 @@ class Report:
         return [("Latency", self.latency()), ("Contention", self.contention()),
                 ("Cost of waiting", self.waiting()), ("Crashed holder", self.crash()),
                 ("Majority mode", self.majority()), ("Renewal", self.renewal()),
-                ("Scale", self.scale())]
+                ("Scale", self.scale()), ("TLS", self.tls())]
 
     def text(self):
         secs = self.sections()
@@ -459,7 +496,7 @@ class Report:
             contention=secs["Contention"], peer=self.peer_summary(),
             waiting=secs["Cost of waiting"], crash=secs["Crashed holder"],
             majority=secs["Majority mode"], renewal=secs["Renewal"],
-            scale=secs["Scale"], published=self.published_table(),
+            scale=secs["Scale"], tls=secs["TLS"], published=self.published_table(),
             duration=self.info.get("duration", "?"))
 
 
@@ -480,7 +517,7 @@ ratio is what the goals are stated in.
 ## Machine
 
 {machine}
-## Goals (issue 5)
+## Goals (issues 5 and 14)
 
 {goals}
 "met" for try-acquire means one request per try (INFO commandstats) and a
@@ -621,6 +658,24 @@ every 64th lock), hold them all at once, then release them. *connections*:
 INFO `connected_clients` less the benchmark's own connections: the highest
 seen while acquiring (sampled every 2 ms), when all were held, and after the
 release (the pool keeps at most `max_idle_connections`, default 8, idle).
+
+## 9. TLS (issue 14)
+
+{tls}
+One server with a TCP port and a TLS port (a certificate of its own, RSA
+2048, made for the run; TLS 1.3, the default), one client on each, warmed
+up, then acquire+release (expiry 10 s) on each in one loop, alternating
+which goes first, so that both see the same load. *connections opened
+during the loop*: INFO `total_connections_received` over it: the pool keeps
+connections, so no handshake is on the hot path. *new connection*: a new
+client each time, timed on its first acquire (TCP connect, for TLS the
+handshake with the certificate check, one EVALSHA); the CA file is loaded
+when the client is made, outside the timing. *CPU*: the calling thread's
+CPU time (CLOCK_THREAD_CPUTIME_ID) per operation, and the server's (INFO
+`used_cpu_user` + `used_cpu_sys`) over a block of the operations on one
+connection kind alone. On a local socket the round trip is mostly CPU
+work, so TLS's encryption shows more than it would over a network, where
+the round trip is mostly waiting.
 
 ## python-redis-lock's published table (another machine)
 

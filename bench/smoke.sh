@@ -30,6 +30,12 @@ for want in "uncontended .*acqrel_p50_us=" "handoff .*handoff_p50_us=" \
     "scale .*conns_peak=" "contend impl=redislock .*total="; do
     grep -q "^@ $want" "$rec" || { echo "no record matching '@ $want'"; fail=1; }
 done
+# built with TLS: the TLS record and its section
+if grep -q '^@ info tls OpenSSL' "$rec" && command -v openssl >/dev/null; then
+    grep -q '^@ tls .*ratio_p50=.*newconn_tls_p50_us=' "$rec" ||
+        { echo "no TLS record"; fail=1; }
+    grep -q '^TLS' "$out" || { echo "report lacks 'TLS'"; fail=1; }
+fi
 # every field is a number, except the few named ones
 bad=$(grep '^@ ' "$rec" | grep -v '^@ info ' | tr ' ' '\n' | grep '=' |
       grep -Ev '^(label|url|mode|impl|end|result)=' |

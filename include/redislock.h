@@ -60,6 +60,10 @@ extern "C" {
 REDISLOCK_EXPORT unsigned redislock_version(void);
 /* The same as "MAJOR.MINOR.PATCH"; a static string. */
 REDISLOCK_EXPORT const char *redislock_version_string(void);
+/* The TLS library this build uses for rediss:// URLs, as it names itself
+ * (e.g. "OpenSSL 3.0.19 27 Jan 2026"), or NULL when the library was built
+ * without TLS (rediss:// then fails with REDISLOCK_ENOTSUP).  Static. */
+REDISLOCK_EXPORT const char *redislock_tls_version(void);
 
 /* ------------------------------------------------------------------- errors */
 
@@ -76,7 +80,8 @@ REDISLOCK_EXPORT const char *redislock_version_string(void);
     XX(EAUTH, -9, "authentication failed")                                   \
     XX(ENOMEM, -10, "out of memory")                                         \
     XX(ENOTSUP, -11, "not supported")                                        \
-    XX(ENOQUORUM, -12, "no quorum of masters")                                \
+    XX(ENOQUORUM, -12, "no quorum of masters")                              \
+    XX(ETLS, -13, "TLS setup, handshake or certificate verification failed") \
     XX(ECANCELED, -14, "the wait was cancelled")
 
 typedef enum redislock_errno {
@@ -127,7 +132,8 @@ typedef void (*redislock_log_fn)(void *userdata, int level, const char *msg);
  * layout the caller was compiled with (0 is the same as 1): the library
  * reads only the fields of that version and takes defaults for the rest.
  * Version 1 had int milliseconds and no clock_drift_ppm; since version 2
- * every duration in the API is an int64_t of milliseconds. */
+ * every duration in the API is an int64_t of milliseconds.  Version 3 added
+ * the TLS fields (used only for rediss:// masters). */
 typedef struct redislock_client_options {
     unsigned version;
     int64_t connect_timeout_ms; /* TCP/unix connect + handshake; default 2000 */
@@ -152,19 +158,40 @@ typedef struct redislock_client_options {
                                  local validity is its TTL less this share of
                                  it and 2 ms.  Default 10000 (1%); -1: only
                                  the 2 ms (see redislock(3), "Clocks") */
+    /* Version 3: TLS, for rediss:// masters.  The server's certificate and
+     * name are verified by default, against the system's trust store. */
+    const char *tls_ca_file;  /* PEM file of the CAs to trust instead of the
+                                 system's store */
+    const char *tls_ca_dir;   /* directory of hashed CA certificates
+                                 (openssl rehash), instead of the store */
+    const char *tls_cert_file; /* client certificate (PEM, may hold the
+                                  chain) for servers that require one */
+    const char *tls_key_file; /* its private key (PEM); default: the key
+                                 in tls_cert_file */
+    const char *tls_server_name; /* the name sent in SNI and checked against
+                                    the certificate; default: the URL's host
+                                    (an IP address is checked against the
+                                    certificate's IP entries, without SNI) */
+    int tls_insecure;         /* 1: do not verify the server's certificate
+                                 or name (logged at WARN); for tests only */
 } redislock_client_options;
 
-#define REDISLOCK_CLIENT_OPTIONS_VERSION 2
+#define REDISLOCK_CLIENT_OPTIONS_VERSION 3
 #define REDISLOCK_CLIENT_OPTIONS_INIT { REDISLOCK_CLIENT_OPTIONS_VERSION, 0, 0, \
-        NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0 }
+        NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, \
+        NULL, 0 }
 
 /* Create a client for one Redis master.  The URL is one of
  *   redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 default)
+ *   rediss://[[user]:password@]host[:port][/db]    (the same over TLS)
  *   unix:///path/to/redis.sock[?db=N]               (also redis+unix://)
  * An IPv6 host is written in brackets: redis://[::1]:6380.  Resolving a host
- * name is not bounded by connect_timeout_ms (see redislock_client_new(3)).  rediss:// (TLS)
- * fails with REDISLOCK_ENOTSUP.  No connection is made here; the first use
- * connects (and runs AUTH and SELECT on every new connection).
+ * name is not bounded by connect_timeout_ms (see redislock_client_new(3)).
+ * rediss:// fails with REDISLOCK_ENOTSUP when the library was built without
+ * TLS (redislock_tls_version() is NULL); with TLS, the CA, certificate and
+ * key files of the options are loaded here (REDISLOCK_ETLS if one cannot
+ * be).  No connection is made here; the first use connects (TLS handshake,
+ * then AUTH and SELECT on every new connection).
  * On success *out owns a client to be freed with redislock_client_free(). */
 REDISLOCK_EXPORT int redislock_client_new(redislock_client **out,
                                           const char *url,

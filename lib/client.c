@@ -179,6 +179,8 @@ int redislock_client_new_multi(redislock_client **out, const char *const *urls,
         rc = c->masters ? add_masters(c, urls, n)
                         : redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
     }
+    if (!rc)
+        rc = redislock__tls_init(c); /* a no-op without rediss:// masters */
     if (!rc && !(c->renewer = redislock__renewer_new(c)))
         rc = redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
     if (rc) {
@@ -210,11 +212,17 @@ void redislock_client_free(redislock_client *c)
     }
     for (i = 0; i < c->nmasters; i++)
         redislock__master_destroy(&c->masters[i]);
+    redislock__tls_free(c); /* after the connections that use it */
     redislock__free(c->masters);
     if (c->shutdown_fd >= 0)
         close(c->shutdown_fd);
     redislock__free(c->key_prefix);
     redislock__free(c->username);
+    redislock__free(c->tls.ca_file);
+    redislock__free(c->tls.ca_dir);
+    redislock__free(c->tls.cert_file);
+    redislock__free(c->tls.key_file);
+    redislock__free(c->tls.server_name);
     if (c->password) {
         memset(c->password, 0, strlen(c->password));
         redislock__free(c->password);

@@ -1,5 +1,6 @@
 /* One Redis connection: RESP commands out, replies in through hiredis'
- * reader, over a transport (plain.c: a socket of our own).  Every wait has
+ * reader, over a transport (plain.c: a socket of our own; tls.c: TLS over
+ * one, for rediss://).  Every wait has
  * a deadline, EINTR never ends a wait, and several connections can be
  * waited on at once (pump.c). */
 #include "internal.h"
@@ -15,7 +16,8 @@
 int redislock__conn_io_error(redislock__conn *c, int err, const char *what)
 {
     c->broken = 1;
-    return redislock__err(REDISLOCK_EIO, "redis %s: %s: %s", c->m->ep.addr, what,
+    return redislock__err(c->terr_code ? c->terr_code : REDISLOCK_EIO,
+                          "redis %s: %s: %s", c->m->ep.addr, what,
                           c->terr[0] ? c->terr
                           : err      ? strerror(err)
                                      : "connection closed by server");
@@ -325,7 +327,7 @@ int redislock__conn_open(redislock__master *m, int64_t deadline,
         return redislock__err(REDISLOCK_ENOMEM, "out of memory opening a connection");
     c->fd = -1;
     c->m = m;
-    c->tr = &redislock__transport_plain;
+    c->tr = m->ep.tls ? &redislock__transport_tls : &redislock__transport_plain;
     c->gen = redislock__fork_gen();
     c->reader = redisReaderCreate();
     if (!c->reader) {

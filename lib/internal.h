@@ -10,7 +10,7 @@
  *   pump:       pump.c
  *   per master: pool.c scripts.c
  *   connection: conn.c
- *   transport:  plain.c
+ *   transport:  plain.c tls.c
  *   support:    net.c url.c keys.c ownerid.c state.c options.c
  *   helpers:    alloc.c log.c deadline.c
  *   base:       error.c clock.c sha1.c fork.c version.c
@@ -21,7 +21,7 @@
  * once (fan.c), and the wait for a wake-up on every master (wait.c), both
  * on the one I/O loop (pump.c).  per master: the connection pool and the
  * Lua scripts.  conn.c speaks RESP over a transport (plain.c: a socket of
- * our own).  support and below: pure helpers and the lock state that
+ * our own; tls.c: OpenSSL over such a socket).  support and below: pure helpers and the lock state that
  * redislock_held() reads.
  */
 #ifndef REDISLOCK_INTERNAL_H
@@ -83,6 +83,7 @@ void redislock__sleep_ms(int ms);
 /* ------------------------------------------------------------------ url.c */
 typedef struct redislock__endpoint {
     int is_unix;
+    int tls;         /* rediss:// */
     char *host;      /* host name or address; socket path when is_unix */
     int port;
     int db;
@@ -112,11 +113,11 @@ int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline);
 typedef struct redislock__master redislock__master;
 typedef struct redislock__conn redislock__conn;
 
-/* What carries a connection's bytes: a plain socket (plain.c); TLS would be
- * a second one.  send and recv follow send(2)/recv(2): bytes moved, or -1
+/* What carries a connection's bytes: a plain socket (plain.c) or TLS over
+ * one (tls.c).  send and recv follow send(2)/recv(2): bytes moved, or -1
  * with errno (EAGAIN when it would block; recv returns 0 at EOF).  A
  * transport that fails for a reason errno cannot say leaves it in the
- * connection's terr. */
+ * connection's terr, and the code to report in terr_code (0: EIO). */
 typedef struct redislock__transport {
     const char *name;
     /* Connect (and handshake) by the deadline: sets c->fd.  0, or an error
@@ -135,6 +136,14 @@ typedef struct redislock__transport {
 } redislock__transport;
 
 extern const redislock__transport redislock__transport_plain;
+/* TLS (tls.c); without OpenSSL its open fails with ENOTSUP. */
+extern const redislock__transport redislock__transport_tls;
+
+/* The client's TLS context (one SSL_CTX for all its rediss:// masters),
+ * made from its options when a master is rediss://: 0, or REDISLOCK_ETLS
+ * when a file cannot be loaded (ENOTSUP without OpenSSL). */
+int redislock__tls_init(redislock_client *c);
+void redislock__tls_free(redislock_client *c);
 
 /* ----------------------------------------------------------------- conn.c */
 struct redislock__conn {
@@ -142,6 +151,7 @@ struct redislock__conn {
     const redislock__transport *tr;
     void *tctx;             /* the transport's own state */
     char terr[160];         /* the transport's last error, if errno cannot say */
+    int terr_code;          /* the code for terr; 0: REDISLOCK_EIO */
     struct redisReader *reader;
     redislock__master *m;
     unsigned long gen;      /* fork generation it was opened in */
@@ -291,6 +301,11 @@ struct redislock_client {
     redislock_client *reg_next;  /* fork registry */
     int shutdown;            /* atomic: redislock_client_shutdown() was called */
     int shutdown_fd;         /* eventfd, readable for ever after a shutdown */
+    struct redislock__tls_opts {
+        char *ca_file, *ca_dir, *cert_file, *key_file, *server_name;
+        int insecure;
+    } tls;                   /* copied from the options (options.c) */
+    void *tls_ctx;           /* tls.c's SSL_CTX; NULL without rediss:// */
 };
 
 /* -------------------------------------------------------------- options.c */

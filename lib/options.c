@@ -2,6 +2,7 @@
  * and applied to a new client with the defaults. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 2000
@@ -27,13 +28,21 @@ typedef struct options_v1 {
     int log_level, master_timeout_ms;
 } options_v1;
 
+/* Version 2's layout ends with clock_drift_ppm: a version-2 caller's
+ * struct is not read past it. */
+#define V2_SIZE (offsetof(redislock_client_options, clock_drift_ppm) + sizeof(int))
+
 /* The caller's options in this version's layout; the fields its version
  * does not have keep their defaults. */
 static void upgrade(const redislock_client_options *o, redislock_client_options *out)
 {
     const options_v1 *v;
-    if (o->version >= 2) {
+    if (o->version >= 3) {
         *out = *o;
+        return;
+    }
+    if (o->version == 2) {
+        memcpy(out, o, V2_SIZE);
         return;
     }
     v = (const options_v1 *)(const void *)o;
@@ -49,6 +58,12 @@ static void upgrade(const redislock_client_options *o, redislock_client_options 
     out->log_userdata = v->log_userdata;
     out->log_level = v->log_level;
     out->master_timeout_ms = v->master_timeout_ms;
+}
+
+/* A TLS file or name option: NULL and "" both mean "not given". */
+static const char *given(const char *s)
+{
+    return s && *s ? s : NULL;
 }
 
 static int check(const redislock_client_options *o)
@@ -73,6 +88,9 @@ static int check(const redislock_client_options *o)
                               o->clock_drift_ppm, DEFAULT_DRIFT_PPM, MAX_DRIFT_PPM);
     if (o->key_prefix && strlen(o->key_prefix) > 256)
         return redislock__err(REDISLOCK_EINVAL, "key_prefix is longer than 256 bytes");
+    if (given(o->tls_key_file) && !given(o->tls_cert_file))
+        return redislock__err(REDISLOCK_EINVAL,
+                              "tls_key_file is set without tls_cert_file");
     return 0;
 }
 
@@ -118,6 +136,12 @@ int redislock__client_opts(redislock_client *c, const redislock_client_options *
     c->key_prefix = dup_opt(o.key_prefix ? o.key_prefix : "", &oom);
     c->username = dup_opt(o.username, &oom);
     c->password = dup_opt(o.password, &oom);
+    c->tls.ca_file = dup_opt(given(o.tls_ca_file), &oom);
+    c->tls.ca_dir = dup_opt(given(o.tls_ca_dir), &oom);
+    c->tls.cert_file = dup_opt(given(o.tls_cert_file), &oom);
+    c->tls.key_file = dup_opt(given(o.tls_key_file), &oom);
+    c->tls.server_name = dup_opt(given(o.tls_server_name), &oom);
+    c->tls.insecure = o.tls_insecure != 0;
     if (oom)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
     return 0;

@@ -1,5 +1,6 @@
 /* URL parsing:
  *   redis://[[user]:password@]host[:port][/db]
+ *   rediss://[[user]:password@]host[:port][/db]      (TLS, when built with it)
  *   unix:///path/to.sock[?db=N&user=U&password=P]   (also redis+unix://)
  * Percent-escapes are decoded in the user, the password and the path.
  */
@@ -229,6 +230,20 @@ static int parse_tcp(redislock__endpoint *ep, const char *rest)
     return ep->addr ? 0 : oom();
 }
 
+static int parse_tls(redislock__endpoint *ep, const char *rest)
+{
+#ifdef HAVE_OPENSSL
+    ep->tls = 1;
+    return parse_tcp(ep, rest);
+#else
+    (void)ep;
+    (void)rest;
+    return redislock__err(REDISLOCK_ENOTSUP,
+                          "TLS (rediss://) is not supported: this libredislock was "
+                          "built without OpenSSL (configure --with-openssl)");
+#endif
+}
+
 int redislock__url_parse(const char *url, redislock__endpoint *ep)
 {
     int rc;
@@ -242,12 +257,11 @@ int redislock__url_parse(const char *url, redislock__endpoint *ep)
     else if (!strncmp(url, "redis+unix://", 13))
         rc = parse_unix(ep, url + 13);
     else if (!strncmp(url, "rediss://", 9))
-        rc = redislock__err(REDISLOCK_ENOTSUP,
-                            "TLS (rediss://) is not supported by this build");
+        rc = parse_tls(ep, url + 9);
     else
         rc = redislock__err(REDISLOCK_EINVAL,
-                            "invalid redis URL: unknown scheme (use redis:// or "
-                            "unix://)");
+                            "invalid redis URL: unknown scheme (use redis://, "
+                            "rediss:// or unix://)");
     if (rc)
         redislock__endpoint_clear(ep);
     return rc;

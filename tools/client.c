@@ -17,7 +17,11 @@ redislock_client *rlt_client(const rlt_config *cfg, int *status)
     redislock_client *c = NULL;
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     const char *pw = getenv("REDISLOCK_PASSWORD");
+    const char *urls[RLT_MAX_URLS];
     int rc;
+
+    if ((*status = rlt_tls_prepare(cfg, &o, urls)) >= 0)
+        return NULL;
 
     if (pw && *pw)
         o.password = pw;
@@ -29,7 +33,7 @@ redislock_client *rlt_client(const rlt_config *cfg, int *status)
         o.log = log_line;
         o.log_level = cfg->verbose > 2 ? REDISLOCK_LOG_DEBUG : REDISLOCK_LOG_INFO;
     }
-    rc = redislock_client_new_multi(&c, cfg->urls, cfg->nurls, &o);
+    rc = redislock_client_new_multi(&c, urls, cfg->nurls, &o);
     if (rc) {
         rlt_err("%s", redislock_last_error());
         *status = rlt_exit_for(rc);

@@ -2,7 +2,7 @@
 # API, linked against the shared library like any user's program.
 bin_PROGRAMS += tools/redislock
 tools_redislock_SOURCES = tools/tool.h tools/main.c tools/options.c tools/msg.c \
-	tools/client.c tools/admin.c tools/run.c tools/child.c
+	tools/client.c tools/admin.c tools/run.c tools/child.c tools/tls.c
 tools_redislock_LDADD = lib/libredislock.la
 
 # Its tests: the real binary, run by cmocka programs against redis-server

@@ -23,6 +23,7 @@ enum {
 
 static const struct option longopts[] = {
     { "url", required_argument, NULL, 'u' },
+    RLT_TLS_LONGOPTS,
     { "nonblock", no_argument, NULL, 'n' },
     { "nb", no_argument, NULL, 'n' },
     { "timeout", required_argument, NULL, 'w' },
@@ -293,6 +294,16 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
                 return bad("at most %d masters (-u) are supported", RLT_MAX_URLS);
             cfg->urls[cfg->nurls++] = optarg;
             break;
+        case RLT_OPT_TLS:
+        case RLT_OPT_CACERT:
+        case RLT_OPT_CACERTDIR:
+        case RLT_OPT_CERT:
+        case RLT_OPT_KEY:
+        case RLT_OPT_SNI:
+        case RLT_OPT_INSECURE:
+            if ((rc = rlt_tls_option(cfg, opt, optarg)) >= 0)
+                return rc;
+            break;
         case 'n':
             cfg->timeout_ms = 0;
             break;
@@ -327,10 +338,11 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             break;
         case 'h':
             usage();
+            rlt_tls_usage();
             return 0;
         case 'V':
-            printf("redislock %s (libredislock %s)\n", PACKAGE_VERSION,
-                   redislock_version_string());
+            printf("redislock %s (libredislock %s, %s)\n", PACKAGE_VERSION,
+                   redislock_version_string(), rlt_tls_describe());
             return 0;
         case OPT_STATUS:
             if ((rc = set_mode(cfg, RLT_STATUS, "--status")) >= 0)

@@ -28,9 +28,35 @@ enum {
 
 enum rlt_mode { RLT_RUN, RLT_STATUS, RLT_RESET, RLT_RESET_ALL, RLT_LIST };
 
+/* TLS (tls.c): redis-cli's option spellings. */
+typedef struct rlt_tls {
+    int on;                 /* --tls: every redis:// URL becomes rediss:// */
+    const char *cacert;     /* --cacert, else $REDISLOCK_CACERT */
+    const char *cacertdir;  /* --cacertdir */
+    const char *cert;       /* --cert, else $REDISLOCK_CERT */
+    const char *key;        /* --key, else $REDISLOCK_KEY */
+    const char *sni;        /* --sni */
+    int insecure;           /* --insecure */
+} rlt_tls;
+
+enum {
+    RLT_OPT_TLS = 512, RLT_OPT_CACERT, RLT_OPT_CACERTDIR, RLT_OPT_CERT, RLT_OPT_KEY,
+    RLT_OPT_SNI, RLT_OPT_INSECURE
+};
+/* Their entries of getopt_long()'s table (needs <getopt.h>). */
+#define RLT_TLS_LONGOPTS                                                  \
+    { "tls", no_argument, NULL, RLT_OPT_TLS },                            \
+    { "cacert", required_argument, NULL, RLT_OPT_CACERT },                \
+    { "cacertdir", required_argument, NULL, RLT_OPT_CACERTDIR },          \
+    { "cert", required_argument, NULL, RLT_OPT_CERT },                    \
+    { "key", required_argument, NULL, RLT_OPT_KEY },                      \
+    { "sni", required_argument, NULL, RLT_OPT_SNI },                      \
+    { "insecure", no_argument, NULL, RLT_OPT_INSECURE }
+
 /* Everything the command line asked for. */
 typedef struct rlt_config {
     enum rlt_mode mode;
+    rlt_tls tls;               /* --tls, --cacert, ... */
     const char *urls[RLT_MAX_URLS];
     size_t nurls;
     const char *name;          /* lock name (not for --reset-all), or the
@@ -55,6 +81,19 @@ typedef struct rlt_config {
  * go on, else the exit status (0 after --help/--version, RLT_EXIT_USAGE after
  * a one-line message on stderr). */
 int rlt_parse_args(rlt_config *cfg, int argc, char **argv);
+
+/* tls.c: one of the RLT_OPT_* options: -1 to go on, else the exit
+ * status after a message. */
+int rlt_tls_option(rlt_config *cfg, int opt, const char *arg);
+/* The TLS part of --help. */
+void rlt_tls_usage(void);
+/* "TLS: <library>" or "no TLS", for --version. */
+const char *rlt_tls_describe(void);
+/* The client options for TLS (from cfg and the environment) and the URLs
+ * to use (cfg->nurls of them; --tls applied).  -1, or the exit status
+ * after a message. */
+int rlt_tls_prepare(const rlt_config *cfg, redislock_client_options *o,
+                    const char **urls);
 
 /* msg.c: "redislock: ..." lines on stderr. */
 void rlt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

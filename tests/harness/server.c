@@ -102,9 +102,109 @@ static void sleep_ms(int ms)
         ;
 }
 
+/* ----------------------------------------------------------- certificates */
+
+static const char certs_script[] =
+    "set -e\n"
+    "cd \"$1\"\n"
+    "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \"$1.key\"; }\n"
+    "ca() { key $1; openssl req -x509 -new -key $1.key -sha256 -days 3650 "
+    "-subj /CN=redislock-test-$1 -out $1.crt; }\n"
+    /* leaf NAME CN SAN DAYS CA */
+    "leaf() {\n"
+    "  key $1\n"
+    "  openssl req -new -key $1.key -subj \"/CN=$2\" -out $1.csr\n"
+    "  printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth,clientAuth\\n' \"$3\" >$1.ext\n"
+    "  openssl x509 -req -in $1.csr -CA $5.crt -CAkey $5.key -CAcreateserial -days $4 "
+    "-sha256 -extfile $1.ext -out $1.crt\n"
+    "}\n"
+    "ca ca\n"
+    "ca ca2\n"
+    "leaf server localhost DNS:localhost,IP:127.0.0.1 3650 ca\n"
+    /* openssl 3.0's x509 takes a negative -days: valid until yesterday */
+    "leaf expired localhost DNS:localhost,IP:127.0.0.1 -1 ca\n"
+    "leaf other other.example DNS:other.example 3650 ca\n"
+    "leaf dnsonly localhost DNS:localhost 3650 ca\n"
+    "leaf client client DNS:client 3650 ca\n"
+    "leaf client2 client DNS:client 3650 ca2\n";
+
+static char certs_dir[512];
+static int certs_state; /* 0 not yet, 1 made, 77 no openssl, -1 failed */
+
+int ts_certs_make(void)
+{
+    char cmd[2000], script[600];
+    FILE *f;
+    if (certs_state)
+        return certs_state == 1 ? 0 : certs_state;
+    if (system("openssl version >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "harness: the openssl command is not installed; skipping\n");
+        return certs_state = 77;
+    }
+    certs_state = -1;
+    snprintf(certs_dir, sizeof certs_dir, "%s/certs", base());
+    snprintf(script, sizeof script, "%s/make.sh", certs_dir);
+    if ((mkdir(certs_dir, 0700) < 0 && errno != EEXIST) || !(f = fopen(script, "w")))
+        return -1;
+    fputs(certs_script, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "sh '%s' '%s' >'%s/make.log' 2>&1", script, certs_dir,
+             certs_dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "harness: making certificates failed (see %s/make.log)\n",
+                certs_dir);
+        return -1;
+    }
+    certs_state = 1;
+    return 0;
+}
+
+const char *ts_cert(const char *file)
+{
+    static char paths[32][600];
+    static int n;
+    int i;
+    if (ts_certs_make() != 0)
+        return NULL;
+    for (i = 0; i < n; i++)
+        if (!strcmp(strrchr(paths[i], '/') + 1, file))
+            return paths[i];
+    if (n == 32)
+        return NULL;
+    snprintf(paths[n], sizeof paths[n], "%s/%s", certs_dir, file);
+    return paths[n++];
+}
+
+/* The TLS arguments of a server: tls-port and its files (valid until the
+ * next call: spawn() execs at once). */
+static int tls_args(ts_server *s, const char **argv, char *port, size_t plen)
+{
+    static char files[3][600];
+    const char *cert = s->tls_cert ? s->tls_cert : "server";
+    char name[64];
+    int n = 0;
+    snprintf(port, plen, "%d", s->tls_port);
+    snprintf(name, sizeof name, "%s.crt", cert);
+    snprintf(files[0], sizeof files[0], "%s", ts_cert(name));
+    snprintf(name, sizeof name, "%s.key", cert);
+    snprintf(files[1], sizeof files[1], "%s", ts_cert(name));
+    snprintf(files[2], sizeof files[2], "%s", ts_cert("ca.crt"));
+    argv[n++] = "--tls-port";
+    argv[n++] = port;
+    argv[n++] = "--tls-cert-file";
+    argv[n++] = files[0];
+    argv[n++] = "--tls-key-file";
+    argv[n++] = files[1];
+    argv[n++] = "--tls-ca-cert-file";
+    argv[n++] = files[2];
+    argv[n++] = "--tls-auth-clients";
+    argv[n++] = s->tls_auth_clients ? "yes" : "no";
+    return n;
+}
+
 static int spawn(ts_server *s)
 {
-    char port[16], pidpath[600], logpath[600];
+    char port[16], tport[16], pidpath[600], logpath[600];
     const char *argv[64];
     int n = 0, i;
     pid_t pid;
@@ -135,6 +235,8 @@ static int spawn(ts_server *s)
         argv[n++] = "--requirepass";
         argv[n++] = s->password;
     }
+    if (s->tls)
+        n += tls_args(s, argv + n, tport, sizeof tport);
     for (i = 0; i < 16 && s->extra[i]; i++)
         argv[n++] = s->extra[i];
     argv[n] = NULL;
@@ -201,6 +303,14 @@ static void make_urls(ts_server *s)
     else
         snprintf(s->url, sizeof s->url, "unix://%s", s->sock);
     s->tcp_url[0] = '\0';
+    s->tls_url[0] = '\0';
+    if (s->tls) {
+        if (s->password[0])
+            snprintf(s->tls_url, sizeof s->tls_url, "rediss://:%s@127.0.0.1:%d",
+                     s->password, s->tls_port);
+        else
+            snprintf(s->tls_url, sizeof s->tls_url, "rediss://127.0.0.1:%d", s->tls_port);
+    }
     if (s->tcp) {
         if (s->password[0])
             snprintf(s->tcp_url, sizeof s->tcp_url, "redis://:%s@127.0.0.1:%d",
@@ -213,7 +323,7 @@ static void make_urls(ts_server *s)
 
 int ts_start(ts_server *s)
 {
-    int attempt;
+    int attempt, rc;
     if (!have_server_binary()) {
         fprintf(stderr, "harness: %s not found; skipping\n", server_binary());
         return 77;
@@ -222,8 +332,12 @@ int ts_start(ts_server *s)
     if (mkdir(s->dir, 0700) < 0 && errno != EEXIST)
         return -1;
     snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
+    if (s->tls && (rc = ts_certs_make()) != 0)
+        return rc;
     for (attempt = 0; attempt < 5; attempt++) {
         if (s->tcp && (s->port = free_port()) < 0)
+            return -1;
+        if (s->tls && (s->tls_port = free_port()) < 0)
             return -1;
         if (spawn(s) < 0)
             return -1;
@@ -234,7 +348,7 @@ int ts_start(ts_server *s)
             return 0;
         }
         ts_stop(s);
-        if (!s->tcp)
+        if (!s->tcp && !s->tls)
             break;
     }
     fprintf(stderr, "harness: redis-server did not start (see %s/redis.log)\n",

@@ -18,7 +18,27 @@ typedef struct ts_server {
     char tcp_url[128];  /* redis://127.0.0.1:PORT when tcp */
     redisContext *ctx;  /* the harness's own connection */
     const char *extra[16];
+    /* TLS: with tls set, also a TLS port on 127.0.0.1 (the harness itself
+     * keeps to the unix socket) */
+    int tls;
+    int tls_port;
+    const char *tls_cert;  /* the server's certificate: "server" (default;
+                              localhost and 127.0.0.1), "expired", "other"
+                              (other.example only), "dnsonly" (localhost) */
+    int tls_auth_clients;  /* 1: require a client certificate */
+    char tls_url[128];     /* rediss://127.0.0.1:PORT (password if any) */
 } ts_server;
+
+/* Throwaway certificates, made once per test program with the openssl
+ * command in its temp dir (certs/): ca.crt (the CA that signed the
+ * server's and the client's), ca2.crt (another CA), server, expired,
+ * other, dnsonly (server certificates, see tls_cert), client (CN=client,
+ * signed by ca) and client2 (signed by ca2), each NAME.crt + NAME.key.
+ * 0, 77 when openssl is not installed, -1 on failure. */
+int ts_certs_make(void);
+/* The path of a file of certs/ (e.g. "ca.crt"); makes them if needed
+ * (NULL when that fails).  The string lives as long as the process. */
+const char *ts_cert(const char *file);
 
 /* Start a server.  The ts_server must outlive the process (static or
  * global): an atexit handler kills every server still running.  0 on success, 77 when redis-server is not installed
@@ -49,6 +69,9 @@ void ts_await_blocked(ts_server *s, long long n);
 void ts_flushall(ts_server *s);
 /* An integer reply (or -1000 on error). */
 long long ts_int(ts_server *s, const char *fmt, ...);
+
+/* A TLS server (s->tls set, tls_cert etc. filled before) is started with
+ * ts_start() too; without openssl it returns 77. */
 
 #define TS_START_OR_SKIP(s)                  \
     do {                                     \

@@ -6,7 +6,10 @@
  * (ECONNRESET) or close it (EOF) in the middle of a reply, after the server
  * has executed the command, and to break it (EPIPE) in the middle of a
  * command, which the server then never executes.  Everything else is a
- * real redis-server. */
+ * real redis-server.  The same faults under TLS (rediss://, when built
+ * with OpenSSL): lib/tls.c's BIO calls the same recv() and send(), so
+ * OpenSSL meets the short reads and writes, the spurious EAGAIN and EINTR,
+ * and a connection that ends inside a TLS record. */
 #include "internal.h"
 #include "faults.h"
 
@@ -168,20 +171,50 @@ static int setup(void **state)
     return tu_setup(state);
 }
 
+/* A server with a TLS port and a client on it, for the same faults under
+ * TLS (skipped without OpenSSL or the openssl command). */
+static ts_server tls_srv;
+static redislock_client *tls_cl;
+
+static int group_setup(void **state)
+{
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    int rc = tu_group_setup(state);
+    if (rc || !tu_srv.pid || !redislock_tls_version())
+        return rc;
+    tls_srv.tls = 1;
+    if ((rc = ts_start(&tls_srv)) != 0)
+        return rc == 77 ? 0 : -1;
+    o.tls_ca_file = ts_cert("ca.crt");
+    return redislock_client_new(&tls_cl, tls_srv.tls_url, &o) ? -1 : 0;
+}
+
+static int tls_setup(void **state)
+{
+    set_mode(PASS);
+    if (!tls_cl)
+        skip();
+    ts_flushall(&tls_srv);
+    return 0;
+}
+
 static int group_teardown(void **state)
 {
     faults_summary("test_faults_wire");
     printf("test_faults_wire: %ld recv()/send() failures or short transfers injected\n",
            injected);
+    redislock_client_free(tls_cl);
+    tls_cl = NULL;
+    ts_stop(&tls_srv);
     return tu_group_teardown(state);
 }
 
 /* A whole lock life with short reads (or spurious EAGAIN/EINTR) on every
  * recv(): acquire, a waiter's CLIENT ID + BLPOP and its wake-up, query,
  * extend, release, reset_all over a SCAN page of 100 keys. */
-static void lifecycle(void)
+static void lifecycle_on(redislock_client *cl, ts_server *srv)
 {
-    redislock *holder = tf_lock(tu_cl, "w", 10000), *lk = tf_lock(tu_cl, "w", 10000);
+    redislock *holder = tf_lock(cl, "w", 10000), *lk = tf_lock(cl, "w", 10000);
     redislock_info info;
     tf_waiter *w;
     uint64_t count = 0;
@@ -190,7 +223,7 @@ static void lifecycle(void)
     assert_rl_ok(redislock_acquire(holder, 0));
     assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EBUSY);
     w = tf_waiter_start(lk, 5000);
-    ts_await_blocked(&tu_srv, 1);
+    ts_await_blocked(srv, 1);
     assert_rl_ok(redislock_query(holder, &info));
     assert_int_equal(info.mine, 1);
     assert_rl_ok(redislock_extend(holder, 20000));
@@ -200,9 +233,14 @@ static void lifecycle(void)
     tf_waiter_assert_ok(w);
     assert_true(w->got >= released && w->got < released + TU_MS(1500));
     assert_rl_ok(redislock_release(lk));
-    tf_take_locks(tu_cl, "wire-", 100);
-    assert_rl_ok(redislock_reset_all(tu_cl, NULL, &count));
+    tf_take_locks(cl, "wire-", 100);
+    assert_rl_ok(redislock_reset_all(cl, NULL, &count));
     assert_int_equal(count, 100);
+}
+
+static void lifecycle(void)
+{
+    lifecycle_on(tu_cl, &tu_srv);
 }
 
 static void test_wire_one_byte_reads_lock_life_works(void **state)
@@ -498,7 +536,85 @@ static const faults_case test_wire_reset_in_wakeup_waiter_still_takes_lock = {
     .check = check_cut_and_wakeup_used,
 };
 
+/* ------------------------------------------------------------ under TLS */
+
+/* The lock life under a fault on a TLS connection; new connections (the
+ * waiter's, its CLIENT UNBLOCK helper's) make their handshakes under it
+ * too.  Returns the recv()/send() calls made. */
+static long tls_lifecycle(int m)
+{
+    long n;
+    set_mode(m);
+    lifecycle_on(tls_cl, &tls_srv);
+    pthread_mutex_lock(&mu);
+    n = calls;
+    pthread_mutex_unlock(&mu);
+    set_mode(PASS);
+    return n;
+}
+
+static void test_wire_tls_one_byte_reads_lock_life_works(void **state)
+{
+    long n;
+    FAULT("every recv() under TLS returns at most one byte");
+    n = tls_lifecycle(ONE_BYTE);
+    print_message("      %ld one-byte reads\n", n);
+    assert_true(n > 1000);
+}
+
+static void test_wire_tls_one_byte_writes_lock_life_works(void **state)
+{
+    long n;
+    FAULT("every send() under TLS takes at most one byte");
+    n = tls_lifecycle(SEND_ONE_BYTE);
+    print_message("      %ld one-byte writes\n", n);
+    assert_true(n > 1000);
+}
+
+static void test_wire_tls_spurious_eagain_eintr_lock_life_works(void **state)
+{
+    FAULT("every other recv() under TLS fails with EINTR or EAGAIN");
+    assert_true(tls_lifecycle(FLAKY) >= 20);
+    FAULT("every other send() under TLS fails with EINTR or EAGAIN");
+    assert_true(tls_lifecycle(SEND_FLAKY) >= 20);
+}
+
+/* A TLS connection that ends (EOF, or a reset) inside the record of a
+ * reply: an I/O error naming the cause, the server's state intact, and the
+ * next call works on a new connection. */
+static void test_wire_tls_cut_inside_a_record_is_eio(void **state)
+{
+    static const size_t at[] = { 0, 3, 10 }; /* before, in the header, in the body */
+    redislock *lk = tf_lock(tls_cl, "tc", 0);
+    redislock_info info;
+    size_t i;
+    int eof;
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_rl_ok(redislock_query(lk, &info));
+    for (eof = 0; eof < 2; eof++)
+        for (i = 0; i < sizeof at / sizeof at[0]; i++) {
+            arm_cut(at[i], eof);
+            assert_rl_err(redislock_query(lk, &info), REDISLOCK_EIO);
+            assert_true(cut_happened());
+            faults_run++;
+            set_mode(PASS);
+            assert_msg_has(redislock_last_error(),
+                           eof ? "connection closed" : strerror(ECONNRESET));
+            assert_rl_ok(redislock_query(lk, &info));
+            assert_int_equal(info.mine, 1);
+        }
+    /* a command broken off on its way out never runs */
+    arm_send_cut(10);
+    assert_rl_err(redislock_release(lk), REDISLOCK_EIO);
+    assert_true(cut_happened());
+    faults_run++;
+    set_mode(PASS);
+    assert_int_equal(ts_int(&tls_srv, "EXISTS lock:tc"), 1);
+    assert_rl_ok(redislock_release(lk));
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, tf_teardown)
+#define TLS_TEST(f) cmocka_unit_test_setup_teardown(f, tls_setup, tf_teardown)
 
 int main(void)
 {
@@ -513,7 +629,11 @@ int main(void)
         TEST(test_wire_eof_mid_reply_next_call_sees_server_state),
         TEST(test_wire_cut_noscript_reply_script_never_ran),
         FAULTS_CASE(test_wire_reset_in_wakeup_waiter_still_takes_lock, setup, tf_teardown),
+        TLS_TEST(test_wire_tls_one_byte_reads_lock_life_works),
+        TLS_TEST(test_wire_tls_one_byte_writes_lock_life_works),
+        TLS_TEST(test_wire_tls_spurious_eagain_eintr_lock_life_works),
+        TLS_TEST(test_wire_tls_cut_inside_a_record_is_eio),
     };
-    return cmocka_run_group_tests_name("faults_wire", tests, tu_group_setup,
+    return cmocka_run_group_tests_name("faults_wire", tests, group_setup,
                                        group_teardown);
 }

@@ -27,6 +27,25 @@ static void test_misc_error_codes_distinct_and_named(void **state)
     }
 }
 
+/* Codes are stable: ETLS is -13 (and its name and message exist). */
+static void test_misc_tls_error_code_is_stable_and_named(void **state)
+{
+    assert_int_equal(REDISLOCK_ETLS, -13);
+    assert_string_equal(redislock_err_name(REDISLOCK_ETLS), "ETLS");
+    assert_non_null(strstr(redislock_strerror(REDISLOCK_ETLS), "TLS"));
+}
+
+/* redislock_tls_version() says whether this build has TLS. */
+static void test_misc_tls_version_says_whether_built_with_tls(void **state)
+{
+#ifdef HAVE_OPENSSL
+    assert_non_null(redislock_tls_version());
+    assert_non_null(strstr(redislock_tls_version(), "SSL"));
+#else
+    assert_null(redislock_tls_version());
+#endif
+}
+
 static void test_misc_version_header_library_package_agree(void **state)
 {
     char want[32];
@@ -191,6 +210,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_misc_error_codes_distinct_and_named),
         cmocka_unit_test(test_misc_version_header_library_package_agree),
+        cmocka_unit_test(test_misc_tls_error_code_is_stable_and_named),
+        cmocka_unit_test(test_misc_tls_version_says_whether_built_with_tls),
         cmocka_unit_test(test_misc_key_names_of_each_layout),
         cmocka_unit_test(test_misc_random_ids_printable_with_prefix),
         cmocka_unit_test(test_misc_quote_escapes_and_truncates),

@@ -1,6 +1,7 @@
 /* Client and lock options that need no server: the versioned client options
- * (a version-1 caller's shorter struct is read only as far as version 1
- * reaches), the clock drift allowance and the expiry bounds it implies. */
+ * (a version-1 or version-2 caller's shorter struct is read only as far as
+ * its version reaches), the TLS options of version 3, the clock drift
+ * allowance and the expiry bounds it implies. */
 #include "internal.h"
 #include "testutil.h"
 
@@ -41,6 +42,78 @@ static void test_version_1_options_are_read_no_further_than_version_1(void **sta
     assert_int_equal(c->drift_ppm, 10000); /* the default */
     redislock_client_free(c);
     free(o);
+}
+
+/* The layout a caller built against version 2 passes: version 3 without
+ * the TLS fields at the end. */
+typedef struct v2_options {
+    unsigned version;
+    int64_t connect_timeout_ms, command_timeout_ms;
+    const char *key_prefix;
+    int hash_tag;
+    int64_t signal_expire_ms;
+    int max_idle_connections;
+    const char *username, *password;
+    redislock_log_fn log;
+    void *log_userdata;
+    int log_level;
+    int64_t master_timeout_ms;
+    int clock_drift_ppm;
+} v2_options;
+
+static void test_version_2_options_are_read_no_further_than_version_2(void **state)
+{
+    v2_options *o = calloc(1, sizeof *o);
+    redislock_client *c = NULL;
+    (void)state;
+    assert_non_null(o);
+    /* the fields version 2 has are where version 3 has them */
+    assert_int_equal(offsetof(v2_options, clock_drift_ppm),
+                     offsetof(redislock_client_options, clock_drift_ppm));
+    assert_true(sizeof *o <= offsetof(redislock_client_options, tls_ca_file));
+    o->version = 2;
+    o->command_timeout_ms = 123;
+    o->clock_drift_ppm = 20000;
+    o->max_idle_connections = 3;
+    assert_rl_ok(redislock_client_new(&c, "redis://127.0.0.1:1",
+                                      (const redislock_client_options *)(void *)o));
+    assert_int_equal(c->command_timeout_ms, 123);
+    assert_int_equal(c->drift_ppm, 20000);
+    assert_int_equal(c->max_idle, 3);
+    assert_null(c->tls.ca_file);
+    assert_int_equal(c->tls.insecure, 0);
+    redislock_client_free(c);
+    free(o);
+}
+
+/* Version 3's TLS fields are copied; "" is the same as NULL; a key needs
+ * its certificate.  A client without rediss:// masters loads no file. */
+static void test_version_3_tls_options_are_copied(void **state)
+{
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock_client *c = NULL;
+    char ca[] = "/nonexistent/ca.pem";
+    (void)state;
+    assert_int_equal(o.version, 3);
+    o.tls_ca_file = ca;
+    o.tls_ca_dir = "";
+    o.tls_cert_file = "/nonexistent/client.pem";
+    o.tls_server_name = "redis.example";
+    o.tls_insecure = 1;
+    assert_rl_ok(redislock_client_new(&c, "redis://127.0.0.1:1", &o));
+    ca[1] = 'X'; /* copied, not kept */
+    assert_string_equal(c->tls.ca_file, "/nonexistent/ca.pem");
+    assert_null(c->tls.ca_dir);
+    assert_string_equal(c->tls.cert_file, "/nonexistent/client.pem");
+    assert_null(c->tls.key_file);
+    assert_string_equal(c->tls.server_name, "redis.example");
+    assert_int_equal(c->tls.insecure, 1);
+    assert_null(c->tls_ctx);
+    redislock_client_free(c);
+    o.tls_cert_file = NULL;
+    o.tls_key_file = "/nonexistent/client.key";
+    assert_rl_err(redislock_client_new(&c, "redis://127.0.0.1:1", &o), REDISLOCK_EINVAL);
+    assert_non_null(strstr(redislock_last_error(), "tls_key_file"));
 }
 
 static void test_drift_option_range_is_checked(void **state)
@@ -112,6 +185,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version_1_options_are_read_no_further_than_version_1),
+        cmocka_unit_test(test_version_2_options_are_read_no_further_than_version_2),
+        cmocka_unit_test(test_version_3_tls_options_are_copied),
         cmocka_unit_test(test_drift_option_range_is_checked),
         cmocka_unit_test(test_local_expiry_is_ttl_less_the_drift_allowance),
         cmocka_unit_test(test_expiry_must_outlast_the_drift_allowance),

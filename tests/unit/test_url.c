@@ -58,7 +58,6 @@ static const url_case cases[] = {
     BAD("unix:///s?pass=x", REDISLOCK_EINVAL),
     BAD("unix:///s?password=%zz", REDISLOCK_EINVAL),
     BAD("unix:///s?user=a%00b", REDISLOCK_EINVAL),
-    BAD("rediss://h", REDISLOCK_ENOTSUP),
     BAD("REDIS://h", REDISLOCK_EINVAL),
     BAD("ftp://h", REDISLOCK_EINVAL),
 };
@@ -111,12 +110,62 @@ static void test_url_messages_hide_password(void **state)
     assert_null(strstr(redislock_last_error(), "hunter2"));
 }
 
+/* rediss:// is redis:// over TLS (port 6379 by default, as redis-cli);
+ * a build without OpenSSL refuses it with ENOTSUP and says why. */
+static void test_url_rediss_is_tcp_with_tls(void **state)
+{
+    static const url_case tls_cases[] = {
+        { "rediss://h", 0, 0, "h", 6379, 0, NULL, NULL, "h:6379" },
+        { "rediss://alice:pw@cache.example.com:6380/3", 0, 0, "cache.example.com", 6380,
+          3, "alice", "pw", "cache.example.com:6380" },
+        { "rediss://:pw@[::1]", 0, 0, "::1", 6379, 0, NULL, "pw", "[::1]:6379" },
+        { "rediss://10.0.0.1:7000?password=x", 0, 0, "10.0.0.1", 7000, 0, NULL, "x",
+          "10.0.0.1:7000" },
+    };
+    redislock__endpoint ep;
+    size_t i;
+    (void)state;
+#ifdef HAVE_OPENSSL
+    for (i = 0; i < sizeof tls_cases / sizeof tls_cases[0]; i++) {
+        const url_case *c = &tls_cases[i];
+        assert_rl_ok(redislock__url_parse(c->url, &ep));
+        assert_int_equal(ep.tls, 1);
+        assert_int_equal(ep.is_unix, 0);
+        assert_string_equal(ep.host, c->host);
+        assert_int_equal(ep.port, c->port);
+        assert_int_equal(ep.db, c->db);
+        if (c->user)
+            assert_string_equal(ep.username, c->user);
+        else
+            assert_null(ep.username);
+        if (c->pass)
+            assert_string_equal(ep.password, c->pass);
+        else
+            assert_null(ep.password);
+        assert_string_equal(ep.addr, c->addr);
+        redislock__endpoint_clear(&ep);
+    }
+    assert_rl_ok(redislock__url_parse("redis://h", &ep));
+    assert_int_equal(ep.tls, 0);
+    redislock__endpoint_clear(&ep);
+    assert_rl_err(redislock__url_parse("rediss://h:0", &ep), REDISLOCK_EINVAL);
+    assert_rl_err(redislock__url_parse("rediss:///tmp/s.sock", &ep), REDISLOCK_EINVAL);
+#else
+    for (i = 0; i < sizeof tls_cases / sizeof tls_cases[0]; i++) {
+        assert_rl_err(redislock__url_parse(tls_cases[i].url, &ep), REDISLOCK_ENOTSUP);
+        assert_non_null(strstr(redislock_last_error(), "without OpenSSL"));
+        assert_null(ep.host);
+    }
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_table),
         cmocka_unit_test(test_url_null),
         cmocka_unit_test(test_url_messages_hide_password),
+        cmocka_unit_test(test_url_rediss_is_tcp_with_tls),
     };
     return cmocka_run_group_tests_name("url", tests, NULL, NULL);
 }
