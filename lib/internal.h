@@ -287,6 +287,10 @@ struct redislock_client {
 /* Check the caller's options (any version) and set the client's fields
  * from them and the defaults; the strings are copied. */
 int redislock__client_opts(redislock_client *c, const redislock_client_options *opts);
+/* The caller's lock options (NULL: the defaults) in this version's layout,
+ * reading no further than the caller's version reaches; the fields it
+ * does not have are 0.  EINVAL for a version newer than this library. */
+int redislock__lock_opts(const redislock_options *opts, redislock_options *out);
 
 /* ------------------------------------------------------------------ log.c */
 void redislock__log(const redislock_client *c, int level, const char *fmt, ...)
@@ -333,6 +337,9 @@ struct redislock {
     size_t keylen;
     char *sig;          /* lock-signal:<name> */
     size_t siglen;
+    char *fence;        /* lock-fence:<name>, the token counter; NULL
+                           without fencing */
+    size_t fencelen;
     char *id;
     size_t idlen;
     int64_t expire_ms;
@@ -341,6 +348,8 @@ struct redislock {
                            counted from when the last successful acquire,
                            extend or renewal was sent; 0 without expiry */
     int lost_reason;    /* atomic: REDISLOCK_LOST_*, or 0 */
+    uint64_t token;     /* atomic: the fencing token of the last grant, 0
+                           if none (see redislock_token()) */
     int uncertain;      /* an acquire's reply was lost: we may hold it */
     char errmsg[512];
     char master_errors[1024]; /* failed masters of the last operation */
@@ -349,9 +358,12 @@ struct redislock {
 };
 
 /* ----------------------------------------------------------------- keys.c */
-/* The key of lock name: prefix + "lock:" (or "lock-signal:") + name, with
- * braces around name in the hash-tag layout.  Allocated, NUL-terminated. */
-char *redislock__key(const redislock_client *c, int signal, const char *name,
+/* The keys of a lock: its owner, its wake-ups, its fencing token counter. */
+enum { REDISLOCK__KEY_LOCK = 0, REDISLOCK__KEY_SIGNAL = 1, REDISLOCK__KEY_FENCE = 2 };
+/* The key of lock name: prefix + "lock:" (or "lock-signal:", or
+ * "lock-fence:", by kind) + name, with braces around name in the hash-tag
+ * layout.  Allocated, NUL-terminated. */
+char *redislock__key(const redislock_client *c, int kind, const char *name,
                      size_t namelen, size_t *outlen);
 /* The SCAN pattern matching every lock key of the client. */
 char *redislock__key_pattern(const redislock_client *c, size_t *outlen);
@@ -367,6 +379,7 @@ typedef struct redislock__script {
 } redislock__script;
 
 extern redislock__script redislock__script_acquire;
+extern redislock__script redislock__script_acquire_fenced;
 extern redislock__script redislock__script_release;
 extern redislock__script redislock__script_extend;
 extern redislock__script redislock__script_status;
@@ -504,6 +517,8 @@ void redislock__lower_expiry(redislock *lk, int64_t expires_us);
 int64_t redislock__expiry(const redislock *lk);
 /* Mark a lock lost; returns 1 the first time. */
 int redislock__set_lost(redislock *lk, int reason);
+/* The fencing token of the current hold (0: none). */
+void redislock__set_token(redislock *lk, uint64_t token);
 /* The clock drift allowance for a TTL: drift_ppm of it + 2 ms. */
 int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms);
 /* The local expiry of a lock whose key a request sent at sent_us left with
@@ -547,6 +562,8 @@ typedef struct redislock__answers {
     size_t n, quorum;
     int state[REDISLOCK__MAX_MASTERS];
     long long pttl[REDISLOCK__MAX_MASTERS]; /* BUSY, MINE: the key's; -1 none */
+    long long token[REDISLOCK__MAX_MASTERS]; /* TAKEN, MINE of the fenced
+                                                script: the fencing token; 0 */
     char owner[REDISLOCK__MAX_MASTERS][REDISLOCK_ID_MAX + 1]; /* BUSY */
     int64_t sent_us, end_us;  /* when the round was sent and answered */
 } redislock__answers;
@@ -583,6 +600,8 @@ typedef struct redislock__decision {
     size_t taken, mine, busy, failed;
     long long grant_ttl;      /* smallest TTL among the grants; -1: none */
     long long min_pttl;       /* smallest PTTL among the busy; -1: none */
+    long long token;          /* HELD, ALREADY: the largest fencing token
+                                 among the grants; 0: none */
     int holder;               /* a master whose owner holds a quorum; -1 */
     size_t holder_count;      /* how many masters the likeliest holder has */
 } redislock__decision;

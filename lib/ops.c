@@ -116,6 +116,7 @@ int redislock_release(redislock *lk)
     } else {
         /* answered: whatever happened, this handle no longer holds it */
         redislock__clear_held(lk);
+        redislock__set_token(lk, 0);
         lk->uncertain = 0;
         lost = redislock_lost_reason(lk);
         if (lost) /* reported lost: not held, whatever the masters said now */

@@ -66,6 +66,16 @@ int redislock__set_lost(redislock *lk, int reason)
                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
+void redislock__set_token(redislock *lk, uint64_t token)
+{
+    __atomic_store_n(&lk->token, token, __ATOMIC_SEQ_CST);
+}
+
+uint64_t redislock_token(const redislock *lk)
+{
+    return lk ? __atomic_load_n(&lk->token, __ATOMIC_SEQ_CST) : 0;
+}
+
 int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms)
 {
     return ttl_ms * c->drift_ppm / 1000 + REDISLOCK__DRIFT_FIXED_US;
@@ -144,6 +154,7 @@ void redislock__lock_destroy(redislock *lk)
     redislock__free(lk->name);
     redislock__free(lk->key);
     redislock__free(lk->sig);
+    redislock__free(lk->fence);
     redislock__free(lk->id);
     redislock__free(lk);
 }

@@ -1,6 +1,7 @@
-/* Client and lock options that need no server: the versioned client options
- * (a version-1 caller's shorter struct is read only as far as version 1
- * reaches), the clock drift allowance and the expiry bounds it implies. */
+/* Client and lock options that need no server: the versioned client and
+ * lock options (a version-1 caller's shorter struct is read only as far as
+ * version 1 reaches), the checks of the lock options of version 2, the
+ * clock drift allowance and the expiry bounds it implies. */
 #include "internal.h"
 #include "testutil.h"
 
@@ -41,6 +42,73 @@ static void test_version_1_options_are_read_no_further_than_version_1(void **sta
     assert_int_equal(c->drift_ppm, 10000); /* the default */
     redislock_client_free(c);
     free(o);
+}
+
+/* The lock options a caller built against version 1 passes: no fencing.
+ * Allocated alone, as above. */
+typedef struct v1_lock_options {
+    unsigned version;
+    int64_t expire_ms;
+    const char *id;
+    const char *id_prefix;
+    int auto_renew;
+    int64_t renew_interval_ms;
+    redislock_lost_fn on_lost;
+    void *on_lost_userdata;
+} v1_lock_options;
+
+static void test_version_1_lock_options_are_read_no_further_than_version_1(void **state)
+{
+    v1_lock_options *o = calloc(1, sizeof *o);
+    redislock_client *c = NULL;
+    redislock *lk = NULL;
+    unsigned v;
+    (void)state;
+    assert_non_null(o);
+    assert_rl_ok(redislock_client_new(&c, "redis://127.0.0.1:1", NULL));
+    for (v = 0; v <= 1; v++) { /* 0 is the same as 1 */
+        o->version = v;
+        o->expire_ms = 3000;
+        o->id = "v1-owner";
+        o->auto_renew = 1;
+        o->renew_interval_ms = 700;
+        assert_rl_ok(redislock_new(&lk, c, "v1", (const redislock_options *)(void *)o));
+        assert_int_equal(lk->expire_ms, 3000);
+        assert_string_equal(lk->id, "v1-owner");
+        assert_int_equal(lk->rn.enabled, 1);
+        assert_int_equal(lk->rn.interval_ms, 700);
+        assert_null(lk->fence); /* no fencing */
+        redislock_free(lk);
+    }
+    redislock_client_free(c);
+    free(o);
+}
+
+static void test_lock_options_of_version_2_are_checked(void **state)
+{
+    static const char *const urls[] = { "redis://127.0.0.1:1", "redis://127.0.0.1:2",
+                                        "redis://127.0.0.1:3" };
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock_client *c = NULL, *multi = NULL;
+    redislock *lk = NULL;
+    (void)state;
+    assert_rl_ok(redislock_client_new(&c, urls[0], NULL));
+    assert_rl_ok(redislock_client_new_multi(&multi, urls, 3, NULL));
+    o.expire_ms = 3000;
+    o.fencing = 1;
+    assert_rl_ok(redislock_new(&lk, c, "f", &o));
+    assert_string_equal(lk->fence, "lock-fence:f");
+    redislock_free(lk);
+    /* majority mode cannot hand out tokens that never go back */
+    assert_rl_err(redislock_new(&lk, multi, "f", &o), REDISLOCK_ENOTSUP);
+    assert_non_null(strstr(redislock_last_error(), "majority"));
+    o.version = REDISLOCK_OPTIONS_VERSION + 1;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    assert_null(lk);
+    /* the getter of a NULL handle */
+    assert_int_equal(redislock_token(NULL), 0);
+    redislock_client_free(multi);
+    redislock_client_free(c);
 }
 
 static void test_drift_option_range_is_checked(void **state)
@@ -112,6 +180,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version_1_options_are_read_no_further_than_version_1),
+        cmocka_unit_test(test_version_1_lock_options_are_read_no_further_than_version_1),
+        cmocka_unit_test(test_lock_options_of_version_2_are_checked),
         cmocka_unit_test(test_drift_option_range_is_checked),
         cmocka_unit_test(test_local_expiry_is_ttl_less_the_drift_allowance),
         cmocka_unit_test(test_expiry_must_outlast_the_drift_allowance),
