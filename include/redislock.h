@@ -12,9 +12,9 @@
  *    process; it keeps a pool of connections internally.
  *  - redislock (a lock handle): may be used from any thread, but by one thread
  *    at a time.  Exceptions: redislock_held(), redislock_name(),
- *    redislock_id() and redislock_token() may be called at any time from
- *    any thread, also while another thread is inside acquire or release on
- *    the same handle.
+ *    redislock_id(), redislock_token() and redislock_heartbeat() may be
+ *    called at any time from any thread, also while another thread is
+ *    inside acquire or release on the same handle.
  *  - redislock_strerror(), redislock_err_name(), redislock_version*(): pure.
  *  - redislock_last_error(): per thread.
  *  - redislock_replace_allocator(): call before any other function.
@@ -197,8 +197,13 @@ enum redislock_lost_reason {
     REDISLOCK_LOST_OTHER_OWNER = 2, /* another owner holds it now */
     REDISLOCK_LOST_EXPIRED = 3,     /* its expiry passed before a renewal
                                        succeeded (server unreachable or hung) */
-    REDISLOCK_LOST_NO_QUORUM = 4    /* majority mode: fewer than a quorum of
+    REDISLOCK_LOST_NO_QUORUM = 4,   /* majority mode: fewer than a quorum of
                                        masters renewed it */
+    REDISLOCK_LOST_MAX_HOLD = 5,    /* held for max_hold_ms: renewal stopped;
+                                       the key expires by itself */
+    REDISLOCK_LOST_NO_HEARTBEAT = 6 /* no redislock_heartbeat() within
+                                       heartbeat_ms: renewal stopped; the key
+                                       expires by itself */
 };
 
 /* Called once when auto-renewal finds a held lock lost.  It runs on the
@@ -237,11 +242,19 @@ typedef struct redislock_options {
                                 (redislock_token()), larger than any earlier
                                 grant's of this lock.  One master only:
                                 majority mode answers REDISLOCK_ENOTSUP */
+    int64_t max_hold_ms;     /* with auto_renew: no renewal after acquire +
+                                max_hold_ms; the lock is reported lost then
+                                (REDISLOCK_LOST_MAX_HOLD) and its key expires
+                                by itself.  0: no cap */
+    int64_t heartbeat_ms;    /* with auto_renew: renew only while
+                                redislock_heartbeat() was called within the
+                                last heartbeat_ms, else report the lock lost
+                                (REDISLOCK_LOST_NO_HEARTBEAT).  0: none */
 } redislock_options;
 
 #define REDISLOCK_OPTIONS_VERSION 2
 #define REDISLOCK_OPTIONS_INIT { REDISLOCK_OPTIONS_VERSION, 0, NULL, NULL, 0, 0, \
-        NULL, NULL, 0 }
+        NULL, NULL, 0, 0, 0 }
 
 /* The longest owner id and lock name accepted. */
 #define REDISLOCK_ID_MAX 255
@@ -334,6 +347,15 @@ REDISLOCK_EXPORT int64_t redislock_validity_ms(const redislock *lk);
  * the lock was lost: a resource that checks tokens rejects it once a later
  * holder has written.  Safe from any thread. */
 REDISLOCK_EXPORT uint64_t redislock_token(const redislock *lk);
+
+/* Tell the renewal of a lock made with heartbeat_ms that the worker is
+ * alive: auto-renewal goes on only while this was called within the last
+ * heartbeat_ms (acquiring counts as a call).  Lock-free (an atomic store),
+ * callable from any thread at any time.  Returns REDISLOCK_OK while the
+ * handle holds the lock (redislock_held()), REDISLOCK_ENOTHELD otherwise,
+ * so that a worker's heartbeat also tells it when to stop; it sets
+ * redislock_last_error() but not the handle's message. */
+REDISLOCK_EXPORT int redislock_heartbeat(redislock *lk);
 
 /* The masters that failed the last operation on this handle, one line
  * "host:port: reason" each ("" if none).  Use from the handle's thread. */

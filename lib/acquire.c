@@ -316,10 +316,12 @@ static int follow(acq *q)
     switch (q->d.verdict) {
     case REDISLOCK__HELD:
         lk->uncertain = 0;
+        lk->acquired_us = q->ans.sent_us;
         redislock__set_token(lk, (uint64_t)q->d.token);
         redislock__set_held(lk, q->d.valid_until);
         return 0;
     case REDISLOCK__ALREADY: /* this owner id held it before the call */
+        lk->acquired_us = q->ans.sent_us;
         redislock__set_token(lk, (uint64_t)q->d.token);
         redislock__set_held(lk, q->d.valid_until);
         return redislock__err(REDISLOCK_EALREADY,

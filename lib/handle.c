@@ -8,7 +8,7 @@
 
 /* ------------------------------------------------------------ handles */
 
-/* The options of version 2: fencing. */
+/* The options of version 2: fencing, max_hold_ms, heartbeat_ms. */
 static int check_v2(const redislock_client *c, const redislock_options *o)
 {
     if (o->fencing && c->nmasters > 1)
@@ -17,6 +17,22 @@ static int check_v2(const redislock_client *c, const redislock_options *o)
                               "(%zu masters) cannot hand out tokens that never go "
                               "back (see redislock(3), \"Fencing tokens\")",
                               c->nmasters);
+    if (o->max_hold_ms < 0 || o->heartbeat_ms < 0)
+        return redislock__err(REDISLOCK_EINVAL, "%s is negative (%lld)",
+                              o->max_hold_ms < 0 ? "max_hold_ms" : "heartbeat_ms",
+                              (long long)(o->max_hold_ms < 0 ? o->max_hold_ms
+                                                             : o->heartbeat_ms));
+    if (o->max_hold_ms > REDISLOCK__MAX_EXPIRE_MS || o->heartbeat_ms > REDISLOCK__MAX_EXPIRE_MS)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "%s is too large (at most %lld, about 100 years)",
+                              o->max_hold_ms > REDISLOCK__MAX_EXPIRE_MS ? "max_hold_ms"
+                                                                       : "heartbeat_ms",
+                              (long long)REDISLOCK__MAX_EXPIRE_MS);
+    if ((o->max_hold_ms || o->heartbeat_ms) && !o->auto_renew)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "%s needs auto_renew: without renewal the lock ends at "
+                              "its expiry anyway",
+                              o->max_hold_ms ? "max_hold_ms" : "heartbeat_ms");
     return 0;
 }
 
@@ -116,6 +132,8 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
                                               : (o->expire_ms + 2) / 3;
     lk->rn.on_lost = o->on_lost;
     lk->rn.on_lost_userdata = o->on_lost_userdata;
+    lk->rn.max_hold_ms = o->max_hold_ms;
+    lk->rn.heartbeat_ms = o->heartbeat_ms;
     lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
     if ((rc = fill_names(lk, name, namelen, o))) {
         redislock_free(lk);
@@ -142,6 +160,21 @@ const char *redislock_name(const redislock *lk)
 const char *redislock_id(const redislock *lk)
 {
     return lk ? lk->id : "";
+}
+
+int redislock_heartbeat(redislock *lk)
+{
+    char nbuf[300];
+    if (!lk)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_heartbeat: lock is NULL");
+    redislock__renew_heartbeat(lk);
+    if (redislock_held(lk))
+        return 0;
+    return redislock__err(REDISLOCK_ENOTHELD, "lock %s is not held (%s)",
+                          redislock__qname(lk, nbuf, sizeof nbuf),
+                          redislock_lost_reason(lk)
+                              ? redislock_lost_reason_string(redislock_lost_reason(lk))
+                              : "not acquired, or released");
 }
 
 const char *redislock_errmsg(const redislock *lk)

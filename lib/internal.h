@@ -233,6 +233,8 @@ redislock__renewer *redislock__renewer_new(redislock_client *c);
 void redislock__renewer_free(redislock__renewer *r);
 /* Schedule renewals of a lock just acquired (or extended) at sent_us. */
 int redislock__renew_add(redislock *lk);
+/* The worker is alive (redislock_heartbeat()): lock-free, any thread. */
+void redislock__renew_heartbeat(redislock *lk);
 /* Stop renewing lk at once (release, and extend before it sends);
  * in-flight results are ignored. */
 void redislock__renew_remove(redislock *lk);
@@ -309,14 +311,21 @@ int64_t redislock__step_deadline(const redislock_client *c, int connect,
 int64_t redislock__slack_us(const redislock_client *c);
 
 /* ------------------------------------------- a handle's renewal (renew.c) */
-/* The renewal state of a handle: set once by redislock_new(), then owned
- * by renew.c; every field below the first four belongs to the renewer's
- * mutex. */
+/* The renewal state of a handle: the first six fields are set once by
+ * redislock_new(), then it is owned by renew.c; heartbeat_us is atomic
+ * (redislock_heartbeat() stores it from any thread); every other field
+ * belongs to the renewer's mutex. */
 typedef struct redislock__renewal {
     int enabled;            /* auto_renew */
     int64_t interval_ms;
     redislock_lost_fn on_lost;
     void *on_lost_userdata;
+    int64_t max_hold_ms;    /* 0: no cap */
+    int64_t heartbeat_ms;   /* 0: no heartbeat needed */
+    int64_t heartbeat_us;   /* atomic: the last redislock_heartbeat() (or
+                               acquire), CLOCK_MONOTONIC */
+    int64_t limit_us;       /* acquired + max_hold_ms: no renewal from then
+                               on; 0 without a cap */
     int registered;         /* known to the renewer (until freed/detached) */
     size_t heap_idx;        /* REDISLOCK__NOT_SCHEDULED when not scheduled */
     int64_t due_us;         /* next renewal */
@@ -350,6 +359,8 @@ struct redislock {
     int lost_reason;    /* atomic: REDISLOCK_LOST_*, or 0 */
     uint64_t token;     /* atomic: the fencing token of the last grant, 0
                            if none (see redislock_token()) */
+    int64_t acquired_us; /* when the round of the last grant was sent (the
+                            start of max_hold_ms); the handle's thread */
     int uncertain;      /* an acquire's reply was lost: we may hold it */
     char errmsg[512];
     char master_errors[1024]; /* failed masters of the last operation */

@@ -135,6 +135,22 @@ int redislock_release(redislock *lk)
     return redislock__finish(lk, rc);
 }
 
+/* A lock that its renewal gave up (max_hold_ms, heartbeat_ms) is still this
+ * owner's on the server until it expires, but the handle must not extend
+ * it: that would undo the cap.  ENOTHELD then, else 0. */
+static int given_up(const redislock *lk)
+{
+    char nbuf[300];
+    int lost = redislock_lost_reason(lk);
+    if (lost != REDISLOCK_LOST_MAX_HOLD && lost != REDISLOCK_LOST_NO_HEARTBEAT)
+        return 0;
+    return redislock__err(REDISLOCK_ENOTHELD,
+                          "lock %s was given up by its renewal (%s); acquire it "
+                          "again to hold it",
+                          redislock__qname(lk, nbuf, sizeof nbuf),
+                          redislock_lost_reason_string(lost));
+}
+
 int redislock_extend(redislock *lk, int64_t expire_ms)
 {
     redislock_client *c;
@@ -159,6 +175,8 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
                                                     "most %lld)",
                                                     (long long)expire_ms,
                                                     (long long)REDISLOCK__MAX_EXPIRE_MS));
+    if ((rc = given_up(lk)))
+        return redislock__finish(lk, rc);
     if (expire_ms == 0)
         expire_ms = lk->expire_ms;
     if (expire_ms == 0)

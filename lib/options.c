@@ -125,7 +125,7 @@ int redislock__client_opts(redislock_client *c, const redislock_client_options *
 }
 
 /* Version 1 of the lock options: the same fields as version 2 up to
- * on_lost_userdata, nothing after (no fencing). */
+ * on_lost_userdata, nothing after (no fencing, max_hold_ms, heartbeat_ms). */
 typedef struct lock_options_v1 {
     unsigned version;
     int64_t expire_ms;

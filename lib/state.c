@@ -172,6 +172,11 @@ const char *redislock_lost_reason_string(int reason)
         return "the expiry passed before a renewal succeeded";
     case REDISLOCK_LOST_NO_QUORUM:
         return "fewer than a quorum of masters renewed the lock";
+    case REDISLOCK_LOST_MAX_HOLD:
+        return "held for max_hold_ms: renewal stopped, the key expires by itself";
+    case REDISLOCK_LOST_NO_HEARTBEAT:
+        return "no heartbeat within heartbeat_ms: renewal stopped, the key expires "
+               "by itself";
     default:
         return "unknown reason";
     }

@@ -1,4 +1,5 @@
-/* Fencing tokens (issue 17), against a real redis-server:
+/* Fencing tokens, the cap on holding (max_hold_ms) and the worker heartbeat
+ * (issue 17), against a real redis-server:
  *  - tokens strictly increase over 10,000 grants by 16 threads, across
  *    reset and reset_all, across the expiry of a crashed holder, across a
  *    restart without persistence, when the counter is deleted or set back,
@@ -9,7 +10,10 @@
  *    acquire script (its SHA1), the same command, no counter key; grants
  *    without fencing (as python-redis-lock's) do not advance the counter;
  *  - a holder stopped (SIGSTOP) past its expiry writes after the next
- *    holder: the store of examples/fenced.c rejects it. */
+ *    holder: the store of examples/fenced.c rejects it;
+ *  - max_hold_ms and heartbeat_ms: the lost callback comes within one
+ *    renewal interval of the limit, the holder stops vouching, and a waiter
+ *    gets the lock when the key expires after it (or at once on release). */
 #include "fixtures.h"
 
 #include <inttypes.h>
@@ -484,6 +488,141 @@ static void test_a_paused_holders_late_write_is_rejected(void **state)
     assert_string_equal(content, line); /* B's write stands */
 }
 
+/* ------------------------------------------- max_hold_ms and heartbeat */
+
+static struct {
+    int calls, reason;   /* atomic */
+    int64_t at;          /* tu_now_ms() of the callback */
+    int held_in_cb;
+} lost;
+
+static void on_lost(redislock *lk, int reason, void *ud)
+{
+    (void)ud;
+    lost.held_in_cb = redislock_held(lk);
+    lost.at = tu_now_ms();
+    __atomic_store_n(&lost.reason, reason, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&lost.calls, 1, __ATOMIC_SEQ_CST);
+}
+
+static void await_lost(int ms)
+{
+    int64_t t0 = tu_now_ms();
+    while (!__atomic_load_n(&lost.calls, __ATOMIC_SEQ_CST)) {
+        if (tu_now_ms() - t0 > ms)
+            fail_msg("no lost callback within %d ms", ms);
+        tu_sleep_ms(1);
+    }
+}
+
+static redislock *capped_lock(const char *name, int64_t expire_ms, int64_t interval_ms,
+                              int64_t max_hold_ms, int64_t heartbeat_ms)
+{
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    o.expire_ms = expire_ms;
+    o.auto_renew = 1;
+    o.renew_interval_ms = interval_ms;
+    o.max_hold_ms = max_hold_ms;
+    o.heartbeat_ms = heartbeat_ms;
+    o.on_lost = on_lost;
+    return tf_lock_opts(tu_cl, name, &o);
+}
+
+/* After the lost callback at `seen` (ms): the key is still the holder's, and
+ * a waiter gets the lock when it expires, not before. */
+static void waiter_gets_it_at_the_expiry(tf_waiter *w, const char *key, const char *what)
+{
+    long long pttl = ts_int(&tu_srv, "PTTL %s", key);
+    int64_t seen = tu_now_ms(), expiry, late;
+    assert_true(pttl > 0);
+    assert_false(tf_waiter_done(w));
+    expiry = seen + pttl;
+    tf_waiter_join(w);
+    tf_waiter_assert_ok(w);
+    late = w->got - expiry;
+    printf("# %s: the waiter got the lock %lld ms after the key's expiry\n", what,
+           (long long)late);
+    assert_true(late >= -5);
+    assert_true(late <= TU_MS(100));
+}
+
+static void test_max_hold_reports_lost_at_the_limit_and_the_key_expires_after(void **state)
+{
+    redislock *h = capped_lock("mh", 600, 200, 1000, 0);
+    tf_waiter *w;
+    int64_t t0, late;
+    (void)state;
+    memset(&lost, 0, sizeof lost);
+    t0 = tu_now_ms();
+    assert_rl_ok(redislock_acquire(h, 0));
+    w = tf_waiter_start(tf_lock(tu_cl, "mh", 600), 5000);
+    await_lost(TU_MS(3000));
+    late = lost.at - (t0 + 1000);
+    printf("# max_hold 1000 ms, renewal every 200 ms: lost callback %lld ms after the "
+           "limit\n", (long long)late);
+    assert_int_equal(lost.reason, REDISLOCK_LOST_MAX_HOLD);
+    assert_int_equal(lost.held_in_cb, 0);
+    assert_int_equal(redislock_held(h), 0);
+    assert_int_equal(redislock_lost_reason(h), REDISLOCK_LOST_MAX_HOLD);
+    assert_true(late >= 0);
+    assert_true(late <= TU_MS(200));
+    waiter_gets_it_at_the_expiry(w, "lock:mh", "max_hold");
+    assert_int_equal(__atomic_load_n(&lost.calls, __ATOMIC_SEQ_CST), 1);
+}
+
+static void test_release_after_max_hold_hands_the_lock_over_at_once(void **state)
+{
+    redislock *h = capped_lock("mhr", 3000, 1000, 300, 0);
+    tf_waiter *w;
+    int64_t released;
+    (void)state;
+    memset(&lost, 0, sizeof lost);
+    assert_rl_ok(redislock_acquire(h, 0));
+    w = tf_waiter_start(tf_lock(tu_cl, "mhr", 3000), 5000);
+    await_lost(TU_MS(2000));
+    assert_int_equal(lost.reason, REDISLOCK_LOST_MAX_HOLD);
+    /* given up: an extend would undo the cap */
+    assert_rl_err(redislock_extend(h, 5000), REDISLOCK_ENOTHELD);
+    assert_non_null(strstr(redislock_errmsg(h), "given up"));
+    released = tu_now_ms();
+    /* lost, so ENOTHELD; the owner-checked release still frees the key */
+    assert_rl_err(redislock_release(h), REDISLOCK_ENOTHELD);
+    tf_waiter_join(w);
+    tf_waiter_assert_ok(w);
+    assert_true(w->got - released < TU_MS(200));
+}
+
+static void test_heartbeat_keeps_the_lock_while_the_worker_beats(void **state)
+{
+    redislock *h = capped_lock("hb", 600, 200, 0, 300);
+    int64_t end, last = 0, late;
+    tf_waiter *w;
+    (void)state;
+    memset(&lost, 0, sizeof lost);
+    assert_rl_ok(redislock_acquire(h, 0));
+    end = tu_now_ms() + 1500; /* more than two expiries */
+    while (tu_now_ms() < end) {
+        assert_rl_ok(redislock_heartbeat(h));
+        last = tu_now_ms();
+        assert_int_equal(redislock_held(h), 1);
+        tu_sleep_ms(50);
+    }
+    assert_int_equal(__atomic_load_n(&lost.calls, __ATOMIC_SEQ_CST), 0);
+    /* the worker hangs */
+    w = tf_waiter_start(tf_lock(tu_cl, "hb", 600), 5000);
+    await_lost(TU_MS(3000));
+    late = lost.at - (last + 300);
+    printf("# heartbeat 300 ms, renewal every 200 ms: lost callback %lld ms after the "
+           "last heartbeat + 300 ms\n", (long long)late);
+    assert_int_equal(lost.reason, REDISLOCK_LOST_NO_HEARTBEAT);
+    assert_int_equal(redislock_held(h), 0);
+    assert_rl_err(redislock_heartbeat(h), REDISLOCK_ENOTHELD);
+    assert_non_null(strstr(redislock_last_error(), "heartbeat"));
+    assert_true(late >= 0);
+    assert_true(late <= TU_MS(200));
+    waiter_gets_it_at_the_expiry(w, "lock:hb", "no heartbeat");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup, tf_teardown)
 
 int main(void)
@@ -499,6 +638,9 @@ int main(void)
         T(test_without_fencing_the_wire_is_as_before),
         T(test_grants_without_fencing_leave_the_counter_alone),
         T(test_a_paused_holders_late_write_is_rejected),
+        T(test_max_hold_reports_lost_at_the_limit_and_the_key_expires_after),
+        T(test_release_after_max_hold_hands_the_lock_over_at_once),
+        T(test_heartbeat_keeps_the_lock_while_the_worker_beats),
     };
     if (getenv("TEST_FILTER"))
         cmocka_set_test_filter(getenv("TEST_FILTER"));

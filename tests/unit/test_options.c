@@ -44,8 +44,8 @@ static void test_version_1_options_are_read_no_further_than_version_1(void **sta
     free(o);
 }
 
-/* The lock options a caller built against version 1 passes: no fencing.
- * Allocated alone, as above. */
+/* The lock options a caller built against version 1 passes: no fencing,
+ * max_hold_ms, heartbeat_ms.  Allocated alone, as above. */
 typedef struct v1_lock_options {
     unsigned version;
     int64_t expire_ms;
@@ -78,6 +78,8 @@ static void test_version_1_lock_options_are_read_no_further_than_version_1(void 
         assert_int_equal(lk->rn.enabled, 1);
         assert_int_equal(lk->rn.interval_ms, 700);
         assert_null(lk->fence); /* no fencing */
+        assert_int_equal(lk->rn.max_hold_ms, 0);
+        assert_int_equal(lk->rn.heartbeat_ms, 0);
         redislock_free(lk);
     }
     redislock_client_free(c);
@@ -102,11 +104,31 @@ static void test_lock_options_of_version_2_are_checked(void **state)
     /* majority mode cannot hand out tokens that never go back */
     assert_rl_err(redislock_new(&lk, multi, "f", &o), REDISLOCK_ENOTSUP);
     assert_non_null(strstr(redislock_last_error(), "majority"));
+    o.fencing = 0;
+    o.max_hold_ms = 10000;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    assert_non_null(strstr(redislock_last_error(), "auto_renew"));
+    o.max_hold_ms = 0;
+    o.heartbeat_ms = 500;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    assert_non_null(strstr(redislock_last_error(), "heartbeat_ms needs auto_renew"));
+    o.auto_renew = 1;
+    o.heartbeat_ms = -1;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    o.heartbeat_ms = 500;
+    o.max_hold_ms = REDISLOCK__MAX_EXPIRE_MS + 1;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    o.max_hold_ms = 10000;
+    assert_rl_ok(redislock_new(&lk, c, "f", &o));
+    assert_int_equal(lk->rn.max_hold_ms, 10000);
+    assert_int_equal(lk->rn.heartbeat_ms, 500);
+    redislock_free(lk);
     o.version = REDISLOCK_OPTIONS_VERSION + 1;
     assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
     assert_null(lk);
-    /* the getter of a NULL handle */
+    /* the getters of a NULL handle */
     assert_int_equal(redislock_token(NULL), 0);
+    assert_rl_err(redislock_heartbeat(NULL), REDISLOCK_EINVAL);
     redislock_client_free(multi);
     redislock_client_free(c);
 }
