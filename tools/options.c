@@ -14,7 +14,8 @@
 #define DEFAULT_URL "redis://127.0.0.1:6379"
 #define MAX_SECS 1000000000LL /* about 31 years */
 
-enum { OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL };
+enum { OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
+       OPT_FENCING, OPT_MAX_HOLD };
 
 static const struct option longopts[] = {
     { "url", required_argument, NULL, 'u' },
@@ -34,6 +35,8 @@ static const struct option longopts[] = {
     { "reset-all", no_argument, NULL, OPT_RESET_ALL },
     { "owner-prefix", required_argument, NULL, OPT_OWNER_PREFIX },
     { "lost-signal", required_argument, NULL, OPT_LOST_SIGNAL },
+    { "fencing", no_argument, NULL, OPT_FENCING },
+    { "max-hold", required_argument, NULL, OPT_MAX_HOLD },
     { NULL, 0, NULL, 0 }
 };
 
@@ -59,6 +62,9 @@ static void usage(void)
 "  -i, --id ID              owner id (default: \"<hostname>:\" and 24 random characters)\n"
 "      --lost-signal SIG    signal sent to COMMAND if the lock is lost (default TERM;\n"
 "                           'none' only reports it)\n"
+"      --fencing            give COMMAND a fencing token in $REDISLOCK_TOKEN\n"
+"      --max-hold SECS      renew the lock for at most SECS: then COMMAND gets the\n"
+"                           lost signal, and the lock lapses within one expiry\n"
 "      --owner-prefix P     with --reset-all: only locks whose owner id starts with P\n"
 "  -v, --verbose            report waiting, acquiring and releasing on stderr\n"
 "  -q, --quiet              no message when the lock was not obtained\n"
@@ -270,6 +276,13 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             break;
         case OPT_OWNER_PREFIX:
             cfg->owner_prefix = optarg;
+            break;
+        case OPT_FENCING:
+            cfg->fencing = 1;
+            break;
+        case OPT_MAX_HOLD:
+            if (parse_secs(optarg, &cfg->max_hold_ms) || cfg->max_hold_ms == 0)
+                return bad("--max-hold: '%s' is not a number of seconds above 0", optarg);
             break;
         case OPT_LOST_SIGNAL:
             if (parse_signal(optarg, &cfg->lost_signal))

@@ -40,6 +40,8 @@ typedef struct rlt_config {
     const char *id;            /* -i, or NULL for a random one */
     const char *owner_prefix;  /* --reset-all --owner-prefix */
     int lost_signal;           /* sent to COMMAND when the lock is lost; 0: none */
+    int fencing;               /* --fencing: REDISLOCK_TOKEN for COMMAND */
+    int64_t max_hold_ms;       /* --max-hold; 0: none */
     int verbose, quiet;
 } rlt_config;
 
