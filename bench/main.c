@@ -4,7 +4,7 @@
  *   redislock-bench SCENARIO --url URL [--url URL ...] [options]
  *
  * SCENARIO: uncontended, handoff, majority, contend, waitcost, crash, renew,
- * scale; "redislock-bench version" prints the library and hiredis versions.  Options: --duration S, --iters N, --conc N, --hold MS,
+ * scale, fencing; "redislock-bench version" prints the library and hiredis versions.  Options: --duration S, --iters N, --conc N, --hold MS,
  * --mode threads|processes, --locks N, --threads N, --label TEXT,
  * --delay-us N (majority: reach the masters through relays that delay each
  * direction by N us, a stand-in for a network). */
@@ -22,6 +22,7 @@ static const struct {
     { "majority", bench_majority },       { "contend", bench_contend },
     { "waitcost", bench_waitcost },       { "crash", bench_crash },
     { "renew", bench_renew },             { "scale", bench_scale },
+    { "fencing", bench_fencing },
 };
 
 static void usage(void)
@@ -29,7 +30,8 @@ static void usage(void)
     fputs("usage: redislock-bench SCENARIO --url URL [--url URL ...] [--duration S]\n"
           "       [--iters N] [--conc N] [--hold MS] [--mode threads|processes]\n"
           "       [--locks N] [--threads N] [--delay-us N] [--label TEXT]\n"
-          "scenarios: uncontended handoff majority contend waitcost crash renew scale\n",
+          "scenarios: uncontended handoff majority contend waitcost crash renew scale\n"
+          "           fencing\n",
           stderr);
     exit(2);
 }
