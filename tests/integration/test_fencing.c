@@ -543,7 +543,7 @@ static void waiter_gets_it_at_the_expiry(tf_waiter *w, const char *key, const ch
     printf("# %s: the waiter got the lock %lld ms after the key's expiry\n", what,
            (long long)late);
     assert_true(late >= -5);
-    assert_true(late <= TU_MS(100));
+    assert_true(late <= TU_MS(250));
 }
 
 static void test_max_hold_reports_lost_at_the_limit_and_the_key_expires_after(void **state)
@@ -564,6 +564,7 @@ static void test_max_hold_reports_lost_at_the_limit_and_the_key_expires_after(vo
     assert_int_equal(lost.held_in_cb, 0);
     assert_int_equal(redislock_held(h), 0);
     assert_int_equal(redislock_lost_reason(h), REDISLOCK_LOST_MAX_HOLD);
+    /* a timer at the limit: "within one renewal interval" with room */
     assert_true(late >= 0);
     assert_true(late <= TU_MS(200));
     waiter_gets_it_at_the_expiry(w, "lock:mh", "max_hold");
@@ -589,7 +590,7 @@ static void test_release_after_max_hold_hands_the_lock_over_at_once(void **state
     assert_rl_err(redislock_release(h), REDISLOCK_ENOTHELD);
     tf_waiter_join(w);
     tf_waiter_assert_ok(w);
-    assert_true(w->got - released < TU_MS(200));
+    assert_true(w->got - released < TU_MS(300));
 }
 
 static void test_heartbeat_keeps_the_lock_while_the_worker_beats(void **state)
@@ -618,8 +619,10 @@ static void test_heartbeat_keeps_the_lock_while_the_worker_beats(void **state)
     assert_int_equal(redislock_held(h), 0);
     assert_rl_err(redislock_heartbeat(h), REDISLOCK_ENOTHELD);
     assert_non_null(strstr(redislock_last_error(), "heartbeat"));
+    /* checked when a renewal is due: at most one interval (200 ms) after
+     * the limit, plus the time the thread takes to be scheduled */
     assert_true(late >= 0);
-    assert_true(late <= TU_MS(200));
+    assert_true(late <= 200 + TU_MS(100));
     waiter_gets_it_at_the_expiry(w, "lock:hb", "no heartbeat");
 }
 
