@@ -330,12 +330,19 @@ static int follow(acq *q)
     default:
         break;
     }
-    if (q->d.late)
+    if (q->d.late) {
         redislock__log(q->c, REDISLOCK_LOG_INFO,
                        "acquire %s: granted with %lld ms to live, but the round took "
                        "%lld ms; releasing it again",
                        redislock__qname(lk, nbuf, sizeof nbuf), q->d.grant_ttl,
                        (long long)((q->ans.end_us - q->ans.sent_us) / 1000));
+        /* "mine" with no time left: this owner's key is about to go (another
+         * handle of the id shortened it).  A handle that believed it held
+         * the lock for longer believes no more than the server said. */
+        if (q->d.mine)
+            redislock__lower_expiry(lk, redislock__valid_until(q->c, q->ans.sent_us,
+                                                               q->d.grant_ttl));
+    }
     if (q->d.undo) {
         undo(lk, &q->f, &q->ans, q->d.late);
         drop_failed(lk, &q->f, NULL);

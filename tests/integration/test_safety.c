@@ -140,6 +140,40 @@ static void test_mine_answer_keeps_the_smallest_ttl_of_the_quorum(void **state)
     mine_answer(NM);
 }
 
+/* A second handle of the same owner id believed the lock for longer than
+ * the key lives after the first shortened it (extend to 1 ms); its acquire
+ * then finds "mine" with no time left, which is not a grant (EBUSY), and it
+ * stops vouching: the server just said how long the key lives.  (Found by
+ * the property test below.) */
+static void test_mine_answer_with_no_time_left_lowers_the_belief(void **state)
+{
+    redislock_client *c = client_n(1, urls, 0);
+    redislock *a = lock_opts(c, "late", 2000, "late-owner", 0, 0);
+    redislock *b = lock_opts(c, "late", 2000, "late-owner", 0, 0);
+    int i, rc = 0;
+    (void)state;
+    for (i = 0; i < 20 && rc != REDISLOCK_EBUSY; i++) {
+        ts_flushall(&ms[0]);
+        assert_rl_ok(redislock_acquire(a, 0));
+        assert_rl_err(redislock_acquire(b, 0), REDISLOCK_EALREADY);
+        assert_true(redislock_validity_ms(b) > 1000);
+        /* the key has 1 ms left (less than the drift allowance: the extend
+         * answers ENOTHELD, but it ran) */
+        assert_rl_err(redislock_extend(a, 1), REDISLOCK_ENOTHELD);
+        rc = redislock_acquire(b, 0);         /* "mine", 0 or 1 ms: too late */
+        if (rc == REDISLOCK_EBUSY) {
+            assert_int_equal(redislock_held(b), 0);
+            assert_int_equal(redislock_validity_ms(b), 0);
+        } else {
+            assert_rl_ok(rc); /* the key had expired: a fresh grant */
+            assert_rl_ok(redislock_release(b));
+        }
+    }
+    printf("# \"mine\" with no time left: %s after %d tries\n",
+           rc == REDISLOCK_EBUSY ? "seen, the second handle stopped vouching"
+                                 : "not seen (the key always expired first)", i);
+}
+
 /* An acquire whose reply is lost (held back by the proxy past the command
  * timeout) had run; the next acquire answers "mine", which counts as
  * acquired, with no more validity than the key has left. */
@@ -670,6 +704,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_mine_answer_keeps_the_keys_ttl),
         T(test_mine_answer_keeps_the_smallest_ttl_of_the_quorum),
+        T(test_mine_answer_with_no_time_left_lowers_the_belief),
         T(test_lost_reply_then_mine_keeps_the_keys_ttl),
         T(test_extend_is_never_overwritten_by_an_older_renewal),
         T(test_validity_never_exceeds_server_ttl_one_master),
