@@ -122,5 +122,6 @@ int bench_crash(const bench_opts *o);
 int bench_renew(const bench_opts *o);
 int bench_scale(const bench_opts *o);
 int bench_tls(const bench_opts *o);
+int bench_fencing(const bench_opts *o);
 
 #endif

@@ -4,7 +4,7 @@
  *   redislock-bench SCENARIO --url URL [--url URL ...] [options]
  *
  * SCENARIO: uncontended, handoff, majority, contend, waitcost, crash, renew,
- * scale, tls; "redislock-bench version" prints the library and hiredis versions.  Options: --duration S, --iters N, --conc N, --hold MS,
+ * scale, tls, fencing; "redislock-bench version" prints the library and hiredis versions.  Options: --duration S, --iters N, --conc N, --hold MS,
  * --mode threads|processes, --locks N, --threads N, --label TEXT,
  * --delay-us N (majority: reach the masters through relays that delay each
  * direction by N us, a stand-in for a network), --cacert FILE (tls: the CA
@@ -24,6 +24,7 @@ static const struct {
     { "waitcost", bench_waitcost },       { "crash", bench_crash },
     { "renew", bench_renew },             { "scale", bench_scale },
     { "tls", bench_tls },
+    { "fencing", bench_fencing },
 };
 
 static void usage(void)
@@ -31,7 +32,8 @@ static void usage(void)
     fputs("usage: redislock-bench SCENARIO --url URL [--url URL ...] [--duration S]\n"
           "       [--iters N] [--conc N] [--hold MS] [--mode threads|processes]\n"
           "       [--locks N] [--threads N] [--delay-us N] [--label TEXT] [--cacert FILE]\n"
-          "scenarios: uncontended handoff majority contend waitcost crash renew scale tls\n",
+          "scenarios: uncontended handoff majority contend waitcost crash renew scale tls\n"
+          "           fencing\n",
           stderr);
     exit(2);
 }

@@ -420,6 +420,25 @@ class Report:
                        "TCP p99 us", "p50 TLS / TCP", "p99 TLS / TCP"], lat) + "\n" +
                 table(["CPU per operation", "TLS us", "TCP us", "TLS / TCP"], cpu))
 
+    # ------------------------------------------------------------ fencing
+    def fencing(self):
+        rows = []
+        for r in pick(self.recs, "fencing"):
+            rows.append([r["url"], fmt(r["fenced_n"], 0), fmt(r["plain_p50_us"]),
+                         fmt(r["plain_p99_us"]), fmt(r["fenced_p50_us"]),
+                         fmt(r["fenced_p99_us"]), fmt(r["ratio_p50"], 3),
+                         fmt(r["ratio_p99"], 3), fmt(r["ping_p50_us"]),
+                         fmt(r["tokens_not_increasing"], 0)])
+            self.goal("10. fencing: acquire+release within 10%% of without (%s)" % r["url"],
+                      "p50 %sx (%s us vs %s us), p99 %sx; tokens not increasing: %d"
+                      % (fmt(r["ratio_p50"], 3), fmt(r["fenced_p50_us"]),
+                         fmt(r["plain_p50_us"]), fmt(r["ratio_p99"], 3),
+                         r["tokens_not_increasing"]),
+                      r["ratio_p50"] <= 1.10 and r["tokens_not_increasing"] == 0)
+        return table(["connection", "samples", "without p50 us", "without p99 us",
+                      "with fencing p50 us", "with fencing p99 us", "p50 ratio",
+                      "p99 ratio", "PING p50 us", "tokens not increasing"], rows)
+
     # ---------------------------------------------------------- published
     def published_table(self):
         if not self.published:
@@ -477,7 +496,8 @@ class Report:
         return [("Latency", self.latency()), ("Contention", self.contention()),
                 ("Cost of waiting", self.waiting()), ("Crashed holder", self.crash()),
                 ("Majority mode", self.majority()), ("Renewal", self.renewal()),
-                ("Scale", self.scale()), ("TLS", self.tls())]
+                ("Scale", self.scale()), ("TLS", self.tls()),
+                ("Fencing tokens", self.fencing())]
 
     def text(self):
         secs = self.sections()
@@ -496,7 +516,8 @@ class Report:
             contention=secs["Contention"], peer=self.peer_summary(),
             waiting=secs["Cost of waiting"], crash=secs["Crashed holder"],
             majority=secs["Majority mode"], renewal=secs["Renewal"],
-            scale=secs["Scale"], tls=secs["TLS"], published=self.published_table(),
+            scale=secs["Scale"], tls=secs["TLS"], fencing=secs["Fencing tokens"],
+            published=self.published_table(),
             duration=self.info.get("duration", "?"))
 
 
@@ -517,7 +538,7 @@ ratio is what the goals are stated in.
 ## Machine
 
 {machine}
-## Goals (issues 5 and 14)
+## Goals (issues 5, 14 and 17)
 
 {goals}
 "met" for try-acquire means one request per try (INFO commandstats) and a
@@ -676,6 +697,17 @@ CPU time (CLOCK_THREAD_CPUTIME_ID) per operation, and the server's (INFO
 connection kind alone. On a local socket the round trip is mostly CPU
 work, so TLS's encryption shows more than it would over a network, where
 the round trip is mostly waiting.
+
+## 10. Fencing tokens (issue 17)
+
+{fencing}
+Uncontended acquire+release (expiry 10 s) of a lock with `fencing` and of
+one without, on one client, in one loop: the two alternate which goes first,
+and a PING is timed before each pair. With fencing the acquire script also
+reads the server's `TIME` and writes the counter key `lock-fence:<name>` in
+the same round trip; release is the same script either way. *ratio*: with
+fencing / without. *tokens not increasing*: grants whose token was not
+larger than the one before (0 expected).
 
 ## python-redis-lock's published table (another machine)
 

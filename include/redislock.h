@@ -11,9 +11,10 @@
  *  - redislock_client: fully thread-safe.  One client serves every thread of a
  *    process; it keeps a pool of connections internally.
  *  - redislock (a lock handle): may be used from any thread, but by one thread
- *    at a time.  Exceptions: redislock_held(), redislock_name() and
- *    redislock_id() may be called at any time from any thread, also while
- *    another thread is inside acquire or release on the same handle.
+ *    at a time.  Exceptions: redislock_held(), redislock_name(),
+ *    redislock_id(), redislock_token() and redislock_heartbeat() may be
+ *    called at any time from any thread, also while another thread is
+ *    inside acquire or release on the same handle.
  *  - redislock_strerror(), redislock_err_name(), redislock_version*(): pure.
  *  - redislock_last_error(): per thread.
  *  - redislock_replace_allocator(): call before any other function.
@@ -233,8 +234,13 @@ enum redislock_lost_reason {
     REDISLOCK_LOST_OTHER_OWNER = 2, /* another owner holds it now */
     REDISLOCK_LOST_EXPIRED = 3,     /* its expiry passed before a renewal
                                        succeeded (server unreachable or hung) */
-    REDISLOCK_LOST_NO_QUORUM = 4    /* majority mode: fewer than a quorum of
+    REDISLOCK_LOST_NO_QUORUM = 4,   /* majority mode: fewer than a quorum of
                                        masters renewed it */
+    REDISLOCK_LOST_MAX_HOLD = 5,    /* held for max_hold_ms: renewal stopped;
+                                       the key expires by itself */
+    REDISLOCK_LOST_NO_HEARTBEAT = 6 /* no redislock_heartbeat() within
+                                       heartbeat_ms: renewal stopped; the key
+                                       expires by itself */
 };
 
 /* Called once when auto-renewal finds a held lock lost.  It runs on the
@@ -248,7 +254,12 @@ enum redislock_lost_reason {
  * thread is using the handle at that moment (one thread at a time). */
 typedef void (*redislock_lost_fn)(redislock *lk, int reason, void *userdata);
 
-/* Lock options; zero means the default, as for the client options. */
+/* Lock options; zero means the default, as for the client options.
+ * Fields are added at the end; "version" tells which layout the caller was
+ * compiled with (REDISLOCK_OPTIONS_INIT sets it; 0 is the same as 1): the
+ * library reads only the fields of that version, so a designated
+ * initializer must set .version = REDISLOCK_OPTIONS_VERSION to use the
+ * fields of version 2. */
 typedef struct redislock_options {
     unsigned version;
     int64_t expire_ms;       /* lock expiry; 0 = never expires (the default) */
@@ -264,11 +275,24 @@ typedef struct redislock_options {
                                   renewal still leaves time for another */
     redislock_lost_fn on_lost; /* optional */
     void *on_lost_userdata;
+    /* Version 2. */
+    int fencing;             /* 1: every grant also hands out a fencing token
+                                (redislock_token()), larger than any earlier
+                                grant's of this lock.  One master only:
+                                majority mode answers REDISLOCK_ENOTSUP */
+    int64_t max_hold_ms;     /* with auto_renew: no renewal after acquire +
+                                max_hold_ms; the lock is reported lost then
+                                (REDISLOCK_LOST_MAX_HOLD) and its key expires
+                                by itself.  0: no cap */
+    int64_t heartbeat_ms;    /* with auto_renew: renew only while
+                                redislock_heartbeat() was called within the
+                                last heartbeat_ms, else report the lock lost
+                                (REDISLOCK_LOST_NO_HEARTBEAT).  0: none */
 } redislock_options;
 
-#define REDISLOCK_OPTIONS_VERSION 1
+#define REDISLOCK_OPTIONS_VERSION 2
 #define REDISLOCK_OPTIONS_INIT { REDISLOCK_OPTIONS_VERSION, 0, NULL, NULL, 0, 0, \
-        NULL, NULL }
+        NULL, NULL, 0, 0, 0 }
 
 /* The longest owner id and lock name accepted. */
 #define REDISLOCK_ID_MAX 255
@@ -364,6 +388,25 @@ REDISLOCK_EXPORT const char *redislock_lost_reason_string(int reason);
  * not held.  In majority mode this is the Redlock validity.  Safe from any
  * thread. */
 REDISLOCK_EXPORT int64_t redislock_validity_ms(const redislock *lk);
+
+/* The fencing token of the hold that the last successful acquire of this
+ * handle obtained (fencing on): a number larger than that of every earlier
+ * grant of the lock, for a resource to reject writes that carry a smaller
+ * one (see redislock_token(3) for what a resource must check and which
+ * failures can make a token repeat).  0 when fencing is off, before the
+ * first acquire and after redislock_release().  It stays readable after
+ * the lock was lost: a resource that checks tokens rejects it once a later
+ * holder has written.  Safe from any thread. */
+REDISLOCK_EXPORT uint64_t redislock_token(const redislock *lk);
+
+/* Tell the renewal of a lock made with heartbeat_ms that the worker is
+ * alive: auto-renewal goes on only while this was called within the last
+ * heartbeat_ms (acquiring counts as a call).  Lock-free (an atomic store),
+ * callable from any thread at any time.  Returns REDISLOCK_OK while the
+ * handle holds the lock (redislock_held()), REDISLOCK_ENOTHELD otherwise,
+ * so that a worker's heartbeat also tells it when to stop; it sets
+ * redislock_last_error() but not the handle's message. */
+REDISLOCK_EXPORT int redislock_heartbeat(redislock *lk);
 
 /* The masters that failed the last operation on this handle, one line
  * "host:port: reason" each ("" if none).  Use from the handle's thread. */

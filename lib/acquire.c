@@ -41,21 +41,41 @@ typedef struct acq {
 
 enum { GO_ON = 1 }; /* a step's result besides 0 (done) and error codes */
 
-static int parse_reply(const redisReply *r, redislock__answers *a, size_t i)
+/* Element k of r as a fencing token: a positive integer. */
+static int token_at(const redisReply *r, size_t k, long long *token)
+{
+    if (r->elements <= k || r->element[k]->type != REDIS_REPLY_INTEGER ||
+        r->element[k]->integer <= 0)
+        return -1;
+    *token = r->element[k]->integer;
+    return 0;
+}
+
+/* The one place that reads the acquire script's reply (both scripts):
+ *   {1}             taken               {1, token}       with fencing
+ *   {2, pttl}       this id holds it    {2, pttl, token} with fencing
+ *   {0, pttl, owner} busy
+ * into master i's answer.  -1 if it is none of these. */
+static int parse_reply(const redisReply *r, int fenced, redislock__answers *a, size_t i)
 {
     int s;
     a->pttl[i] = -1;
+    a->token[i] = 0;
     a->owner[i][0] = '\0';
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER)
         return -1;
     s = (int)r->element[0]->integer;
     if (s == REDISLOCK__ANS_TAKEN) {
+        if (fenced && token_at(r, 1, &a->token[i]))
+            return -1;
         a->state[i] = s;
         return 0;
     }
     if ((s != REDISLOCK__ANS_BUSY && s != REDISLOCK__ANS_MINE) || r->elements < 2 ||
         r->element[1]->type != REDIS_REPLY_INTEGER)
+        return -1;
+    if (s == REDISLOCK__ANS_MINE && fenced && token_at(r, 2, &a->token[i]))
         return -1;
     a->state[i] = s;
     a->pttl[i] = r->element[1]->integer;
@@ -87,9 +107,13 @@ static int too_few_answers(const acq *q)
 /* The acquire script call of this handle. */
 static void acquire_call(const redislock *lk, redislock__call *call)
 {
-    redislock__call_init(call, &redislock__script_acquire);
+    /* without fencing: the script and arguments as before fencing existed */
+    redislock__call_init(call, lk->fence ? &redislock__script_acquire_fenced
+                                         : &redislock__script_acquire);
     redislock__call_key(call, lk->key, lk->keylen);
     redislock__call_key(call, lk->sig, lk->siglen);
+    if (lk->fence)
+        redislock__call_key(call, lk->fence, lk->fencelen);
     redislock__call_arg(call, lk->id, lk->idlen);
     redislock__call_int(call, lk->expire_ms);
 }
@@ -109,7 +133,7 @@ static void take_answers(acq *q)
         if (!q->f.replies[i])
             redislock__fan_fail(&q->f, i,
                                 redislock__err(REDISLOCK_EIO, "not connected"));
-        else if (parse_reply(q->f.replies[i], a, i) < 0)
+        else if (parse_reply(q->f.replies[i], q->lk->fence != NULL, a, i) < 0)
             redislock__fan_reply_fail(&q->f, i, q->f.replies[i], "acquire script");
     }
 }
@@ -363,9 +387,13 @@ static int follow(acq *q)
     switch (q->d.verdict) {
     case REDISLOCK__HELD:
         lk->uncertain = 0;
+        lk->acquired_us = q->ans.sent_us;
+        redislock__set_token(lk, (uint64_t)q->d.token);
         redislock__set_held(lk, q->d.valid_until);
         return 0;
     case REDISLOCK__ALREADY: /* this owner id held it before the call */
+        lk->acquired_us = q->ans.sent_us;
+        redislock__set_token(lk, (uint64_t)q->d.token);
         redislock__set_held(lk, q->d.valid_until);
         return redislock__err(REDISLOCK_EALREADY,
                               "lock %s is already held by this owner id (%s)",

@@ -9,7 +9,8 @@
  *     the round's send for the smallest TTL granted less the drift
  *     allowance, is still ahead: HELD, or ALREADY when this owner id held it
  *     before the call on every granting master (and no earlier reply of
- *     ours was lost: then "mine" is our own grant);
+ *     ours was lost: then "mine" is our own grant), with the fencing token
+ *     of the grant (fencing needs one master: the largest is that one's);
  *   - a quorum granted by acquires pipelined behind a wait that lasted
  *     more than half the TTL: CONFIRM (one more round reads the key's
  *     PTTL: "mine", counted as ours);
@@ -50,6 +51,8 @@ static void count(const redislock__answers *a, int64_t expire_ms, redislock__dec
         }
         if (ttl >= 0 && (d->grant_ttl < 0 || ttl < d->grant_ttl))
             d->grant_ttl = ttl;
+        if (a->token[i] > d->token)
+            d->token = a->token[i];
     }
 }
 

@@ -8,15 +8,38 @@
 
 /* ------------------------------------------------------------ handles */
 
+/* The options of version 2: fencing, max_hold_ms, heartbeat_ms. */
+static int check_v2(const redislock_client *c, const redislock_options *o)
+{
+    if (o->fencing && c->nmasters > 1)
+        return redislock__err(REDISLOCK_ENOTSUP,
+                              "fencing tokens need a single master: majority mode "
+                              "(%zu masters) cannot hand out tokens that never go "
+                              "back (see redislock(3), \"Fencing tokens\")",
+                              c->nmasters);
+    if (o->max_hold_ms < 0 || o->heartbeat_ms < 0)
+        return redislock__err(REDISLOCK_EINVAL, "%s is negative (%lld)",
+                              o->max_hold_ms < 0 ? "max_hold_ms" : "heartbeat_ms",
+                              (long long)(o->max_hold_ms < 0 ? o->max_hold_ms
+                                                             : o->heartbeat_ms));
+    if (o->max_hold_ms > REDISLOCK__MAX_EXPIRE_MS || o->heartbeat_ms > REDISLOCK__MAX_EXPIRE_MS)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "%s is too large (at most %lld, about 100 years)",
+                              o->max_hold_ms > REDISLOCK__MAX_EXPIRE_MS ? "max_hold_ms"
+                                                                       : "heartbeat_ms",
+                              (long long)REDISLOCK__MAX_EXPIRE_MS);
+    if ((o->max_hold_ms || o->heartbeat_ms) && !o->auto_renew)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "%s needs auto_renew: without renewal the lock ends at "
+                              "its expiry anyway",
+                              o->max_hold_ms ? "max_hold_ms" : "heartbeat_ms");
+    return 0;
+}
+
 /* The lock options make sense for client c. */
 static int check_opts(const redislock_client *c, const redislock_options *o)
 {
     int rc;
-    if (o->version > REDISLOCK_OPTIONS_VERSION)
-        return redislock__err(REDISLOCK_EINVAL,
-                              "lock options version %u is newer than this "
-                              "library (%d)",
-                              o->version, REDISLOCK_OPTIONS_VERSION);
     if (o->expire_ms < 0)
         return redislock__err(REDISLOCK_EINVAL, "expire_ms is negative (%lld)",
                               (long long)o->expire_ms);
@@ -47,7 +70,7 @@ static int check_opts(const redislock_client *c, const redislock_options *o)
                               "default, expire_ms/3) and expire_ms (%lld)",
                               (long long)o->renew_interval_ms,
                               (long long)o->expire_ms);
-    return 0;
+    return check_v2(c, o);
 }
 
 /* Name, keys and owner id of a new handle. */
@@ -57,9 +80,11 @@ static int fill_names(redislock *lk, const char *name, size_t namelen,
     redislock_client *c = lk->c;
     lk->namelen = namelen;
     lk->name = redislock__memdup(name, namelen);
-    lk->key = redislock__key(c, 0, name, namelen, &lk->keylen);
-    lk->sig = redislock__key(c, 1, name, namelen, &lk->siglen);
-    if (!lk->name || !lk->key || !lk->sig)
+    lk->key = redislock__key(c, REDISLOCK__KEY_LOCK, name, namelen, &lk->keylen);
+    lk->sig = redislock__key(c, REDISLOCK__KEY_SIGNAL, name, namelen, &lk->siglen);
+    if (o->fencing)
+        lk->fence = redislock__key(c, REDISLOCK__KEY_FENCE, name, namelen, &lk->fencelen);
+    if (!lk->name || !lk->key || !lk->sig || (o->fencing && !lk->fence))
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
     if (o->id) {
         if (!(lk->id = redislock__strdup(o->id)))
@@ -76,8 +101,7 @@ static int fill_names(redislock *lk, const char *name, size_t namelen,
 int redislock_new(redislock **out, redislock_client *c, const char *name,
                   const redislock_options *opts)
 {
-    static const redislock_options defaults = REDISLOCK_OPTIONS_INIT;
-    const redislock_options *o = opts ? opts : &defaults;
+    redislock_options v, *o = &v;
     redislock *lk;
     size_t namelen;
     int rc;
@@ -96,7 +120,7 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
         return redislock__err(REDISLOCK_EINVAL,
                               "the lock name is %zu bytes; at most %d are allowed",
                               namelen, REDISLOCK_NAME_MAX);
-    if ((rc = check_opts(c, o)))
+    if ((rc = redislock__lock_opts(opts, &v)) || (rc = check_opts(c, o)))
         return rc;
     lk = redislock__calloc(1, sizeof *lk);
     if (!lk)
@@ -108,6 +132,8 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
                                               : (o->expire_ms + 2) / 3;
     lk->rn.on_lost = o->on_lost;
     lk->rn.on_lost_userdata = o->on_lost_userdata;
+    lk->rn.max_hold_ms = o->max_hold_ms;
+    lk->rn.heartbeat_ms = o->heartbeat_ms;
     lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
     lk->cancel_fd = -1;
     if ((rc = fill_names(lk, name, namelen, o))) {
@@ -144,6 +170,21 @@ const char *redislock_name(const redislock *lk)
 const char *redislock_id(const redislock *lk)
 {
     return lk ? lk->id : "";
+}
+
+int redislock_heartbeat(redislock *lk)
+{
+    char nbuf[300];
+    if (!lk)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_heartbeat: lock is NULL");
+    redislock__renew_heartbeat(lk);
+    if (redislock_held(lk))
+        return 0;
+    return redislock__err(REDISLOCK_ENOTHELD, "lock %s is not held (%s)",
+                          redislock__qname(lk, nbuf, sizeof nbuf),
+                          redislock_lost_reason(lk)
+                              ? redislock_lost_reason_string(redislock_lost_reason(lk))
+                              : "not acquired, or released");
 }
 
 const char *redislock_errmsg(const redislock *lk)

@@ -251,6 +251,8 @@ redislock__renewer *redislock__renewer_new(redislock_client *c);
 void redislock__renewer_free(redislock__renewer *r);
 /* Schedule renewals of a lock just acquired (or extended) at sent_us. */
 int redislock__renew_add(redislock *lk);
+/* The worker is alive (redislock_heartbeat()): lock-free, any thread. */
+void redislock__renew_heartbeat(redislock *lk);
 /* Stop renewing lk at once (release, and extend before it sends);
  * in-flight results are ignored. */
 void redislock__renew_remove(redislock *lk);
@@ -312,6 +314,10 @@ struct redislock_client {
 /* Check the caller's options (any version) and set the client's fields
  * from them and the defaults; the strings are copied. */
 int redislock__client_opts(redislock_client *c, const redislock_client_options *opts);
+/* The caller's lock options (NULL: the defaults) in this version's layout,
+ * reading no further than the caller's version reaches; the fields it
+ * does not have are 0.  EINVAL for a version newer than this library. */
+int redislock__lock_opts(const redislock_options *opts, redislock_options *out);
 
 /* ------------------------------------------------------------------ log.c */
 void redislock__log(const redislock_client *c, int level, const char *fmt, ...)
@@ -330,14 +336,21 @@ int64_t redislock__step_deadline(const redislock_client *c, int connect,
 int64_t redislock__slack_us(const redislock_client *c);
 
 /* ------------------------------------------- a handle's renewal (renew.c) */
-/* The renewal state of a handle: set once by redislock_new(), then owned
- * by renew.c; every field below the first four belongs to the renewer's
- * mutex. */
+/* The renewal state of a handle: the first six fields are set once by
+ * redislock_new(), then it is owned by renew.c; heartbeat_us is atomic
+ * (redislock_heartbeat() stores it from any thread); every other field
+ * belongs to the renewer's mutex. */
 typedef struct redislock__renewal {
     int enabled;            /* auto_renew */
     int64_t interval_ms;
     redislock_lost_fn on_lost;
     void *on_lost_userdata;
+    int64_t max_hold_ms;    /* 0: no cap */
+    int64_t heartbeat_ms;   /* 0: no heartbeat needed */
+    int64_t heartbeat_us;   /* atomic: the last redislock_heartbeat() (or
+                               acquire), CLOCK_MONOTONIC */
+    int64_t limit_us;       /* acquired + max_hold_ms: no renewal from then
+                               on; 0 without a cap */
     int registered;         /* known to the renewer (until freed/detached) */
     size_t heap_idx;        /* REDISLOCK__NOT_SCHEDULED when not scheduled */
     int64_t due_us;         /* next renewal */
@@ -358,6 +371,9 @@ struct redislock {
     size_t keylen;
     char *sig;          /* lock-signal:<name> */
     size_t siglen;
+    char *fence;        /* lock-fence:<name>, the token counter; NULL
+                           without fencing */
+    size_t fencelen;
     char *id;
     size_t idlen;
     int64_t expire_ms;
@@ -369,6 +385,10 @@ struct redislock {
     int cancel;         /* atomic: redislock_cancel() not yet answered */
     int cancel_fd;      /* atomic: eventfd made by the first wait; -1 none */
     unsigned long cancel_gen; /* the fork generation cancel_fd was made in */
+    uint64_t token;     /* atomic: the fencing token of the last grant, 0
+                           if none (see redislock_token()) */
+    int64_t acquired_us; /* when the round of the last grant was sent (the
+                            start of max_hold_ms); the handle's thread */
     int uncertain;      /* an acquire's reply was lost: we may hold it */
     char errmsg[512];
     char master_errors[1024]; /* failed masters of the last operation */
@@ -377,9 +397,12 @@ struct redislock {
 };
 
 /* ----------------------------------------------------------------- keys.c */
-/* The key of lock name: prefix + "lock:" (or "lock-signal:") + name, with
- * braces around name in the hash-tag layout.  Allocated, NUL-terminated. */
-char *redislock__key(const redislock_client *c, int signal, const char *name,
+/* The keys of a lock: its owner, its wake-ups, its fencing token counter. */
+enum { REDISLOCK__KEY_LOCK = 0, REDISLOCK__KEY_SIGNAL = 1, REDISLOCK__KEY_FENCE = 2 };
+/* The key of lock name: prefix + "lock:" (or "lock-signal:", or
+ * "lock-fence:", by kind) + name, with braces around name in the hash-tag
+ * layout.  Allocated, NUL-terminated. */
+char *redislock__key(const redislock_client *c, int kind, const char *name,
                      size_t namelen, size_t *outlen);
 /* The SCAN pattern matching every lock key of the client. */
 char *redislock__key_pattern(const redislock_client *c, size_t *outlen);
@@ -402,6 +425,7 @@ typedef struct redislock__script {
 } redislock__script;
 
 extern redislock__script redislock__script_acquire;
+extern redislock__script redislock__script_acquire_fenced;
 extern redislock__script redislock__script_release;
 extern redislock__script redislock__script_extend;
 extern redislock__script redislock__script_status;
@@ -544,6 +568,8 @@ void redislock__lower_expiry(redislock *lk, int64_t expires_us);
 int64_t redislock__expiry(const redislock *lk);
 /* Mark a lock lost; returns 1 the first time. */
 int redislock__set_lost(redislock *lk, int reason);
+/* The fencing token of the current hold (0: none). */
+void redislock__set_token(redislock *lk, uint64_t token);
 /* The clock drift allowance for a TTL: drift_ppm of it + 2 ms. */
 int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms);
 /* The local expiry of a lock whose key a request sent at sent_us left with
@@ -601,6 +627,8 @@ typedef struct redislock__answers {
     size_t n, quorum;
     int state[REDISLOCK__MAX_MASTERS];
     long long pttl[REDISLOCK__MAX_MASTERS]; /* BUSY, MINE: the key's; -1 none */
+    long long token[REDISLOCK__MAX_MASTERS]; /* TAKEN, MINE of the fenced
+                                                script: the fencing token; 0 */
     char owner[REDISLOCK__MAX_MASTERS][REDISLOCK_ID_MAX + 1]; /* BUSY */
     int64_t sent_us, end_us;  /* when the round was sent and answered */
 } redislock__answers;
@@ -640,6 +668,8 @@ typedef struct redislock__decision {
     size_t taken, mine, busy, failed;
     long long grant_ttl;      /* smallest TTL among the grants; -1: none */
     long long min_pttl;       /* smallest PTTL among the busy; -1: none */
+    long long token;          /* HELD, ALREADY: the largest fencing token
+                                 among the grants; 0: none */
     int holder;               /* a master whose owner holds a quorum; -1 */
     size_t holder_count;      /* how many masters the likeliest holder has */
 } redislock__decision;

@@ -2,6 +2,10 @@
  *   lock:<name>  lock-signal:<name>
  * With a key prefix P:  P lock:<name>  P lock-signal:<name>
  * With hash tags:       lock:{<name>}  lock-signal:{<name>}  (one cluster slot)
+ * A lock with fencing also has its token counter, laid out the same way:
+ *   lock-fence:<name>, P lock-fence:<name>, lock-fence:{<name>}
+ * ("lock-fence:" does not match the "lock:*" of reset_all's SCAN, nor
+ * python-redis-lock's reset_all KEYS pattern: resets never delete it).
  */
 #include "internal.h"
 
@@ -9,6 +13,7 @@
 
 static const char LOCK[] = "lock:";
 static const char SIGNAL[] = "lock-signal:";
+static const char FENCE[] = "lock-fence:";
 
 static char *concat(const char *a, size_t alen, const char *b, size_t blen,
                     const char *mid, size_t midlen, const char *c, size_t clen,
@@ -30,11 +35,13 @@ static char *concat(const char *a, size_t alen, const char *b, size_t blen,
     return s;
 }
 
-char *redislock__key(const redislock_client *c, int signal, const char *name,
+char *redislock__key(const redislock_client *c, int kind, const char *name,
                      size_t namelen, size_t *outlen)
 {
-    const char *kind = signal ? SIGNAL : LOCK;
-    return concat(c->key_prefix, strlen(c->key_prefix), kind, strlen(kind),
+    const char *k = kind == REDISLOCK__KEY_SIGNAL ? SIGNAL
+                    : kind == REDISLOCK__KEY_FENCE ? FENCE
+                                                   : LOCK;
+    return concat(c->key_prefix, strlen(c->key_prefix), k, strlen(k),
                   c->hash_tag ? "{" : "", c->hash_tag ? 1 : 0, name, namelen,
                   c->hash_tag ? "}" : "", c->hash_tag ? 1 : 0, outlen);
 }

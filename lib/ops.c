@@ -116,6 +116,7 @@ int redislock_release(redislock *lk)
     } else {
         /* answered: whatever happened, this handle no longer holds it */
         redislock__clear_held(lk);
+        redislock__set_token(lk, 0);
         lk->uncertain = 0;
         lost = redislock_lost_reason(lk);
         if (lost) /* reported lost: not held, whatever the masters said now */
@@ -132,6 +133,22 @@ int redislock_release(redislock *lk)
     }
     redislock__fan_free(&f);
     return redislock__finish(lk, rc);
+}
+
+/* A lock that its renewal gave up (max_hold_ms, heartbeat_ms) is still this
+ * owner's on the server until it expires, but the handle must not extend
+ * it: that would undo the cap.  ENOTHELD then, else 0. */
+static int given_up(const redislock *lk)
+{
+    char nbuf[300];
+    int lost = redislock_lost_reason(lk);
+    if (lost != REDISLOCK_LOST_MAX_HOLD && lost != REDISLOCK_LOST_NO_HEARTBEAT)
+        return 0;
+    return redislock__err(REDISLOCK_ENOTHELD,
+                          "lock %s was given up by its renewal (%s); acquire it "
+                          "again to hold it",
+                          redislock__qname(lk, nbuf, sizeof nbuf),
+                          redislock_lost_reason_string(lost));
 }
 
 int redislock_extend(redislock *lk, int64_t expire_ms)
@@ -158,6 +175,8 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
                                                     "most %lld)",
                                                     (long long)expire_ms,
                                                     (long long)REDISLOCK__MAX_EXPIRE_MS));
+    if ((rc = given_up(lk)))
+        return redislock__finish(lk, rc);
     if (expire_ms == 0)
         expire_ms = lk->expire_ms;
     if (expire_ms == 0)

@@ -1,5 +1,6 @@
-/* Client options: the caller's struct as its version laid it out, checked,
- * and applied to a new client with the defaults. */
+/* Client and lock options: the caller's struct as its version laid it
+ * out; client options are also checked and applied to a new client with
+ * the defaults (lock options are checked by handle.c). */
 #include "internal.h"
 
 #include <stddef.h>
@@ -144,5 +145,49 @@ int redislock__client_opts(redislock_client *c, const redislock_client_options *
     c->tls.insecure = o.tls_insecure != 0;
     if (oom)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
+    return 0;
+}
+
+/* Version 1 of the lock options: the same fields as version 2 up to
+ * on_lost_userdata, nothing after (no fencing, max_hold_ms, heartbeat_ms). */
+typedef struct lock_options_v1 {
+    unsigned version;
+    int64_t expire_ms;
+    const char *id;
+    const char *id_prefix;
+    int auto_renew;
+    int64_t renew_interval_ms;
+    redislock_lost_fn on_lost;
+    void *on_lost_userdata;
+} lock_options_v1;
+
+int redislock__lock_opts(const redislock_options *opts, redislock_options *out)
+{
+    static const redislock_options defaults = REDISLOCK_OPTIONS_INIT;
+    const lock_options_v1 *v;
+    if (!opts) {
+        *out = defaults;
+        return 0;
+    }
+    if (opts->version > REDISLOCK_OPTIONS_VERSION)
+        return redislock__err(REDISLOCK_EINVAL,
+                              "lock options version %u is newer than this "
+                              "library (%d)",
+                              opts->version, REDISLOCK_OPTIONS_VERSION);
+    if (opts->version >= 2) {
+        *out = *opts;
+        return 0;
+    }
+    /* a version-1 caller's struct ends before the version-2 fields */
+    v = (const lock_options_v1 *)(const void *)opts;
+    memset(out, 0, sizeof *out);
+    out->version = v->version;
+    out->expire_ms = v->expire_ms;
+    out->id = v->id;
+    out->id_prefix = v->id_prefix;
+    out->auto_renew = v->auto_renew;
+    out->renew_interval_ms = v->renew_interval_ms;
+    out->on_lost = v->on_lost;
+    out->on_lost_userdata = v->on_lost_userdata;
     return 0;
 }

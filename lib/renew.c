@@ -11,6 +11,13 @@
  * that passes without a successful renewal, makes the lock lost: the handle
  * stops reporting it held and its callback runs once.
  *
+ * Two limits stop the renewal of a lock that is still held, without I/O:
+ * max_hold_ms (the lock is due at acquire + max_hold_ms at the latest, and
+ * is not renewed from then on) and heartbeat_ms (a lock whose worker has
+ * not called redislock_heartbeat() within heartbeat_ms is not renewed).
+ * Either makes it lost at once; its key expires by itself at the expiry the
+ * last renewal set, which is the worker's time to stop.
+ *
  * Results carry the handle's renewal generation: release, extend and
  * acquire bump it, so the result of a renewal that was in flight when the
  * lock was released (or extended, or released and taken again) is ignored:
@@ -60,8 +67,11 @@ struct redislock__renewer {
     redislock__renew_stats st;
 };
 
-/* What one renewal found. */
-enum { RENEW_OK, RENEW_GONE, RENEW_OTHER, RENEW_NOQUORUM, RENEW_RETRY };
+/* What one renewal found (or, for the last two, why none was sent). */
+enum {
+    RENEW_OK, RENEW_GONE, RENEW_OTHER, RENEW_NOQUORUM, RENEW_RETRY,
+    RENEW_MAX_HOLD, RENEW_NO_HEARTBEAT
+};
 
 typedef struct item {
     redislock *lk;
@@ -135,6 +145,27 @@ static void heap_remove(redislock__renewer *r, redislock *lk)
     heap_set(r, i, r->heap[r->n]);
     sift_down(r, i);
     sift_up(r, r->heap[i]->rn.heap_idx);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+/* A due time, no later than the lock's max_hold_ms limit. */
+static int64_t capped(const redislock *lk, int64_t due_us)
+{
+    return lk->rn.limit_us && lk->rn.limit_us < due_us ? lk->rn.limit_us : due_us;
+}
+
+/* For a lock taken for renewal at now: RENEW_MAX_HOLD or RENEW_NO_HEARTBEAT
+ * when a limit stops its renewal, else RENEW_RETRY (to be renewed). */
+static int limit_reached(const redislock *lk, int64_t now)
+{
+    if (lk->rn.limit_us && now >= lk->rn.limit_us)
+        return RENEW_MAX_HOLD;
+    if (lk->rn.heartbeat_ms &&
+        now - __atomic_load_n(&lk->rn.heartbeat_us, __ATOMIC_SEQ_CST) >
+            lk->rn.heartbeat_ms * 1000)
+        return RENEW_NO_HEARTBEAT;
+    return RENEW_RETRY;
 }
 
 /* ------------------------------------------------------------ renewal I/O */
@@ -392,7 +423,7 @@ static int apply(redislock__renewer *r, item *it)
         expires = redislock__valid_until(r->c, it->sent_us, lk->expire_ms);
         redislock__set_expiry(lk, expires);
         lk->rn.backoff_ms = 0;
-        lk->rn.due_us = it->sent_us + lk->rn.interval_ms * 1000;
+        lk->rn.due_us = capped(lk, it->sent_us + lk->rn.interval_ms * 1000);
         r->st.renewals++;
         break;
     case RENEW_GONE:
@@ -403,6 +434,12 @@ static int apply(redislock__renewer *r, item *it)
         break;
     case RENEW_NOQUORUM:
         reason = REDISLOCK_LOST_NO_QUORUM;
+        break;
+    case RENEW_MAX_HOLD:
+        reason = REDISLOCK_LOST_MAX_HOLD;
+        break;
+    case RENEW_NO_HEARTBEAT:
+        reason = REDISLOCK_LOST_NO_HEARTBEAT;
         break;
     default:
         r->st.failures++;
@@ -418,6 +455,7 @@ static int apply(redislock__renewer *r, item *it)
         lk->rn.due_us = now + (int64_t)lk->rn.backoff_ms * 1000;
         if (lk->rn.due_us > expires)
             lk->rn.due_us = expires; /* then it is found expired */
+        lk->rn.due_us = capped(lk, lk->rn.due_us);
     }
     if (reason) {
         r->st.lost++;
@@ -431,6 +469,75 @@ static int apply(redislock__renewer *r, item *it)
     return 0;
 }
 
+/* Take every lock due within a window of the first one off the heap into
+ * *items (grown as needed): first the *nrenew to renew, then those that a
+ * limit stops (their result set: no I/O).  Returns how many; mu held. */
+static size_t take_due(redislock__renewer *r, item **items, size_t *cap, int64_t now,
+                       size_t *nrenew)
+{
+    int64_t window = r->heap[0]->rn.interval_ms * 1000 / WINDOW_DIVISOR;
+    size_t n = 0, k = 0;
+    if (window > WINDOW_MAX_US)
+        window = WINDOW_MAX_US;
+    while (r->n && r->heap[0]->rn.due_us <= now + window) {
+        redislock *lk = r->heap[0];
+        item it;
+        if (n == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 64;
+            item *ni = redislock__realloc(*items, ncap * sizeof *ni);
+            if (!ni)
+                break;
+            *items = ni;
+            *cap = ncap;
+        }
+        heap_remove(r, lk);
+        lk->rn.in_flight = 1;
+        it.lk = lk;
+        it.gen = lk->rn.gen;
+        it.result = limit_reached(lk, now);
+        it.sent_us = 0;
+        (*items)[n++] = it;
+        if (it.result == RENEW_RETRY) { /* to the front */
+            (*items)[n - 1] = (*items)[k];
+            (*items)[k++] = it;
+        }
+    }
+    *nrenew = k;
+    return n;
+}
+
+/* After a batch: apply the results, run the callbacks of the locks lost now
+ * (outside the mutex), complete the frees deferred by callbacks.  mu held
+ * on entry and on return. */
+static void finish_batch(redislock__renewer *r, item *items, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!apply(r, &items[i]))
+            items[i].lk->rn.in_flight = 0, items[i].lk = NULL;
+    pthread_mutex_unlock(&r->mu);
+    for (i = 0; i < n; i++) {
+        redislock *lk = items[i].lk;
+        if (lk && lk->rn.on_lost)
+            lk->rn.on_lost(lk, __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST),
+                           lk->rn.on_lost_userdata);
+    }
+    pthread_mutex_lock(&r->mu);
+    for (i = 0; i < n; i++) {
+        redislock *lk = items[i].lk;
+        if (!lk)
+            continue;
+        lk->rn.in_flight = 0;
+        if (lk->rn.free_pending) {
+            unlink_handle(r, lk);
+            pthread_mutex_unlock(&r->mu);
+            redislock__lock_destroy(lk);
+            pthread_mutex_lock(&r->mu);
+        }
+    }
+    pthread_cond_broadcast(&r->done_cv);
+}
+
 static void *run(void *arg)
 {
     redislock__renewer *r = arg;
@@ -439,8 +546,8 @@ static void *run(void *arg)
 
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
-        int64_t now, window;
-        size_t n = 0, i;
+        int64_t now;
+        size_t n, nrenew;
         if (r->n == 0) {
             wait_until(r, REDISLOCK__NEVER);
             continue;
@@ -452,62 +559,19 @@ static void *run(void *arg)
                 wait_until(r, r->heap[0]->rn.due_us);
             continue;
         }
-        window = r->heap[0]->rn.interval_ms * 1000 / WINDOW_DIVISOR;
-        if (window > WINDOW_MAX_US)
-            window = WINDOW_MAX_US;
-        while (r->n && r->heap[0]->rn.due_us <= now + window) {
-            redislock *lk = r->heap[0];
-            if (n == cap) {
-                size_t ncap = cap ? cap * 2 : 64;
-                item *ni = redislock__realloc(items, ncap * sizeof *ni);
-                if (!ni)
-                    break;
-                items = ni;
-                cap = ncap;
-            }
-            heap_remove(r, lk);
-            lk->rn.in_flight = 1;
-            items[n].lk = lk;
-            items[n].gen = lk->rn.gen;
-            items[n].result = RENEW_RETRY;
-            n++;
-        }
+        n = take_due(r, &items, &cap, now, &nrenew);
         if (n == 0) { /* out of memory: try again in a moment */
             wait_until(r, now + 10000);
             continue;
         }
         r->st.cycles++;
         pthread_mutex_unlock(&r->mu);
-        redislock__log(r->c, REDISLOCK_LOG_DEBUG, "renewing %zu lock(s)", n);
-
-        renew_batch(r, items, n);
-
-        pthread_mutex_lock(&r->mu);
-        for (i = 0; i < n; i++)
-            if (!apply(r, &items[i]))
-                items[i].lk->rn.in_flight = 0, items[i].lk = NULL;
-        pthread_mutex_unlock(&r->mu);
-        /* callbacks of the locks lost now, outside the mutex */
-        for (i = 0; i < n; i++) {
-            redislock *lk = items[i].lk;
-            if (lk && lk->rn.on_lost)
-                lk->rn.on_lost(lk, __atomic_load_n(&lk->lost_reason, __ATOMIC_SEQ_CST),
-                            lk->rn.on_lost_userdata);
+        if (nrenew) {
+            redislock__log(r->c, REDISLOCK_LOG_DEBUG, "renewing %zu lock(s)", nrenew);
+            renew_batch(r, items, nrenew);
         }
         pthread_mutex_lock(&r->mu);
-        for (i = 0; i < n; i++) {
-            redislock *lk = items[i].lk;
-            if (!lk)
-                continue;
-            lk->rn.in_flight = 0;
-            if (lk->rn.free_pending) {
-                unlink_handle(r, lk);
-                pthread_mutex_unlock(&r->mu);
-                redislock__lock_destroy(lk);
-                pthread_mutex_lock(&r->mu);
-            }
-        }
-        pthread_cond_broadcast(&r->done_cv);
+        finish_batch(r, items, n);
     }
     pthread_mutex_unlock(&r->mu);
     redislock__free(items);
@@ -603,7 +667,10 @@ int redislock__renew_add(redislock *lk)
     lk->rn.gen++;
     lk->rn.backoff_ms = 0;
     heap_remove(r, lk);
-    lk->rn.due_us = redislock__now_us() + lk->rn.interval_ms * 1000;
+    /* the hold starts at the grant's send; acquiring is a heartbeat */
+    lk->rn.limit_us = lk->rn.max_hold_ms ? lk->acquired_us + lk->rn.max_hold_ms * 1000 : 0;
+    __atomic_store_n(&lk->rn.heartbeat_us, redislock__now_us(), __ATOMIC_SEQ_CST);
+    lk->rn.due_us = capped(lk, redislock__now_us() + lk->rn.interval_ms * 1000);
     if ((rc = heap_push(r, lk))) {
         rc = redislock__err(REDISLOCK_ENOMEM, "out of memory scheduling a renewal");
         goto out;
@@ -633,11 +700,16 @@ void redislock__renew_resume(redislock *lk, int64_t sent_us, int64_t ttl_ms)
      * at a time, so it cannot be taken twice). */
     if (lk->rn.heap_idx == REDISLOCK__NOT_SCHEDULED) {
         lk->rn.backoff_ms = 0;
-        lk->rn.due_us = sent_us + interval_us;
+        lk->rn.due_us = capped(lk, sent_us + interval_us);
         if (heap_push(r, lk) == 0 && lk->rn.heap_idx == 0)
             wake(r);
     }
     pthread_mutex_unlock(&r->mu);
+}
+
+void redislock__renew_heartbeat(redislock *lk)
+{
+    __atomic_store_n(&lk->rn.heartbeat_us, redislock__now_us(), __ATOMIC_SEQ_CST);
 }
 
 void redislock__renew_remove(redislock *lk)

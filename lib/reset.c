@@ -36,8 +36,8 @@ int redislock_reset(redislock_client *c, const char *name)
         return redislock__err(REDISLOCK_EINVAL,
                               "the lock name is %zu bytes; at most %d are allowed",
                               namelen, REDISLOCK_NAME_MAX);
-    key = redislock__key(c, 0, name, namelen, &keylen);
-    sig = redislock__key(c, 1, name, namelen, &siglen);
+    key = redislock__key(c, REDISLOCK__KEY_LOCK, name, namelen, &keylen);
+    sig = redislock__key(c, REDISLOCK__KEY_SIGNAL, name, namelen, &siglen);
     if (!key || !sig) {
         rc = redislock__err(REDISLOCK_ENOMEM, "out of memory resetting a lock");
         goto out;

@@ -34,6 +34,51 @@ redislock__script redislock__script_acquire = {
     ""
 };
 
+/* The same with fencing (a separate script, so that the one above, which
+ * every lock without fencing sends, stays byte for byte what it was).
+ * KEYS: lock, signal, fence (the token counter, in the lock's slot).
+ * ARGV: id, expiry ms.  {1, token}: acquired.  {2, pttl, token}: this id
+ * holds it (the token of its grant: the counter's value).  {0, pttl,
+ * owner}: busy.
+ * A grant's token is max(counter + 1, the server's TIME in microseconds),
+ * stored in the counter: it is larger than every earlier grant's, and a
+ * counter that was lost (a restart without persistence, an older snapshot,
+ * a deleted key) starts again beyond every token handed out before, as
+ * long as the server's clock has not gone back.  The counter never
+ * expires and no reset deletes it.  Effects replication (needed for TIME
+ * before a write on Redis < 5) sends replicas the value itself. */
+redislock__script redislock__script_acquire_fenced = {
+    "acquire_fenced",
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local function bump()\n"
+    "  local t = redis.call('time')\n"
+    "  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "  local cur = tonumber(redis.call('get', KEYS[3]))\n"
+    "  if cur and cur >= now then return redis.call('incr', KEYS[3]) end\n"
+    "  redis.call('set', KEYS[3], string.format('%.0f', now))\n"
+    "  return now\n"
+    "end\n"
+    "local px = tonumber(ARGV[2])\n"
+    "local ok\n"
+    "if px > 0 then\n"
+    "  ok = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', px)\n"
+    "else\n"
+    "  ok = redis.call('set', KEYS[1], ARGV[1], 'NX')\n"
+    "end\n"
+    "if ok then\n"
+    "  redis.call('del', KEYS[2])\n"
+    "  return {1, bump()}\n"
+    "end\n"
+    "local owner = redis.call('get', KEYS[1])\n"
+    "local ttl = redis.call('pttl', KEYS[1])\n"
+    "if owner == ARGV[1] then\n"
+    "  local tok = tonumber(redis.call('get', KEYS[3]))\n"
+    "  return {2, ttl, tok or bump()}\n"
+    "end\n"
+    "return {0, ttl, owner}\n",
+    ""
+};
+
 /* KEYS: lock, signal.  ARGV: id, signal expiry ms.  0: released, 1: not held.
  * The list is emptied before the push so that it never holds more than one
  * wake-up: each release wakes exactly one waiter. */
@@ -161,7 +206,8 @@ static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
 static void compute_shas(void)
 {
     redislock__script *all[] = {
-        &redislock__script_acquire, &redislock__script_release,
+        &redislock__script_acquire, &redislock__script_acquire_fenced,
+        &redislock__script_release,
         &redislock__script_extend, &redislock__script_status,
         &redislock__script_reset, &redislock__script_reset_many,
         &redislock__script_signal, &redislock__script_renew,

@@ -69,6 +69,16 @@ int redislock__set_lost(redislock *lk, int reason)
                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
+void redislock__set_token(redislock *lk, uint64_t token)
+{
+    __atomic_store_n(&lk->token, token, __ATOMIC_SEQ_CST);
+}
+
+uint64_t redislock_token(const redislock *lk)
+{
+    return lk ? __atomic_load_n(&lk->token, __ATOMIC_SEQ_CST) : 0;
+}
+
 int64_t redislock__drift_us(const redislock_client *c, int64_t ttl_ms)
 {
     return ttl_ms * c->drift_ppm / 1000 + REDISLOCK__DRIFT_FIXED_US;
@@ -149,6 +159,7 @@ void redislock__lock_destroy(redislock *lk)
     redislock__free(lk->name);
     redislock__free(lk->key);
     redislock__free(lk->sig);
+    redislock__free(lk->fence);
     redislock__free(lk->id);
     redislock__free(lk);
 }
@@ -166,6 +177,11 @@ const char *redislock_lost_reason_string(int reason)
         return "the expiry passed before a renewal succeeded";
     case REDISLOCK_LOST_NO_QUORUM:
         return "fewer than a quorum of masters renewed the lock";
+    case REDISLOCK_LOST_MAX_HOLD:
+        return "held for max_hold_ms: renewal stopped, the key expires by itself";
+    case REDISLOCK_LOST_NO_HEARTBEAT:
+        return "no heartbeat within heartbeat_ms: renewal stopped, the key expires "
+               "by itself";
     default:
         return "unknown reason";
     }

@@ -8,7 +8,8 @@ tools_redislock_LDADD = lib/libredislock.la
 # Its tests: the real binary, run by cmocka programs against redis-server
 # processes from the harness.
 if HAVE_CMOCKA
-tool_tests = tests/integration/test_tool tests/integration/test_tool_signals
+tool_tests = tests/integration/test_tool tests/integration/test_tool_signals \
+	tests/integration/test_tool_fencing
 check_PROGRAMS += $(tool_tests)
 TESTS += $(tool_tests)
 tool_test_sources = tests/integration/toolproc.c tests/integration/toolproc.h
@@ -19,4 +20,8 @@ tests_integration_test_tool_signals_SOURCES = tests/integration/test_tool_signal
 	$(tool_test_sources)
 tests_integration_test_tool_signals_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_tool_signals_LDADD = $(TEST_LDADD)
+tests_integration_test_tool_fencing_SOURCES = tests/integration/test_tool_fencing.c \
+	$(tool_test_sources)
+tests_integration_test_tool_fencing_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_tool_fencing_LDADD = $(TEST_LDADD)
 endif

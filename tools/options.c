@@ -18,7 +18,7 @@
 enum {
     OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
     OPT_LIST, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG, OPT_CONNECT_TIMEOUT,
-    OPT_COMMAND_TIMEOUT
+    OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD
 };
 
 static const struct option longopts[] = {
@@ -46,6 +46,8 @@ static const struct option longopts[] = {
     { "hash-tag", no_argument, NULL, OPT_HASH_TAG },
     { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
     { "command-timeout", required_argument, NULL, OPT_COMMAND_TIMEOUT },
+    { "fencing", no_argument, NULL, OPT_FENCING },
+    { "max-hold", required_argument, NULL, OPT_MAX_HOLD },
     { "command", required_argument, NULL, 'c' },
     { NULL, 0, NULL, 0 }
 };
@@ -80,6 +82,9 @@ static void usage(void)
 "                         random characters)\n"
 "      --lost-signal SIG  signal sent to COMMAND's process group if the lock is\n"
 "                         lost (default TERM; 'none' only reports it)\n"
+"      --fencing          give COMMAND a fencing token in $REDISLOCK_TOKEN\n"
+"      --max-hold SECS    renew the lock for at most SECS: then COMMAND gets the\n"
+"                         lost signal, and the lock lapses within one expiry\n"
 "      --owner-prefix P   with --reset-all or --list: only the locks whose\n"
 "                         owner id starts with P\n"
 "      --dry-run          with --reset-all: list the locks it would remove and\n"
@@ -381,6 +386,13 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             if ((rc = parse_timeout("--command-timeout", optarg,
                                     &cfg->command_timeout_ms)) >= 0)
                 return rc;
+            break;
+        case OPT_FENCING:
+            cfg->fencing = 1;
+            break;
+        case OPT_MAX_HOLD:
+            if (parse_secs(optarg, &cfg->max_hold_ms) || cfg->max_hold_ms == 0)
+                return bad("--max-hold: '%s' is not a number of seconds above 0", optarg);
             break;
         case OPT_LOST_SIGNAL:
             if (parse_signal(optarg, &cfg->lost_signal))

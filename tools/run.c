@@ -1,9 +1,14 @@
 /* The main mode: acquire NAME (renewed automatically), run COMMAND, release
- * when it ends.  A lost lock is reported on stderr and COMMAND's process
- * group gets --lost-signal (SIGTERM by default). */
+ * when it ends.  A lost lock (also one held past --max-hold) is reported on
+ * stderr and COMMAND's process group gets --lost-signal (SIGTERM by default).  COMMAND finds
+ * REDISLOCK_NAME, REDISLOCK_OWNER and, with --fencing, REDISLOCK_TOKEN in
+ * its environment. */
 #include "tool.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,7 +30,10 @@ static void lost_cb(redislock *lk, int reason, void *userdata)
 static void report_lost(run_state *st, int running)
 {
     const rlt_config *cfg = st->cfg;
-    const char *why = redislock_lost_reason_string(redislock_lost_reason(st->lk));
+    int reason = redislock_lost_reason(st->lk);
+    const char *why = reason == REDISLOCK_LOST_MAX_HOLD
+                          ? "it was held for --max-hold"
+                          : redislock_lost_reason_string(reason);
     st->lost = 1;
     if (running && cfg->lost_signal) {
         rlt_err("lock %s was lost while COMMAND ran: %s; sending its process group "
@@ -99,8 +107,12 @@ static void release(run_state *st)
     int rc;
     if (!st->lost && redislock_lost_reason(st->lk))
         report_lost(st, 0); /* reported after COMMAND ended */
-    if (st->lost)
+    if (st->lost) {
+        /* past --max-hold the key is still ours: free it for the next */
+        if (redislock_lost_reason(st->lk) == REDISLOCK_LOST_MAX_HOLD)
+            (void)redislock_release(st->lk);
         return;
+    }
     rc = redislock_release(st->lk);
     if (rc == REDISLOCK_ENOTHELD) {
         rlt_err("%s", redislock_errmsg(st->lk));
@@ -111,6 +123,25 @@ static void release(run_state *st)
     } else {
         rlt_info(cfg, "released lock %s", st->qname);
     }
+}
+
+/* COMMAND's environment: who holds the lock, and the fencing token.  An
+ * inherited REDISLOCK_TOKEN (a redislock inside a redislock) is removed
+ * without --fencing.  0, or the exit status after a message. */
+static int export_env(const rlt_config *cfg, redislock *lk)
+{
+    char token[32];
+    int rc;
+    snprintf(token, sizeof token, "%" PRIu64, redislock_token(lk));
+    rc = setenv("REDISLOCK_NAME", cfg->name, 1) ||
+         setenv("REDISLOCK_OWNER", redislock_id(lk), 1) ||
+         (cfg->fencing ? setenv("REDISLOCK_TOKEN", token, 1)
+                       : unsetenv("REDISLOCK_TOKEN"));
+    if (rc) {
+        rlt_err("cannot set COMMAND's environment: %s", strerror(errno));
+        return RLT_EXIT_OSERR;
+    }
+    return 0;
 }
 
 int rlt_run(const rlt_config *cfg, redislock_client *c)
@@ -129,6 +160,8 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
     o.id_prefix = prefix;
     o.auto_renew = 1;
     o.on_lost = lost_cb;
+    o.fencing = cfg->fencing;
+    o.max_hold_ms = cfg->max_hold_ms;
     if ((rc = redislock_new(&st.lk, c, cfg->name, &o))) {
         rlt_err("%s", redislock_last_error());
         return rlt_exit_for(rc);
@@ -141,7 +174,8 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
     if ((sig = rlt_signals_pending())) {
         rlt_info(cfg, "signal %d arrived: COMMAND not started", sig);
         status = 128 + sig;
-    } else if ((status = rlt_child_start(cfg, &st.pid)) == 0) {
+    } else if ((status = export_env(cfg, st.lk)) == 0 &&
+               (status = rlt_child_start(cfg, &st.pid)) == 0) {
         status = rlt_child_wait(st.pid, on_lost, &st);
     }
     release(&st);

@@ -70,6 +70,8 @@ typedef struct rlt_config {
     const char *owner_prefix;  /* --reset-all/--list --owner-prefix */
     int dry_run;               /* --reset-all --dry-run */
     int lost_signal;           /* sent to COMMAND when the lock is lost; 0: none */
+    int fencing;               /* --fencing: REDISLOCK_TOKEN for COMMAND */
+    int64_t max_hold_ms;       /* --max-hold; 0: none */
     int verbose, quiet;
     const char *key_prefix;    /* --key-prefix */
     int hash_tag;              /* --hash-tag */

@@ -140,6 +140,40 @@ static void test_mine_answer_keeps_the_smallest_ttl_of_the_quorum(void **state)
     mine_answer(NM);
 }
 
+/* A second handle of the same owner id believed the lock for longer than
+ * the key lives after the first shortened it (extend to 1 ms); its acquire
+ * then finds "mine" with no time left, which is not a grant (EBUSY), and it
+ * stops vouching: the server just said how long the key lives.  (Found by
+ * the property test below.) */
+static void test_mine_answer_with_no_time_left_lowers_the_belief(void **state)
+{
+    redislock_client *c = client_n(1, urls, 0);
+    redislock *a = lock_opts(c, "late", 2000, "late-owner", 0, 0);
+    redislock *b = lock_opts(c, "late", 2000, "late-owner", 0, 0);
+    int i, rc = 0;
+    (void)state;
+    for (i = 0; i < 20 && rc != REDISLOCK_EBUSY; i++) {
+        ts_flushall(&ms[0]);
+        assert_rl_ok(redislock_acquire(a, 0));
+        assert_rl_err(redislock_acquire(b, 0), REDISLOCK_EALREADY);
+        assert_true(redislock_validity_ms(b) > 1000);
+        /* the key has 1 ms left (less than the drift allowance: the extend
+         * answers ENOTHELD, but it ran) */
+        assert_rl_err(redislock_extend(a, 1), REDISLOCK_ENOTHELD);
+        rc = redislock_acquire(b, 0);         /* "mine", 0 or 1 ms: too late */
+        if (rc == REDISLOCK_EBUSY) {
+            assert_int_equal(redislock_held(b), 0);
+            assert_int_equal(redislock_validity_ms(b), 0);
+        } else {
+            assert_rl_ok(rc); /* the key had expired: a fresh grant */
+            assert_rl_ok(redislock_release(b));
+        }
+    }
+    printf("# \"mine\" with no time left: %s after %d tries\n",
+           rc == REDISLOCK_EBUSY ? "seen, the second handle stopped vouching"
+                                 : "not seen (the key always expired first)", i);
+}
+
 /* An acquire whose reply is lost (held back by the proxy past the command
  * timeout) had run, and the handle could not give it back (the proxy
  * refuses new connections); the next acquire answers "mine", which counts
@@ -256,20 +290,34 @@ static int64_t safety_ms(void)
 /* A random sequence of acquire (taken, EALREADY), extend, try by a second
  * handle of the same owner, release and re-acquire, with and without a
  * renewal thread; after each call that leaves held() = 1 the validity is
- * compared with the servers'. */
-static void property(size_t n, int renew)
+ * compared with the servers'.  With limits, the first handle also has
+ * max_hold_ms and heartbeat_ms (so that its renewal gives it up now and
+ * then, and it is acquired again while its key lives on), heartbeats come
+ * at random, and with one master it takes fencing tokens. */
+static void property(size_t n, int renew, int limits)
 {
     redislock_client *c = client_n(n, urls, 0);
-    redislock *a = lock_opts(c, "prop", 400, "prop-owner", renew, renew ? 7 : 0);
-    redislock *b = lock_opts(c, "prop", 400, "prop-owner", 0, 0);
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock *a, *b = lock_opts(c, "prop", 400, "prop-owner", 0, 0);
     int64_t end = tu_now_ms() + safety_ms() / 4, worst = -1000000;
-    long checks = 0, bad = 0;
+    long checks = 0, bad = 0, given_up = 0;
     unsigned seed = (unsigned)now_us();
     size_t i;
+    int was_lost = 0, lr;
+    o.expire_ms = 400;
+    o.id = "prop-owner";
+    o.auto_renew = renew;
+    o.renew_interval_ms = renew ? 7 : 0;
+    if (limits) {
+        o.fencing = n == 1;
+        o.max_hold_ms = 200;
+        o.heartbeat_ms = 50;
+    }
+    a = tf_lock_opts(c, "prop", &o);
     for (i = 0; i < n; i++) /* a run before this one may have left its lock */
         ts_flushall(&ms[i]);
     while (tu_now_ms() < end) {
-        int op = (int)(rand_r(&seed) % 6), rc;
+        int op = (int)(rand_r(&seed) % (limits ? 7 : 6)), rc;
         redislock *h = op == 5 ? b : a;
         switch (op) {
         case 0:
@@ -286,13 +334,22 @@ static void property(size_t n, int renew)
         case 4:
             rc = rand_r(&seed) % 4 ? 0 : redislock_release(a);
             break;
-        default:
+        case 5:
             rc = redislock_acquire(b, 0);
+            break;
+        default:
+            (void)redislock_heartbeat(a);
+            rc = 0;
             break;
         }
         if (rc != 0 && rc != REDISLOCK_EALREADY && rc != REDISLOCK_ENOTHELD &&
             rc != REDISLOCK_EBUSY)
             fail_msg("op %d: %s: %s", op, redislock_err_name(rc), redislock_last_error());
+        lr = redislock_lost_reason(a);
+        if (lr != was_lost &&
+            (lr == REDISLOCK_LOST_MAX_HOLD || lr == REDISLOCK_LOST_NO_HEARTBEAT))
+            given_up++;
+        was_lost = lr;
         if (redislock_held(h)) {
             int64_t ex = excess_ms(h, n, "lock:prop");
             checks++;
@@ -307,8 +364,14 @@ static void property(size_t n, int renew)
                 worst = ex;
         }
     }
-    printf("# %zu master(s), renewal %s: %ld checks, %ld violations (worst excess "
-           "%lld ms)\n", n, renew ? "on" : "off", checks, bad, (long long)worst);
+    printf("# %zu master(s), renewal %s%s: %ld checks, %ld violations (worst excess "
+           "%lld ms)", n, renew ? "on" : "off",
+           limits ? (n == 1 ? ", max_hold, heartbeat, fencing" : ", max_hold, heartbeat")
+                  : "",
+           checks, bad, (long long)worst);
+    if (limits)
+        printf("; %ld holds given up by the limits", given_up);
+    printf("\n");
     assert_int_equal(bad, 0);
     assert_true(checks > 10);
 }
@@ -316,15 +379,17 @@ static void property(size_t n, int renew)
 static void test_validity_never_exceeds_server_ttl_one_master(void **state)
 {
     (void)state;
-    property(1, 0);
-    property(1, 1);
+    property(1, 0, 0);
+    property(1, 1, 0);
+    property(1, 1, 1);
 }
 
 static void test_validity_never_exceeds_server_ttl_majority(void **state)
 {
     (void)state;
-    property(NM, 0);
-    property(NM, 1);
+    property(NM, 0, 0);
+    property(NM, 1, 0);
+    property(NM, 1, 1);
 }
 
 /* ------------------------------------------- item 3: a slow holder clock */
@@ -683,6 +748,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_mine_answer_keeps_the_keys_ttl),
         T(test_mine_answer_keeps_the_smallest_ttl_of_the_quorum),
+        T(test_mine_answer_with_no_time_left_lowers_the_belief),
         T(test_lost_reply_then_mine_keeps_the_keys_ttl),
         T(test_lost_reply_is_given_back_when_the_call_fails),
         T(test_extend_is_never_overwritten_by_an_older_renewal),

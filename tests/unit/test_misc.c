@@ -71,6 +71,9 @@ static void test_misc_key_names_of_each_layout(void **state)
     k = redislock__key(&c, 1, "job", 3, &n);
     assert_string_equal(k, "lock-signal:job");
     redislock__free(k);
+    k = redislock__key(&c, REDISLOCK__KEY_FENCE, "job", 3, &n);
+    assert_string_equal(k, "lock-fence:job");
+    redislock__free(k);
     k = redislock__key_pattern(&c, &n);
     assert_string_equal(k, "lock:*");
     redislock__free(k);
@@ -85,6 +88,9 @@ static void test_misc_key_names_of_each_layout(void **state)
     redislock__free(k);
     k = redislock__key(&c, 1, "job", 3, &n);
     assert_string_equal(k, "x*[y]:lock-signal:{job}");
+    redislock__free(k);
+    k = redislock__key(&c, REDISLOCK__KEY_FENCE, "job", 3, &n);
+    assert_string_equal(k, "x*[y]:lock-fence:{job}"); /* the lock's slot */
     redislock__free(k);
     k = redislock__key_pattern(&c, &n);
     assert_string_equal(k, "x\\*\\[y\\]:lock:{*");

@@ -1,7 +1,9 @@
 /* Client and lock options that need no server: the versioned client options
  * (a version-1 or version-2 caller's shorter struct is read only as far as
- * its version reaches), the TLS options of version 3, the clock drift
- * allowance and the expiry bounds it implies. */
+ * its version reaches), the TLS options of version 3, the versioned lock
+ * options (version 1 without fencing, max_hold_ms and heartbeat_ms) and the
+ * checks of version 2's, the clock drift allowance and the expiry bounds it
+ * implies. */
 #include "internal.h"
 #include "testutil.h"
 
@@ -86,6 +88,48 @@ static void test_version_2_options_are_read_no_further_than_version_2(void **sta
     free(o);
 }
 
+/* The lock options a caller built against version 1 passes: no fencing,
+ * max_hold_ms, heartbeat_ms.  Allocated alone, as above. */
+typedef struct v1_lock_options {
+    unsigned version;
+    int64_t expire_ms;
+    const char *id;
+    const char *id_prefix;
+    int auto_renew;
+    int64_t renew_interval_ms;
+    redislock_lost_fn on_lost;
+    void *on_lost_userdata;
+} v1_lock_options;
+
+static void test_version_1_lock_options_are_read_no_further_than_version_1(void **state)
+{
+    v1_lock_options *o = calloc(1, sizeof *o);
+    redislock_client *c = NULL;
+    redislock *lk = NULL;
+    unsigned v;
+    (void)state;
+    assert_non_null(o);
+    assert_rl_ok(redislock_client_new(&c, "redis://127.0.0.1:1", NULL));
+    for (v = 0; v <= 1; v++) { /* 0 is the same as 1 */
+        o->version = v;
+        o->expire_ms = 3000;
+        o->id = "v1-owner";
+        o->auto_renew = 1;
+        o->renew_interval_ms = 700;
+        assert_rl_ok(redislock_new(&lk, c, "v1", (const redislock_options *)(void *)o));
+        assert_int_equal(lk->expire_ms, 3000);
+        assert_string_equal(lk->id, "v1-owner");
+        assert_int_equal(lk->rn.enabled, 1);
+        assert_int_equal(lk->rn.interval_ms, 700);
+        assert_null(lk->fence); /* no fencing */
+        assert_int_equal(lk->rn.max_hold_ms, 0);
+        assert_int_equal(lk->rn.heartbeat_ms, 0);
+        redislock_free(lk);
+    }
+    redislock_client_free(c);
+    free(o);
+}
+
 /* Version 3's TLS fields are copied; "" is the same as NULL; a key needs
  * its certificate.  A client without rediss:// masters loads no file. */
 static void test_version_3_tls_options_are_copied(void **state)
@@ -114,6 +158,53 @@ static void test_version_3_tls_options_are_copied(void **state)
     o.tls_key_file = "/nonexistent/client.key";
     assert_rl_err(redislock_client_new(&c, "redis://127.0.0.1:1", &o), REDISLOCK_EINVAL);
     assert_non_null(strstr(redislock_last_error(), "tls_key_file"));
+}
+
+static void test_lock_options_of_version_2_are_checked(void **state)
+{
+    static const char *const urls[] = { "redis://127.0.0.1:1", "redis://127.0.0.1:2",
+                                        "redis://127.0.0.1:3" };
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock_client *c = NULL, *multi = NULL;
+    redislock *lk = NULL;
+    (void)state;
+    assert_rl_ok(redislock_client_new(&c, urls[0], NULL));
+    assert_rl_ok(redislock_client_new_multi(&multi, urls, 3, NULL));
+    o.expire_ms = 3000;
+    o.fencing = 1;
+    assert_rl_ok(redislock_new(&lk, c, "f", &o));
+    assert_string_equal(lk->fence, "lock-fence:f");
+    redislock_free(lk);
+    /* majority mode cannot hand out tokens that never go back */
+    assert_rl_err(redislock_new(&lk, multi, "f", &o), REDISLOCK_ENOTSUP);
+    assert_non_null(strstr(redislock_last_error(), "majority"));
+    o.fencing = 0;
+    o.max_hold_ms = 10000;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    assert_non_null(strstr(redislock_last_error(), "auto_renew"));
+    o.max_hold_ms = 0;
+    o.heartbeat_ms = 500;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    assert_non_null(strstr(redislock_last_error(), "heartbeat_ms needs auto_renew"));
+    o.auto_renew = 1;
+    o.heartbeat_ms = -1;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    o.heartbeat_ms = 500;
+    o.max_hold_ms = REDISLOCK__MAX_EXPIRE_MS + 1;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    o.max_hold_ms = 10000;
+    assert_rl_ok(redislock_new(&lk, c, "f", &o));
+    assert_int_equal(lk->rn.max_hold_ms, 10000);
+    assert_int_equal(lk->rn.heartbeat_ms, 500);
+    redislock_free(lk);
+    o.version = REDISLOCK_OPTIONS_VERSION + 1;
+    assert_rl_err(redislock_new(&lk, c, "f", &o), REDISLOCK_EINVAL);
+    assert_null(lk);
+    /* the getters of a NULL handle */
+    assert_int_equal(redislock_token(NULL), 0);
+    assert_rl_err(redislock_heartbeat(NULL), REDISLOCK_EINVAL);
+    redislock_client_free(multi);
+    redislock_client_free(c);
 }
 
 static void test_drift_option_range_is_checked(void **state)
@@ -187,6 +278,8 @@ int main(void)
         cmocka_unit_test(test_version_1_options_are_read_no_further_than_version_1),
         cmocka_unit_test(test_version_2_options_are_read_no_further_than_version_2),
         cmocka_unit_test(test_version_3_tls_options_are_copied),
+        cmocka_unit_test(test_version_1_lock_options_are_read_no_further_than_version_1),
+        cmocka_unit_test(test_lock_options_of_version_2_are_checked),
         cmocka_unit_test(test_drift_option_range_is_checked),
         cmocka_unit_test(test_local_expiry_is_ttl_less_the_drift_allowance),
         cmocka_unit_test(test_expiry_must_outlast_the_drift_allowance),
