@@ -189,14 +189,23 @@ static int group_setup(void **state)
     return redislock_client_new(&tls_cl, tls_srv.tls_url, &o) ? -1 : 0;
 }
 
+/* Without TLS (a build without OpenSSL, or no openssl command) the TLS
+ * tests skip themselves: a skip() in a setup function is an error to
+ * cmocka 1.1. */
 static int tls_setup(void **state)
 {
+    (void)state;
     set_mode(PASS);
-    if (!tls_cl)
-        skip();
-    ts_flushall(&tls_srv);
+    if (tls_cl)
+        ts_flushall(&tls_srv);
     return 0;
 }
+
+#define NEED_TLS()     \
+    do {               \
+        if (!tls_cl)   \
+            skip();    \
+    } while (0)
 
 static int group_teardown(void **state)
 {
@@ -544,6 +553,7 @@ static const faults_case test_wire_reset_in_wakeup_waiter_still_takes_lock = {
 static long tls_lifecycle(int m)
 {
     long n;
+    NEED_TLS();
     set_mode(m);
     lifecycle_on(tls_cl, &tls_srv);
     pthread_mutex_lock(&mu);
@@ -585,10 +595,12 @@ static void test_wire_tls_spurious_eagain_eintr_lock_life_works(void **state)
 static void test_wire_tls_cut_inside_a_record_is_eio(void **state)
 {
     static const size_t at[] = { 0, 3, 10 }; /* before, in the header, in the body */
-    redislock *lk = tf_lock(tls_cl, "tc", 0);
+    redislock *lk;
     redislock_info info;
     size_t i;
     int eof;
+    NEED_TLS();
+    lk = tf_lock(tls_cl, "tc", 0);
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_rl_ok(redislock_query(lk, &info));
     for (eof = 0; eof < 2; eof++)

@@ -569,14 +569,20 @@ static void test_maxclients_release_names_the_cause_and_timer_survives(void **st
     /* the client-side timer still works: CLIENT UNBLOCK ends a 150 ms wait */
     if (rc == 0)
         assert_rl_ok(redislock_acquire(h, 0));
-    ts_resetstat(&small);
-    t0 = tu_now_ms();
-    assert_rl_err(redislock_acquire(lock_opts(c, "mc", 0, NULL, 0, 0), 150),
-                  REDISLOCK_ETIMEDOUT);
-    took = tu_now_ms() - t0;
-    unblocks = ts_calls(&small, "client|unblock");
-    printf("# afterwards a 150 ms wait took %lld ms, %lld CLIENT UNBLOCK\n",
-           (long long)took, unblocks);
+    /* Redis 7 times a BLPOP out itself to the millisecond: a client that
+     * runs late (valgrind) sometimes sees the server's timeout first and
+     * sends nothing.  What must hold is that it still tries: of three
+     * waits, one CLIENT UNBLOCK at least. */
+    for (i = 0, unblocks = 0; i < 3 && unblocks == 0; i++) {
+        ts_resetstat(&small);
+        t0 = tu_now_ms();
+        assert_rl_err(redislock_acquire(lock_opts(c, "mc", 0, NULL, 0, 0), 150),
+                      REDISLOCK_ETIMEDOUT);
+        took = tu_now_ms() - t0;
+        unblocks = ts_calls(&small, "client|unblock");
+        printf("# afterwards a 150 ms wait took %lld ms, %lld CLIENT UNBLOCK\n",
+               (long long)took, unblocks);
+    }
     assert_true(unblocks >= 1);
 }
 

@@ -176,12 +176,15 @@ static void test_tool_signal_while_waiting(void **state)
     redislock_free(lk);
 }
 
-/* A signal that comes as the lock is released: the tool ends with 128 +
- * signal and holds nothing, whether its wait was cancelled or the grant came
- * first (then COMMAND does not start and the lock is released). */
+/* A signal that comes as the lock is released: the tool holds nothing
+ * afterwards, whether its wait was cancelled (128 + signal, COMMAND not
+ * started), the grant came first and the signal found COMMAND not started
+ * yet (the same), or COMMAND had already started when the signal came (the
+ * hand-off is fast enough for that: then COMMAND's output is there and the
+ * signal went to it). */
 static void test_tool_signal_racing_the_release_leaves_nothing_held(void **state)
 {
-    int i;
+    int i, rc, ran = 0;
     for (i = 0; i < 10; i++) {
         redislock *lk = tu_lock(tu_cl, "race", 20000);
         tool_proc p;
@@ -193,11 +196,18 @@ static void test_tool_signal_racing_the_release_leaves_nothing_held(void **state
         assert_rl_ok(redislock_release(lk));
         if (!(i % 2))
             assert_int_equal(kill(p.pid, SIGTERM), 0);
-        assert_int_equal(tp_finish(&p, (int)TU_MS(5000)), 128 + SIGTERM);
-        assert_string_equal(p.out.buf, "");
+        rc = tp_finish(&p, (int)TU_MS(5000));
+        if (strcmp(p.out.buf, "ran\n") == 0) {
+            ran++; /* COMMAND started before the signal came */
+            assert_true(rc == 0 || rc == 128 + SIGTERM);
+        } else {
+            assert_string_equal(p.out.buf, "");
+            assert_int_equal(rc, 128 + SIGTERM);
+        }
         assert_int_equal(ts_int(&tu_srv, "EXISTS lock:race"), 0);
         redislock_free(lk);
     }
+    printf("# %d of 10 runs: COMMAND had started when the signal came\n", ran);
 }
 
 /* SIGKILL of the tool (renewing a 1 s lock): COMMAND and the processes it
