@@ -125,23 +125,32 @@ static int batch_build(redislock_client *c, batch *b, redisReply **keys, int n,
     return 0;
 }
 
+/* A SCAN page's keys: all strings, in *nb batches of up to BATCH.  0, or
+ * EPROTO for anything else. */
+static int page_batches(const redisReply *page, size_t *nb)
+{
+    size_t i;
+    *nb = (page->elements + BATCH - 1) / BATCH;
+    for (i = 0; i < page->elements; i++)
+        if (page->element[i]->type != REDIS_REPLY_STRING)
+            return redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
+    return 0;
+}
+
 /* Reset the keys of one SCAN page, in pipelined batches; adds to *count,
  * and to *skipped the keys that are not locks. */
 static int reset_page(redislock_client *c, redislock__conn *conn,
                       const redisReply *page, const char *owner_prefix,
                       uint64_t *count, uint64_t *skipped)
 {
-    size_t total = page->elements, nb = (total + BATCH - 1) / BATCH, i;
+    size_t total = page->elements, nb, i;
     batch *bs;
     redislock__call **calls;
     redisReply **replies;
-    int rc = 0;
+    int rc;
 
-    if (total == 0)
-        return 0;
-    for (i = 0; i < total; i++)
-        if (page->element[i]->type != REDIS_REPLY_STRING)
-            return redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
+    if (total == 0 || (rc = page_batches(page, &nb)))
+        return total == 0 ? 0 : rc;
     bs = redislock__calloc(nb, sizeof *bs);
     calls = redislock__calloc(nb, sizeof *calls);
     replies = redislock__calloc(nb, sizeof *replies);
@@ -355,17 +364,14 @@ static int list_page(redislock_client *c, redislock__conn *conn,
                      const redisReply *page, void *arg)
 {
     list_arg *a = arg;
-    size_t total = page->elements, nb = (total + BATCH - 1) / BATCH, i, j;
+    size_t total = page->elements, nb, i, j;
     redislock__call *calls;
     redislock__call **callp;
     redisReply **replies;
-    int rc = 0;
+    int rc;
 
-    if (total == 0)
-        return 0;
-    for (i = 0; i < total; i++)
-        if (page->element[i]->type != REDIS_REPLY_STRING)
-            return redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
+    if (total == 0 || (rc = page_batches(page, &nb)))
+        return total == 0 ? 0 : rc;
     calls = redislock__calloc(nb, sizeof *calls);
     callp = redislock__calloc(nb, sizeof *callp);
     replies = redislock__calloc(nb, sizeof *replies);
