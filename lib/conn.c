@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <hiredis.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -160,12 +161,66 @@ int redislock__conn_flush(redislock__conn *c, int64_t deadline)
     return 0;
 }
 
+/* Bound on the elements of one reply array.  hiredis allocates an array's
+ * element table as soon as it reads the count, before any element came: a
+ * broken or hostile server that announces "*250005000" made the client
+ * allocate 2 GB (fuzz_reply).  No answer of a lock server comes near this
+ * (a SCAN page holds about 1,000 keys, a script batch 64). */
+#define MAX_REPLY_ELEMENTS 1000000
+
+#if defined(HIREDIS_MAJOR) && HIREDIS_MAJOR >= 1
+typedef size_t array_len_t; /* hiredis 1.x */
+#else
+typedef int array_len_t; /* hiredis 0.14 */
+#endif
+
+static redisReplyObjectFunctions guarded_fns;
+static void *(*default_array)(const redisReadTask *, array_len_t);
+static redisReplyObjectFunctions *default_fns; /* atomic: the readers' own */
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static _Thread_local long long refused_len; /* the count guarded_array refused */
+
+static void *guarded_array(const redisReadTask *task, array_len_t n)
+{
+    if ((long long)n > MAX_REPLY_ELEMENTS) {
+        refused_len = (long long)n;
+        return NULL; /* the reader's error: "Out of memory" */
+    }
+    return default_array(task, n);
+}
+
+static void guard_init(void)
+{
+    redisReplyObjectFunctions *d = __atomic_load_n(&default_fns, __ATOMIC_ACQUIRE);
+    guarded_fns = *d;
+    default_array = d->createArray;
+    guarded_fns.createArray = guarded_array;
+}
+
+/* A new reader with the bound on array replies (also the fuzz target's). */
+redisReader *redislock__reader_new(void)
+{
+    redisReader *r = redisReaderCreate();
+    if (!r)
+        return NULL;
+    __atomic_store_n(&default_fns, r->fn, __ATOMIC_RELEASE);
+    pthread_once(&guard_once, guard_init);
+    r->fn = &guarded_fns;
+    return r;
+}
+
 /* Take one parsed reply from the reader: 1 if one was there. */
 static int take(redislock__conn *c, redisReply **out)
 {
     void *r = NULL;
+    refused_len = 0;
     if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
         c->broken = 1;
+        if (refused_len)
+            return redislock__err(REDISLOCK_EPROTO,
+                                  "redis %s: protocol error: an array of %lld elements "
+                                  "(no answer of a lock server has more than %d)",
+                                  c->m->ep.addr, refused_len, MAX_REPLY_ELEMENTS);
         return redislock__err(REDISLOCK_EPROTO, "redis %s: protocol error: %s",
                               c->m->ep.addr, c->reader->errstr);
     }
@@ -329,7 +384,7 @@ int redislock__conn_open(redislock__master *m, int64_t deadline,
     c->m = m;
     c->tr = m->ep.tls ? &redislock__transport_tls : &redislock__transport_plain;
     c->gen = redislock__fork_gen();
-    c->reader = redisReaderCreate();
+    c->reader = redislock__reader_new();
     if (!c->reader) {
         redislock__free(c);
         return redislock__err(REDISLOCK_ENOMEM, "out of memory opening a connection");

@@ -163,6 +163,9 @@ struct redislock__conn {
     redislock__conn *next;  /* idle list */
 };
 
+/* A hiredis reader that refuses arrays longer than any lock server's answer
+ * (it would allocate their element table up front). */
+struct redisReader *redislock__reader_new(void);
 /* Open a connection to m and run AUTH/SELECT on it. */
 int redislock__conn_open(redislock__master *m, int64_t deadline,
                          redislock__conn **out);

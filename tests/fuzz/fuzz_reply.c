@@ -92,7 +92,7 @@ int __wrap_redislock__pool_get(redislock__master *m, int64_t deadline,
     shutdown(sv[1], SHUT_WR);
     f->peer = sv[1];
     c = redislock__calloc(1, sizeof *c);
-    if (!c || !(c->reader = redisReaderCreate())) {
+    if (!c || !(c->reader = redislock__reader_new())) {
         redislock__free(c);
         close(sv[0]);
         return redislock__err(REDISLOCK_ENOMEM, "out of memory");

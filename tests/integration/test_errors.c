@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 
 /* The message is one line and says something. */
@@ -435,6 +438,54 @@ static void test_errors_hung_server_timeouts_bound_every_call(void **state)
 
 #define TEST(f) cmocka_unit_test_setup_teardown(f, tu_setup, tf_teardown)
 
+/* A server that announces an array of 250,005,000 elements: a protocol
+ * error naming the count, without allocating its element table (hiredis
+ * does that as soon as it reads the count: 2 GB; found by fuzz_reply). */
+static void *huge_array_server(void *arg)
+{
+    int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL);
+    char buf[4096];
+    static const char reply[] = "*250005000\r\n:1\r\n";
+    if (fd < 0)
+        return NULL;
+    if (read(fd, buf, sizeof buf) > 0 && write(fd, reply, sizeof reply - 1) < 0)
+        perror("huge_array_server: write");
+    (void)read(fd, buf, sizeof buf); /* until the client closes */
+    close(fd);
+    return NULL;
+}
+
+static void test_errors_huge_array_count_is_eproto(void **state)
+{
+    struct sockaddr_un sa;
+    char url[sizeof sa.sun_path + 16];
+    redislock_client *c;
+    redislock *lk;
+    redislock_info info;
+    pthread_t t;
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    (void)state;
+    assert_true(lfd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    assert_true(strlen(tu_srv.dir) + sizeof "/huge.sock" <= sizeof sa.sun_path);
+    memcpy(sa.sun_path, tu_srv.dir, strlen(tu_srv.dir));
+    strcat(sa.sun_path, "/huge.sock");
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(pthread_create(&t, NULL, huge_array_server, &lfd), 0);
+    snprintf(url, sizeof url, "unix://%s", sa.sun_path);
+    c = tf_client(url);
+    lk = tf_lock(c, "huge", 0);
+    assert_rl_err(redislock_query(lk, &info), REDISLOCK_EPROTO);
+    print_message("      %s\n", redislock_last_error());
+    assert_non_null(strstr(redislock_last_error(), "an array of 250005000 elements"));
+    tf_undefer(lk);
+    tf_undefer(c); /* frees the client, closing the connection: the server ends */
+    pthread_join(t, NULL);
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +505,7 @@ int main(void)
         TEST(test_errors_server_killed_waiter_fails_before_deadline),
         TEST(test_errors_server_restarted_waiter_reconnects_and_takes_lock),
         TEST(test_errors_hung_server_timeouts_bound_every_call),
+        TEST(test_errors_huge_array_count_is_eproto),
     };
     return cmocka_run_group_tests_name("errors", tests, tu_group_setup_tcp, tu_group_teardown);
 }
