@@ -1,10 +1,12 @@
 /* Waiting for a wake-up: BLPOP on the signal key, on one master or on all
  * of them at once (majority mode), with a client-side timer.
  *
- * The server checks blocked clients' timeouts only at its cron rate (every
- * 100 ms with the default hz 10), so a BLPOP timeout alone would wake a
- * waiter up to 100 ms late after the holder's expiry or the caller's
- * deadline.  The client therefore times the wait itself.  When its timer
+ * The server ends a timed-out BLPOP only when its event loop next runs
+ * (Redis >= 6 from a timeout table before it sleeps; older ones at the cron
+ * rate, every 100 ms with the default hz 10), so a BLPOP timeout alone can
+ * wake a waiter late after the holder's expiry or the caller's deadline.
+ * The client therefore times the wait itself; the server's own timeout,
+ * the same length, is the fallback and sometimes comes first.  When its timer
  * fires, or when one master delivered a wake-up, the BLPOPs still pending
  * are cancelled with CLIENT UNBLOCK <id> TIMEOUT sent from helper
  * connections.  The server handles that atomically with respect to pushes:
