@@ -167,6 +167,7 @@ static void cancel(waiter *w, int64_t hard)
     memset(&helpers, 0, sizeof helpers);
     memset(&hw, 0, sizeof hw);
     helpers.n = f->n;
+    helpers.stop_fd[0] = helpers.stop_fd[1] = -1; /* not fd 0: nothing stops it */
     hw.f = &helpers;
     hw.unblocking = 1;
     for (i = 0; i < f->n; i++) {

@@ -240,6 +240,43 @@ static int crashed_holder(void *arg)
     return 2;
 }
 
+/* redislock_cancel() ends a wait over TLS within about a round trip and
+ * leaves nothing held; a fenced lock handed over by the release takes a
+ * larger token, over TLS as over a plain socket. */
+static void test_tls_cancel_and_fenced_hand_off(void **state)
+{
+    redislock_client *c = tls_client(srv.tls_url);
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock *holder, *lk;
+    tf_waiter *w;
+    int64_t t0;
+    uint64_t t1;
+    o.expire_ms = 10000;
+    o.fencing = 1;
+    holder = tf_lock_opts(c, "cx", &o);
+    lk = tf_lock_opts(c, "cx", &o);
+    assert_rl_ok(redislock_acquire(holder, 0));
+    t1 = redislock_token(holder);
+    w = tf_waiter_start(lk, 10000);
+    ts_await_blocked(&srv, 1);
+    t0 = tu_now_ms();
+    assert_rl_ok(redislock_cancel(lk));
+    tf_waiter_join(w);
+    print_message("      cancelled over TLS: %s %lld ms after the cancel\n",
+                  redislock_err_name(w->rc), (long long)(tu_now_ms() - t0));
+    assert_rl_err(w->rc, REDISLOCK_ECANCELED);
+    assert_true(tu_now_ms() - t0 < TU_MS(500));
+    assert_int_equal(ts_info(&srv, "clients", "blocked_clients"), 0);
+    /* the holder still holds it; a new wait is handed the lock */
+    w = tf_waiter_start(lk, 10000);
+    ts_await_blocked(&srv, 1);
+    assert_rl_ok(redislock_release(holder));
+    tf_waiter_join(w);
+    tf_waiter_assert_ok(w);
+    assert_true(redislock_token(lk) > t1);
+    assert_rl_ok(redislock_release(lk));
+}
+
 /* A holder killed while holding: the waiter gets the lock at its expiry. */
 static void test_tls_crashed_holder_frees_lock_at_expiry(void **state)
 {
@@ -924,6 +961,7 @@ int main(void)
         TEST(test_tls_acquire_query_release),
         TEST(test_tls_try_acquire_busy_in_one_round_trip),
         TEST(test_tls_wait_woken_by_release_and_timed_by_client),
+        TEST(test_tls_cancel_and_fenced_hand_off),
         TEST(test_tls_crashed_holder_frees_lock_at_expiry),
         TEST(test_tls_renewal_of_1000_locks),
         TEST(test_tls_reset_all_wakes_a_waiter),

@@ -4,6 +4,7 @@
 #include "fixtures.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -339,12 +340,45 @@ static void test_wait_without_client_unblock_server_timeout_ends_wait(void **sta
     assert_rl_ok(redislock_release(holder));
 }
 
+/* A wait ended by the client's timer sends CLIENT UNBLOCK from a helper
+ * connection, reads its answer and pools the connection again, whatever
+ * the process's standard input is.  (The helper pump once polled fd 0 as a
+ * cancel fd: with stdin on /dev/null, always readable, it gave up on the
+ * answer at once and closed the helper: a new connection per wait, and over
+ * TLS a lost CLIENT UNBLOCK and a wait that ran on to the command timeout.) */
+static void test_wait_timer_reuses_its_unblock_connection(void **state)
+{
+    redislock *holder = tf_lock(tu_cl, "reuse", 0), *w = tf_lock(tu_cl, "reuse", 0);
+    int saved = dup(0), devnull = open("/dev/null", O_RDONLY), i;
+    long long before, after, unblocks;
+    (void)state;
+    assert_true(saved >= 0 && devnull >= 0);
+    assert_int_equal(dup2(devnull, 0), 0);
+    close(devnull);
+    assert_rl_ok(redislock_acquire(holder, 0));
+    assert_rl_err(redislock_acquire(w, 50), REDISLOCK_ETIMEDOUT); /* warm the pool */
+    ts_resetstat(&tu_srv);
+    before = ts_info(&tu_srv, "stats", "total_connections_received");
+    for (i = 0; i < 5; i++)
+        assert_rl_err(redislock_acquire(w, 50), REDISLOCK_ETIMEDOUT);
+    after = ts_info(&tu_srv, "stats", "total_connections_received");
+    unblocks = ts_calls(&tu_srv, "client|unblock");
+    dup2(saved, 0);
+    close(saved);
+    print_message("      5 timed waits: %lld CLIENT UNBLOCK, %lld new connections\n",
+                  unblocks, after - before);
+    assert_true(unblocks >= 1);
+    assert_true(after - before <= 1);
+    assert_rl_ok(redislock_release(holder));
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, tu_setup, tf_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEST(test_wait_timeout_returns_at_deadline),
+        TEST(test_wait_timer_reuses_its_unblock_connection),
         TEST(test_wait_waiter_in_other_process_woken_by_release),
         TEST(test_wait_crashed_holder_lock_taken_at_expiry),
         TEST(test_wait_blocked_waiter_does_not_spin),
