@@ -159,11 +159,12 @@ static void drop_failed(redislock *lk, redislock__fanout *f, int *popped)
     size_t i;
     for (i = 0; i < f->n; i++) {
         if (f->conns[i] && (f->rc[i] || f->conns[i]->broken)) {
+            redislock__master *node = f->conns[i]->m; /* lives as long as the client */
             f->conns[i]->broken = 1;
             redislock__pool_put(f->conns[i]);
             f->conns[i] = NULL;
             if (popped && popped[i])
-                redislock__hand_back(&lk->c->masters[i], lk->sig, lk->siglen);
+                redislock__hand_back(node, lk->sig, lk->siglen);
         }
         if (popped)
             popped[i] = 0;
@@ -227,7 +228,7 @@ static int undo(redislock *lk, redislock__fanout *f, const redislock__answers *a
             u.conns[i] = f->conns[i]; /* borrowed */
     }
     if (any) {
-        redislock__fan_connect(&u, c, deadline);
+        redislock__fan_connect(&u, c, lk->key, lk->keylen, deadline);
         redislock__call_init(&call, &redislock__script_release);
         redislock__call_key(&call, lk->key, lk->keylen);
         redislock__call_key(&call, lk->sig, lk->siglen);
@@ -339,7 +340,8 @@ static int round_step(acq *q)
         return redislock__err(REDISLOCK_ETIMEDOUT, "%s", msg);
     }
     redislock__fan_reset(&q->f);
-    redislock__fan_connect(&q->f, q->c, redislock__step_deadline(q->c, 1, q->hard));
+    redislock__fan_connect(&q->f, q->c, q->lk->key, q->lk->keylen,
+                           redislock__step_deadline(q->c, 1, q->hard));
     if (q->f.n == 1 && q->f.rc[0])
         return single_failed(q, 0);
     run_round(q);
@@ -499,7 +501,8 @@ static int wait_step(acq *q)
     int rc;
 
     redislock__fan_reset(&q->f);
-    redislock__fan_connect(&q->f, q->c, redislock__step_deadline(q->c, 1, q->hard));
+    redislock__fan_connect(&q->f, q->c, q->lk->key, q->lk->keylen,
+                           redislock__step_deadline(q->c, 1, q->hard));
     if (q->f.n == 1 && q->f.rc[0])
         return single_failed(q, 0);
     memset(&q->ans, 0, sizeof q->ans);

@@ -121,15 +121,15 @@ void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
         collect(f, f->map, want, redislock__now_us() + (window > 0 ? window : 0));
 }
 
-void redislock__fan_connect(redislock__fanout *f, redislock_client *c,
-                            int64_t deadline)
+void redislock__fan_connect(redislock__fanout *f, redislock_client *c, const char *key,
+                            size_t keylen, int64_t deadline)
 {
     size_t i;
     for (i = 0; i < f->n; i++) {
         int rc;
         if (f->conns[i] || f->rc[i])
             continue;
-        if ((rc = redislock__pool_get(&c->masters[i], deadline, &f->conns[i])))
+        if ((rc = redislock__topo_connect(c, i, key, keylen, deadline, &f->conns[i])))
             redislock__fan_fail(f, i, rc);
     }
 }
@@ -144,7 +144,7 @@ void redislock__fan_put(redislock__fanout *f)
 }
 
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
-                        redislock__call *call)
+                        redislock__call *call, const char *key, size_t keylen)
 {
     int rc = redislock__fan_init(f, c->nmasters, 1);
     if (rc)
@@ -152,7 +152,8 @@ int redislock__fan_once(redislock__fanout *f, redislock_client *c,
     /* with one master the connect and command timeouts apply; in majority
      * mode each step is bounded by the per-master timeout, so one hung
      * master costs that once */
-    redislock__fan_connect(f, c, redislock__step_deadline(c, 1, REDISLOCK__NEVER));
+    redislock__fan_connect(f, c, key, keylen,
+                           redislock__step_deadline(c, 1, REDISLOCK__NEVER));
     redislock__fan_calls(f, &call, redislock__step_deadline(c, 0, REDISLOCK__NEVER));
     return 0;
 }
