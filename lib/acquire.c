@@ -145,6 +145,7 @@ static void run_round(acq *q)
     memset(&q->ans, 0, sizeof q->ans);
     acquire_call(q->lk, &call);
     q->ans.sent_us = redislock__now_us();
+    q->f.wait = 1; /* a grant must reach min_replicas */
     redislock__fan_calls(&q->f, &cp, redislock__step_deadline(q->c, 0, q->hard));
     q->ans.end_us = redislock__now_us();
     redislock__call_free(&call);
@@ -181,8 +182,12 @@ static int recover(recovery *r, const redislock_client *c, int64_t hard)
 {
     int left;
     if (!r->until) {
-        r->until = redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms),
-                                           hard);
+        /* a member that fails over (Sentinel) comes back at another
+         * address: worth trying until the caller's deadline */
+        r->until = redislock__topo_fails_over(c)
+                       ? hard
+                       : redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms),
+                                                 hard);
         r->backoff_ms = 0;
     }
     left = redislock__poll_ms(r->until);
@@ -509,6 +514,7 @@ static int wait_step(acq *q)
     acquire_call(lk, &call);
     q->ans.sent_us = redislock__now_us();
     q->f.stop_fd[0] = q->stop[0], q->f.stop_fd[1] = q->stop[1]; /* a cancel ends it */
+    q->f.wait = 1;
     rc = redislock__wait_signals(&q->f, lk->sig, lk->siglen, q->d.until, q->popped, &call);
     q->f.stop_fd[0] = q->f.stop_fd[1] = -1;
     q->ans.end_us = redislock__now_us();

@@ -652,6 +652,12 @@ typedef struct redislock__fanout {
     int stop_fd[2];           /* when one is readable the pump stops (a
                                  cancel); -1: none */
     int stopped;              /* the pump stopped for a stop_fd */
+    redislock_client *client; /* fan_connect's: asked again after a move */
+    const char *key;          /* the key the nodes were chosen for */
+    size_t keylen;
+    int wait;                 /* the calls write a lock: WAIT behind them
+                                 where the member wants replicas */
+    long long acks[REDISLOCK__MAX_MASTERS]; /* WAIT's answers; -1 none */
 } redislock__fanout;
 
 /* What the pump asks of its user. */
@@ -682,6 +688,17 @@ void redislock__fan_fail(redislock__fanout *f, size_t i, int rc);
  * the one message for that (conn.c), naming the server and what. */
 void redislock__fan_reply_fail(redislock__fanout *f, size_t i,
                                const struct redisReply *r, const char *what);
+/* How many replicas a write on master i must reach (WAIT), 0 for none: the
+ * member's min_replicas when f->wait is set. */
+int redislock__fan_wait_for(const redislock__fanout *f, size_t i);
+/* Queue WAIT behind the write(s) on master i when it wants one. */
+int redislock__fan_append_wait(redislock__fanout *f, size_t i);
+/* WAIT's reply on master i: kept in f->acks[i]; freed. */
+void redislock__fan_take_ack(redislock__fanout *f, size_t i, struct redisReply *r);
+/* After the replies: a master whose write reached fewer replicas than it
+ * wants fails with REDISLOCK_ENOREPLICAS (its replies stay: the write ran
+ * on the master). */
+void redislock__fan_check_acks(redislock__fanout *f);
 
 /* ------------------------------------------------------------------ fan.c */
 int redislock__fan_init(redislock__fanout *f, size_t n, size_t k);
@@ -699,12 +716,13 @@ void redislock__fan_connect(redislock__fanout *f, redislock_client *c, const cha
                             size_t keylen, int64_t deadline);
 /* Return every connection to its pool (broken ones are closed). */
 void redislock__fan_put(redislock__fanout *f);
-/* Init f and run one call on every master; the caller reads f->rc, f->err
+/* Init f and run one call on every master (a write that must reach the
+ * members' min_replicas when wait is set); the caller reads f->rc, f->err
  * and f->replies, then calls redislock__fan_free().  Each step (connect,
  * reply) is bounded by the connect/command timeouts with one master, by the
  * per-master timeout with several. */
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
-                        redislock__call *call, const char *key, size_t keylen);
+                        redislock__call *call, const char *key, size_t keylen, int wait);
 /* The first failures of a fan-out, "; "-separated, for messages. */
 const char *redislock__fan_summary(const redislock__fanout *f, char *buf, size_t len);
 

@@ -106,7 +106,7 @@ int redislock_release(redislock *lk)
     redislock__call_key(&call, lk->sig, lk->siglen);
     redislock__call_arg(&call, lk->id, lk->idlen);
     redislock__call_int(&call, c->signal_expire_ms);
-    rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen);
+    rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen, 0);
     redislock__call_free(&call);
     if (rc)
         return redislock__finish(lk, rc);
@@ -194,7 +194,7 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
      * and resumes from this extend's answer. */
     redislock__renew_remove(lk);
     sent = redislock__now_us();
-    rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen);
+    rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen, 1);
     redislock__call_free(&call);
     valid = redislock__valid_until(c, sent, expire_ms);
     if (rc) {
@@ -269,7 +269,7 @@ int redislock_query(redislock *lk, redislock_info *info)
     memset(info, 0, sizeof *info);
     redislock__call_init(&call, &redislock__script_status);
     redislock__call_key(&call, lk->key, lk->keylen);
-    rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen);
+    rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen, 0);
     redislock__call_free(&call);
     if (rc)
         return redislock__finish(lk, rc);

@@ -72,7 +72,7 @@ struct redislock__renewer {
 /* What one renewal found (or, for the last two, why none was sent). */
 enum {
     RENEW_OK, RENEW_GONE, RENEW_OTHER, RENEW_NOQUORUM, RENEW_RETRY,
-    RENEW_MAX_HOLD, RENEW_NO_HEARTBEAT
+    RENEW_MAX_HOLD, RENEW_NO_HEARTBEAT, RENEW_NO_REPLICAS
 };
 
 typedef struct item {
@@ -230,10 +230,12 @@ static void keep_conns(redislock__renewer *r, redislock__fanout *f, size_t n)
 static int tally(const redislock_client *c, const redislock__fanout *f, size_t n,
                  size_t i, const redislock *lk, int64_t sent)
 {
-    size_t ok = 0, gone = 0, other = 0, retry = 0, m;
+    size_t ok = 0, gone = 0, other = 0, retry = 0, norepl = 0, m;
     for (m = 0; m < c->nmasters; m++) {
         const redisReply *rep = f->replies[m * n + i];
-        if (f->rc[m] || !rep || rep->type != REDIS_REPLY_INTEGER) {
+        if (f->rc[m] == REDISLOCK_ENOREPLICAS) {
+            norepl++; /* renewed on the master, but a failover may lose it */
+        } else if (f->rc[m] || !rep || rep->type != REDIS_REPLY_INTEGER) {
             if (!f->rc[m] && rep && rep->type == REDIS_REPLY_ERROR)
                 redislock__log(c, REDISLOCK_LOG_WARN, "renewal of a lock: %s", rep->str);
             retry++;
@@ -252,6 +254,8 @@ static int tally(const redislock_client *c, const redislock__fanout *f, size_t n
         return RENEW_GONE;
     if (other >= c->quorum)
         return RENEW_OTHER;
+    if (norepl && ok + retry < c->quorum)
+        return RENEW_NO_REPLICAS;
     if (ok + retry < c->quorum)
         return RENEW_NOQUORUM;
     return RENEW_RETRY;
@@ -293,6 +297,7 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         callp[i] = &calls[i];
     }
     sent = redislock__now_us();
+    f.wait = 1; /* a renewal must reach min_replicas */
     redislock__fan_calls(&f, callp, redislock__step_deadline(c, 0, deadline));
     note_moved(&f, n);
     keep_conns(r, &f, n);
@@ -467,6 +472,9 @@ static int apply(redislock__renewer *r, item *it)
         break;
     case RENEW_NO_HEARTBEAT:
         reason = REDISLOCK_LOST_NO_HEARTBEAT;
+        break;
+    case RENEW_NO_REPLICAS:
+        reason = REDISLOCK_LOST_NO_REPLICAS;
         break;
     default:
         r->st.failures++;

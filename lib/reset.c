@@ -46,7 +46,7 @@ int redislock_reset(redislock_client *c, const char *name)
     redislock__call_key(&call, key, keylen);
     redislock__call_key(&call, sig, siglen);
     redislock__call_int(&call, c->signal_expire_ms);
-    rc = redislock__fan_once(&f, c, &call, key, keylen);
+    rc = redislock__fan_once(&f, c, &call, key, keylen, 0);
     redislock__call_free(&call);
     if (rc)
         goto out;
