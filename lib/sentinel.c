@@ -61,22 +61,22 @@ struct redislock__sentinel {
 
 /* --------------------------------------------------------------- set-up */
 
-/* Add the sentinel host:port at the end of the list unless known; mb->mu
- * held (or the member not yet shared). */
+/* Add the sentinel host:port at the end of the list unless known (the
+ * node of an address is always the same one).  Takes mb->mu. */
 static int add_sentinel(redislock__member *mb, const char *host, int port)
 {
     redislock__sentinel *s = mb->sen;
     redislock__master *m;
     size_t i;
     int rc;
-    for (i = 0; i < s->n; i++)
-        if (s->list[i]->ep.port == port && !strcasecmp(s->list[i]->ep.host, host))
-            return 0;
-    if (s->n == MAX_SENTINELS)
-        return 0;
     if ((rc = redislock__node_get(mb, &s->stmpl, host, port, &m)))
         return rc;
-    s->list[s->n++] = m;
+    pthread_mutex_lock(&mb->mu);
+    for (i = 0; i < s->n && s->list[i] != m; i++)
+        ;
+    if (i == s->n && s->n < MAX_SENTINELS)
+        s->list[s->n++] = m;
+    pthread_mutex_unlock(&mb->mu);
     return 0;
 }
 
@@ -182,11 +182,8 @@ static void learn_sentinels(redislock__member *mb, const redisReply *r)
             else if (!strcmp(k->str, "port"))
                 port = port_of(v->str);
         }
-        if (ip && *ip && port > 0) {
-            pthread_mutex_lock(&mb->mu);
+        if (ip && *ip && port > 0)
             (void)add_sentinel(mb, ip, port); /* best effort */
-            pthread_mutex_unlock(&mb->mu);
-        }
     }
 }
 
