@@ -340,8 +340,8 @@ static int discover(redislock__member *mb, int64_t deadline, redislock__master *
     if (w.answered && w.unknown == w.answered)
         return redislock__err(REDISLOCK_EIO, "sentinels do not know service '%s' (%s)",
                               s->service, w.text);
-    return redislock__err(REDISLOCK_EIO, "no sentinel of %s named a master that "
-                          "answers: %s", s->service, w.text);
+    return redislock__err(REDISLOCK_EIO, "no sentinel of service '%s' named a master "
+                          "that answers: %s", s->service, w.text);
 }
 
 /* Make node the member's master (mb->mu held): a different one before is

@@ -92,6 +92,22 @@ static ts_server *by_port(ts_sentinels *g, int port)
     return NULL;
 }
 
+/* Make r a replica of m if it still thinks it is a master (a failed-over
+ * or restarted old master), as Sentinel would a few seconds later. */
+static void demote(ts_server *r, const ts_server *m)
+{
+    redisReply *x = ts_cmd(r, "ROLE");
+    int master = x && x->type == REDIS_REPLY_ARRAY && x->elements > 0 &&
+                 !strcmp(x->element[0]->str, "master");
+    if (x)
+        freeReplyObject(x);
+    if (!master)
+        return;
+    x = ts_cmd(r, "REPLICAOF 127.0.0.1 %d", m->port);
+    if (x)
+        freeReplyObject(x);
+}
+
 int ts_sentinels_settle(ts_sentinels *g, int timeout_ms)
 {
     long long end = now_ms() + timeout_ms;
@@ -99,6 +115,8 @@ int ts_sentinels_settle(ts_sentinels *g, int timeout_ms)
         ts_server *m = ts_sentinels_master(g, 0);
         int i, ok = m != NULL && m->pid;
         ts_server *r = m ? ts_sentinels_other(g, m) : NULL;
+        if (ok && r->pid)
+            demote(r, m);
         ok = ok && r->pid && link_up(r);
         for (i = 0; ok && i < TS_NSENTINELS; i++)
             ok = sees_all(g, &g->sen[i], m->port);
@@ -127,12 +145,15 @@ int ts_sentinels_start(ts_sentinels *g, const char *service, int fast)
     g->fast = fast;
     for (i = 0; i < 2; i++) {
         g->node[i].tcp = 1;
+        /* a full resync after a failover starts at once, not after 5 s */
+        g->node[i].extra[0] = "--repl-diskless-sync-delay";
+        g->node[i].extra[1] = "0";
         if (i == 1) {
             static char port[2][16];
             snprintf(port[0], sizeof port[0], "%d", g->node[0].port);
-            g->node[1].extra[0] = "--replicaof";
-            g->node[1].extra[1] = "127.0.0.1";
-            g->node[1].extra[2] = port[0];
+            g->node[1].extra[2] = "--replicaof";
+            g->node[1].extra[3] = "127.0.0.1";
+            g->node[1].extra[4] = port[0];
         }
         if ((rc = ts_start(&g->node[i])) != 0)
             return rc;

@@ -170,7 +170,7 @@ static void test_sentinel_no_sentinel_answers(void **state)
     t0 = tu_now_ms();
     assert_rl_err(redislock_try_acquire(lk), REDISLOCK_EIO);
     print_message("      %s (%lld ms)\n", redislock_errmsg(lk), (long long)(tu_now_ms() - t0));
-    assert_non_null(strstr(redislock_errmsg(lk), "no sentinel of svc"));
+    assert_non_null(strstr(redislock_errmsg(lk), "no sentinel of service 'svc'"));
     assert_non_null(strstr(redislock_errmsg(lk), a.tcp_url + 8)); /* 127.0.0.1:port */
     assert_true(tu_now_ms() - t0 < TU_MS(1000));
 }
@@ -357,19 +357,49 @@ static void test_sentinel_renewing_holder_across_failover(void **state)
 
 /* ---------------------------------------------------------- stale master */
 
-/* Contenders for "job": slot 0 on a client pinned to the old master (its
- * plain URL, as a client that missed the switch), slot 1 through the
- * service.  Each loops acquire (50 ms) / hold 20 ms / release and logs its
- * holds. */
+/* Contenders for "job" over a failover: slot 0 through the service; slot
+ * 1 on a client pinned to the old master (its plain URL: a client that
+ * missed the switch); slot 2 pinned the same way with min_replicas 1.
+ * Each loops acquire (50 ms) / hold 20 ms / release and logs its holds;
+ * the service's holds go to both logs, so that each log compares one
+ * pinned client with the service. */
+#define STALE_HOLDS 2048
 typedef struct stale_run {
-    ti_log *log;
-    char pinned_url[200];
+    ti_log *log[2];          /* service + pinned, service + pinned min_replicas */
+    ts_sentinels *dep;
+    char pinned_url[2][200];
     int64_t end_ms;
-    int enoreplicas;   /* the pinned client's ENOREPLICAS answers */
-    int held[2];
+    int held[3], enoreplicas[3];
+    ti_hold holds[3][STALE_HOLDS];
 } stale_run;
 
 static stale_run *sr;
+
+static void log_hold(int slot, int64_t start, int64_t end)
+{
+    int n = sr->held[slot]++;
+    if (n < STALE_HOLDS)
+        sr->holds[slot][n] = (ti_hold){ start, end };
+    if (slot == 0) {
+        ti_add(sr->log[0], 0, start, end);
+        ti_add(sr->log[1], 0, start, end);
+    } else {
+        ti_add(sr->log[slot - 1], 1, start, end);
+    }
+}
+
+static void hold_a_while(redislock *lk, int slot)
+{
+    int64_t start = ti_now_us(), last = 0, until = tu_now_ms() + 20;
+    while (tu_now_ms() < until) {
+        int64_t v = ti_vouched(lk);
+        if (v)
+            last = v;
+        tu_sleep_ms(2);
+    }
+    if (last)
+        log_hold(slot, start, last);
+}
 
 static void *contend(void *arg)
 {
@@ -377,8 +407,8 @@ static void *contend(void *arg)
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     redislock_client *c = NULL;
     redislock *lk = NULL;
-    o.expire_ms = 5000;
-    if (redislock_client_new(&c, slot ? g.url : sr->pinned_url, NULL) ||
+    o.expire_ms = 400; /* a key a release missed goes soon */
+    if (redislock_client_new(&c, slot ? sr->pinned_url[slot - 1] : sr->dep->url, NULL) ||
         redislock_new(&lk, c, "job", &o)) {
         redislock_client_free(c);
         return NULL;
@@ -386,22 +416,11 @@ static void *contend(void *arg)
     while (tu_now_ms() < sr->end_ms) {
         int rc = redislock_acquire(lk, 50);
         if (rc == REDISLOCK_OK) {
-            int64_t start = ti_now_us(), last = 0;
-            int64_t until = tu_now_ms() + 20;
-            while (tu_now_ms() < until) {
-                int64_t v = ti_vouched(lk);
-                if (v)
-                    last = v;
-                tu_sleep_ms(2);
-            }
-            if (last)
-                ti_add(sr->log, slot, start, last);
-            sr->held[slot]++;
+            hold_a_while(lk, slot);
             (void)redislock_release(lk);
-        } else if (rc == REDISLOCK_ENOREPLICAS) {
-            __atomic_add_fetch(&sr->enoreplicas, 1, __ATOMIC_SEQ_CST);
-            tu_sleep_ms(10);
         } else {
+            if (rc == REDISLOCK_ENOREPLICAS)
+                sr->enoreplicas[slot]++;
             tu_sleep_ms(10);
         }
     }
@@ -410,57 +429,84 @@ static void *contend(void *arg)
     return NULL;
 }
 
-/* Forced failover while one client stays on the old master: count the
- * overlapping holds. */
-static int stale_master_overlaps(int min_replicas, int *enorepl)
+/* Holds of slot that overlap a hold of the service (slot 0). */
+static int overlapping(int slot)
 {
+    int i, j, n = 0, ns = sr->held[0] < STALE_HOLDS ? sr->held[0] : STALE_HOLDS;
+    int np = sr->held[slot] < STALE_HOLDS ? sr->held[slot] : STALE_HOLDS;
+    for (i = 0; i < np; i++)
+        for (j = 0; j < ns; j++)
+            if (sr->holds[slot][i].start_us < sr->holds[0][j].end_us &&
+                sr->holds[0][j].start_us < sr->holds[slot][i].end_us) {
+                n++;
+                break;
+            }
+    return n;
+}
+
+/* Forced failover at the default periods (the real stale-master window:
+ * Sentinel demotes the old master about 8 s later), with clients left on
+ * the old master: without min_replicas they take the lock that the
+ * service's client holds on the new master; with min_replicas 1, WAIT
+ * finds no replica on the old master and they never do (interval
+ * checker). */
+static void test_sentinel_stale_master_at_default_periods(void **state)
+{
+    static ts_sentinels dep;
     static stale_run run;
-    ts_server *old = ts_sentinels_master(&g, 1000), *nw = ts_sentinels_other(&g, old);
-    pthread_t t[2];
+    ts_server *old, *nw;
     ti_report rep;
     ti_overlap ov;
-    int i, overlaps;
+    pthread_t t[3];
+    int64_t t0;
+    int i, rc = ts_sentinels_start(&dep, "slow", 0);
+    (void)state;
+    if (rc == 77)
+        skip();
+    assert_int_equal(rc, 0);
     memset(&run, 0, sizeof run);
     sr = &run;
-    run.log = ti_log_new(2, 4096);
-    snprintf(run.pinned_url, sizeof run.pinned_url, "%s%s", old->tcp_url,
-             min_replicas ? "?min_replicas=1&wait_ms=50" : "");
-    run.end_ms = tu_now_ms() + 4000;
-    for (i = 0; i < 2; i++)
+    run.dep = &dep;
+    run.log[0] = ti_log_new(2, 4096);
+    run.log[1] = ti_log_new(2, 4096);
+    old = ts_sentinels_master(&dep, 1000);
+    nw = ts_sentinels_other(&dep, old);
+    snprintf(run.pinned_url[0], sizeof run.pinned_url[0], "%s", old->tcp_url);
+    snprintf(run.pinned_url[1], sizeof run.pinned_url[1], "%s?min_replicas=1&wait_ms=50",
+             old->tcp_url);
+    run.end_ms = tu_now_ms() + 60000;
+    for (i = 0; i < 3; i++)
         assert_int_equal(pthread_create(&t[i], NULL, contend, (void *)(intptr_t)i), 0);
     tu_sleep_ms(300);
-    ts_sentinels_failover(&g);
-    assert_true(ts_sentinels_await(&g, nw, 10000) >= 0);
-    for (i = 0; i < 2; i++)
+    t0 = tu_now_ms();
+    ts_sentinels_failover(&dep);
+    assert_true(ts_sentinels_await(&dep, nw, 10000) >= 0);
+    /* until Sentinel demotes the old master (its clients are killed) */
+    while (tu_now_ms() - t0 < 20000) {
+        redisReply *r = ts_cmd(old, "ROLE");
+        int demoted = r && r->type == REDIS_REPLY_ARRAY && strcmp(r->element[0]->str, "master");
+        if (r)
+            freeReplyObject(r);
+        if (demoted)
+            break;
+        tu_sleep_ms(20);
+    }
+    print_message("      the old master was demoted %lld ms after SENTINEL FAILOVER\n",
+                  (long long)(tu_now_ms() - t0));
+    run.end_ms = tu_now_ms() + 200;
+    for (i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
-    overlaps = ti_find_overlap(run.log, &rep, &ov);
-    *enorepl = run.enoreplicas;
-    print_message("      min_replicas %d: holds %d (pinned) + %d (service); %s; %d "
-                  "ENOREPLICAS on the old master\n",
-                  min_replicas, run.held[0], run.held[1],
-                  overlaps ? "TWO HOLDERS AT ONCE" : "no overlap", run.enoreplicas);
-    return overlaps;
-}
-
-/* With min_replicas 1, a client left on the old master after a failover
- * cannot take a lock someone holds on the new one: WAIT finds no replica
- * there.  No two holders (interval checker). */
-static void test_sentinel_stale_master_min_replicas_no_overlap(void **state)
-{
-    int enorepl = 0;
-    (void)state;
-    assert_int_equal(stale_master_overlaps(1, &enorepl), 0);
-    assert_true(enorepl > 0);
-}
-
-/* Without it, the same run shows what min_replicas prevents (reported,
- * not asserted: it is the server's behaviour). */
-static void test_sentinel_stale_master_without_min_replicas(void **state)
-{
-    int enorepl = 0;
-    (void)state;
-    (void)stale_master_overlaps(0, &enorepl);
-    assert_int_equal(enorepl, 0);
+    print_message("      holds: service %d; pinned %d, %d of them overlapping the service's; "
+                  "pinned with min_replicas 1: %d (%d ENOREPLICAS), %d overlapping\n",
+                  run.held[0], run.held[1], overlapping(1), run.held[2],
+                  run.enoreplicas[2], overlapping(2));
+    assert_true(run.enoreplicas[2] > 0);
+    assert_int_equal(ti_find_overlap(run.log[1], &rep, &ov), 0);
+    assert_int_equal(overlapping(2), 0);
+    for (i = 0; i < 2; i++)
+        ts_stop(&dep.node[i]);
+    for (i = 0; i < TS_NSENTINELS; i++)
+        ts_stop(&dep.sen[i]);
 }
 
 /* A replica cut off from the master: with min_replicas 1 the acquire fails
@@ -516,8 +562,7 @@ int main(void)
         TEST(test_sentinel_switch_closes_pooled_connections),
         TEST(test_sentinel_renewing_holder_across_failover),
         TEST(test_sentinel_waiter_across_failover),
-        TEST(test_sentinel_stale_master_min_replicas_no_overlap),
-        TEST(test_sentinel_stale_master_without_min_replicas),
+        TEST(test_sentinel_stale_master_at_default_periods),
     };
     return cmocka_run_group_tests_name("sentinel", tests, group_setup, group_teardown);
 }
