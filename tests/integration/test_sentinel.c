@@ -413,7 +413,7 @@ static void *contend(void *arg)
         redislock_client_free(c);
         return NULL;
     }
-    while (tu_now_ms() < sr->end_ms) {
+    while (tu_now_ms() < __atomic_load_n(&sr->end_ms, __ATOMIC_SEQ_CST)) {
         int rc = redislock_acquire(lk, 50);
         if (rc == REDISLOCK_OK) {
             hold_a_while(lk, slot);
@@ -493,7 +493,7 @@ static void test_sentinel_stale_master_at_default_periods(void **state)
     }
     print_message("      the old master was demoted %lld ms after SENTINEL FAILOVER\n",
                   (long long)(tu_now_ms() - t0));
-    run.end_ms = tu_now_ms() + 200;
+    __atomic_store_n(&run.end_ms, tu_now_ms() + 200, __ATOMIC_SEQ_CST);
     for (i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
     print_message("      holds: service %d; pinned %d, %d of them overlapping the service's; "
