@@ -639,7 +639,9 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
      * a server that did not answer in time is an I/O error, whatever the
      * caller's timeout. */
     if (rc == REDISLOCK_ETIMEDOUT && !q.busy_timeout)
-        rc = redislock__err(REDISLOCK_EIO, "%s (command timeout %lld ms, call timeout %lld ms)",
+        rc = redislock__err(REDISLOCK_EIO,
+                            q.timeout_ms < 0 ? "%s (command timeout %lld ms, no call timeout)"
+                                             : "%s (command timeout %lld ms, call timeout %lld ms)",
                             redislock_last_error(), (long long)q.c->command_timeout_ms,
                             (long long)q.timeout_ms);
     return rc;
