@@ -183,10 +183,12 @@ typedef struct redislock_client_options {
         NULL, 0 }
 
 /* Create a client for one Redis master.  The URL is one of
- *   redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 default)
- *   rediss://[[user]:password@]host[:port][/db]    (the same over TLS)
+ *   redis://[[user][:password]@]host[:port][/db]   (port 6379, db 0 default)
+ *   rediss://[[user][:password]@]host[:port][/db]  (the same over TLS)
  *   unix:///path/to/redis.sock[?db=N]               (also redis+unix://)
- * An IPv6 host is written in brackets: redis://[::1]:6380.  Resolving a host
+ * with the scheme in any case.  A user without a password takes the
+ * options' password, or logs in with an empty one (an ACL user with
+ * nopass).  An IPv6 host is written in brackets: redis://[::1]:6380.  Resolving a host
  * name is not bounded by connect_timeout_ms (see redislock_client_new(3)).
  * rediss:// fails with REDISLOCK_ENOTSUP when the library was built without
  * TLS (redislock_tls_version() is NULL); with TLS, the CA, certificate and

@@ -327,7 +327,8 @@ int redislock__conn_reply_error(redislock__conn *c, const redisReply *r,
                           text);
 }
 
-/* AUTH and SELECT, pipelined: one round trip. */
+/* AUTH and SELECT, pipelined: one round trip.  A user without a password
+ * logs in with an empty one (which an ACL user with nopass accepts). */
 static int handshake(redislock__conn *c, int64_t deadline)
 {
     const redislock_client *cl = c->m->client;
@@ -335,10 +336,11 @@ static int handshake(redislock__conn *c, int64_t deadline)
     const char *user = cl->username ? cl->username : ep->username;
     const char *pass = cl->password ? cl->password : ep->password;
     char db[16];
-    int rc = 0, failed = 0, want_auth = pass != NULL, want_db = ep->db != 0, i;
+    int rc = 0, failed = 0, want_auth = pass || user, want_db = ep->db != 0, i;
 
     if (want_auth)
-        rc = user ? redislock__conn_appendv(c, "AUTH", user, pass, (const char *)NULL)
+        rc = user ? redislock__conn_appendv(c, "AUTH", user, pass ? pass : "",
+                                            (const char *)NULL)
                   : redislock__conn_appendv(c, "AUTH", pass, (const char *)NULL);
     if (!rc && want_db) {
         snprintf(db, sizeof db, "%d", ep->db);
@@ -362,8 +364,9 @@ static int handshake(redislock__conn *c, int64_t deadline)
         if (r->type == REDIS_REPLY_ERROR && !failed) {
             char text[256];
             redislock__printable(r->str, r->len > 200 ? 200 : r->len, text, sizeof text);
-            failed = auth ? redislock__err(REDISLOCK_EAUTH, "redis %s: AUTH failed: %s",
-                                           ep->addr, text)
+            failed = auth ? redislock__err(REDISLOCK_EAUTH, "redis %s: AUTH failed: %s%s",
+                                           ep->addr, text,
+                                           pass ? "" : " (a user without a password)")
                           : redislock__err(REDISLOCK_EINVAL,
                                            "redis %s: SELECT %d failed: %s",
                                            ep->addr, ep->db, text);

@@ -69,7 +69,7 @@ static void usage(void)
 "\n"
 "Options:\n"
 "  -u, --url URL          a Redis master; repeat for majority mode (Redlock):\n"
-"                         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or\n"
+"                         redis://[[USER][:PASSWORD]@]HOST[:PORT][/DB] or\n"
 "                         unix:///PATH[?db=N&user=USER&password=PASSWORD]\n"
 "                         default $REDISLOCK_URL, else " DEFAULT_URL "\n"
 "  -n, --nonblock         do not wait: if the lock is held, fail at once\n"

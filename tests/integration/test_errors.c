@@ -163,7 +163,7 @@ static void test_errors_bad_urls_refused_with_reason(void **state)
         { "unix://relative.sock", REDISLOCK_EINVAL, "absolute" },
         { "unix:///tmp/x.sock?db=a", REDISLOCK_EINVAL, "db" },
         { "unix:///tmp/x.sock?color=red", REDISLOCK_EINVAL, "unknown query" },
-        { "redis://user@localhost", REDISLOCK_EINVAL, "password" },
+        { "redis://@localhost", REDISLOCK_EINVAL, "empty credentials" },
         { "redis://:p%zzw@localhost", REDISLOCK_EINVAL, "escape" },
 #ifndef HAVE_OPENSSL /* with TLS: test_url.c, test_tls.c */
         { "rediss://localhost", REDISLOCK_ENOTSUP, "TLS" },
@@ -287,6 +287,36 @@ static void test_errors_password_from_options_or_url_works(void **state)
     o.password = "s3cret";
     acquire_on(url, &o, REDISLOCK_OK, NULL);
     acquire_on(auth.url, NULL, REDISLOCK_OK, NULL); /* unix://...?password=s3cret */
+}
+
+/* A user without a password in the URL (redis://user@host): the password
+ * comes from the options, or a nopass ACL user logs in with none (the
+ * default user needs one here, so nothing works without the AUTH), or the
+ * server refuses with a message that says no password was given. */
+static void test_errors_user_without_password(void **state)
+{
+    static ts_server acl;
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redisReply *r;
+    char url[800];
+
+    acl.tcp = 1;
+    start_auth_server(&acl);
+    r = ts_cmd(&acl, "ACL SETUSER open on nopass ~* &* +@all");
+    freeReplyObject(r);
+    r = ts_cmd(&acl, "ACL SETUSER app on >apppw ~* &* +@all");
+    freeReplyObject(r);
+    snprintf(url, sizeof url, "redis://open@127.0.0.1:%d", acl.port);
+    acquire_on(url, NULL, REDISLOCK_OK, NULL);
+    snprintf(url, sizeof url, "REDIS://app@127.0.0.1:%d", acl.port);
+    acquire_on(url, NULL, REDISLOCK_EAUTH, "(a user without a password)");
+    o.password = "apppw";
+    acquire_on(url, &o, REDISLOCK_OK, NULL);
+    /* the options' user, and no password anywhere */
+    o.password = NULL;
+    o.username = "open";
+    snprintf(url, sizeof url, "unix://%s", acl.sock);
+    acquire_on(url, &o, REDISLOCK_OK, NULL);
 }
 
 /* The db of the URL is the one used (SELECT). */
@@ -499,6 +529,7 @@ int main(void)
         TEST(test_errors_connection_refused_at_once_naming_address),
         TEST(test_errors_wrong_or_missing_password_is_eauth),
         TEST(test_errors_password_from_options_or_url_works),
+        TEST(test_errors_user_without_password),
         TEST(test_errors_url_db_is_selected),
         TEST(test_errors_bad_db_is_einval),
         TEST(test_errors_wrongtype_is_eproto),
