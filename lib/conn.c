@@ -24,6 +24,27 @@ int redislock__conn_io_error(redislock__conn *c, int err, const char *what)
                                      : "connection closed by server");
 }
 
+/* A TCP connection without TLS that the server closed or reset (err 0 or
+ * ECONNRESET) before sending a single byte: Redis does that on a TLS port,
+ * to a client that speaks in the clear.  If a PING on a connection of its
+ * own gets no answer either, the server does not speak Redis in the clear:
+ * EPROTO with a hint, which no caller retries (an I/O error is retried, as
+ * for a server restarting).  0 when it cannot be that. */
+static int not_plain_redis(redislock__conn *c, int err)
+{
+    const redislock__endpoint *ep = &c->m->ep;
+    if (c->rx || (err && err != ECONNRESET) || ep->is_unix ||
+        c->tr != &redislock__transport_plain ||
+        redislock__net_probe_resp(ep, redislock__step_deadline(c->m->client, 1,
+                                                                REDISLOCK__NEVER)) != 0)
+        return 0;
+    c->broken = 1;
+    return redislock__err(REDISLOCK_EPROTO,
+                          "redis %s: the server %s the connection without a reply, also "
+                          "to a PING (is it a TLS port? use rediss://)",
+                          ep->addr, err ? "reset" : "closed");
+}
+
 /* A send failed with err.  A server that refuses a client (maxclients)
  * writes its reason and closes: if that reason is waiting in the socket,
  * report it instead of a bare "broken pipe". */
@@ -31,6 +52,7 @@ static int send_error(redislock__conn *c, int err)
 {
     char buf[512], text[256];
     ssize_t n = 0;
+    int rc;
     if (err == EPIPE || err == ECONNRESET) {
         do
             n = c->tr->recv(c, buf, sizeof buf - 1);
@@ -46,6 +68,8 @@ static int send_error(redislock__conn *c, int err)
         return redislock__err(REDISLOCK_EPROTO, "redis %s: the server closed the "
                               "connection: %s", c->m->ep.addr, text);
     }
+    if (n <= 0 && (err == EPIPE || err == ECONNRESET) && (rc = not_plain_redis(c, ECONNRESET)))
+        return rc;
     return redislock__conn_io_error(c, err, "send");
 }
 
@@ -237,7 +261,9 @@ static int fill(redislock__conn *c)
     char buf[16384];
     for (;;) {
         ssize_t n = c->tr->recv(c, buf, sizeof buf);
+        int err, rc;
         if (n > 0) {
+            c->rx = 1;
             if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
                 c->broken = 1;
                 return redislock__err(REDISLOCK_ENOMEM,
@@ -246,13 +272,14 @@ static int fill(redislock__conn *c)
             }
             return 1;
         }
-        if (n == 0)
-            return redislock__conn_io_error(c, 0, "read");
-        if (errno == EINTR)
+        if (n < 0 && errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
-        return redislock__conn_io_error(c, errno, "read");
+        err = n == 0 ? 0 : errno;
+        if ((rc = not_plain_redis(c, err)))
+            return rc;
+        return redislock__conn_io_error(c, err, "read");
     }
 }
 

@@ -105,6 +105,12 @@ int redislock__net_wait(int fd, short events, int64_t deadline);
 /* 1 if nothing is readable on fd right now (an idle connection that owes
  * no reply and has not been closed by its peer). */
 int redislock__net_idle(int fd);
+/* Does the server at ep answer like Redis?  A connection of its own sends
+ * an inline PING: 1 when the first byte back is a RESP type, 0 when the
+ * server closes or resets it without one (or sends another byte), -1 when
+ * that cannot be told (no connection, no answer by the deadline).  May
+ * overwrite the thread's last error. */
+int redislock__net_probe_resp(const redislock__endpoint *ep, int64_t deadline);
 /* Wait for events on fd1 or fd2 (-1: none; with neither it sleeps) until
  * the deadline, resuming after signals: 1 ready, 0 deadline, -1 error. */
 int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline);
@@ -159,6 +165,7 @@ struct redislock__conn {
     size_t olen, opos, ocap;
     int pending;            /* replies still to read */
     int broken;             /* unusable: close instead of pooling */
+    int rx;                 /* a byte came from the server */
     long long client_id;    /* CLIENT ID; 0 unknown, -1 unsupported */
     redislock__conn *next;  /* idle list */
 };
