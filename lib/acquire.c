@@ -504,6 +504,7 @@ static int wait_step(acq *q)
         return single_failed(q, 0);
     memset(&q->ans, 0, sizeof q->ans);
     acquire_call(lk, &call);
+    redislock__stats_waited(lk);
     q->ans.sent_us = redislock__now_us();
     q->f.stop_fd[0] = q->stop[0], q->f.stop_fd[1] = q->stop[1]; /* a cancel ends it */
     rc = redislock__wait_signals(&q->f, lk->sig, lk->siglen, q->d.until, q->popped, &call);
