@@ -141,7 +141,7 @@ int redislock__net_probe_resp(const redislock__endpoint *ep, int64_t deadline)
     static const char resp_types[] = "+-:$*_#,(!=%~>|"; /* RESP2 and RESP3 */
     char ch;
     ssize_t r;
-    int fd, w;
+    int fd = -1, w;
     if (redislock__net_connect(ep, deadline, &fd))
         return -1;
     if (send(fd, "PING\r\n", 6, MSG_NOSIGNAL) != 6) {
