@@ -39,8 +39,10 @@ build() {
     kind=$1
     static=OFF
     [ "$kind" = static ] && static=ON
+    # a sanitizer build's library needs the sanitizers' runtimes linked in
     if ! cmake -S "$srcdir/tests/cmake" -B "$tmp/$kind" -DCMAKE_PREFIX_PATH="$root" \
             -DWANT_VERSION="$want" -DREDISLOCK_USE_STATIC_LIBS=$static \
+            -DCMAKE_EXE_LINKER_FLAGS="${SAN_LDFLAGS:-}" \
             >"$tmp/$kind.log" 2>&1 ||
         ! cmake --build "$tmp/$kind" >>"$tmp/$kind.log" 2>&1; then
         cat "$tmp/$kind.log"

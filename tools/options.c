@@ -296,18 +296,27 @@ static int starts_url(const char *s)
     return !strncmp(p, "://", 3);
 }
 
+/* The copy of $REDISLOCK_URL that the URLs point into, until exit. */
+static char *env_copy;
+
+static void free_env_copy(void)
+{
+    free(env_copy);
+}
+
 /* $REDISLOCK_URL: one URL, or several (majority mode) separated by white
  * space or commas.  A comma separates only where a URL follows it, so
  * that one in a password stays.  No URL at all: the default. */
 static int env_urls(rlt_config *cfg, const char *env)
 {
-    static char *copy; /* the URLs point into it until the tool exits */
     char *p;
-    if (!(copy = strdup(env))) {
+    if (!(env_copy = strdup(env))) {
         rlt_err("out of memory");
         return RLT_EXIT_OSERR;
     }
-    for (p = copy; *p;) {
+    atexit(free_env_copy);
+    p = env_copy;
+    while (*p) {
         if (*p == ' ' || *p == '\t' || *p == '\n' || *p == ',') {
             *p++ = '\0';
             continue;
