@@ -574,7 +574,8 @@ static void *huge_array_server(void *arg)
         return NULL;
     if (read(fd, buf, sizeof buf) > 0 && write(fd, reply, sizeof reply - 1) < 0)
         perror("huge_array_server: write");
-    (void)read(fd, buf, sizeof buf); /* until the client closes */
+    while (read(fd, buf, sizeof buf) > 0) /* until the client closes */
+        ;
     close(fd);
     return NULL;
 }
