@@ -50,28 +50,17 @@ void redislock__stats_waited(redislock *lk)
 
 void redislock__stats_acquired(redislock *lk, int rc, int64_t start_us)
 {
+    /* in the order of the REDISLOCK__ACQ_* indices */
+    static const int results[REDISLOCK__ACQ_ERROR] = {
+        REDISLOCK_OK, REDISLOCK_EALREADY, REDISLOCK_EBUSY, REDISLOCK_ETIMEDOUT,
+        REDISLOCK_ECANCELED
+    };
     redislock__stats *s = &lk->c->stats;
     int64_t none = 0, now;
-    switch (rc) {
-    case REDISLOCK_OK:
-        add(&s->acquire[REDISLOCK__ACQ_OK], 1);
-        break;
-    case REDISLOCK_EALREADY:
-        add(&s->acquire[REDISLOCK__ACQ_ALREADY], 1);
-        break;
-    case REDISLOCK_EBUSY:
-        add(&s->acquire[REDISLOCK__ACQ_BUSY], 1);
-        break;
-    case REDISLOCK_ETIMEDOUT:
-        add(&s->acquire[REDISLOCK__ACQ_TIMEOUT], 1);
-        break;
-    case REDISLOCK_ECANCELED:
-        add(&s->acquire[REDISLOCK__ACQ_CANCELED], 1);
-        break;
-    default:
-        add(&s->acquire[REDISLOCK__ACQ_ERROR], 1);
-        break;
-    }
+    size_t i = 0;
+    while (i < REDISLOCK__ACQ_ERROR && results[i] != rc)
+        i++;
+    add(&s->acquire[i], 1); /* REDISLOCK__ACQ_ERROR: none of them */
     if (rc != REDISLOCK_OK && rc != REDISLOCK_EALREADY && !lk->waited)
         return;
     now = redislock__now_us();
