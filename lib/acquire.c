@@ -512,6 +512,7 @@ static int wait_step(acq *q)
         return single_failed(q, 0);
     memset(&q->ans, 0, sizeof q->ans);
     acquire_call(lk, &call);
+    redislock__stats_waited(lk);
     q->ans.sent_us = redislock__now_us();
     q->f.stop_fd[0] = q->stop[0], q->f.stop_fd[1] = q->stop[1]; /* a cancel ends it */
     q->f.wait = 1;
@@ -648,7 +649,9 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
      * a server that did not answer in time is an I/O error, whatever the
      * caller's timeout. */
     if (rc == REDISLOCK_ETIMEDOUT && !q.busy_timeout)
-        rc = redislock__err(REDISLOCK_EIO, "%s (command timeout %lld ms, call timeout %lld ms)",
+        rc = redislock__err(REDISLOCK_EIO,
+                            q.timeout_ms < 0 ? "%s (command timeout %lld ms, no call timeout)"
+                                             : "%s (command timeout %lld ms, call timeout %lld ms)",
                             redislock_last_error(), (long long)q.c->command_timeout_ms,
                             (long long)q.timeout_ms);
     return rc;

@@ -3,7 +3,7 @@
  *
  * Layers, top to bottom; a file calls only files on lower lines
  * (scripts/check-layers checks it on the object files):
- *   api:        client.c handle.c ops.c reset.c
+ *   api:        client.c handle.c ops.c reset.c metrics.c
  *   logic:      acquire.c renew.c
  *   decisions:  decide.c
  *   masters:    fan.c wait.c
@@ -14,10 +14,11 @@
  *   connection: conn.c
  *   transport:  plain.c tls.c
  *   support:    net.c url.c keys.c ownerid.c state.c options.c
- *   helpers:    alloc.c log.c deadline.c
+ *   helpers:    alloc.c log.c deadline.c stats.c
  *   base:       error.c clock.c sha1.c fork.c version.c
  *
- * api: the public functions (client.c also registers clients for fork()).
+ * api: the public functions (client.c also registers clients for fork();
+ * metrics.c: the counters' snapshot and its Prometheus text).
  * logic: the acquire loop and the renewal thread; decide.c is the pure
  * decision of one acquire round.  masters: one request on every master at
  * once (fan.c), and the wait for a wake-up on every master (wait.c), both
@@ -139,6 +140,12 @@ int redislock__net_wait(int fd, short events, int64_t deadline);
 /* 1 if nothing is readable on fd right now (an idle connection that owes
  * no reply and has not been closed by its peer). */
 int redislock__net_idle(int fd);
+/* Does the server at ep answer like Redis?  A connection of its own sends
+ * an inline PING: 1 when the first byte back is a RESP type, 0 when the
+ * server closes or resets it without one (or sends another byte), -1 when
+ * that cannot be told (no connection, no answer by the deadline).  May
+ * overwrite the thread's last error. */
+int redislock__net_probe_resp(const redislock__endpoint *ep, int64_t deadline);
 /* Wait for events on fd1 or fd2 (-1: none; with neither it sleeps) until
  * the deadline, resuming after signals: 1 ready, 0 deadline, -1 error. */
 int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline);
@@ -193,6 +200,7 @@ struct redislock__conn {
     size_t olen, opos, ocap;
     int pending;            /* replies still to read */
     int broken;             /* unusable: close instead of pooling */
+    int rx;                 /* a byte came from the server */
     long long client_id;    /* CLIENT ID; 0 unknown, -1 unsupported */
     redislock__conn *next;  /* the pool's idle list, or its busy list */
     redislock__conn *prev;  /* the busy list */
@@ -315,6 +323,10 @@ int redislock__topo_fails_over(const redislock_client *c);
  * marked broken and the member finds its node again; retry. */
 enum { REDISLOCK__TOPO_NONE = 0, REDISLOCK__TOPO_MOVED = 1 };
 int redislock__topo_reply(redislock__conn *conn, const struct redisReply *r);
+/* Add the open connections of every node (sentinels' included) and the
+ * failovers followed (a Sentinel's master moved). */
+void redislock__topo_counts(redislock_client *c, uint64_t *connections,
+                            uint64_t *failovers);
 /* fork(): every member's and node's mutex, before and after. */
 void redislock__topo_fork_prepare(redislock_client *c);
 void redislock__topo_fork_done(redislock_client *c, int child);
@@ -432,6 +444,57 @@ typedef struct redislock__renew_stats {
 } redislock__renew_stats;
 void redislock__renew_get_stats(redislock_client *c, redislock__renew_stats *st);
 
+/* ---------------------------------------------------------------- stats.c */
+/* The counters of a client (see stats.c): updated with relaxed atomic adds
+ * from any thread. */
+enum {
+    REDISLOCK__ACQ_OK, REDISLOCK__ACQ_ALREADY, REDISLOCK__ACQ_BUSY,
+    REDISLOCK__ACQ_TIMEOUT, REDISLOCK__ACQ_CANCELED, REDISLOCK__ACQ_ERROR,
+    REDISLOCK__ACQ_RESULTS
+};
+typedef struct redislock__histogram {
+    uint64_t buckets[REDISLOCK_STATS_BUCKETS];
+    uint64_t sum_us;
+} redislock__histogram;
+typedef struct redislock__stats {
+    uint64_t acquire[REDISLOCK__ACQ_RESULTS]; /* acquire calls by result */
+    redislock__histogram wait;   /* acquire calls that waited */
+    redislock__histogram hold;   /* holds that ended */
+    uint64_t lost[REDISLOCK_STATS_LOST_REASONS];
+    uint64_t connects;           /* connections opened, not after a failure */
+    uint64_t reconnects;         /* opened after a failure or a drop */
+    uint64_t connect_failures;
+} redislock__stats;
+
+/* The hooks, one call where each event happens. */
+#ifndef REDISLOCK_NO_STATS
+/* The start of an acquire call (its time). */
+int64_t redislock__stats_start(void);
+/* This acquire call waits for a wake-up (acquire.c). */
+void redislock__stats_waited(redislock *lk);
+/* An acquire call that started at start_us ended with rc: its result, its
+ * time if it waited, the start of a hold. */
+void redislock__stats_acquired(redislock *lk, int rc, int64_t start_us);
+/* The hold of lk, if one is counted, ends now (a release answered). */
+void redislock__stats_released(redislock *lk);
+/* The renewal found lk lost for reason: counted, and its hold ends. */
+void redislock__stats_lost(redislock *lk, int reason);
+/* A connect of the pool: rc, and whether it came after a failure or a drop. */
+void redislock__stats_connect(redislock_client *c, int rc, int after_failure);
+#else /* bench/: the same build without them */
+#define redislock__stats_start() ((int64_t)0)
+#define redislock__stats_waited(lk) ((void)(lk))
+#define redislock__stats_acquired(lk, rc, t0) ((void)(lk), (void)(rc), (void)(t0))
+#define redislock__stats_released(lk) ((void)(lk))
+#define redislock__stats_lost(lk, reason) ((void)(lk), (void)(reason))
+#define redislock__stats_connect(c, rc, after) ((void)(c), (void)(rc), (void)(after))
+#endif
+/* The log2 bucket of a duration in microseconds: i for at most 2^i ms (0
+ * up to 1 ms), REDISLOCK_STATS_BUCKETS - 1 for longer than 2^24 ms. */
+size_t redislock__stats_bucket(int64_t us);
+/* The counters into st (the fields stats.c owns). */
+void redislock__stats_read(const redislock_client *c, redislock_stats *st);
+
 /* --------------------------------------------------------------- client.c */
 struct redislock_client {
     int64_t connect_timeout_ms;
@@ -464,6 +527,7 @@ struct redislock_client {
         int insecure;
     } tls;                   /* copied from the options (options.c) */
     void *tls_ctx;           /* tls.c's SSL_CTX; NULL without rediss:// */
+    redislock__stats stats;  /* stats.c's counters */
 };
 
 /* -------------------------------------------------------------- options.c */
@@ -546,6 +610,8 @@ struct redislock {
     int64_t acquired_us; /* when the round of the last grant was sent (the
                             start of max_hold_ms); the handle's thread */
     int uncertain;      /* an acquire's reply was lost: we may hold it */
+    int waited;         /* stats.c: this acquire call waited */
+    int64_t hold_start_us; /* atomic, stats.c: the counted hold's start; 0 */
     char errmsg[512];
     char master_errors[1024]; /* failed masters of the last operation */
 

@@ -60,6 +60,7 @@ static int no_quorum(const redislock *lk, const redislock__fanout *f, const char
 
 int redislock_acquire(redislock *lk, int64_t timeout_ms)
 {
+    int64_t t0 = redislock__stats_start();
     int rc;
     redislock__err_clear();
     if (!lk)
@@ -79,6 +80,7 @@ int redislock_acquire(redislock *lk, int64_t timeout_ms)
         redislock_release(lk);
         rc = redislock__err(rc, "%s; the lock was released again", msg);
     }
+    redislock__stats_acquired(lk, rc, t0);
     return redislock__finish(lk, rc);
 }
 
@@ -116,6 +118,7 @@ int redislock_release(redislock *lk)
         rc = single_error(&f, c);
     } else {
         /* answered: whatever happened, this handle no longer holds it */
+        redislock__stats_released(lk);
         redislock__clear_held(lk);
         redislock__set_token(lk, 0);
         lk->uncertain = 0;

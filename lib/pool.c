@@ -181,6 +181,7 @@ int redislock__pool_get(redislock__master *m, int64_t deadline,
     m->down = m->failing = rc != 0;
     nopen = m->nopen;
     pthread_mutex_unlock(&m->mu);
+    redislock__stats_connect(m->client, rc, was_down);
     if (rc) /* the message names the server and the cause */
         redislock__log(m->client, was_failing ? REDISLOCK_LOG_DEBUG : REDISLOCK_LOG_WARN,
                        "cannot connect: %s", redislock_last_error());

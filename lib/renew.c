@@ -494,6 +494,7 @@ static int apply(redislock__renewer *r, item *it)
     }
     if (reason) {
         r->st.lost++;
+        redislock__stats_lost(lk, reason);
         return redislock__set_lost(lk, reason);
     }
     if (heap_push(r, lk)) {

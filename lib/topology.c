@@ -206,6 +206,22 @@ int redislock__topo_reply(redislock__conn *conn, const redisReply *r)
     return REDISLOCK__TOPO_MOVED;
 }
 
+void redislock__topo_counts(redislock_client *c, uint64_t *connections,
+                            uint64_t *failovers)
+{
+    size_t i;
+    redislock__master *m;
+    for (i = 0; i < c->nmasters; i++) {
+        redislock__member *mb = &c->members[i];
+        pthread_mutex_lock(&mb->mu);
+        for (m = mb->nodes; m; m = m->next_node)
+            *connections += (uint64_t)redislock__pool_open_count(m);
+        pthread_mutex_unlock(&mb->mu);
+        if (mb->sen)
+            *failovers += redislock__sentinel_switches(mb);
+    }
+}
+
 /* ------------------------------------------------------------ fork() */
 
 void redislock__topo_fork_prepare(redislock_client *c)

@@ -1,6 +1,6 @@
-/* URL parsing:
- *   redis://[[user]:password@]host[:port][/db]
- *   rediss://[[user]:password@]host[:port][/db]      (TLS, when built with it)
+/* URL parsing (the scheme in any case):
+ *   redis://[user@ | [user]:password@]host[:port][/db]
+ *   rediss://[user@ | [user]:password@]host[:port][/db]  (TLS, when built with it)
  *   unix:///path/to.sock[?db=N&user=U&password=P]   (also redis+unix://)
  * Percent-escapes are decoded in the user, the password and the path.
  */
@@ -89,15 +89,20 @@ static int set_copy(char **dst, const char *s, size_t n, const char *what)
     return 0;
 }
 
-/* userinfo = [user]:password | password-less user is not meaningful */
+/* userinfo = user | [user]:password (RFC 3986, as redis-py reads it): a
+ * user without a password gets it from the client options (or logs in with
+ * an empty one: an ACL user with nopass). */
 static int parse_userinfo(redislock__endpoint *ep, const char *s, size_t n)
 {
     const char *colon = memchr(s, ':', n);
     int rc;
-    if (!colon)
-        return redislock__err(REDISLOCK_EINVAL,
-                              "invalid redis URL: credentials must be "
-                              "[user]:password@");
+    if (!colon) {
+        if (n == 0)
+            return redislock__err(REDISLOCK_EINVAL,
+                                  "invalid redis URL: empty credentials before '@' "
+                                  "(user@, :password@ or user:password@)");
+        return set_copy(&ep->username, s, n, "user name");
+    }
     if (colon > s && (rc = set_copy(&ep->username, s, (size_t)(colon - s),
                                     "user name")) != 0)
         return rc;
@@ -293,13 +298,14 @@ int redislock__url_parse(const char *url, redislock__endpoint *ep)
     ep->min_replicas = -1;
     if (!url || !*url)
         return redislock__err(REDISLOCK_EINVAL, "the redis URL is empty");
-    if (!strncmp(url, "redis://", 8))
+    /* a scheme is case-insensitive (RFC 3986): REDIS:// too */
+    if (!strncasecmp(url, "redis://", 8))
         rc = parse_tcp(ep, url + 8);
-    else if (!strncmp(url, "unix://", 7))
+    else if (!strncasecmp(url, "unix://", 7))
         rc = parse_unix(ep, url + 7);
-    else if (!strncmp(url, "redis+unix://", 13))
+    else if (!strncasecmp(url, "redis+unix://", 13))
         rc = parse_unix(ep, url + 13);
-    else if (!strncmp(url, "rediss://", 9))
+    else if (!strncasecmp(url, "rediss://", 9))
         rc = parse_tls(ep, url + 9);
     else
         rc = redislock__err(REDISLOCK_EINVAL,

@@ -235,6 +235,7 @@ static void test_sentinel_forced_failover_idle_client(void **state)
     redislock_client *c = tf_client(g.url);
     redislock *lk = tf_lock(c, "job", 5000);
     ts_server *old = ts_sentinels_master(&g, 1000), *nw = ts_sentinels_other(&g, old);
+    redislock_stats st = { .version = REDISLOCK_STATS_VERSION };
     int64_t t0;
     char v[128];
     (void)state;
@@ -251,6 +252,8 @@ static void test_sentinel_forced_failover_idle_client(void **state)
     value_on(nw, "lock:job", v, sizeof v);
     assert_string_equal(v, redislock_id(lk));
     assert_rl_ok(redislock_release(lk));
+    assert_rl_ok(redislock_client_stats(c, &st));
+    assert_int_equal(st.failovers, 1); /* counted once, by whoever saw it */
 }
 
 /* A switch closes the client's pooled connections to the old master at
