@@ -135,6 +135,12 @@ static void take_answers(acq *q)
                                 redislock__err(REDISLOCK_EIO, "not connected"));
         else if (parse_reply(q->f.replies[i], q->lk->fence != NULL, a, i) < 0)
             redislock__fan_reply_fail(&q->f, i, q->f.replies[i], "acquire script");
+        else if (a->state[i] != REDISLOCK__ANS_BUSY && redislock__fan_unacked(&q->f, i)) {
+            /* granted on the master, not on enough replicas: not a grant
+             * (given back like an unanswered one) */
+            a->state[i] = REDISLOCK__ANS_FAILED;
+            redislock__fan_fail_unacked(&q->f, i);
+        }
     }
 }
 

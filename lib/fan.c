@@ -188,7 +188,6 @@ void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
     load_scripts(f, calls, redislock__now_us() + (window > 0 ? window : 0));
     if (f->k == 1)
         follow_moves(f, calls, deadline);
-    redislock__fan_check_acks(f);
 }
 
 void redislock__fan_connect(redislock__fanout *f, redislock_client *c, const char *key,
@@ -265,6 +264,7 @@ void redislock__fan_reset(redislock__fanout *f)
         f->rc[i] = 0;
         f->err[i][0] = '\0';
         f->acks[i] = -1;
+        f->acks_wanted[i] = 0;
     }
 }
 

@@ -724,6 +724,7 @@ typedef struct redislock__fanout {
     int wait;                 /* the calls write a lock: WAIT behind them
                                  where the member wants replicas */
     long long acks[REDISLOCK__MAX_MASTERS]; /* WAIT's answers; -1 none */
+    int acks_wanted[REDISLOCK__MAX_MASTERS]; /* the n of the WAIT sent; 0 none */
 } redislock__fanout;
 
 /* What the pump asks of its user. */
@@ -761,10 +762,13 @@ int redislock__fan_wait_for(const redislock__fanout *f, size_t i);
 int redislock__fan_append_wait(redislock__fanout *f, size_t i);
 /* WAIT's reply on master i: kept in f->acks[i]; freed. */
 void redislock__fan_take_ack(redislock__fanout *f, size_t i, struct redisReply *r);
-/* After the replies: a master whose write reached fewer replicas than it
- * wants fails with REDISLOCK_ENOREPLICAS (its replies stay: the write ran
- * on the master). */
-void redislock__fan_check_acks(redislock__fanout *f);
+/* 1 if master i's write reached fewer replicas than its WAIT wanted.  The
+ * caller decides whether its reply says a write happened (a grant, an
+ * extension, a renewal: then it does not count) or not (busy). */
+int redislock__fan_unacked(const redislock__fanout *f, size_t i);
+/* Fail master i with REDISLOCK_ENOREPLICAS (its reply stays: the write
+ * ran on the master). */
+void redislock__fan_fail_unacked(redislock__fanout *f, size_t i);
 
 /* ------------------------------------------------------------------ fan.c */
 int redislock__fan_init(redislock__fanout *f, size_t n, size_t k);

@@ -19,6 +19,12 @@ static void count_ints(redislock__fanout *f, const char *what, tally *t)
     memset(t, 0, sizeof *t);
     for (i = 0; i < f->n; i++) {
         const redisReply *r = f->replies[i];
+        if (!f->rc[i] && r->type == REDIS_REPLY_INTEGER && r->integer == 0 &&
+            redislock__fan_unacked(f, i)) {
+            redislock__fan_fail_unacked(f, i); /* done, but not on replicas */
+            t->failed++;
+            continue;
+        }
         if (!f->rc[i] && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 &&
             r->integer <= 3) {
             t->count[r->integer]++;

@@ -34,6 +34,7 @@ int redislock__fan_append_wait(redislock__fanout *f, size_t i)
 {
     char n[16], ms[24];
     int want = redislock__fan_wait_for(f, i);
+    f->acks_wanted[i] = want;
     if (!want)
         return 0;
     snprintf(n, sizeof n, "%d", want);
@@ -50,20 +51,20 @@ void redislock__fan_take_ack(redislock__fanout *f, size_t i, struct redisReply *
     freeReplyObject(r);
 }
 
-void redislock__fan_check_acks(redislock__fanout *f)
+int redislock__fan_unacked(const redislock__fanout *f, size_t i)
 {
-    size_t i;
-    for (i = 0; i < f->n; i++) {
-        int want = redislock__fan_wait_for(f, i);
-        if (!want || f->rc[i] || f->acks[i] >= want)
-            continue;
-        f->rc[i] = redislock__err(REDISLOCK_ENOREPLICAS,
-                                  "redis %s: %lld of %d replicas acknowledged the write "
-                                  "within %d ms (min_replicas)",
-                                  f->conns[i]->m->ep.addr, f->acks[i] < 0 ? 0 : f->acks[i],
-                                  want, f->conns[i]->m->member->wait_ms);
-        snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
-    }
+    return f->acks_wanted[i] > 0 && f->acks[i] < f->acks_wanted[i];
+}
+
+void redislock__fan_fail_unacked(redislock__fanout *f, size_t i)
+{
+    const redislock__conn *c = f->conns[i];
+    f->rc[i] = redislock__err(REDISLOCK_ENOREPLICAS,
+                              "redis %s: %lld of %d replicas acknowledged the write "
+                              "within %d ms (min_replicas)",
+                              c ? c->m->ep.addr : "?", f->acks[i] < 0 ? 0 : f->acks[i],
+                              f->acks_wanted[i], c ? c->m->member->wait_ms : 0);
+    snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
 }
 
 /* The masters to poll now; pend[j] when one has bytes buffered already

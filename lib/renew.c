@@ -233,12 +233,12 @@ static int tally(const redislock_client *c, const redislock__fanout *f, size_t n
     size_t ok = 0, gone = 0, other = 0, retry = 0, norepl = 0, m;
     for (m = 0; m < c->nmasters; m++) {
         const redisReply *rep = f->replies[m * n + i];
-        if (f->rc[m] == REDISLOCK_ENOREPLICAS) {
-            norepl++; /* renewed on the master, but a failover may lose it */
-        } else if (f->rc[m] || !rep || rep->type != REDIS_REPLY_INTEGER) {
+        if (f->rc[m] || !rep || rep->type != REDIS_REPLY_INTEGER) {
             if (!f->rc[m] && rep && rep->type == REDIS_REPLY_ERROR)
                 redislock__log(c, REDISLOCK_LOG_WARN, "renewal of a lock: %s", rep->str);
             retry++;
+        } else if (rep->integer == 0 && redislock__fan_unacked(f, m)) {
+            norepl++; /* renewed on the master, but a failover may lose it */
         } else if (rep->integer == 0) {
             ok++;
         } else if (rep->integer == 3) {

@@ -289,7 +289,6 @@ static int wait_result(waiter *w, int *popped, const redislock__call *after)
         popped[i] = w->popped[i];
         any_popped |= w->popped[i];
     }
-    redislock__fan_check_acks(f);
     if (any_popped)
         return REDISLOCK__WAIT_WOKEN;
     for (i = 0; i < f->n; i++)

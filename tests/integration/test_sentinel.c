@@ -358,6 +358,54 @@ static void test_sentinel_renewing_holder_across_failover(void **state)
     assert_rl_ok(redislock_release(lk));
 }
 
+/* The master stopped (SIGSTOP) long enough for a failover, then continued:
+ * an auto-renewing holder's lock moves with the service (renewal finds the
+ * new master before the expiry), and after the old master continues (a
+ * stale master now) nobody is granted the lock: not a client of the
+ * service, and not one pinned to the old master with min_replicas 1. */
+static void test_sentinel_paused_master_then_continued(void **state)
+{
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock_client *c = tf_client(g.url), *other = tf_client(g.url);
+    ts_server *old = ts_sentinels_master(&g, 1000), *nw = ts_sentinels_other(&g, old);
+    redislock *lk, *rival = tf_lock(other, "job", 4000), *pinned;
+    char url[300], v[128];
+    redisReply *r;
+    int64_t t0;
+    (void)state;
+    lost_calls = 0;
+    o.expire_ms = 4000;
+    o.auto_renew = 1;
+    o.on_lost = count_lost;
+    lk = tf_lock_opts(c, "job", &o);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    r = ts_cmd(old, "WAIT 1 2000");
+    if (r)
+        freeReplyObject(r);
+    snprintf(url, sizeof url, "%s?min_replicas=1&wait_ms=50", old->tcp_url);
+    pinned = tf_lock(tf_client(url), "job", 4000);
+    t0 = tu_now_ms();
+    ts_pause(old);
+    assert_true(ts_sentinels_await(&g, nw, 15000) >= 0);
+    print_message("      new master named %lld ms after SIGSTOP\n",
+                  (long long)(tu_now_ms() - t0));
+    ts_resume(old);
+    tu_sleep_ms(300); /* the old master serves again, still a master */
+    assert_rl_err(redislock_acquire(rival, 100), REDISLOCK_ETIMEDOUT);
+    assert_rl_err(redislock_try_acquire(pinned), REDISLOCK_EBUSY);
+    value_on(nw, "lock:job", v, sizeof v);
+    assert_string_equal(v, redislock_id(lk));
+    assert_int_equal(__atomic_load_n(&lost_calls, __ATOMIC_SEQ_CST), 0);
+    assert_int_equal(redislock_held(lk), 1);
+    assert_rl_ok(redislock_release(lk));
+    /* the old master still has the key (it was paused with it): a pinned
+     * client without replicas behind it cannot be granted there anyway */
+    r = ts_cmd(old, "DEL lock:job");
+    if (r)
+        freeReplyObject(r);
+    assert_rl_err(redislock_try_acquire(pinned), REDISLOCK_ENOREPLICAS);
+}
+
 /* ---------------------------------------------------------- stale master */
 
 /* Contenders for "job" over a failover: slot 0 through the service; slot
@@ -539,6 +587,50 @@ static void test_sentinel_cut_off_replica_min_replicas(void **state)
         freeReplyObject(r);
 }
 
+static int lost_reason_seen;
+static void note_reason(redislock *lk, int reason, void *ud)
+{
+    (void)lk;
+    (void)ud;
+    __atomic_store_n(&lost_reason_seen, reason, __ATOMIC_SEQ_CST);
+}
+
+/* The same cut-off under a holder with min_replicas 1: extend fails with
+ * ENOREPLICAS, and the renewal reports the lock lost with its own reason. */
+static void test_sentinel_cut_off_replica_under_a_holder(void **state)
+{
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    ts_server *m = ts_sentinels_master(&g, 1000), *rep = ts_sentinels_other(&g, m);
+    char url[700];
+    redislock *lk;
+    redisReply *r;
+    int64_t t0;
+    (void)state;
+    snprintf(url, sizeof url, "%s?min_replicas=1&wait_ms=50", g.url);
+    lost_reason_seen = 0;
+    o.expire_ms = 1500;
+    o.auto_renew = 1;
+    o.renew_interval_ms = 200;
+    o.on_lost = note_reason;
+    lk = tf_lock_opts(tf_client(url), "job", &o);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    r = ts_cmd(rep, "REPLICAOF 127.0.0.1 1");
+    if (r)
+        freeReplyObject(r);
+    assert_rl_err(redislock_extend(lk, 1500), REDISLOCK_ENOREPLICAS);
+    t0 = tu_now_ms();
+    while (!__atomic_load_n(&lost_reason_seen, __ATOMIC_SEQ_CST) &&
+           tu_now_ms() - t0 < TU_MS(3000))
+        tu_sleep_ms(10);
+    print_message("      lost after %lld ms: %s\n", (long long)(tu_now_ms() - t0),
+                  redislock_lost_reason_string(lost_reason_seen));
+    assert_int_equal(lost_reason_seen, REDISLOCK_LOST_NO_REPLICAS);
+    assert_int_equal(redislock_held(lk), 0);
+    r = ts_cmd(rep, "REPLICAOF 127.0.0.1 %d", m->port);
+    if (r)
+        freeReplyObject(r);
+}
+
 /* reset_all through the service clears the master's locks. */
 static void test_sentinel_reset_all(void **state)
 {
@@ -561,10 +653,12 @@ int main(void)
         TEST(test_sentinel_replica_named_as_master_is_refused),
         TEST(test_sentinel_reset_all),
         TEST(test_sentinel_cut_off_replica_min_replicas),
+        TEST(test_sentinel_cut_off_replica_under_a_holder),
         TEST(test_sentinel_forced_failover_idle_client),
         TEST(test_sentinel_switch_closes_pooled_connections),
         TEST(test_sentinel_renewing_holder_across_failover),
         TEST(test_sentinel_waiter_across_failover),
+        TEST(test_sentinel_paused_master_then_continued),
         TEST(test_sentinel_stale_master_at_default_periods),
     };
     return cmocka_run_group_tests_name("sentinel", tests, group_setup, group_teardown);
