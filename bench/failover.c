@@ -14,7 +14,8 @@
  *
  *   redislock-failover [--runs N] [--iters N]
  *
- * One line per figure; the harness's servers die with the program. */
+ * One record per figure on stdout ("@ sentinel_... key=value ...", for
+ * bench/report.py); the harness's servers die with the program. */
 #include "sentinel.h"
 
 #include <redislock.h>
@@ -75,7 +76,7 @@ static int64_t pct(int64_t *v, int n, int p)
 static void warm(int iters)
 {
     char mrepl[700], direct[200];
-    const char *label[3] = { "master URL", "service URL", "service URL, min_replicas=1" };
+    const char *label[3] = { "master", "service", "service+min_replicas=1" };
     redislock *lk[3];
     int64_t *t[3], p50[3];
     int i, k, n = 0, got[3] = { 0, 0, 0 }, slow = 0;
@@ -106,13 +107,12 @@ static void warm(int iters)
     for (k = 0; k < 3; k++)
         p50[k] = pct(t[k], got[k], 50);
     for (k = 0; k < 3; k++) {
-        printf("warm acquire+release, %s: p50 %lld us, p99 %lld us, %.2fx the master URL\n",
-               label[k], (long long)p50[k], (long long)pct(t[k], got[k], 99),
-               (double)p50[k] / (double)p50[0]);
+        printf("@ sentinel_warm url=%s n=%d p50_us=%lld p99_us=%lld ratio=%.3f "
+               "enoreplicas=%d\n",
+               label[k], got[k], (long long)p50[k], (long long)pct(t[k], got[k], 99),
+               (double)p50[k] / (double)p50[0], k == 2 ? slow : 0);
         free(t[k]);
     }
-    printf("  (%d of %d acquires with min_replicas=1 got ENOREPLICAS: the replica took "
-           "over 50 ms)\n", slow, iters);
 }
 
 /* Is the key on node s held by id? */
@@ -217,8 +217,7 @@ static void forced(int runs)
         naming_start(&n, &t, nw, t0);
         ts_sentinels_failover(&g);
         got = first_on(lk, old, nw, "lock:forced", 5, t0);
-        printf("SENTINEL FAILOVER -> first acquire on the new master: %lld ms "
-               "(a sentinel named it at %lld ms)\n",
+        printf("@ sentinel_failover kind=forced first_ms=%lld named_ms=%lld\n",
                (long long)got, (long long)naming_end(&n, t));
         restore();
     }
@@ -239,8 +238,7 @@ static void killed(int runs)
         naming_start(&n, &t, nw, t0);
         ts_stop(old);
         got = first_on(lk, old, nw, "lock:killed", 10, t0);
-        printf("master SIGKILLed -> first successful acquire: %lld ms (retrying every "
-               "10 ms; a sentinel named the new master at %lld ms)\n",
+        printf("@ sentinel_failover kind=killed first_ms=%lld named_ms=%lld\n",
                (long long)got, (long long)naming_end(&n, t));
         restore();
     }
@@ -267,14 +265,12 @@ static void waiter_across(int runs)
         redislock *h = lock_on(g.url, "across", 30000);
         waiter w = { lock_on(g.url, "across", 30000), 0, -1 };
         ts_server *old = ts_sentinels_master(&g, 1000), *nw = ts_sentinels_other(&g, old);
-        redisReply *x;
         pthread_t t;
         int64_t rel;
         if (redislock_acquire(h, 0))
             die("holder");
-        x = ts_cmd(old, "WAIT 1 2000");
-        if (x)
-            freeReplyObject(x);
+        if (ts_sentinels_sync(&g, old) < 0)
+            exit(1);
         pthread_create(&t, NULL, wait_thread, &w);
         ts_await_blocked(old, 1);
         ts_stop(old);
@@ -285,9 +281,8 @@ static void waiter_across(int runs)
         if (redislock_release(h))
             die("release on the new master");
         pthread_join(t, NULL);
-        printf("waiter with no timeout across a SIGKILL failover: %s %lld us after the "
-               "release on the new master\n",
-               w.rc ? "FAILED" : "held", (long long)(w.got_us - rel));
+        printf("@ sentinel_waiter ok=%d handoff_us=%lld\n", w.rc == 0,
+               (long long)(w.got_us - rel));
         (void)redislock_release(w.lk);
         restore();
     }
@@ -308,8 +303,7 @@ int main(int argc, char **argv)
     }
     if ((rc = ts_sentinels_start(&g, "bench", 1)) != 0)
         return rc;
-    printf("Sentinel deployment: 1 master, 1 replica, 3 sentinels, down-after 1000 ms, "
-           "periods 250 ms; libredislock %s\n", redislock_version_string());
+    setvbuf(stdout, NULL, _IOLBF, 0);
     warm(iters);
     forced(runs);
     killed(runs);

@@ -224,6 +224,20 @@ int ts_sentinels_await(ts_sentinels *g, const ts_server *want, int timeout_ms)
     return -1;
 }
 
+int ts_sentinels_sync(ts_sentinels *g, ts_server *master)
+{
+    redisReply *r = ts_cmd(master, "SET ts-sentinel-sync 1");
+    int ok;
+    (void)g;
+    if (r)
+        freeReplyObject(r);
+    r = ts_cmd(master, "WAIT 1 2000");
+    ok = r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1;
+    if (r)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
 void ts_sentinels_failover(ts_sentinels *g)
 {
     int i;

@@ -38,6 +38,11 @@ int ts_sentinels_await(ts_sentinels *g, const ts_server *want, int timeout_ms);
  * sentinel sees the other node as a replica of the master and its link is
  * up.  0, or -1 after timeout_ms. */
 int ts_sentinels_settle(ts_sentinels *g, int timeout_ms);
+/* Wait (up to 2 s) until the replica has every write the master took so
+ * far: a write of the harness's own, then WAIT for it (WAIT waits for the
+ * calling connection's last write, which comes after everyone's before it).
+ * 0, or -1 if the replica did not acknowledge. */
+int ts_sentinels_sync(ts_sentinels *g, ts_server *master);
 /* SENTINEL FAILOVER on the first live sentinel. */
 void ts_sentinels_failover(ts_sentinels *g);
 /* Normal clients connected to a data node, neither the sentinels' nor the
