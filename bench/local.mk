@@ -15,6 +15,17 @@ TESTS += bench/smoke.sh
 EXTRA_DIST += bench/run bench/report.py bench/peer_redispy.py bench/smoke.sh \
 	bench/prl_published.txt doc/benchmarks.md
 
+# redislock-failover: the Sentinel figures (failover -> first acquire, a
+# waiter across a failover, the warm path through a service URL) against a
+# deployment it starts itself with the test harness (not run by make check:
+# it takes about a minute).
+noinst_PROGRAMS += bench/redislock-failover
+bench_redislock_failover_SOURCES = bench/failover.c \
+	tests/harness/server.c tests/harness/server.h \
+	tests/harness/sentinel.c tests/harness/sentinel.h
+bench_redislock_failover_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/harness \
+	$(HIREDIS_CFLAGS)
+bench_redislock_failover_LDADD = lib/libredislock.la $(HIREDIS_LIBS)
 # The cost of the statistics (issue 26; bench/run --stats-cost): the
 # library built a second time without them (REDISLOCK_NO_STATS), made one
 # relocatable object whose internal (hidden) symbols are local and whose

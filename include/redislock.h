@@ -83,7 +83,8 @@ REDISLOCK_EXPORT const char *redislock_tls_version(void);
     XX(ENOTSUP, -11, "not supported")                                        \
     XX(ENOQUORUM, -12, "no quorum of masters")                              \
     XX(ETLS, -13, "TLS setup, handshake or certificate verification failed") \
-    XX(ECANCELED, -14, "the wait was cancelled")
+    XX(ECANCELED, -14, "the wait was cancelled")                            \
+    XX(ENOREPLICAS, -15, "too few replicas acknowledged the lock in time")
 
 typedef enum redislock_errno {
     REDISLOCK_OK = 0,
@@ -134,7 +135,8 @@ typedef void (*redislock_log_fn)(void *userdata, int level, const char *msg);
  * reads only the fields of that version and takes defaults for the rest.
  * Version 1 had int milliseconds and no clock_drift_ppm; since version 2
  * every duration in the API is an int64_t of milliseconds.  Version 3 added
- * the TLS fields (used only for rediss:// masters). */
+ * the TLS fields (used only for rediss:// masters), version 4 those of
+ * Sentinel and replication (min_replicas). */
 typedef struct redislock_client_options {
     unsigned version;
     int64_t connect_timeout_ms; /* TCP/unix connect + handshake; default 2000 */
@@ -175,12 +177,25 @@ typedef struct redislock_client_options {
                                     certificate's IP entries, without SNI) */
     int tls_insecure;         /* 1: do not verify the server's certificate
                                  or name (logged at WARN); for tests only */
+    /* Version 4: Sentinel (redis-sentinel:// URLs) and replication. */
+    const char *sentinel_username; /* the sentinels' own ACL user (the URL's
+                                      credentials are the master's) */
+    const char *sentinel_password; /* the sentinels' own password */
+    int64_t sentinel_timeout_ms; /* connect + answer of one sentinel during
+                                    discovery; default 300 */
+    int min_replicas;         /* after every write of a lock (acquire,
+                                 extend, renewal), WAIT until this many
+                                 replicas have it, or fail (see
+                                 REDISLOCK_ENOREPLICAS); default 0: no WAIT.
+                                 A URL's ?min_replicas=N wins */
+    int64_t wait_ms;          /* how long that WAIT waits; default 50 (a
+                                 URL's ?wait_ms=N wins) */
 } redislock_client_options;
 
-#define REDISLOCK_CLIENT_OPTIONS_VERSION 3
+#define REDISLOCK_CLIENT_OPTIONS_VERSION 4
 #define REDISLOCK_CLIENT_OPTIONS_INIT { REDISLOCK_CLIENT_OPTIONS_VERSION, 0, 0, \
         NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, \
-        NULL, 0 }
+        NULL, 0, NULL, NULL, 0, 0, 0 }
 
 /* Create a client for one Redis master.  The URL is one of
  *   redis://[[user][:password]@]host[:port][/db]   (port 6379, db 0 default)
@@ -278,8 +293,8 @@ typedef struct redislock_stats {
     uint64_t renewal_round_trips; /* pipelines sent: one per master and
                                      batch of due locks */
     uint64_t renewing;         /* locks being auto-renewed now */
-    /* Sentinel failovers and Cluster redirects followed: always 0 in this
-     * version, which has neither */
+    /* Sentinel failovers followed (a redis-sentinel:// service's master
+     * moved), and Cluster redirects followed (0: no Cluster support yet) */
     uint64_t failovers;
     uint64_t redirects;
 } redislock_stats;
@@ -320,9 +335,12 @@ enum redislock_lost_reason {
                                        masters renewed it */
     REDISLOCK_LOST_MAX_HOLD = 5,    /* held for max_hold_ms: renewal stopped;
                                        the key expires by itself */
-    REDISLOCK_LOST_NO_HEARTBEAT = 6 /* no redislock_heartbeat() within
+    REDISLOCK_LOST_NO_HEARTBEAT = 6, /* no redislock_heartbeat() within
                                        heartbeat_ms: renewal stopped; the key
                                        expires by itself */
+    REDISLOCK_LOST_NO_REPLICAS = 7  /* min_replicas: a renewal reached fewer
+                                       replicas than that in wait_ms (a
+                                       failover could lose the lock) */
 };
 
 /* Called once when auto-renewal finds a held lock lost.  It runs on the

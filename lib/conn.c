@@ -354,16 +354,19 @@ int redislock__conn_reply_error(redislock__conn *c, const redisReply *r,
                           text);
 }
 
-/* AUTH and SELECT, pipelined: one round trip.  A user without a password
+/* AUTH, SELECT and CLIENT CAPA redirect (a Sentinel's master), pipelined:
+ * one round trip, none when there is nothing to say.  A sentinel uses its
+ * own credentials (ep), never the client's.  A user without a password
  * logs in with an empty one (which an ACL user with nopass accepts). */
 static int handshake(redislock__conn *c, int64_t deadline)
 {
     const redislock_client *cl = c->m->client;
     const redislock__endpoint *ep = &c->m->ep;
-    const char *user = cl->username ? cl->username : ep->username;
-    const char *pass = cl->password ? cl->password : ep->password;
+    const char *user = cl->username && !ep->sentinel ? cl->username : ep->username;
+    const char *pass = cl->password && !ep->sentinel ? cl->password : ep->password;
     char db[16];
     int rc = 0, failed = 0, want_auth = pass || user, want_db = ep->db != 0, i;
+    int want_capa = c->m->capa_redirect, n = want_auth + want_db + want_capa;
 
     if (want_auth)
         rc = user ? redislock__conn_appendv(c, "AUTH", user, pass ? pass : "",
@@ -373,22 +376,25 @@ static int handshake(redislock__conn *c, int64_t deadline)
         snprintf(db, sizeof db, "%d", ep->db);
         rc = redislock__conn_appendv(c, "SELECT", db, (const char *)NULL);
     }
-    if (rc || (!want_auth && !want_db))
+    if (!rc && want_capa)
+        rc = redislock__conn_appendv(c, "CLIENT", "CAPA", "redirect", (const char *)NULL);
+    if (rc || n == 0)
         return rc;
     if ((rc = redislock__conn_flush(c, deadline)))
         return rc;
-    for (i = 0; i < want_auth + want_db; i++) {
+    for (i = 0; i < n; i++) {
         redisReply *r = NULL;
-        int auth = want_auth && i == 0;
+        int auth = want_auth && i == 0, capa = want_capa && i == n - 1;
         if ((rc = redislock__conn_read(c, deadline, &r)))
             return rc;
         /* The first error is the cause (a failed AUTH makes SELECT answer
-         * NOAUTH); the replies after it are read and dropped.
+         * NOAUTH); the replies after it are read and dropped.  CLIENT CAPA
+         * is unknown to Redis: its error means nothing.
          * redislock__conn_read() returns 0 only with a reply, which the
          * analyzer cannot see across files (redislock__err() returns its
          * negative code). */
         /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
-        if (r->type == REDIS_REPLY_ERROR && !failed) {
+        if (r->type == REDIS_REPLY_ERROR && !failed && !capa) {
             char text[256];
             redislock__printable(r->str, r->len > 200 ? 200 : r->len, text, sizeof text);
             failed = auth ? redislock__err(REDISLOCK_EAUTH, "redis %s: AUTH failed: %s%s",

@@ -13,24 +13,33 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A move (a failover) is followed this many times at most per call. */
+#define MAX_MOVES 16
+
 /* Collecting: want[i] replies from master i, stored in the reply slots
- * listed in map[i * k ...]. */
+ * listed in map[i * k ...]; with WAIT behind them, one more (the acks). */
 typedef struct collector {
     redislock__fanout *f;
     const size_t *map, *want;
     size_t got[REDISLOCK__MAX_MASTERS];
+    int wait[REDISLOCK__MAX_MASTERS];
 } collector;
 
 static int collect_wants(void *ctx, size_t i)
 {
     const collector *co = ctx;
-    return co->got[i] < co->want[i];
+    return co->got[i] < co->want[i] + (size_t)co->wait[i];
 }
 
 static void collect_reply(void *ctx, size_t i, struct redisReply *r)
 {
     collector *co = ctx;
     size_t k = co->f->k;
+    if (co->got[i] == co->want[i]) { /* WAIT's, behind the calls */
+        co->got[i]++;
+        redislock__fan_take_ack(co->f, i, r);
+        return;
+    }
     co->f->replies[i * k + co->map[i * k + co->got[i]++]] = r;
 }
 
@@ -46,17 +55,20 @@ static void collect(redislock__fanout *f, const size_t *map, const size_t *want,
     co.f = f;
     co.map = map;
     co.want = want;
+    for (i = 0; i < f->n; i++)
+        co.wait[i] = want[i] && redislock__fan_wait_for(f, i) > 0;
     redislock__pump(f, deadline, &collect_ops, &co);
     for (i = 0; i < f->n; i++)
-        if (!f->rc[i] && co.got[i] < want[i])
+        if (!f->rc[i] && co.got[i] < want[i] + (size_t)co.wait[i])
             redislock__fan_fail(f, i,
                                 redislock__err(REDISLOCK_ETIMEDOUT,
                                                "redis %s: no reply in time",
                                                f->conns[i]->m->ep.addr));
 }
 
-/* Queue calls on master i (EVAL instead of EVALSHA when eval) and send what
- * the socket takes. */
+/* Queue calls on master i (EVAL instead of EVALSHA when eval), WAIT
+ * behind them when the write must reach replicas, and send what the
+ * socket takes. */
 static void send_calls(redislock__fanout *f, size_t i, redislock__call *const *calls,
                        const size_t *which, size_t n, int eval)
 {
@@ -65,24 +77,25 @@ static void send_calls(redislock__fanout *f, size_t i, redislock__call *const *c
     for (j = 0; j < n && !rc; j++)
         rc = eval ? redislock__call_append_eval(f->conns[i], calls[which[j]])
                   : redislock__call_append(f->conns[i], calls[which[j]]);
+    if (!rc)
+        rc = redislock__fan_append_wait(f, i);
     if (!rc && (rc = redislock__conn_flush_nb(f->conns[i])) > 0)
         rc = 0;
     if (rc)
         redislock__fan_fail(f, i, rc);
 }
 
-void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
-                          int64_t deadline)
+/* Send the k calls to the masters of mask (all with rc 0 when NULL) and
+ * collect their replies by the deadline. */
+static void send_all(redislock__fanout *f, redislock__call *const *calls, const int *mask,
+                     int64_t deadline)
 {
     size_t want[REDISLOCK__MAX_MASTERS] = { 0 }, i, j, k = f->k;
-    int64_t window = deadline - redislock__now_us();
-    int redo = 0;
-
     for (i = 0; i < f->n; i++) {
         for (j = 0; j < k; j++)
             f->map[i * k + j] = j;
         want[i] = 0;
-        if (f->rc[i])
+        if (f->rc[i] || (mask && !mask[i]))
             continue;
         if (!f->conns[i]) {
             f->rc[i] = REDISLOCK_EIO;
@@ -93,15 +106,24 @@ void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
         want[i] = f->rc[i] ? 0 : k;
     }
     collect(f, f->map, want, deadline);
+}
 
-    /* NOSCRIPT (a new or flushed script cache): resend those as EVAL */
+/* NOSCRIPT (a new or flushed script cache): resend those calls as EVAL, in
+ * a second parallel step after the first drained, so that replies stay in
+ * order; the step has a window of its own (the first may have used all of
+ * its window waiting for a hung master). */
+static void load_scripts(redislock__fanout *f, redislock__call *const *calls,
+                         int64_t deadline)
+{
+    size_t want[REDISLOCK__MAX_MASTERS] = { 0 }, i, j, k = f->k;
+    int redo = 0;
     for (i = 0; i < f->n; i++) {
         want[i] = 0;
         if (f->rc[i])
             continue;
         for (j = 0; j < k; j++) {
             redisReply **r = &f->replies[i * k + j];
-            if (!redislock__is_noscript(*r))
+            if (!*r || !redislock__is_noscript(*r))
                 continue;
             freeReplyObject(*r);
             *r = NULL;
@@ -118,18 +140,68 @@ void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
         }
     }
     if (redo)
-        collect(f, f->map, want, redislock__now_us() + (window > 0 ? window : 0));
+        collect(f, f->map, want, deadline);
 }
 
-void redislock__fan_connect(redislock__fanout *f, redislock_client *c,
-                            int64_t deadline)
+/* One call per master (k == 1) whose reply says its node moved (a
+ * failover): find the node again and send it there, up to MAX_MOVES times,
+ * by the deadline.  A pause of 10, 20, 40... ms between moves lets a
+ * failover finish. */
+static void follow_moves(redislock__fanout *f, redislock__call *const *calls,
+                         int64_t deadline)
+{
+    int moved[REDISLOCK__MAX_MASTERS], n, any, pause_ms = 0;
+    size_t i;
+    for (n = 0; n < MAX_MOVES && f->client; n++) {
+        any = 0;
+        for (i = 0; i < f->n; i++) {
+            moved[i] = !f->rc[i] && f->replies[i] &&
+                       redislock__topo_reply(f->conns[i], f->replies[i]);
+            if (!moved[i])
+                continue;
+            any = 1;
+            freeReplyObject(f->replies[i]);
+            f->replies[i] = NULL;
+            f->acks[i] = -1;
+            redislock__pool_put(f->conns[i]); /* broken: closed */
+            f->conns[i] = NULL;
+        }
+        if (!any || redislock__now_us() >= deadline)
+            return;
+        if (pause_ms)
+            redislock__sleep_ms((int)redislock__min_deadline(
+                pause_ms, (deadline - redislock__now_us()) / 1000));
+        pause_ms = pause_ms ? pause_ms * 2 : 10;
+        redislock__fan_connect(f, f->client, f->key, f->keylen, deadline);
+        send_all(f, calls, moved, deadline);
+        load_scripts(f, calls, deadline);
+    }
+}
+
+
+
+void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
+                          int64_t deadline)
+{
+    int64_t window = deadline - redislock__now_us();
+    send_all(f, calls, NULL, deadline);
+    load_scripts(f, calls, redislock__now_us() + (window > 0 ? window : 0));
+    if (f->k == 1)
+        follow_moves(f, calls, deadline);
+}
+
+void redislock__fan_connect(redislock__fanout *f, redislock_client *c, const char *key,
+                            size_t keylen, int64_t deadline)
 {
     size_t i;
+    f->client = c;
+    f->key = key;
+    f->keylen = keylen;
     for (i = 0; i < f->n; i++) {
         int rc;
         if (f->conns[i] || f->rc[i])
             continue;
-        if ((rc = redislock__pool_get(&c->masters[i], deadline, &f->conns[i])))
+        if ((rc = redislock__topo_connect(c, i, key, keylen, deadline, &f->conns[i])))
             redislock__fan_fail(f, i, rc);
     }
 }
@@ -144,24 +216,29 @@ void redislock__fan_put(redislock__fanout *f)
 }
 
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
-                        redislock__call *call)
+                        redislock__call *call, const char *key, size_t keylen, int wait)
 {
     int rc = redislock__fan_init(f, c->nmasters, 1);
     if (rc)
         return rc;
+    f->wait = wait;
     /* with one master the connect and command timeouts apply; in majority
      * mode each step is bounded by the per-master timeout, so one hung
      * master costs that once */
-    redislock__fan_connect(f, c, redislock__step_deadline(c, 1, REDISLOCK__NEVER));
+    redislock__fan_connect(f, c, key, keylen,
+                           redislock__step_deadline(c, 1, REDISLOCK__NEVER));
     redislock__fan_calls(f, &call, redislock__step_deadline(c, 0, REDISLOCK__NEVER));
     return 0;
 }
 
 int redislock__fan_init(redislock__fanout *f, size_t n, size_t k)
 {
+    size_t i;
     memset(f, 0, sizeof *f);
     f->n = n;
     f->k = k ? k : 1;
+    for (i = 0; i < REDISLOCK__MAX_MASTERS; i++)
+        f->acks[i] = -1;
     f->stop_fd[0] = f->stop_fd[1] = -1;
     f->replies = redislock__calloc(n * f->k, sizeof *f->replies);
     f->map = redislock__calloc(n * f->k, sizeof *f->map);
@@ -186,6 +263,8 @@ void redislock__fan_reset(redislock__fanout *f)
     for (i = 0; i < f->n; i++) {
         f->rc[i] = 0;
         f->err[i][0] = '\0';
+        f->acks[i] = -1;
+        f->acks_wanted[i] = 0;
     }
 }
 

@@ -18,7 +18,6 @@ int redislock_client_stats(redislock_client *c, redislock_stats *st)
     redislock_stats s;
     redislock__renew_stats rs;
     unsigned version;
-    size_t i;
 
     redislock__err_clear();
     if (!c || !st)
@@ -37,8 +36,7 @@ int redislock_client_stats(redislock_client *c, redislock_stats *st)
     s.renewal_failures = rs.failures;
     s.renewal_round_trips = rs.round_trips;
     s.renewing = rs.scheduled;
-    for (i = 0; i < c->nmasters; i++)
-        s.connections += (uint64_t)redislock__pool_open_count(&c->masters[i]);
+    redislock__topo_counts(c, &s.connections, &s.failovers);
     s.version = version ? version : 1;
     memcpy(st, &s, layout_size[version]);
     return 0;
@@ -228,7 +226,7 @@ int redislock_stats_prometheus(const redislock_stats *st, const char *labels, ch
         "Renewal pipelines sent, one per master and batch.", st->renewal_round_trips);
     one(&t, "redislock_renewing", "gauge", "Locks being auto-renewed now.", st->renewing);
     one(&t, "redislock_failovers_total", "counter",
-        "Sentinel failovers followed (none before Sentinel support).", st->failovers);
+        "Sentinel failovers followed (a Sentinel service's master moved).", st->failovers);
     one(&t, "redislock_redirects_total", "counter",
         "Cluster redirects followed (none before Cluster support).", st->redirects);
     return (int)t.len;

@@ -25,8 +25,11 @@
 
 /* A BLPOP never blocks longer than this; the caller then re-checks the lock
  * (one script call) and waits again.  It bounds how long a connection to a
- * silently vanished server can go unnoticed. */
+ * silently vanished server can go unnoticed.  Where the master can move (a
+ * Sentinel member) a second: a waiter parked on a master that failed over
+ * is not left there even if the switch went unnoticed. */
 #define MAX_BLOCK_US (60 * 1000000LL)
+#define MAX_BLOCK_MOVING_US 1000000LL
 
 
 static void format_timeout(const redislock__master *m, int64_t wait_us,
@@ -42,7 +45,7 @@ static void format_timeout(const redislock__master *m, int64_t wait_us,
 }
 
 /* Per connection: what is still expected from it. */
-enum { EXPECT_ID, EXPECT_BLPOP, EXPECT_AFTER, DONE };
+enum { EXPECT_ID, EXPECT_BLPOP, EXPECT_AFTER, EXPECT_ACK, DONE };
 
 /* When a pump of the wait stops (besides the deadline). */
 enum { UNTIL_FIRST_BLPOP, UNTIL_IDS_KNOWN, UNTIL_ALL_DONE };
@@ -89,8 +92,18 @@ static void on_blpop(waiter *w, size_t i, const redisReply *r)
     } else if (r->type != REDIS_REPLY_NIL) {
         /* the call behind it ran too; its reply is not read: the
          * connection is closed, and the caller treats the master as one
-         * that may have run it */
-        redislock__fan_reply_fail(w->f, i, r, "BLPOP");
+         * that may have run it.  A reply that says the server is no longer
+         * the master (UNBLOCKED after a failover) is a lost connection: the
+         * caller finds the master again and waits there. */
+        char text[160];
+        if (redislock__topo_reply(w->f->conns[i], r))
+            redislock__fan_fail(w->f, i,
+                                redislock__err(REDISLOCK_EIO, "redis %s: BLPOP: %s",
+                                               m->ep.addr,
+                                               redislock__printable(r->str, r->len > 100 ? 100 : r->len,
+                                                                    text, sizeof text)));
+        else
+            redislock__fan_reply_fail(w->f, i, r, "BLPOP");
         w->f->conns[i]->broken = 1;
         w->stage[i] = DONE;
     }
@@ -110,9 +123,13 @@ static void on_reply(void *ctx, size_t i, redisReply *r)
         on_client_id(w, i, r);
     } else if (w->stage[i] == EXPECT_BLPOP) {
         on_blpop(w, i, r);
-    } else { /* the call behind the BLPOP: the caller's */
-        w->stage[i] = DONE;
+    } else if (w->stage[i] == EXPECT_AFTER) { /* the call behind the BLPOP */
+        w->stage[i] = redislock__fan_wait_for(w->f, i) ? EXPECT_ACK : DONE;
         w->f->replies[i] = r;
+        return;
+    } else { /* WAIT behind that call */
+        w->stage[i] = DONE;
+        redislock__fan_take_ack(w->f, i, r);
         return;
     }
     freeReplyObject(r);
@@ -246,6 +263,8 @@ static int send_wait(waiter *w, size_t i, const char *sigkey, size_t sigkeylen,
         rc = redislock__conn_append(c, 3, argv, lens);
     if (!rc && after)
         rc = redislock__call_append(c, after);
+    if (!rc && after)
+        rc = redislock__fan_append_wait(w->f, i);
     if (!rc && (rc = redislock__conn_flush_nb(c)) > 0)
         rc = 0;
     return rc;
@@ -263,7 +282,8 @@ static int wait_result(waiter *w, int *popped, const redislock__call *after)
             redislock__fan_fail(f, i,
                                 redislock__err(REDISLOCK_EIO, "redis %s: no reply to %s in time",
                                                f->conns[i]->m->ep.addr,
-                                               w->stage[i] == EXPECT_AFTER && after
+                                               w->stage[i] == EXPECT_ACK ? "WAIT"
+                                               : w->stage[i] == EXPECT_AFTER && after
                                                    ? after->script->name
                                                    : "BLPOP"));
         popped[i] = w->popped[i];
@@ -275,6 +295,11 @@ static int wait_result(waiter *w, int *popped, const redislock__call *after)
         if (f->conns[i] && !f->rc[i])
             return REDISLOCK__WAIT_EXPIRED;
     return REDISLOCK_EIO; /* every connection failed; messages in f->err */
+}
+
+static int64_t max_block_us(const redislock_client *c)
+{
+    return redislock__topo_fails_over(c) ? MAX_BLOCK_MOVING_US : MAX_BLOCK_US;
 }
 
 int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
@@ -292,8 +317,11 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     w.after = after != NULL;
     if (until <= now)
         return REDISLOCK__WAIT_EXPIRED;
-    if (until - now > MAX_BLOCK_US)
-        until = now + MAX_BLOCK_US;
+    for (i = 0; i < f->n && !cl; i++)
+        if (f->conns[i])
+            cl = f->conns[i]->m->client;
+    if (cl && until - now > max_block_us(cl))
+        until = now + max_block_us(cl);
     for (i = 0; i < f->n; i++) {
         w.stage[i] = DONE;
         if (!f->conns[i] || f->rc[i])

@@ -18,7 +18,8 @@
 enum {
     OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
     OPT_LIST, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG, OPT_CONNECT_TIMEOUT,
-    OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_JSON
+    OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_JSON, OPT_SENTINEL_PASSWORD,
+    OPT_MIN_REPLICAS
 };
 
 static const struct option longopts[] = {
@@ -49,6 +50,8 @@ static const struct option longopts[] = {
     { "fencing", no_argument, NULL, OPT_FENCING },
     { "max-hold", required_argument, NULL, OPT_MAX_HOLD },
     { "json", no_argument, NULL, OPT_JSON },
+    { "sentinel-password", required_argument, NULL, OPT_SENTINEL_PASSWORD },
+    { "min-replicas", required_argument, NULL, OPT_MIN_REPLICAS },
     { "command", required_argument, NULL, 'c' },
     { NULL, 0, NULL, 0 }
 };
@@ -72,9 +75,16 @@ static void usage(void)
 "Options:\n"
 "  -u, --url URL          a Redis master; repeat for majority mode (Redlock):\n"
 "                         redis://[[USER][:PASSWORD]@]HOST[:PORT][/DB] or\n"
-"                         unix:///PATH[?db=N&user=USER&password=PASSWORD]\n"
+"                         unix:///PATH[?db=N&user=USER&password=PASSWORD] or\n"
+"                         redis-sentinel://[[USER][:PASSWORD]@]HOST[:PORT][,...]\n"
+"                         /SERVICE[/DB] (the master its sentinels name)\n"
 "                         default $REDISLOCK_URL (one URL, or several separated\n"
 "                         by spaces or commas), else " DEFAULT_URL "\n"
+"      --sentinel-password P  the sentinels' own password (the URL's is the\n"
+"                         master's); also $REDISLOCK_SENTINEL_PASSWORD\n"
+"      --min-replicas N   after every write of the lock, wait (50 ms) until N\n"
+"                         replicas have it, else fail (exit 69) or report\n"
+"                         the lock lost; a URL's ?min_replicas= wins\n"
 "  -n, --nonblock         do not wait: if the lock is held, fail at once\n"
 "  -w, --timeout SECS     wait at most SECS (fractions allowed) for the lock\n"
 "  -e, --expire SECS      lock expiry, renewed while COMMAND runs (default 30;\n"
@@ -465,6 +475,14 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             break;
         case OPT_FENCING:
             cfg->fencing = 1;
+            break;
+        case OPT_SENTINEL_PASSWORD:
+            cfg->sentinel_password = optarg;
+            break;
+        case OPT_MIN_REPLICAS:
+            if (parse_int(optarg, 0, 1000, &n))
+                return bad("--min-replicas: '%s' is not a number from 0 to 1000", optarg);
+            cfg->min_replicas = (int)n;
             break;
         case OPT_MAX_HOLD:
             if (parse_secs(optarg, &cfg->max_hold_ms) || cfg->max_hold_ms == 0)

@@ -80,8 +80,9 @@ static const char *or_env(const char *v, const char *var)
     return e && *e ? e : NULL;
 }
 
-/* --tls: "redis://" -> "rediss://"; a socket URL cannot take TLS.  The
- * copies live (in copies[]) until the tool exits. */
+/* --tls: "redis://" -> "rediss://" (and redis-sentinel:// ->
+ * rediss-sentinel://); a socket URL cannot take TLS.  The copies live (in
+ * copies[]) until the tool exits. */
 static int tls_url(size_t i, const char *url, const char **out)
 {
     static char *copies[RLT_MAX_URLS];
@@ -91,7 +92,7 @@ static int tls_url(size_t i, const char *url, const char **out)
                 "(see --help)", url);
         return RLT_EXIT_USAGE;
     }
-    if (strncasecmp(url, "redis://", 8)) {
+    if (strncasecmp(url, "redis://", 8) && strncasecmp(url, "redis-", 6)) {
         *out = url; /* rediss:// already, or an error the library names */
         return -1;
     }
@@ -99,8 +100,8 @@ static int tls_url(size_t i, const char *url, const char **out)
         rlt_err("out of memory");
         return RLT_EXIT_OSERR;
     }
-    memcpy(s, "rediss://", 9);
-    memcpy(s + 9, url + 8, strlen(url + 8) + 1);
+    memcpy(s, "rediss", 6); /* the scheme's "redis" and one more 's' */
+    memcpy(s + 6, url + 5, strlen(url + 5) + 1);
     free(copies[i]);
     *out = copies[i] = s;
     return -1;

@@ -78,6 +78,8 @@ typedef struct rlt_config {
     int hash_tag;              /* --hash-tag */
     int connect_timeout_ms;    /* --connect-timeout; 0: the library's */
     int command_timeout_ms;    /* --command-timeout; 0: the library's */
+    const char *sentinel_password; /* --sentinel-password */
+    int min_replicas;          /* --min-replicas */
 } rlt_config;
 
 /* options.c: fill cfg from the command line.  Returns -1 when the tool should

@@ -400,7 +400,7 @@ static void test_tls_16_threads_share_one_client(void **state)
     r = ti_check(th.log);
     assert_int_equal(r.holds, (size_t)(THREADS * th.iters));
     print_message("      %zu holds by 16 threads, %d connections open\n", r.holds,
-                  redislock__pool_open_count(&th.c->masters[0]));
+                  redislock__pool_open_count(th.c->members[0].node));
 }
 
 static int fork_child(void *arg)
@@ -699,7 +699,7 @@ static void test_tls_no_sigpipe_from_a_dead_connection(void **state)
     int64_t deadline = redislock__after_ms(2000);
     int i, rc = 0;
     signal(SIGPIPE, SIG_DFL);
-    assert_rl_ok(redislock__pool_get(&c->masters[0], deadline, &conn));
+    assert_rl_ok(redislock__pool_get(c->members[0].node, deadline, &conn));
     assert_true(ts_int(&srv, "CLIENT KILL TYPE normal SKIPME yes") >= 1);
     tu_sleep_ms(50);
     for (i = 0; i < 50 && !rc; i++) {
@@ -847,13 +847,13 @@ static void test_tls_idle_connection_survives_post_handshake_messages(void **sta
             else
                 tu_sleep_ms(2);
         /* in the pooled connection's socket now, unread */
-        assert_non_null(c->masters[0].idle);
-        assert_int_equal(poll(&(struct pollfd){ c->masters[0].idle->fd, POLLIN, 0 }, 1,
+        assert_non_null(c->members[0].node->idle);
+        assert_int_equal(poll(&(struct pollfd){ c->members[0].node->idle->fd, POLLIN, 0 }, 1,
                               TU_MS(2000)), 1);
         assert_rl_ok(redislock_release(lk));
     }
     assert_int_equal(__atomic_load_n(&fr.accepted, __ATOMIC_SEQ_CST), 1);
-    assert_int_equal(redislock__pool_open_count(&c->masters[0]), 1);
+    assert_int_equal(redislock__pool_open_count(c->members[0].node), 1);
 }
 
 /* ------------------------------------------------------- majority mode */
