@@ -23,10 +23,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A BLPOP never blocks longer than this; the caller then re-checks the lock
- * (one script call) and waits again.  It bounds how long a connection to a
- * silently vanished server can go unnoticed. */
-#define MAX_BLOCK_US (60 * 1000000LL)
+/* A BLPOP never blocks longer than the topology allows (60 s; 2 s on a
+ * cluster); the caller then re-checks the lock (one script call) and waits
+ * again.  It bounds how long a connection to a silently vanished server
+ * can go unnoticed. */
 
 
 static void format_timeout(const redislock__master *m, int64_t wait_us,
@@ -275,6 +275,8 @@ static int wait_result(waiter *w, int *popped, const redislock__call *after)
     size_t i;
     int any_popped = 0;
     for (i = 0; i < f->n; i++) {
+        if (f->conns[i] && f->rc[i] == REDISLOCK_EIO)
+            redislock__topo_lost(f->conns[i]->m); /* a cluster asks its map again */
         if (f->conns[i] && !f->rc[i] && w->stage[i] != DONE)
             redislock__fan_fail(f, i,
                                 redislock__err(REDISLOCK_EIO, "redis %s: no reply to %s in time",
@@ -310,8 +312,10 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     w.after = after != NULL;
     if (until <= now)
         return REDISLOCK__WAIT_EXPIRED;
-    if (until - now > MAX_BLOCK_US)
-        until = now + MAX_BLOCK_US;
+    for (i = 0; i < f->n; i++)
+        if (f->conns[i] && !f->rc[i])
+            until = redislock__min_deadline(
+                until, now + redislock__topo_max_block_us(f->conns[i]->m));
     for (i = 0; i < f->n; i++) {
         w.stage[i] = DONE;
         if (!f->conns[i] || f->rc[i])
