@@ -215,19 +215,20 @@ static int follow_ask(redislock__fanout *f, size_t i, int64_t deadline)
 }
 
 /* TRYAGAIN or CLUSTERDOWN on master i: 1 to retry after a back-off (in
- * st->pause_us), 0 when the back-off would pass st->limit (the master
- * fails: EIO with f->tryagain set, or ECLUSTERDOWN). */
+ * st->pause_us), 0 when the next try would come after st->limit (the
+ * master fails: EIO with f->tryagain set, or ECLUSTERDOWN). */
 static int follow_backoff(redislock__fanout *f, size_t i, int cls, follow *st)
 {
     int n = st->tries[i]++;
     int base = cls == REDISLOCK__TOPO_CLUSTERDOWN ? CLUSTERDOWN_MS
                : tryagain_ms[n < 4 ? n : 4];
-    int64_t us = (int64_t)base * 750 + redislock__random_u32() % ((uint32_t)base * 500 + 1);
+    /* half to all of the step: never longer than it */
+    int64_t us = (int64_t)base * 500 + redislock__random_u32() % ((uint32_t)base * 500 + 1);
     int64_t now = redislock__now_us();
     char text[160];
     if (!n)
         st->since[i] = now;
-    if (now + us <= st->limit) {
+    if (now + us < st->limit) {
         if (us > st->pause_us)
             st->pause_us = us;
         clear_reply(f, i);
@@ -274,8 +275,8 @@ static int follow_one(redislock__fanout *f, size_t i, follow *st, int64_t deadli
 }
 
 /* One call per master (k == 1) whose reply says the topology moved: send it
- * where the topology says now, by the deadline (TRYAGAIN and CLUSTERDOWN by
- * f->retry_until when that is later), each resend with a reply window of
+ * where the topology says now, by the deadline (or by f->retry_until when
+ * set: a release retries while its lock is valid), each resend with a reply window of
  * `window`.  A pause of 10, 20, 40... ms between rounds of moves lets a
  * failover finish. */
 static void follow_moves(redislock__fanout *f, redislock__call *const *calls,
@@ -285,7 +286,7 @@ static void follow_moves(redislock__fanout *f, redislock__call *const *calls,
     follow st;
     size_t i;
     memset(&st, 0, sizeof st);
-    st.limit = f->retry_until > deadline ? f->retry_until : deadline;
+    st.limit = f->retry_until ? f->retry_until : deadline;
     while (f->client) {
         int64_t step;
         any = moved = 0;

@@ -765,8 +765,8 @@ typedef struct redislock__fanout {
                                            cluster's -ASK; fan.c) */
     int tryagain[REDISLOCK__MAX_MASTERS]; /* failed: the slot stayed in
                                              migration (TRYAGAIN) */
-    int64_t retry_until;      /* TRYAGAIN is retried until then (0: the
-                                 calls' deadline) */
+    int64_t retry_until;      /* redirects and TRYAGAIN are followed until
+                                 then (0: the calls' deadline) */
 } redislock__fanout;
 
 /* What the pump asks of its user. */
@@ -832,8 +832,8 @@ void redislock__fan_put(redislock__fanout *f);
  * per-master timeout with several. */
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
                         redislock__call *call, const char *key, size_t keylen, int wait);
-/* The same, retrying TRYAGAIN (a cluster slot in migration) until
- * retry_until when that is later than the step's deadline. */
+/* The same, following redirects and retrying TRYAGAIN (a cluster slot in
+ * migration) until retry_until instead of the step's deadline (0: that). */
 int redislock__fan_once_until(redislock__fanout *f, redislock_client *c,
                               redislock__call *call, const char *key, size_t keylen,
                               int wait, int64_t retry_until);

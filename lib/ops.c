@@ -116,15 +116,16 @@ int redislock_release(redislock *lk)
         return redislock__finish(lk, rc);
     count_ints(&f, "release", &t);
     redislock__note_masters(lk, &f);
-    if (c->nmasters == 1 && t.failed && f.tryagain[0] && expires &&
-        redislock__now_us() >= expires) {
-        /* it expired on the server meanwhile: lost, not released */
+    if (c->nmasters == 1 && t.failed && f.tryagain[0] && expires) {
+        /* retried until its validity ran out: it expires on the server by
+         * itself; lost, not released */
         redislock__clear_held(lk);
         redislock__set_token(lk, 0);
         lk->uncertain = 0;
         redislock__set_lost(lk, REDISLOCK_LOST_EXPIRED);
         rc = redislock__err(REDISLOCK_ENOTHELD, "lock %s was lost before the release: its "
-                            "slot stayed in migration until the lock expired (%s)",
+                            "slot stayed in migration until the lock's validity ran "
+                            "out (%s)",
                             redislock__qname(lk, nbuf, sizeof nbuf), f.err[0]);
     } else if (c->nmasters == 1 && t.failed) {
         rc = single_error(&f, c);

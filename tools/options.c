@@ -17,7 +17,7 @@
 
 enum {
     OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
-    OPT_LIST, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG, OPT_CONNECT_TIMEOUT,
+    OPT_LIST, OPT_CLUSTER_NODES, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG, OPT_CONNECT_TIMEOUT,
     OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD
 };
 
@@ -41,6 +41,7 @@ static const struct option longopts[] = {
     { "owner-prefix", required_argument, NULL, OPT_OWNER_PREFIX },
     { "lost-signal", required_argument, NULL, OPT_LOST_SIGNAL },
     { "list", no_argument, NULL, OPT_LIST },
+    { "cluster-nodes", no_argument, NULL, OPT_CLUSTER_NODES },
     { "dry-run", no_argument, NULL, OPT_DRY_RUN },
     { "key-prefix", required_argument, NULL, OPT_KEY_PREFIX },
     { "hash-tag", no_argument, NULL, OPT_HASH_TAG },
@@ -66,11 +67,15 @@ static void usage(void)
 "                                       those whose owner id starts with P)\n"
 "  redislock [options] --list [PATTERN] a line 'NAME owner=ID ttl_ms=N' per\n"
 "                                       lock (PATTERN: a glob on NAME)\n"
+"  redislock [options] --cluster-nodes  the slot map of a cluster URL: a line\n"
+"                                       'FIRST-LAST HOST:PORT' per range\n"
 "\n"
 "Options:\n"
 "  -u, --url URL          a Redis master; repeat for majority mode (Redlock):\n"
 "                         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or\n"
 "                         unix:///PATH[?db=N&user=USER&password=PASSWORD]\n"
+"                         or a Redis Cluster by its seed nodes:\n"
+"                         redis-cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]\n"
 "                         default $REDISLOCK_URL, else " DEFAULT_URL "\n"
 "  -n, --nonblock         do not wait: if the lock is held, fail at once\n"
 "  -w, --timeout SECS     wait at most SECS (fractions allowed) for the lock\n"
@@ -113,7 +118,7 @@ static void usage(void)
 "written; 75 when the lock was lost while COMMAND ran and COMMAND exited 0;\n"
 "126 when COMMAND cannot be run and 127 when it is not found.  --status exits\n"
 "0 when the lock is held and 1 when it is free; --reset, --reset-all and\n"
-"--list exit 0 on success.  The password may also be given in\n"
+"--list and --cluster-nodes exit 0 on success.  The password may also be given in\n"
 "$REDISLOCK_PASSWORD.  See redislock(1).\n");
 }
 
@@ -200,7 +205,7 @@ static int set_mode(rlt_config *cfg, enum rlt_mode m, const char *opt)
 {
     if (cfg->mode != RLT_RUN && cfg->mode != m)
         return bad("%s cannot be combined with another of --status, --reset, "
-                   "--reset-all, --list", opt);
+                   "--reset-all, --list, --cluster-nodes", opt);
     cfg->mode = m;
     return -1;
 }
@@ -235,8 +240,10 @@ static int positional(rlt_config *cfg, int n, char **args)
     int rc;
     switch (cfg->mode) {
     case RLT_RESET_ALL:
+    case RLT_SLOTS:
         if (n > 0)
-            return bad("--reset-all takes no lock name (got '%s')", args[0]);
+            return bad("%s takes no lock name (got '%s')",
+                       cfg->mode == RLT_SLOTS ? "--cluster-nodes" : "--reset-all", args[0]);
         return -1;
     case RLT_LIST:
         if (n > 1)
@@ -363,6 +370,10 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             break;
         case OPT_LIST:
             if ((rc = set_mode(cfg, RLT_LIST, "--list")) >= 0)
+                return rc;
+            break;
+        case OPT_CLUSTER_NODES:
+            if ((rc = set_mode(cfg, RLT_SLOTS, "--cluster-nodes")) >= 0)
                 return rc;
             break;
         case OPT_OWNER_PREFIX:
