@@ -393,7 +393,7 @@ int redislock__cluster_reply(redislock__member *mb, redislock__conn *conn,
         redislock__log(mb->client, REDISLOCK_LOG_INFO, "%s: slot %d moved from %s to %s",
                        mb->name, rd.slot, conn->m->ep.addr, to->ep.addr);
         want_refresh(mb, FOLD_US, NULL);
-        return REDISLOCK__TOPO_MOVED;
+        return REDISLOCK__TOPO_REDIRECT;
     }
     if (!strncmp(r->str, "ASK ", 4))
         return REDISLOCK__TOPO_ASK;

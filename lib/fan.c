@@ -253,7 +253,7 @@ static int follow_one(redislock__fanout *f, size_t i, follow *st, int64_t deadli
     int cls = redislock__topo_reply(f->conns[i], f->replies[i]);
     if (cls == REDISLOCK__TOPO_NONE)
         return 0;
-    if ((cls == REDISLOCK__TOPO_MOVED || cls == REDISLOCK__TOPO_ASK) &&
+    if (cls != REDISLOCK__TOPO_TRYAGAIN && cls != REDISLOCK__TOPO_CLUSTERDOWN &&
         ++st->redirects[i] > MAX_REDIRECTS) {
         char text[160];
         redislock__printable(f->replies[i]->str,
@@ -267,11 +267,11 @@ static int follow_one(redislock__fanout *f, size_t i, follow *st, int64_t deadli
     }
     if (cls == REDISLOCK__TOPO_ASK)
         return follow_ask(f, i, deadline);
-    if (cls != REDISLOCK__TOPO_MOVED)
+    if (cls == REDISLOCK__TOPO_TRYAGAIN || cls == REDISLOCK__TOPO_CLUSTERDOWN)
         return follow_backoff(f, i, cls, st);
     clear_reply(f, i);
     reroute(f, i);
-    return 2;
+    return cls == REDISLOCK__TOPO_MOVED ? 2 : 1; /* a node gone: pause */
 }
 
 /* One call per master (k == 1) whose reply says the topology moved: send it

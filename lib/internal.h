@@ -380,14 +380,17 @@ int redislock__topo_fails_over(const redislock_client *c);
 /* What an error reply means for the topology: NONE (an error like any
  * other), or MOVED: the server no longer serves (READONLY, REDIRECT,
  * UNBLOCKED, LOADING, MASTERDOWN behind a Sentinel or on a cluster; a
- * cluster's -MOVED, which patched the map): find the node again
- * (redislock__topo_connect) and retry.  A cluster also answers ASK (send
+ * cluster): find the node again (redislock__topo_connect) and retry
+ * after a pause; REDIRECT (a cluster's -MOVED, which patched the map): at
+ * once.  A cluster also answers ASK (send
  * ASKING and the call to redislock__topo_ask()'s node, once), TRYAGAIN
  * (the slot is migrating: back off, retry on the same node) and
  * CLUSTERDOWN (back off longer; REDISLOCK_ECLUSTERDOWN if it lasts). */
 enum {
     REDISLOCK__TOPO_NONE = 0, REDISLOCK__TOPO_MOVED = 1, REDISLOCK__TOPO_ASK = 2,
-    REDISLOCK__TOPO_TRYAGAIN = 3, REDISLOCK__TOPO_CLUSTERDOWN = 4
+    REDISLOCK__TOPO_TRYAGAIN = 3, REDISLOCK__TOPO_CLUSTERDOWN = 4,
+    REDISLOCK__TOPO_REDIRECT = 5 /* a cluster's -MOVED: the map already says
+                                    where; resend at once */
 };
 int redislock__topo_reply(redislock__conn *conn, const struct redisReply *r);
 /* The node an -ASK reply r on conn names. */

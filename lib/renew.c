@@ -217,6 +217,8 @@ static void keep_conns(redislock__renewer *r, redislock__fanout *f, size_t n)
         if (f->rc[m])
             redislock__log(r->c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
                            f->err[m]);
+        if (f->conns[m] && (f->rc[m] == REDISLOCK_EIO || f->rc[m] == REDISLOCK_ETIMEDOUT))
+            redislock__topo_lost(f->conns[m]->m); /* a cluster asks its map again */
         if (f->conns[m] && !f->rc[m] && !f->conns[m]->broken &&
             redislock__topo_single(r->c, m)) { /* kept (a cluster's go back) */
             __atomic_store_n(&r->conns[m], f->conns[m], __ATOMIC_RELAXED);
