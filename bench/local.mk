@@ -14,3 +14,13 @@ bench_redislock_bench_LDADD = lib/libredislock.la $(HIREDIS_LIBS)
 TESTS += bench/smoke.sh
 EXTRA_DIST += bench/run bench/report.py bench/peer_redispy.py bench/smoke.sh \
 	bench/prl_published.txt doc/benchmarks.md
+
+# The Redis Cluster goals (issue 23): clusters of its own (the test
+# harness's tests/harness/cluster.c), redis-cli --cluster create.
+noinst_PROGRAMS += bench/redislock-bench-cluster
+bench_redislock_bench_cluster_SOURCES = bench/cluster.c bench/util.c bench/bench.h \
+	tests/harness/server.c tests/harness/server.h tests/harness/cluster.c \
+	tests/harness/cluster.h
+bench_redislock_bench_cluster_CPPFLAGS = $(AM_CPPFLAGS) $(HIREDIS_CFLAGS) \
+	-I$(top_srcdir)/tests/harness
+bench_redislock_bench_cluster_LDADD = lib/libredislock.la $(HIREDIS_LIBS)

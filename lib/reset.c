@@ -201,8 +201,10 @@ static int reset_page(redislock_client *c, redislock__conn *conn,
     plan p;
     int rc;
 
-    if (page->elements == 0 || (rc = page_plan(c, page, &p)))
-        return page->elements == 0 ? 0 : rc;
+    if (page->elements == 0)
+        return 0;
+    if ((rc = page_plan(c, page, &p)))
+        return rc;
     nb = p.nb;
     bs = redislock__calloc(nb, sizeof *bs);
     calls = redislock__calloc(nb, sizeof *calls);
@@ -471,8 +473,10 @@ static int list_page(redislock_client *c, redislock__conn *conn,
     plan p;
     int rc;
 
-    if (page->elements == 0 || (rc = page_plan(c, page, &p)))
-        return page->elements == 0 ? 0 : rc;
+    if (page->elements == 0)
+        return 0;
+    if ((rc = page_plan(c, page, &p)))
+        return rc;
     nb = p.nb;
     calls = redislock__calloc(nb, sizeof *calls);
     callp = redislock__calloc(nb, sizeof *callp);
