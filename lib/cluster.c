@@ -52,6 +52,8 @@ struct redislock__cluster {
     int64_t due_us;              /* a refresh is wanted from then on; 0: none */
     int64_t next_check_us;       /* the watch's next periodic refresh */
     redislock__master *failed;   /* asked last in the next refresh */
+    int last_rc;                 /* the last refresh's result, and its */
+    char last_err[REDISLOCK__ERRLEN]; /* message (for threads that waited) */
     uint64_t refreshes, moves;   /* stats */
 };
 
@@ -220,7 +222,7 @@ static int install(redislock__member *mb, const redislock__slot_range *rs, size_
 /* Ask the nodes in turn until one gives a map; install it. */
 static int ask_all(redislock__member *mb, int64_t deadline)
 {
-    redislock__master *order[MAX_ASK];
+    redislock__master *order[MAX_ASK] = { NULL };
     redislock__slot_range *rs = NULL;
     size_t n, i, nr = 0;
     why w;
@@ -288,9 +290,12 @@ static int refresh(redislock__member *mb, int64_t deadline, int wait)
         return redislock__err(REDISLOCK_EIO, "%s: the refresh of its slot map did not "
                               "end in time", mb->name);
     }
-    if (cl->gen != gen) { /* another thread just did it */
+    if (cl->gen != gen) { /* another thread just did it: its answer */
+        rc = cl->last_rc;
+        if (rc)
+            rc = redislock__err(rc, "%s", cl->last_err);
         pthread_mutex_unlock(&mb->mu);
-        return 0;
+        return rc;
     }
     cl->refreshing = 1;
     cl->due_us = 0;
@@ -301,6 +306,8 @@ static int refresh(redislock__member *mb, int64_t deadline, int wait)
     cl->gen++;
     cl->refreshes++;
     cl->last_us = redislock__now_us();
+    cl->last_rc = rc;
+    snprintf(cl->last_err, sizeof cl->last_err, "%s", rc ? redislock_last_error() : "");
     if (!rc)
         cl->failed = NULL;
     pthread_cond_broadcast(&cl->cv);
@@ -474,7 +481,7 @@ int64_t redislock__cluster_watch(redislock__member *mb)
     redislock__cluster *cl = mb->cl;
     int64_t now = redislock__now_us(), next;
     if (now >= cl->next_check_us || refresh_due(mb)) {
-        int64_t step = redislock__after_ms(2 * ASK_MAX_MS);
+        int64_t step = redislock__after_ms(2LL * ASK_MAX_MS);
         if (refresh(mb, step, 0))
             redislock__log(mb->client, REDISLOCK_LOG_DEBUG, "%s", redislock_last_error());
         cl->next_check_us = redislock__now_us() + CHECK_EVERY_US;

@@ -177,6 +177,8 @@ typedef struct follow {
     int redirects[REDISLOCK__MAX_MASTERS];
     int tries[REDISLOCK__MAX_MASTERS]; /* TRYAGAIN/CLUSTERDOWN back-offs */
     int64_t since[REDISLOCK__MAX_MASTERS]; /* the first of them */
+    int last[REDISLOCK__MAX_MASTERS];      /* the last class backed off */
+    char text[REDISLOCK__MAX_MASTERS][160]; /* and its reply */
 } follow;
 
 /* Master i's reply slot emptied for a resend. */
@@ -214,6 +216,19 @@ static int follow_ask(redislock__fanout *f, size_t i, int64_t deadline)
     return 1;
 }
 
+/* Master i gave up on TRYAGAIN (EIO, f->tryagain set) or CLUSTERDOWN
+ * (ECLUSTERDOWN): the last such reply, and for how long. */
+static void backoff_fail(redislock__fanout *f, size_t i, const follow *st, int64_t now)
+{
+    const char *addr = f->conns[i] ? f->conns[i]->m->ep.addr : redislock__topo_name(f->client, i);
+    f->tryagain[i] = st->last[i] == REDISLOCK__TOPO_TRYAGAIN;
+    redislock__fan_fail(f, i, redislock__err(f->tryagain[i] ? REDISLOCK_EIO
+                                                            : REDISLOCK_ECLUSTERDOWN,
+                                             "redis %s: %s (still after %lld ms)", addr,
+                                             st->text[i],
+                                             (long long)((now - st->since[i]) / 1000)));
+}
+
 /* TRYAGAIN or CLUSTERDOWN on master i: 1 to retry after a back-off (in
  * st->pause_us), 0 when the next try would come after st->limit (the
  * master fails: EIO with f->tryagain set, or ECLUSTERDOWN). */
@@ -225,9 +240,11 @@ static int follow_backoff(redislock__fanout *f, size_t i, int cls, follow *st)
     /* half to all of the step: never longer than it */
     int64_t us = (int64_t)base * 500 + redislock__random_u32() % ((uint32_t)base * 500 + 1);
     int64_t now = redislock__now_us();
-    char text[160];
     if (!n)
         st->since[i] = now;
+    st->last[i] = cls;
+    redislock__printable(f->replies[i]->str, f->replies[i]->len > 100 ? 100 : f->replies[i]->len,
+                         st->text[i], sizeof st->text[i]);
     if (now + us < st->limit) {
         if (us > st->pause_us)
             st->pause_us = us;
@@ -236,14 +253,7 @@ static int follow_backoff(redislock__fanout *f, size_t i, int cls, follow *st)
             reroute(f, i); /* the map may have changed */
         return 1;
     }
-    redislock__printable(f->replies[i]->str, f->replies[i]->len > 100 ? 100 : f->replies[i]->len,
-                         text, sizeof text);
-    f->tryagain[i] = cls == REDISLOCK__TOPO_TRYAGAIN;
-    redislock__fan_fail(f, i, redislock__err(cls == REDISLOCK__TOPO_TRYAGAIN
-                                                 ? REDISLOCK_EIO : REDISLOCK_ECLUSTERDOWN,
-                                             "redis %s: %s (still after %lld ms)",
-                                             f->conns[i]->m->ep.addr, text,
-                                             (long long)((now - st->since[i]) / 1000)));
+    backoff_fail(f, i, st, now);
     return 0;
 }
 
@@ -282,7 +292,7 @@ static int follow_one(redislock__fanout *f, size_t i, follow *st, int64_t deadli
 static void follow_moves(redislock__fanout *f, redislock__call *const *calls,
                          int64_t deadline, int64_t window)
 {
-    int again[REDISLOCK__MAX_MASTERS], any, moved, pause_ms = 0;
+    int again[REDISLOCK__MAX_MASTERS] = { 0 }, any, moved, pause_ms = 0;
     follow st;
     size_t i;
     memset(&st, 0, sizeof st);
@@ -319,6 +329,10 @@ static void follow_moves(redislock__fanout *f, redislock__call *const *calls,
         redislock__fan_connect(f, f->client, f->key, f->keylen, step);
         send_all(f, calls, again, step);
         load_scripts(f, calls, step);
+        for (i = 0; i < f->n; i++) /* a last try without an answer by the limit */
+            if (again[i] && st.tries[i] && f->rc[i] == REDISLOCK_ETIMEDOUT &&
+                redislock__now_us() >= st.limit)
+                backoff_fail(f, i, &st, redislock__now_us());
     }
 }
 

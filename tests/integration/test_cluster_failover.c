@@ -61,12 +61,26 @@ static void scene_start(scene *s, int master_index)
     ts_await_blocked(s->m, 1);
 }
 
+/* Wait up to ms (stretched by REDISLOCK_TEST_SLOW) until s has n clients
+ * blocked. */
+static void await_blocked(ts_server *s, long long n, int ms)
+{
+    int64_t end = tu_now_ms() + TU_MS(ms);
+    while (ts_info(s, "clients", "blocked_clients") < n) {
+        if (tu_now_ms() > end)
+            fail_msg("redis %d: no client blocked after %d ms", s->port, (int)TU_MS(ms));
+        tu_sleep_ms(5);
+    }
+}
+
 /* After the failover: the holder still holds (renewed on the new master);
  * its release wakes the waiter there.  Returns ms from release to hold. */
 static int64_t scene_finish(scene *s)
 {
     int64_t t0;
-    ts_await_blocked(s->replica, 1); /* the waiter waits on the new master */
+    /* the waiter waits on the new master (after -UNBLOCKED, or after its
+     * capped BLPOP on a paused master and the retries that follow) */
+    await_blocked(s->replica, 1, 10000);
     assert_true(redislock_held(s->holder));
     assert_false(tf_waiter_done(s->w));
     t0 = tu_now_ms();

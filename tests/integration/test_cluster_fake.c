@@ -34,33 +34,65 @@ static int is(const redisReply *req, const char *cmd)
     return req->elements > 0 && !strcasecmp(req->element[0]->str, cmd);
 }
 
+/* The node's thread and the test's share a fake: every field the test
+ * reads or changes while the node runs goes through these. */
+static int get(int *p)
+{
+    return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+
+static int bump(int *p)
+{
+    return __atomic_fetch_add(p, 1, __ATOMIC_SEQ_CST);
+}
+
+static void set_reply(fake *f, const char *reply)
+{
+    __atomic_store_n(&f->script_reply, reply, __ATOMIC_SEQ_CST);
+}
+
+static void set_error(fake *f, const char *err, int n)
+{
+    __atomic_store_n(&f->errors, n, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&f->script_error, err, __ATOMIC_SEQ_CST);
+}
+
+static void set(int *p, int v)
+{
+    __atomic_store_n(p, v, __ATOMIC_SEQ_CST);
+}
+
 static void handler(void *ud, const redisReply *req, long n, tfn_out *out)
 {
     fake *f = ud;
     int asking = f->last_was_asking;
+    const char *reply = __atomic_load_n(&f->script_reply, __ATOMIC_SEQ_CST);
+    const char *error = __atomic_load_n(&f->script_error, __ATOMIC_SEQ_CST);
+    int errors = get(&f->errors), noscript = get(&f->noscript);
     (void)n;
     f->last_was_asking = is(req, "ASKING");
     if (is(req, "CLUSTER")) {
-        f->slots_asked++;
+        bump(&f->slots_asked);
         tfn_reply(out, "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n",
-                  f->owner_port ? f->owner_port : f->port);
+                  get(&f->owner_port) ? get(&f->owner_port) : f->port);
     } else if (is(req, "ASKING")) {
         tfn_reply(out, "+OK\r\n");
     } else if (is(req, "EVALSHA") || is(req, "EVAL")) {
-        int k = f->scripts++;
-        f->asking_before_script += asking;
+        int k = bump(&f->scripts);
+        if (asking)
+            bump(&f->asking_before_script);
         if (is(req, "EVAL"))
-            f->evals++;
-        if (is(req, "EVALSHA") && f->noscript)
+            bump(&f->evals);
+        if (is(req, "EVALSHA") && noscript)
             tfn_reply(out, "-NOSCRIPT No matching script. Please use EVAL.\r\n");
-        else if (f->script_error && (f->errors < 0 || k < f->errors))
-            tfn_reply(out, "-%s\r\n", f->script_error);
+        else if (error && (errors < 0 || k < errors))
+            tfn_reply(out, "-%s\r\n", error);
         else
-            tfn_reply(out, "%s", f->script_reply ? f->script_reply : ":0\r\n");
+            tfn_reply(out, "%s", reply ? reply : ":0\r\n");
     } else if (is(req, "CLIENT")) {
         tfn_reply(out, ":1\r\n");
     } else if (is(req, "BLPOP")) {
-        if (f->blpops++ == 0 && f->close_blpop) {
+        if (bump(&f->blpops) == 0 && get(&f->close_blpop)) {
             tfn_close(out);
             return;
         }
@@ -109,17 +141,16 @@ static void test_fake_ask_sends_asking_with_the_call(void **state)
     start(&b);
     start(&a);
     snprintf(ask, sizeof ask, "ASK %d 127.0.0.1:%d", JOB_SLOT, b.port);
-    a.script_error = ask;
-    a.errors = -1;
-    b.script_reply = TAKEN;
+    set_error(&a, ask, -1);
+    set_reply(&b, TAKEN);
     lk = tf_lock(client_of(&a, 1000), "job", 5000);
     assert_rl_ok(redislock_acquire(lk, 0));
-    assert_int_equal(b.scripts, 1);
-    assert_int_equal(b.asking_before_script, 1);
-    b.script_reply = ":0\r\n";
+    assert_int_equal(get(&b.scripts), 1);
+    assert_int_equal(get(&b.asking_before_script), 1);
+    set_reply(&b, ":0\r\n");
     assert_rl_ok(redislock_release(lk)); /* again to a (ASK), then b */
-    assert_int_equal(a.scripts, 2);
-    assert_int_equal(b.asking_before_script, 2);
+    assert_int_equal(get(&a.scripts), 2);
+    assert_int_equal(get(&b.asking_before_script), 2);
 }
 
 /* -MOVED: the slot is patched at once (the next call goes to the new node
@@ -136,26 +167,25 @@ static void test_fake_moved_patches_the_slot_and_refreshes_once(void **state)
     memset(&b, 0, sizeof b);
     start(&b);
     start(&a);
-    b.owner_port = b.port;
+    set(&b.owner_port, b.port);
     snprintf(moved, sizeof moved, "MOVED %d 127.0.0.1:%d", JOB_SLOT, b.port);
-    a.script_error = moved;
-    a.errors = -1;
-    b.script_reply = TAKEN;
+    set_error(&a, moved, -1);
+    set_reply(&b, TAKEN);
     c = client_of(&a, 1000);
     lk = tf_lock(c, "job", 5000);
     assert_rl_ok(redislock_acquire(lk, 0));
-    assert_int_equal(a.scripts, 1);
-    assert_int_equal(b.scripts, 1);
-    asked = a.slots_asked + b.slots_asked;
-    b.script_reply = ":0\r\n";
+    assert_int_equal(get(&a.scripts), 1);
+    assert_int_equal(get(&b.scripts), 1);
+    asked = get(&a.slots_asked) + get(&b.slots_asked);
+    set_reply(&b, ":0\r\n");
     for (i = 0; i < 5; i++) /* patched: straight to b */
         assert_rl_ok(redislock_release(lk));
-    assert_int_equal(a.scripts, 1);
+    assert_int_equal(get(&a.scripts), 1);
     tu_sleep_ms(250); /* the fold (200 ms) is over: the next call refreshes */
     assert_rl_ok(redislock_release(lk));
     print_message("      CLUSTER SLOTS asked %d time(s) before the MOVED, %d after\n", asked,
-                  a.slots_asked + b.slots_asked - asked);
-    assert_int_equal(a.slots_asked + b.slots_asked - asked, 1);
+                  get(&a.slots_asked) + get(&b.slots_asked) - asked);
+    assert_int_equal(get(&a.slots_asked) + get(&b.slots_asked) - asked, 1);
 }
 
 /* -TRYAGAIN three times, then the answer: retried on the same node after
@@ -168,15 +198,14 @@ static void test_fake_tryagain_three_times_then_ok(void **state)
     (void)state;
     memset(&a, 0, sizeof a);
     start(&a);
-    a.script_error = "TRYAGAIN Multiple keys request during rehashing of slot";
-    a.errors = 3;
-    a.script_reply = TAKEN;
+    set_error(&a, "TRYAGAIN Multiple keys request during rehashing of slot", 3);
+    set_reply(&a, TAKEN);
     lk = tf_lock(client_of(&a, 1000), "job", 5000);
     t0 = tu_now_ms();
     assert_rl_ok(redislock_acquire(lk, 0));
     took = tu_now_ms() - t0;
-    print_message("      acquired after %d tries in %lld ms\n", a.scripts, (long long)took);
-    assert_int_equal(a.scripts, 4);
+    print_message("      acquired after %d tries in %lld ms\n", get(&a.scripts), (long long)took);
+    assert_int_equal(get(&a.scripts), 4);
     assert_true(took >= 8 && took < TU_MS(200)); /* 1 + 2.5 + 5 ms at least */
 }
 
@@ -190,17 +219,16 @@ static void test_fake_clusterdown_until_the_deadline(void **state)
     (void)state;
     memset(&a, 0, sizeof a);
     start(&a);
-    a.script_error = "CLUSTERDOWN The cluster is down";
-    a.errors = -1;
+    set_error(&a, "CLUSTERDOWN The cluster is down", -1);
     lk = tf_lock(client_of(&a, 500), "job", 5000);
     t0 = tu_now_ms();
     assert_rl_err(redislock_acquire(lk, 0), REDISLOCK_ECLUSTERDOWN);
     took = tu_now_ms() - t0;
     print_message("      %s (%lld ms, %d tries)\n", redislock_errmsg(lk), (long long)took,
-                  a.scripts);
+                  get(&a.scripts));
     assert_non_null(strstr(redislock_errmsg(lk), "CLUSTERDOWN"));
     assert_true(took >= 350 && took < TU_MS(1000));
-    assert_true(a.scripts >= 3);
+    assert_true(get(&a.scripts) >= 3);
     t0 = tu_now_ms();
     assert_rl_err(redislock_release(lk), REDISLOCK_ECLUSTERDOWN);
     assert_true(tu_now_ms() - t0 < TU_MS(1000));
@@ -222,24 +250,21 @@ static void test_fake_redirect_loop_and_moved_to_itself(void **state)
     start(&self);
     snprintf(to_b, sizeof to_b, "MOVED %d 127.0.0.1:%d", JOB_SLOT, b.port);
     snprintf(to_a, sizeof to_a, "ASK %d 127.0.0.1:%d", JOB_SLOT, a.port);
-    a.script_error = to_b;
-    a.errors = -1;
-    b.script_error = to_a;
-    b.errors = -1;
+    set_error(&a, to_b, -1);
+    set_error(&b, to_a, -1);
     lk = tf_lock(client_of(&a, 1000), "job", 5000);
     assert_rl_err(redislock_acquire(lk, 0), REDISLOCK_EPROTO);
-    print_message("      %s (%d + %d calls)\n", redislock_errmsg(lk), a.scripts, b.scripts);
+    print_message("      %s (%d + %d calls)\n", redislock_errmsg(lk), get(&a.scripts), get(&b.scripts));
     assert_non_null(strstr(redislock_errmsg(lk), "redirect loop"));
     /* 17 sends of the acquire, then 17 of the release that gives back what
      * an acquire without an answer may have taken */
-    assert_true(a.scripts + b.scripts <= 2 * 17);
+    assert_true(get(&a.scripts) + get(&b.scripts) <= 2 * 17);
     snprintf(to_self, sizeof to_self, "MOVED %d 127.0.0.1:%d", JOB_SLOT, self.port);
-    self.script_error = to_self;
-    self.errors = -1;
+    set_error(&self, to_self, -1);
     lk = tf_lock(client_of(&self, 1000), "job", 5000);
     assert_rl_err(redislock_acquire(lk, 0), REDISLOCK_EPROTO);
     print_message("      %s\n", redislock_errmsg(lk));
-    assert_int_equal(self.scripts, 2); /* the acquire, and the give-back release */
+    assert_int_equal(get(&self.scripts), 2); /* the acquire, and the give-back release */
 }
 
 /* A node that closes the connection under a BLPOP: the waiter asks again
@@ -251,21 +276,19 @@ static void test_fake_node_closes_under_blpop(void **state)
     (void)state;
     memset(&a, 0, sizeof a);
     start(&a);
-    a.script_error = "";     /* unused */
-    a.errors = 0;
-    a.script_reply = BUSY;   /* held by another */
-    a.close_blpop = 1;
+    set_reply(&a, BUSY);   /* held by another */
+    set(&a.close_blpop, 1);
     lk = tf_lock(client_of(&a, 1000), "job", 5000);
     {
         tf_waiter *w = tf_waiter_start(lk, 3000);
         int i;
-        for (i = 0; i < 200 && a.blpops < 2; i++)
+        for (i = 0; i < 200 && get(&a.blpops) < 2; i++)
             tu_sleep_ms(5);
-        assert_true(a.blpops >= 2); /* closed under the first, waited again */
-        a.script_reply = TAKEN;
+        assert_true(get(&a.blpops) >= 2); /* closed under the first, waited again */
+        set_reply(&a, TAKEN);
         tf_waiter_await(w, 5000);
         tf_waiter_assert_ok(w);
-        print_message("      %d BLPOPs, %d script calls\n", a.blpops, a.scripts);
+        print_message("      %d BLPOPs, %d script calls\n", get(&a.blpops), get(&a.scripts));
     }
 }
 
@@ -277,12 +300,12 @@ static void test_fake_noscript_is_answered_with_eval(void **state)
     (void)state;
     memset(&a, 0, sizeof a);
     start(&a);
-    a.noscript = 1;
-    a.script_reply = TAKEN;
+    set(&a.noscript, 1);
+    set_reply(&a, TAKEN);
     lk = tf_lock(client_of(&a, 1000), "job", 5000);
     assert_rl_ok(redislock_acquire(lk, 0));
-    assert_int_equal(a.evals, 1);
-    assert_int_equal(a.scripts, 2);
+    assert_int_equal(get(&a.evals), 1);
+    assert_int_equal(get(&a.scripts), 2);
 }
 
 int main(void)
