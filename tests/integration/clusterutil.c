@@ -38,7 +38,10 @@ void cu_stats(redislock_client *c, uint64_t *refreshes, uint64_t *moves)
 
 const char *cu_get(ts_server *s, const char *key, char *buf, size_t len)
 {
-    redisReply *r = ts_cmd(s, "GET %s", key);
+    redisReply *r = ts_cmd(s, "ASKING"); /* a slot being imported answers too */
+    if (r)
+        freeReplyObject(r);
+    r = ts_cmd(s, "GET %s", key);
     snprintf(buf, len, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
     if (r)
         freeReplyObject(r);
