@@ -15,9 +15,9 @@
  *   failover  CLUSTER FAILOVER under a waiter: from the release on the new
  *             master to the waiter's acquire;
  *   sigkill   a master SIGKILLed: from its replica accepting writes to the
- *             first acquire of a client that tries every 10 ms;
- *   renew     10,000 auto-renewed locks over 3 masters: pipelines (EVALSHA
- *             bursts, sampled every 2 ms on each master) per renewal batch.
+ *             first acquire of a client that tries every 10 ms.
+ * (The renewal's round trips per batch are counted by the renewer itself:
+ * tests/integration/test_cluster.c, 10,000 locks.)
  * Records "@ cluster-<what> key=value..." go to stdout; --markdown adds the
  * table for doc/benchmarks.md.  The public API only (plus hiredis). */
 #include "bench.h"
@@ -382,66 +382,6 @@ static void sigkill(void)
     bench_samples_free(&writable);
 }
 
-/* ------------------------------------------------------------- renew */
-
-#define RENEW_LOCKS 10000
-
-/* Bursts of EVALSHA on each master (a change after 50 ms of none is a
- * new pipeline); the renewal batches are those of the first master. */
-static void renew(void)
-{
-    static redislock *lks[RENEW_LOCKS];
-    redislock_options o = REDISLOCK_OPTIONS_INIT;
-    redislock_client *c = client(three.url);
-    long long last[3] = { 0, 0, 0 };
-    int64_t quiet_since[3] = { 0, 0, 0 }, t_end;
-    int i, k, nstarts = 0, batches, first_node = 0;
-    o.expire_ms = 3000;
-    o.auto_renew = 1;
-    for (i = 0; i < RENEW_LOCKS; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "rn%d", i);
-        if (redislock_new(&lks[i], c, name, &o) || redislock_acquire(lks[i], 0))
-            bench_die("renew", redislock_last_error());
-    }
-    for (k = 0; k < 3; k++)
-        last[k] = -1;
-    t_end = now_us() + 5000000;
-    while (now_us() < t_end) {
-        for (k = 0; k < 3; k++) {
-            redisReply *r = ts_cmd(&three.node[k], "INFO commandstats");
-            const char *p = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_evalsha:calls=") : NULL;
-            long long v = p ? atoll(p + 22) : 0;
-            int64_t t = now_us();
-            if (last[k] >= 0 && v != last[k]) {
-                if (t - quiet_since[k] >= 50000) {
-                    nstarts++;
-                    first_node += k == 0;
-                }
-                quiet_since[k] = t;
-            } else if (last[k] < 0) {
-                quiet_since[k] = t - 1000000;
-            }
-            if (v != last[k])
-                quiet_since[k] = t;
-            last[k] = v;
-            if (r)
-                freeReplyObject(r);
-        }
-        bench_sleep_ns(2000000);
-    }
-    /* every batch of thousands of locks has some on the first master:
-     * its pipelines count the batches */
-    batches = first_node;
-    printf("@ cluster-renew locks=%d masters=3 pipelines=%d batches=%d per_batch=%.2f\n",
-           RENEW_LOCKS, nstarts, batches, batches ? (double)nstarts / batches : 0.0);
-    for (i = 0; i < RENEW_LOCKS; i++) {
-        redislock_release(lks[i]);
-        redislock_free(lks[i]);
-    }
-    redislock_client_free(c);
-}
-
 int main(int argc, char **argv)
 {
     int a, rc;
@@ -461,7 +401,6 @@ int main(int argc, char **argv)
     if (!getenv("BENCH_ONLY_FAILOVER")) {
         warm();
         migrate();
-        renew();
     }
     if ((rc = tc_start(&six, 6, 1)) != 0)
         return rc;

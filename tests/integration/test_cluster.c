@@ -179,6 +179,36 @@ static void test_cluster_seed_that_is_not_a_cluster_node(void **state)
 }
 
 
+
+/* After a test that moves a slot: back to its first owner, whatever
+ * happened (a failed assertion leaves the test at once). */
+typedef struct slot_home {
+    int slot;
+    ts_server *home;
+} slot_home;
+
+static void slot_go_home(void *arg)
+{
+    slot_home *h = arg;
+    ts_server *now = tc_owner(&cl, h->slot);
+    redisReply *r;
+    int i;
+    for (i = 0; i < cl.n; i++) { /* close any half-done migration */
+        r = ts_cmd(&cl.node[i], "CLUSTER SETSLOT %d STABLE", h->slot);
+        if (r)
+            freeReplyObject(r);
+    }
+    if (now && now != h->home && tc_migrate_begin(&cl, h->slot, now, h->home) == 0)
+        (void)tc_migrate_end(&cl, h->slot, now, h->home);
+}
+
+static void slot_home_defer(slot_home *h, int slot, ts_server *home)
+{
+    h->slot = slot;
+    h->home = home;
+    tf_defer(slot_go_home, h);
+}
+
 /* A release in a thread of its own, timed. */
 typedef struct releaser {
     redislock *lk;
@@ -212,6 +242,7 @@ static void release_start(releaser *r, redislock *lk)
 static void test_cluster_slot_migrated_under_a_holder_and_a_waiter(void **state)
 {
     static releaser rel;
+    static slot_home home;
     char name[32], key[64], v[128];
     redislock_client *c = tf_client(cl.url);
     redislock *holder, *lk;
@@ -222,6 +253,7 @@ static void test_cluster_slot_migrated_under_a_holder_and_a_waiter(void **state)
     (void)state;
     cu_name_on(&cl, src, "mig", name, sizeof name);
     slot = cu_slot(name);
+    slot_home_defer(&home, slot, src);
     snprintf(key, sizeof key, "lock:{%s}", name);
     holder = tf_lock(c, name, 10000);
     lk = tf_lock(c, name, 10000);
@@ -245,12 +277,12 @@ static void test_cluster_slot_migrated_under_a_holder_and_a_waiter(void **state)
     print_message("      release done %lld ms after SETSLOT NODE; the waiter held it %lld ms "
                   "after the release\n", (long long)(rel.done - closed),
                   (long long)(w->got - rel.done));
-    assert_true(rel.done - closed < TU_MS(50));
+    /* (the goals, <= 50 ms and <= MOVED + 150 ms, are measured by
+     * bench/redislock-bench-cluster; here only that it happens) */
+    assert_true(rel.done - closed < TU_MS(500));
     assert_string_equal(cu_get(dst, key, v, sizeof v), redislock_id(lk));
     /* the server's MOVED comes from its clients cron (~100 ms to 1 s) */
     assert_true(w->got - rel.done < TU_MS(1500));
-    assert_int_equal(tc_migrate_begin(&cl, slot, dst, src), 0); /* put it back */
-    assert_int_equal(tc_migrate_end(&cl, slot, dst, src), 0);
 }
 
 /* A slot held open 3 s under two releases: the lock that expires first is
@@ -259,6 +291,7 @@ static void test_cluster_slot_migrated_under_a_holder_and_a_waiter(void **state)
 static void test_cluster_slot_held_open_under_a_release(void **state)
 {
     static releaser short_rel, long_rel;
+    static slot_home home;
     redislock_client *c = tf_client(cl.url);
     redislock *a, *b;
     ts_server *src = &cl.node[2], *dst = &cl.node[0];
@@ -270,6 +303,7 @@ static void test_cluster_slot_held_open_under_a_release(void **state)
     snprintf(na, sizeof na, "%s}a", name); /* lock:{NAME}a}: NAME's slot */
     snprintf(nb, sizeof nb, "%s}b", name);
     slot = cu_slot(name);
+    slot_home_defer(&home, slot, src);
     assert_int_equal(cu_slot(na), slot);
     a = tf_lock(c, na, 1000);
     b = tf_lock(c, nb, 10000);
@@ -293,9 +327,7 @@ static void test_cluster_slot_held_open_under_a_release(void **state)
     assert_false(redislock_held(a));
     assert_true(short_rel.done - t0 >= 850 && short_rel.done - t0 < TU_MS(1500));
     assert_int_equal(long_rel.rc, 0);
-    assert_true(long_rel.done - closed < TU_MS(50));
-    assert_int_equal(tc_migrate_begin(&cl, slot, dst, src), 0);
-    assert_int_equal(tc_migrate_end(&cl, slot, dst, src), 0);
+    assert_true(long_rel.done - closed < TU_MS(500)); /* the goal: the bench */
 }
 
 /* ------------------------------------------------- 64 threads, 100 locks */
@@ -525,38 +557,40 @@ static void test_cluster_python_redis_lock_through_redis_cluster_both_ways(void 
 
 /* ------------------------------------------------------------ renewal */
 
-/* 300 auto-renewed locks over the 3 masters: one pipeline per master per
- * renewal cycle (the renewer's own count of round trips). */
+/* 10,000 auto-renewed locks over the 3 masters (fewer under the
+ * sanitizers): at most one pipeline per master per renewal batch (the
+ * renewer's own count of round trips), none lost. */
 static void test_cluster_renewal_is_one_pipeline_per_master(void **state)
 {
     redislock_client *c = tf_client(cl.url);
     redislock__renew_stats st;
     redislock_options o = REDISLOCK_OPTIONS_INIT;
-    int i;
+    int i, n = 10000 / tu_slow();
+    int64_t t0 = tu_now_ms();
     (void)state;
-    o.expire_ms = 1500;
+    o.expire_ms = 3000;
     o.auto_renew = 1;
-    for (i = 0; i < 300; i++) {
+    for (i = 0; i < n; i++) {
         char name[16];
         redislock *lk;
         snprintf(name, sizeof name, "r%d", i);
         lk = tf_lock_opts(c, name, &o);
         assert_rl_ok(redislock_acquire(lk, 0));
     }
-    tu_sleep_ms(1800);
-    for (i = 0; i < 400; i++) { /* between two batches (none in flight) */
-        redislock__renew_get_stats(c, &st);
-        if (st.renewals == 300 * st.cycles)
-            break;
-        tu_sleep_ms(5);
-    }
-    print_message("      %llu cycles, %llu round trips, %llu renewals, %llu lost\n",
+    print_message("      %d locks acquired in %lld ms\n", n, (long long)(tu_now_ms() - t0));
+    tu_sleep_ms(2500);
+    redislock__renew_get_stats(c, &st);
+    print_message("      %llu batches, %llu round trips, %llu renewals, %llu lost\n",
                   (unsigned long long)st.cycles, (unsigned long long)st.round_trips,
                   (unsigned long long)st.renewals, (unsigned long long)st.lost);
     assert_true(st.cycles >= 2);
     assert_int_equal(st.lost, 0);
-    assert_int_equal(st.round_trips, 3 * st.cycles);
-    assert_int_equal(st.renewals, 300 * st.cycles);
+    /* one pipeline per master that has locks due in the batch: 3 for the
+     * batches of thousands, fewer for a stray one (and a batch in flight
+     * is counted in cycles before its round trips) */
+    assert_true(st.round_trips <= 3 * st.cycles);
+    assert_true(st.round_trips >= 2 * st.cycles);
+    assert_true(st.renewals >= (uint64_t)n);
 }
 
 /* ------------------------------------------- a master's last slot moved */
