@@ -25,7 +25,6 @@
 
 #include <errno.h>
 #include <hiredis.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -102,32 +101,6 @@ void redislock__cluster_fork_child(redislock__member *mb)
 }
 
 /* ------------------------------------------------------------- asking */
-
-/* Why a refresh found no map, for the message. */
-typedef struct why {
-    char text[600];
-    size_t len;
-} why;
-
-static void note(why *w, const char *fmt, ...) REDISLOCK__PRINTF(2, 3);
-static void note(why *w, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    if (w->len + 3 >= sizeof w->text)
-        return;
-    if (w->len) {
-        memcpy(w->text + w->len, "; ", 3);
-        w->len += 2;
-    }
-    va_start(ap, fmt);
-    n = vsnprintf(w->text + w->len, sizeof w->text - w->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        w->len += (size_t)n;
-    if (w->len > sizeof w->text - 1)
-        w->len = sizeof w->text - 1;
-}
 
 /* CLUSTER SLOTS of node m: its ranges in *rs (the caller frees them). */
 static int ask_node(redislock__master *m, int64_t deadline, redislock__slot_range **rs,
@@ -225,7 +198,7 @@ static int ask_all(redislock__member *mb, int64_t deadline)
     redislock__master *order[MAX_ASK] = { NULL };
     redislock__slot_range *rs = NULL;
     size_t n, i, nr = 0;
-    why w;
+    redislock__notes w;
     memset(&w, 0, sizeof w);
     pthread_mutex_lock(&mb->mu);
     n = candidates(mb, order);
@@ -234,11 +207,12 @@ static int ask_all(redislock__member *mb, int64_t deadline)
         int64_t step = redislock__min_deadline(redislock__after_ms(ASK_MAX_MS), deadline);
         int rc = ask_node(order[i], step, &rs, &nr);
         if (rc) {
-            note(&w, "%s", redislock_last_error());
+            redislock__notes_add(&w, "%s", redislock_last_error());
             continue;
         }
         if (nr == 0) {
-            note(&w, "redis %s: an empty slot map (a node still starting?)", order[i]->ep.addr);
+            redislock__notes_add(&w, "redis %s: an empty slot map (a node still "
+                                 "starting?)", order[i]->ep.addr);
             redislock__free(rs);
             continue;
         }

@@ -68,6 +68,14 @@ const char *redislock__quote(const char *s, size_t n, char *buf, size_t buflen);
  * stays one line.  Control bytes and '\\' become \xNN; "..." when cut. */
 const char *redislock__printable(const char *s, size_t n, char *buf, size_t buflen);
 
+/* Reasons gathered for one message ("a; b; c"), e.g. why no server of a
+ * list answered; cut to fit. */
+typedef struct redislock__notes {
+    char text[600];
+    size_t len;
+} redislock__notes;
+void redislock__notes_add(redislock__notes *w, const char *fmt, ...) REDISLOCK__PRINTF(2, 3);
+
 /* ---------------------------------------------------------------- clock.c */
 #define REDISLOCK__NEVER INT64_MAX
 /* CLOCK_MONOTONIC in microseconds. */
