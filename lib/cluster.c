@@ -161,7 +161,10 @@ static size_t candidates(redislock__member *mb, redislock__master **out)
     return n;
 }
 
-/* Install the ranges as the map (every slot they do not cover unknown). */
+/* Install the ranges in the map.  A slot they leave out keeps the owner it
+ * had: a node in the middle of a failover can leave a slot out of its
+ * answer for a moment, and the owner's own replies (-MOVED, -CLUSTERDOWN)
+ * correct a stale entry, where an unknown one would fail the call. */
 static int install(redislock__member *mb, const redislock__slot_range *rs, size_t n)
 {
     redislock__cluster *cl = mb->cl;
@@ -179,7 +182,7 @@ static int install(redislock__member *mb, const redislock__slot_range *rs, size_
     if (!rc) {
         pthread_mutex_lock(&mb->mu);
         for (s = 0; s < REDISLOCK__SLOTS; s++)
-            if (cl->slot[s] != owner[s]) {
+            if (owner[s] && cl->slot[s] != owner[s]) {
                 changed++;
                 __atomic_store_n(&cl->slot[s], owner[s], __ATOMIC_RELEASE);
             }
