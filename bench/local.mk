@@ -50,3 +50,12 @@ bench_redislock_statcost_LDADD = bench/nostats.o lib/libredislock-core.la $(HIRE
 EXTRA_bench_redislock_statcost_DEPENDENCIES = bench/nostats.o
 CLEANFILES += bench/nostats.o bench/nostats.o-r.o lib/libredislock-nostats.la \
 	bench/redislock-statcost
+# The Redis Cluster goals (issue 23): clusters of its own (the test
+# harness's tests/harness/cluster.c), redis-cli --cluster create.
+noinst_PROGRAMS += bench/redislock-bench-cluster
+bench_redislock_bench_cluster_SOURCES = bench/cluster.c bench/util.c bench/bench.h \
+	tests/harness/server.c tests/harness/server.h tests/harness/cluster.c \
+	tests/harness/cluster.h
+bench_redislock_bench_cluster_CPPFLAGS = $(AM_CPPFLAGS) $(HIREDIS_CFLAGS) \
+	-I$(top_srcdir)/tests/harness
+bench_redislock_bench_cluster_LDADD = lib/libredislock.la $(HIREDIS_LIBS)

@@ -84,7 +84,8 @@ REDISLOCK_EXPORT const char *redislock_tls_version(void);
     XX(ENOQUORUM, -12, "no quorum of masters")                              \
     XX(ETLS, -13, "TLS setup, handshake or certificate verification failed") \
     XX(ECANCELED, -14, "the wait was cancelled")                            \
-    XX(ENOREPLICAS, -15, "too few replicas acknowledged the lock in time")
+    XX(ENOREPLICAS, -15, "too few replicas acknowledged the lock in time")     \
+    XX(ECLUSTERDOWN, -16, "the cluster is down (CLUSTERDOWN)")
 
 typedef enum redislock_errno {
     REDISLOCK_OK = 0,
@@ -294,7 +295,7 @@ typedef struct redislock_stats {
                                      batch of due locks */
     uint64_t renewing;         /* locks being auto-renewed now */
     /* Sentinel failovers followed (a redis-sentinel:// service's master
-     * moved), and Cluster redirects followed (0: no Cluster support yet) */
+     * moved), and Redis Cluster -MOVED redirects followed */
     uint64_t failovers;
     uint64_t redirects;
 } redislock_stats;
@@ -570,6 +571,32 @@ typedef int (*redislock_list_fn)(const redislock_list_entry *e, void *userdata);
 REDISLOCK_EXPORT int redislock_list(redislock_client *c, const char *name_pattern,
                                     redislock_list_fn fn, void *userdata,
                                     uint64_t *count);
+
+/* ------------------------------------------------------------- cluster */
+
+/* One range of slots of a Redis Cluster and the master serving it (for
+ * redislock_cluster_slots()); the string is valid during the callback
+ * only.  Fields may be added at the end. */
+typedef struct redislock_slot_range {
+    int first, last;          /* slots, inclusive (0 .. 16383) */
+    const char *master_addr;  /* the master's "host:port" */
+    size_t member;            /* the index of the client's URL it belongs to
+                                 (0 with one URL) */
+} redislock_slot_range;
+
+/* Called once per range; return 0 to go on, anything else to stop (the
+ * value is returned). */
+typedef int (*redislock_slots_fn)(const redislock_slot_range *r, void *userdata);
+
+/* Ask every cluster URL of c (redis-cluster://, rediss-cluster://) for its
+ * slot map now (CLUSTER SLOTS, from a node that answers) and call fn for
+ * each range of slots that one master serves, in slot order: the map the
+ * client routes keys with from then on.  Slots no master serves are left
+ * out.  Returns 0, fn's non-zero value, REDISLOCK_ENOTSUP when no URL of
+ * c is a cluster, or REDISLOCK_EIO (no node gave a map) with the nodes
+ * asked and their answers in the message. */
+REDISLOCK_EXPORT int redislock_cluster_slots(redislock_client *c, redislock_slots_fn fn,
+                                             void *userdata);
 
 #ifdef __cplusplus
 }

@@ -6,41 +6,63 @@
  * hung master therefore costs the deadline once, not once per master.  Calls
  * that meet NOSCRIPT are resent as EVAL in a second parallel step, after the
  * first drained, so that replies stay in order.  With one master this is the
- * plain pipeline on one connection. */
+ * plain pipeline on one connection.
+ *
+ * One call per master (k == 1) also follows the topology (follow_moves): a
+ * reply that says the key's node moved (a failover, a cluster's -MOVED)
+ * sends the call again to the node the topology names now; a cluster's
+ * -ASK sends it once to the node named, behind ASKING, in the same round
+ * trip; -TRYAGAIN (a slot in migration) and -CLUSTERDOWN are retried on
+ * a back-off, all within the caller's deadline. */
 #include "internal.h"
 
 #include <hiredis.h>
 #include <stdio.h>
 #include <string.h>
 
-/* A move (a failover) is followed this many times at most per call. */
-#define MAX_MOVES 16
+/* Redirects (moves, ASK) followed per master and call, at most: beyond
+ * that it is a loop. */
+#define MAX_REDIRECTS 16
+/* TRYAGAIN back-off steps (ms), jittered; CLUSTERDOWN's step. */
+static const int tryagain_ms[] = { 2, 5, 10, 20, 50 };
+#define CLUSTERDOWN_MS 100
 
 /* Collecting: want[i] replies from master i, stored in the reply slots
- * listed in map[i * k ...]; with WAIT behind them, one more (the acks). */
+ * listed in map[i * k ...]; ASKING's in front of them (skipped) when the
+ * calls went behind it; with WAIT behind them, one more (the acks). */
 typedef struct collector {
     redislock__fanout *f;
     const size_t *map, *want;
     size_t got[REDISLOCK__MAX_MASTERS];
     int wait[REDISLOCK__MAX_MASTERS];
+    int skip[REDISLOCK__MAX_MASTERS];
 } collector;
+
+static size_t expected(const collector *co, size_t i)
+{
+    return (size_t)co->skip[i] + co->want[i] + (size_t)co->wait[i];
+}
 
 static int collect_wants(void *ctx, size_t i)
 {
     const collector *co = ctx;
-    return co->got[i] < co->want[i] + (size_t)co->wait[i];
+    return co->got[i] < expected(co, i);
 }
 
 static void collect_reply(void *ctx, size_t i, struct redisReply *r)
 {
     collector *co = ctx;
-    size_t k = co->f->k;
-    if (co->got[i] == co->want[i]) { /* WAIT's, behind the calls */
-        co->got[i]++;
+    size_t k = co->f->k, at = co->got[i]++;
+    if (at < (size_t)co->skip[i]) { /* ASKING's +OK (an error shows in the call's) */
+        freeReplyObject(r);
+        return;
+    }
+    at -= (size_t)co->skip[i];
+    if (at == co->want[i]) { /* WAIT's, behind the calls */
         redislock__fan_take_ack(co->f, i, r);
         return;
     }
-    co->f->replies[i * k + co->map[i * k + co->got[i]++]] = r;
+    co->f->replies[i * k + co->map[i * k + at]] = r;
 }
 
 static const redislock__pump_ops collect_ops = { collect_wants, collect_reply, NULL };
@@ -55,11 +77,13 @@ static void collect(redislock__fanout *f, const size_t *map, const size_t *want,
     co.f = f;
     co.map = map;
     co.want = want;
-    for (i = 0; i < f->n; i++)
+    for (i = 0; i < f->n; i++) {
         co.wait[i] = want[i] && redislock__fan_wait_for(f, i) > 0;
+        co.skip[i] = want[i] && f->asking[i];
+    }
     redislock__pump(f, deadline, &collect_ops, &co);
     for (i = 0; i < f->n; i++)
-        if (!f->rc[i] && co.got[i] < want[i] + (size_t)co.wait[i])
+        if (!f->rc[i] && co.got[i] < expected(&co, i))
             redislock__fan_fail(f, i,
                                 redislock__err(REDISLOCK_ETIMEDOUT,
                                                "redis %s: no reply in time",
@@ -74,6 +98,8 @@ static void send_calls(redislock__fanout *f, size_t i, redislock__call *const *c
 {
     size_t j;
     int rc = 0;
+    if (f->asking[i]) /* a cluster's -ASK: this once, on the node it named */
+        rc = redislock__conn_appendv(f->conns[i], "ASKING", (const char *)NULL);
     for (j = 0; j < n && !rc; j++)
         rc = eval ? redislock__call_append_eval(f->conns[i], calls[which[j]])
                   : redislock__call_append(f->conns[i], calls[which[j]]);
@@ -143,51 +169,188 @@ static void load_scripts(redislock__fanout *f, redislock__call *const *calls,
         collect(f, f->map, want, deadline);
 }
 
-/* One call per master (k == 1) whose reply says its node moved (a
- * failover): find the node again and send it there, up to MAX_MOVES times,
- * by the deadline.  A pause of 10, 20, 40... ms between moves lets a
- * failover finish. */
-static void follow_moves(redislock__fanout *f, redislock__call *const *calls,
-                         int64_t deadline)
+/* The state of follow_moves() for one call. */
+typedef struct follow {
+    int64_t limit;            /* TRYAGAIN and CLUSTERDOWN end by then */
+    int64_t pause_us;         /* before the next resend */
+    int moves;                /* rounds with a move (the pause doubles) */
+    int redirects[REDISLOCK__MAX_MASTERS];
+    int tries[REDISLOCK__MAX_MASTERS]; /* TRYAGAIN/CLUSTERDOWN back-offs */
+    int64_t since[REDISLOCK__MAX_MASTERS]; /* the first of them */
+    int last[REDISLOCK__MAX_MASTERS];      /* the last class backed off */
+    char text[REDISLOCK__MAX_MASTERS][160]; /* and its reply */
+} follow;
+
+/* Master i's reply slot emptied for a resend. */
+static void clear_reply(redislock__fanout *f, size_t i)
 {
-    int moved[REDISLOCK__MAX_MASTERS], n, any, pause_ms = 0;
-    size_t i;
-    for (n = 0; n < MAX_MOVES && f->client; n++) {
-        any = 0;
-        for (i = 0; i < f->n; i++) {
-            moved[i] = !f->rc[i] && f->replies[i] &&
-                       redislock__topo_reply(f->conns[i], f->replies[i]);
-            if (!moved[i])
-                continue;
-            any = 1;
-            freeReplyObject(f->replies[i]);
-            f->replies[i] = NULL;
-            f->acks[i] = -1;
-            redislock__pool_put(f->conns[i]); /* broken: closed */
-            f->conns[i] = NULL;
-        }
-        if (!any || redislock__now_us() >= deadline)
-            return;
-        if (pause_ms)
-            redislock__sleep_ms((int)redislock__min_deadline(
-                pause_ms, (deadline - redislock__now_us()) / 1000));
-        pause_ms = pause_ms ? pause_ms * 2 : 10;
-        redislock__fan_connect(f, f->client, f->key, f->keylen, deadline);
-        send_all(f, calls, moved, deadline);
-        load_scripts(f, calls, deadline);
-    }
+    freeReplyObject(f->replies[i]);
+    f->replies[i] = NULL;
+    f->acks[i] = -1;
 }
 
+/* Master i's call is sent elsewhere: its connection goes back (closed
+ * when broken), and the topology is asked again (fan_connect). */
+static void reroute(redislock__fanout *f, size_t i)
+{
+    redislock__pool_put(f->conns[i]);
+    f->conns[i] = NULL;
+    f->asking[i] = 0;
+}
 
+/* -ASK on master i: the call goes once to the node named, behind ASKING. */
+static int follow_ask(redislock__fanout *f, size_t i, int64_t deadline)
+{
+    redislock__master *to = NULL;
+    int rc = redislock__topo_ask(f->conns[i], f->replies[i], &to);
+    clear_reply(f, i);
+    reroute(f, i);
+    if (!rc)
+        rc = redislock__pool_get(to, redislock__step_deadline(to->client, 1, deadline),
+                                 &f->conns[i]);
+    if (rc) {
+        redislock__fan_fail(f, i, rc);
+        return 0;
+    }
+    f->asking[i] = 1;
+    return 1;
+}
+
+/* Master i gave up on TRYAGAIN (EIO, f->tryagain set) or CLUSTERDOWN
+ * (ECLUSTERDOWN): the last such reply, and for how long. */
+static void backoff_fail(redislock__fanout *f, size_t i, const follow *st, int64_t now)
+{
+    const char *addr = f->conns[i] ? f->conns[i]->m->ep.addr : redislock__topo_name(f->client, i);
+    f->tryagain[i] = st->last[i] == REDISLOCK__TOPO_TRYAGAIN;
+    redislock__fan_fail(f, i, redislock__err(f->tryagain[i] ? REDISLOCK_EIO
+                                                            : REDISLOCK_ECLUSTERDOWN,
+                                             "redis %s: %s (still after %lld ms)", addr,
+                                             st->text[i],
+                                             (long long)((now - st->since[i]) / 1000)));
+}
+
+/* TRYAGAIN or CLUSTERDOWN on master i: 1 to retry after a back-off (in
+ * st->pause_us), 0 when the next try would come after st->limit (the
+ * master fails: EIO with f->tryagain set, or ECLUSTERDOWN). */
+static int follow_backoff(redislock__fanout *f, size_t i, int cls, follow *st)
+{
+    int n = st->tries[i]++;
+    int base = cls == REDISLOCK__TOPO_CLUSTERDOWN ? CLUSTERDOWN_MS
+               : tryagain_ms[n < 4 ? n : 4];
+    /* half to all of the step: never longer than it */
+    int64_t us = (int64_t)base * 500 + redislock__random_u32() % ((uint32_t)base * 500 + 1);
+    int64_t now = redislock__now_us();
+    if (!n)
+        st->since[i] = now;
+    st->last[i] = cls;
+    redislock__printable(f->replies[i]->str, f->replies[i]->len > 100 ? 100 : f->replies[i]->len,
+                         st->text[i], sizeof st->text[i]);
+    if (now + us < st->limit) {
+        if (us > st->pause_us)
+            st->pause_us = us;
+        clear_reply(f, i);
+        if (cls == REDISLOCK__TOPO_CLUSTERDOWN)
+            reroute(f, i); /* the map may have changed */
+        return 1;
+    }
+    backoff_fail(f, i, st, now);
+    return 0;
+}
+
+/* What master i's reply asks for: 1 to send the call again. */
+static int follow_one(redislock__fanout *f, size_t i, follow *st, int64_t deadline)
+{
+    int cls = redislock__topo_reply(f->conns[i], f->replies[i]);
+    if (cls == REDISLOCK__TOPO_NONE)
+        return 0;
+    if (cls != REDISLOCK__TOPO_TRYAGAIN && cls != REDISLOCK__TOPO_CLUSTERDOWN &&
+        ++st->redirects[i] > MAX_REDIRECTS) {
+        char text[160];
+        redislock__printable(f->replies[i]->str,
+                             f->replies[i]->len > 100 ? 100 : f->replies[i]->len, text,
+                             sizeof text);
+        redislock__fan_fail(f, i, redislock__err(REDISLOCK_EPROTO, "redis %s: a redirect "
+                                                 "loop: %d redirects, the last %s",
+                                                 f->conns[i]->m->ep.addr, MAX_REDIRECTS,
+                                                 text));
+        return 0;
+    }
+    if (cls == REDISLOCK__TOPO_ASK)
+        return follow_ask(f, i, deadline);
+    if (cls == REDISLOCK__TOPO_TRYAGAIN || cls == REDISLOCK__TOPO_CLUSTERDOWN)
+        return follow_backoff(f, i, cls, st);
+    clear_reply(f, i);
+    reroute(f, i);
+    return cls == REDISLOCK__TOPO_MOVED ? 2 : 1; /* a node gone: pause */
+}
+
+/* One call per master (k == 1) whose reply says the topology moved: send it
+ * where the topology says now, by the deadline (or by f->retry_until when
+ * set: a release retries while its lock is valid), each resend with a reply window of
+ * `window`.  A pause of 10, 20, 40... ms between rounds of moves lets a
+ * failover finish. */
+static void follow_moves(redislock__fanout *f, redislock__call *const *calls,
+                         int64_t deadline, int64_t window)
+{
+    int again[REDISLOCK__MAX_MASTERS] = { 0 }, any, moved, pause_ms = 0;
+    follow st;
+    size_t i;
+    memset(&st, 0, sizeof st);
+    st.limit = f->retry_until ? f->retry_until : deadline;
+    while (f->client) {
+        int64_t step;
+        any = moved = 0;
+        st.pause_us = 0;
+        for (i = 0; i < f->n; i++) {
+            again[i] = !f->rc[i] && f->replies[i] ? follow_one(f, i, &st, deadline) : 0;
+            any |= again[i] != 0;
+            moved |= again[i] == 2;
+        }
+        if (!any)
+            return;
+        if (moved && pause_ms)
+            st.pause_us = redislock__min_deadline(st.pause_us > pause_ms * 1000LL
+                                                      ? st.pause_us : pause_ms * 1000LL,
+                                                  st.limit - redislock__now_us());
+        if (moved)
+            pause_ms = pause_ms ? pause_ms * 2 : 10;
+        if (st.pause_us > 0)
+            redislock__sleep_ms((int)((st.pause_us + 999) / 1000));
+        if (redislock__now_us() >= st.limit) {
+            for (i = 0; i < f->n; i++)
+                if (again[i] && !f->rc[i]) {
+                    redislock__fan_fail(f, i, redislock__err(REDISLOCK_EIO, "%s: no time "
+                                        "left to follow a redirect",
+                                        redislock__topo_name(f->client, i)));
+                }
+            return;
+        }
+        step = redislock__min_deadline(st.limit, redislock__now_us() + window);
+        redislock__fan_connect(f, f->client, f->key, f->keylen, step);
+        send_all(f, calls, again, step);
+        load_scripts(f, calls, step);
+        for (i = 0; i < f->n; i++) /* a last try without an answer by the limit */
+            if (again[i] && st.tries[i] && f->rc[i] == REDISLOCK_ETIMEDOUT &&
+                redislock__now_us() >= st.limit)
+                backoff_fail(f, i, &st, redislock__now_us());
+    }
+}
 
 void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
                           int64_t deadline)
 {
     int64_t window = deadline - redislock__now_us();
+    size_t i;
+    if (window < 0)
+        window = 0;
+    for (i = 0; i < f->n; i++)
+        f->asking[i] = f->tryagain[i] = 0;
     send_all(f, calls, NULL, deadline);
-    load_scripts(f, calls, redislock__now_us() + (window > 0 ? window : 0));
+    load_scripts(f, calls, redislock__now_us() + window);
     if (f->k == 1)
-        follow_moves(f, calls, deadline);
+        follow_moves(f, calls, deadline, window);
+    for (i = 0; i < f->n; i++)
+        f->asking[i] = 0;
 }
 
 void redislock__fan_connect(redislock__fanout *f, redislock_client *c, const char *key,
@@ -218,10 +381,18 @@ void redislock__fan_put(redislock__fanout *f)
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
                         redislock__call *call, const char *key, size_t keylen, int wait)
 {
+    return redislock__fan_once_until(f, c, call, key, keylen, wait, 0);
+}
+
+int redislock__fan_once_until(redislock__fanout *f, redislock_client *c,
+                              redislock__call *call, const char *key, size_t keylen,
+                              int wait, int64_t retry_until)
+{
     int rc = redislock__fan_init(f, c->nmasters, 1);
     if (rc)
         return rc;
     f->wait = wait;
+    f->retry_until = retry_until;
     /* with one master the connect and command timeouts apply; in majority
      * mode each step is bounded by the per-master timeout, so one hung
      * master costs that once */

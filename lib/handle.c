@@ -120,7 +120,8 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
         return redislock__err(REDISLOCK_EINVAL,
                               "the lock name is %zu bytes; at most %d are allowed",
                               namelen, REDISLOCK_NAME_MAX);
-    if ((rc = redislock__lock_opts(opts, &v)) || (rc = check_opts(c, o)))
+    if ((rc = redislock__check_name(c, name, namelen)) ||
+        (rc = redislock__lock_opts(opts, &v)) || (rc = check_opts(c, o)))
         return rc;
     lk = redislock__calloc(1, sizeof *lk);
     if (!lk)

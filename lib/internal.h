@@ -3,17 +3,17 @@
  *
  * Layers, top to bottom; a file calls only files on lower lines
  * (scripts/check-layers checks it on the object files):
- *   api:        client.c handle.c ops.c reset.c metrics.c
+ *   api:        client.c handle.c ops.c reset.c metrics.c clusterinfo.c
  *   logic:      acquire.c renew.c
  *   decisions:  decide.c
  *   masters:    fan.c wait.c
  *   pump:       pump.c
  *   topology:   topology.c
- *   discovery:  sentinel.c
+ *   discovery:  sentinel.c cluster.c
  *   per master: pool.c scripts.c
  *   connection: conn.c
  *   transport:  plain.c tls.c
- *   support:    net.c url.c keys.c ownerid.c state.c options.c
+ *   support:    net.c url.c keys.c ownerid.c state.c options.c slots.c
  *   helpers:    alloc.c log.c deadline.c stats.c
  *   base:       error.c clock.c sha1.c fork.c version.c
  *
@@ -68,6 +68,14 @@ const char *redislock__quote(const char *s, size_t n, char *buf, size_t buflen);
  * a caller (error replies, socket paths) made printable, so that a message
  * stays one line.  Control bytes and '\\' become \xNN; "..." when cut. */
 const char *redislock__printable(const char *s, size_t n, char *buf, size_t buflen);
+
+/* Reasons gathered for one message ("a; b; c"), e.g. why no server of a
+ * list answered; cut to fit. */
+typedef struct redislock__notes {
+    char text[600];
+    size_t len;
+} redislock__notes;
+void redislock__notes_add(redislock__notes *w, const char *fmt, ...) REDISLOCK__PRINTF(2, 3);
 
 /* ---------------------------------------------------------------- clock.c */
 #define REDISLOCK__NEVER INT64_MAX
@@ -251,6 +259,7 @@ int redislock__conn_io_error(redislock__conn *c, int err, const char *what);
 
 /* ------------------------------------------------- topology: the members */
 typedef struct redislock__sentinel redislock__sentinel;
+typedef struct redislock__cluster redislock__cluster;
 
 /* One member of a client's topology: what one URL names.  The quorum is
  * counted over members (one: plain mode; N: majority mode).  A member
@@ -268,6 +277,7 @@ typedef struct redislock__member {
     pthread_mutex_t mu;       /* the node list, and the sentinel state */
     redislock__master *nodes; /* every node made for it (freed with it) */
     redislock__sentinel *sen; /* SENTINEL: sentinel.c's state */
+    redislock__cluster *cl;   /* CLUSTER: cluster.c's slot map */
 } redislock__member;
 
 /* The node of member mb at host:port (the same one for the same address,
@@ -298,6 +308,71 @@ int redislock__sentinel_watch_fd(redislock__member *mb);
 int64_t redislock__sentinel_watch(redislock__member *mb, int readable);
 void redislock__sentinel_fork_child(redislock__member *mb);
 
+/* ---------------------------------------------------------------- slots.c */
+#define REDISLOCK__SLOTS 16384
+/* CRC16/XMODEM of buf, as Redis Cluster uses it. */
+uint16_t redislock__crc16(const char *buf, size_t len);
+/* The cluster slot of a key (its hash tag's when it has one). */
+int redislock__keyslot(const char *key, size_t len);
+/* A -MOVED or -ASK error reply (without the '-'). */
+typedef struct redislock__redirect {
+    int ask;          /* ASK (else MOVED) */
+    int slot;
+    char host[256];   /* "" : the node that answered */
+    int port;
+} redislock__redirect;
+/* 0, or -1 when err is not a well-formed MOVED/ASK. */
+int redislock__redirect_parse(const char *err, size_t len, redislock__redirect *rd);
+/* One range of a CLUSTER SLOTS reply and its master. */
+typedef struct redislock__slot_range {
+    int first, last;
+    char host[256];
+    int port;
+} redislock__slot_range;
+struct redisReply;
+/* The ranges of a CLUSTER SLOTS reply (allocated, *n of them; the caller
+ * frees *out).  NULL or "" endpoints become `answered` (the host asked);
+ * ranges whose endpoint is "?" or has no port are left out.  0, -1 for a
+ * malformed reply, REDISLOCK_ENOMEM. */
+int redislock__slots_parse(const struct redisReply *r, const char *answered,
+                           redislock__slot_range **out, size_t *n);
+
+/* -------------------------------------------------------------- cluster.c */
+/* The member's Cluster state from its URL (the seed nodes). */
+int redislock__cluster_new(redislock__member *mb, const redislock__topo_url *t);
+void redislock__cluster_free(redislock__member *mb);
+void redislock__cluster_fork_child(redislock__member *mb);
+/* The master serving slot, from the map (asked first when the slot is
+ * unknown, or when a scheduled refresh is due).  ECLUSTERDOWN when the
+ * cluster names no master for it. */
+int redislock__cluster_owner(redislock__member *mb, int slot, int64_t deadline,
+                             redislock__master **out);
+/* A connection to the master serving key (slot 0 for NULL); when that
+ * master refuses it, the map is asked again and the new owner tried. */
+int redislock__cluster_connect(redislock__member *mb, const char *key, size_t keylen,
+                               int64_t deadline, redislock__conn **out);
+/* The class (REDISLOCK__TOPO_*) of error reply r on conn; MOVED patches the
+ * map and schedules a refresh. */
+int redislock__cluster_reply(redislock__member *mb, redislock__conn *conn,
+                             const struct redisReply *r);
+/* The target node of an -ASK reply r on conn. */
+int redislock__cluster_ask(redislock__member *mb, redislock__conn *conn,
+                           const struct redisReply *r, redislock__master **out);
+/* node went away (a connection to it broke): refresh soon. */
+void redislock__cluster_lost(redislock__member *mb, redislock__master *node);
+/* The owner of key in the map as it is (NULL unknown); no I/O. */
+redislock__master *redislock__cluster_route(redislock__member *mb, const char *key,
+                                            size_t keylen);
+/* Call fn for every range of slots with one owner (fresh: ask the map
+ * first), until fn returns non-zero (returned). */
+typedef int (*redislock__range_fn)(void *arg, int first, int last, redislock__master *m);
+int redislock__cluster_ranges(redislock__member *mb, int64_t deadline, int fresh,
+                              redislock__range_fn fn, void *arg);
+void redislock__cluster_stats(redislock__member *mb, uint64_t *refreshes, uint64_t *moves);
+/* The renewal thread's turn: the periodic (10 s) or scheduled refresh;
+ * returns when it wants the next turn. */
+int64_t redislock__cluster_watch(redislock__member *mb);
+
 /* -------------------------------------------------------------- topology.c */
 struct pollfd;
 struct redisReply;
@@ -309,7 +384,8 @@ void redislock__topo_free(redislock_client *c);
  * deadline (finding the node first when the topology asks for it). */
 int redislock__topo_connect(redislock_client *c, size_t i, const char *key,
                             size_t keylen, int64_t deadline, redislock__conn **out);
-/* The node of member i (the one that holds every key: not for a cluster). */
+/* The node of member i (the one that holds every key: not for a cluster,
+ * where it is the owner of slot 0; see redislock__topo_nodes). */
 int redislock__topo_node(redislock_client *c, size_t i, int64_t deadline,
                          redislock__master **out);
 /* Member i for messages: its address, or "sentinel service NAME". */
@@ -319,14 +395,49 @@ const char *redislock__topo_name(const redislock_client *c, size_t i);
 int redislock__topo_fails_over(const redislock_client *c);
 /* What an error reply means for the topology: NONE (an error like any
  * other), or MOVED: the server no longer serves (READONLY, REDIRECT,
- * UNBLOCKED, LOADING, MASTERDOWN behind a Sentinel): the connection is
- * marked broken and the member finds its node again; retry. */
-enum { REDISLOCK__TOPO_NONE = 0, REDISLOCK__TOPO_MOVED = 1 };
+ * UNBLOCKED, LOADING, MASTERDOWN behind a Sentinel or on a cluster; a
+ * cluster): find the node again (redislock__topo_connect) and retry
+ * after a pause; REDIRECT (a cluster's -MOVED, which patched the map): at
+ * once.  A cluster also answers ASK (send
+ * ASKING and the call to redislock__topo_ask()'s node, once), TRYAGAIN
+ * (the slot is migrating: back off, retry on the same node) and
+ * CLUSTERDOWN (back off longer; REDISLOCK_ECLUSTERDOWN if it lasts). */
+enum {
+    REDISLOCK__TOPO_NONE = 0, REDISLOCK__TOPO_MOVED = 1, REDISLOCK__TOPO_ASK = 2,
+    REDISLOCK__TOPO_TRYAGAIN = 3, REDISLOCK__TOPO_CLUSTERDOWN = 4,
+    REDISLOCK__TOPO_REDIRECT = 5 /* a cluster's -MOVED: the map already says
+                                    where; resend at once */
+};
 int redislock__topo_reply(redislock__conn *conn, const struct redisReply *r);
-/* Add the open connections of every node (sentinels' included) and the
- * failovers followed (a Sentinel's master moved). */
+/* Add the open connections of every node (sentinels' included), the
+ * failovers followed (a Sentinel's master moved) and the redirects (a
+ * cluster's -MOVED). */
 void redislock__topo_counts(redislock_client *c, uint64_t *connections,
-                            uint64_t *failovers);
+                            uint64_t *failovers, uint64_t *redirects);
+/* The node an -ASK reply r on conn names. */
+int redislock__topo_ask(redislock__conn *conn, const struct redisReply *r,
+                        redislock__master **out);
+/* A connection to node broke: its member may have moved (a cluster asks
+ * its map again soon). */
+void redislock__topo_lost(redislock__master *node);
+/* The node of member i that serves key as far as is known now, without
+ * I/O (NULL: not known yet). */
+redislock__master *redislock__topo_route(redislock_client *c, size_t i, const char *key,
+                                         size_t keylen);
+/* 1 if member i serves every key from one node (not a cluster). */
+int redislock__topo_single(const redislock_client *c, size_t i);
+/* Every master of member i (one, or a cluster's), at most max: 0 and *n,
+ * or an error. */
+int redislock__topo_nodes(redislock_client *c, size_t i, int64_t deadline,
+                          redislock__master **out, size_t max, size_t *n);
+/* A cluster member i: its map asked now, then fn for each range of slots
+ * of one master (cluster.c). */
+int redislock__topo_ranges(redislock_client *c, size_t i, int64_t deadline,
+                           redislock__range_fn fn, void *arg);
+/* The longest a BLPOP may block on node m before the waiter checks again:
+ * shorter on a cluster, where a node that stopped answering must be
+ * noticed. */
+int64_t redislock__topo_max_block_us(const redislock__master *m);
 /* fork(): every member's and node's mutex, before and after. */
 void redislock__topo_fork_prepare(redislock_client *c);
 void redislock__topo_fork_done(redislock_client *c, int child);
@@ -505,6 +616,7 @@ struct redislock_client {
     int max_idle;
     char *key_prefix;
     int hash_tag;
+    int cluster;             /* a member is a Redis Cluster: hash tags always */
     char *username;
     char *password;
     redislock_log_fn log;
@@ -635,6 +747,9 @@ char *redislock__name_pattern(const redislock_client *c, const char *glob,
 /* Where the name starts in a lock key (after the prefix, "lock:" and, in
  * the hash-tag layout, "{"). */
 size_t redislock__name_offset(const redislock_client *c);
+/* EINVAL (with the reason) for a name whose keys would not share a slot
+ * on a cluster: empty, or starting with '}'; 0 otherwise. */
+int redislock__check_name(const redislock_client *c, const char *name, size_t namelen);
 /* The signal key of a lock key found by SCAN. */
 char *redislock__signal_of(const redislock_client *c, const char *key,
                            size_t keylen, size_t *outlen);
@@ -725,6 +840,12 @@ typedef struct redislock__fanout {
                                  where the member wants replicas */
     long long acks[REDISLOCK__MAX_MASTERS]; /* WAIT's answers; -1 none */
     int acks_wanted[REDISLOCK__MAX_MASTERS]; /* the n of the WAIT sent; 0 none */
+    int asking[REDISLOCK__MAX_MASTERS]; /* the calls go behind ASKING (a
+                                           cluster's -ASK; fan.c) */
+    int tryagain[REDISLOCK__MAX_MASTERS]; /* failed: the slot stayed in
+                                             migration (TRYAGAIN) */
+    int64_t retry_until;      /* redirects and TRYAGAIN are followed until
+                                 then (0: the calls' deadline) */
 } redislock__fanout;
 
 /* What the pump asks of its user. */
@@ -793,6 +914,11 @@ void redislock__fan_put(redislock__fanout *f);
  * per-master timeout with several. */
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
                         redislock__call *call, const char *key, size_t keylen, int wait);
+/* The same, following redirects and retrying TRYAGAIN (a cluster slot in
+ * migration) until retry_until instead of the step's deadline (0: that). */
+int redislock__fan_once_until(redislock__fanout *f, redislock_client *c,
+                              redislock__call *call, const char *key, size_t keylen,
+                              int wait, int64_t retry_until);
 /* The first failures of a fan-out, "; "-separated, for messages. */
 const char *redislock__fan_summary(const redislock__fanout *f, char *buf, size_t len);
 

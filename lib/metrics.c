@@ -36,7 +36,7 @@ int redislock_client_stats(redislock_client *c, redislock_stats *st)
     s.renewal_failures = rs.failures;
     s.renewal_round_trips = rs.round_trips;
     s.renewing = rs.scheduled;
-    redislock__topo_counts(c, &s.connections, &s.failovers);
+    redislock__topo_counts(c, &s.connections, &s.failovers, &s.redirects);
     s.version = version ? version : 1;
     memcpy(st, &s, layout_size[version]);
     return 0;
@@ -228,6 +228,6 @@ int redislock_stats_prometheus(const redislock_stats *st, const char *labels, ch
     one(&t, "redislock_failovers_total", "counter",
         "Sentinel failovers followed (a Sentinel service's master moved).", st->failovers);
     one(&t, "redislock_redirects_total", "counter",
-        "Cluster redirects followed (none before Cluster support).", st->redirects);
+        "Cluster -MOVED redirects followed.", st->redirects);
     return (int)t.len;
 }

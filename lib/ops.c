@@ -102,6 +102,7 @@ int redislock_release(redislock *lk)
     redislock__call call;
     tally t;
     int rc, lost;
+    int64_t expires;
     char nbuf[300];
 
     redislock__err_clear();
@@ -114,13 +115,27 @@ int redislock_release(redislock *lk)
     redislock__call_key(&call, lk->sig, lk->siglen);
     redislock__call_arg(&call, lk->id, lk->idlen);
     redislock__call_int(&call, c->signal_expire_ms);
-    rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen, 0);
+    /* a cluster slot in migration answers TRYAGAIN to the two-key script
+     * until it is closed: retried while the lock is valid */
+    expires = redislock__expiry(lk);
+    rc = redislock__fan_once_until(&f, c, &call, lk->key, lk->keylen, 0, expires);
     redislock__call_free(&call);
     if (rc)
         return redislock__finish(lk, rc);
     count_ints(&f, "release", &t);
     redislock__note_masters(lk, &f);
-    if (c->nmasters == 1 && t.failed) {
+    if (c->nmasters == 1 && t.failed && f.tryagain[0] && expires) {
+        /* retried until its validity ran out: it expires on the server by
+         * itself; lost, not released */
+        redislock__clear_held(lk);
+        redislock__set_token(lk, 0);
+        lk->uncertain = 0;
+        redislock__set_lost(lk, REDISLOCK_LOST_EXPIRED);
+        rc = redislock__err(REDISLOCK_ENOTHELD, "lock %s was lost before the release: its "
+                            "slot stayed in migration until the lock's validity ran "
+                            "out (%s)",
+                            redislock__qname(lk, nbuf, sizeof nbuf), f.err[0]);
+    } else if (c->nmasters == 1 && t.failed) {
         rc = single_error(&f, c);
     } else {
         /* answered: whatever happened, this handle no longer holds it */

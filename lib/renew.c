@@ -4,7 +4,8 @@
  * The locks wait in a min-heap ordered by their next due time; the thread
  * sleeps until the earliest one is due, takes every lock due within a short
  * window (so locks due together go together), and renews the batch in one
- * pipeline per master on a connection of its own.  A renewal that fails for
+ * pipeline per master (per node of a cluster: the locks are grouped by the
+ * master that serves them) on a connection of its own.  A renewal that fails for
  * a transient reason (connection dropped, timeout, error reply) is retried
  * with back-off and a new connection while the lock's expiry allows; a
  * renewal that finds the key gone or owned by someone else, or an expiry
@@ -40,6 +41,7 @@
 #include <hiredis.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -182,7 +184,8 @@ static void take_conns(redislock__renewer *r, redislock__fanout *f)
     size_t m;
     for (m = 0; m < r->c->nmasters; m++) {
         redislock__conn *conn = r->conns[m];
-        if (conn && (conn->broken || conn->gen != redislock__fork_gen())) {
+        if (conn && (conn->broken || conn->gen != redislock__fork_gen() ||
+                     !redislock__topo_single(r->c, m))) {
             redislock__pool_put(conn);
             conn = NULL;
         }
@@ -214,7 +217,10 @@ static void keep_conns(redislock__renewer *r, redislock__fanout *f, size_t n)
         if (f->rc[m])
             redislock__log(r->c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
                            f->err[m]);
-        if (f->conns[m] && !f->rc[m] && !f->conns[m]->broken) { /* kept */
+        if (f->conns[m] && (f->rc[m] == REDISLOCK_EIO || f->rc[m] == REDISLOCK_ETIMEDOUT))
+            redislock__topo_lost(f->conns[m]->m); /* a cluster asks its map again */
+        if (f->conns[m] && !f->rc[m] && !f->conns[m]->broken &&
+            redislock__topo_single(r->c, m)) { /* kept (a cluster's go back) */
             __atomic_store_n(&r->conns[m], f->conns[m], __ATOMIC_RELAXED);
         } else {
             __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
@@ -261,10 +267,11 @@ static int tally(const redislock_client *c, const redislock__fanout *f, size_t n
     return RENEW_RETRY;
 }
 
-/* Renew a batch: one pipeline per master, all masters at once, on the
- * renewer's own connections, by the earliest local expiry among them.
- * Sets each item's result (see tally()). */
-static void renew_batch(redislock__renewer *r, item *items, size_t n)
+/* Renew a group of locks whose keys every member serves from one node:
+ * one pipeline per member, all members at once, on the renewer's own
+ * connections, by the earliest local expiry among them.  Sets each item's
+ * result (see tally()). */
+static void renew_group(redislock__renewer *r, item *items, size_t n)
 {
     redislock_client *c = r->c;
     size_t i;
@@ -284,8 +291,8 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         return;
     }
     take_conns(r, &f);
-    /* every member serves all the keys of a batch from one node (no
-     * cluster yet): the first lock's key finds it */
+    /* every member serves all the keys of a group from one node: the first
+     * lock's key finds it */
     redislock__fan_connect(&f, c, items[0].lk->key, items[0].lk->keylen,
                            redislock__step_deadline(c, 1, deadline));
     for (i = 0; i < n; i++) {
@@ -309,6 +316,57 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
     redislock__fan_free(&f);
     redislock__free(calls);
     redislock__free(callp);
+}
+
+/* An item with the nodes that serve its key on the cluster members. */
+typedef struct routed {
+    item it;
+    redislock__master *node[REDISLOCK__MAX_MASTERS];
+} routed;
+
+static int by_route(const void *a, const void *b, void *arg)
+{
+    const routed *x = a, *y = b;
+    size_t m, n = *(const size_t *)arg;
+    for (m = 0; m < n; m++)
+        if (x->node[m] != y->node[m])
+            return (uintptr_t)x->node[m] < (uintptr_t)y->node[m] ? -1 : 1;
+    return 0;
+}
+
+/* Renew a batch.  A cluster member serves keys from several masters: the
+ * locks are grouped by the nodes that serve them (as the slot map says
+ * now), one pipeline per node; other members serve a batch from one node. */
+static void renew_batch(redislock__renewer *r, item *items, size_t n)
+{
+    redislock_client *c = r->c;
+    size_t ncl = 0, m, i, j;
+    routed *rt;
+    if (!c->cluster) {
+        renew_group(r, items, n);
+        return;
+    }
+    rt = redislock__calloc(n, sizeof *rt);
+    if (!rt) {
+        renew_group(r, items, n); /* out of memory: the MOVEDs sort it out */
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        rt[i].it = items[i];
+        for (m = 0, ncl = 0; m < c->nmasters; m++)
+            if (!redislock__topo_single(c, m))
+                rt[i].node[ncl++] = redislock__topo_route(c, m, items[i].lk->key,
+                                                          items[i].lk->keylen);
+    }
+    qsort_r(rt, n, sizeof *rt, by_route, &ncl);
+    for (i = 0; i < n; i++)
+        items[i] = rt[i].it;
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1; j < n && by_route(&rt[i], &rt[j], &ncl) == 0; j++)
+            ;
+        renew_group(r, items + i, j - i);
+    }
+    redislock__free(rt);
 }
 
 static void unlink_handle(redislock__renewer *r, redislock *lk)
@@ -378,8 +436,8 @@ static void ensure_conns(redislock__renewer *r, int64_t due_us)
     size_t i;
     for (i = 0; i < c->nmasters; i++) {
         redislock__conn *conn = NULL;
-        if (r->conns[i] || now < r->watch_retry_us[i])
-            continue;
+        if (r->conns[i] || now < r->watch_retry_us[i] || !redislock__topo_single(c, i))
+            continue; /* a cluster has no one node to watch */
         r->watch_retry_us[i] = now + WATCH_RETRY_US;
         pthread_mutex_unlock(&r->mu);
         if (redislock__topo_connect(c, i, NULL, 0, redislock__step_deadline(c, 1, due_us),

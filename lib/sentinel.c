@@ -24,7 +24,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <hiredis.h>
 #include <stdio.h>
@@ -128,30 +127,9 @@ void redislock__sentinel_free(redislock__member *mb)
 
 /* Why a round found no master, for the message. */
 typedef struct why {
-    char text[600];
-    size_t len;
+    redislock__notes notes;
     int unknown, answered, replica;
 } why;
-
-static void note(why *w, const char *fmt, ...) REDISLOCK__PRINTF(2, 3);
-static void note(why *w, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    if (w->len + 3 >= sizeof w->text)
-        return;
-    if (w->len) {
-        memcpy(w->text + w->len, "; ", 3);
-        w->len += 2;
-    }
-    va_start(ap, fmt);
-    n = vsnprintf(w->text + w->len, sizeof w->text - w->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        w->len += (size_t)n;
-    if (w->len > sizeof w->text - 1)
-        w->len = sizeof w->text - 1;
-}
 
 /* A TCP port given as a decimal string, or 0. */
 static int port_of(const char *s)
@@ -292,24 +270,26 @@ static int one_pass(redislock__member *mb, int64_t deadline, why *w,
             redislock__after_ms(mb->client->sentinel_timeout_ms), deadline);
         int rc = ask_sentinel(mb, order[i], step, 1, &m);
         if (rc) {
-            note(w, "%s", redislock_last_error());
+            redislock__notes_add(&w->notes, "%s", redislock_last_error());
             continue;
         }
         w->answered++;
         if (!m) {
             w->unknown++;
-            note(w, "sentinel %s does not know it", order[i]->ep.addr);
+            redislock__notes_add(&w->notes, "sentinel %s does not know it",
+                                 order[i]->ep.addr);
             continue;
         }
         rc = check_role(m, step);
         if (rc < 0) {
-            note(w, "%s (named by sentinel %s)", redislock_last_error(), order[i]->ep.addr);
+            redislock__notes_add(&w->notes, "%s (named by sentinel %s)",
+                                 redislock_last_error(), order[i]->ep.addr);
             continue;
         }
         if (rc > 0) {
             w->replica++;
-            note(w, "sentinel %s names %s, which is not a master", order[i]->ep.addr,
-                 m->ep.addr);
+            redislock__notes_add(&w->notes, "sentinel %s names %s, which is not a master",
+                                 order[i]->ep.addr, m->ep.addr);
             continue;
         }
         pthread_mutex_lock(&mb->mu);
@@ -339,9 +319,9 @@ static int discover(redislock__member *mb, int64_t deadline, redislock__master *
     }
     if (w.answered && w.unknown == w.answered)
         return redislock__err(REDISLOCK_EIO, "sentinels do not know service '%s' (%s)",
-                              s->service, w.text);
+                              s->service, w.notes.text);
     return redislock__err(REDISLOCK_EIO, "no sentinel of service '%s' named a master "
-                          "that answers: %s", s->service, w.text);
+                          "that answers: %s", s->service, w.notes.text);
 }
 
 /* Make node the member's master (mb->mu held): a different one before is

@@ -7,7 +7,9 @@
  *   - FIXED (redis://, rediss://, unix://): its one server;
  *   - SENTINEL (redis-sentinel://): the master its sentinels name
  *     (sentinel.c), which a failover moves;
- *   - CLUSTER: not yet (ENOTSUP).
+ *   - CLUSTER (redis-cluster://): the master that owns the key's slot in
+ *     the member's slot map (cluster.c), which -MOVED patches and a
+ *     resharding or a failover changes.
  * The layers above ask for a connection to "member i for this key"
  * (redislock__topo_connect) and hand back the error replies that say the
  * topology moved (redislock__topo_reply): the member then finds its node
@@ -74,6 +76,38 @@ static int sentinel_init(redislock__member *mb, const char *url)
     return rc;
 }
 
+static int cluster_init(redislock__member *mb, const char *url)
+{
+    redislock__topo_url t;
+    char buf[300];
+    size_t i, o;
+    int rc = redislock__topo_url_parse(url, &t);
+    if (rc)
+        return rc;
+    mb->tmpl = t.tmpl; /* moved */
+    memset(&t.tmpl, 0, sizeof t.tmpl);
+    wait_settings(mb, &mb->tmpl);
+    o = (size_t)snprintf(buf, sizeof buf, "cluster ");
+    for (i = 0; i < t.n && o < sizeof buf; i++)
+        o += (size_t)snprintf(buf + o, sizeof buf - o, strchr(t.hosts[i], ':') ? "%s[%s]:%d"
+                                                                             : "%s%s:%d",
+                              i ? "," : "", t.hosts[i], t.ports[i]);
+    mb->name = redislock__strdup(buf);
+    if (strpbrk(mb->client->key_prefix, "{}")) {
+        redislock__topo_url_clear(&t);
+        return redislock__err(REDISLOCK_EINVAL, "the key prefix '%.60s' has a brace: on a "
+                              "cluster it would split a lock's keys over slots",
+                              mb->client->key_prefix);
+    }
+    /* a lock's keys must share a slot: lock:{name}, lock-signal:{name} */
+    mb->client->hash_tag = 1;
+    mb->client->cluster = 1;
+    rc = mb->name ? redislock__cluster_new(mb, &t)
+                  : redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
+    redislock__topo_url_clear(&t);
+    return rc;
+}
+
 static int member_init(redislock_client *c, redislock__member *mb, const char *url)
 {
     mb->client = c;
@@ -83,8 +117,7 @@ static int member_init(redislock_client *c, redislock__member *mb, const char *u
     case REDISLOCK__MEMBER_SENTINEL:
         return sentinel_init(mb, url);
     case REDISLOCK__MEMBER_CLUSTER:
-        return redislock__err(REDISLOCK_ENOTSUP, "Redis Cluster (%.40s) is not supported "
-                              "yet", url);
+        return cluster_init(mb, url);
     default:
         return fixed_init(mb, url);
     }
@@ -126,6 +159,7 @@ void redislock__topo_free(redislock_client *c)
         if (!mb->client)
             continue; /* never initialised */
         redislock__sentinel_free(mb);
+        redislock__cluster_free(mb);
         while ((m = mb->nodes) != NULL) {
             mb->nodes = m->next_node;
             redislock__node_free(m);
@@ -142,11 +176,11 @@ int redislock__topo_connect(redislock_client *c, size_t i, const char *key,
                             size_t keylen, int64_t deadline, redislock__conn **out)
 {
     redislock__member *mb = &c->members[i];
-    (void)key; /* every member serves every key from one node, for now */
-    (void)keylen;
     *out = NULL;
     if (mb->kind == REDISLOCK__MEMBER_SENTINEL)
         return redislock__sentinel_connect(mb, deadline, out);
+    if (mb->kind == REDISLOCK__MEMBER_CLUSTER)
+        return redislock__cluster_connect(mb, key, keylen, deadline, out);
     return redislock__pool_get(mb->node, deadline, out);
 }
 
@@ -156,8 +190,81 @@ int redislock__topo_node(redislock_client *c, size_t i, int64_t deadline,
     redislock__member *mb = &c->members[i];
     if (mb->kind == REDISLOCK__MEMBER_SENTINEL)
         return redislock__sentinel_master(mb, deadline, out);
+    if (mb->kind == REDISLOCK__MEMBER_CLUSTER)
+        return redislock__cluster_owner(mb, 0, deadline, out);
     *out = mb->node;
     return 0;
+}
+
+redislock__master *redislock__topo_route(redislock_client *c, size_t i, const char *key,
+                                         size_t keylen)
+{
+    redislock__member *mb = &c->members[i];
+    if (mb->kind == REDISLOCK__MEMBER_CLUSTER)
+        return redislock__cluster_route(mb, key, keylen);
+    return __atomic_load_n(&mb->node, __ATOMIC_ACQUIRE);
+}
+
+int redislock__topo_single(const redislock_client *c, size_t i)
+{
+    return c->members[i].kind != REDISLOCK__MEMBER_CLUSTER;
+}
+
+typedef struct nodes_arg {
+    redislock__master **out;
+    size_t max, n;
+} nodes_arg;
+
+static int add_node(void *arg, int first, int last, redislock__master *m)
+{
+    nodes_arg *a = arg;
+    size_t j;
+    (void)first;
+    (void)last;
+    for (j = 0; j < a->n && a->out[j] != m; j++)
+        ;
+    if (j == a->n && a->n < a->max)
+        a->out[a->n++] = m;
+    return 0;
+}
+
+int redislock__topo_nodes(redislock_client *c, size_t i, int64_t deadline,
+                          redislock__master **out, size_t max, size_t *n)
+{
+    redislock__member *mb = &c->members[i];
+    nodes_arg a;
+    int rc;
+    *n = 0;
+    if (mb->kind != REDISLOCK__MEMBER_CLUSTER) {
+        if ((rc = redislock__topo_node(c, i, deadline, out)))
+            return rc;
+        *n = 1;
+        return 0;
+    }
+    a.out = out;
+    a.max = max;
+    a.n = 0;
+    rc = redislock__cluster_ranges(mb, deadline, 1, add_node, &a);
+    *n = a.n;
+    return rc;
+}
+
+int redislock__topo_ranges(redislock_client *c, size_t i, int64_t deadline,
+                           redislock__range_fn fn, void *arg)
+{
+    return redislock__cluster_ranges(&c->members[i], deadline, 1, fn, arg);
+}
+
+int64_t redislock__topo_max_block_us(const redislock__master *m)
+{
+    /* a cluster node that stops answering (paused, partitioned) while a
+     * failover moves its slots is noticed this soon by its waiters; behind a
+     * Sentinel, a waiter parked on a master that failed over unnoticed
+     * (a missed +switch-master) asks again after a second */
+    int kind = m->member ? m->member->kind : REDISLOCK__MEMBER_FIXED;
+    return kind == REDISLOCK__MEMBER_CLUSTER    ? 2000000LL
+           : kind == REDISLOCK__MEMBER_SENTINEL ? 1000000LL
+                                                : 60000000LL;
 }
 
 const char *redislock__topo_name(const redislock_client *c, size_t i)
@@ -199,6 +306,8 @@ int redislock__topo_reply(redislock__conn *conn, const redisReply *r)
 {
     redislock__member *mb = conn->m->member;
     int drop = 0;
+    if (mb && mb->kind == REDISLOCK__MEMBER_CLUSTER && r->type == REDIS_REPLY_ERROR)
+        return redislock__cluster_reply(mb, conn, r);
     if (!mb || mb->kind != REDISLOCK__MEMBER_SENTINEL || !moved_away(r, &drop))
         return REDISLOCK__TOPO_NONE;
     conn->broken = 1;
@@ -207,7 +316,7 @@ int redislock__topo_reply(redislock__conn *conn, const redisReply *r)
 }
 
 void redislock__topo_counts(redislock_client *c, uint64_t *connections,
-                            uint64_t *failovers)
+                            uint64_t *failovers, uint64_t *redirects)
 {
     size_t i;
     redislock__master *m;
@@ -219,7 +328,29 @@ void redislock__topo_counts(redislock_client *c, uint64_t *connections,
         pthread_mutex_unlock(&mb->mu);
         if (mb->sen)
             *failovers += redislock__sentinel_switches(mb);
+        if (mb->kind == REDISLOCK__MEMBER_CLUSTER) {
+            uint64_t refreshes = 0, moves = 0;
+            redislock__cluster_stats(mb, &refreshes, &moves);
+            *redirects += moves;
+        }
     }
+}
+
+int redislock__topo_ask(redislock__conn *conn, const redisReply *r, redislock__master **out)
+{
+    redislock__member *mb = conn->m->member;
+    *out = NULL;
+    if (!mb || mb->kind != REDISLOCK__MEMBER_CLUSTER)
+        return redislock__err(REDISLOCK_EPROTO, "redis %s: ASK from a server that is not "
+                              "a cluster node", conn->m->ep.addr);
+    return redislock__cluster_ask(mb, conn, r, out);
+}
+
+void redislock__topo_lost(redislock__master *node)
+{
+    redislock__member *mb = node ? node->member : NULL;
+    if (mb && mb->kind == REDISLOCK__MEMBER_CLUSTER)
+        redislock__cluster_lost(mb, node);
 }
 
 /* ------------------------------------------------------------ fork() */
@@ -245,6 +376,8 @@ void redislock__topo_fork_done(redislock_client *c, int child)
             redislock__pool_unlock(m);
         if (child && mb->sen)
             redislock__sentinel_fork_child(mb);
+        if (child && mb->cl)
+            redislock__cluster_fork_child(mb);
         pthread_mutex_unlock(&mb->mu);
     }
 }
@@ -277,9 +410,12 @@ int64_t redislock__topo_watch(redislock_client *c, const int *readable)
 {
     int64_t next = REDISLOCK__NEVER;
     size_t i;
-    for (i = 0; i < c->nmasters; i++)
+    for (i = 0; i < c->nmasters; i++) {
         if (c->members[i].kind == REDISLOCK__MEMBER_SENTINEL)
             next = redislock__min_deadline(
                 next, redislock__sentinel_watch(&c->members[i], readable[i]));
+        else if (c->members[i].kind == REDISLOCK__MEMBER_CLUSTER)
+            next = redislock__min_deadline(next, redislock__cluster_watch(&c->members[i]));
+    }
     return next;
 }

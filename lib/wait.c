@@ -23,13 +23,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A BLPOP never blocks longer than this; the caller then re-checks the lock
- * (one script call) and waits again.  It bounds how long a connection to a
- * silently vanished server can go unnoticed.  Where the master can move (a
- * Sentinel member) a second: a waiter parked on a master that failed over
- * is not left there even if the switch went unnoticed. */
-#define MAX_BLOCK_US (60 * 1000000LL)
-#define MAX_BLOCK_MOVING_US 1000000LL
+/* A BLPOP never blocks longer than the topology allows (60 s; 1 s behind
+ * a Sentinel, 2 s on a cluster: a waiter parked on a master that failed
+ * over is not left there even if the switch went unnoticed); the caller
+ * then re-checks the lock (one script call) and waits again.  It bounds how
+ * long a connection to a silently vanished server can go unnoticed. */
 
 
 static void format_timeout(const redislock__master *m, int64_t wait_us,
@@ -278,6 +276,8 @@ static int wait_result(waiter *w, int *popped, const redislock__call *after)
     size_t i;
     int any_popped = 0;
     for (i = 0; i < f->n; i++) {
+        if (f->conns[i] && f->rc[i] == REDISLOCK_EIO)
+            redislock__topo_lost(f->conns[i]->m); /* a cluster asks its map again */
         if (f->conns[i] && !f->rc[i] && w->stage[i] != DONE)
             redislock__fan_fail(f, i,
                                 redislock__err(REDISLOCK_EIO, "redis %s: no reply to %s in time",
@@ -297,11 +297,6 @@ static int wait_result(waiter *w, int *popped, const redislock__call *after)
     return REDISLOCK_EIO; /* every connection failed; messages in f->err */
 }
 
-static int64_t max_block_us(const redislock_client *c)
-{
-    return redislock__topo_fails_over(c) ? MAX_BLOCK_MOVING_US : MAX_BLOCK_US;
-}
-
 int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
                             size_t sigkeylen, int64_t until, int *popped,
                             redislock__call *after)
@@ -317,11 +312,10 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     w.after = after != NULL;
     if (until <= now)
         return REDISLOCK__WAIT_EXPIRED;
-    for (i = 0; i < f->n && !cl; i++)
-        if (f->conns[i])
-            cl = f->conns[i]->m->client;
-    if (cl && until - now > max_block_us(cl))
-        until = now + max_block_us(cl);
+    for (i = 0; i < f->n; i++)
+        if (f->conns[i] && !f->rc[i])
+            until = redislock__min_deadline(
+                until, now + redislock__topo_max_block_us(f->conns[i]->m));
     for (i = 0; i < f->n; i++) {
         w.stage[i] = DONE;
         if (!f->conns[i] || f->rc[i])

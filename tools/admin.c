@@ -187,3 +187,27 @@ int rlt_reset_all(const rlt_config *cfg, redislock_client *c)
         printf("removed %" PRIu64 "\n", n);
     return rlt_flush_out();
 }
+
+static int show_range(const redislock_slot_range *r, void *ud)
+{
+    const rlt_config *cfg = ud;
+    if (cfg->nurls > 1)
+        printf("%d-%d %s url=%zu\n", r->first, r->last, r->master_addr, r->member + 1);
+    else
+        printf("%d-%d %s\n", r->first, r->last, r->master_addr);
+    return ferror(stdout) ? 1 : 0;
+}
+
+int rlt_slots(const rlt_config *cfg, redislock_client *c)
+{
+    int rc = redislock_cluster_slots(c, show_range, (void *)cfg);
+    if (rc > 0) { /* show_range() stopped: stdout failed */
+        rlt_flush_out();
+        return RLT_EXIT_OSERR;
+    }
+    if (rc < 0) {
+        rlt_err("%s", redislock_last_error());
+        return rc == REDISLOCK_ENOTSUP ? RLT_EXIT_USAGE : rlt_exit_for_server(rc);
+    }
+    return rlt_flush_out();
+}

@@ -17,9 +17,9 @@
 
 enum {
     OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
-    OPT_LIST, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG, OPT_CONNECT_TIMEOUT,
-    OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_JSON, OPT_SENTINEL_PASSWORD,
-    OPT_MIN_REPLICAS
+    OPT_LIST, OPT_CLUSTER_NODES, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG,
+    OPT_CONNECT_TIMEOUT, OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_JSON,
+    OPT_SENTINEL_PASSWORD, OPT_MIN_REPLICAS
 };
 
 static const struct option longopts[] = {
@@ -42,6 +42,7 @@ static const struct option longopts[] = {
     { "owner-prefix", required_argument, NULL, OPT_OWNER_PREFIX },
     { "lost-signal", required_argument, NULL, OPT_LOST_SIGNAL },
     { "list", no_argument, NULL, OPT_LIST },
+    { "cluster-nodes", no_argument, NULL, OPT_CLUSTER_NODES },
     { "dry-run", no_argument, NULL, OPT_DRY_RUN },
     { "key-prefix", required_argument, NULL, OPT_KEY_PREFIX },
     { "hash-tag", no_argument, NULL, OPT_HASH_TAG },
@@ -71,13 +72,17 @@ static void usage(void)
 "  redislock [options] --list [PATTERN] a line 'NAME owner=ID ttl_ms=N' per\n"
 "                                       lock (PATTERN: a glob on NAME); NAME\n"
 "                                       and ID quoted for the shell if needed\n"
+"  redislock [options] --cluster-nodes  the slot map of a cluster URL: a line\n"
+"                                       'FIRST-LAST HOST:PORT' per range\n"
 "\n"
 "Options:\n"
 "  -u, --url URL          a Redis master; repeat for majority mode (Redlock):\n"
 "                         redis://[[USER][:PASSWORD]@]HOST[:PORT][/DB] or\n"
 "                         unix:///PATH[?db=N&user=USER&password=PASSWORD] or\n"
 "                         redis-sentinel://[[USER][:PASSWORD]@]HOST[:PORT][,...]\n"
-"                         /SERVICE[/DB] (the master its sentinels name)\n"
+"                         /SERVICE[/DB] (the master its sentinels name), or a\n"
+"                         Redis Cluster by its seed nodes:\n"
+"                         redis-cluster://[[USER][:PASSWORD]@]HOST:PORT[,...]\n"
 "                         default $REDISLOCK_URL (one URL, or several separated\n"
 "                         by spaces or commas), else " DEFAULT_URL "\n"
 "      --sentinel-password P  the sentinels' own password (the URL's is the\n"
@@ -128,7 +133,7 @@ static void usage(void)
 "written; 75 when the lock was lost while COMMAND ran and COMMAND exited 0;\n"
 "126 when COMMAND cannot be run and 127 when it is not found.  --status exits\n"
 "0 when the lock is held and 1 when it is free; --reset, --reset-all and\n"
-"--list exit 0 on success.  The password may also be given in\n"
+"--list and --cluster-nodes exit 0 on success.  The password may also be given in\n"
 "$REDISLOCK_PASSWORD.  See redislock(1).\n");
 }
 
@@ -215,7 +220,7 @@ static int set_mode(rlt_config *cfg, enum rlt_mode m, const char *opt)
 {
     if (cfg->mode != RLT_RUN && cfg->mode != m)
         return bad("%s cannot be combined with another of --status, --reset, "
-                   "--reset-all, --list", opt);
+                   "--reset-all, --list, --cluster-nodes", opt);
     cfg->mode = m;
     return -1;
 }
@@ -250,8 +255,10 @@ static int positional(rlt_config *cfg, int n, char **args)
     int rc;
     switch (cfg->mode) {
     case RLT_RESET_ALL:
+    case RLT_SLOTS:
         if (n > 0)
-            return bad("--reset-all takes no lock name (got '%s')", args[0]);
+            return bad("%s takes no lock name (got '%s')",
+                       cfg->mode == RLT_SLOTS ? "--cluster-nodes" : "--reset-all", args[0]);
         return -1;
     case RLT_LIST:
         if (n > 1)
@@ -449,6 +456,10 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             break;
         case OPT_LIST:
             if ((rc = set_mode(cfg, RLT_LIST, "--list")) >= 0)
+                return rc;
+            break;
+        case OPT_CLUSTER_NODES:
+            if ((rc = set_mode(cfg, RLT_SLOTS, "--cluster-nodes")) >= 0)
                 return rc;
             break;
         case OPT_OWNER_PREFIX:

@@ -26,7 +26,7 @@ enum {
 
 #define RLT_MAX_URLS 31
 
-enum rlt_mode { RLT_RUN, RLT_STATUS, RLT_RESET, RLT_RESET_ALL, RLT_LIST };
+enum rlt_mode { RLT_RUN, RLT_STATUS, RLT_RESET, RLT_RESET_ALL, RLT_LIST, RLT_SLOTS };
 
 /* TLS (tls.c): redis-cli's option spellings. */
 typedef struct rlt_tls {
@@ -135,12 +135,14 @@ int64_t rlt_now_ms(void);
  * *status set to the exit status. */
 redislock_client *rlt_client(const rlt_config *cfg, int *status);
 
-/* admin.c: --status, --reset, --reset-all, --list.  Return the exit
- * status. */
+/* admin.c: --status, --reset, --reset-all, --list, --cluster-nodes.
+ * Return the exit status. */
 int rlt_status(const rlt_config *cfg, redislock_client *c);
 int rlt_reset(const rlt_config *cfg, redislock_client *c);
 int rlt_reset_all(const rlt_config *cfg, redislock_client *c);
 int rlt_list(const rlt_config *cfg, redislock_client *c);
+/* --cluster-nodes: the slot map of every cluster URL, a line per range. */
+int rlt_slots(const rlt_config *cfg, redislock_client *c);
 
 /* run.c: acquire, run COMMAND, release.  Returns the exit status. */
 int rlt_run(const rlt_config *cfg, redislock_client *c);
