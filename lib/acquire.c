@@ -84,6 +84,17 @@ static int parse_reply(const redisReply *r, int fenced, redislock__answers *a, s
     return 0;
 }
 
+/* What a reply of the acquire script answers at a glance (its first
+ * element: REDISLOCK__ANS_*), -1 if it is not the script's; parse_reply()
+ * reads it in full. */
+static int answer_of(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return -1;
+    return (int)r->element[0]->integer;
+}
+
 /* 1 if some master answered (a reply, or a failure after sending). */
 static int any_answer(const acq *q)
 {
@@ -398,6 +409,11 @@ static int follow(acq *q)
         return redislock__err(REDISLOCK_EALREADY,
                               "lock %s is already held by this owner id (%s)",
                               redislock__qname(lk, nbuf, sizeof nbuf), lk->id);
+    case REDISLOCK__CONFIRM:
+        /* the grant is ours: the next round's "mine" says so; a failure
+         * or a cancel before that gives it back (give_up()) */
+        lk->uncertain = 1;
+        return GO_ON;
     default:
         break;
     }
@@ -486,6 +502,20 @@ static int pipelined_noscript(const acq *q)
     return 0;
 }
 
+/* After a wait: this call may hold the lock where an acquire behind a
+ * BLPOP got no answer (it may have run) or answered "taken".  Until a
+ * decision says otherwise, a failure or a cancel gives that back
+ * (give_up()), and a "mine" answer counts as ours. */
+static void note_what_may_be_held(acq *q)
+{
+    size_t i;
+    for (i = 0; i < q->f.n; i++) {
+        const redisReply *r = q->f.replies[i];
+        if (q->f.rc[i] || (r && answer_of(r) == REDISLOCK__ANS_TAKEN))
+            q->lk->uncertain = 1;
+    }
+}
+
 /* Wait for a wake-up until q->d.until, with the acquire script pipelined
  * behind each BLPOP: the server runs it the moment the BLPOP ends, before
  * the releaser (or anyone else) can send another request, so the woken
@@ -510,12 +540,12 @@ static int wait_step(acq *q)
     q->f.stop_fd[0] = q->f.stop_fd[1] = -1;
     q->ans.end_us = redislock__now_us();
     redislock__call_free(&call);
+    note_what_may_be_held(q);
     if ((rc = wait_failures(q, rc)))
         return rc;
     if (q->f.n == 1 && q->f.rc[0]) {
         /* the connection broke or the server stopped answering; what ran
          * there is found out by the next round */
-        lk->uncertain = 1;
         drop_failed(lk, &q->f, q->popped);
         q->need_round = 1;
         return recover(&q->rec, q->c, q->hard)
@@ -527,8 +557,6 @@ static int wait_step(acq *q)
          * not loaded, or too many masters failed to decide on: a plain
          * round (reconnecting) tells; what the wait's acquires took shows
          * there as "mine" */
-        if (any_answer(q))
-            lk->uncertain = 1;
         drop_failed(lk, &q->f, q->popped);
         q->need_round = 1;
         return GO_ON;
@@ -539,9 +567,10 @@ static int wait_step(acq *q)
 
 /* The call fails, but an acquire of it may have run without its answer
  * coming (a connection lost after a wake-up, with the acquire pipelined
- * behind the BLPOP): release on every master, owner-checked, so that a
- * lock taken unknowingly is not left held (its release wakes the next
- * waiter).  Best effort, within the call's bound; the last error stays. */
+ * behind the BLPOP; an error reply to the BLPOP), or took the lock as a
+ * cancel came: release on every master, owner-checked, so that a lock
+ * taken unknowingly is not left held (its release wakes the next waiter).
+ * Best effort, within the call's bound; the last error stays. */
 static void give_up(acq *q, int rc)
 {
     char keep[512];
@@ -572,16 +601,17 @@ static void back_off(acq *q)
 }
 
 /* A cancel (redislock_cancel(), or the client shutting down) ends the call
- * with ECANCELED; a lock granted as it came is given back first (the last
- * answers say where). */
+ * with ECANCELED, whatever the last step found: a lock granted as it came
+ * (held, or a grant still to be confirmed) and whatever an acquire without
+ * an answer may have taken are given back by give_up(), since the handle
+ * is then "uncertain". */
 static int cancelled(acq *q, int rc)
 {
     char nbuf[300];
     int shutdown = __atomic_load_n(&q->c->shutdown, __ATOMIC_SEQ_CST);
     if (rc == 0) {
         redislock__clear_held(q->lk);
-        undo(q->lk, &q->f, &q->ans, 0, redislock__step_deadline(q->c, 0, REDISLOCK__NEVER));
-        drop_failed(q->lk, &q->f, NULL);
+        q->lk->uncertain = 1;
     }
     if (!shutdown)
         redislock__cancel_answered(q->lk);
@@ -624,12 +654,12 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         int wait = q.d.verdict == REDISLOCK__WAIT && !q.need_round;
         if (q.d.verdict == REDISLOCK__BACK_OFF)
             back_off(&q);
-        if (q.d.verdict == REDISLOCK__CONFIRM)
-            lk->uncertain = 1; /* the grant is ours: "mine" will say so */
         q.need_round = 0;
         rc = wait ? wait_step(&q) : round_step(&q);
     }
-    if ((rc == GO_ON || rc == 0) && redislock__cancel_requested(lk))
+    /* a cancel is answered whatever the last step found (EALREADY: the
+     * lock was this owner's before the call; the cancel waits for the next) */
+    if (rc != REDISLOCK_EALREADY && redislock__cancel_requested(lk))
         rc = cancelled(&q, rc);
     if (rc < 0 && rc != REDISLOCK_EALREADY && lk->uncertain)
         give_up(&q, rc);

@@ -1,7 +1,8 @@
 /* Ending waits: redislock_cancel() on a handle, from another thread or a
  * signal handler, and redislock_client_shutdown() for every wait of a
  * client.  A cancelled wait returns REDISLOCK_ECANCELED within about one
- * round trip and leaves no lock taken, even when a grant raced with it. */
+ * round trip and leaves no lock taken, even when a grant raced with it,
+ * also one that needed confirming after a long wait. */
 #include "fixtures.h"
 #include "server.h"
 #include "testutil.h"
@@ -9,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The lock's owner on the server ("" if free). */
@@ -202,6 +204,94 @@ static void test_cancel_ends_a_wait_on_three_masters(void **state)
         assert_int_equal(ts_info(&tf_masters[i], "clients", "blocked_clients"), 0);
 }
 
+/* 1 if the server holds lock `name` under lk's owner id. */
+static int owns(ts_server *srv, const char *name, const redislock *lk)
+{
+    redisReply *r = ts_cmd(srv, "GET lock:%s", name);
+    int mine = r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, redislock_id(lk));
+    freeReplyObject(r);
+    return mine;
+}
+
+/* Rounds of the racing tests: $REDISLOCK_TEST_ROUNDS, else def. */
+static int rounds(int def)
+{
+    const char *e = getenv("REDISLOCK_TEST_ROUNDS");
+    return e && atoi(e) > 0 ? atoi(e) : def;
+}
+
+/* A waiter (expiry 1000 ms) blocked 700 ms when the holder's key goes (no
+ * wake-up: deleted), then cancelled: the acquire behind its BLPOP takes
+ * the lock, and since the wait was longer than half the expiry that grant
+ * needs confirming (CONFIRM).  The cancel must give it back all the same:
+ * ECANCELED, not held, and the server agrees. */
+static void test_cancel_gives_back_a_grant_that_needed_confirming(void **state)
+{
+    redislock_client *c = tf_client(tu_srv.url);
+    int i, leaked = 0;
+    (void)state;
+    for (i = 0; i < 3; i++) {
+        char name[32];
+        redislock *holder, *lk;
+        tf_waiter *w;
+        snprintf(name, sizeof name, "conf%d", i);
+        holder = tf_lock(c, name, 0);
+        lk = tf_lock(c, name, 1000);
+        assert_rl_ok(redislock_acquire(holder, 0));
+        w = tf_waiter_start(lk, 20000);
+        ts_await_blocked(&tu_srv, 1);
+        tu_sleep_ms(700);
+        assert_int_equal(ts_int(&tu_srv, "DEL lock:%s", name), 1);
+        assert_rl_ok(redislock_cancel(lk));
+        tf_waiter_join(w);
+        assert_rl_err(w->rc, REDISLOCK_ECANCELED);
+        assert_int_equal(redislock_held(lk), 0);
+        leaked += owns(&tu_srv, name, lk);
+    }
+    print_message("      a grant needing confirmation met a cancel: %d of 3 left the "
+                  "lock held\n", leaked);
+    assert_int_equal(leaked, 0);
+}
+
+/* The issue's race: waiter expiry 200 ms, the holder releases 150 ms into
+ * the wait and the waiter is cancelled at once: whatever the call answers,
+ * the server agrees (ECANCELED: not the waiter's). */
+static void test_release_racing_a_cancel_after_a_long_wait_leaves_nothing(void **state)
+{
+    redislock_client *c = tf_client(tu_srv.url);
+    int i, n = rounds(20), leaked = 0, cancelled = 0;
+    (void)state;
+    for (i = 0; i < n; i++) {
+        char name[32];
+        redislock *holder, *lk;
+        tf_waiter *w;
+        snprintf(name, sizeof name, "lr%d", i);
+        holder = tf_lock(c, name, 0);
+        lk = tf_lock(c, name, 200);
+        assert_rl_ok(redislock_acquire(holder, 0));
+        w = tf_waiter_start(lk, 5000);
+        ts_await_blocked(&tu_srv, 1);
+        tu_sleep_ms(150);
+        assert_rl_ok(redislock_release(holder));
+        redislock_cancel(lk);
+        tf_waiter_join(w);
+        if (w->rc == REDISLOCK_ECANCELED) {
+            cancelled++;
+            assert_int_equal(redislock_held(lk), 0);
+            leaked += owns(&tu_srv, name, lk);
+        } else {
+            tf_waiter_assert_ok(w);
+            assert_rl_ok(redislock_release(lk));
+        }
+        tf_undefer(w); /* back to the pool of waiters, then the handles */
+        tf_undefer(lk);
+        tf_undefer(holder);
+    }
+    print_message("      %d releases 150 ms into a wait (expiry 200 ms) racing a cancel: "
+                  "%d cancelled, %d of them left the lock held\n", n, cancelled, leaked);
+    assert_int_equal(leaked, 0);
+}
+
 static int group_setup(void **state)
 {
     if (tu_group_setup(state))
@@ -231,6 +321,11 @@ int main(void)
                                         tf_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_ends_a_wait_on_three_masters,
                                         tf_masters_setup, tf_masters_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cancel_gives_back_a_grant_that_needed_confirming, tu_setup, tf_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_release_racing_a_cancel_after_a_long_wait_leaves_nothing, tu_setup,
+            tf_teardown),
     };
     return cmocka_run_group_tests_name("cancel", tests, group_setup, group_teardown);
 }
