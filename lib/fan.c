@@ -3,22 +3,25 @@
  * Each master's calls are queued on its connection and sent without
  * blocking; then the pump (pump.c) collects the replies as they come, until
  * each master has answered or the deadline passes.  A
- * hung master therefore costs the deadline once, not once per master.  Calls
- * that meet NOSCRIPT are resent as EVAL in a second parallel step, after the
- * first drained, so that replies stay in order.  With one master this is the
- * plain pipeline on one connection. */
+ * hung master therefore costs the deadline once, not once per master.  A
+ * call that meets NOSCRIPT (an empty script cache: a restart, a failover,
+ * SCRIPT FLUSH) is resent as EVAL on that connection the moment its reply
+ * comes, behind the calls still in flight there, so that replies stay in
+ * order and no master waits for the slowest one.  With one master this is
+ * the plain pipeline on one connection. */
 #include "internal.h"
 
 #include <hiredis.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Collecting: want[i] replies from master i, stored in the reply slots
- * listed in map[i * k ...]. */
+/* Collecting: master i owes want[i] replies, to the calls listed in order
+ * in f->map[i * 2k ...]: its k calls, then those resent as EVAL. */
 typedef struct collector {
     redislock__fanout *f;
-    const size_t *map, *want;
-    size_t got[REDISLOCK__MAX_MASTERS];
+    redislock__call *const *calls;
+    size_t want[REDISLOCK__MAX_MASTERS], got[REDISLOCK__MAX_MASTERS];
+    int loading[REDISLOCK__MAX_MASTERS]; /* logged "loading" for master i */
 } collector;
 
 static int collect_wants(void *ctx, size_t i)
@@ -27,61 +30,55 @@ static int collect_wants(void *ctx, size_t i)
     return co->got[i] < co->want[i];
 }
 
-static void collect_reply(void *ctx, size_t i, struct redisReply *r)
-{
-    collector *co = ctx;
-    size_t k = co->f->k;
-    co->f->replies[i * k + co->map[i * k + co->got[i]++]] = r;
-}
-
-static const redislock__pump_ops collect_ops = { collect_wants, collect_reply, NULL };
-
-/* Collect the wanted replies until all came or the deadline passed. */
-static void collect(redislock__fanout *f, const size_t *map, const size_t *want,
-                    int64_t deadline)
-{
-    collector co;
-    size_t i;
-    memset(&co, 0, sizeof co);
-    co.f = f;
-    co.map = map;
-    co.want = want;
-    redislock__pump(f, deadline, &collect_ops, &co);
-    for (i = 0; i < f->n; i++)
-        if (!f->rc[i] && co.got[i] < want[i])
-            redislock__fan_fail(f, i,
-                                redislock__err(REDISLOCK_ETIMEDOUT,
-                                               "redis %s: no reply in time",
-                                               f->conns[i]->m->ep.addr));
-}
-
-/* Queue calls on master i (EVAL instead of EVALSHA when eval) and send what
- * the socket takes. */
-static void send_calls(redislock__fanout *f, size_t i, redislock__call *const *calls,
-                       const size_t *which, size_t n, int eval)
+/* Queue master i's k calls and send what the socket takes (the pump sends
+ * the rest); a failure fails the master. */
+static void send_calls(redislock__fanout *f, size_t i, redislock__call *const *calls)
 {
     size_t j;
     int rc = 0;
-    for (j = 0; j < n && !rc; j++)
-        rc = eval ? redislock__call_append_eval(f->conns[i], calls[which[j]])
-                  : redislock__call_append(f->conns[i], calls[which[j]]);
+    for (j = 0; j < f->k && !rc; j++)
+        rc = redislock__call_append(f->conns[i], calls[j]);
     if (!rc && (rc = redislock__conn_flush_nb(f->conns[i])) > 0)
         rc = 0;
     if (rc)
         redislock__fan_fail(f, i, rc);
 }
 
+static void collect_reply(void *ctx, size_t i, struct redisReply *r)
+{
+    collector *co = ctx;
+    redislock__fanout *f = co->f;
+    size_t k = f->k, *order = f->map + i * 2 * k, pos = co->got[i]++, j = order[pos];
+    int rc;
+    if (pos < k && redislock__is_noscript(r)) {
+        freeReplyObject(r);
+        if (!co->loading[i]++)
+            redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_INFO,
+                           "redis %s: loading the %s script", f->conns[i]->m->ep.addr,
+                           co->calls[j]->script->name);
+        order[co->want[i]++] = j;
+        /* sent by the pump as the socket takes it */
+        if ((rc = redislock__call_append_eval(f->conns[i], co->calls[j])))
+            redislock__fan_fail(f, i, rc);
+        return;
+    }
+    f->replies[i * k + j] = r;
+}
+
+static const redislock__pump_ops collect_ops = { collect_wants, collect_reply, NULL };
+
 void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
                           int64_t deadline)
 {
-    size_t want[REDISLOCK__MAX_MASTERS] = { 0 }, i, j, k = f->k;
-    int64_t window = deadline - redislock__now_us();
-    int redo = 0;
+    collector co;
+    size_t i, j, k = f->k;
 
+    memset(&co, 0, sizeof co);
+    co.f = f;
+    co.calls = calls;
     for (i = 0; i < f->n; i++) {
         for (j = 0; j < k; j++)
-            f->map[i * k + j] = j;
-        want[i] = 0;
+            f->map[i * 2 * k + j] = j;
         if (f->rc[i])
             continue;
         if (!f->conns[i]) {
@@ -89,36 +86,16 @@ void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
             snprintf(f->err[i], sizeof f->err[i], "not connected");
             continue;
         }
-        send_calls(f, i, calls, f->map + i * k, k, 0);
-        want[i] = f->rc[i] ? 0 : k;
+        send_calls(f, i, calls);
+        co.want[i] = f->rc[i] ? 0 : k;
     }
-    collect(f, f->map, want, deadline);
-
-    /* NOSCRIPT (a new or flushed script cache): resend those as EVAL */
-    for (i = 0; i < f->n; i++) {
-        want[i] = 0;
-        if (f->rc[i])
-            continue;
-        for (j = 0; j < k; j++) {
-            redisReply **r = &f->replies[i * k + j];
-            if (!redislock__is_noscript(*r))
-                continue;
-            freeReplyObject(*r);
-            *r = NULL;
-            f->map[i * k + want[i]++] = j;
-        }
-        if (want[i]) {
-            redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_INFO,
-                           "redis %s: loading the %s script",
-                           f->conns[i]->m->ep.addr, calls[f->map[i * k]]->script->name);
-            send_calls(f, i, calls, f->map + i * k, want[i], 1);
-            if (f->rc[i])
-                want[i] = 0;
-            redo = 1;
-        }
-    }
-    if (redo)
-        collect(f, f->map, want, redislock__now_us() + (window > 0 ? window : 0));
+    redislock__pump(f, deadline, &collect_ops, &co);
+    for (i = 0; i < f->n; i++)
+        if (!f->rc[i] && co.got[i] < co.want[i])
+            redislock__fan_fail(f, i,
+                                redislock__err(REDISLOCK_ETIMEDOUT,
+                                               "redis %s: no reply in time",
+                                               f->conns[i]->m->ep.addr));
 }
 
 void redislock__fan_connect(redislock__fanout *f, redislock_client *c,
@@ -164,7 +141,7 @@ int redislock__fan_init(redislock__fanout *f, size_t n, size_t k)
     f->k = k ? k : 1;
     f->stop_fd[0] = f->stop_fd[1] = -1;
     f->replies = redislock__calloc(n * f->k, sizeof *f->replies);
-    f->map = redislock__calloc(n * f->k, sizeof *f->map);
+    f->map = redislock__calloc(n * 2 * f->k, sizeof *f->map);
     if (!f->replies || !f->map) {
         redislock__free(f->replies);
         redislock__free(f->map);

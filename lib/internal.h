@@ -495,7 +495,7 @@ typedef struct redislock__fanout {
     int rc[REDISLOCK__MAX_MASTERS];                 /* per master: 0 or error */
     char err[REDISLOCK__MAX_MASTERS][REDISLOCK__ERRLEN];
     struct redisReply **replies; /* [master * k + call], error replies too */
-    size_t *map;              /* scratch */
+    size_t *map;              /* scratch: 2k per master (fan.c) */
     int stop_fd[2];           /* when one is readable the pump stops (a
                                  cancel); -1: none */
     int stopped;              /* the pump stopped for a stop_fd */
@@ -537,7 +537,9 @@ void redislock__fan_reset(redislock__fanout *f);
 /* Put the connections back and free the replies. */
 void redislock__fan_free(redislock__fanout *f);
 /* Send the k calls to every master whose rc is 0 and collect the replies
- * until deadline.  A master without connection, or failing, gets rc/err. */
+ * until deadline; a call that meets NOSCRIPT is resent as EVAL on its
+ * connection at once.  A master without connection, or failing, gets
+ * rc/err. */
 void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
                           int64_t deadline);
 /* Check out a connection for every master that has none and rc 0, all by

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +213,43 @@ static void test_majority_waiter_blocks_until_release(void **state)
     assert_rl_ok(redislock_release(w->lk));
     for (i = 0; i < 3; i++)
         assert_int_equal(ts_info(&tf_masters[i], "clients", "blocked_clients"), 0);
+}
+
+/* A release on three masters: master 2 lost its scripts (SCRIPT FLUSH),
+ * master 3 is stopped.  The NOSCRIPT answer of master 2 is answered with
+ * EVAL at once on its connection, not after the stopped master's timeout
+ * (it was sent only when the whole first step was over). */
+static void *release_main(void *lk)
+{
+    return (void *)(intptr_t)redislock_release(lk);
+}
+
+static void test_majority_noscript_is_answered_at_once_beside_a_stopped_master(void **state)
+{
+    enum { MT = 500 };
+    redislock *lk = tf_lock(tf_multi(3, MT), "ns", 10000);
+    pthread_t t;
+    void *rc;
+    int64_t t0, gone = -1;
+    (void)state;
+    assert_rl_ok(redislock_acquire(lk, 0));
+    freeReplyObject(ts_cmd(&tf_masters[1], "SCRIPT FLUSH"));
+    ts_pause(&tf_masters[2]);
+    t0 = tu_now_ms();
+    assert_int_equal(pthread_create(&t, NULL, release_main, lk), 0);
+    while (tu_now_ms() - t0 < MT + TU_MS(1000)) {
+        if (ts_int(&tf_masters[1], "EXISTS lock:ns") == 0) {
+            gone = tu_now_ms() - t0;
+            break;
+        }
+        tu_sleep_ms(1);
+    }
+    pthread_join(t, &rc);
+    ts_resume(&tf_masters[2]);
+    print_message("      release with a flushed and a stopped master (master timeout %d "
+                  "ms): released on the flushed one after %lld ms\n", MT, (long long)gone);
+    assert_int_equal((int)(intptr_t)rc, REDISLOCK_OK);
+    assert_true(gone >= 0 && gone < MT / 2);
 }
 
 /* Split votes: 3 contenders released at once against 3 masters, round
@@ -456,6 +494,7 @@ int main(void)
         TEST(test_majority_hung_master_costs_at_most_master_timeout),
         TEST(test_majority_hung_master_late_commands_expire),
         TEST(test_majority_waiter_blocks_until_release),
+        TEST(test_majority_noscript_is_answered_at_once_beside_a_stopped_master),
         TEST(test_majority_split_votes_broken_by_backoff),
         TEST(test_majority_chaos_never_two_holders),
     };
