@@ -95,6 +95,15 @@ static int answer_of(const redisReply *r)
     return (int)r->element[0]->integer;
 }
 
+/* Majority mode, for the wait (f->grants): does this reply grant the lock
+ * ("taken", or "mine")? */
+static int grants(const redisReply *r, void *ctx)
+{
+    int a = answer_of(r);
+    (void)ctx;
+    return a == REDISLOCK__ANS_TAKEN || a == REDISLOCK__ANS_MINE;
+}
+
 /* 1 if some master answered (a reply, or a failure after sending). */
 static int any_answer(const acq *q)
 {
@@ -490,18 +499,6 @@ static int wait_failures(acq *q, int rc)
     return 0;
 }
 
-/* 1 if the pipelined acquire met NOSCRIPT somewhere (a flushed script
- * cache): its answers are dropped and a plain round (which loads the
- * script) follows. */
-static int pipelined_noscript(const acq *q)
-{
-    size_t i;
-    for (i = 0; i < q->f.n; i++)
-        if (!q->f.rc[i] && q->f.replies[i] && redislock__is_noscript(q->f.replies[i]))
-            return 1;
-    return 0;
-}
-
 /* After a wait: this call may hold the lock where an acquire behind a
  * BLPOP got no answer (it may have run) or answered "taken".  Until a
  * decision says otherwise, a failure or a cancel gives that back
@@ -539,6 +536,7 @@ static int wait_step(acq *q)
     rc = redislock__wait_signals(&q->f, lk->sig, lk->siglen, q->d.until, q->popped, &call);
     q->f.stop_fd[0] = q->f.stop_fd[1] = -1;
     q->ans.end_us = redislock__now_us();
+    q->ans.woke_us = q->f.woke_us;
     redislock__call_free(&call);
     note_what_may_be_held(q);
     if ((rc = wait_failures(q, rc)))
@@ -552,11 +550,10 @@ static int wait_step(acq *q)
                    ? GO_ON
                    : redislock__err(REDISLOCK_EIO, "%s", q->f.err[0]);
     }
-    if (!any_answer(q) || pipelined_noscript(q) || too_few_answers(q)) {
-        /* the deadline passed before anything was sent, the script is
-         * not loaded, or too many masters failed to decide on: a plain
-         * round (reconnecting) tells; what the wait's acquires took shows
-         * there as "mine" */
+    if (!any_answer(q) || too_few_answers(q)) {
+        /* the deadline passed before anything was sent, or too many
+         * masters failed to decide on: a plain round (reconnecting) tells;
+         * what the wait's acquires took shows there as "mine" */
         drop_failed(lk, &q->f, q->popped);
         q->need_round = 1;
         return GO_ON;
@@ -644,6 +641,10 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         return rc;
     q.stop[0] = timeout_ms != 0 ? redislock__cancel_fd(lk) : -1; /* a wait */
     q.stop[1] = q.c->shutdown_fd;
+    if (q.c->nmasters > 1) { /* a wait goes on for a quorum of grants */
+        q.f.grants = grants;
+        q.f.quorum = q.c->quorum;
+    }
     /* a round, then waits (each with its pipelined acquire) until a
      * verdict ends the call; a plain round again after a back-off, a
      * CONFIRM, or a wait that could not be used */

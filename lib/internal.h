@@ -499,6 +499,13 @@ typedef struct redislock__fanout {
     int stop_fd[2];           /* when one is readable the pump stops (a
                                  cancel); -1: none */
     int stopped;              /* the pump stopped for a stop_fd */
+    int64_t woke_us;          /* wait.c: when the first BLPOP answered (0: none) */
+    /* Majority mode, an acquire's wait: does reply r (of the call behind a
+     * BLPOP) grant the lock, and how many masters must grant.  NULL: the
+     * wait ends at the first wake-up. */
+    int (*grants)(const struct redisReply *r, void *ctx);
+    void *grants_ctx;
+    size_t quorum;
 } redislock__fanout;
 
 /* What the pump asks of its user. */
@@ -636,6 +643,8 @@ typedef struct redislock__answers {
                                                 script: the fencing token; 0 */
     char owner[REDISLOCK__MAX_MASTERS][REDISLOCK_ID_MAX + 1]; /* BUSY */
     int64_t sent_us, end_us;  /* when the round was sent and answered */
+    int64_t woke_us;          /* answers of a wait: when its first BLPOP
+                                 answered (0: a plain round) */
 } redislock__answers;
 
 /* The call's situation. */
@@ -694,11 +703,14 @@ enum {
 };
 
 /* Block on the signal key on every master of f that has a connection and
- * rc 0, until a wake-up is popped on any of them or the monotonic time
+ * rc 0, until a wake-up is popped on any of them (majority mode with
+ * f->grants: until a quorum of the calls behind granted, or none can, for
+ * at most master_timeout_ms after the first wake-up) or the monotonic time
  * "until" passes.  With `after`, that call is pipelined behind each BLPOP:
  * the server runs it the moment the BLPOP ends (a wake-up, a timeout or a
- * CLIENT UNBLOCK), and its reply is left in f->replies[i] (a master whose
- * reply did not come has rc set: the call may have run there).  The client times the wait itself (the server checks
+ * CLIENT UNBLOCK), and its reply is left in f->replies[i] (resent as EVAL
+ * after NOSCRIPT; a master whose reply did not come has rc set: the call
+ * may have run there).  The client times the wait itself (the server checks
  * BLPOP timeouts only every 1000/hz ms); the BLPOPs still pending then are
  * cancelled with CLIENT UNBLOCK from helper connections, and a wake-up that
  * raced with the cancellation is still reported: popped[i] is set for every
