@@ -323,18 +323,32 @@ static void test_tool_sigtstp_keeps_lock(void **state)
     assert_int_equal(ts_int(&tu_srv, "EXISTS lock:tstp"), 0);
 }
 
+/* Both shells of test_tool_signals_reach_group have set their traps (they
+ * say so in either order). */
+static void expect_both_ready(tool_proc *p)
+{
+    char a[64], b[64];
+    assert_int_equal(tp_line(p, 0, a, sizeof a, (int)TU_MS(5000)), 0);
+    assert_int_equal(tp_line(p, 0, b, sizeof b, (int)TU_MS(5000)), 0);
+    if (strcmp(a, "inner ready") ? strcmp(a, "outer ready") || strcmp(b, "inner ready")
+                                 : strcmp(b, "outer ready"))
+        fail_msg("got '%s' and '%s', expected 'inner ready' and 'outer ready'", a, b);
+}
+
 /* A forwarded signal reaches COMMAND's whole process group: a shell's child
  * gets SIGTERM too (before, only the shell got it and waited for its child
  * for ever). */
 static void test_tool_signals_reach_group(void **state)
 {
     tool_proc p;
+    /* the outer shell says it is ready once its trap is set: a TERM that
+     * came before would end it (status 143) without "outer TERM" */
     const char *cmd =
         "sh -c 'trap \"echo inner TERM; exit 0\" TERM; echo inner ready; "
         "while :; do sleep 0.05; done' & "
-        "trap 'wait; echo outer TERM; exit 5' TERM; wait";
+        "trap 'wait; echo outer TERM; exit 5' TERM; echo outer ready; wait";
     TP_START(&p, "-u", URL, "grp", "-c", cmd);
-    expect_line(&p, 0, "inner ready", (int)TU_MS(5000));
+    expect_both_ready(&p);
     assert_int_equal(kill(p.pid, SIGTERM), 0);
     expect_line(&p, 0, "inner TERM", (int)TU_MS(5000));
     expect_line(&p, 0, "outer TERM", (int)TU_MS(5000));
@@ -343,7 +357,7 @@ static void test_tool_signals_reach_group(void **state)
 
     /* the lost-lock signal too */
     TP_START(&p, "-u", URL, "-e", "1", "grp", "-c", cmd);
-    expect_line(&p, 0, "inner ready", (int)TU_MS(5000));
+    expect_both_ready(&p);
     assert_int_equal(ts_int(&tu_srv, "DEL lock:grp"), 1);
     expect_line(&p, 0, "inner TERM", (int)TU_MS(5000));
     expect_line(&p, 0, "outer TERM", (int)TU_MS(5000));
