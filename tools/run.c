@@ -50,6 +50,12 @@ static void on_lost(void *arg)
     report_lost(arg, 1);
 }
 
+static int64_t validity_ms(void *arg)
+{
+    const run_state *st = arg;
+    return redislock_validity_ms(st->lk);
+}
+
 /* "redislock@<hostname>:" with anything an owner id may not hold replaced
  * by '_': --reset-all --owner-prefix "redislock@<hostname>:" clears the
  * tool's locks of one host, and a service that clears its own stale locks
@@ -148,6 +154,7 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
 {
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     run_state st = { cfg, NULL, 0, 0, "" };
+    rlt_watch watch = { on_lost, validity_ms, &st };
     char prefix[160];
     int rc, status, sig;
 
@@ -175,8 +182,8 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
         rlt_info(cfg, "signal %d arrived: COMMAND not started", sig);
         status = 128 + sig;
     } else if ((status = export_env(cfg, st.lk)) == 0 &&
-               (status = rlt_child_start(cfg, &st.pid)) == 0) {
-        status = rlt_child_wait(st.pid, on_lost, &st);
+               (status = rlt_child_start(cfg, &watch, &st.pid)) == 0) {
+        status = rlt_child_wait(st.pid);
     }
     release(&st);
     rlt_child_done();

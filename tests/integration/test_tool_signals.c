@@ -245,6 +245,84 @@ static void test_tool_sigkill_frees_at_expiry(void **state)
     assert_int_equal(tp_finish(&holder, (int)TU_MS(5000)), 128 + SIGKILL);
 }
 
+/* The owner id the server holds lock:name under ("" if none). */
+static void owner_of(const char *name, char *buf, size_t len)
+{
+    redisReply *r = ts_cmd(&tu_srv, "GET lock:%s", name);
+    buf[0] = '\0';
+    if (r && r->type == REDIS_REPLY_STRING)
+        snprintf(buf, len, "%s", r->str);
+    freeReplyObject(r);
+}
+
+/* The dead-man switch.  The tool, not COMMAND, is stopped (kill -STOP: a
+ * debugger, a frozen helper, a cgroup freeze of one process): its renewals
+ * stop, and the lock (1 s) expires; a second tool waits for it.  The
+ * guard, which outlives the tool, must stop COMMAND's group (SIGTERM, then
+ * SIGKILL for a COMMAND that ignores SIGTERM) before the lock expires, so
+ * that the two COMMANDs never run at once (the second COMMAND ran beside
+ * the first for its whole second).  Returns how long before the expiry
+ * COMMAND was gone, in ms. */
+static int64_t stopped_tool_case(const char *cmd, int *status)
+{
+    tool_proc a, b;
+    char line[64], holder[300], now[300];
+    long cpid;
+    int64_t t_stop, t_dead = 0, t_expired = 0, end;
+    int e = tu_slow(); /* the expiry in s */
+    char es[16];
+    snprintf(es, sizeof es, "%d", e);
+    TP_START(&a, "-u", URL, "-e", es, "dm", "-c", cmd);
+    assert_int_equal(tp_line(&a, 0, line, sizeof line, (int)TU_MS(5000)), 0);
+    assert_int_equal(sscanf(line, "%ld", &cpid), 1);
+    owner_of("dm", holder, sizeof holder);
+    assert_true(holder[0] != '\0');
+    TP_START(&b, "-u", URL, "-w", "30", "dm", "echo", "second");
+    ts_await_blocked(&tu_srv, 1);
+    tu_sleep_ms(500 * e); /* renewed meanwhile */
+    assert_int_equal(kill(a.pid, SIGSTOP), 0);
+    t_stop = tu_now_ms();
+    end = t_stop + 2000 * e + TU_MS(3000);
+    while ((!t_dead || !t_expired) && tu_now_ms() < end) {
+        if (!t_dead && !tp_alive((pid_t)cpid))
+            t_dead = tu_now_ms();
+        owner_of("dm", now, sizeof now);
+        if (!t_expired && strcmp(now, holder))
+            t_expired = tu_now_ms();
+        tu_sleep_ms(1);
+    }
+    print_message("tool stopped: COMMAND (%s) gone after %lld ms, the lock expired "
+                  "after %lld ms (expiry %d ms)\n",
+                  cmd[0] == 't' ? "ignoring SIGTERM" : "dying of SIGTERM",
+                  t_dead ? (long long)(t_dead - t_stop) : -1LL,
+                  t_expired ? (long long)(t_expired - t_stop) : -1LL, 1000 * e);
+    if (!t_dead)
+        fail_msg("COMMAND still ran %lld ms after the tool was stopped",
+                 (long long)(tu_now_ms() - t_stop));
+    assert_true(t_expired > 0);
+    assert_int_equal(kill(a.pid, SIGCONT), 0);
+    expect_line(&b, 0, "second", (int)TU_MS(5000));
+    assert_int_equal(tp_finish(&b, (int)TU_MS(5000)), 0);
+    *status = tp_finish(&a, (int)TU_MS(5000));
+    return t_expired - t_dead;
+}
+
+static void test_tool_stopped_tool_stops_command_before_the_expiry(void **state)
+{
+    int64_t margin;
+    int st;
+    margin = stopped_tool_case("echo $$; exec sleep 60", &st);
+    print_message("COMMAND was gone %lld ms before the expiry; the tool exited %d\n",
+                  (long long)margin, st);
+    assert_true(margin > 0);
+    assert_int_equal(st, 128 + SIGTERM);
+    margin = stopped_tool_case("trap '' TERM; echo $$; exec sleep 60", &st);
+    print_message("COMMAND (ignoring SIGTERM) was gone %lld ms before the expiry; the "
+                  "tool exited %d\n", (long long)margin, st);
+    assert_true(margin > 0);
+    assert_int_equal(st, 128 + SIGKILL);
+}
+
 /* Signals beyond TERM, INT and HUP (the issue: SIGUSR1 killed the tool and
  * left COMMAND running unrenewed): each reaches COMMAND, whose trap exits 5,
  * and the lock is released. */
@@ -577,6 +655,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_signal_while_waiting, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_sigkill_frees_at_expiry, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_lock_lost, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_tool_stopped_tool_stops_command_before_the_expiry, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_forwards_other_signals, tu_setup,
                                         tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_ignores_sigpipe, tu_setup, tp_teardown),
