@@ -37,6 +37,7 @@ typedef struct acq {
     int busy_timeout;          /* ETIMEDOUT came from a "busy" answer */
     int need_round;            /* a wait's answers could not be used */
     int stop[2];               /* fds readable on a cancel, for the waits */
+    int stop_open;             /* stop[0] was made for this call */
 } acq;
 
 enum { GO_ON = 1 }; /* a step's result besides 0 (done) and error codes */
@@ -102,6 +103,13 @@ static int grants(const redisReply *r, void *ctx)
     int a = answer_of(r);
     (void)ctx;
     return a == REDISLOCK__ANS_TAKEN || a == REDISLOCK__ANS_MINE;
+}
+
+/* The pump found the wait's cancel eventfd readable: a cancel, or a
+ * wake-up that none explains (then the wait goes on). */
+static int cancel_confirmed(void *ctx)
+{
+    return redislock__cancel_confirmed(ctx);
 }
 
 /* 1 if some master answered (a reply, or a failure after sending). */
@@ -499,6 +507,25 @@ static int wait_failures(acq *q, int rc)
     return 0;
 }
 
+/* The fds a wait polls for a cancel: the handle's eventfd, made for this
+ * call when it first waits (closed when the call ends), and the client's. */
+static int stop_fd(acq *q)
+{
+    if (!q->stop_open) {
+        q->stop[0] = redislock__cancel_open(q->lk);
+        q->stop_open = 1;
+    }
+    return q->stop[0];
+}
+
+static void stop_fds(acq *q)
+{
+    q->f.stop_fd[0] = stop_fd(q);
+    q->f.stop_fd[1] = q->stop[1];
+    q->f.stop_check = cancel_confirmed;
+    q->f.stop_ctx = q->lk;
+}
+
 /* After a wait: this call may hold the lock where an acquire behind a
  * BLPOP got no answer (it may have run) or answered "taken".  Until a
  * decision says otherwise, a failure or a cancel gives that back
@@ -531,8 +558,8 @@ static int wait_step(acq *q)
         return single_failed(q, 0);
     memset(&q->ans, 0, sizeof q->ans);
     acquire_call(lk, &call);
+    stop_fds(q); /* a cancel ends it */
     q->ans.sent_us = redislock__now_us();
-    q->f.stop_fd[0] = q->stop[0], q->f.stop_fd[1] = q->stop[1]; /* a cancel ends it */
     rc = redislock__wait_signals(&q->f, lk->sig, lk->siglen, q->d.until, q->popped, &call);
     q->f.stop_fd[0] = q->f.stop_fd[1] = -1;
     q->ans.end_us = redislock__now_us();
@@ -594,7 +621,7 @@ static void back_off(acq *q)
                    redislock__qname(q->lk, nbuf, sizeof nbuf), q->d.taken + q->d.mine,
                    q->f.n, (long long)pause);
     if (pause > 0) /* a cancel ends it early */
-        redislock__net_wait2(q->stop[0], q->stop[1], POLLIN, q->d.until);
+        redislock__net_wait2(stop_fd(q), q->stop[1], POLLIN, q->d.until);
 }
 
 /* A cancel (redislock_cancel(), or the client shutting down) ends the call
@@ -639,7 +666,7 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
                                   redislock__slack_us(q.c);
     if ((rc = redislock__fan_init(&q.f, q.c->nmasters, 1)))
         return rc;
-    q.stop[0] = timeout_ms != 0 ? redislock__cancel_fd(lk) : -1; /* a wait */
+    q.stop[0] = -1; /* made by the first wait or back-off */
     q.stop[1] = q.c->shutdown_fd;
     if (q.c->nmasters > 1) { /* a wait goes on for a quorum of grants */
         q.f.grants = grants;
@@ -666,6 +693,8 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         give_up(&q, rc);
     redislock__fan_put(&q.f);
     redislock__fan_free(&q.f);
+    if (q.stop_open)
+        redislock__cancel_close(lk);
     /* ETIMEDOUT only when the server answered "busy" and the time ran out;
      * a server that did not answer in time is an I/O error, whatever the
      * caller's timeout. */

@@ -386,8 +386,10 @@ struct redislock {
                            extend or renewal was sent; 0 without expiry */
     int lost_reason;    /* atomic: REDISLOCK_LOST_*, or 0 */
     int cancel;         /* atomic: redislock_cancel() not yet answered */
-    int cancel_fd;      /* atomic: eventfd made by the first wait; -1 none */
-    unsigned long cancel_gen; /* the fork generation cancel_fd was made in */
+    int cancel_fd;      /* atomic: the eventfd of the wait running now; -1
+                           none (state.c, "cancelling") */
+    unsigned long cancel_gen; /* atomic: the fork generation of cancel_fd */
+    int cancel_users;   /* atomic: redislock_cancel() calls writing to it */
     uint64_t token;     /* atomic: the fencing token of the last grant, 0
                            if none (see redislock_token()) */
     int64_t acquired_us; /* when the round of the last grant was sent (the
@@ -498,6 +500,10 @@ typedef struct redislock__fanout {
     size_t *map;              /* scratch: 2k per master (fan.c) */
     int stop_fd[2];           /* when one is readable the pump stops (a
                                  cancel); -1: none */
+    int (*stop_check)(void *ctx); /* NULL, or asked when a stop_fd is
+                                 readable: 0 goes on polling (a wake-up that
+                                 no cancel explains, taken away) */
+    void *stop_ctx;
     int stopped;              /* the pump stopped for a stop_fd */
     int64_t woke_us;          /* wait.c: when the first BLPOP answered (0: none) */
     /* Majority mode, an acquire's wait: does reply r (of the call behind a
@@ -522,7 +528,8 @@ typedef struct redislock__pump_ops {
 /* The one I/O loop: poll every connection of f whose master has rc 0 and
  * expects a reply, send what is queued as the socket takes it, and hand each
  * reply to on_reply, until done, no master expects one, a stop_fd is
- * readable (then f->stopped; the fd is not read), or the deadline
+ * readable and f->stop_check (if any) confirms it (then f->stopped; the fd
+ * is not read), or the deadline
  * (then one more pass without waiting takes what has already arrived: a
  * thread scheduled late must not call a reply lost that sits in its
  * socket).  Signals (EINTR) keep the deadline.  A connection that fails
@@ -593,11 +600,18 @@ int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
 int64_t redislock__local_expiry(int64_t drift_ppm, int64_t sent_us, int64_t ttl_ms);
 
 /* ------------------------------------------------- state.c: cancelling */
-/* The eventfd a wait of lk polls for a cancel (made on first use, made anew
- * in a child after fork()); -1 if none can be made (the flag still works,
- * checked between steps). */
-int redislock__cancel_fd(redislock *lk);
-/* redislock_cancel(): async-signal-safe. */
+/* An acquire of lk starts to wait: the eventfd the wait polls for a cancel,
+ * made for this call (readable at once when a cancel is pending); -1 if
+ * none can be made (the flag still works, checked between steps).  Closed
+ * by redislock__cancel_close() when the call ends. */
+int redislock__cancel_open(redislock *lk);
+void redislock__cancel_close(redislock *lk);
+/* The wait's eventfd was readable: 1 if a cancel (or a shutdown) asks to
+ * stop; 0 if nothing does (the wake-up is taken away, so that the wait goes
+ * on instead of waking again at once). */
+int redislock__cancel_confirmed(redislock *lk);
+/* redislock_cancel(): async-signal-safe; in a child after fork() it never
+ * reaches the parent's wait. */
 void redislock__cancel_request(redislock *lk);
 /* A cancel of lk, or a shutdown of its client, waits to be answered. */
 int redislock__cancel_requested(const redislock *lk);

@@ -110,7 +110,7 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
             return;
         }
         for (i = np; i < np + ns; i++)
-            if (pfd[i].revents) {
+            if (pfd[i].revents && (!f->stop_check || f->stop_check(f->stop_ctx))) {
                 f->stopped = 1; /* a cancel: the caller ends the wait */
                 return;
             }
