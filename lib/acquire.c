@@ -501,7 +501,8 @@ static int wait_failures(acq *q, int rc)
         return 0;
     /* An error reply to BLPOP (WRONGTYPE: the signal key is not a list;
      * ACL) comes again on every retry: report it at once instead of
-     * spinning between rounds and BLPOPs. */
+     * spinning between rounds and BLPOPs.  A server that did not answer in
+     * time (ETIMEDOUT) would only be waited for again. */
     if (q->f.rc[0] != REDISLOCK_EIO)
         return redislock__err(q->f.rc[0], "%s", q->f.err[0]);
     return 0;
@@ -545,7 +546,7 @@ static void note_what_may_be_held(acq *q)
  * the releaser (or anyone else) can send another request, so the woken
  * waiter gets the lock without a round trip of its own.  Its answers are
  * decided at once.  GO_ON (q->need_round when a plain round must come
- * next), or the call's result. */
+ * next; a cancel is answered by the loop), or the call's result. */
 static int wait_step(acq *q)
 {
     redislock *lk = q->lk;
@@ -566,11 +567,13 @@ static int wait_step(acq *q)
     q->ans.woke_us = q->f.woke_us;
     redislock__call_free(&call);
     note_what_may_be_held(q);
+    if (q->f.stopped) /* a cancel: answered by the loop, which gives back */
+        return GO_ON;
     if ((rc = wait_failures(q, rc)))
         return rc;
     if (q->f.n == 1 && q->f.rc[0]) {
-        /* the connection broke or the server stopped answering; what ran
-         * there is found out by the next round */
+        /* the connection broke; what ran there is found out by the next
+         * round (wait_failures() ended the call for anything else) */
         drop_failed(lk, &q->f, q->popped);
         q->need_round = 1;
         return recover(&q->rec, q->c, q->hard)
@@ -594,18 +597,24 @@ static int wait_step(acq *q)
  * behind the BLPOP; an error reply to the BLPOP), or took the lock as a
  * cancel came: release on every master, owner-checked, so that a lock
  * taken unknowingly is not left held (its release wakes the next waiter).
- * Best effort, within the call's bound; the last error stays. */
-static void give_up(acq *q, int rc)
+ * Best effort, within the call's bound; after a cancel, or a server that
+ * did not answer in time, the answer is awaited no longer than
+ * redislock__brief_us() (a release that was sent still runs when the
+ * server reads it).  The last error stays. */
+static void give_up(acq *q, int rc, int brief)
 {
     char keep[512];
+    int64_t now = redislock__now_us(), limit;
     size_t i;
     snprintf(keep, sizeof keep, "%s", redislock_last_error());
+    limit = redislock__min_deadline(brief ? now + redislock__brief_us(q->c)
+                                          : REDISLOCK__NEVER,
+                                    q->hard);
     redislock__fan_put(&q->f);
     memset(&q->ans, 0, sizeof q->ans);
     for (i = 0; i < q->f.n; i++)
         q->ans.state[i] = REDISLOCK__ANS_FAILED; /* may hold it anywhere */
-    if (undo(q->lk, &q->f, &q->ans, 0,
-             q->hard > redislock__now_us() ? q->hard : redislock__now_us() + 1000))
+    if (undo(q->lk, &q->f, &q->ans, 0, limit > now ? limit : now))
         q->lk->uncertain = 0; /* every master answered the release */
     redislock__err(rc, "%s", keep);
 }
@@ -690,7 +699,8 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
     if (rc != REDISLOCK_EALREADY && redislock__cancel_requested(lk))
         rc = cancelled(&q, rc);
     if (rc < 0 && rc != REDISLOCK_EALREADY && lk->uncertain)
-        give_up(&q, rc);
+        give_up(&q, rc,
+                rc == REDISLOCK_ECANCELED || (rc == REDISLOCK_ETIMEDOUT && !q.busy_timeout));
     redislock__fan_put(&q.f);
     redislock__fan_free(&q.f);
     if (q.stop_open)

@@ -337,6 +337,11 @@ int64_t redislock__step_deadline(const redislock_client *c, int connect,
 /* The extra time an operation may take past the caller's deadline to
  * collect a reply: min(command timeout, 250 ms), in microseconds. */
 int64_t redislock__slack_us(const redislock_client *c);
+/* How long a give-back (the owner-checked release of what an acquire
+ * without an answer may have taken) waits for its answer after a cancel or
+ * after a server that did not answer in time: min(command timeout, 25 ms),
+ * in microseconds.  A wait keeps that much of its slack for it. */
+int64_t redislock__brief_us(const redislock_client *c);
 
 /* ------------------------------------------- a handle's renewal (renew.c) */
 /* The renewal state of a handle: the first six fields are set once by
@@ -728,9 +733,13 @@ enum {
  * BLPOP timeouts only every 1000/hz ms); the BLPOPs still pending then are
  * cancelled with CLIENT UNBLOCK from helper connections, and a wake-up that
  * raced with the cancellation is still reported: popped[i] is set for every
- * master whose wake-up was consumed.  Masters that fail get rc/err.  Returns
- * WOKEN, EXPIRED, or REDISLOCK_EIO when every connection failed; returns by
- * until + min(command timeout, 250 ms). */
+ * master whose wake-up was consumed.  A stop_fd (a cancel) ends the wait
+ * without waiting on any server: f->stopped, and the masters whose replies
+ * had not come fail with EIO.  Masters that fail get rc/err (ETIMEDOUT for
+ * one that did not answer in time).  Returns WOKEN, EXPIRED, or
+ * REDISLOCK_EIO when every connection failed; returns by until +
+ * min(command timeout, 250 ms) less the time kept for a give-back
+ * (redislock__brief_us()). */
 int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
                             size_t sigkeylen, int64_t until, int *popped,
                             redislock__call *after);

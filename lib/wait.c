@@ -23,6 +23,14 @@
  * left to make one.  An acquire behind a BLPOP that meets NOSCRIPT (a
  * flushed script cache) is resent as EVAL on its connection at once.
  *
+ * A cancel (a stop_fd, f->stopped) waits for nothing: what has already
+ * arrived is read, and the connections still owing a reply are given up
+ * (closed when put back: the server drops their BLPOPs).  The caller gives
+ * back what the acquires behind them may have taken.  A wake-up that the
+ * server hands to such a connection in the instant it is being closed is
+ * lost; the next waiter then wakes at its own timer (the holder's expiry
+ * or its deadline).
+ *
  * A connection's CLIENT ID is learnt by pipelining CLIENT ID in front of its
  * first BLPOP: no extra round trip.  Servers without CLIENT UNBLOCK
  * (Redis < 5, or denied by ACL) fall back to the server's own timeout. */
@@ -292,7 +300,8 @@ static int send_wait(waiter *w, size_t i, const char *sigkey, size_t sigkeylen,
     return rc;
 }
 
-/* After the wait: the masters still owing a reply failed; the wake-ups
+/* After the wait: the masters still owing a reply failed (ETIMEDOUT: a
+ * server that did not answer in time is not retried on); the wake-ups
  * popped.  WOKEN, EXPIRED, or EIO when every connection failed. */
 static int wait_result(waiter *w, int *popped)
 {
@@ -303,7 +312,7 @@ static int wait_result(waiter *w, int *popped)
         if (f->conns[i] && !f->rc[i] && w->stage[i] != DONE)
             redislock__fan_fail(
                 f, i,
-                redislock__err(REDISLOCK_EIO, "redis %s: no reply to %s in time",
+                redislock__err(REDISLOCK_ETIMEDOUT, "redis %s: no reply to %s in time",
                                f->conns[i]->m->ep.addr,
                                w->stage[i] == EXPECT_AFTER && w->after
                                    ? w->after->script->name
@@ -319,15 +328,39 @@ static int wait_result(waiter *w, int *popped)
     return REDISLOCK_EIO; /* every connection failed; messages in f->err */
 }
 
+/* A cancel: wait for nothing more.  What has already arrived is read (one
+ * pass without waiting); the connections still owing a reply are given up
+ * (EIO; closed when put back, so the server drops their BLPOPs). */
+static void cut_short(waiter *w)
+{
+    redislock__fanout *f = w->f;
+    size_t i;
+    pump(w, 0, UNTIL_ALL_DONE);
+    for (i = 0; i < f->n; i++)
+        if (f->conns[i] && !f->rc[i] && w->stage[i] != DONE)
+            redislock__fan_fail(f, i,
+                                redislock__err(REDISLOCK_EIO,
+                                               "redis %s: the wait was cancelled before "
+                                               "the reply to %s came",
+                                               f->conns[i]->m->ep.addr,
+                                               w->stage[i] == EXPECT_AFTER ? "the acquire"
+                                                                           : "BLPOP"));
+}
+
 /* The wait after its timer, a cancel or the wake-ups: CLIENT UNBLOCK what
  * is still blocked and collect the replies (their ids first: answered at
  * once).  In majority mode all of it within the per-master timeout, so
  * that a master that stopped answering delays the hand-off by that much
  * only, and once a quorum granted no longer than the quorum took (at least
- * 1 ms). */
+ * 1 ms).  It ends early enough to leave the caller time to give back what
+ * an acquire without an answer may have taken: the call as a whole
+ * returns by until + slack. */
 static void finish(waiter *w, const redislock_client *cl, int64_t until, int64_t woke_us)
 {
-    int64_t rest = redislock__step_deadline(cl, 0, until + redislock__slack_us(cl));
+    int64_t slack = redislock__slack_us(cl), reserve = redislock__brief_us(cl), rest;
+    if (reserve > slack / 2)
+        reserve = slack / 2;
+    rest = redislock__step_deadline(cl, 0, until + slack - reserve);
     if (w->quorum_met) {
         int64_t now = redislock__now_us();
         int64_t grace = now - woke_us > 1000 ? now - woke_us : 1000;
@@ -383,10 +416,8 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
         return REDISLOCK_EIO;
 
     /* Until the first wake-up (or server timeout), our timer, or a cancel
-     * (f->stop_fd: then it ends as when the timer fires).  Majority mode:
-     * then on the others, for a quorum of grants, within the per-master
-     * timeout.  The rest is not interrupted: it is bounded, and it tells
-     * what the wait took. */
+     * (f->stop_fd).  Majority mode: then on the others, for a quorum of
+     * grants, within the per-master timeout. */
     pump(&w, until, UNTIL_FIRST_BLPOP);
     woke_us = redislock__now_us();
     if (w.blpops_answered)
@@ -395,7 +426,10 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
         pump(&w, redislock__step_deadline(cl, 0, until), UNTIL_QUORUM);
     stop[0] = f->stop_fd[0], stop[1] = f->stop_fd[1];
     f->stop_fd[0] = f->stop_fd[1] = -1;
-    finish(&w, cl, until, woke_us);
+    if (f->stopped)
+        cut_short(&w);
+    else
+        finish(&w, cl, until, woke_us);
     f->stop_fd[0] = stop[0], f->stop_fd[1] = stop[1];
     return wait_result(&w, popped);
 }

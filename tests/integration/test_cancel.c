@@ -1,11 +1,11 @@
 /* Ending waits: redislock_cancel() on a handle, from another thread or a
  * signal handler, and redislock_client_shutdown() for every wait of a
  * client.  A cancelled wait returns REDISLOCK_ECANCELED within about one
- * round trip and leaves no lock taken, even when a grant raced with it,
- * also one that needed confirming after a long wait.  A cancel from a
- * forked child never reaches the parent's wait, a wake-up of the cancel
- * descriptor without a cancel never makes a wait spin, and a wait leaves
- * no descriptor behind. */
+ * round trip (a few ms at most on a server that hangs) and leaves no lock
+ * taken, even when a grant raced with it, also one that needed confirming
+ * after a long wait.  A cancel from a forked child never reaches the
+ * parent's wait, a wake-up of the cancel descriptor without a cancel never
+ * makes a wait spin, and a wait leaves no descriptor behind. */
 #include "fixtures.h"
 #include "internal.h" /* the handle's cancel descriptor, for the spurious wake-up */
 #include "server.h"
@@ -300,6 +300,97 @@ static void test_release_racing_a_cancel_after_a_long_wait_leaves_nothing(void *
     assert_int_equal(leaked, 0);
 }
 
+static void resume_server(void *s)
+{
+    ts_resume(s);
+}
+
+/* A waiter blocked on a server that then hangs (SIGSTOP) is cancelled:
+ * the call must not wait on the server (issue goal: 50 ms; it took twice
+ * the command timeout).  After SIGCONT the holder still holds the lock and
+ * nothing of the waiter is left. */
+static void cancel_on_hung_server(int shutdown)
+{
+    static ts_server hung;
+    redislock_client *c;
+    redislock *holder, *lk;
+    tf_waiter *w;
+    int64_t t0, took;
+
+    tf_server_start(&hung);
+    c = tf_client(hung.url); /* command timeout 2 s */
+    holder = tf_lock(c, "hung", 0);
+    lk = tf_lock(c, "hung", 30000);
+    assert_rl_ok(redislock_acquire(holder, 0));
+    w = tf_waiter_start(lk, 20000);
+    ts_await_blocked(&hung, 1);
+    ts_pause(&hung);
+    tf_defer(resume_server, &hung); /* before the waiter is joined */
+    t0 = tu_now_ms();
+    if (shutdown)
+        assert_rl_ok(redislock_client_shutdown(c));
+    else
+        assert_rl_ok(redislock_cancel(lk));
+    tf_waiter_join(w);
+    took = w->got - t0;
+    print_message("      %s on a hung server: the wait returned after %lld ms "
+                  "(command timeout 2000 ms)\n",
+                  shutdown ? "redislock_client_shutdown()" : "redislock_cancel()",
+                  (long long)took);
+    assert_rl_err(w->rc, REDISLOCK_ECANCELED);
+    assert_int_equal(redislock_held(lk), 0);
+    assert_true(took < TU_MS(500));
+    ts_resume(&hung);
+    tu_sleep_ms(100); /* what was sent to it meanwhile runs */
+    assert_true(owns(&hung, "hung", holder));
+    assert_int_equal(ts_info(&hung, "clients", "blocked_clients"), 0);
+}
+
+static void test_cancel_on_a_hung_server_does_not_wait_for_it(void **state)
+{
+    (void)state;
+    cancel_on_hung_server(0);
+}
+
+static void test_shutdown_on_a_hung_server_does_not_wait_for_it(void **state)
+{
+    (void)state;
+    cancel_on_hung_server(1);
+}
+
+/* A waiter for ever whose holder's key expires in 600 ms; the server hangs
+ * meanwhile.  When the waiter's timer fires, its CLIENT UNBLOCK gets no
+ * answer: the call reports EIO after one command timeout (300 ms) past the
+ * timer, not after a second one spent retrying on the same hung server. */
+static void test_wait_on_a_hung_server_fails_after_one_command_timeout(void **state)
+{
+    static ts_server hung;
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock_client *c;
+    redislock *holder, *lk;
+    tf_waiter *w;
+    int64_t took;
+
+    tf_server_start(&hung);
+    o.command_timeout_ms = 300;
+    o.connect_timeout_ms = 300;
+    c = tf_client_opts(hung.url, &o);
+    holder = tf_lock(c, "hw", 600);
+    lk = tf_lock(c, "hw", 600);
+    assert_rl_ok(redislock_acquire(holder, 0));
+    w = tf_waiter_start(lk, -1);
+    ts_await_blocked(&hung, 1);
+    ts_pause(&hung);
+    tf_defer(resume_server, &hung);
+    tf_waiter_join(w);
+    took = w->got - w->start;
+    print_message("      waiting for a 600 ms holder on a server hung meanwhile: %s "
+                  "after %lld ms (command timeout 300 ms)\n",
+                  redislock_err_name(w->rc), (long long)took);
+    assert_rl_err(w->rc, REDISLOCK_EIO);
+    assert_true(took < 600 + 300 + TU_MS(150));
+}
+
 /* What a waiter does over 300 ms while the holder keeps the lock.  A
  * wait that goes on waiting sends nothing; one that turned into a loop
  * (BLPOP, CLIENT UNBLOCK and the acquire behind, again and again) burns a
@@ -471,6 +562,13 @@ int main(void)
             test_cancel_gives_back_a_grant_that_needed_confirming, tu_setup, tf_teardown),
         cmocka_unit_test_setup_teardown(
             test_release_racing_a_cancel_after_a_long_wait_leaves_nothing, tu_setup,
+            tf_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_on_a_hung_server_does_not_wait_for_it,
+                                        tu_setup, tf_teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_on_a_hung_server_does_not_wait_for_it,
+                                        tu_setup, tf_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_wait_on_a_hung_server_fails_after_one_command_timeout, tu_setup,
             tf_teardown),
         cmocka_unit_test_setup_teardown(
             test_cancel_in_a_forked_child_does_not_reach_the_parent, tu_setup, tf_teardown),

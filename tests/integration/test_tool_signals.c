@@ -245,6 +245,40 @@ static void test_tool_sigkill_frees_at_expiry(void **state)
     assert_int_equal(tp_finish(&holder, (int)TU_MS(5000)), 128 + SIGKILL);
 }
 
+/* A waiting tool gets SIGTERM while its server hangs (SIGSTOP): it must not
+ * wait on the server to stop waiting (it took twice the command timeout,
+ * 4 s): 143 at once, COMMAND never run. */
+static void test_tool_signal_while_waiting_on_a_hung_server(void **state)
+{
+    static ts_server hung;
+    redislock_client *c;
+    redislock *lk;
+    tool_proc p;
+    int64_t t0, took;
+    int rc;
+    if (ts_start(&hung) == 77)
+        skip();
+    c = tu_client(hung.url);
+    lk = tu_lock(c, "hs", 0);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    TP_START(&p, "-u", hung.url, "-w", "30", "hs", "echo", "ran");
+    ts_await_blocked(&hung, 1);
+    ts_pause(&hung);
+    t0 = tu_now_ms();
+    assert_int_equal(kill(p.pid, SIGTERM), 0);
+    rc = tp_finish(&p, (int)TU_MS(10000));
+    took = tu_now_ms() - t0;
+    ts_resume(&hung);
+    print_message("SIGTERM to a tool waiting on a hung server: exit %d after %lld ms "
+                  "(command timeout 2 s)\n", rc, (long long)took);
+    assert_int_equal(rc, 128 + SIGTERM);
+    assert_string_equal(p.out.buf, "");
+    assert_true(took < TU_MS(1000));
+    redislock_free(lk);
+    redislock_client_free(c);
+    ts_stop(&hung);
+}
+
 /* The owner id the server holds lock:name under ("" if none). */
 static void owner_of(const char *name, char *buf, size_t len)
 {
@@ -655,6 +689,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_signal_while_waiting, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_sigkill_frees_at_expiry, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_lock_lost, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_signal_while_waiting_on_a_hung_server,
+                                        tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(
             test_tool_stopped_tool_stops_command_before_the_expiry, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_forwards_other_signals, tu_setup,
