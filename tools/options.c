@@ -18,7 +18,7 @@
 enum {
     OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
     OPT_LIST, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG, OPT_CONNECT_TIMEOUT,
-    OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD
+    OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_KEEP_CREDENTIALS
 };
 
 static const struct option longopts[] = {
@@ -48,6 +48,7 @@ static const struct option longopts[] = {
     { "command-timeout", required_argument, NULL, OPT_COMMAND_TIMEOUT },
     { "fencing", no_argument, NULL, OPT_FENCING },
     { "max-hold", required_argument, NULL, OPT_MAX_HOLD },
+    { "keep-credentials", no_argument, NULL, OPT_KEEP_CREDENTIALS },
     { "command", required_argument, NULL, 'c' },
     { NULL, 0, NULL, 0 }
 };
@@ -85,6 +86,8 @@ static void usage(void)
 "      --fencing          give COMMAND a fencing token in $REDISLOCK_TOKEN\n"
 "      --max-hold SECS    renew the lock for at most SECS: then COMMAND gets the\n"
 "                         lost signal, and the lock lapses within one expiry\n"
+"      --keep-credentials leave $REDISLOCK_PASSWORD, and a $REDISLOCK_URL with a\n"
+"                         password, in COMMAND's environment (removed by default)\n"
 "      --owner-prefix P   with --reset-all or --list: only the locks whose\n"
 "                         owner id starts with P\n"
 "      --dry-run          with --reset-all: list the locks it would remove and\n"
@@ -391,6 +394,9 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             break;
         case OPT_FENCING:
             cfg->fencing = 1;
+            break;
+        case OPT_KEEP_CREDENTIALS:
+            cfg->keep_credentials = 1;
             break;
         case OPT_MAX_HOLD:
             if (parse_secs(optarg, &cfg->max_hold_ms) || cfg->max_hold_ms == 0)

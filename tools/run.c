@@ -131,9 +131,34 @@ static void release(run_state *st)
     }
 }
 
+/* Whether a Redis URL carries a password: before an '@' in its host part
+ * (redis[s]://[USER]:PASSWORD@HOST...) or in its query (?password=...). */
+static int url_has_password(const char *url)
+{
+    const char *p = strstr(url, "://"), *q = strchr(url, '?');
+    size_t host = p ? strcspn(p + 3, "/?") : 0;
+    return (p && memchr(p + 3, '@', host)) ||
+           (q && (strstr(q, "?password=") || strstr(q, "&password=")));
+}
+
+/* The Redis password stays out of COMMAND's environment (COMMAND may run
+ * other people's code, log its environment, or pass it on):
+ * $REDISLOCK_PASSWORD, and $REDISLOCK_URL when it holds one, are removed,
+ * unless --keep-credentials.  0, or -1 with errno. */
+static int drop_credentials(const rlt_config *cfg)
+{
+    const char *url = getenv("REDISLOCK_URL");
+    if (cfg->keep_credentials)
+        return 0;
+    if (url && url_has_password(url) && unsetenv("REDISLOCK_URL"))
+        return -1;
+    return unsetenv("REDISLOCK_PASSWORD");
+}
+
 /* COMMAND's environment: who holds the lock, and the fencing token.  An
  * inherited REDISLOCK_TOKEN (a redislock inside a redislock) is removed
- * without --fencing.  0, or the exit status after a message. */
+ * without --fencing; so are the credentials (drop_credentials()).  0, or
+ * the exit status after a message. */
 static int export_env(const rlt_config *cfg, redislock *lk)
 {
     char token[32];
@@ -142,7 +167,8 @@ static int export_env(const rlt_config *cfg, redislock *lk)
     rc = setenv("REDISLOCK_NAME", cfg->name, 1) ||
          setenv("REDISLOCK_OWNER", redislock_id(lk), 1) ||
          (cfg->fencing ? setenv("REDISLOCK_TOKEN", token, 1)
-                       : unsetenv("REDISLOCK_TOKEN"));
+                       : unsetenv("REDISLOCK_TOKEN")) ||
+         drop_credentials(cfg);
     if (rc) {
         rlt_err("cannot set COMMAND's environment: %s", strerror(errno));
         return RLT_EXIT_OSERR;

@@ -72,6 +72,8 @@ typedef struct rlt_config {
     int lost_signal;           /* sent to COMMAND when the lock is lost; 0: none */
     int fencing;               /* --fencing: REDISLOCK_TOKEN for COMMAND */
     int64_t max_hold_ms;       /* --max-hold; 0: none */
+    int keep_credentials;      /* --keep-credentials: leave the password in
+                                  COMMAND's environment */
     int verbose, quiet;
     const char *key_prefix;    /* --key-prefix */
     int hash_tag;              /* --hash-tag */
