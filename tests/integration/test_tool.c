@@ -699,6 +699,21 @@ static void test_tool_timeouts(void **state)
     assert_true(took >= 300 && took < TU_MS(1500));
 }
 
+/* A unix socket path longer than a socket address holds (107 bytes) is a
+ * usage error (64), not an unreachable server (69): it can never work. */
+static void test_tool_socket_path_too_long_is_a_usage_error(void **state)
+{
+    char url[200];
+    tool_proc p;
+    memset(url, 'x', sizeof url);
+    memcpy(url, "unix:///tmp/", 12);
+    memcpy(url + 12 + 110, ".sock", 6); /* a path of 121 bytes */
+    assert_int_equal(TP_RUN(&p, "-u", url, "x", "true"), 64);
+    assert_true(tp_one_line(p.err.buf));
+    assert_non_null(strstr(p.err.buf, "107"));
+    assert_int_equal(TP_RUN(&p, "-u", url, "--status", "x"), 64);
+}
+
 /* COMMAND's environment, as COMMAND prints it: the lines that start with
  * REDISLOCK_URL= or REDISLOCK_PASSWORD=. */
 static const char *secrets_seen(tool_proc *p, const char *const *args)
@@ -765,6 +780,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_reset_all_dry_run, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_key_layout, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_timeouts, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_socket_path_too_long_is_a_usage_error,
+                                        tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_password_not_in_command_environment,
                                         tu_setup, tp_teardown),
     };
