@@ -42,6 +42,11 @@ typedef struct acq {
 
 enum { GO_ON = 1 }; /* a step's result besides 0 (done) and error codes */
 
+/* The documented bound of a call is its timeout + redislock__slack_us();
+ * its steps end this much earlier (us), so that the work after the last
+ * wait does not carry it past the bound. */
+#define FINISH_US 1000
+
 /* Element k of r as a fencing token: a positive integer. */
 static int token_at(const redisReply *r, size_t k, long long *token)
 {
@@ -667,12 +672,13 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
     q.deadline = timeout_ms < 0 ? REDISLOCK__NEVER : q.start + timeout_ms * 1000;
     /* How long the call may run: its timeout (for a try, the command
      * timeout, its connection included) plus a little time to collect a
-     * reply, or to give back what a lost reply may have taken; a wait for
-     * ever has each step bounded instead. */
+     * reply, or to give back what a lost reply may have taken, less what
+     * the call does after its last wait (closing, messages: well under
+     * FINISH_US); a wait for ever has each step bounded instead. */
     q.hard = timeout_ms < 0 ? REDISLOCK__NEVER
                             : (timeout_ms == 0 ? q.start + q.c->command_timeout_ms * 1000
                                                : q.deadline) +
-                                  redislock__slack_us(q.c);
+                                  redislock__slack_us(q.c) - FINISH_US;
     if ((rc = redislock__fan_init(&q.f, q.c->nmasters, 1)))
         return rc;
     q.stop[0] = -1; /* made by the first wait or back-off */

@@ -96,6 +96,11 @@ int redislock__url_parse(const char *url, redislock__endpoint *ep);
 void redislock__endpoint_clear(redislock__endpoint *ep);
 
 /* ------------------------------------------------------------------ net.c */
+struct pollfd;
+/* poll() until the monotonic deadline (REDISLOCK__NEVER: no limit; passed:
+ * a look without waiting), to the microsecond: poll()'s milliseconds,
+ * rounded up, overshot every deadline by up to 1 ms. */
+int redislock__poll(struct pollfd *p, unsigned long n, int64_t deadline);
 /* Connect a non-blocking, close-on-exec socket by the deadline. */
 int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
                            int *fd_out);

@@ -87,7 +87,7 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
     size_t idx[REDISLOCK__MAX_MASTERS], i, np, ns;
     int pend[REDISLOCK__MAX_MASTERS], last = 0, ready;
     for (;;) {
-        int ms, r;
+        int r;
         if (ops->done && ops->done(ctx))
             return;
         np = gather(f, ops, ctx, pfd, idx, pend, &ready);
@@ -95,9 +95,8 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
             return;
         ns = add_stops(f, pfd, np);
         /* past the deadline: one more pass for what has already arrived */
-        ms = ready ? 0 : redislock__poll_ms(deadline);
-        last = ms == 0 && !ready;
-        r = poll(pfd, (nfds_t)(np + ns), ms);
+        last = !ready && redislock__now_us() >= deadline;
+        r = redislock__poll(pfd, np + ns, ready ? 0 : deadline);
         if (r < 0 && errno == EINTR) {
             last = 0; /* a signal: the wait and its deadline go on */
             continue;
