@@ -1,5 +1,7 @@
 /* Sockets: non-blocking connect with a deadline, waits that survive EINTR. */
-#define _GNU_SOURCE /* ppoll */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* ppoll(); NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
+#endif
 #include "internal.h"
 
 #include <errno.h>
