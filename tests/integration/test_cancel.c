@@ -24,11 +24,7 @@
 /* The lock's owner on the server ("" if free). */
 static void owner(const char *name, char *buf, size_t len)
 {
-    redisReply *r = ts_cmd(&tu_srv, "GET lock:%s", name);
-    buf[0] = '\0';
-    if (r && r->type == REDIS_REPLY_STRING)
-        snprintf(buf, len, "%s", r->str);
-    freeReplyObject(r);
+    ts_str(&tu_srv, buf, len, "GET lock:%s", name);
 }
 
 /* (waits of 20 s stand for waits for ever: a failing test must not hang) */
@@ -215,10 +211,22 @@ static void test_cancel_ends_a_wait_on_three_masters(void **state)
 /* 1 if the server holds lock `name` under lk's owner id. */
 static int owns(ts_server *srv, const char *name, const redislock *lk)
 {
-    redisReply *r = ts_cmd(srv, "GET lock:%s", name);
-    int mine = r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, redislock_id(lk));
-    freeReplyObject(r);
-    return mine;
+    char who[300];
+    return !strcmp(ts_str(srv, who, sizeof who, "GET lock:%s", name), redislock_id(lk));
+}
+
+/* Lock `name` held (without expiry) by a handle of c, and a waiter (expiry
+ * expire_ms, timeout_ms) blocked behind it on srv; the waiter's handle is
+ * w->lk. */
+static tf_waiter *blocked_waiter(redislock_client *c, ts_server *srv, const char *name,
+                                 int64_t expire_ms, int64_t timeout_ms, redislock **holder)
+{
+    tf_waiter *w;
+    *holder = tf_lock(c, name, 0);
+    assert_rl_ok(redislock_acquire(*holder, 0));
+    w = tf_waiter_start(tf_lock(c, name, expire_ms), timeout_ms);
+    ts_await_blocked(srv, 1);
+    return w;
 }
 
 /* Rounds of the racing tests: $REDISLOCK_TEST_ROUNDS, else def. */
@@ -243,11 +251,8 @@ static void test_cancel_gives_back_a_grant_that_needed_confirming(void **state)
         redislock *holder, *lk;
         tf_waiter *w;
         snprintf(name, sizeof name, "conf%d", i);
-        holder = tf_lock(c, name, 0);
-        lk = tf_lock(c, name, 1000);
-        assert_rl_ok(redislock_acquire(holder, 0));
-        w = tf_waiter_start(lk, 20000);
-        ts_await_blocked(&tu_srv, 1);
+        w = blocked_waiter(c, &tu_srv, name, 1000, 20000, &holder);
+        lk = w->lk;
         tu_sleep_ms(700);
         assert_int_equal(ts_int(&tu_srv, "DEL lock:%s", name), 1);
         assert_rl_ok(redislock_cancel(lk));
@@ -274,11 +279,8 @@ static void test_release_racing_a_cancel_after_a_long_wait_leaves_nothing(void *
         redislock *holder, *lk;
         tf_waiter *w;
         snprintf(name, sizeof name, "lr%d", i);
-        holder = tf_lock(c, name, 0);
-        lk = tf_lock(c, name, 200);
-        assert_rl_ok(redislock_acquire(holder, 0));
-        w = tf_waiter_start(lk, 5000);
-        ts_await_blocked(&tu_srv, 1);
+        w = blocked_waiter(c, &tu_srv, name, 200, 5000, &holder);
+        lk = w->lk;
         tu_sleep_ms(150);
         assert_rl_ok(redislock_release(holder));
         redislock_cancel(lk);
@@ -319,11 +321,8 @@ static void cancel_on_hung_server(int shutdown)
 
     tf_server_start(&hung);
     c = tf_client(hung.url); /* command timeout 2 s */
-    holder = tf_lock(c, "hung", 0);
-    lk = tf_lock(c, "hung", 30000);
-    assert_rl_ok(redislock_acquire(holder, 0));
-    w = tf_waiter_start(lk, 20000);
-    ts_await_blocked(&hung, 1);
+    w = blocked_waiter(c, &hung, "hung", 30000, 20000, &holder);
+    lk = w->lk;
     ts_pause(&hung);
     tf_defer(resume_server, &hung); /* before the waiter is joined */
     t0 = tu_now_ms();
@@ -430,16 +429,13 @@ static long long activity_end(const activity *a, long long *cpu_ms)
  * burning a core). */
 static void test_cancel_in_a_forked_child_does_not_reach_the_parent(void **state)
 {
-    redislock_client *c = tf_client(tu_srv.url);
-    redislock *holder = tf_lock(c, "fk", 0), *lk = tf_lock(c, "fk", 0);
-    tf_waiter *w;
+    redislock *holder;
+    tf_waiter *w = blocked_waiter(tf_client(tu_srv.url), &tu_srv, "fk", 0, 20000, &holder);
+    redislock *lk = w->lk;
     activity act;
     long long n, cpu;
     pid_t pid;
     (void)state;
-    assert_rl_ok(redislock_acquire(holder, 0));
-    w = tf_waiter_start(lk, 20000);
-    ts_await_blocked(&tu_srv, 1);
     activity_start(&act);
     pid = fork();
     assert_true(pid >= 0);
@@ -462,18 +458,14 @@ static void test_cancel_in_a_forked_child_does_not_reach_the_parent(void **state
  * set) never turns the wait into a loop. */
 static void test_spurious_wake_of_the_cancel_fd_is_not_a_loop(void **state)
 {
-    redislock_client *c = tf_client(tu_srv.url);
-    redislock *holder = tf_lock(c, "sp", 0), *lk = tf_lock(c, "sp", 0);
-    tf_waiter *w;
+    redislock *holder;
+    tf_waiter *w = blocked_waiter(tf_client(tu_srv.url), &tu_srv, "sp", 0, 20000, &holder);
     uint64_t one = 1;
     activity act;
     long long n, cpu;
     int fd;
     (void)state;
-    assert_rl_ok(redislock_acquire(holder, 0));
-    w = tf_waiter_start(lk, 20000);
-    ts_await_blocked(&tu_srv, 1);
-    fd = __atomic_load_n(&lk->cancel_fd, __ATOMIC_SEQ_CST);
+    fd = __atomic_load_n(&w->lk->cancel_fd, __ATOMIC_SEQ_CST);
     assert_true(fd >= 0);
     activity_start(&act);
     assert_int_equal(write(fd, &one, sizeof one), (int)sizeof one);

@@ -279,16 +279,6 @@ static void test_tool_signal_while_waiting_on_a_hung_server(void **state)
     ts_stop(&hung);
 }
 
-/* The owner id the server holds lock:name under ("" if none). */
-static void owner_of(const char *name, char *buf, size_t len)
-{
-    redisReply *r = ts_cmd(&tu_srv, "GET lock:%s", name);
-    buf[0] = '\0';
-    if (r && r->type == REDIS_REPLY_STRING)
-        snprintf(buf, len, "%s", r->str);
-    freeReplyObject(r);
-}
-
 /* The dead-man switch.  The tool, not COMMAND, is stopped (kill -STOP: a
  * debugger, a frozen helper, a cgroup freeze of one process): its renewals
  * stop, and the lock (1 s) expires; a second tool waits for it.  The
@@ -309,7 +299,7 @@ static int64_t stopped_tool_case(const char *cmd, int *status)
     TP_START(&a, "-u", URL, "-e", es, "dm", "-c", cmd);
     assert_int_equal(tp_line(&a, 0, line, sizeof line, (int)TU_MS(5000)), 0);
     assert_int_equal(sscanf(line, "%ld", &cpid), 1);
-    owner_of("dm", holder, sizeof holder);
+    ts_str(&tu_srv, holder, sizeof holder, "GET lock:dm");
     assert_true(holder[0] != '\0');
     TP_START(&b, "-u", URL, "-w", "30", "dm", "echo", "second");
     ts_await_blocked(&tu_srv, 1);
@@ -320,7 +310,7 @@ static int64_t stopped_tool_case(const char *cmd, int *status)
     while ((!t_dead || !t_expired) && tu_now_ms() < end) {
         if (!t_dead && !tp_alive((pid_t)cpid))
             t_dead = tu_now_ms();
-        owner_of("dm", now, sizeof now);
+        ts_str(&tu_srv, now, sizeof now, "GET lock:dm");
         if (!t_expired && strcmp(now, holder))
             t_expired = tu_now_ms();
         tu_sleep_ms(1);
