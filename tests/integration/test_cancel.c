@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* The lock's owner on the server ("" if free). */
@@ -422,6 +421,12 @@ static long long activity_end(const activity *a, long long *cpu_ms)
     return n;
 }
 
+/* In a forked child (tu_spawn): the inherited handle's cancel. */
+static int cancel_in_child(void *lk)
+{
+    return redislock_cancel(lk) == 0 ? 0 : 1;
+}
+
 /* A forked child calls redislock_cancel() on a handle it inherited while
  * the parent waits on it (an inherited signal handler does that): the
  * parent is not cancelled and goes on waiting without spinning (it
@@ -437,12 +442,7 @@ static void test_cancel_in_a_forked_child_does_not_reach_the_parent(void **state
     pid_t pid;
     (void)state;
     activity_start(&act);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        redislock_cancel(lk);
-        _exit(0);
-    }
+    pid = tu_spawn(cancel_in_child, lk);
     assert_int_equal(tu_wait(pid), 0);
     n = activity_end(&act, &cpu);
     print_message("      a child's cancel of an inherited handle: in the next 300 ms the "
