@@ -168,6 +168,12 @@ static void take_answers(acq *q)
                                 redislock__err(REDISLOCK_EIO, "not connected"));
         else if (parse_reply(q->f.replies[i], q->lk->fence != NULL, a, i) < 0)
             redislock__fan_reply_fail(&q->f, i, q->f.replies[i], "acquire script");
+        else if (a->state[i] != REDISLOCK__ANS_BUSY && redislock__fan_unacked(&q->f, i)) {
+            /* granted on the master, not on enough replicas: not a grant
+             * (given back like an unanswered one) */
+            a->state[i] = REDISLOCK__ANS_FAILED;
+            redislock__fan_fail_unacked(&q->f, i);
+        }
     }
 }
 
@@ -178,6 +184,7 @@ static void run_round(acq *q)
     memset(&q->ans, 0, sizeof q->ans);
     acquire_call(q->lk, &call);
     q->ans.sent_us = redislock__now_us();
+    q->f.wait = 1; /* a grant must reach min_replicas */
     redislock__fan_calls(&q->f, &cp, redislock__step_deadline(q->c, 0, q->hard));
     q->ans.end_us = redislock__now_us();
     redislock__call_free(&call);
@@ -192,11 +199,12 @@ static void drop_failed(redislock *lk, redislock__fanout *f, int *popped)
     size_t i;
     for (i = 0; i < f->n; i++) {
         if (f->conns[i] && (f->rc[i] || f->conns[i]->broken)) {
+            redislock__master *node = f->conns[i]->m; /* lives as long as the client */
             f->conns[i]->broken = 1;
             redislock__pool_put(f->conns[i]);
             f->conns[i] = NULL;
             if (popped && popped[i])
-                redislock__hand_back(&lk->c->masters[i], lk->sig, lk->siglen);
+                redislock__hand_back(node, lk->sig, lk->siglen);
         }
         if (popped)
             popped[i] = 0;
@@ -213,8 +221,12 @@ static int recover(recovery *r, const redislock_client *c, int64_t hard)
 {
     int left;
     if (!r->until) {
-        r->until = redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms),
-                                           hard);
+        /* a member that fails over (Sentinel) comes back at another
+         * address: worth trying until the caller's deadline */
+        r->until = redislock__topo_fails_over(c)
+                       ? hard
+                       : redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms),
+                                                 hard);
         r->backoff_ms = 0;
     }
     left = redislock__poll_ms(r->until);
@@ -260,7 +272,7 @@ static int undo(redislock *lk, redislock__fanout *f, const redislock__answers *a
             u.conns[i] = f->conns[i]; /* borrowed */
     }
     if (any) {
-        redislock__fan_connect(&u, c, deadline);
+        redislock__fan_connect(&u, c, lk->key, lk->keylen, deadline);
         redislock__call_init(&call, &redislock__script_release);
         redislock__call_key(&call, lk->key, lk->keylen);
         redislock__call_key(&call, lk->sig, lk->siglen);
@@ -372,7 +384,8 @@ static int round_step(acq *q)
         return redislock__err(REDISLOCK_ETIMEDOUT, "%s", msg);
     }
     redislock__fan_reset(&q->f);
-    redislock__fan_connect(&q->f, q->c, redislock__step_deadline(q->c, 1, q->hard));
+    redislock__fan_connect(&q->f, q->c, q->lk->key, q->lk->keylen,
+                           redislock__step_deadline(q->c, 1, q->hard));
     if (q->f.n == 1 && q->f.rc[0])
         return single_failed(q, 0);
     run_round(q);
@@ -559,13 +572,16 @@ static int wait_step(acq *q)
     int rc;
 
     redislock__fan_reset(&q->f);
-    redislock__fan_connect(&q->f, q->c, redislock__step_deadline(q->c, 1, q->hard));
+    redislock__fan_connect(&q->f, q->c, q->lk->key, q->lk->keylen,
+                           redislock__step_deadline(q->c, 1, q->hard));
     if (q->f.n == 1 && q->f.rc[0])
         return single_failed(q, 0);
     memset(&q->ans, 0, sizeof q->ans);
     acquire_call(lk, &call);
+    redislock__stats_waited(lk);
     stop_fds(q); /* a cancel ends it */
     q->ans.sent_us = redislock__now_us();
+    q->f.wait = 1;
     rc = redislock__wait_signals(&q->f, lk->sig, lk->siglen, q->d.until, q->popped, &call);
     q->f.stop_fd[0] = q->f.stop_fd[1] = -1;
     q->ans.end_us = redislock__now_us();
@@ -715,7 +731,9 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
      * a server that did not answer in time is an I/O error, whatever the
      * caller's timeout. */
     if (rc == REDISLOCK_ETIMEDOUT && !q.busy_timeout)
-        rc = redislock__err(REDISLOCK_EIO, "%s (command timeout %lld ms, call timeout %lld ms)",
+        rc = redislock__err(REDISLOCK_EIO,
+                            q.timeout_ms < 0 ? "%s (command timeout %lld ms, no call timeout)"
+                                             : "%s (command timeout %lld ms, call timeout %lld ms)",
                             redislock_last_error(), (long long)q.c->command_timeout_ms,
                             (long long)q.timeout_ms);
     return rc;

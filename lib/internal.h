@@ -3,19 +3,22 @@
  *
  * Layers, top to bottom; a file calls only files on lower lines
  * (scripts/check-layers checks it on the object files):
- *   api:        client.c handle.c ops.c reset.c
+ *   api:        client.c handle.c ops.c reset.c metrics.c
  *   logic:      acquire.c renew.c
  *   decisions:  decide.c
  *   masters:    fan.c wait.c
  *   pump:       pump.c
+ *   topology:   topology.c
+ *   discovery:  sentinel.c
  *   per master: pool.c scripts.c
  *   connection: conn.c
  *   transport:  plain.c tls.c
  *   support:    net.c url.c keys.c ownerid.c state.c options.c
- *   helpers:    alloc.c log.c deadline.c
+ *   helpers:    alloc.c log.c deadline.c stats.c
  *   base:       error.c clock.c sha1.c fork.c version.c
  *
- * api: the public functions (client.c also registers clients for fork()).
+ * api: the public functions (client.c also registers clients for fork();
+ * metrics.c: the counters' snapshot and its Prometheus text).
  * logic: the acquire loop and the renewal thread; decide.c is the pure
  * decision of one acquire round.  masters: one request on every master at
  * once (fan.c), and the wait for a wake-up on every master (wait.c), both
@@ -90,10 +93,42 @@ typedef struct redislock__endpoint {
     char *username;  /* NULL if none */
     char *password;  /* NULL if none */
     char *addr;      /* "host:port" or the socket path, for messages */
+    int min_replicas; /* ?min_replicas=N: WAIT for N replicas; -1 not given */
+    int wait_ms;     /* ?wait_ms=N: how long WAIT waits; 0 not given */
+    int sentinel;    /* a sentinel: its own credentials, never SELECT */
 } redislock__endpoint;
 
 int redislock__url_parse(const char *url, redislock__endpoint *ep);
 void redislock__endpoint_clear(redislock__endpoint *ep);
+/* A copy of tmpl (credentials, db, TLS, WAIT settings) for host:port. */
+int redislock__endpoint_copy(redislock__endpoint *dst, const redislock__endpoint *tmpl,
+                             const char *host, int port);
+/* "host:port", "[v6]:port" (allocated; NULL when out of memory). */
+char *redislock__hostport_string(const char *host, int port);
+
+/* What a client URL names: one server (redis://, rediss://, unix://), a
+ * service behind Sentinels (redis-sentinel://, rediss-sentinel://), or a
+ * Cluster (redis-cluster://, rediss-cluster://). */
+enum { REDISLOCK__MEMBER_FIXED, REDISLOCK__MEMBER_SENTINEL, REDISLOCK__MEMBER_CLUSTER };
+int redislock__url_kind(const char *url);
+
+/* A sentinel or cluster URL:
+ *   redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/SERVICE[/db][?query]
+ *   redis-cluster://[[user]:password@]host[:port][,host[:port]...][?query]
+ * (rediss-: TLS to every server).  The credentials, db and query items are
+ * those of the data nodes (tmpl, without host); the hosts are the
+ * sentinels (default port 26379) or the cluster's seed nodes (6379). */
+typedef struct redislock__topo_url {
+    int kind;
+    size_t n;
+    char **hosts;
+    int *ports;
+    char *service;             /* sentinel: the master's name */
+    redislock__endpoint tmpl;
+} redislock__topo_url;
+
+int redislock__topo_url_parse(const char *url, redislock__topo_url *t);
+void redislock__topo_url_clear(redislock__topo_url *t);
 
 /* ------------------------------------------------------------------ net.c */
 struct pollfd;
@@ -110,6 +145,12 @@ int redislock__net_wait(int fd, short events, int64_t deadline);
 /* 1 if nothing is readable on fd right now (an idle connection that owes
  * no reply and has not been closed by its peer). */
 int redislock__net_idle(int fd);
+/* Does the server at ep answer like Redis?  A connection of its own sends
+ * an inline PING: 1 when the first byte back is a RESP type, 0 when the
+ * server closes or resets it without one (or sends another byte), -1 when
+ * that cannot be told (no connection, no answer by the deadline).  May
+ * overwrite the thread's last error. */
+int redislock__net_probe_resp(const redislock__endpoint *ep, int64_t deadline);
 /* Wait for events on fd1 or fd2 (-1: none; with neither it sleeps) until
  * the deadline, resuming after signals: 1 ready, 0 deadline, -1 error. */
 int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline);
@@ -164,8 +205,10 @@ struct redislock__conn {
     size_t olen, opos, ocap;
     int pending;            /* replies still to read */
     int broken;             /* unusable: close instead of pooling */
+    int rx;                 /* a byte came from the server */
     long long client_id;    /* CLIENT ID; 0 unknown, -1 unsupported */
-    redislock__conn *next;  /* idle list */
+    redislock__conn *next;  /* the pool's idle list, or its busy list */
+    redislock__conn *prev;  /* the busy list */
 };
 
 /* A hiredis reader that refuses arrays longer than any lock server's answer
@@ -211,17 +254,121 @@ int redislock__conn_reply_error(redislock__conn *c, const struct redisReply *r,
 /* Mark a connection broken and return an EIO-class error for errno. */
 int redislock__conn_io_error(redislock__conn *c, int err, const char *what);
 
+/* ------------------------------------------------- topology: the members */
+typedef struct redislock__sentinel redislock__sentinel;
+
+/* One member of a client's topology: what one URL names.  The quorum is
+ * counted over members (one: plain mode; N: majority mode).  A member
+ * answers "which node serves this key now" (topology.c): its one server, a
+ * Sentinel's current master, later a Cluster's slot owner. */
+typedef struct redislock__member {
+    int kind;                 /* REDISLOCK__MEMBER_* */
+    redislock_client *client;
+    redislock__master *node;  /* FIXED: its server; SENTINEL: the master in
+                                 use, NULL until discovered (atomic) */
+    redislock__endpoint tmpl; /* the data nodes' credentials, db, TLS, WAIT */
+    int min_replicas;         /* WAIT for so many replicas after each write */
+    int wait_ms;              /* how long that WAIT waits */
+    char *name;               /* for messages */
+    pthread_mutex_t mu;       /* the node list, and the sentinel state */
+    redislock__master *nodes; /* every node made for it (freed with it) */
+    redislock__sentinel *sen; /* SENTINEL: sentinel.c's state */
+} redislock__member;
+
+/* The node of member mb at host:port (the same one for the same address,
+ * made from tmpl the first time).  Takes mb->mu. */
+int redislock__node_get(redislock__member *mb, const redislock__endpoint *tmpl,
+                        const char *host, int port, redislock__master **out);
+
+/* -------------------------------------------------------------- sentinel.c */
+/* The member's Sentinel state from its URL (sentinels, service). */
+int redislock__sentinel_new(redislock__member *mb, const redislock__topo_url *t);
+void redislock__sentinel_free(redislock__member *mb);
+/* A connection to the member's master: an idle one when the master is
+ * known and not stale, else after discovering it, by the deadline. */
+int redislock__sentinel_connect(redislock__member *mb, int64_t deadline,
+                                redislock__conn **out);
+/* The master, discovered when unknown or stale. */
+int redislock__sentinel_master(redislock__member *mb, int64_t deadline,
+                               redislock__master **out);
+/* node may no longer be the master: ask before the next connection; with
+ * drop, shut down its connections now. */
+void redislock__sentinel_stale(redislock__member *mb, redislock__master *node, int drop);
+/* Failovers seen (the master changed). */
+uint64_t redislock__sentinel_switches(redislock__member *mb);
+/* The renewal thread's watch: the subscription's fd (-1 none), and its
+ * turn (read what came, keep subscribed, ask every second); returns when
+ * it wants the next turn. */
+int redislock__sentinel_watch_fd(redislock__member *mb);
+int64_t redislock__sentinel_watch(redislock__member *mb, int readable);
+void redislock__sentinel_fork_child(redislock__member *mb);
+
+/* -------------------------------------------------------------- topology.c */
+struct pollfd;
+struct redisReply;
+/* The members of a new client, one per URL (c->members, c->nmasters,
+ * c->quorum). */
+int redislock__topo_init(redislock_client *c, const char *const *urls, size_t n);
+void redislock__topo_free(redislock_client *c);
+/* A connection to the node of member i that serves key now, by the
+ * deadline (finding the node first when the topology asks for it). */
+int redislock__topo_connect(redislock_client *c, size_t i, const char *key,
+                            size_t keylen, int64_t deadline, redislock__conn **out);
+/* The node of member i (the one that holds every key: not for a cluster). */
+int redislock__topo_node(redislock_client *c, size_t i, int64_t deadline,
+                         redislock__master **out);
+/* Member i for messages: its address, or "sentinel service NAME". */
+const char *redislock__topo_name(const redislock_client *c, size_t i);
+/* 1 if some member can fail over (its node moves): callers then retry a
+ * lost server until their deadline rather than for the connect timeout. */
+int redislock__topo_fails_over(const redislock_client *c);
+/* What an error reply means for the topology: NONE (an error like any
+ * other), or MOVED: the server no longer serves (READONLY, REDIRECT,
+ * UNBLOCKED, LOADING, MASTERDOWN behind a Sentinel): the connection is
+ * marked broken and the member finds its node again; retry. */
+enum { REDISLOCK__TOPO_NONE = 0, REDISLOCK__TOPO_MOVED = 1 };
+int redislock__topo_reply(redislock__conn *conn, const struct redisReply *r);
+/* Add the open connections of every node (sentinels' included) and the
+ * failovers followed (a Sentinel's master moved). */
+void redislock__topo_counts(redislock_client *c, uint64_t *connections,
+                            uint64_t *failovers);
+/* fork(): every member's and node's mutex, before and after. */
+void redislock__topo_fork_prepare(redislock_client *c);
+void redislock__topo_fork_done(redislock_client *c, int child);
+/* The client needs the watch (a Sentinel member): its renewal thread runs
+ * from the first call on. */
+int redislock__topo_watched(const redislock_client *c);
+/* The fds to poll for the watch (which[k]: the member of p[k]), and the
+ * watch's turn with readable[member] set for those that polled readable;
+ * returns when it wants the next turn. */
+size_t redislock__topo_watch_fds(redislock_client *c, struct pollfd *p, size_t *which,
+                                 size_t max);
+int64_t redislock__topo_watch(redislock_client *c, const int *readable);
+
 /* ----------------------------------------------------------------- pool.c */
+struct redislock__member;
+
+/* One server (a node) and its connection pool.  A member of the topology
+ * (topology.c) has one node (a fixed URL) or several (the masters a
+ * Sentinel named over time, a cluster's nodes); a node lives until its
+ * client is freed, so that a connection's m and the messages that name
+ * m->ep.addr stay valid whatever the topology does meanwhile. */
 struct redislock__master {
     redislock__endpoint ep;
     redislock_client *client;
+    struct redislock__member *member; /* the member it serves */
+    redislock__master *next_node;     /* the member's other nodes */
     pthread_mutex_t mu;
     redislock__conn *idle;
+    redislock__conn *busy;  /* checked out (pool_drop shuts them down) */
     int nidle;
     int nopen;              /* open connections, idle or in use */
     unsigned long gen;      /* fork generation of the pooled sockets */
     int no_unblock;         /* CLIENT ID/UNBLOCK not available */
     int int_timeouts;       /* BLPOP wants whole seconds (Redis < 6) */
+    int capa_redirect;      /* send CLIENT CAPA redirect on connect (a
+                               Sentinel's master: Valkey answers -REDIRECT
+                               instead of -READONLY once demoted) */
     int down;               /* a connect failed or a connection was dropped
                                since the last connect: the next is a
                                reconnect (for the log) */
@@ -229,15 +376,25 @@ struct redislock__master {
                                at DEBUG only) */
 };
 
-int redislock__master_init(redislock__master *m, redislock_client *c,
-                           const char *url);
-void redislock__master_destroy(redislock__master *m);
+/* A node for a URL of one server. */
+int redislock__node_open(redislock_client *c, const char *url, redislock__master **out);
+/* A node for host:port with tmpl's credentials, db and TLS. */
+int redislock__node_make(redislock_client *c, const redislock__endpoint *tmpl,
+                         const char *host, int port, redislock__master **out);
+/* Close its idle connections and free it (none may be checked out). */
+void redislock__node_free(redislock__master *m);
 /* A live connection, idle or new.  Idle ones that the server has closed
  * meanwhile are dropped without a round trip. */
 int redislock__pool_get(redislock__master *m, int64_t deadline,
                         redislock__conn **out);
+/* An idle connection if one is alive: 0 and *out, or 1 when none. */
+int redislock__pool_get_idle(redislock__master *m, redislock__conn **out);
 /* Return a connection; broken or busy ones are closed. */
 void redislock__pool_put(redislock__conn *c);
+/* The node no longer serves (a failover moved its role away): close its
+ * idle connections and shut down those checked out, so that every user
+ * (a waiter in BLPOP, the renewal thread) sees it closed at once. */
+void redislock__pool_drop(redislock__master *m);
 /* fork(): lock every pool mutex before, unlock after (see fork.c). */
 void redislock__pool_lock(redislock__master *m);
 void redislock__pool_unlock(redislock__master *m);
@@ -257,6 +414,9 @@ typedef struct redislock__renewer redislock__renewer;
 redislock__renewer *redislock__renewer_new(redislock_client *c);
 /* Stop the thread (joining it) and detach every handle.  NULL is a no-op. */
 void redislock__renewer_free(redislock__renewer *r);
+/* Start the renewal thread of a client whose topology needs watching (a
+ * Sentinel member), if it does not run (a new client, a fork child). */
+int redislock__renew_watch(redislock_client *c);
 /* Schedule renewals of a lock just acquired (or extended) at sent_us. */
 int redislock__renew_add(redislock *lk);
 /* The worker is alive (redislock_heartbeat()): lock-free, any thread. */
@@ -289,6 +449,57 @@ typedef struct redislock__renew_stats {
 } redislock__renew_stats;
 void redislock__renew_get_stats(redislock_client *c, redislock__renew_stats *st);
 
+/* ---------------------------------------------------------------- stats.c */
+/* The counters of a client (see stats.c): updated with relaxed atomic adds
+ * from any thread. */
+enum {
+    REDISLOCK__ACQ_OK, REDISLOCK__ACQ_ALREADY, REDISLOCK__ACQ_BUSY,
+    REDISLOCK__ACQ_TIMEOUT, REDISLOCK__ACQ_CANCELED, REDISLOCK__ACQ_ERROR,
+    REDISLOCK__ACQ_RESULTS
+};
+typedef struct redislock__histogram {
+    uint64_t buckets[REDISLOCK_STATS_BUCKETS];
+    uint64_t sum_us;
+} redislock__histogram;
+typedef struct redislock__stats {
+    uint64_t acquire[REDISLOCK__ACQ_RESULTS]; /* acquire calls by result */
+    redislock__histogram wait;   /* acquire calls that waited */
+    redislock__histogram hold;   /* holds that ended */
+    uint64_t lost[REDISLOCK_STATS_LOST_REASONS];
+    uint64_t connects;           /* connections opened, not after a failure */
+    uint64_t reconnects;         /* opened after a failure or a drop */
+    uint64_t connect_failures;
+} redislock__stats;
+
+/* The hooks, one call where each event happens. */
+#ifndef REDISLOCK_NO_STATS
+/* The start of an acquire call (its time). */
+int64_t redislock__stats_start(void);
+/* This acquire call waits for a wake-up (acquire.c). */
+void redislock__stats_waited(redislock *lk);
+/* An acquire call that started at start_us ended with rc: its result, its
+ * time if it waited, the start of a hold. */
+void redislock__stats_acquired(redislock *lk, int rc, int64_t start_us);
+/* The hold of lk, if one is counted, ends now (a release answered). */
+void redislock__stats_released(redislock *lk);
+/* The renewal found lk lost for reason: counted, and its hold ends. */
+void redislock__stats_lost(redislock *lk, int reason);
+/* A connect of the pool: rc, and whether it came after a failure or a drop. */
+void redislock__stats_connect(redislock_client *c, int rc, int after_failure);
+#else /* bench/: the same build without them */
+#define redislock__stats_start() ((int64_t)0)
+#define redislock__stats_waited(lk) ((void)(lk))
+#define redislock__stats_acquired(lk, rc, t0) ((void)(lk), (void)(rc), (void)(t0))
+#define redislock__stats_released(lk) ((void)(lk))
+#define redislock__stats_lost(lk, reason) ((void)(lk), (void)(reason))
+#define redislock__stats_connect(c, rc, after) ((void)(c), (void)(rc), (void)(after))
+#endif
+/* The log2 bucket of a duration in microseconds: i for at most 2^i ms (0
+ * up to 1 ms), REDISLOCK_STATS_BUCKETS - 1 for longer than 2^24 ms. */
+size_t redislock__stats_bucket(int64_t us);
+/* The counters into st (the fields stats.c owns). */
+void redislock__stats_read(const redislock_client *c, redislock_stats *st);
+
 /* --------------------------------------------------------------- client.c */
 struct redislock_client {
     int64_t connect_timeout_ms;
@@ -304,9 +515,14 @@ struct redislock_client {
     redislock_log_fn log;
     void *log_userdata;
     int log_level;
-    size_t nmasters;
+    size_t nmasters;         /* members (one per URL); majority mode above 1 */
     size_t quorum;           /* nmasters / 2 + 1 */
-    redislock__master *masters;
+    redislock__member *members;
+    char *sentinel_username; /* the sentinels' own credentials */
+    char *sentinel_password;
+    int64_t sentinel_timeout_ms;
+    int min_replicas;        /* default WAIT after writes (a URL's wins) */
+    int64_t wait_ms;
     redislock__renewer *renewer;
     redislock_client *reg_next;  /* fork registry */
     int shutdown;            /* atomic: redislock_client_shutdown() was called */
@@ -316,6 +532,7 @@ struct redislock_client {
         int insecure;
     } tls;                   /* copied from the options (options.c) */
     void *tls_ctx;           /* tls.c's SSL_CTX; NULL without rediss:// */
+    redislock__stats stats;  /* stats.c's counters */
 };
 
 /* -------------------------------------------------------------- options.c */
@@ -405,6 +622,8 @@ struct redislock {
     int64_t acquired_us; /* when the round of the last grant was sent (the
                             start of max_hold_ms); the handle's thread */
     int uncertain;      /* an acquire's reply was lost: we may hold it */
+    int waited;         /* stats.c: this acquire call waited */
+    int64_t hold_start_us; /* atomic, stats.c: the counted hold's start; 0 */
     char errmsg[512];
     char master_errors[1024]; /* failed masters of the last operation */
 
@@ -507,7 +726,7 @@ typedef struct redislock__fanout {
     int rc[REDISLOCK__MAX_MASTERS];                 /* per master: 0 or error */
     char err[REDISLOCK__MAX_MASTERS][REDISLOCK__ERRLEN];
     struct redisReply **replies; /* [master * k + call], error replies too */
-    size_t *map;              /* scratch: 2k per master (fan.c) */
+    size_t *map;              /* scratch: 3k + 1 per master (fan.c) */
     int stop_fd[2];           /* when one is readable the pump stops (a
                                  cancel); -1: none */
     int (*stop_check)(void *ctx); /* NULL, or asked when a stop_fd is
@@ -522,6 +741,13 @@ typedef struct redislock__fanout {
     int (*grants)(const struct redisReply *r, void *ctx);
     void *grants_ctx;
     size_t quorum;
+    redislock_client *client; /* fan_connect's: asked again after a move */
+    const char *key;          /* the key the nodes were chosen for */
+    size_t keylen;
+    int wait;                 /* the calls write a lock: WAIT behind them
+                                 where the member wants replicas */
+    long long acks[REDISLOCK__MAX_MASTERS]; /* WAIT's answers; -1 none */
+    int acks_wanted[REDISLOCK__MAX_MASTERS]; /* the n of the WAIT sent; 0 none */
 } redislock__fanout;
 
 /* What the pump asks of its user. */
@@ -553,6 +779,20 @@ void redislock__fan_fail(redislock__fanout *f, size_t i, int rc);
  * the one message for that (conn.c), naming the server and what. */
 void redislock__fan_reply_fail(redislock__fanout *f, size_t i,
                                const struct redisReply *r, const char *what);
+/* How many replicas a write on master i must reach (WAIT), 0 for none: the
+ * member's min_replicas when f->wait is set. */
+int redislock__fan_wait_for(const redislock__fanout *f, size_t i);
+/* Queue WAIT behind the write(s) on master i when it wants one. */
+int redislock__fan_append_wait(redislock__fanout *f, size_t i);
+/* WAIT's reply on master i: kept in f->acks[i]; freed. */
+void redislock__fan_take_ack(redislock__fanout *f, size_t i, struct redisReply *r);
+/* 1 if master i's write reached fewer replicas than its WAIT wanted.  The
+ * caller decides whether its reply says a write happened (a grant, an
+ * extension, a renewal: then it does not count) or not (busy). */
+int redislock__fan_unacked(const redislock__fanout *f, size_t i);
+/* Fail master i with REDISLOCK_ENOREPLICAS (its reply stays: the write
+ * ran on the master). */
+void redislock__fan_fail_unacked(redislock__fanout *f, size_t i);
 
 /* ------------------------------------------------------------------ fan.c */
 int redislock__fan_init(redislock__fanout *f, size_t n, size_t k);
@@ -567,17 +807,18 @@ void redislock__fan_free(redislock__fanout *f);
 void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
                           int64_t deadline);
 /* Check out a connection for every master that has none and rc 0, all by
- * one deadline. */
-void redislock__fan_connect(redislock__fanout *f, redislock_client *c,
-                            int64_t deadline);
+ * one deadline: to the node that serves key (the topology's answer). */
+void redislock__fan_connect(redislock__fanout *f, redislock_client *c, const char *key,
+                            size_t keylen, int64_t deadline);
 /* Return every connection to its pool (broken ones are closed). */
 void redislock__fan_put(redislock__fanout *f);
-/* Init f and run one call on every master; the caller reads f->rc, f->err
+/* Init f and run one call on every master (a write that must reach the
+ * members' min_replicas when wait is set); the caller reads f->rc, f->err
  * and f->replies, then calls redislock__fan_free().  Each step (connect,
  * reply) is bounded by the connect/command timeouts with one master, by the
  * per-master timeout with several. */
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
-                        redislock__call *call);
+                        redislock__call *call, const char *key, size_t keylen, int wait);
 /* The first failures of a fan-out, "; "-separated, for messages. */
 const char *redislock__fan_summary(const redislock__fanout *f, char *buf, size_t len);
 

@@ -154,6 +154,34 @@ int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
                        : connect_tcp(ep, deadline, fd_out);
 }
 
+int redislock__net_probe_resp(const redislock__endpoint *ep, int64_t deadline)
+{
+    static const char resp_types[] = "+-:$*_#,(!=%~>|"; /* RESP2 and RESP3 */
+    char ch;
+    ssize_t r;
+    int fd = -1, w;
+    if (redislock__net_connect(ep, deadline, &fd))
+        return -1;
+    if (send(fd, "PING\r\n", 6, MSG_NOSIGNAL) != 6) {
+        close(fd);
+        return -1;
+    }
+    for (;;) {
+        w = redislock__net_wait(fd, POLLIN, deadline);
+        if (w <= 0)
+            break;
+        r = recv(fd, &ch, 1, 0);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        close(fd);
+        if (r == 1)
+            return ch && strchr(resp_types, ch) ? 1 : 0;
+        return r == 0 || errno == ECONNRESET ? 0 : -1;
+    }
+    close(fd);
+    return -1;
+}
+
 int redislock__net_idle(int fd)
 {
     struct pollfd p;

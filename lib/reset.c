@@ -46,7 +46,7 @@ int redislock_reset(redislock_client *c, const char *name)
     redislock__call_key(&call, key, keylen);
     redislock__call_key(&call, sig, siglen);
     redislock__call_int(&call, c->signal_expire_ms);
-    rc = redislock__fan_once(&f, c, &call);
+    rc = redislock__fan_once(&f, c, &call, key, keylen, 0);
     redislock__call_free(&call);
     if (rc)
         goto out;
@@ -61,7 +61,7 @@ int redislock_reset(redislock_client *c, const char *name)
             if (r->type == REDIS_REPLY_STRING) /* the key's type: not a lock */
                 f.rc[i] = redislock__err(REDISLOCK_EPROTO,
                                          "redis %s: %s is not a lock (a %s): left "
-                                         "alone", c->masters[i].ep.addr,
+                                         "alone", f.conns[i]->m->ep.addr,
                                          redislock__quote(key, keylen, q, sizeof q),
                                          redislock__printable(r->str, r->len > 20 ? 20 : r->len,
                                                               t, sizeof t));
@@ -71,7 +71,7 @@ int redislock_reset(redislock_client *c, const char *name)
                                                             "reset script")
                               : redislock__err(REDISLOCK_EPROTO,
                                                "redis %s: unexpected reply to the "
-                                               "reset script", c->masters[i].ep.addr);
+                                               "reset script", f.conns[i]->m->ep.addr);
             snprintf(f.err[i], sizeof f.err[i], "%s", redislock_last_error());
         }
         failed++;
@@ -200,14 +200,19 @@ out:
 typedef int (*page_fn)(redislock_client *c, redislock__conn *conn,
                        const redisReply *page, void *arg);
 
-/* Walk the keys of one master that match pattern with SCAN, one page at a
- * time.  Returns 0, an error, or page's positive value. */
-static int scan_master(redislock_client *c, redislock__master *m, const char *pattern,
-                       size_t patlen, page_fn page, void *arg)
+/* Walk the keys of member i's node (*node) that match pattern with SCAN,
+ * one page at a time.  Returns 0, an error, or page's positive value. */
+static int scan_master(redislock_client *c, size_t i, redislock__master **node,
+                       const char *pattern, size_t patlen, page_fn page, void *arg)
 {
     redislock__conn *conn = NULL;
+    redislock__master *m = NULL;
     char cursor[32] = "0";
-    int rc = redislock__pool_get(m, redislock__after_ms(c->connect_timeout_ms), &conn);
+    int64_t deadline = redislock__after_ms(c->connect_timeout_ms);
+    int rc = redislock__topo_node(c, i, deadline, &m);
+    if (!rc)
+        rc = redislock__pool_get(m, deadline, &conn);
+    *node = m;
     while (!rc) {
         const char *argv[6] = { "SCAN", cursor, "MATCH", pattern, "COUNT",
                                 SCAN_COUNT };
@@ -236,7 +241,8 @@ static int scan_master(redislock_client *c, redislock__master *m, const char *pa
             break;
     }
     if (rc == REDISLOCK_ETIMEDOUT)
-        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %lld ms", m->ep.addr,
+        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %lld ms",
+                            m ? m->ep.addr : redislock__topo_name(c, i),
                             (long long)c->command_timeout_ms);
     redislock__pool_put(conn);
     return rc;
@@ -254,19 +260,20 @@ static int reset_page_fn(redislock_client *c, redislock__conn *conn,
     return reset_page(c, conn, page, a->owner_prefix, &a->count, &a->skipped);
 }
 
-/* reset_all on one master. */
-static int reset_all_master(redislock_client *c, redislock__master *m,
-                            const char *pattern, size_t patlen,
-                            const char *owner_prefix, uint64_t *count)
+/* reset_all on member i. */
+static int reset_all_master(redislock_client *c, size_t i, const char *pattern,
+                            size_t patlen, const char *owner_prefix, uint64_t *count)
 {
     reset_arg a = { owner_prefix, 0, 0 };
-    int rc = scan_master(c, m, pattern, patlen, reset_page_fn, &a);
+    redislock__master *m = NULL;
+    int rc = scan_master(c, i, &m, pattern, patlen, reset_page_fn, &a);
     *count = a.count;
     if (a.skipped)
         redislock__log(c, REDISLOCK_LOG_WARN,
                        "redis %s: reset_all left alone %llu key(s) named like locks "
                        "that are not strings (not locks)",
-                       m->ep.addr, (unsigned long long)a.skipped);
+                       m ? m->ep.addr : redislock__topo_name(c, i),
+                       (unsigned long long)a.skipped);
     return rc;
 }
 
@@ -294,7 +301,7 @@ int redislock_reset_all(redislock_client *c, const char *owner_prefix,
      * masters, so the count is the largest of the masters' counts. */
     for (i = 0; i < c->nmasters; i++) {
         uint64_t n = 0;
-        rc = reset_all_master(c, &c->masters[i], pattern, patlen, owner_prefix, &n);
+        rc = reset_all_master(c, i, pattern, patlen, owner_prefix, &n);
         if (n > most)
             most = n;
         if (rc) {
@@ -450,9 +457,12 @@ int redislock_list(redislock_client *c, const char *name_pattern, redislock_list
     /* Each master in turn: a lock held in majority mode shows once per
      * master that has it. */
     for (i = 0; i < c->nmasters; i++) {
+        redislock__master *m = NULL;
         a.master = i;
-        a.addr = c->masters[i].ep.addr;
-        rc = scan_master(c, &c->masters[i], pattern, patlen, list_page, &a);
+        a.addr = redislock__topo_name(c, i);
+        if (!redislock__topo_node(c, i, redislock__after_ms(c->connect_timeout_ms), &m))
+            a.addr = m->ep.addr;
+        rc = scan_master(c, i, &m, pattern, patlen, list_page, &a);
         if (rc > 0)
             break; /* the callback said stop */
         if (rc) {

@@ -183,6 +183,8 @@ const char *redislock_lost_reason_string(int reason)
     case REDISLOCK_LOST_NO_HEARTBEAT:
         return "no heartbeat within heartbeat_ms: renewal stopped, the key expires "
                "by itself";
+    case REDISLOCK_LOST_NO_REPLICAS:
+        return "fewer replicas than min_replicas acknowledged a renewal in time";
     default:
         return "unknown reason";
     }

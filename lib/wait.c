@@ -42,8 +42,11 @@
 
 /* A BLPOP never blocks longer than this; the caller then re-checks the lock
  * (one script call) and waits again.  It bounds how long a connection to a
- * silently vanished server can go unnoticed. */
+ * silently vanished server can go unnoticed.  Where the master can move (a
+ * Sentinel member) a second: a waiter parked on a master that failed over
+ * is not left there even if the switch went unnoticed. */
 #define MAX_BLOCK_US (60 * 1000000LL)
+#define MAX_BLOCK_MOVING_US 1000000LL
 
 
 static void format_timeout(const redislock__master *m, int64_t wait_us,
@@ -59,7 +62,7 @@ static void format_timeout(const redislock__master *m, int64_t wait_us,
 }
 
 /* Per connection: what is still expected from it. */
-enum { EXPECT_ID, EXPECT_BLPOP, EXPECT_AFTER, DONE };
+enum { EXPECT_ID, EXPECT_BLPOP, EXPECT_AFTER, EXPECT_ACK, DONE };
 
 /* When a pump of the wait stops (besides the deadline). */
 enum { UNTIL_FIRST_BLPOP, UNTIL_QUORUM, UNTIL_IDS_KNOWN, UNTIL_ALL_DONE };
@@ -108,11 +111,38 @@ static void on_blpop(waiter *w, size_t i, const redisReply *r)
     } else if (r->type != REDIS_REPLY_NIL) {
         /* the call behind it ran too; its reply is not read: the
          * connection is closed, and the caller treats the master as one
-         * that may have run it */
-        redislock__fan_reply_fail(w->f, i, r, "BLPOP");
+         * that may have run it.  A reply that says the server is no longer
+         * the master (UNBLOCKED after a failover) is a lost connection: the
+         * caller finds the master again and waits there. */
+        char text[160];
+        if (redislock__topo_reply(w->f->conns[i], r))
+            redislock__fan_fail(w->f, i,
+                                redislock__err(REDISLOCK_EIO, "redis %s: BLPOP: %s",
+                                               m->ep.addr,
+                                               redislock__printable(r->str, r->len > 100 ? 100 : r->len,
+                                                                    text, sizeof text)));
+        else
+            redislock__fan_reply_fail(w->f, i, r, "BLPOP");
         w->f->conns[i]->broken = 1;
         w->stage[i] = DONE;
     }
+}
+
+/* The call behind master i's BLPOP met an empty script cache (a restart,
+ * a failover, SCRIPT FLUSH): the same call as EVAL at once on this
+ * connection (the pump sends it), with WAIT behind it when the write must
+ * reach replicas.  The WAIT behind the first call, if any, answers first. */
+static void after_noscript(waiter *w, size_t i)
+{
+    redislock__conn *c = w->f->conns[i];
+    int ack = redislock__fan_wait_for(w->f, i) > 0, rc;
+    redislock__log(c->m->client, REDISLOCK_LOG_INFO, "redis %s: loading the %s script",
+                   c->m->ep.addr, w->after->script->name);
+    w->evaled[i] = 1;
+    w->stage[i] = ack ? EXPECT_ACK : EXPECT_AFTER;
+    if ((rc = redislock__call_append_eval(c, w->after)) ||
+        (rc = redislock__fan_append_wait(w->f, i)))
+        redislock__fan_fail(w->f, i, rc);
 }
 
 /* The pump's handlers. */
@@ -129,19 +159,16 @@ static void on_reply(void *ctx, size_t i, redisReply *r)
         on_client_id(w, i, r);
     } else if (w->stage[i] == EXPECT_BLPOP) {
         on_blpop(w, i, r);
-    } else if (redislock__is_noscript(r) && !w->evaled[i]++) {
-        /* the call behind the BLPOP met an empty script cache (a restart,
-         * a failover, SCRIPT FLUSH): the same call as EVAL, at once, on
-         * this connection (the pump sends it) */
-        redislock__conn *c = w->f->conns[i];
-        int rc = redislock__call_append_eval(c, w->after);
-        redislock__log(c->m->client, REDISLOCK_LOG_INFO, "redis %s: loading the %s script",
-                       c->m->ep.addr, w->after->script->name);
-        if (rc)
-            redislock__fan_fail(w->f, i, rc);
-    } else { /* the call behind the BLPOP: the caller's */
-        w->stage[i] = DONE;
+    } else if (w->stage[i] == EXPECT_AFTER && redislock__is_noscript(r) && !w->evaled[i]) {
+        after_noscript(w, i);
+    } else if (w->stage[i] == EXPECT_AFTER) { /* the call behind the BLPOP */
+        w->stage[i] = redislock__fan_wait_for(w->f, i) ? EXPECT_ACK : DONE;
         w->f->replies[i] = r;
+        return;
+    } else { /* WAIT behind that call: the EVAL resent meanwhile comes next */
+        w->stage[i] = w->evaled[i] == 1 ? EXPECT_AFTER : DONE;
+        w->evaled[i] += w->evaled[i] == 1;
+        redislock__fan_take_ack(w->f, i, r);
         return;
     }
     freeReplyObject(r);
@@ -164,7 +191,8 @@ static int quorum_settled(waiter *w)
             continue;
         if (w->stage[i] != DONE)
             open++;
-        else if (f->replies[i] && f->grants(f->replies[i], f->grants_ctx))
+        else if (f->replies[i] && f->grants(f->replies[i], f->grants_ctx) &&
+                 !redislock__fan_unacked(f, i)) /* min_replicas: acked */
             granted++;
     }
     w->quorum_met = granted >= f->quorum;
@@ -295,9 +323,19 @@ static int send_wait(waiter *w, size_t i, const char *sigkey, size_t sigkeylen,
         rc = redislock__conn_append(c, 3, argv, lens);
     if (!rc && after)
         rc = redislock__call_append(c, after);
+    if (!rc && after)
+        rc = redislock__fan_append_wait(w->f, i);
     if (!rc && (rc = redislock__conn_flush_nb(c)) > 0)
         rc = 0;
     return rc;
+}
+
+/* What master i still owes, for messages. */
+static const char *expected(const waiter *w, size_t i)
+{
+    if (w->stage[i] == EXPECT_ACK)
+        return "WAIT";
+    return w->stage[i] == EXPECT_AFTER && w->after ? w->after->script->name : "BLPOP";
 }
 
 /* After the wait: the masters still owing a reply failed (ETIMEDOUT: a
@@ -313,10 +351,7 @@ static int wait_result(waiter *w, int *popped)
             redislock__fan_fail(
                 f, i,
                 redislock__err(REDISLOCK_ETIMEDOUT, "redis %s: no reply to %s in time",
-                               f->conns[i]->m->ep.addr,
-                               w->stage[i] == EXPECT_AFTER && w->after
-                                   ? w->after->script->name
-                                   : "BLPOP"));
+                               f->conns[i]->m->ep.addr, expected(w, i)));
         popped[i] = w->popped[i];
         any_popped |= w->popped[i];
     }
@@ -326,6 +361,11 @@ static int wait_result(waiter *w, int *popped)
         if (f->conns[i] && !f->rc[i])
             return REDISLOCK__WAIT_EXPIRED;
     return REDISLOCK_EIO; /* every connection failed; messages in f->err */
+}
+
+static int64_t max_block_us(const redislock_client *c)
+{
+    return redislock__topo_fails_over(c) ? MAX_BLOCK_MOVING_US : MAX_BLOCK_US;
 }
 
 /* A cancel: wait for nothing more.  What has already arrived is read (one
@@ -342,9 +382,7 @@ static void cut_short(waiter *w)
                                 redislock__err(REDISLOCK_EIO,
                                                "redis %s: the wait was cancelled before "
                                                "the reply to %s came",
-                                               f->conns[i]->m->ep.addr,
-                                               w->stage[i] == EXPECT_AFTER ? "the acquire"
-                                                                           : "BLPOP"));
+                                               f->conns[i]->m->ep.addr, expected(w, i)));
 }
 
 /* The wait after its timer, a cancel or the wake-ups: CLIENT UNBLOCK what
@@ -401,6 +439,7 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     waiter w;
     int64_t now = redislock__now_us(), woke_us;
     const redislock_client *cl = NULL;
+    size_t i;
     int stop[2];
 
     memset(&w, 0, sizeof w);
@@ -410,8 +449,11 @@ int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
     f->woke_us = 0;
     if (until <= now)
         return REDISLOCK__WAIT_EXPIRED;
-    if (until - now > MAX_BLOCK_US)
-        until = now + MAX_BLOCK_US;
+    for (i = 0; i < f->n && !cl; i++)
+        if (f->conns[i])
+            cl = f->conns[i]->m->client;
+    if (cl && until - now > max_block_us(cl))
+        until = now + max_block_us(cl);
     if (!start(&w, sigkey, sigkeylen, until - now, &cl))
         return REDISLOCK_EIO;
 

@@ -18,7 +18,8 @@
 enum {
     OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
     OPT_LIST, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG, OPT_CONNECT_TIMEOUT,
-    OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_KEEP_CREDENTIALS
+    OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_JSON, OPT_SENTINEL_PASSWORD,
+    OPT_MIN_REPLICAS, OPT_KEEP_CREDENTIALS
 };
 
 static const struct option longopts[] = {
@@ -48,6 +49,9 @@ static const struct option longopts[] = {
     { "command-timeout", required_argument, NULL, OPT_COMMAND_TIMEOUT },
     { "fencing", no_argument, NULL, OPT_FENCING },
     { "max-hold", required_argument, NULL, OPT_MAX_HOLD },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "sentinel-password", required_argument, NULL, OPT_SENTINEL_PASSWORD },
+    { "min-replicas", required_argument, NULL, OPT_MIN_REPLICAS },
     { "keep-credentials", no_argument, NULL, OPT_KEEP_CREDENTIALS },
     { "command", required_argument, NULL, 'c' },
     { NULL, 0, NULL, 0 }
@@ -66,13 +70,22 @@ static void usage(void)
 "                                       forced release of every lock (or of\n"
 "                                       those whose owner id starts with P)\n"
 "  redislock [options] --list [PATTERN] a line 'NAME owner=ID ttl_ms=N' per\n"
-"                                       lock (PATTERN: a glob on NAME)\n"
+"                                       lock (PATTERN: a glob on NAME); NAME\n"
+"                                       and ID quoted for the shell if needed\n"
 "\n"
 "Options:\n"
 "  -u, --url URL          a Redis master; repeat for majority mode (Redlock):\n"
-"                         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or\n"
-"                         unix:///PATH[?db=N&user=USER&password=PASSWORD]\n"
-"                         default $REDISLOCK_URL, else " DEFAULT_URL "\n"
+"                         redis://[[USER][:PASSWORD]@]HOST[:PORT][/DB] or\n"
+"                         unix:///PATH[?db=N&user=USER&password=PASSWORD] or\n"
+"                         redis-sentinel://[[USER][:PASSWORD]@]HOST[:PORT][,...]\n"
+"                         /SERVICE[/DB] (the master its sentinels name)\n"
+"                         default $REDISLOCK_URL (one URL, or several separated\n"
+"                         by spaces or commas), else " DEFAULT_URL "\n"
+"      --sentinel-password P  the sentinels' own password (the URL's is the\n"
+"                         master's); also $REDISLOCK_SENTINEL_PASSWORD\n"
+"      --min-replicas N   after every write of the lock, wait (50 ms) until N\n"
+"                         replicas have it, else fail (exit 69) or report\n"
+"                         the lock lost; a URL's ?min_replicas= wins\n"
 "  -n, --nonblock         do not wait: if the lock is held, fail at once\n"
 "  -w, --timeout SECS     wait at most SECS (fractions allowed) for the lock\n"
 "  -e, --expire SECS      lock expiry, renewed while COMMAND runs (default 30;\n"
@@ -86,8 +99,9 @@ static void usage(void)
 "      --fencing          give COMMAND a fencing token in $REDISLOCK_TOKEN\n"
 "      --max-hold SECS    renew the lock for at most SECS: then COMMAND gets the\n"
 "                         lost signal, and the lock lapses within one expiry\n"
-"      --keep-credentials leave $REDISLOCK_PASSWORD, and a $REDISLOCK_URL with a\n"
-"                         password, in COMMAND's environment (removed by default)\n"
+"      --keep-credentials leave $REDISLOCK_PASSWORD, $REDISLOCK_SENTINEL_PASSWORD\n"
+"                         and a $REDISLOCK_URL with a password in COMMAND's\n"
+"                         environment (removed by default)\n"
 "      --owner-prefix P   with --reset-all or --list: only the locks whose\n"
 "                         owner id starts with P\n"
 "      --dry-run          with --reset-all: list the locks it would remove and\n"
@@ -102,6 +116,8 @@ static void usage(void)
 "                         its debug log\n"
 "  -q, --quiet            no message when the lock was not obtained; no output\n"
 "                         from --status, --reset and --reset-all\n"
+"      --json             --status, --list and --version answer in JSON (for\n"
+"                         scripts): an object, an array of objects\n"
 "  -h, --help             show this help\n"
 "  -V, --version          show the version\n"
 "\n"
@@ -283,9 +299,78 @@ static int positional(rlt_config *cfg, int n, char **args)
     return -1;
 }
 
+/* 1 if s starts with "SCHEME://" (a letter, then letters, digits, '+',
+ * '-' or '.'). */
+static int starts_url(const char *s)
+{
+    const char *p = s;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        return 0;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+           (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    return !strncmp(p, "://", 3);
+}
+
+/* The copy of $REDISLOCK_URL that the URLs point into, until exit. */
+static char *env_copy;
+
+static void free_env_copy(void)
+{
+    free(env_copy);
+}
+
+/* $REDISLOCK_URL: one URL, or several (majority mode) separated by white
+ * space or commas.  A comma separates only where a URL follows it, so
+ * that one in a password stays.  No URL at all: the default. */
+static int env_urls(rlt_config *cfg, const char *env)
+{
+    char *p;
+    if (!(env_copy = strdup(env))) {
+        rlt_err("out of memory");
+        return RLT_EXIT_OSERR;
+    }
+    atexit(free_env_copy);
+    p = env_copy;
+    while (*p) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == ',') {
+            *p++ = '\0';
+            continue;
+        }
+        if (cfg->nurls == RLT_MAX_URLS)
+            return bad("$REDISLOCK_URL: at most %d masters are supported", RLT_MAX_URLS);
+        cfg->urls[cfg->nurls++] = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' &&
+               !(*p == ',' && starts_url(p + 1 + strspn(p + 1, " \t\n"))))
+            p++;
+    }
+    if (cfg->nurls == 0)
+        cfg->urls[cfg->nurls++] = DEFAULT_URL;
+    return -1;
+}
+
+/* --version (after every option: --json may follow it). */
+static int print_version(const rlt_config *cfg)
+{
+    const char *tls = redislock_tls_version();
+    if (!cfg->json) {
+        printf("redislock %s (libredislock %s, %s)\n", PACKAGE_VERSION,
+               redislock_version_string(), rlt_tls_describe());
+        return 0;
+    }
+    printf("{\"version\":\"%s\",\"library\":\"%s\",", PACKAGE_VERSION,
+           redislock_version_string());
+    if (tls)
+        rlt_put_json("tls", tls, strlen(tls));
+    else
+        fputs("\"tls\":null", stdout);
+    puts("}");
+    return 0;
+}
+
 int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
 {
-    int opt, rc;
+    int opt, rc, version = 0;
     long n;
     const char *env;
 
@@ -351,9 +436,11 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             rlt_tls_usage();
             return 0;
         case 'V':
-            printf("redislock %s (libredislock %s, %s)\n", PACKAGE_VERSION,
-                   redislock_version_string(), rlt_tls_describe());
-            return 0;
+            version = 1;
+            break;
+        case OPT_JSON:
+            cfg->json = 1;
+            break;
         case OPT_STATUS:
             if ((rc = set_mode(cfg, RLT_STATUS, "--status")) >= 0)
                 return rc;
@@ -395,6 +482,14 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
         case OPT_FENCING:
             cfg->fencing = 1;
             break;
+        case OPT_SENTINEL_PASSWORD:
+            cfg->sentinel_password = optarg;
+            break;
+        case OPT_MIN_REPLICAS:
+            if (parse_int(optarg, 0, 1000, &n))
+                return bad("--min-replicas: '%s' is not a number from 0 to 1000", optarg);
+            cfg->min_replicas = (int)n;
+            break;
         case OPT_KEEP_CREDENTIALS:
             cfg->keep_credentials = 1;
             break;
@@ -417,15 +512,17 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             return bad("unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (version)
+        return print_version(cfg);
+    if (cfg->json && cfg->mode != RLT_STATUS && cfg->mode != RLT_LIST)
+        return bad("--json is only valid with --status, --list and --version");
     if (cfg->owner_prefix && cfg->mode != RLT_RESET_ALL && cfg->mode != RLT_LIST)
         return bad("--owner-prefix is only valid with --reset-all and --list");
     if (cfg->dry_run && cfg->mode != RLT_RESET_ALL)
         return bad("--dry-run is only valid with --reset-all");
     if ((rc = positional(cfg, argc - optind, argv + optind)) >= 0)
         return rc;
-    if (cfg->nurls == 0) {
-        env = getenv("REDISLOCK_URL");
-        cfg->urls[cfg->nurls++] = env && *env ? env : DEFAULT_URL;
-    }
+    if (cfg->nurls == 0)
+        return env_urls(cfg, (env = getenv("REDISLOCK_URL")) ? env : "");
     return -1;
 }

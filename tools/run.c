@@ -131,20 +131,31 @@ static void release(run_state *st)
     }
 }
 
-/* Whether a Redis URL carries a password: before an '@' in its host part
- * (redis[s]://[USER]:PASSWORD@HOST...) or in its query (?password=...). */
-static int url_has_password(const char *url)
+/* Whether one of the Redis URLs in s (one or several, as $REDISLOCK_URL
+ * takes them) carries a password: in a user part that has one
+ * (scheme://[user]:password@host...) or in a query (?password=...). */
+static int url_has_password(const char *s)
 {
-    const char *p = strstr(url, "://"), *q = strchr(url, '?');
-    size_t host = p ? strcspn(p + 3, "/?") : 0;
-    return (p && memchr(p + 3, '@', host)) ||
-           (q && (strstr(q, "?password=") || strstr(q, "&password=")));
+    const char *p;
+    if (strstr(s, "?password=") || strstr(s, "&password="))
+        return 1;
+    for (p = strstr(s, "://"); p; p = strstr(p, "://")) {
+        const char *at;
+        size_t host;
+        p += 3;
+        host = strcspn(p, "/? \t\n");
+        at = memchr(p, '@', host);
+        if (at && memchr(p, ':', (size_t)(at - p)))
+            return 1;
+    }
+    return 0;
 }
 
-/* The Redis password stays out of COMMAND's environment (COMMAND may run
+/* The Redis passwords stay out of COMMAND's environment (COMMAND may run
  * other people's code, log its environment, or pass it on):
- * $REDISLOCK_PASSWORD, and $REDISLOCK_URL when it holds one, are removed,
- * unless --keep-credentials.  0, or -1 with errno. */
+ * $REDISLOCK_PASSWORD, $REDISLOCK_SENTINEL_PASSWORD, and $REDISLOCK_URL
+ * when it holds one, are removed, unless --keep-credentials.  0, or -1
+ * with errno. */
 static int drop_credentials(const rlt_config *cfg)
 {
     const char *url = getenv("REDISLOCK_URL");
@@ -152,7 +163,7 @@ static int drop_credentials(const rlt_config *cfg)
         return 0;
     if (url && url_has_password(url) && unsetenv("REDISLOCK_URL"))
         return -1;
-    return unsetenv("REDISLOCK_PASSWORD");
+    return unsetenv("REDISLOCK_PASSWORD") || unsetenv("REDISLOCK_SENTINEL_PASSWORD");
 }
 
 /* COMMAND's environment: who holds the lock, and the fencing token.  An

@@ -75,10 +75,13 @@ typedef struct rlt_config {
     int keep_credentials;      /* --keep-credentials: leave the password in
                                   COMMAND's environment */
     int verbose, quiet;
+    int json;                  /* --json: --status, --list, --version */
     const char *key_prefix;    /* --key-prefix */
     int hash_tag;              /* --hash-tag */
     int connect_timeout_ms;    /* --connect-timeout; 0: the library's */
     int command_timeout_ms;    /* --command-timeout; 0: the library's */
+    const char *sentinel_password; /* --sentinel-password */
+    int min_replicas;          /* --min-replicas */
 } rlt_config;
 
 /* options.c: fill cfg from the command line.  Returns -1 when the tool should
@@ -112,9 +115,14 @@ int rlt_exit_for_server(int err);
 /* s for a message line: control bytes, '\\' and bytes above 126 as \xHH,
  * cut with "..." to fit size. */
 const char *rlt_quote(const char *s, char *buf, size_t size);
-/* A field of an answer line on stdout: bytes outside '!'..'~' and '\\' as
- * \xHH, so that the line stays one line of space-separated fields. */
-void rlt_put_field(const char *s, size_t len);
+/* fields.c: a field of an answer line on stdout as one shell word that a
+ * shell gives back unchanged: as it is when made of letters, digits and
+ * "_@%+=:,./-" only; else in single quotes; a field with a control
+ * character or bytes that are not UTF-8 as $'...' with \xHH escapes. */
+void rlt_put_word(const char *s, size_t len);
+/* "key":"s" in JSON (--json), and "key_hex":"..." with the exact bytes after
+ * it when s is not UTF-8 (the string then has U+FFFD for those bytes). */
+void rlt_put_json(const char *key, const char *s, size_t len);
 /* Flush stdout: 0, or RLT_EXIT_OSERR after a message when the answer could
  * not be written (a closed or full output). */
 int rlt_flush_out(void);

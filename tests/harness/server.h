@@ -27,6 +27,10 @@ typedef struct ts_server {
                               (other.example only), "dnsonly" (localhost) */
     int tls_auth_clients;  /* 1: require a client certificate */
     char tls_url[128];     /* rediss://127.0.0.1:PORT (password if any) */
+    /* Sentinel: with sentinel_conf set, the server runs as a sentinel
+     * (redis-server CONF --sentinel) from a config file in its directory
+     * that starts as this text (Sentinel rewrites it); tcp is implied. */
+    const char *sentinel_conf;
 } ts_server;
 
 /* Throwaway certificates, made once per test program with the openssl

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -163,7 +165,7 @@ static void test_errors_bad_urls_refused_with_reason(void **state)
         { "unix://relative.sock", REDISLOCK_EINVAL, "absolute" },
         { "unix:///tmp/x.sock?db=a", REDISLOCK_EINVAL, "db" },
         { "unix:///tmp/x.sock?color=red", REDISLOCK_EINVAL, "unknown query" },
-        { "redis://user@localhost", REDISLOCK_EINVAL, "password" },
+        { "redis://@localhost", REDISLOCK_EINVAL, "empty credentials" },
         { "redis://:p%zzw@localhost", REDISLOCK_EINVAL, "escape" },
 #ifndef HAVE_OPENSSL /* with TLS: test_url.c, test_tls.c */
         { "rediss://localhost", REDISLOCK_ENOTSUP, "TLS" },
@@ -289,6 +291,36 @@ static void test_errors_password_from_options_or_url_works(void **state)
     acquire_on(auth.url, NULL, REDISLOCK_OK, NULL); /* unix://...?password=s3cret */
 }
 
+/* A user without a password in the URL (redis://user@host): the password
+ * comes from the options, or a nopass ACL user logs in with none (the
+ * default user needs one here, so nothing works without the AUTH), or the
+ * server refuses with a message that says no password was given. */
+static void test_errors_user_without_password(void **state)
+{
+    static ts_server acl;
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redisReply *r;
+    char url[800];
+
+    acl.tcp = 1;
+    start_auth_server(&acl);
+    r = ts_cmd(&acl, "ACL SETUSER open on nopass ~* &* +@all");
+    freeReplyObject(r);
+    r = ts_cmd(&acl, "ACL SETUSER app on >apppw ~* &* +@all");
+    freeReplyObject(r);
+    snprintf(url, sizeof url, "redis://open@127.0.0.1:%d", acl.port);
+    acquire_on(url, NULL, REDISLOCK_OK, NULL);
+    snprintf(url, sizeof url, "REDIS://app@127.0.0.1:%d", acl.port);
+    acquire_on(url, NULL, REDISLOCK_EAUTH, "(a user without a password)");
+    o.password = "apppw";
+    acquire_on(url, &o, REDISLOCK_OK, NULL);
+    /* the options' user, and no password anywhere */
+    o.password = NULL;
+    o.username = "open";
+    snprintf(url, sizeof url, "unix://%s", acl.sock);
+    acquire_on(url, &o, REDISLOCK_OK, NULL);
+}
+
 /* The db of the URL is the one used (SELECT). */
 static void test_errors_url_db_is_selected(void **state)
 {
@@ -391,6 +423,98 @@ static void test_errors_server_restarted_waiter_reconnects_and_takes_lock(void *
     tf_waiter_join(w);
     tf_waiter_assert_ok(w);
     assert_true(w->got - w->start < TU_MS(5000));
+}
+
+/* A TCP server that is not Redis: it reads what each new connection sends,
+ * then resets it (RST), closes it (FIN), or, for a PING, answers +PONG as
+ * Redis would, by the plan of each connection. */
+enum { FAKE_RESET, FAKE_CLOSE, FAKE_PONG };
+typedef struct fake_server {
+    int fd, port;
+    int plan[4];     /* what to do with connection i */
+    int accepted;
+    pthread_t th;
+} fake_server;
+
+static void *fake_run(void *arg)
+{
+    fake_server *f = arg;
+    char buf[512];
+    for (f->accepted = 0; f->accepted < 4; f->accepted++) {
+        struct linger lg = { 1, 0 };
+        int c = accept(f->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        if (recv(c, buf, sizeof buf, 0) > 0) {
+            if (f->plan[f->accepted] == FAKE_PONG && send(c, "+PONG\r\n", 7, 0) != 7)
+                f->plan[f->accepted] = FAKE_CLOSE;
+            if (f->plan[f->accepted] == FAKE_RESET)
+                setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void fake_start(fake_server *f, int first, int then)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int i;
+    f->plan[0] = first;
+    for (i = 1; i < 4; i++)
+        f->plan[i] = then;
+    f->fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(f->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(f->fd, 8), 0);
+    assert_int_equal(getsockname(f->fd, (struct sockaddr *)&sa, &len), 0);
+    f->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&f->th, NULL, fake_run, f), 0);
+}
+
+static void fake_stop(fake_server *f)
+{
+    shutdown(f->fd, SHUT_RDWR); /* ends accept() */
+    pthread_join(f->th, NULL);
+    close(f->fd);
+}
+
+/* A new TCP connection that the server resets or closes without a reply:
+ * if a PING gets no answer either, the server does not speak Redis in the
+ * clear (a TLS port does that: test_tls), and the error says "is it a TLS
+ * port? use rediss://" (EPROTO, not retried); if the PING is answered, it
+ * is the I/O error it was. */
+static void test_errors_not_redis_in_the_clear_is_named(void **state)
+{
+    static const int plans[][2] = {
+        { FAKE_RESET, FAKE_RESET }, { FAKE_CLOSE, FAKE_CLOSE }, { FAKE_RESET, FAKE_PONG },
+        { FAKE_CLOSE, FAKE_PONG },
+    };
+    size_t i;
+    for (i = 0; i < sizeof plans / sizeof plans[0]; i++) {
+        fake_server f;
+        redislock_info info;
+        char url[64];
+        int rc;
+        fake_start(&f, plans[i][0], plans[i][1]);
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
+        rc = redislock_query(tf_lock(tf_client(url), "x", 0), &info);
+        fake_stop(&f);
+        print_message("      plan %zu: %s: %s (%d connections)\n", i, redislock_err_name(rc),
+                      redislock_last_error(), f.accepted);
+        if (plans[i][1] != FAKE_PONG) {
+            assert_int_equal(rc, REDISLOCK_EPROTO);
+            assert_message("(is it a TLS port? use rediss://)");
+            assert_message(plans[i][0] == FAKE_RESET ? "reset" : "closed");
+        } else {
+            assert_int_equal(rc, REDISLOCK_EIO);
+            assert_null(strstr(redislock_last_error(), "TLS"));
+        }
+        assert_int_equal(f.accepted, 2); /* the query's and the PING's */
+    }
 }
 
 /* A hung server (SIGSTOP): command timeouts and the acquire deadline hold. */
@@ -521,7 +645,8 @@ static void *huge_array_server(void *arg)
         return NULL;
     if (read(fd, buf, sizeof buf) > 0 && write(fd, reply, sizeof reply - 1) < 0)
         perror("huge_array_server: write");
-    (void)read(fd, buf, sizeof buf); /* until the client closes */
+    while (read(fd, buf, sizeof buf) > 0) /* until the client closes */
+        ;
     close(fd);
     return NULL;
 }
@@ -570,6 +695,7 @@ int main(void)
         TEST(test_errors_connection_refused_at_once_naming_address),
         TEST(test_errors_wrong_or_missing_password_is_eauth),
         TEST(test_errors_password_from_options_or_url_works),
+        TEST(test_errors_user_without_password),
         TEST(test_errors_url_db_is_selected),
         TEST(test_errors_bad_db_is_einval),
         TEST(test_errors_wrongtype_is_eproto),
@@ -578,6 +704,7 @@ int main(void)
         TEST(test_errors_hung_server_timeouts_bound_every_call),
         TEST(test_errors_hung_server_calls_end_within_the_documented_bound),
         TEST(test_errors_huge_array_count_is_eproto),
+        TEST(test_errors_not_redis_in_the_clear_is_named),
     };
     return cmocka_run_group_tests_name("errors", tests, tu_group_setup_tcp, tu_group_teardown);
 }

@@ -39,6 +39,15 @@ static const url_case cases[] = {
       "/tmp/r.sock" },
     { "redis://h:7/3?user=u&password=p%40ss", 0, 0, "h", 7, 3, "u", "p@ss", "h:7" },
     { "redis://:inurl@h?password=inquery", 0, 0, "h", 6379, 0, NULL, "inquery", "h:6379" },
+    /* a user without a password (RFC 3986; the password from the options,
+     * or none for a nopass ACL user); a scheme in any case */
+    { "redis://alice@h:7", 0, 0, "h", 7, 0, "alice", NULL, "h:7" },
+    { "redis://al%40ice@h", 0, 0, "h", 6379, 0, "al@ice", NULL, "h:6379" },
+    { "REDIS://h:1/2", 0, 0, "h", 1, 2, NULL, NULL, "h:1" },
+    { "Redis://u:p@h", 0, 0, "h", 6379, 0, "u", "p", "h:6379" },
+    { "UNIX:///tmp/r.sock", 0, 1, "/tmp/r.sock", 0, 0, NULL, NULL, "/tmp/r.sock" },
+    { "REDIS+UNIX:///tmp/r.sock", 0, 1, "/tmp/r.sock", 0, 0, NULL, NULL, "/tmp/r.sock" },
+    BAD("redis://@h", REDISLOCK_EINVAL),
     BAD("", REDISLOCK_EINVAL),
     BAD("redis://", REDISLOCK_EINVAL),
     BAD("redis://h:", REDISLOCK_EINVAL),
@@ -49,7 +58,6 @@ static const url_case cases[] = {
     BAD("redis://h/-1", REDISLOCK_EINVAL),
     BAD("redis://h x", REDISLOCK_EINVAL),
     BAD("redis://[::1]x", REDISLOCK_EINVAL),
-    BAD("redis://user@h", REDISLOCK_EINVAL),
     BAD("redis://:%4@h", REDISLOCK_EINVAL),
     BAD("redis://:%00@h", REDISLOCK_EINVAL),
     BAD("unix://", REDISLOCK_EINVAL),
@@ -58,7 +66,7 @@ static const url_case cases[] = {
     BAD("unix:///s?pass=x", REDISLOCK_EINVAL),
     BAD("unix:///s?password=%zz", REDISLOCK_EINVAL),
     BAD("unix:///s?user=a%00b", REDISLOCK_EINVAL),
-    BAD("REDIS://h", REDISLOCK_EINVAL),
+    BAD("REDIS:/h", REDISLOCK_EINVAL),
     BAD("ftp://h", REDISLOCK_EINVAL),
 };
 
@@ -147,6 +155,9 @@ static void test_url_rediss_is_tcp_with_tls(void **state)
     }
     assert_rl_ok(redislock__url_parse("redis://h", &ep));
     assert_int_equal(ep.tls, 0);
+    redislock__endpoint_clear(&ep);
+    assert_rl_ok(redislock__url_parse("REDISS://h", &ep));
+    assert_int_equal(ep.tls, 1);
     redislock__endpoint_clear(&ep);
     assert_rl_err(redislock__url_parse("rediss://h:0", &ep), REDISLOCK_EINVAL);
     assert_rl_err(redislock__url_parse("rediss:///tmp/s.sock", &ep), REDISLOCK_EINVAL);
