@@ -229,8 +229,9 @@ REDISLOCK_EXPORT int redislock_client_new_multi(redislock_client **out,
                                                 const redislock_client_options *opts);
 
 /* Shut the client down: every acquire waiting on it returns
- * REDISLOCK_ECANCELED within about one round trip (a lock granted as it
- * ended is released again), and every later acquire fails at once with
+ * REDISLOCK_ECANCELED within about one round trip, and within about 25 ms
+ * when a server hangs (a lock granted as it ended is released again), and
+ * every later acquire fails at once with
  * REDISLOCK_ECANCELED.  Other calls (release, extend, query, reset) go on
  * working, so that a service can release what it holds and then free the
  * client.  Callable from any thread, and async-signal-safe (it sets a flag
@@ -431,12 +432,13 @@ REDISLOCK_EXPORT REDISLOCK_NODISCARD int redislock_acquire(redislock *lk,
                                                            int64_t timeout_ms);
 
 /* Make an acquire of lk that is waiting return REDISLOCK_ECANCELED within
- * about one round trip, leaving no lock taken (a grant that raced with the
- * cancel is released again).  If no acquire is waiting, the next one on lk
- * returns REDISLOCK_ECANCELED at once: a cancel is never lost between two
- * calls; answering it clears it.  Callable from any thread, and
- * async-signal-safe (it sets a flag and writes to an eventfd that the wait
- * polls).  0, or REDISLOCK_EINVAL for NULL. */
+ * about one round trip (about 25 ms when a server hangs), leaving no
+ * lock taken (a grant that raced with the cancel is released again).  If no
+ * acquire is waiting, the next one on lk returns REDISLOCK_ECANCELED at
+ * once: a cancel is never lost between two calls; answering it clears it.
+ * Callable from any thread, and async-signal-safe (it sets a flag and
+ * writes to the eventfd that the wait polls); in a child after fork() it
+ * never reaches the parent's wait.  0, or REDISLOCK_EINVAL for NULL. */
 REDISLOCK_EXPORT int redislock_cancel(redislock *lk);
 
 /* Try once, in one round trip: REDISLOCK_OK or REDISLOCK_EBUSY. */

@@ -3,10 +3,13 @@
  * Each master's calls are queued on its connection and sent without
  * blocking; then the pump (pump.c) collects the replies as they come, until
  * each master has answered or the deadline passes.  A
- * hung master therefore costs the deadline once, not once per master.  Calls
- * that meet NOSCRIPT are resent as EVAL in a second parallel step, after the
- * first drained, so that replies stay in order.  With one master this is the
- * plain pipeline on one connection.
+ * hung master therefore costs the deadline once, not once per master.  A
+ * call that meets NOSCRIPT (an empty script cache: a restart, a failover,
+ * SCRIPT FLUSH) is resent as EVAL on that connection the moment its reply
+ * comes, behind the calls still in flight there (and a WAIT behind it when
+ * the write must reach replicas), so that replies stay in order and no
+ * master waits for the slowest one.  With one master this is the plain
+ * pipeline on one connection.
  *
  * One call per master (k == 1) also follows the topology (follow_moves): a
  * reply that says the key's node moved (a failover, a cluster's -MOVED)
@@ -27,88 +30,113 @@
 static const int tryagain_ms[] = { 2, 5, 10, 20, 50 };
 #define CLUSTERDOWN_MS 100
 
-/* Collecting: want[i] replies from master i, stored in the reply slots
- * listed in map[i * k ...]; ASKING's in front of them (skipped) when the
- * calls went behind it; with WAIT behind them, one more (the acks). */
+/* What a reply in a master's order is: a call's index, WAIT's, or
+ * ASKING's (a cluster's -ASK: in front of each command it covers). */
+#define WAIT_SLOT ((size_t)-1)
+#define ASKING_SLOT ((size_t)-2)
+
+/* The slots of f->map per master: ASKING, its k calls and a WAIT, then
+ * for every call resent as EVAL an ASKING, the call and a WAIT. */
+static size_t stride(const redislock__fanout *f)
+{
+    return 4 * f->k + 2;
+}
+
+/* Collecting: master i owes want[i] replies, in the order listed in
+ * f->map[i * stride ...] (call indexes, WAIT_SLOT for WAIT's acks,
+ * ASKING_SLOT for ASKING's +OK). */
 typedef struct collector {
     redislock__fanout *f;
-    const size_t *map, *want;
-    size_t got[REDISLOCK__MAX_MASTERS];
-    int wait[REDISLOCK__MAX_MASTERS];
-    int skip[REDISLOCK__MAX_MASTERS];
+    redislock__call *const *calls;
+    size_t want[REDISLOCK__MAX_MASTERS], got[REDISLOCK__MAX_MASTERS];
+    int loading[REDISLOCK__MAX_MASTERS]; /* logged "loading" for master i */
 } collector;
-
-static size_t expected(const collector *co, size_t i)
-{
-    return (size_t)co->skip[i] + co->want[i] + (size_t)co->wait[i];
-}
 
 static int collect_wants(void *ctx, size_t i)
 {
     const collector *co = ctx;
-    return co->got[i] < expected(co, i);
+    return co->got[i] < co->want[i];
+}
+
+/* A NOSCRIPT reply to call j of master i: the same call as EVAL on that
+ * connection (the pump sends it), behind ASKING when the call went to a
+ * node an -ASK named, and WAIT behind it if the write must reach replicas;
+ * all join the master's order. */
+static void resend(collector *co, size_t i, size_t j)
+{
+    redislock__fanout *f = co->f;
+    size_t *order = f->map + i * stride(f);
+    int rc = 0;
+    if (!co->loading[i]++)
+        redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_INFO,
+                       "redis %s: loading the %s script", f->conns[i]->m->ep.addr,
+                       co->calls[j]->script->name);
+    if (f->asking[i]) {
+        order[co->want[i]++] = ASKING_SLOT;
+        rc = redislock__conn_appendv(f->conns[i], "ASKING", (const char *)NULL);
+    }
+    order[co->want[i]++] = j;
+    if (rc || (rc = redislock__call_append_eval(f->conns[i], co->calls[j])) ||
+        (rc = redislock__fan_append_wait(f, i))) {
+        redislock__fan_fail(f, i, rc);
+        return;
+    }
+    if (f->acks_wanted[i])
+        order[co->want[i]++] = WAIT_SLOT;
 }
 
 static void collect_reply(void *ctx, size_t i, struct redisReply *r)
 {
     collector *co = ctx;
-    size_t k = co->f->k, at = co->got[i]++;
-    if (at < (size_t)co->skip[i]) { /* ASKING's +OK (an error shows in the call's) */
+    redislock__fanout *f = co->f;
+    size_t pos = co->got[i]++, j = f->map[i * stride(f) + pos];
+    if (j == ASKING_SLOT) { /* +OK (an error shows in the call's reply) */
         freeReplyObject(r);
         return;
     }
-    at -= (size_t)co->skip[i];
-    if (at == co->want[i]) { /* WAIT's, behind the calls */
-        redislock__fan_take_ack(co->f, i, r);
+    if (j == WAIT_SLOT) {
+        redislock__fan_take_ack(f, i, r);
         return;
     }
-    co->f->replies[i * k + co->map[i * k + at]] = r;
+    if (redislock__is_noscript(r) && !f->replies[i * f->k + j] &&
+        co->loading[i] < (int)f->k) {
+        freeReplyObject(r);
+        resend(co, i, j);
+        return;
+    }
+    f->replies[i * f->k + j] = r;
 }
 
 static const redislock__pump_ops collect_ops = { collect_wants, collect_reply, NULL };
 
-/* Collect the wanted replies until all came or the deadline passed. */
-static void collect(redislock__fanout *f, const size_t *map, const size_t *want,
-                    int64_t deadline)
+/* Queue master i's k calls (behind ASKING after an -ASK), WAIT behind them
+ * when the write must reach replicas, and send what the socket takes: the
+ * number of replies owed (their kinds in order[]), or 0 when that failed
+ * the master. */
+static size_t send_calls(redislock__fanout *f, size_t i, redislock__call *const *calls,
+                         size_t *order)
 {
-    collector co;
-    size_t i;
-    memset(&co, 0, sizeof co);
-    co.f = f;
-    co.map = map;
-    co.want = want;
-    for (i = 0; i < f->n; i++) {
-        co.wait[i] = want[i] && redislock__fan_wait_for(f, i) > 0;
-        co.skip[i] = want[i] && f->asking[i];
-    }
-    redislock__pump(f, deadline, &collect_ops, &co);
-    for (i = 0; i < f->n; i++)
-        if (!f->rc[i] && co.got[i] < expected(&co, i))
-            redislock__fan_fail(f, i,
-                                redislock__err(REDISLOCK_ETIMEDOUT,
-                                               "redis %s: no reply in time",
-                                               f->conns[i]->m->ep.addr));
-}
-
-/* Queue calls on master i (EVAL instead of EVALSHA when eval), WAIT
- * behind them when the write must reach replicas, and send what the
- * socket takes. */
-static void send_calls(redislock__fanout *f, size_t i, redislock__call *const *calls,
-                       const size_t *which, size_t n, int eval)
-{
-    size_t j;
+    size_t j, n = 0;
     int rc = 0;
-    if (f->asking[i]) /* a cluster's -ASK: this once, on the node it named */
+    if (f->asking[i]) { /* a cluster's -ASK: this once, on the node it named */
         rc = redislock__conn_appendv(f->conns[i], "ASKING", (const char *)NULL);
-    for (j = 0; j < n && !rc; j++)
-        rc = eval ? redislock__call_append_eval(f->conns[i], calls[which[j]])
-                  : redislock__call_append(f->conns[i], calls[which[j]]);
+        order[n++] = ASKING_SLOT;
+    }
+    for (j = 0; j < f->k && !rc; j++) {
+        rc = redislock__call_append(f->conns[i], calls[j]);
+        order[n++] = j;
+    }
     if (!rc)
         rc = redislock__fan_append_wait(f, i);
+    if (!rc && f->acks_wanted[i])
+        order[n++] = WAIT_SLOT;
     if (!rc && (rc = redislock__conn_flush_nb(f->conns[i])) > 0)
         rc = 0;
-    if (rc)
+    if (rc) {
         redislock__fan_fail(f, i, rc);
+        return 0;
+    }
+    return n;
 }
 
 /* Send the k calls to the masters of mask (all with rc 0 when NULL) and
@@ -116,11 +144,12 @@ static void send_calls(redislock__fanout *f, size_t i, redislock__call *const *c
 static void send_all(redislock__fanout *f, redislock__call *const *calls, const int *mask,
                      int64_t deadline)
 {
-    size_t want[REDISLOCK__MAX_MASTERS] = { 0 }, i, j, k = f->k;
+    collector co;
+    size_t i;
+    memset(&co, 0, sizeof co);
+    co.f = f;
+    co.calls = calls;
     for (i = 0; i < f->n; i++) {
-        for (j = 0; j < k; j++)
-            f->map[i * k + j] = j;
-        want[i] = 0;
         if (f->rc[i] || (mask && !mask[i]))
             continue;
         if (!f->conns[i]) {
@@ -128,45 +157,15 @@ static void send_all(redislock__fanout *f, redislock__call *const *calls, const 
             snprintf(f->err[i], sizeof f->err[i], "not connected");
             continue;
         }
-        send_calls(f, i, calls, f->map + i * k, k, 0);
-        want[i] = f->rc[i] ? 0 : k;
+        co.want[i] = send_calls(f, i, calls, f->map + i * stride(f));
     }
-    collect(f, f->map, want, deadline);
-}
-
-/* NOSCRIPT (a new or flushed script cache): resend those calls as EVAL, in
- * a second parallel step after the first drained, so that replies stay in
- * order; the step has a window of its own (the first may have used all of
- * its window waiting for a hung master). */
-static void load_scripts(redislock__fanout *f, redislock__call *const *calls,
-                         int64_t deadline)
-{
-    size_t want[REDISLOCK__MAX_MASTERS] = { 0 }, i, j, k = f->k;
-    int redo = 0;
-    for (i = 0; i < f->n; i++) {
-        want[i] = 0;
-        if (f->rc[i])
-            continue;
-        for (j = 0; j < k; j++) {
-            redisReply **r = &f->replies[i * k + j];
-            if (!*r || !redislock__is_noscript(*r))
-                continue;
-            freeReplyObject(*r);
-            *r = NULL;
-            f->map[i * k + want[i]++] = j;
-        }
-        if (want[i]) {
-            redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_INFO,
-                           "redis %s: loading the %s script",
-                           f->conns[i]->m->ep.addr, calls[f->map[i * k]]->script->name);
-            send_calls(f, i, calls, f->map + i * k, want[i], 1);
-            if (f->rc[i])
-                want[i] = 0;
-            redo = 1;
-        }
-    }
-    if (redo)
-        collect(f, f->map, want, deadline);
+    redislock__pump(f, deadline, &collect_ops, &co);
+    for (i = 0; i < f->n; i++)
+        if (!f->rc[i] && co.got[i] < co.want[i])
+            redislock__fan_fail(f, i,
+                                redislock__err(REDISLOCK_ETIMEDOUT,
+                                               "redis %s: no reply in time",
+                                               f->conns[i]->m->ep.addr));
 }
 
 /* The state of follow_moves() for one call. */
@@ -328,7 +327,6 @@ static void follow_moves(redislock__fanout *f, redislock__call *const *calls,
         step = redislock__min_deadline(st.limit, redislock__now_us() + window);
         redislock__fan_connect(f, f->client, f->key, f->keylen, step);
         send_all(f, calls, again, step);
-        load_scripts(f, calls, step);
         for (i = 0; i < f->n; i++) /* a last try without an answer by the limit */
             if (again[i] && st.tries[i] && f->rc[i] == REDISLOCK_ETIMEDOUT &&
                 redislock__now_us() >= st.limit)
@@ -346,7 +344,6 @@ void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
     for (i = 0; i < f->n; i++)
         f->asking[i] = f->tryagain[i] = 0;
     send_all(f, calls, NULL, deadline);
-    load_scripts(f, calls, redislock__now_us() + window);
     if (f->k == 1)
         follow_moves(f, calls, deadline, window);
     for (i = 0; i < f->n; i++)
@@ -412,7 +409,7 @@ int redislock__fan_init(redislock__fanout *f, size_t n, size_t k)
         f->acks[i] = -1;
     f->stop_fd[0] = f->stop_fd[1] = -1;
     f->replies = redislock__calloc(n * f->k, sizeof *f->replies);
-    f->map = redislock__calloc(n * f->k, sizeof *f->map);
+    f->map = redislock__calloc(n * (4 * f->k + 2), sizeof *f->map);
     if (!f->replies || !f->map) {
         redislock__free(f->replies);
         redislock__free(f->map);

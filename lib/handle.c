@@ -136,7 +136,8 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
     lk->rn.max_hold_ms = o->max_hold_ms;
     lk->rn.heartbeat_ms = o->heartbeat_ms;
     lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
-    lk->cancel_fd = -1;
+    lk->cancel_fd = -1; /* made by each wait (state.c) */
+    lk->cancel_gen = redislock__fork_gen();
     if ((rc = fill_names(lk, name, namelen, o))) {
         redislock_free(lk);
         return rc;

@@ -139,6 +139,11 @@ int redislock__topo_url_parse(const char *url, redislock__topo_url *t);
 void redislock__topo_url_clear(redislock__topo_url *t);
 
 /* ------------------------------------------------------------------ net.c */
+struct pollfd;
+/* poll() until the monotonic deadline (REDISLOCK__NEVER: no limit; passed:
+ * a look without waiting), to the microsecond: poll()'s milliseconds,
+ * rounded up, overshot every deadline by up to 1 ms. */
+int redislock__poll(struct pollfd *p, unsigned long n, int64_t deadline);
 /* Connect a non-blocking, close-on-exec socket by the deadline. */
 int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
                            int *fd_out);
@@ -666,6 +671,11 @@ int64_t redislock__step_deadline(const redislock_client *c, int connect,
 /* The extra time an operation may take past the caller's deadline to
  * collect a reply: min(command timeout, 250 ms), in microseconds. */
 int64_t redislock__slack_us(const redislock_client *c);
+/* How long a give-back (the owner-checked release of what an acquire
+ * without an answer may have taken) waits for its answer after a cancel or
+ * after a server that did not answer in time: min(command timeout, 25 ms),
+ * in microseconds.  A wait keeps that much of its slack for it. */
+int64_t redislock__brief_us(const redislock_client *c);
 
 /* ------------------------------------------- a handle's renewal (renew.c) */
 /* The renewal state of a handle: the first six fields are set once by
@@ -715,8 +725,10 @@ struct redislock {
                            extend or renewal was sent; 0 without expiry */
     int lost_reason;    /* atomic: REDISLOCK_LOST_*, or 0 */
     int cancel;         /* atomic: redislock_cancel() not yet answered */
-    int cancel_fd;      /* atomic: eventfd made by the first wait; -1 none */
-    unsigned long cancel_gen; /* the fork generation cancel_fd was made in */
+    int cancel_fd;      /* atomic: the eventfd of the wait running now; -1
+                           none (state.c, "cancelling") */
+    unsigned long cancel_gen; /* atomic: the fork generation of cancel_fd */
+    int cancel_users;   /* atomic: redislock_cancel() calls writing to it */
     uint64_t token;     /* atomic: the fencing token of the last grant, 0
                            if none (see redislock_token()) */
     int64_t acquired_us; /* when the round of the last grant was sent (the
@@ -829,10 +841,21 @@ typedef struct redislock__fanout {
     int rc[REDISLOCK__MAX_MASTERS];                 /* per master: 0 or error */
     char err[REDISLOCK__MAX_MASTERS][REDISLOCK__ERRLEN];
     struct redisReply **replies; /* [master * k + call], error replies too */
-    size_t *map;              /* scratch */
+    size_t *map;              /* scratch: 3k + 1 per master (fan.c) */
     int stop_fd[2];           /* when one is readable the pump stops (a
                                  cancel); -1: none */
+    int (*stop_check)(void *ctx); /* NULL, or asked when a stop_fd is
+                                 readable: 0 goes on polling (a wake-up that
+                                 no cancel explains, taken away) */
+    void *stop_ctx;
     int stopped;              /* the pump stopped for a stop_fd */
+    int64_t woke_us;          /* wait.c: when the first BLPOP answered (0: none) */
+    /* Majority mode, an acquire's wait: does reply r (of the call behind a
+     * BLPOP) grant the lock, and how many masters must grant.  NULL: the
+     * wait ends at the first wake-up. */
+    int (*grants)(const struct redisReply *r, void *ctx);
+    void *grants_ctx;
+    size_t quorum;
     redislock_client *client; /* fan_connect's: asked again after a move */
     const char *key;          /* the key the nodes were chosen for */
     size_t keylen;
@@ -862,7 +885,8 @@ typedef struct redislock__pump_ops {
 /* The one I/O loop: poll every connection of f whose master has rc 0 and
  * expects a reply, send what is queued as the socket takes it, and hand each
  * reply to on_reply, until done, no master expects one, a stop_fd is
- * readable (then f->stopped; the fd is not read), or the deadline
+ * readable and f->stop_check (if any) confirms it (then f->stopped; the fd
+ * is not read), or the deadline
  * (then one more pass without waiting takes what has already arrived: a
  * thread scheduled late must not call a reply lost that sits in its
  * socket).  Signals (EINTR) keep the deadline.  A connection that fails
@@ -898,7 +922,9 @@ void redislock__fan_reset(redislock__fanout *f);
 /* Put the connections back and free the replies. */
 void redislock__fan_free(redislock__fanout *f);
 /* Send the k calls to every master whose rc is 0 and collect the replies
- * until deadline.  A master without connection, or failing, gets rc/err. */
+ * until deadline; a call that meets NOSCRIPT is resent as EVAL on its
+ * connection at once.  A master without connection, or failing, gets
+ * rc/err. */
 void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
                           int64_t deadline);
 /* Check out a connection for every master that has none and rc 0, all by
@@ -951,11 +977,18 @@ int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
 int64_t redislock__local_expiry(int64_t drift_ppm, int64_t sent_us, int64_t ttl_ms);
 
 /* ------------------------------------------------- state.c: cancelling */
-/* The eventfd a wait of lk polls for a cancel (made on first use, made anew
- * in a child after fork()); -1 if none can be made (the flag still works,
- * checked between steps). */
-int redislock__cancel_fd(redislock *lk);
-/* redislock_cancel(): async-signal-safe. */
+/* An acquire of lk starts to wait: the eventfd the wait polls for a cancel,
+ * made for this call (readable at once when a cancel is pending); -1 if
+ * none can be made (the flag still works, checked between steps).  Closed
+ * by redislock__cancel_close() when the call ends. */
+int redislock__cancel_open(redislock *lk);
+void redislock__cancel_close(redislock *lk);
+/* The wait's eventfd was readable: 1 if a cancel (or a shutdown) asks to
+ * stop; 0 if nothing does (the wake-up is taken away, so that the wait goes
+ * on instead of waking again at once). */
+int redislock__cancel_confirmed(redislock *lk);
+/* redislock_cancel(): async-signal-safe; in a child after fork() it never
+ * reaches the parent's wait. */
 void redislock__cancel_request(redislock *lk);
 /* A cancel of lk, or a shutdown of its client, waits to be answered. */
 int redislock__cancel_requested(const redislock *lk);
@@ -1001,6 +1034,8 @@ typedef struct redislock__answers {
                                                 script: the fencing token; 0 */
     char owner[REDISLOCK__MAX_MASTERS][REDISLOCK_ID_MAX + 1]; /* BUSY */
     int64_t sent_us, end_us;  /* when the round was sent and answered */
+    int64_t woke_us;          /* answers of a wait: when its first BLPOP
+                                 answered (0: a plain round) */
 } redislock__answers;
 
 /* The call's situation. */
@@ -1059,17 +1094,24 @@ enum {
 };
 
 /* Block on the signal key on every master of f that has a connection and
- * rc 0, until a wake-up is popped on any of them or the monotonic time
+ * rc 0, until a wake-up is popped on any of them (majority mode with
+ * f->grants: until a quorum of the calls behind granted, or none can, for
+ * at most master_timeout_ms after the first wake-up) or the monotonic time
  * "until" passes.  With `after`, that call is pipelined behind each BLPOP:
  * the server runs it the moment the BLPOP ends (a wake-up, a timeout or a
- * CLIENT UNBLOCK), and its reply is left in f->replies[i] (a master whose
- * reply did not come has rc set: the call may have run there).  The client times the wait itself (the server checks
+ * CLIENT UNBLOCK), and its reply is left in f->replies[i] (resent as EVAL
+ * after NOSCRIPT; a master whose reply did not come has rc set: the call
+ * may have run there).  The client times the wait itself (the server checks
  * BLPOP timeouts only every 1000/hz ms); the BLPOPs still pending then are
  * cancelled with CLIENT UNBLOCK from helper connections, and a wake-up that
  * raced with the cancellation is still reported: popped[i] is set for every
- * master whose wake-up was consumed.  Masters that fail get rc/err.  Returns
- * WOKEN, EXPIRED, or REDISLOCK_EIO when every connection failed; returns by
- * until + min(command timeout, 250 ms). */
+ * master whose wake-up was consumed.  A stop_fd (a cancel) ends the wait
+ * without waiting on any server: f->stopped, and the masters whose replies
+ * had not come fail with EIO.  Masters that fail get rc/err (ETIMEDOUT for
+ * one that did not answer in time).  Returns WOKEN, EXPIRED, or
+ * REDISLOCK_EIO when every connection failed; returns by until +
+ * min(command timeout, 250 ms) less the time kept for a give-back
+ * (redislock__brief_us()). */
 int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
                             size_t sigkeylen, int64_t until, int *popped,
                             redislock__call *after);

@@ -130,7 +130,7 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
     size_t idx[REDISLOCK__MAX_MASTERS], i, np, ns;
     int pend[REDISLOCK__MAX_MASTERS], last = 0, ready;
     for (;;) {
-        int ms, r;
+        int r;
         if (ops->done && ops->done(ctx))
             return;
         np = gather(f, ops, ctx, pfd, idx, pend, &ready);
@@ -138,9 +138,8 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
             return;
         ns = add_stops(f, pfd, np);
         /* past the deadline: one more pass for what has already arrived */
-        ms = ready ? 0 : redislock__poll_ms(deadline);
-        last = ms == 0 && !ready;
-        r = poll(pfd, (nfds_t)(np + ns), ms);
+        last = !ready && redislock__now_us() >= deadline;
+        r = redislock__poll(pfd, np + ns, ready ? 0 : deadline);
         if (r < 0 && errno == EINTR) {
             last = 0; /* a signal: the wait and its deadline go on */
             continue;
@@ -153,7 +152,7 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
             return;
         }
         for (i = np; i < np + ns; i++)
-            if (pfd[i].revents) {
+            if (pfd[i].revents && (!f->stop_check || f->stop_check(f->stop_ctx))) {
                 f->stopped = 1; /* a cancel: the caller ends the wait */
                 return;
             }

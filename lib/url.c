@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 static int hexval(int ch)
 {
@@ -171,6 +172,12 @@ static int parse_unix(redislock__endpoint *ep, const char *rest)
                               "socket path (unix:///path/to.sock)");
     if ((rc = set_copy(&ep->host, rest, n, "socket path")))
         return rc;
+    if (strlen(ep->host) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+        return redislock__err(REDISLOCK_EINVAL,
+                              "invalid redis URL: the socket path is %zu bytes; a "
+                              "unix socket address holds at most %zu",
+                              strlen(ep->host),
+                              sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
     ep->is_unix = 1;
     if (q && (rc = parse_query(ep, q + 1)))
         return rc;

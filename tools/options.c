@@ -19,7 +19,7 @@ enum {
     OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
     OPT_LIST, OPT_CLUSTER_NODES, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG,
     OPT_CONNECT_TIMEOUT, OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_JSON,
-    OPT_SENTINEL_PASSWORD, OPT_MIN_REPLICAS
+    OPT_SENTINEL_PASSWORD, OPT_MIN_REPLICAS, OPT_KEEP_CREDENTIALS
 };
 
 static const struct option longopts[] = {
@@ -53,6 +53,7 @@ static const struct option longopts[] = {
     { "json", no_argument, NULL, OPT_JSON },
     { "sentinel-password", required_argument, NULL, OPT_SENTINEL_PASSWORD },
     { "min-replicas", required_argument, NULL, OPT_MIN_REPLICAS },
+    { "keep-credentials", no_argument, NULL, OPT_KEEP_CREDENTIALS },
     { "command", required_argument, NULL, 'c' },
     { NULL, 0, NULL, 0 }
 };
@@ -103,6 +104,9 @@ static void usage(void)
 "      --fencing          give COMMAND a fencing token in $REDISLOCK_TOKEN\n"
 "      --max-hold SECS    renew the lock for at most SECS: then COMMAND gets the\n"
 "                         lost signal, and the lock lapses within one expiry\n"
+"      --keep-credentials leave $REDISLOCK_PASSWORD, $REDISLOCK_SENTINEL_PASSWORD\n"
+"                         and a $REDISLOCK_URL with a password in COMMAND's\n"
+"                         environment (removed by default)\n"
 "      --owner-prefix P   with --reset-all or --list: only the locks whose\n"
 "                         owner id starts with P\n"
 "      --dry-run          with --reset-all: list the locks it would remove and\n"
@@ -124,7 +128,9 @@ static void usage(void)
 "\n"
 "Signals: once the lock is held, every signal that would end or stop the tool\n"
 "is forwarded to COMMAND's process group (SIGPIPE is ignored); if the tool is\n"
-"killed, COMMAND's process group is killed too.\n"
+"killed, COMMAND's process group is killed too, and if it is stopped\n"
+"(SIGSTOP) until the lock runs out, COMMAND's group gets the lost signal and\n"
+"then SIGKILL before the lock expires.\n"
 "\n"
 "Exit status: COMMAND's own (128+N if it died of signal N); the -E code\n"
 "(default 1) when the lock was not obtained; 64 for a usage error; 69 when\n"
@@ -494,6 +500,9 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             if (parse_int(optarg, 0, 1000, &n))
                 return bad("--min-replicas: '%s' is not a number from 0 to 1000", optarg);
             cfg->min_replicas = (int)n;
+            break;
+        case OPT_KEEP_CREDENTIALS:
+            cfg->keep_credentials = 1;
             break;
         case OPT_MAX_HOLD:
             if (parse_secs(optarg, &cfg->max_hold_ms) || cfg->max_hold_ms == 0)

@@ -72,6 +72,8 @@ typedef struct rlt_config {
     int lost_signal;           /* sent to COMMAND when the lock is lost; 0: none */
     int fencing;               /* --fencing: REDISLOCK_TOKEN for COMMAND */
     int64_t max_hold_ms;       /* --max-hold; 0: none */
+    int keep_credentials;      /* --keep-credentials: leave the password in
+                                  COMMAND's environment */
     int verbose, quiet;
     int json;                  /* --json: --status, --list, --version */
     const char *key_prefix;    /* --key-prefix */
@@ -166,12 +168,22 @@ void rlt_signals_hold(void);
 int rlt_signals_pending(void);
 /* Called from any thread (the renewal thread): the lock was lost. */
 void rlt_note_lost(void);
-/* Start COMMAND.  0 on success; else the exit status after a message. */
-int rlt_child_start(const rlt_config *cfg, int *pid);
-/* Wait for the child, forwarding signals; on a lost-lock report call
- * on_lost(arg) once.  Returns the child's status as an exit status (its
- * code, or 128 + signal). */
-int rlt_child_wait(int pid, void (*on_lost)(void *arg), void *arg);
+/* The lock COMMAND runs under, as rlt_child_start() and rlt_child_wait()
+ * see it: on_lost(arg) is called once on a lost-lock report; validity_ms
+ * (arg) is redislock_validity_ms() of the lock, for the guard's dead-man
+ * switch (see child.c). */
+typedef struct rlt_watch {
+    void (*on_lost)(void *arg);
+    int64_t (*validity_ms)(void *arg);
+    void *arg;
+} rlt_watch;
+/* Start COMMAND under the guard, which hears from now on how long the lock
+ * of w stays valid.  0 on success; else the exit status after a message. */
+int rlt_child_start(const rlt_config *cfg, const rlt_watch *w, int *pid);
+/* Wait for the child, forwarding signals and keeping the guard informed;
+ * on a lost-lock report call the watch's on_lost once.  Returns the child's
+ * status as an exit status (its code, or 128 + signal). */
+int rlt_child_wait(int pid);
 /* Send sig to COMMAND's whole process group (0: nothing). */
 void rlt_child_signal(int sig);
 /* After a normal end: COMMAND's group is no longer killed when the tool

@@ -480,6 +480,24 @@ long long ts_int(ts_server *s, const char *fmt, ...)
     return v;
 }
 
+const char *ts_str(ts_server *s, char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    redisContext *c = ctx(s);
+    buf[0] = '\0';
+    if (!c || c->err)
+        return buf;
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+        snprintf(buf, len, "%s", r->str);
+    if (r)
+        freeReplyObject(r);
+    return buf;
+}
+
 /* Commands a client sends itself.  INFO commandstats also counts the
  * commands that scripts run (set, get, pttl...), which are not requests. */
 static int is_request(const char *name)

@@ -170,9 +170,35 @@ static void test_url_rediss_is_tcp_with_tls(void **state)
 #endif
 }
 
+/* A unix socket path must fit a socket address (107 bytes and the NUL):
+ * a longer one is refused when the URL is read (EINVAL, the client is not
+ * made), not when connecting (where it looked like an unreachable
+ * server).  The decoded length counts ("%41" is one byte). */
+static void test_url_socket_path_fits_a_socket_address(void **state)
+{
+    char url[300], path[200];
+    redislock__endpoint ep;
+    memset(path, 'p', sizeof path);
+    path[0] = '/';
+    path[107] = '\0';
+    snprintf(url, sizeof url, "unix://%s", path);
+    assert_rl_ok(redislock__url_parse(url, &ep));
+    assert_int_equal(strlen(ep.host), 107);
+    redislock__endpoint_clear(&ep);
+    snprintf(url, sizeof url, "unix://%s%%41", path); /* 108 bytes decoded */
+    assert_rl_err(redislock__url_parse(url, &ep), REDISLOCK_EINVAL);
+    assert_non_null(strstr(redislock_last_error(), "108 bytes"));
+    assert_non_null(strstr(redislock_last_error(), "at most 107"));
+    path[107] = 'p';
+    path[120] = '\0';
+    snprintf(url, sizeof url, "unix://%s?db=2", path);
+    assert_rl_err(redislock__url_parse(url, &ep), REDISLOCK_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_socket_path_fits_a_socket_address),
         cmocka_unit_test(test_url_table),
         cmocka_unit_test(test_url_null),
         cmocka_unit_test(test_url_messages_hide_password),
