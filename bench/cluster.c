@@ -278,6 +278,10 @@ static void failover(void)
         lk = bench_lock(c, name, 10000);
         if (redislock_acquire(holder, 0))
             bench_die("failover", redislock_last_error());
+        /* WAIT covers the calling connection's last write: write first */
+        x = ts_cmd(m, "INCR {%s}sync", name);
+        if (x)
+            freeReplyObject(x);
         x = ts_cmd(m, "WAIT 1 1000");
         if (x)
             freeReplyObject(x);

@@ -333,16 +333,25 @@ static void describe_busy(const acq *q, int64_t waited_ms, char *buf, size_t len
                  d->holder < 0 ? ", no quorum: split vote" : "", after);
 }
 
+/* Is the failure rc of the only master worth another try?  A broken
+ * connection is (a server restarting).  No answer in time means a hung or
+ * slow server: trying it again would only wait again, unless the topology
+ * can move the key to another node (a Sentinel's or a cluster's failover
+ * replaces a hung master). */
+static int retryable(const acq *q, int rc)
+{
+    return rc == REDISLOCK_EIO ||
+           (rc == REDISLOCK_ETIMEDOUT && redislock__topo_fails_over(q->c));
+}
+
 /* A failure of the only master (connecting, or the round): an I/O error is
  * retried for a while (a server restarting), anything else is reported. */
 static int single_failed(acq *q, int started)
 {
     int rc = redislock__err(q->f.rc[0], "%s", q->f.err[0]);
     /* A server that refuses the first connection is down: say so at once.
-     * Recovery is for a server lost in the middle of a call.  No answer in
-     * time means a hung or slow server: trying again would only wait
-     * again; a broken connection is retried. */
-    if (rc == REDISLOCK_EIO && (started || q->rec.until) &&
+     * Recovery is for a server lost in the middle of a call. */
+    if (retryable(q, rc) && (started || q->rec.until) &&
         recover(&q->rec, q->c, q->hard)) {
         q->need_round = 1; /* no answers: the next step is a plain round */
         return GO_ON;
@@ -520,8 +529,8 @@ static int wait_failures(acq *q, int rc)
     /* An error reply to BLPOP (WRONGTYPE: the signal key is not a list;
      * ACL) comes again on every retry: report it at once instead of
      * spinning between rounds and BLPOPs.  A server that did not answer in
-     * time (ETIMEDOUT) would only be waited for again. */
-    if (q->f.rc[0] != REDISLOCK_EIO)
+     * time (ETIMEDOUT) would only be waited for again (see retryable()). */
+    if (!retryable(q, q->f.rc[0]))
         return redislock__err(q->f.rc[0], "%s", q->f.err[0]);
     return 0;
 }

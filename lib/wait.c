@@ -345,13 +345,13 @@ static int wait_result(waiter *w, int *popped)
     size_t i;
     int any_popped = 0;
     for (i = 0; i < f->n; i++) {
-        if (f->conns[i] && f->rc[i] == REDISLOCK_EIO)
-            redislock__topo_lost(f->conns[i]->m); /* a cluster asks its map again */
         if (f->conns[i] && !f->rc[i] && w->stage[i] != DONE)
             redislock__fan_fail(
                 f, i,
                 redislock__err(REDISLOCK_ETIMEDOUT, "redis %s: no reply to %s in time",
                                f->conns[i]->m->ep.addr, expected(w, i)));
+        if (f->conns[i] && (f->rc[i] == REDISLOCK_EIO || f->rc[i] == REDISLOCK_ETIMEDOUT))
+            redislock__topo_lost(f->conns[i]->m); /* a cluster asks its map again */
         popped[i] = w->popped[i];
         any_popped |= w->popped[i];
     }

@@ -56,7 +56,10 @@ static void scene_start(scene *s, int master_index)
     s->holder = tf_lock_opts(s->c, s->name, &o);
     s->lk = tf_lock(s->c, s->name, 10000);
     assert_rl_ok(redislock_acquire(s->holder, 0));
-    assert_int_equal(ts_int(s->m, "WAIT 1 1000"), 1); /* the replica has it */
+    /* the replica has it: WAIT covers the calling connection's last write,
+     * so write first (after the holder's), then wait for that */
+    assert_true(ts_int(s->m, "INCR {%s}sync", s->name) > 0);
+    assert_int_equal(ts_int(s->m, "WAIT 1 1000"), 1);
     s->w = tf_waiter_start(s->lk, 20000);
     ts_await_blocked(s->m, 1);
 }
