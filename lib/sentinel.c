@@ -423,6 +423,8 @@ int redislock__sentinel_connect(redislock__member *mb, int64_t deadline,
 
 void redislock__sentinel_stale(redislock__member *mb, redislock__master *node, int drop)
 {
+    if (!node)
+        return; /* no master known yet: the first use asks anyway */
     pthread_mutex_lock(&mb->mu);
     if (mb->node == node) {
         if (!mb->sen->stale)

@@ -357,13 +357,16 @@ static void test_sentinel_renewing_holder_across_failover(void **state)
  * an auto-renewing holder's lock moves with the service (renewal finds the
  * new master before the expiry), and after the old master continues (a
  * stale master now) nobody is granted the lock: not a client of the
- * service, and not one pinned to the old master with min_replicas 1. */
+ * service, and not one pinned to the old master with min_replicas 1.  A
+ * client made while the master is stopped (its first discovery fails:
+ * ROLE gets no answer) hears the switch with no master known, and works
+ * once it is over. */
 static void test_sentinel_paused_master_then_continued(void **state)
 {
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     redislock_client *c = tf_client(g.url), *other = tf_client(g.url);
     ts_server *old = ts_sentinels_master(&g, 1000), *nw = ts_sentinels_other(&g, old);
-    redislock *lk, *rival = tf_lock(other, "job", 4000), *pinned;
+    redislock *lk, *rival = tf_lock(other, "job", 4000), *pinned, *fresh;
     char url[300], v[128];
     redisReply *r;
     int64_t t0;
@@ -379,9 +382,14 @@ static void test_sentinel_paused_master_then_continued(void **state)
     pinned = tf_lock(tf_client(url), "job", 4000);
     t0 = tu_now_ms();
     ts_pause(old);
+    fresh = tf_lock(tf_client(g.url), "fresh", 4000);
     assert_true(ts_sentinels_await(&g, nw, 15000) >= 0);
     print_message("      new master named %lld ms after SIGSTOP\n",
                   (long long)(tu_now_ms() - t0));
+    tu_sleep_ms(300); /* the fresh client's watch reads +switch-master */
+    assert_rl_ok(redislock_acquire(fresh, 1000));
+    value_on(nw, "lock:fresh", v, sizeof v);
+    assert_string_equal(v, redislock_id(fresh));
     ts_resume(old);
     tu_sleep_ms(300); /* the old master serves again, still a master */
     assert_rl_err(redislock_acquire(rival, 100), REDISLOCK_ETIMEDOUT);
