@@ -329,10 +329,13 @@ static void test_tool_sigtstp_keeps_lock(void **state)
 static void test_tool_signals_reach_group(void **state)
 {
     tool_proc p;
+    /* the outer shell sets its trap before it starts the inner one, so
+     * that "inner ready" also means the outer trap is in place (set after
+     * the '&', a signal could come first on a busy machine: exit 143) */
     const char *cmd =
+        "trap 'wait; echo outer TERM; exit 5' TERM; "
         "sh -c 'trap \"echo inner TERM; exit 0\" TERM; echo inner ready; "
-        "while :; do sleep 0.05; done' & "
-        "trap 'wait; echo outer TERM; exit 5' TERM; wait";
+        "while :; do sleep 0.05; done' & wait";
     TP_START(&p, "-u", URL, "grp", "-c", cmd);
     expect_line(&p, 0, "inner ready", (int)TU_MS(5000));
     assert_int_equal(kill(p.pid, SIGTERM), 0);
