@@ -1,6 +1,7 @@
 /* 8. reset and reset_all: waking waiters, SCAN in batches without slow
  * commands, and the owner-prefix scope; keys that are not locks; and
  * redislock_list(). */
+#include "fixtures.h"
 #include "server.h"
 #include "testutil.h"
 
@@ -493,6 +494,7 @@ static ts_server mm[3];
 static void test_list_majority(void **state)
 {
     const char *urls[3];
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     redislock_client *c;
     redislock *lk;
     seen s;
@@ -503,7 +505,8 @@ static void test_list_majority(void **state)
         assert_int_equal(ts_start(&mm[i]), 0);
         urls[i] = mm[i].url;
     }
-    assert_rl_ok(redislock_client_new_multi(&c, urls, 3, NULL));
+    o.master_timeout_ms = TF_MASTER_TIMEOUT_MS;
+    assert_rl_ok(redislock_client_new_multi(&c, urls, 3, &o));
     lk = tu_lock(c, "mj", 10000);
     assert_rl_ok(redislock_acquire(lk, 0));
     memset(&s, 0, sizeof s);
