@@ -28,7 +28,9 @@ for want in "uncontended .*acqrel_p50_us=" "handoff .*handoff_p50_us=" \
     "crash .*delay_p50_us=" "waitcost impl=redislock .*commands=" \
     "majority masters=5 .*acqrel_p50_us=" "renew locks=100 .*pipelines=" \
     "scale .*conns_peak=" "contend impl=redislock .*total=" \
-    "fencing .*fenced_p50_us=.*tokens_not_increasing=0"; do
+    "fencing .*fenced_p50_us=.*tokens_not_increasing=0" \
+    "statcost url=unix .*ratio_p50=.*counted_with=[1-9][0-9]* counted_without=0" \
+    "statcost url=tcp .*ratio_mean=.*cpu_ratio="; do
     grep -q "^@ $want" "$rec" || { echo "no record matching '@ $want'"; fail=1; }
 done
 # built with TLS: the TLS record and its section
@@ -47,7 +49,7 @@ grep -q ' errors=[1-9]' "$rec" && { echo "contention errors:"; grep ' errors=[1-
 grep -q ' failed=[1-9]' "$rec" && { echo "scale failures"; fail=1; }
 # the report: the goals table and every section
 for s in "Goals" "Contention" "Cost of waiting" "Crashed holder" "Majority mode" \
-    "Renewal" "Scale" "Fencing tokens"; do
+    "Renewal" "Scale" "Fencing tokens" "Statistics"; do
     grep -q "^$s" "$out" || { echo "report lacks '$s'"; fail=1; }
 done
 if ! grep -q '^## Machine' "$md" || ! grep -q ' cores, ' "$md"; then

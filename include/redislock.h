@@ -83,7 +83,9 @@ REDISLOCK_EXPORT const char *redislock_tls_version(void);
     XX(ENOTSUP, -11, "not supported")                                        \
     XX(ENOQUORUM, -12, "no quorum of masters")                              \
     XX(ETLS, -13, "TLS setup, handshake or certificate verification failed") \
-    XX(ECANCELED, -14, "the wait was cancelled")
+    XX(ECANCELED, -14, "the wait was cancelled")                            \
+    XX(ENOREPLICAS, -15, "too few replicas acknowledged the lock in time")     \
+    XX(ECLUSTERDOWN, -16, "the cluster is down (CLUSTERDOWN)")
 
 typedef enum redislock_errno {
     REDISLOCK_OK = 0,
@@ -134,7 +136,8 @@ typedef void (*redislock_log_fn)(void *userdata, int level, const char *msg);
  * reads only the fields of that version and takes defaults for the rest.
  * Version 1 had int milliseconds and no clock_drift_ppm; since version 2
  * every duration in the API is an int64_t of milliseconds.  Version 3 added
- * the TLS fields (used only for rediss:// masters). */
+ * the TLS fields (used only for rediss:// masters), version 4 those of
+ * Sentinel and replication (min_replicas). */
 typedef struct redislock_client_options {
     unsigned version;
     int64_t connect_timeout_ms; /* TCP/unix connect + handshake; default 2000 */
@@ -175,18 +178,33 @@ typedef struct redislock_client_options {
                                     certificate's IP entries, without SNI) */
     int tls_insecure;         /* 1: do not verify the server's certificate
                                  or name (logged at WARN); for tests only */
+    /* Version 4: Sentinel (redis-sentinel:// URLs) and replication. */
+    const char *sentinel_username; /* the sentinels' own ACL user (the URL's
+                                      credentials are the master's) */
+    const char *sentinel_password; /* the sentinels' own password */
+    int64_t sentinel_timeout_ms; /* connect + answer of one sentinel during
+                                    discovery; default 300 */
+    int min_replicas;         /* after every write of a lock (acquire,
+                                 extend, renewal), WAIT until this many
+                                 replicas have it, or fail (see
+                                 REDISLOCK_ENOREPLICAS); default 0: no WAIT.
+                                 A URL's ?min_replicas=N wins */
+    int64_t wait_ms;          /* how long that WAIT waits; default 50 (a
+                                 URL's ?wait_ms=N wins) */
 } redislock_client_options;
 
-#define REDISLOCK_CLIENT_OPTIONS_VERSION 3
+#define REDISLOCK_CLIENT_OPTIONS_VERSION 4
 #define REDISLOCK_CLIENT_OPTIONS_INIT { REDISLOCK_CLIENT_OPTIONS_VERSION, 0, 0, \
         NULL, 0, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, \
-        NULL, 0 }
+        NULL, 0, NULL, NULL, 0, 0, 0 }
 
 /* Create a client for one Redis master.  The URL is one of
- *   redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 default)
- *   rediss://[[user]:password@]host[:port][/db]    (the same over TLS)
+ *   redis://[[user][:password]@]host[:port][/db]   (port 6379, db 0 default)
+ *   rediss://[[user][:password]@]host[:port][/db]  (the same over TLS)
  *   unix:///path/to/redis.sock[?db=N]               (also redis+unix://)
- * An IPv6 host is written in brackets: redis://[::1]:6380.  Resolving a host
+ * with the scheme in any case.  A user without a password takes the
+ * options' password, or logs in with an empty one (an ACL user with
+ * nopass).  An IPv6 host is written in brackets: redis://[::1]:6380.  Resolving a host
  * name is not bounded by connect_timeout_ms (see redislock_client_new(3)).
  * rediss:// fails with REDISLOCK_ENOTSUP when the library was built without
  * TLS (redislock_tls_version() is NULL); with TLS, the CA, certificate and
@@ -211,8 +229,9 @@ REDISLOCK_EXPORT int redislock_client_new_multi(redislock_client **out,
                                                 const redislock_client_options *opts);
 
 /* Shut the client down: every acquire waiting on it returns
- * REDISLOCK_ECANCELED within about one round trip (a lock granted as it
- * ended is released again), and every later acquire fails at once with
+ * REDISLOCK_ECANCELED within about one round trip, and within about 25 ms
+ * when a server hangs (a lock granted as it ended is released again), and
+ * every later acquire fails at once with
  * REDISLOCK_ECANCELED.  Other calls (release, extend, query, reset) go on
  * working, so that a service can release what it holds and then free the
  * client.  Callable from any thread, and async-signal-safe (it sets a flag
@@ -223,6 +242,86 @@ REDISLOCK_EXPORT int redislock_client_shutdown(redislock_client *c);
  * is a no-op.  Handles made from it should be freed first; a handle still
  * alive may only be freed afterwards (its renewal has stopped). */
 REDISLOCK_EXPORT void redislock_client_free(redislock_client *c);
+
+/* ------------------------------------------------------------ statistics */
+
+/* A duration histogram has log2 buckets: bucket i counts the durations of
+ * at most 2^i ms that did not fit the bucket before (bucket 0: up to 1 ms;
+ * bucket 24: up to 2^24 ms, about 4.7 hours); the last bucket counts the
+ * longer ones. */
+#define REDISLOCK_STATS_BUCKETS 26
+/* lost[] is indexed by REDISLOCK_LOST_* reason (0: none), with room for
+ * reasons to come. */
+#define REDISLOCK_STATS_LOST_REASONS 16
+
+/* What a client has done since it was made (redislock_client_stats()).
+ * Counters only grow; "now" marks the two gauges.  Fields are added at
+ * the end; "version" tells which layout the caller was compiled with (0 is
+ * the same as 1): set it, e.g.
+ *   redislock_stats st = { .version = REDISLOCK_STATS_VERSION };
+ * and the library fills the fields of that version. */
+typedef struct redislock_stats {
+    unsigned version;
+    /* acquire calls (redislock_acquire(), redislock_try_acquire()) that got
+     * past checking their arguments, by result */
+    uint64_t acquired;         /* REDISLOCK_OK */
+    uint64_t already;          /* REDISLOCK_EALREADY */
+    uint64_t busy;             /* REDISLOCK_EBUSY: a try found it held */
+    uint64_t timeouts;         /* REDISLOCK_ETIMEDOUT */
+    uint64_t cancels;          /* REDISLOCK_ECANCELED */
+    uint64_t errors;           /* any other error */
+    /* acquire calls that waited for a wake-up at least once, and how long
+     * each call took in all, whatever its result */
+    uint64_t waits;            /* the sum of wait_buckets */
+    uint64_t wait_us;
+    uint64_t wait_buckets[REDISLOCK_STATS_BUCKETS];
+    /* holds that ended (released, or reported lost by the renewal), from
+     * the return of the acquire that got the lock to that end; a handle
+     * freed while holding leaves its lock held until it expires, uncounted */
+    uint64_t holds;            /* the sum of hold_buckets */
+    uint64_t hold_us;
+    uint64_t hold_buckets[REDISLOCK_STATS_BUCKETS];
+    uint64_t lost[REDISLOCK_STATS_LOST_REASONS]; /* by REDISLOCK_LOST_* */
+    /* connections to the masters */
+    uint64_t connects;         /* opened */
+    uint64_t reconnects;       /* of those, after a failed connect or a
+                                  dropped connection */
+    uint64_t connect_failures; /* connects that failed */
+    uint64_t connections;      /* open now, idle or in use */
+    /* auto-renewal */
+    uint64_t renewals;         /* lock renewals that succeeded */
+    uint64_t renewal_failures; /* renewals that failed (and were retried,
+                                  or the lock reported lost) */
+    uint64_t renewal_round_trips; /* pipelines sent: one per master and
+                                     batch of due locks */
+    uint64_t renewing;         /* locks being auto-renewed now */
+    /* Sentinel failovers followed (a redis-sentinel:// service's master
+     * moved), and Redis Cluster -MOVED redirects followed */
+    uint64_t failovers;
+    uint64_t redirects;
+} redislock_stats;
+
+#define REDISLOCK_STATS_VERSION 1
+
+/* A snapshot of c's counters into *st (st->version set by the caller).
+ * Cheap and lock-free for the threads that count: each counter is read
+ * atomically, so each is exact and never goes back between snapshots; a
+ * histogram's count is the sum of its buckets; counters of events that
+ * happen while the snapshot is taken may be a step apart.  Thread-safe.
+ * 0, or REDISLOCK_EINVAL (NULL, or a version newer than this library). */
+REDISLOCK_EXPORT int redislock_client_stats(redislock_client *c, redislock_stats *st);
+
+/* Write st in the Prometheus text exposition format (version 0.0.4), for a
+ * service to serve on its own /metrics: metric names start with
+ * "redislock_", durations are in seconds.  labels (NULL or "" for none) is
+ * added to every sample, as 'name="value"' pairs separated by commas, e.g.
+ * 'client="billing"' (a value escapes \, " and newline with a backslash).
+ * Like snprintf(): writes at most size bytes, NUL included, and returns the
+ * length of the whole text (without the NUL), so a return >= size means it
+ * was cut; REDISLOCK_EINVAL for a NULL st, a buf NULL with size > 0, or
+ * labels that are not well formed.  Pure: any thread. */
+REDISLOCK_EXPORT int redislock_stats_prometheus(const redislock_stats *st, const char *labels,
+                                                char *buf, size_t size);
 
 /* --------------------------------------------------------------- a lock */
 
@@ -238,9 +337,12 @@ enum redislock_lost_reason {
                                        masters renewed it */
     REDISLOCK_LOST_MAX_HOLD = 5,    /* held for max_hold_ms: renewal stopped;
                                        the key expires by itself */
-    REDISLOCK_LOST_NO_HEARTBEAT = 6 /* no redislock_heartbeat() within
+    REDISLOCK_LOST_NO_HEARTBEAT = 6, /* no redislock_heartbeat() within
                                        heartbeat_ms: renewal stopped; the key
                                        expires by itself */
+    REDISLOCK_LOST_NO_REPLICAS = 7  /* min_replicas: a renewal reached fewer
+                                       replicas than that in wait_ms (a
+                                       failover could lose the lock) */
 };
 
 /* Called once when auto-renewal finds a held lock lost.  It runs on the
@@ -330,12 +432,13 @@ REDISLOCK_EXPORT REDISLOCK_NODISCARD int redislock_acquire(redislock *lk,
                                                            int64_t timeout_ms);
 
 /* Make an acquire of lk that is waiting return REDISLOCK_ECANCELED within
- * about one round trip, leaving no lock taken (a grant that raced with the
- * cancel is released again).  If no acquire is waiting, the next one on lk
- * returns REDISLOCK_ECANCELED at once: a cancel is never lost between two
- * calls; answering it clears it.  Callable from any thread, and
- * async-signal-safe (it sets a flag and writes to an eventfd that the wait
- * polls).  0, or REDISLOCK_EINVAL for NULL. */
+ * about one round trip (about 25 ms when a server hangs), leaving no
+ * lock taken (a grant that raced with the cancel is released again).  If no
+ * acquire is waiting, the next one on lk returns REDISLOCK_ECANCELED at
+ * once: a cancel is never lost between two calls; answering it clears it.
+ * Callable from any thread, and async-signal-safe (it sets a flag and
+ * writes to the eventfd that the wait polls); in a child after fork() it
+ * never reaches the parent's wait.  0, or REDISLOCK_EINVAL for NULL. */
 REDISLOCK_EXPORT int redislock_cancel(redislock *lk);
 
 /* Try once, in one round trip: REDISLOCK_OK or REDISLOCK_EBUSY. */
@@ -470,6 +573,32 @@ typedef int (*redislock_list_fn)(const redislock_list_entry *e, void *userdata);
 REDISLOCK_EXPORT int redislock_list(redislock_client *c, const char *name_pattern,
                                     redislock_list_fn fn, void *userdata,
                                     uint64_t *count);
+
+/* ------------------------------------------------------------- cluster */
+
+/* One range of slots of a Redis Cluster and the master serving it (for
+ * redislock_cluster_slots()); the string is valid during the callback
+ * only.  Fields may be added at the end. */
+typedef struct redislock_slot_range {
+    int first, last;          /* slots, inclusive (0 .. 16383) */
+    const char *master_addr;  /* the master's "host:port" */
+    size_t member;            /* the index of the client's URL it belongs to
+                                 (0 with one URL) */
+} redislock_slot_range;
+
+/* Called once per range; return 0 to go on, anything else to stop (the
+ * value is returned). */
+typedef int (*redislock_slots_fn)(const redislock_slot_range *r, void *userdata);
+
+/* Ask every cluster URL of c (redis-cluster://, rediss-cluster://) for its
+ * slot map now (CLUSTER SLOTS, from a node that answers) and call fn for
+ * each range of slots that one master serves, in slot order: the map the
+ * client routes keys with from then on.  Slots no master serves are left
+ * out.  Returns 0, fn's non-zero value, REDISLOCK_ENOTSUP when no URL of
+ * c is a cluster, or REDISLOCK_EIO (no node gave a map) with the nodes
+ * asked and their answers in the message. */
+REDISLOCK_EXPORT int redislock_cluster_slots(redislock_client *c, redislock_slots_fn fn,
+                                             void *userdata);
 
 #ifdef __cplusplus
 }

@@ -37,9 +37,15 @@ typedef struct acq {
     int busy_timeout;          /* ETIMEDOUT came from a "busy" answer */
     int need_round;            /* a wait's answers could not be used */
     int stop[2];               /* fds readable on a cancel, for the waits */
+    int stop_open;             /* stop[0] was made for this call */
 } acq;
 
 enum { GO_ON = 1 }; /* a step's result besides 0 (done) and error codes */
+
+/* The documented bound of a call is its timeout + redislock__slack_us();
+ * its steps end this much earlier (us), so that the work after the last
+ * wait does not carry it past the bound. */
+#define FINISH_US 1000
 
 /* Element k of r as a fencing token: a positive integer. */
 static int token_at(const redisReply *r, size_t k, long long *token)
@@ -82,6 +88,33 @@ static int parse_reply(const redisReply *r, int fenced, redislock__answers *a, s
     if (s == REDISLOCK__ANS_BUSY)
         redislock__copy_owner(a->owner[i], r->elements > 2 ? r->element[2] : NULL, NULL);
     return 0;
+}
+
+/* What a reply of the acquire script answers at a glance (its first
+ * element: REDISLOCK__ANS_*), -1 if it is not the script's; parse_reply()
+ * reads it in full. */
+static int answer_of(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return -1;
+    return (int)r->element[0]->integer;
+}
+
+/* Majority mode, for the wait (f->grants): does this reply grant the lock
+ * ("taken", or "mine")? */
+static int grants(const redisReply *r, void *ctx)
+{
+    int a = answer_of(r);
+    (void)ctx;
+    return a == REDISLOCK__ANS_TAKEN || a == REDISLOCK__ANS_MINE;
+}
+
+/* The pump found the wait's cancel eventfd readable: a cancel, or a
+ * wake-up that none explains (then the wait goes on). */
+static int cancel_confirmed(void *ctx)
+{
+    return redislock__cancel_confirmed(ctx);
 }
 
 /* 1 if some master answered (a reply, or a failure after sending). */
@@ -135,6 +168,12 @@ static void take_answers(acq *q)
                                 redislock__err(REDISLOCK_EIO, "not connected"));
         else if (parse_reply(q->f.replies[i], q->lk->fence != NULL, a, i) < 0)
             redislock__fan_reply_fail(&q->f, i, q->f.replies[i], "acquire script");
+        else if (a->state[i] != REDISLOCK__ANS_BUSY && redislock__fan_unacked(&q->f, i)) {
+            /* granted on the master, not on enough replicas: not a grant
+             * (given back like an unanswered one) */
+            a->state[i] = REDISLOCK__ANS_FAILED;
+            redislock__fan_fail_unacked(&q->f, i);
+        }
     }
 }
 
@@ -145,6 +184,7 @@ static void run_round(acq *q)
     memset(&q->ans, 0, sizeof q->ans);
     acquire_call(q->lk, &call);
     q->ans.sent_us = redislock__now_us();
+    q->f.wait = 1; /* a grant must reach min_replicas */
     redislock__fan_calls(&q->f, &cp, redislock__step_deadline(q->c, 0, q->hard));
     q->ans.end_us = redislock__now_us();
     redislock__call_free(&call);
@@ -159,11 +199,12 @@ static void drop_failed(redislock *lk, redislock__fanout *f, int *popped)
     size_t i;
     for (i = 0; i < f->n; i++) {
         if (f->conns[i] && (f->rc[i] || f->conns[i]->broken)) {
+            redislock__master *node = f->conns[i]->m; /* lives as long as the client */
             f->conns[i]->broken = 1;
             redislock__pool_put(f->conns[i]);
             f->conns[i] = NULL;
             if (popped && popped[i])
-                redislock__hand_back(&lk->c->masters[i], lk->sig, lk->siglen);
+                redislock__hand_back(node, lk->sig, lk->siglen);
         }
         if (popped)
             popped[i] = 0;
@@ -180,8 +221,12 @@ static int recover(recovery *r, const redislock_client *c, int64_t hard)
 {
     int left;
     if (!r->until) {
-        r->until = redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms),
-                                           hard);
+        /* a member that fails over (Sentinel) comes back at another
+         * address: worth trying until the caller's deadline */
+        r->until = redislock__topo_fails_over(c)
+                       ? hard
+                       : redislock__min_deadline(redislock__after_ms(c->connect_timeout_ms),
+                                                 hard);
         r->backoff_ms = 0;
     }
     left = redislock__poll_ms(r->until);
@@ -227,7 +272,7 @@ static int undo(redislock *lk, redislock__fanout *f, const redislock__answers *a
             u.conns[i] = f->conns[i]; /* borrowed */
     }
     if (any) {
-        redislock__fan_connect(&u, c, deadline);
+        redislock__fan_connect(&u, c, lk->key, lk->keylen, deadline);
         redislock__call_init(&call, &redislock__script_release);
         redislock__call_key(&call, lk->key, lk->keylen);
         redislock__call_key(&call, lk->sig, lk->siglen);
@@ -288,16 +333,25 @@ static void describe_busy(const acq *q, int64_t waited_ms, char *buf, size_t len
                  d->holder < 0 ? ", no quorum: split vote" : "", after);
 }
 
+/* Is the failure rc of the only master worth another try?  A broken
+ * connection is (a server restarting).  No answer in time means a hung or
+ * slow server: trying it again would only wait again, unless the topology
+ * can move the key to another node (a Sentinel's or a cluster's failover
+ * replaces a hung master). */
+static int retryable(const acq *q, int rc)
+{
+    return rc == REDISLOCK_EIO ||
+           (rc == REDISLOCK_ETIMEDOUT && redislock__topo_fails_over(q->c));
+}
+
 /* A failure of the only master (connecting, or the round): an I/O error is
  * retried for a while (a server restarting), anything else is reported. */
 static int single_failed(acq *q, int started)
 {
     int rc = redislock__err(q->f.rc[0], "%s", q->f.err[0]);
     /* A server that refuses the first connection is down: say so at once.
-     * Recovery is for a server lost in the middle of a call.  No answer in
-     * time means a hung or slow server: trying again would only wait
-     * again; a broken connection is retried. */
-    if (rc == REDISLOCK_EIO && (started || q->rec.until) &&
+     * Recovery is for a server lost in the middle of a call. */
+    if (retryable(q, rc) && (started || q->rec.until) &&
         recover(&q->rec, q->c, q->hard)) {
         q->need_round = 1; /* no answers: the next step is a plain round */
         return GO_ON;
@@ -339,7 +393,8 @@ static int round_step(acq *q)
         return redislock__err(REDISLOCK_ETIMEDOUT, "%s", msg);
     }
     redislock__fan_reset(&q->f);
-    redislock__fan_connect(&q->f, q->c, redislock__step_deadline(q->c, 1, q->hard));
+    redislock__fan_connect(&q->f, q->c, q->lk->key, q->lk->keylen,
+                           redislock__step_deadline(q->c, 1, q->hard));
     if (q->f.n == 1 && q->f.rc[0])
         return single_failed(q, 0);
     run_round(q);
@@ -398,6 +453,11 @@ static int follow(acq *q)
         return redislock__err(REDISLOCK_EALREADY,
                               "lock %s is already held by this owner id (%s)",
                               redislock__qname(lk, nbuf, sizeof nbuf), lk->id);
+    case REDISLOCK__CONFIRM:
+        /* the grant is ours: the next round's "mine" says so; a failure
+         * or a cancel before that gives it back (give_up()) */
+        lk->uncertain = 1;
+        return GO_ON;
     default:
         break;
     }
@@ -470,22 +530,44 @@ static int wait_failures(acq *q, int rc)
         return 0;
     /* An error reply to BLPOP (WRONGTYPE: the signal key is not a list;
      * ACL) comes again on every retry: report it at once instead of
-     * spinning between rounds and BLPOPs. */
-    if (q->f.rc[0] != REDISLOCK_EIO)
+     * spinning between rounds and BLPOPs.  A server that did not answer in
+     * time (ETIMEDOUT) would only be waited for again (see retryable()). */
+    if (!retryable(q, q->f.rc[0]))
         return redislock__err(q->f.rc[0], "%s", q->f.err[0]);
     return 0;
 }
 
-/* 1 if the pipelined acquire met NOSCRIPT somewhere (a flushed script
- * cache): its answers are dropped and a plain round (which loads the
- * script) follows. */
-static int pipelined_noscript(const acq *q)
+/* The fds a wait polls for a cancel: the handle's eventfd, made for this
+ * call when it first waits (closed when the call ends), and the client's. */
+static int stop_fd(acq *q)
+{
+    if (!q->stop_open) {
+        q->stop[0] = redislock__cancel_open(q->lk);
+        q->stop_open = 1;
+    }
+    return q->stop[0];
+}
+
+static void stop_fds(acq *q)
+{
+    q->f.stop_fd[0] = stop_fd(q);
+    q->f.stop_fd[1] = q->stop[1];
+    q->f.stop_check = cancel_confirmed;
+    q->f.stop_ctx = q->lk;
+}
+
+/* After a wait: this call may hold the lock where an acquire behind a
+ * BLPOP got no answer (it may have run) or answered "taken".  Until a
+ * decision says otherwise, a failure or a cancel gives that back
+ * (give_up()), and a "mine" answer counts as ours. */
+static void note_what_may_be_held(acq *q)
 {
     size_t i;
-    for (i = 0; i < q->f.n; i++)
-        if (!q->f.rc[i] && q->f.replies[i] && redislock__is_noscript(q->f.replies[i]))
-            return 1;
-    return 0;
+    for (i = 0; i < q->f.n; i++) {
+        const redisReply *r = q->f.replies[i];
+        if (q->f.rc[i] || (r && answer_of(r) == REDISLOCK__ANS_TAKEN))
+            q->lk->uncertain = 1;
+    }
 }
 
 /* Wait for a wake-up until q->d.until, with the acquire script pipelined
@@ -493,7 +575,7 @@ static int pipelined_noscript(const acq *q)
  * the releaser (or anyone else) can send another request, so the woken
  * waiter gets the lock without a round trip of its own.  Its answers are
  * decided at once.  GO_ON (q->need_round when a plain round must come
- * next), or the call's result. */
+ * next; a cancel is answered by the loop), or the call's result. */
 static int wait_step(acq *q)
 {
     redislock *lk = q->lk;
@@ -501,36 +583,39 @@ static int wait_step(acq *q)
     int rc;
 
     redislock__fan_reset(&q->f);
-    redislock__fan_connect(&q->f, q->c, redislock__step_deadline(q->c, 1, q->hard));
+    redislock__fan_connect(&q->f, q->c, q->lk->key, q->lk->keylen,
+                           redislock__step_deadline(q->c, 1, q->hard));
     if (q->f.n == 1 && q->f.rc[0])
         return single_failed(q, 0);
     memset(&q->ans, 0, sizeof q->ans);
     acquire_call(lk, &call);
+    redislock__stats_waited(lk);
+    stop_fds(q); /* a cancel ends it */
     q->ans.sent_us = redislock__now_us();
-    q->f.stop_fd[0] = q->stop[0], q->f.stop_fd[1] = q->stop[1]; /* a cancel ends it */
+    q->f.wait = 1;
     rc = redislock__wait_signals(&q->f, lk->sig, lk->siglen, q->d.until, q->popped, &call);
     q->f.stop_fd[0] = q->f.stop_fd[1] = -1;
     q->ans.end_us = redislock__now_us();
+    q->ans.woke_us = q->f.woke_us;
     redislock__call_free(&call);
+    note_what_may_be_held(q);
+    if (q->f.stopped) /* a cancel: answered by the loop, which gives back */
+        return GO_ON;
     if ((rc = wait_failures(q, rc)))
         return rc;
     if (q->f.n == 1 && q->f.rc[0]) {
-        /* the connection broke or the server stopped answering; what ran
-         * there is found out by the next round */
-        lk->uncertain = 1;
+        /* the connection broke; what ran there is found out by the next
+         * round (wait_failures() ended the call for anything else) */
         drop_failed(lk, &q->f, q->popped);
         q->need_round = 1;
         return recover(&q->rec, q->c, q->hard)
                    ? GO_ON
                    : redislock__err(REDISLOCK_EIO, "%s", q->f.err[0]);
     }
-    if (!any_answer(q) || pipelined_noscript(q) || too_few_answers(q)) {
-        /* the deadline passed before anything was sent, the script is
-         * not loaded, or too many masters failed to decide on: a plain
-         * round (reconnecting) tells; what the wait's acquires took shows
-         * there as "mine" */
-        if (any_answer(q))
-            lk->uncertain = 1;
+    if (!any_answer(q) || too_few_answers(q)) {
+        /* the deadline passed before anything was sent, or too many
+         * masters failed to decide on: a plain round (reconnecting) tells;
+         * what the wait's acquires took shows there as "mine" */
         drop_failed(lk, &q->f, q->popped);
         q->need_round = 1;
         return GO_ON;
@@ -541,20 +626,27 @@ static int wait_step(acq *q)
 
 /* The call fails, but an acquire of it may have run without its answer
  * coming (a connection lost after a wake-up, with the acquire pipelined
- * behind the BLPOP): release on every master, owner-checked, so that a
- * lock taken unknowingly is not left held (its release wakes the next
- * waiter).  Best effort, within the call's bound; the last error stays. */
-static void give_up(acq *q, int rc)
+ * behind the BLPOP; an error reply to the BLPOP), or took the lock as a
+ * cancel came: release on every master, owner-checked, so that a lock
+ * taken unknowingly is not left held (its release wakes the next waiter).
+ * Best effort, within the call's bound; after a cancel, or a server that
+ * did not answer in time, the answer is awaited no longer than
+ * redislock__brief_us() (a release that was sent still runs when the
+ * server reads it).  The last error stays. */
+static void give_up(acq *q, int rc, int brief)
 {
     char keep[512];
+    int64_t now = redislock__now_us(), limit;
     size_t i;
     snprintf(keep, sizeof keep, "%s", redislock_last_error());
+    limit = redislock__min_deadline(brief ? now + redislock__brief_us(q->c)
+                                          : REDISLOCK__NEVER,
+                                    q->hard);
     redislock__fan_put(&q->f);
     memset(&q->ans, 0, sizeof q->ans);
     for (i = 0; i < q->f.n; i++)
         q->ans.state[i] = REDISLOCK__ANS_FAILED; /* may hold it anywhere */
-    if (undo(q->lk, &q->f, &q->ans, 0,
-             q->hard > redislock__now_us() ? q->hard : redislock__now_us() + 1000))
+    if (undo(q->lk, &q->f, &q->ans, 0, limit > now ? limit : now))
         q->lk->uncertain = 0; /* every master answered the release */
     redislock__err(rc, "%s", keep);
 }
@@ -570,20 +662,21 @@ static void back_off(acq *q)
                    redislock__qname(q->lk, nbuf, sizeof nbuf), q->d.taken + q->d.mine,
                    q->f.n, (long long)pause);
     if (pause > 0) /* a cancel ends it early */
-        redislock__net_wait2(q->stop[0], q->stop[1], POLLIN, q->d.until);
+        redislock__net_wait2(stop_fd(q), q->stop[1], POLLIN, q->d.until);
 }
 
 /* A cancel (redislock_cancel(), or the client shutting down) ends the call
- * with ECANCELED; a lock granted as it came is given back first (the last
- * answers say where). */
+ * with ECANCELED, whatever the last step found: a lock granted as it came
+ * (held, or a grant still to be confirmed) and whatever an acquire without
+ * an answer may have taken are given back by give_up(), since the handle
+ * is then "uncertain". */
 static int cancelled(acq *q, int rc)
 {
     char nbuf[300];
     int shutdown = __atomic_load_n(&q->c->shutdown, __ATOMIC_SEQ_CST);
     if (rc == 0) {
         redislock__clear_held(q->lk);
-        undo(q->lk, &q->f, &q->ans, 0, redislock__step_deadline(q->c, 0, REDISLOCK__NEVER));
-        drop_failed(q->lk, &q->f, NULL);
+        q->lk->uncertain = 1;
     }
     if (!shutdown)
         redislock__cancel_answered(q->lk);
@@ -606,16 +699,21 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
     q.deadline = timeout_ms < 0 ? REDISLOCK__NEVER : q.start + timeout_ms * 1000;
     /* How long the call may run: its timeout (for a try, the command
      * timeout, its connection included) plus a little time to collect a
-     * reply, or to give back what a lost reply may have taken; a wait for
-     * ever has each step bounded instead. */
+     * reply, or to give back what a lost reply may have taken, less what
+     * the call does after its last wait (closing, messages: well under
+     * FINISH_US); a wait for ever has each step bounded instead. */
     q.hard = timeout_ms < 0 ? REDISLOCK__NEVER
                             : (timeout_ms == 0 ? q.start + q.c->command_timeout_ms * 1000
                                                : q.deadline) +
-                                  redislock__slack_us(q.c);
+                                  redislock__slack_us(q.c) - FINISH_US;
     if ((rc = redislock__fan_init(&q.f, q.c->nmasters, 1)))
         return rc;
-    q.stop[0] = timeout_ms != 0 ? redislock__cancel_fd(lk) : -1; /* a wait */
+    q.stop[0] = -1; /* made by the first wait or back-off */
     q.stop[1] = q.c->shutdown_fd;
+    if (q.c->nmasters > 1) { /* a wait goes on for a quorum of grants */
+        q.f.grants = grants;
+        q.f.quorum = q.c->quorum;
+    }
     /* a round, then waits (each with its pipelined acquire) until a
      * verdict ends the call; a plain round again after a back-off, a
      * CONFIRM, or a wait that could not be used */
@@ -626,22 +724,27 @@ int redislock__acquire(redislock *lk, int64_t timeout_ms)
         int wait = q.d.verdict == REDISLOCK__WAIT && !q.need_round;
         if (q.d.verdict == REDISLOCK__BACK_OFF)
             back_off(&q);
-        if (q.d.verdict == REDISLOCK__CONFIRM)
-            lk->uncertain = 1; /* the grant is ours: "mine" will say so */
         q.need_round = 0;
         rc = wait ? wait_step(&q) : round_step(&q);
     }
-    if ((rc == GO_ON || rc == 0) && redislock__cancel_requested(lk))
+    /* a cancel is answered whatever the last step found (EALREADY: the
+     * lock was this owner's before the call; the cancel waits for the next) */
+    if (rc != REDISLOCK_EALREADY && redislock__cancel_requested(lk))
         rc = cancelled(&q, rc);
     if (rc < 0 && rc != REDISLOCK_EALREADY && lk->uncertain)
-        give_up(&q, rc);
+        give_up(&q, rc,
+                rc == REDISLOCK_ECANCELED || (rc == REDISLOCK_ETIMEDOUT && !q.busy_timeout));
     redislock__fan_put(&q.f);
     redislock__fan_free(&q.f);
+    if (q.stop_open)
+        redislock__cancel_close(lk);
     /* ETIMEDOUT only when the server answered "busy" and the time ran out;
      * a server that did not answer in time is an I/O error, whatever the
      * caller's timeout. */
     if (rc == REDISLOCK_ETIMEDOUT && !q.busy_timeout)
-        rc = redislock__err(REDISLOCK_EIO, "%s (command timeout %lld ms, call timeout %lld ms)",
+        rc = redislock__err(REDISLOCK_EIO,
+                            q.timeout_ms < 0 ? "%s (command timeout %lld ms, no call timeout)"
+                                             : "%s (command timeout %lld ms, call timeout %lld ms)",
                             redislock_last_error(), (long long)q.c->command_timeout_ms,
                             (long long)q.timeout_ms);
     return rc;

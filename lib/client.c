@@ -14,7 +14,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -29,22 +28,18 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void before_fork(void)
 {
     redislock_client *c;
-    size_t i;
     pthread_mutex_lock(&registry_mu);
     for (c = registry; c; c = c->reg_next) {
         redislock__renew_fork_prepare(c->renewer);
-        for (i = 0; i < c->nmasters; i++)
-            redislock__pool_lock(&c->masters[i]);
+        redislock__topo_fork_prepare(c);
     }
 }
 
 static void unlock_all(int child)
 {
     redislock_client *c;
-    size_t i;
     for (c = registry; c; c = c->reg_next) {
-        for (i = 0; i < c->nmasters; i++)
-            redislock__pool_unlock(&c->masters[i]);
+        redislock__topo_fork_done(c, child);
         if (child)
             redislock__renew_fork_child(c->renewer);
         else
@@ -101,18 +96,6 @@ static void fork_unregister(redislock_client *c)
 
 /* ------------------------------------------------------------ clients */
 
-/* Two URLs that name the same server (whatever the db): counted twice they
- * would make one server look like a majority.  Only the spelling is compared
- * ("localhost" and "127.0.0.1" are not recognised as one). */
-static int same_server(const redislock__endpoint *a, const redislock__endpoint *b)
-{
-    if (a->is_unix != b->is_unix)
-        return 0;
-    if (a->is_unix)
-        return strcmp(a->host, b->host) == 0;
-    return a->port == b->port && strcasecmp(a->host, b->host) == 0;
-}
-
 int redislock_client_new(redislock_client **out, const char *url,
                          const redislock_client_options *opts)
 {
@@ -124,29 +107,6 @@ int redislock_client_new(redislock_client **out, const char *url,
     }
     urls[0] = url;
     return redislock_client_new_multi(out, urls, 1, opts);
-}
-
-/* The masters of a new client, each checked against the ones before. */
-static int add_masters(redislock_client *c, const char *const *urls, size_t n)
-{
-    size_t i, j;
-    int rc;
-    for (i = 0; i < n; i++) {
-        if ((rc = redislock__master_init(&c->masters[i], c, urls[i]))) {
-            if (n > 1)
-                rc = redislock__err(rc, "master %zu: %s", i + 1, redislock_last_error());
-            return rc;
-        }
-        c->nmasters = i + 1;
-        for (j = 0; j < i; j++)
-            if (same_server(&c->masters[j].ep, &c->masters[i].ep))
-                return redislock__err(REDISLOCK_EINVAL,
-                                      "masters %zu and %zu are the same server (%s): "
-                                      "majority mode needs independent masters",
-                                      j + 1, i + 1, c->masters[i].ep.addr);
-    }
-    c->quorum = n / 2 + 1;
-    return 0;
 }
 
 int redislock_client_new_multi(redislock_client **out, const char *const *urls,
@@ -174,15 +134,14 @@ int redislock_client_new_multi(redislock_client **out, const char *const *urls,
     if (c->shutdown_fd < 0)
         rc = redislock__err(REDISLOCK_ENOMEM, "cannot make a client: eventfd: %s",
                             strerror(errno));
-    else if (!(rc = redislock__client_opts(c, opts))) {
-        c->masters = redislock__calloc(n, sizeof *c->masters);
-        rc = c->masters ? add_masters(c, urls, n)
-                        : redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
-    }
+    else if (!(rc = redislock__client_opts(c, opts)))
+        rc = redislock__topo_init(c, urls, n);
     if (!rc)
         rc = redislock__tls_init(c); /* a no-op without rediss:// masters */
     if (!rc && !(c->renewer = redislock__renewer_new(c)))
         rc = redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
+    if (!rc)
+        rc = redislock__renew_watch(c); /* a Sentinel member is watched */
     if (rc) {
         redislock_client_free(c);
         return rc;
@@ -203,17 +162,14 @@ int redislock_client_shutdown(redislock_client *c)
 
 void redislock_client_free(redislock_client *c)
 {
-    size_t i;
     if (!c)
         return;
     if (c->renewer) {
         fork_unregister(c);
         redislock__renewer_free(c->renewer);
     }
-    for (i = 0; i < c->nmasters; i++)
-        redislock__master_destroy(&c->masters[i]);
+    redislock__topo_free(c);
     redislock__tls_free(c); /* after the connections that use it */
-    redislock__free(c->masters);
     if (c->shutdown_fd >= 0)
         close(c->shutdown_fd);
     redislock__free(c->key_prefix);
@@ -223,6 +179,11 @@ void redislock_client_free(redislock_client *c)
     redislock__free(c->tls.cert_file);
     redislock__free(c->tls.key_file);
     redislock__free(c->tls.server_name);
+    redislock__free(c->sentinel_username);
+    if (c->sentinel_password) {
+        memset(c->sentinel_password, 0, strlen(c->sentinel_password));
+        redislock__free(c->sentinel_password);
+    }
     if (c->password) {
         memset(c->password, 0, strlen(c->password));
         redislock__free(c->password);

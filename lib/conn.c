@@ -24,6 +24,27 @@ int redislock__conn_io_error(redislock__conn *c, int err, const char *what)
                                      : "connection closed by server");
 }
 
+/* A TCP connection without TLS that the server closed or reset (err 0 or
+ * ECONNRESET) before sending a single byte: Redis does that on a TLS port,
+ * to a client that speaks in the clear.  If a PING on a connection of its
+ * own gets no answer either, the server does not speak Redis in the clear:
+ * EPROTO with a hint, which no caller retries (an I/O error is retried, as
+ * for a server restarting).  0 when it cannot be that. */
+static int not_plain_redis(redislock__conn *c, int err)
+{
+    const redislock__endpoint *ep = &c->m->ep;
+    if (c->rx || (err && err != ECONNRESET) || ep->is_unix ||
+        c->tr != &redislock__transport_plain ||
+        redislock__net_probe_resp(ep, redislock__step_deadline(c->m->client, 1,
+                                                                REDISLOCK__NEVER)) != 0)
+        return 0;
+    c->broken = 1;
+    return redislock__err(REDISLOCK_EPROTO,
+                          "redis %s: the server %s the connection without a reply, also "
+                          "to a PING (is it a TLS port? use rediss://)",
+                          ep->addr, err ? "reset" : "closed");
+}
+
 /* A send failed with err.  A server that refuses a client (maxclients)
  * writes its reason and closes: if that reason is waiting in the socket,
  * report it instead of a bare "broken pipe". */
@@ -31,6 +52,7 @@ static int send_error(redislock__conn *c, int err)
 {
     char buf[512], text[256];
     ssize_t n = 0;
+    int rc;
     if (err == EPIPE || err == ECONNRESET) {
         do
             n = c->tr->recv(c, buf, sizeof buf - 1);
@@ -46,6 +68,8 @@ static int send_error(redislock__conn *c, int err)
         return redislock__err(REDISLOCK_EPROTO, "redis %s: the server closed the "
                               "connection: %s", c->m->ep.addr, text);
     }
+    if (n <= 0 && (err == EPIPE || err == ECONNRESET) && (rc = not_plain_redis(c, ECONNRESET)))
+        return rc;
     return redislock__conn_io_error(c, err, "send");
 }
 
@@ -237,7 +261,9 @@ static int fill(redislock__conn *c)
     char buf[16384];
     for (;;) {
         ssize_t n = c->tr->recv(c, buf, sizeof buf);
+        int err, rc;
         if (n > 0) {
+            c->rx = 1;
             if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
                 c->broken = 1;
                 return redislock__err(REDISLOCK_ENOMEM,
@@ -246,13 +272,14 @@ static int fill(redislock__conn *c)
             }
             return 1;
         }
-        if (n == 0)
-            return redislock__conn_io_error(c, 0, "read");
-        if (errno == EINTR)
+        if (n < 0 && errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
-        return redislock__conn_io_error(c, errno, "read");
+        err = n == 0 ? 0 : errno;
+        if ((rc = not_plain_redis(c, err)))
+            return rc;
+        return redislock__conn_io_error(c, err, "read");
     }
 }
 
@@ -327,43 +354,52 @@ int redislock__conn_reply_error(redislock__conn *c, const redisReply *r,
                           text);
 }
 
-/* AUTH and SELECT, pipelined: one round trip. */
+/* AUTH, SELECT and CLIENT CAPA redirect (a Sentinel's master), pipelined:
+ * one round trip, none when there is nothing to say.  A sentinel uses its
+ * own credentials (ep), never the client's.  A user without a password
+ * logs in with an empty one (which an ACL user with nopass accepts). */
 static int handshake(redislock__conn *c, int64_t deadline)
 {
     const redislock_client *cl = c->m->client;
     const redislock__endpoint *ep = &c->m->ep;
-    const char *user = cl->username ? cl->username : ep->username;
-    const char *pass = cl->password ? cl->password : ep->password;
+    const char *user = cl->username && !ep->sentinel ? cl->username : ep->username;
+    const char *pass = cl->password && !ep->sentinel ? cl->password : ep->password;
     char db[16];
-    int rc = 0, failed = 0, want_auth = pass != NULL, want_db = ep->db != 0, i;
+    int rc = 0, failed = 0, want_auth = pass || user, want_db = ep->db != 0, i;
+    int want_capa = c->m->capa_redirect, n = want_auth + want_db + want_capa;
 
     if (want_auth)
-        rc = user ? redislock__conn_appendv(c, "AUTH", user, pass, (const char *)NULL)
+        rc = user ? redislock__conn_appendv(c, "AUTH", user, pass ? pass : "",
+                                            (const char *)NULL)
                   : redislock__conn_appendv(c, "AUTH", pass, (const char *)NULL);
     if (!rc && want_db) {
         snprintf(db, sizeof db, "%d", ep->db);
         rc = redislock__conn_appendv(c, "SELECT", db, (const char *)NULL);
     }
-    if (rc || (!want_auth && !want_db))
+    if (!rc && want_capa)
+        rc = redislock__conn_appendv(c, "CLIENT", "CAPA", "redirect", (const char *)NULL);
+    if (rc || n == 0)
         return rc;
     if ((rc = redislock__conn_flush(c, deadline)))
         return rc;
-    for (i = 0; i < want_auth + want_db; i++) {
+    for (i = 0; i < n; i++) {
         redisReply *r = NULL;
-        int auth = want_auth && i == 0;
+        int auth = want_auth && i == 0, capa = want_capa && i == n - 1;
         if ((rc = redislock__conn_read(c, deadline, &r)))
             return rc;
         /* The first error is the cause (a failed AUTH makes SELECT answer
-         * NOAUTH); the replies after it are read and dropped.
+         * NOAUTH); the replies after it are read and dropped.  CLIENT CAPA
+         * is unknown to Redis: its error means nothing.
          * redislock__conn_read() returns 0 only with a reply, which the
          * analyzer cannot see across files (redislock__err() returns its
          * negative code). */
         /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
-        if (r->type == REDIS_REPLY_ERROR && !failed) {
+        if (r->type == REDIS_REPLY_ERROR && !failed && !capa) {
             char text[256];
             redislock__printable(r->str, r->len > 200 ? 200 : r->len, text, sizeof text);
-            failed = auth ? redislock__err(REDISLOCK_EAUTH, "redis %s: AUTH failed: %s",
-                                           ep->addr, text)
+            failed = auth ? redislock__err(REDISLOCK_EAUTH, "redis %s: AUTH failed: %s%s",
+                                           ep->addr, text,
+                                           pass ? "" : " (a user without a password)")
                           : redislock__err(REDISLOCK_EINVAL,
                                            "redis %s: SELECT %d failed: %s",
                                            ep->addr, ep->db, text);

@@ -24,3 +24,9 @@ int64_t redislock__slack_us(const redislock_client *c)
     int64_t ms = c->command_timeout_ms < 250 ? c->command_timeout_ms : 250;
     return ms * 1000;
 }
+
+int64_t redislock__brief_us(const redislock_client *c)
+{
+    int64_t ms = c->command_timeout_ms < 25 ? c->command_timeout_ms : 25;
+    return ms * 1000;
+}

@@ -87,8 +87,10 @@ static void not_held(const redislock__answers *a, const redislock__decide_in *in
     } else if (now >= in->deadline) {
         d->verdict = REDISLOCK__TIMED_OUT;
     } else if ((a->n > 1 && d->holder < 0) || d->late) {
-        /* a random back-off breaks the symmetry between the contenders */
-        int64_t base = 3 * (a->end_us - a->sent_us);
+        /* a random back-off breaks the symmetry between the contenders,
+         * scaled by how long the round took (for the answers of a wait,
+         * from its wake-up on: not the whole wait) */
+        int64_t base = 3 * (a->end_us - (a->woke_us ? a->woke_us : a->sent_us));
         int64_t pause = 1000 + (int64_t)(in->jitter % (uint32_t)(base > 10000 ? base : 10000));
         d->verdict = REDISLOCK__BACK_OFF;
         d->until = redislock__min_deadline(now + pause, in->deadline);

@@ -98,3 +98,22 @@ const char *redislock__quote(const char *s, size_t n, char *buf, size_t buflen)
 {
     return escape(s, n, 64, buf, buflen);
 }
+
+void redislock__notes_add(redislock__notes *w, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    if (w->len + 3 >= sizeof w->text)
+        return;
+    if (w->len) {
+        memcpy(w->text + w->len, "; ", 3);
+        w->len += 2;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(w->text + w->len, sizeof w->text - w->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        w->len += (size_t)n;
+    if (w->len > sizeof w->text - 1)
+        w->len = sizeof w->text - 1;
+}

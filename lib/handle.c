@@ -120,7 +120,8 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
         return redislock__err(REDISLOCK_EINVAL,
                               "the lock name is %zu bytes; at most %d are allowed",
                               namelen, REDISLOCK_NAME_MAX);
-    if ((rc = redislock__lock_opts(opts, &v)) || (rc = check_opts(c, o)))
+    if ((rc = redislock__check_name(c, name, namelen)) ||
+        (rc = redislock__lock_opts(opts, &v)) || (rc = check_opts(c, o)))
         return rc;
     lk = redislock__calloc(1, sizeof *lk);
     if (!lk)
@@ -135,7 +136,8 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
     lk->rn.max_hold_ms = o->max_hold_ms;
     lk->rn.heartbeat_ms = o->heartbeat_ms;
     lk->rn.heap_idx = REDISLOCK__NOT_SCHEDULED;
-    lk->cancel_fd = -1;
+    lk->cancel_fd = -1; /* made by each wait (state.c) */
+    lk->cancel_gen = redislock__fork_gen();
     if ((rc = fill_names(lk, name, namelen, o))) {
         redislock_free(lk);
         return rc;

@@ -3,19 +3,22 @@
  *
  * Layers, top to bottom; a file calls only files on lower lines
  * (scripts/check-layers checks it on the object files):
- *   api:        client.c handle.c ops.c reset.c
+ *   api:        client.c handle.c ops.c reset.c metrics.c clusterinfo.c
  *   logic:      acquire.c renew.c
  *   decisions:  decide.c
  *   masters:    fan.c wait.c
  *   pump:       pump.c
+ *   topology:   topology.c
+ *   discovery:  sentinel.c cluster.c
  *   per master: pool.c scripts.c
  *   connection: conn.c
  *   transport:  plain.c tls.c
- *   support:    net.c url.c keys.c ownerid.c state.c options.c
- *   helpers:    alloc.c log.c deadline.c
+ *   support:    net.c url.c keys.c ownerid.c state.c options.c slots.c
+ *   helpers:    alloc.c log.c deadline.c stats.c
  *   base:       error.c clock.c sha1.c fork.c version.c
  *
- * api: the public functions (client.c also registers clients for fork()).
+ * api: the public functions (client.c also registers clients for fork();
+ * metrics.c: the counters' snapshot and its Prometheus text).
  * logic: the acquire loop and the renewal thread; decide.c is the pure
  * decision of one acquire round.  masters: one request on every master at
  * once (fan.c), and the wait for a wake-up on every master (wait.c), both
@@ -66,6 +69,14 @@ const char *redislock__quote(const char *s, size_t n, char *buf, size_t buflen);
  * stays one line.  Control bytes and '\\' become \xNN; "..." when cut. */
 const char *redislock__printable(const char *s, size_t n, char *buf, size_t buflen);
 
+/* Reasons gathered for one message ("a; b; c"), e.g. why no server of a
+ * list answered; cut to fit. */
+typedef struct redislock__notes {
+    char text[600];
+    size_t len;
+} redislock__notes;
+void redislock__notes_add(redislock__notes *w, const char *fmt, ...) REDISLOCK__PRINTF(2, 3);
+
 /* ---------------------------------------------------------------- clock.c */
 #define REDISLOCK__NEVER INT64_MAX
 /* CLOCK_MONOTONIC in microseconds. */
@@ -90,12 +101,49 @@ typedef struct redislock__endpoint {
     char *username;  /* NULL if none */
     char *password;  /* NULL if none */
     char *addr;      /* "host:port" or the socket path, for messages */
+    int min_replicas; /* ?min_replicas=N: WAIT for N replicas; -1 not given */
+    int wait_ms;     /* ?wait_ms=N: how long WAIT waits; 0 not given */
+    int sentinel;    /* a sentinel: its own credentials, never SELECT */
 } redislock__endpoint;
 
 int redislock__url_parse(const char *url, redislock__endpoint *ep);
 void redislock__endpoint_clear(redislock__endpoint *ep);
+/* A copy of tmpl (credentials, db, TLS, WAIT settings) for host:port. */
+int redislock__endpoint_copy(redislock__endpoint *dst, const redislock__endpoint *tmpl,
+                             const char *host, int port);
+/* "host:port", "[v6]:port" (allocated; NULL when out of memory). */
+char *redislock__hostport_string(const char *host, int port);
+
+/* What a client URL names: one server (redis://, rediss://, unix://), a
+ * service behind Sentinels (redis-sentinel://, rediss-sentinel://), or a
+ * Cluster (redis-cluster://, rediss-cluster://). */
+enum { REDISLOCK__MEMBER_FIXED, REDISLOCK__MEMBER_SENTINEL, REDISLOCK__MEMBER_CLUSTER };
+int redislock__url_kind(const char *url);
+
+/* A sentinel or cluster URL:
+ *   redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/SERVICE[/db][?query]
+ *   redis-cluster://[[user]:password@]host[:port][,host[:port]...][?query]
+ * (rediss-: TLS to every server).  The credentials, db and query items are
+ * those of the data nodes (tmpl, without host); the hosts are the
+ * sentinels (default port 26379) or the cluster's seed nodes (6379). */
+typedef struct redislock__topo_url {
+    int kind;
+    size_t n;
+    char **hosts;
+    int *ports;
+    char *service;             /* sentinel: the master's name */
+    redislock__endpoint tmpl;
+} redislock__topo_url;
+
+int redislock__topo_url_parse(const char *url, redislock__topo_url *t);
+void redislock__topo_url_clear(redislock__topo_url *t);
 
 /* ------------------------------------------------------------------ net.c */
+struct pollfd;
+/* poll() until the monotonic deadline (REDISLOCK__NEVER: no limit; passed:
+ * a look without waiting), to the microsecond: poll()'s milliseconds,
+ * rounded up, overshot every deadline by up to 1 ms. */
+int redislock__poll(struct pollfd *p, unsigned long n, int64_t deadline);
 /* Connect a non-blocking, close-on-exec socket by the deadline. */
 int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
                            int *fd_out);
@@ -105,6 +153,12 @@ int redislock__net_wait(int fd, short events, int64_t deadline);
 /* 1 if nothing is readable on fd right now (an idle connection that owes
  * no reply and has not been closed by its peer). */
 int redislock__net_idle(int fd);
+/* Does the server at ep answer like Redis?  A connection of its own sends
+ * an inline PING: 1 when the first byte back is a RESP type, 0 when the
+ * server closes or resets it without one (or sends another byte), -1 when
+ * that cannot be told (no connection, no answer by the deadline).  May
+ * overwrite the thread's last error. */
+int redislock__net_probe_resp(const redislock__endpoint *ep, int64_t deadline);
 /* Wait for events on fd1 or fd2 (-1: none; with neither it sleeps) until
  * the deadline, resuming after signals: 1 ready, 0 deadline, -1 error. */
 int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline);
@@ -159,8 +213,10 @@ struct redislock__conn {
     size_t olen, opos, ocap;
     int pending;            /* replies still to read */
     int broken;             /* unusable: close instead of pooling */
+    int rx;                 /* a byte came from the server */
     long long client_id;    /* CLIENT ID; 0 unknown, -1 unsupported */
-    redislock__conn *next;  /* idle list */
+    redislock__conn *next;  /* the pool's idle list, or its busy list */
+    redislock__conn *prev;  /* the busy list */
 };
 
 /* A hiredis reader that refuses arrays longer than any lock server's answer
@@ -206,17 +262,224 @@ int redislock__conn_reply_error(redislock__conn *c, const struct redisReply *r,
 /* Mark a connection broken and return an EIO-class error for errno. */
 int redislock__conn_io_error(redislock__conn *c, int err, const char *what);
 
+/* ------------------------------------------------- topology: the members */
+typedef struct redislock__sentinel redislock__sentinel;
+typedef struct redislock__cluster redislock__cluster;
+
+/* One member of a client's topology: what one URL names.  The quorum is
+ * counted over members (one: plain mode; N: majority mode).  A member
+ * answers "which node serves this key now" (topology.c): its one server, a
+ * Sentinel's current master, later a Cluster's slot owner. */
+typedef struct redislock__member {
+    int kind;                 /* REDISLOCK__MEMBER_* */
+    redislock_client *client;
+    redislock__master *node;  /* FIXED: its server; SENTINEL: the master in
+                                 use, NULL until discovered (atomic) */
+    redislock__endpoint tmpl; /* the data nodes' credentials, db, TLS, WAIT */
+    int min_replicas;         /* WAIT for so many replicas after each write */
+    int wait_ms;              /* how long that WAIT waits */
+    char *name;               /* for messages */
+    pthread_mutex_t mu;       /* the node list, and the sentinel state */
+    redislock__master *nodes; /* every node made for it (freed with it) */
+    redislock__sentinel *sen; /* SENTINEL: sentinel.c's state */
+    redislock__cluster *cl;   /* CLUSTER: cluster.c's slot map */
+} redislock__member;
+
+/* The node of member mb at host:port (the same one for the same address,
+ * made from tmpl the first time).  Takes mb->mu. */
+int redislock__node_get(redislock__member *mb, const redislock__endpoint *tmpl,
+                        const char *host, int port, redislock__master **out);
+
+/* -------------------------------------------------------------- sentinel.c */
+/* The member's Sentinel state from its URL (sentinels, service). */
+int redislock__sentinel_new(redislock__member *mb, const redislock__topo_url *t);
+void redislock__sentinel_free(redislock__member *mb);
+/* A connection to the member's master: an idle one when the master is
+ * known and not stale, else after discovering it, by the deadline. */
+int redislock__sentinel_connect(redislock__member *mb, int64_t deadline,
+                                redislock__conn **out);
+/* The master, discovered when unknown or stale. */
+int redislock__sentinel_master(redislock__member *mb, int64_t deadline,
+                               redislock__master **out);
+/* node may no longer be the master: ask before the next connection; with
+ * drop, shut down its connections now. */
+void redislock__sentinel_stale(redislock__member *mb, redislock__master *node, int drop);
+/* Failovers seen (the master changed). */
+uint64_t redislock__sentinel_switches(redislock__member *mb);
+/* The renewal thread's watch: the subscription's fd (-1 none), and its
+ * turn (read what came, keep subscribed, ask every second); returns when
+ * it wants the next turn. */
+int redislock__sentinel_watch_fd(redislock__member *mb);
+int64_t redislock__sentinel_watch(redislock__member *mb, int readable);
+void redislock__sentinel_fork_child(redislock__member *mb);
+
+/* ---------------------------------------------------------------- slots.c */
+#define REDISLOCK__SLOTS 16384
+/* CRC16/XMODEM of buf, as Redis Cluster uses it. */
+uint16_t redislock__crc16(const char *buf, size_t len);
+/* The cluster slot of a key (its hash tag's when it has one). */
+int redislock__keyslot(const char *key, size_t len);
+/* A -MOVED or -ASK error reply (without the '-'). */
+typedef struct redislock__redirect {
+    int ask;          /* ASK (else MOVED) */
+    int slot;
+    char host[256];   /* "" : the node that answered */
+    int port;
+} redislock__redirect;
+/* 0, or -1 when err is not a well-formed MOVED/ASK. */
+int redislock__redirect_parse(const char *err, size_t len, redislock__redirect *rd);
+/* One range of a CLUSTER SLOTS reply and its master. */
+typedef struct redislock__slot_range {
+    int first, last;
+    char host[256];
+    int port;
+} redislock__slot_range;
+struct redisReply;
+/* The ranges of a CLUSTER SLOTS reply (allocated, *n of them; the caller
+ * frees *out).  NULL or "" endpoints become `answered` (the host asked);
+ * ranges whose endpoint is "?" or has no port are left out.  0, -1 for a
+ * malformed reply, REDISLOCK_ENOMEM. */
+int redislock__slots_parse(const struct redisReply *r, const char *answered,
+                           redislock__slot_range **out, size_t *n);
+
+/* -------------------------------------------------------------- cluster.c */
+/* The member's Cluster state from its URL (the seed nodes). */
+int redislock__cluster_new(redislock__member *mb, const redislock__topo_url *t);
+void redislock__cluster_free(redislock__member *mb);
+void redislock__cluster_fork_child(redislock__member *mb);
+/* The master serving slot, from the map (asked first when the slot is
+ * unknown, or when a scheduled refresh is due).  ECLUSTERDOWN when the
+ * cluster names no master for it. */
+int redislock__cluster_owner(redislock__member *mb, int slot, int64_t deadline,
+                             redislock__master **out);
+/* A connection to the master serving key (slot 0 for NULL); when that
+ * master refuses it, the map is asked again and the new owner tried. */
+int redislock__cluster_connect(redislock__member *mb, const char *key, size_t keylen,
+                               int64_t deadline, redislock__conn **out);
+/* The class (REDISLOCK__TOPO_*) of error reply r on conn; MOVED patches the
+ * map and schedules a refresh. */
+int redislock__cluster_reply(redislock__member *mb, redislock__conn *conn,
+                             const struct redisReply *r);
+/* The target node of an -ASK reply r on conn. */
+int redislock__cluster_ask(redislock__member *mb, redislock__conn *conn,
+                           const struct redisReply *r, redislock__master **out);
+/* node went away (a connection to it broke): refresh soon. */
+void redislock__cluster_lost(redislock__member *mb, redislock__master *node);
+/* The owner of key in the map as it is (NULL unknown); no I/O. */
+redislock__master *redislock__cluster_route(redislock__member *mb, const char *key,
+                                            size_t keylen);
+/* Call fn for every range of slots with one owner (fresh: ask the map
+ * first), until fn returns non-zero (returned). */
+typedef int (*redislock__range_fn)(void *arg, int first, int last, redislock__master *m);
+int redislock__cluster_ranges(redislock__member *mb, int64_t deadline, int fresh,
+                              redislock__range_fn fn, void *arg);
+void redislock__cluster_stats(redislock__member *mb, uint64_t *refreshes, uint64_t *moves);
+/* The renewal thread's turn: the periodic (10 s) or scheduled refresh;
+ * returns when it wants the next turn. */
+int64_t redislock__cluster_watch(redislock__member *mb);
+
+/* -------------------------------------------------------------- topology.c */
+struct pollfd;
+struct redisReply;
+/* The members of a new client, one per URL (c->members, c->nmasters,
+ * c->quorum). */
+int redislock__topo_init(redislock_client *c, const char *const *urls, size_t n);
+void redislock__topo_free(redislock_client *c);
+/* A connection to the node of member i that serves key now, by the
+ * deadline (finding the node first when the topology asks for it). */
+int redislock__topo_connect(redislock_client *c, size_t i, const char *key,
+                            size_t keylen, int64_t deadline, redislock__conn **out);
+/* The node of member i (the one that holds every key: not for a cluster,
+ * where it is the owner of slot 0; see redislock__topo_nodes). */
+int redislock__topo_node(redislock_client *c, size_t i, int64_t deadline,
+                         redislock__master **out);
+/* Member i for messages: its address, or "sentinel service NAME". */
+const char *redislock__topo_name(const redislock_client *c, size_t i);
+/* 1 if some member can fail over (its node moves): callers then retry a
+ * lost server until their deadline rather than for the connect timeout. */
+int redislock__topo_fails_over(const redislock_client *c);
+/* What an error reply means for the topology: NONE (an error like any
+ * other), or MOVED: the server no longer serves (READONLY, REDIRECT,
+ * UNBLOCKED, LOADING, MASTERDOWN behind a Sentinel or on a cluster; a
+ * cluster): find the node again (redislock__topo_connect) and retry
+ * after a pause; REDIRECT (a cluster's -MOVED, which patched the map): at
+ * once.  A cluster also answers ASK (send
+ * ASKING and the call to redislock__topo_ask()'s node, once), TRYAGAIN
+ * (the slot is migrating: back off, retry on the same node) and
+ * CLUSTERDOWN (back off longer; REDISLOCK_ECLUSTERDOWN if it lasts). */
+enum {
+    REDISLOCK__TOPO_NONE = 0, REDISLOCK__TOPO_MOVED = 1, REDISLOCK__TOPO_ASK = 2,
+    REDISLOCK__TOPO_TRYAGAIN = 3, REDISLOCK__TOPO_CLUSTERDOWN = 4,
+    REDISLOCK__TOPO_REDIRECT = 5 /* a cluster's -MOVED: the map already says
+                                    where; resend at once */
+};
+int redislock__topo_reply(redislock__conn *conn, const struct redisReply *r);
+/* Add the open connections of every node (sentinels' included), the
+ * failovers followed (a Sentinel's master moved) and the redirects (a
+ * cluster's -MOVED). */
+void redislock__topo_counts(redislock_client *c, uint64_t *connections,
+                            uint64_t *failovers, uint64_t *redirects);
+/* The node an -ASK reply r on conn names. */
+int redislock__topo_ask(redislock__conn *conn, const struct redisReply *r,
+                        redislock__master **out);
+/* A connection to node broke: its member may have moved (a cluster asks
+ * its map again soon). */
+void redislock__topo_lost(redislock__master *node);
+/* The node of member i that serves key as far as is known now, without
+ * I/O (NULL: not known yet). */
+redislock__master *redislock__topo_route(redislock_client *c, size_t i, const char *key,
+                                         size_t keylen);
+/* 1 if member i serves every key from one node (not a cluster). */
+int redislock__topo_single(const redislock_client *c, size_t i);
+/* Every master of member i (one, or a cluster's), at most max: 0 and *n,
+ * or an error. */
+int redislock__topo_nodes(redislock_client *c, size_t i, int64_t deadline,
+                          redislock__master **out, size_t max, size_t *n);
+/* A cluster member i: its map asked now, then fn for each range of slots
+ * of one master (cluster.c). */
+int redislock__topo_ranges(redislock_client *c, size_t i, int64_t deadline,
+                           redislock__range_fn fn, void *arg);
+/* The longest a BLPOP may block on node m before the waiter checks again:
+ * shorter on a cluster, where a node that stopped answering must be
+ * noticed. */
+int64_t redislock__topo_max_block_us(const redislock__master *m);
+/* fork(): every member's and node's mutex, before and after. */
+void redislock__topo_fork_prepare(redislock_client *c);
+void redislock__topo_fork_done(redislock_client *c, int child);
+/* The client needs the watch (a Sentinel member): its renewal thread runs
+ * from the first call on. */
+int redislock__topo_watched(const redislock_client *c);
+/* The fds to poll for the watch (which[k]: the member of p[k]), and the
+ * watch's turn with readable[member] set for those that polled readable;
+ * returns when it wants the next turn. */
+size_t redislock__topo_watch_fds(redislock_client *c, struct pollfd *p, size_t *which,
+                                 size_t max);
+int64_t redislock__topo_watch(redislock_client *c, const int *readable);
+
 /* ----------------------------------------------------------------- pool.c */
+struct redislock__member;
+
+/* One server (a node) and its connection pool.  A member of the topology
+ * (topology.c) has one node (a fixed URL) or several (the masters a
+ * Sentinel named over time, a cluster's nodes); a node lives until its
+ * client is freed, so that a connection's m and the messages that name
+ * m->ep.addr stay valid whatever the topology does meanwhile. */
 struct redislock__master {
     redislock__endpoint ep;
     redislock_client *client;
+    struct redislock__member *member; /* the member it serves */
+    redislock__master *next_node;     /* the member's other nodes */
     pthread_mutex_t mu;
     redislock__conn *idle;
+    redislock__conn *busy;  /* checked out (pool_drop shuts them down) */
     int nidle;
     int nopen;              /* open connections, idle or in use */
     unsigned long gen;      /* fork generation of the pooled sockets */
     int no_unblock;         /* CLIENT ID/UNBLOCK not available */
     int int_timeouts;       /* BLPOP wants whole seconds (Redis < 6) */
+    int capa_redirect;      /* send CLIENT CAPA redirect on connect (a
+                               Sentinel's master: Valkey answers -REDIRECT
+                               instead of -READONLY once demoted) */
     int down;               /* a connect failed or a connection was dropped
                                since the last connect: the next is a
                                reconnect (for the log) */
@@ -224,15 +487,25 @@ struct redislock__master {
                                at DEBUG only) */
 };
 
-int redislock__master_init(redislock__master *m, redislock_client *c,
-                           const char *url);
-void redislock__master_destroy(redislock__master *m);
+/* A node for a URL of one server. */
+int redislock__node_open(redislock_client *c, const char *url, redislock__master **out);
+/* A node for host:port with tmpl's credentials, db and TLS. */
+int redislock__node_make(redislock_client *c, const redislock__endpoint *tmpl,
+                         const char *host, int port, redislock__master **out);
+/* Close its idle connections and free it (none may be checked out). */
+void redislock__node_free(redislock__master *m);
 /* A live connection, idle or new.  Idle ones that the server has closed
  * meanwhile are dropped without a round trip. */
 int redislock__pool_get(redislock__master *m, int64_t deadline,
                         redislock__conn **out);
+/* An idle connection if one is alive: 0 and *out, or 1 when none. */
+int redislock__pool_get_idle(redislock__master *m, redislock__conn **out);
 /* Return a connection; broken or busy ones are closed. */
 void redislock__pool_put(redislock__conn *c);
+/* The node no longer serves (a failover moved its role away): close its
+ * idle connections and shut down those checked out, so that every user
+ * (a waiter in BLPOP, the renewal thread) sees it closed at once. */
+void redislock__pool_drop(redislock__master *m);
 /* fork(): lock every pool mutex before, unlock after (see fork.c). */
 void redislock__pool_lock(redislock__master *m);
 void redislock__pool_unlock(redislock__master *m);
@@ -252,6 +525,9 @@ typedef struct redislock__renewer redislock__renewer;
 redislock__renewer *redislock__renewer_new(redislock_client *c);
 /* Stop the thread (joining it) and detach every handle.  NULL is a no-op. */
 void redislock__renewer_free(redislock__renewer *r);
+/* Start the renewal thread of a client whose topology needs watching (a
+ * Sentinel member), if it does not run (a new client, a fork child). */
+int redislock__renew_watch(redislock_client *c);
 /* Schedule renewals of a lock just acquired (or extended) at sent_us. */
 int redislock__renew_add(redislock *lk);
 /* The worker is alive (redislock_heartbeat()): lock-free, any thread. */
@@ -284,6 +560,57 @@ typedef struct redislock__renew_stats {
 } redislock__renew_stats;
 void redislock__renew_get_stats(redislock_client *c, redislock__renew_stats *st);
 
+/* ---------------------------------------------------------------- stats.c */
+/* The counters of a client (see stats.c): updated with relaxed atomic adds
+ * from any thread. */
+enum {
+    REDISLOCK__ACQ_OK, REDISLOCK__ACQ_ALREADY, REDISLOCK__ACQ_BUSY,
+    REDISLOCK__ACQ_TIMEOUT, REDISLOCK__ACQ_CANCELED, REDISLOCK__ACQ_ERROR,
+    REDISLOCK__ACQ_RESULTS
+};
+typedef struct redislock__histogram {
+    uint64_t buckets[REDISLOCK_STATS_BUCKETS];
+    uint64_t sum_us;
+} redislock__histogram;
+typedef struct redislock__stats {
+    uint64_t acquire[REDISLOCK__ACQ_RESULTS]; /* acquire calls by result */
+    redislock__histogram wait;   /* acquire calls that waited */
+    redislock__histogram hold;   /* holds that ended */
+    uint64_t lost[REDISLOCK_STATS_LOST_REASONS];
+    uint64_t connects;           /* connections opened, not after a failure */
+    uint64_t reconnects;         /* opened after a failure or a drop */
+    uint64_t connect_failures;
+} redislock__stats;
+
+/* The hooks, one call where each event happens. */
+#ifndef REDISLOCK_NO_STATS
+/* The start of an acquire call (its time). */
+int64_t redislock__stats_start(void);
+/* This acquire call waits for a wake-up (acquire.c). */
+void redislock__stats_waited(redislock *lk);
+/* An acquire call that started at start_us ended with rc: its result, its
+ * time if it waited, the start of a hold. */
+void redislock__stats_acquired(redislock *lk, int rc, int64_t start_us);
+/* The hold of lk, if one is counted, ends now (a release answered). */
+void redislock__stats_released(redislock *lk);
+/* The renewal found lk lost for reason: counted, and its hold ends. */
+void redislock__stats_lost(redislock *lk, int reason);
+/* A connect of the pool: rc, and whether it came after a failure or a drop. */
+void redislock__stats_connect(redislock_client *c, int rc, int after_failure);
+#else /* bench/: the same build without them */
+#define redislock__stats_start() ((int64_t)0)
+#define redislock__stats_waited(lk) ((void)(lk))
+#define redislock__stats_acquired(lk, rc, t0) ((void)(lk), (void)(rc), (void)(t0))
+#define redislock__stats_released(lk) ((void)(lk))
+#define redislock__stats_lost(lk, reason) ((void)(lk), (void)(reason))
+#define redislock__stats_connect(c, rc, after) ((void)(c), (void)(rc), (void)(after))
+#endif
+/* The log2 bucket of a duration in microseconds: i for at most 2^i ms (0
+ * up to 1 ms), REDISLOCK_STATS_BUCKETS - 1 for longer than 2^24 ms. */
+size_t redislock__stats_bucket(int64_t us);
+/* The counters into st (the fields stats.c owns). */
+void redislock__stats_read(const redislock_client *c, redislock_stats *st);
+
 /* --------------------------------------------------------------- client.c */
 struct redislock_client {
     int64_t connect_timeout_ms;
@@ -294,14 +621,20 @@ struct redislock_client {
     int max_idle;
     char *key_prefix;
     int hash_tag;
+    int cluster;             /* a member is a Redis Cluster: hash tags always */
     char *username;
     char *password;
     redislock_log_fn log;
     void *log_userdata;
     int log_level;
-    size_t nmasters;
+    size_t nmasters;         /* members (one per URL); majority mode above 1 */
     size_t quorum;           /* nmasters / 2 + 1 */
-    redislock__master *masters;
+    redislock__member *members;
+    char *sentinel_username; /* the sentinels' own credentials */
+    char *sentinel_password;
+    int64_t sentinel_timeout_ms;
+    int min_replicas;        /* default WAIT after writes (a URL's wins) */
+    int64_t wait_ms;
     redislock__renewer *renewer;
     redislock_client *reg_next;  /* fork registry */
     int shutdown;            /* atomic: redislock_client_shutdown() was called */
@@ -311,6 +644,7 @@ struct redislock_client {
         int insecure;
     } tls;                   /* copied from the options (options.c) */
     void *tls_ctx;           /* tls.c's SSL_CTX; NULL without rediss:// */
+    redislock__stats stats;  /* stats.c's counters */
 };
 
 /* -------------------------------------------------------------- options.c */
@@ -337,6 +671,11 @@ int64_t redislock__step_deadline(const redislock_client *c, int connect,
 /* The extra time an operation may take past the caller's deadline to
  * collect a reply: min(command timeout, 250 ms), in microseconds. */
 int64_t redislock__slack_us(const redislock_client *c);
+/* How long a give-back (the owner-checked release of what an acquire
+ * without an answer may have taken) waits for its answer after a cancel or
+ * after a server that did not answer in time: min(command timeout, 25 ms),
+ * in microseconds.  A wait keeps that much of its slack for it. */
+int64_t redislock__brief_us(const redislock_client *c);
 
 /* ------------------------------------------- a handle's renewal (renew.c) */
 /* The renewal state of a handle: the first six fields are set once by
@@ -386,13 +725,17 @@ struct redislock {
                            extend or renewal was sent; 0 without expiry */
     int lost_reason;    /* atomic: REDISLOCK_LOST_*, or 0 */
     int cancel;         /* atomic: redislock_cancel() not yet answered */
-    int cancel_fd;      /* atomic: eventfd made by the first wait; -1 none */
-    unsigned long cancel_gen; /* the fork generation cancel_fd was made in */
+    int cancel_fd;      /* atomic: the eventfd of the wait running now; -1
+                           none (state.c, "cancelling") */
+    unsigned long cancel_gen; /* atomic: the fork generation of cancel_fd */
+    int cancel_users;   /* atomic: redislock_cancel() calls writing to it */
     uint64_t token;     /* atomic: the fencing token of the last grant, 0
                            if none (see redislock_token()) */
     int64_t acquired_us; /* when the round of the last grant was sent (the
                             start of max_hold_ms); the handle's thread */
     int uncertain;      /* an acquire's reply was lost: we may hold it */
+    int waited;         /* stats.c: this acquire call waited */
+    int64_t hold_start_us; /* atomic, stats.c: the counted hold's start; 0 */
     char errmsg[512];
     char master_errors[1024]; /* failed masters of the last operation */
 
@@ -416,6 +759,9 @@ char *redislock__name_pattern(const redislock_client *c, const char *glob,
 /* Where the name starts in a lock key (after the prefix, "lock:" and, in
  * the hash-tag layout, "{"). */
 size_t redislock__name_offset(const redislock_client *c);
+/* EINVAL (with the reason) for a name whose keys would not share a slot
+ * on a cluster: empty, or starting with '}'; 0 otherwise. */
+int redislock__check_name(const redislock_client *c, const char *name, size_t namelen);
 /* The signal key of a lock key found by SCAN. */
 char *redislock__signal_of(const redislock_client *c, const char *key,
                            size_t keylen, size_t *outlen);
@@ -495,10 +841,34 @@ typedef struct redislock__fanout {
     int rc[REDISLOCK__MAX_MASTERS];                 /* per master: 0 or error */
     char err[REDISLOCK__MAX_MASTERS][REDISLOCK__ERRLEN];
     struct redisReply **replies; /* [master * k + call], error replies too */
-    size_t *map;              /* scratch */
+    size_t *map;              /* scratch: 3k + 1 per master (fan.c) */
     int stop_fd[2];           /* when one is readable the pump stops (a
                                  cancel); -1: none */
+    int (*stop_check)(void *ctx); /* NULL, or asked when a stop_fd is
+                                 readable: 0 goes on polling (a wake-up that
+                                 no cancel explains, taken away) */
+    void *stop_ctx;
     int stopped;              /* the pump stopped for a stop_fd */
+    int64_t woke_us;          /* wait.c: when the first BLPOP answered (0: none) */
+    /* Majority mode, an acquire's wait: does reply r (of the call behind a
+     * BLPOP) grant the lock, and how many masters must grant.  NULL: the
+     * wait ends at the first wake-up. */
+    int (*grants)(const struct redisReply *r, void *ctx);
+    void *grants_ctx;
+    size_t quorum;
+    redislock_client *client; /* fan_connect's: asked again after a move */
+    const char *key;          /* the key the nodes were chosen for */
+    size_t keylen;
+    int wait;                 /* the calls write a lock: WAIT behind them
+                                 where the member wants replicas */
+    long long acks[REDISLOCK__MAX_MASTERS]; /* WAIT's answers; -1 none */
+    int acks_wanted[REDISLOCK__MAX_MASTERS]; /* the n of the WAIT sent; 0 none */
+    int asking[REDISLOCK__MAX_MASTERS]; /* the calls go behind ASKING (a
+                                           cluster's -ASK; fan.c) */
+    int tryagain[REDISLOCK__MAX_MASTERS]; /* failed: the slot stayed in
+                                             migration (TRYAGAIN) */
+    int64_t retry_until;      /* redirects and TRYAGAIN are followed until
+                                 then (0: the calls' deadline) */
 } redislock__fanout;
 
 /* What the pump asks of its user. */
@@ -515,7 +885,8 @@ typedef struct redislock__pump_ops {
 /* The one I/O loop: poll every connection of f whose master has rc 0 and
  * expects a reply, send what is queued as the socket takes it, and hand each
  * reply to on_reply, until done, no master expects one, a stop_fd is
- * readable (then f->stopped; the fd is not read), or the deadline
+ * readable and f->stop_check (if any) confirms it (then f->stopped; the fd
+ * is not read), or the deadline
  * (then one more pass without waiting takes what has already arrived: a
  * thread scheduled late must not call a reply lost that sits in its
  * socket).  Signals (EINTR) keep the deadline.  A connection that fails
@@ -529,6 +900,20 @@ void redislock__fan_fail(redislock__fanout *f, size_t i, int rc);
  * the one message for that (conn.c), naming the server and what. */
 void redislock__fan_reply_fail(redislock__fanout *f, size_t i,
                                const struct redisReply *r, const char *what);
+/* How many replicas a write on master i must reach (WAIT), 0 for none: the
+ * member's min_replicas when f->wait is set. */
+int redislock__fan_wait_for(const redislock__fanout *f, size_t i);
+/* Queue WAIT behind the write(s) on master i when it wants one. */
+int redislock__fan_append_wait(redislock__fanout *f, size_t i);
+/* WAIT's reply on master i: kept in f->acks[i]; freed. */
+void redislock__fan_take_ack(redislock__fanout *f, size_t i, struct redisReply *r);
+/* 1 if master i's write reached fewer replicas than its WAIT wanted.  The
+ * caller decides whether its reply says a write happened (a grant, an
+ * extension, a renewal: then it does not count) or not (busy). */
+int redislock__fan_unacked(const redislock__fanout *f, size_t i);
+/* Fail master i with REDISLOCK_ENOREPLICAS (its reply stays: the write
+ * ran on the master). */
+void redislock__fan_fail_unacked(redislock__fanout *f, size_t i);
 
 /* ------------------------------------------------------------------ fan.c */
 int redislock__fan_init(redislock__fanout *f, size_t n, size_t k);
@@ -537,21 +922,29 @@ void redislock__fan_reset(redislock__fanout *f);
 /* Put the connections back and free the replies. */
 void redislock__fan_free(redislock__fanout *f);
 /* Send the k calls to every master whose rc is 0 and collect the replies
- * until deadline.  A master without connection, or failing, gets rc/err. */
+ * until deadline; a call that meets NOSCRIPT is resent as EVAL on its
+ * connection at once.  A master without connection, or failing, gets
+ * rc/err. */
 void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
                           int64_t deadline);
 /* Check out a connection for every master that has none and rc 0, all by
- * one deadline. */
-void redislock__fan_connect(redislock__fanout *f, redislock_client *c,
-                            int64_t deadline);
+ * one deadline: to the node that serves key (the topology's answer). */
+void redislock__fan_connect(redislock__fanout *f, redislock_client *c, const char *key,
+                            size_t keylen, int64_t deadline);
 /* Return every connection to its pool (broken ones are closed). */
 void redislock__fan_put(redislock__fanout *f);
-/* Init f and run one call on every master; the caller reads f->rc, f->err
+/* Init f and run one call on every master (a write that must reach the
+ * members' min_replicas when wait is set); the caller reads f->rc, f->err
  * and f->replies, then calls redislock__fan_free().  Each step (connect,
  * reply) is bounded by the connect/command timeouts with one master, by the
  * per-master timeout with several. */
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
-                        redislock__call *call);
+                        redislock__call *call, const char *key, size_t keylen, int wait);
+/* The same, following redirects and retrying TRYAGAIN (a cluster slot in
+ * migration) until retry_until instead of the step's deadline (0: that). */
+int redislock__fan_once_until(redislock__fanout *f, redislock_client *c,
+                              redislock__call *call, const char *key, size_t keylen,
+                              int wait, int64_t retry_until);
 /* The first failures of a fan-out, "; "-separated, for messages. */
 const char *redislock__fan_summary(const redislock__fanout *f, char *buf, size_t len);
 
@@ -584,11 +977,18 @@ int64_t redislock__valid_until(const redislock_client *c, int64_t sent_us,
 int64_t redislock__local_expiry(int64_t drift_ppm, int64_t sent_us, int64_t ttl_ms);
 
 /* ------------------------------------------------- state.c: cancelling */
-/* The eventfd a wait of lk polls for a cancel (made on first use, made anew
- * in a child after fork()); -1 if none can be made (the flag still works,
- * checked between steps). */
-int redislock__cancel_fd(redislock *lk);
-/* redislock_cancel(): async-signal-safe. */
+/* An acquire of lk starts to wait: the eventfd the wait polls for a cancel,
+ * made for this call (readable at once when a cancel is pending); -1 if
+ * none can be made (the flag still works, checked between steps).  Closed
+ * by redislock__cancel_close() when the call ends. */
+int redislock__cancel_open(redislock *lk);
+void redislock__cancel_close(redislock *lk);
+/* The wait's eventfd was readable: 1 if a cancel (or a shutdown) asks to
+ * stop; 0 if nothing does (the wake-up is taken away, so that the wait goes
+ * on instead of waking again at once). */
+int redislock__cancel_confirmed(redislock *lk);
+/* redislock_cancel(): async-signal-safe; in a child after fork() it never
+ * reaches the parent's wait. */
 void redislock__cancel_request(redislock *lk);
 /* A cancel of lk, or a shutdown of its client, waits to be answered. */
 int redislock__cancel_requested(const redislock *lk);
@@ -634,6 +1034,8 @@ typedef struct redislock__answers {
                                                 script: the fencing token; 0 */
     char owner[REDISLOCK__MAX_MASTERS][REDISLOCK_ID_MAX + 1]; /* BUSY */
     int64_t sent_us, end_us;  /* when the round was sent and answered */
+    int64_t woke_us;          /* answers of a wait: when its first BLPOP
+                                 answered (0: a plain round) */
 } redislock__answers;
 
 /* The call's situation. */
@@ -692,17 +1094,24 @@ enum {
 };
 
 /* Block on the signal key on every master of f that has a connection and
- * rc 0, until a wake-up is popped on any of them or the monotonic time
+ * rc 0, until a wake-up is popped on any of them (majority mode with
+ * f->grants: until a quorum of the calls behind granted, or none can, for
+ * at most master_timeout_ms after the first wake-up) or the monotonic time
  * "until" passes.  With `after`, that call is pipelined behind each BLPOP:
  * the server runs it the moment the BLPOP ends (a wake-up, a timeout or a
- * CLIENT UNBLOCK), and its reply is left in f->replies[i] (a master whose
- * reply did not come has rc set: the call may have run there).  The client times the wait itself (the server checks
+ * CLIENT UNBLOCK), and its reply is left in f->replies[i] (resent as EVAL
+ * after NOSCRIPT; a master whose reply did not come has rc set: the call
+ * may have run there).  The client times the wait itself (the server checks
  * BLPOP timeouts only every 1000/hz ms); the BLPOPs still pending then are
  * cancelled with CLIENT UNBLOCK from helper connections, and a wake-up that
  * raced with the cancellation is still reported: popped[i] is set for every
- * master whose wake-up was consumed.  Masters that fail get rc/err.  Returns
- * WOKEN, EXPIRED, or REDISLOCK_EIO when every connection failed; returns by
- * until + min(command timeout, 250 ms). */
+ * master whose wake-up was consumed.  A stop_fd (a cancel) ends the wait
+ * without waiting on any server: f->stopped, and the masters whose replies
+ * had not come fail with EIO.  Masters that fail get rc/err (ETIMEDOUT for
+ * one that did not answer in time).  Returns WOKEN, EXPIRED, or
+ * REDISLOCK_EIO when every connection failed; returns by until +
+ * min(command timeout, 250 ms) less the time kept for a give-back
+ * (redislock__brief_us()). */
 int redislock__wait_signals(redislock__fanout *f, const char *sigkey,
                             size_t sigkeylen, int64_t until, int *popped,
                             redislock__call *after);

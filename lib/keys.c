@@ -112,3 +112,16 @@ char *redislock__signal_of(const redislock_client *c, const char *key,
                   sizeof SIGNAL - 1, "", 0, key + skip, keylen - skip, "", 0,
                   outlen);
 }
+
+int redislock__check_name(const redislock_client *c, const char *name, size_t namelen)
+{
+    /* lock:{}x and lock-signal:{}x, or lock:{}x} and lock-signal:{}x},
+     * hash whole (an empty tag): two slots, and every script fails */
+    if (c->cluster && (namelen == 0 || name[0] == '}'))
+        return redislock__err(REDISLOCK_EINVAL,
+                              "the lock name %s in cluster mode: its keys would land in "
+                              "different slots (lock:{NAME} hashes NAME up to its first "
+                              "'}')",
+                              namelen ? "starts with '}'" : "is empty");
+    return 0;
+}

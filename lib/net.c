@@ -1,4 +1,7 @@
 /* Sockets: non-blocking connect with a deadline, waits that survive EINTR. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* ppoll(); NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
+#endif
 #include "internal.h"
 
 #include <errno.h>
@@ -11,22 +14,37 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+
+int redislock__poll(struct pollfd *p, unsigned long n, int64_t deadline)
+{
+    struct timespec ts, *tp = NULL;
+    if (deadline != REDISLOCK__NEVER) {
+        int64_t left = deadline - redislock__now_us();
+        if (left < 0)
+            left = 0;
+        ts.tv_sec = (time_t)(left / 1000000);
+        ts.tv_nsec = (long)(left % 1000000) * 1000;
+        tp = &ts;
+    }
+    return ppoll(p, (nfds_t)n, tp, NULL);
+}
 
 int redislock__net_wait(int fd, short events, int64_t deadline)
 {
     struct pollfd p;
     for (;;) {
-        int ms = redislock__poll_ms(deadline), n;
+        int n;
         p.fd = fd;
         p.events = events;
         p.revents = 0;
-        n = poll(&p, 1, ms);
+        n = redislock__poll(&p, 1, deadline);
         if (n > 0)
             return 1;
         if (n == 0) {
-            if (ms != 0 && redislock__poll_ms(deadline) != 0)
-                continue; /* woke early (clock rounding) */
+            if (redislock__now_us() < deadline)
+                continue; /* woke early */
             return 0;
         }
         if (errno != EINTR)
@@ -136,6 +154,34 @@ int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
                        : connect_tcp(ep, deadline, fd_out);
 }
 
+int redislock__net_probe_resp(const redislock__endpoint *ep, int64_t deadline)
+{
+    static const char resp_types[] = "+-:$*_#,(!=%~>|"; /* RESP2 and RESP3 */
+    char ch;
+    ssize_t r;
+    int fd = -1, w;
+    if (redislock__net_connect(ep, deadline, &fd))
+        return -1;
+    if (send(fd, "PING\r\n", 6, MSG_NOSIGNAL) != 6) {
+        close(fd);
+        return -1;
+    }
+    for (;;) {
+        w = redislock__net_wait(fd, POLLIN, deadline);
+        if (w <= 0)
+            break;
+        r = recv(fd, &ch, 1, 0);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        close(fd);
+        if (r == 1)
+            return ch && strchr(resp_types, ch) ? 1 : 0;
+        return r == 0 || errno == ECONNRESET ? 0 : -1;
+    }
+    close(fd);
+    return -1;
+}
+
 int redislock__net_idle(int fd)
 {
     struct pollfd p;
@@ -159,10 +205,9 @@ int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline)
     if (fd2 >= 0)
         p[n].fd = fd2, p[n].events = events, p[n++].revents = 0;
     for (;;) {
-        int ms = redislock__poll_ms(deadline);
-        if (ms == 0)
+        if (redislock__now_us() >= deadline)
             return 0;
-        r = poll(p, n, ms);
+        r = redislock__poll(p, n, deadline);
         if (r > 0)
             return 1;
         if (r < 0 && errno != EINTR)

@@ -19,6 +19,12 @@ static void count_ints(redislock__fanout *f, const char *what, tally *t)
     memset(t, 0, sizeof *t);
     for (i = 0; i < f->n; i++) {
         const redisReply *r = f->replies[i];
+        if (!f->rc[i] && r->type == REDIS_REPLY_INTEGER && r->integer == 0 &&
+            redislock__fan_unacked(f, i)) {
+            redislock__fan_fail_unacked(f, i); /* done, but not on replicas */
+            t->failed++;
+            continue;
+        }
         if (!f->rc[i] && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 &&
             r->integer <= 3) {
             t->count[r->integer]++;
@@ -60,6 +66,7 @@ static int no_quorum(const redislock *lk, const redislock__fanout *f, const char
 
 int redislock_acquire(redislock *lk, int64_t timeout_ms)
 {
+    int64_t t0 = redislock__stats_start();
     int rc;
     redislock__err_clear();
     if (!lk)
@@ -70,6 +77,7 @@ int redislock_acquire(redislock *lk, int64_t timeout_ms)
                                                     "timeout_ms %lld is invalid (-1 "
                                                     "waits for ever, 0 tries once)",
                                                     (long long)timeout_ms));
+    (void)redislock__renew_watch(lk->c); /* again after a fork */
     rc = redislock__acquire(lk, timeout_ms);
     if (rc == 0 && lk->rn.enabled && (rc = redislock__renew_add(lk))) {
         /* cannot keep it alive: do not keep it at all */
@@ -78,6 +86,7 @@ int redislock_acquire(redislock *lk, int64_t timeout_ms)
         redislock_release(lk);
         rc = redislock__err(rc, "%s; the lock was released again", msg);
     }
+    redislock__stats_acquired(lk, rc, t0);
     return redislock__finish(lk, rc);
 }
 
@@ -93,6 +102,7 @@ int redislock_release(redislock *lk)
     redislock__call call;
     tally t;
     int rc, lost;
+    int64_t expires;
     char nbuf[300];
 
     redislock__err_clear();
@@ -105,16 +115,31 @@ int redislock_release(redislock *lk)
     redislock__call_key(&call, lk->sig, lk->siglen);
     redislock__call_arg(&call, lk->id, lk->idlen);
     redislock__call_int(&call, c->signal_expire_ms);
-    rc = redislock__fan_once(&f, c, &call);
+    /* a cluster slot in migration answers TRYAGAIN to the two-key script
+     * until it is closed: retried while the lock is valid */
+    expires = redislock__expiry(lk);
+    rc = redislock__fan_once_until(&f, c, &call, lk->key, lk->keylen, 0, expires);
     redislock__call_free(&call);
     if (rc)
         return redislock__finish(lk, rc);
     count_ints(&f, "release", &t);
     redislock__note_masters(lk, &f);
-    if (c->nmasters == 1 && t.failed) {
+    if (c->nmasters == 1 && t.failed && f.tryagain[0] && expires) {
+        /* retried until its validity ran out: it expires on the server by
+         * itself; lost, not released */
+        redislock__clear_held(lk);
+        redislock__set_token(lk, 0);
+        lk->uncertain = 0;
+        redislock__set_lost(lk, REDISLOCK_LOST_EXPIRED);
+        rc = redislock__err(REDISLOCK_ENOTHELD, "lock %s was lost before the release: its "
+                            "slot stayed in migration until the lock's validity ran "
+                            "out (%s)",
+                            redislock__qname(lk, nbuf, sizeof nbuf), f.err[0]);
+    } else if (c->nmasters == 1 && t.failed) {
         rc = single_error(&f, c);
     } else {
         /* answered: whatever happened, this handle no longer holds it */
+        redislock__stats_released(lk);
         redislock__clear_held(lk);
         redislock__set_token(lk, 0);
         lk->uncertain = 0;
@@ -193,7 +218,7 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
      * and resumes from this extend's answer. */
     redislock__renew_remove(lk);
     sent = redislock__now_us();
-    rc = redislock__fan_once(&f, c, &call);
+    rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen, 1);
     redislock__call_free(&call);
     valid = redislock__valid_until(c, sent, expire_ms);
     if (rc) {
@@ -268,7 +293,7 @@ int redislock_query(redislock *lk, redislock_info *info)
     memset(info, 0, sizeof *info);
     redislock__call_init(&call, &redislock__script_status);
     redislock__call_key(&call, lk->key, lk->keylen);
-    rc = redislock__fan_once(&f, c, &call);
+    rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen, 0);
     redislock__call_free(&call);
     if (rc)
         return redislock__finish(lk, rc);

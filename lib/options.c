@@ -12,6 +12,8 @@
 #define DEFAULT_MAX_IDLE 8
 #define DEFAULT_MASTER_TIMEOUT_MS 50
 #define DEFAULT_DRIFT_PPM 10000
+#define DEFAULT_SENTINEL_TIMEOUT_MS 300
+#define DEFAULT_WAIT_MS 50
 #define MAX_DRIFT_PPM 500000
 /* No timeout longer than a day: a larger one is a mistake (and near
  * INT64_MAX microseconds it would overflow). */
@@ -33,13 +35,20 @@ typedef struct options_v1 {
  * struct is not read past it. */
 #define V2_SIZE (offsetof(redislock_client_options, clock_drift_ppm) + sizeof(int))
 
+/* Version 3's layout ends with tls_insecure. */
+#define V3_SIZE (offsetof(redislock_client_options, tls_insecure) + sizeof(int))
+
 /* The caller's options in this version's layout; the fields its version
  * does not have keep their defaults. */
 static void upgrade(const redislock_client_options *o, redislock_client_options *out)
 {
     const options_v1 *v;
-    if (o->version >= 3) {
+    if (o->version >= 4) {
         *out = *o;
+        return;
+    }
+    if (o->version == 3) {
+        memcpy(out, o, V3_SIZE);
         return;
     }
     if (o->version == 2) {
@@ -70,13 +79,18 @@ static const char *given(const char *s)
 static int check(const redislock_client_options *o)
 {
     if (o->connect_timeout_ms < 0 || o->command_timeout_ms < 0 ||
-        o->master_timeout_ms < 0 || o->signal_expire_ms < 0)
+        o->master_timeout_ms < 0 || o->signal_expire_ms < 0 ||
+        o->sentinel_timeout_ms < 0 || o->wait_ms < 0)
         return redislock__err(REDISLOCK_EINVAL, "a client timeout is negative");
     if (o->connect_timeout_ms > MAX_TIMEOUT_MS || o->command_timeout_ms > MAX_TIMEOUT_MS ||
-        o->master_timeout_ms > MAX_TIMEOUT_MS || o->signal_expire_ms > MAX_TIMEOUT_MS)
+        o->master_timeout_ms > MAX_TIMEOUT_MS || o->signal_expire_ms > MAX_TIMEOUT_MS ||
+        o->sentinel_timeout_ms > MAX_TIMEOUT_MS || o->wait_ms > MAX_TIMEOUT_MS)
         return redislock__err(REDISLOCK_EINVAL,
                               "a client timeout is longer than a day (%lld ms)",
                               MAX_TIMEOUT_MS);
+    if (o->min_replicas < 0 || o->min_replicas > 1000)
+        return redislock__err(REDISLOCK_EINVAL, "min_replicas %d is out of range (0 to "
+                              "1000)", o->min_replicas);
     if (o->max_idle_connections < 0)
         return redislock__err(REDISLOCK_EINVAL, "max_idle_connections is negative");
     if (o->log_level < 0 || o->log_level > REDISLOCK_LOG_DEBUG)
@@ -143,6 +157,11 @@ int redislock__client_opts(redislock_client *c, const redislock_client_options *
     c->tls.key_file = dup_opt(given(o.tls_key_file), &oom);
     c->tls.server_name = dup_opt(given(o.tls_server_name), &oom);
     c->tls.insecure = o.tls_insecure != 0;
+    c->sentinel_username = dup_opt(o.sentinel_username, &oom);
+    c->sentinel_password = dup_opt(o.sentinel_password, &oom);
+    c->sentinel_timeout_ms = or_default(o.sentinel_timeout_ms, DEFAULT_SENTINEL_TIMEOUT_MS);
+    c->min_replicas = o.min_replicas;
+    c->wait_ms = or_default(o.wait_ms, DEFAULT_WAIT_MS);
     if (oom)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a client");
     return 0;

@@ -24,6 +24,49 @@ void redislock__fan_reply_fail(redislock__fanout *f, size_t i,
     snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
 }
 
+int redislock__fan_wait_for(const redislock__fanout *f, size_t i)
+{
+    const redislock__conn *c = f->conns[i];
+    return f->wait && c && c->m->member ? c->m->member->min_replicas : 0;
+}
+
+int redislock__fan_append_wait(redislock__fanout *f, size_t i)
+{
+    char n[16], ms[24];
+    int want = redislock__fan_wait_for(f, i);
+    f->acks_wanted[i] = want;
+    if (!want)
+        return 0;
+    snprintf(n, sizeof n, "%d", want);
+    snprintf(ms, sizeof ms, "%d", f->conns[i]->m->member->wait_ms);
+    return redislock__conn_appendv(f->conns[i], "WAIT", n, ms, (const char *)NULL);
+}
+
+void redislock__fan_take_ack(redislock__fanout *f, size_t i, struct redisReply *r)
+{
+    f->acks[i] = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r->type == REDIS_REPLY_ERROR)
+        redislock__log(f->conns[i]->m->client, REDISLOCK_LOG_WARN, "redis %s: WAIT: %s",
+                       f->conns[i]->m->ep.addr, r->str);
+    freeReplyObject(r);
+}
+
+int redislock__fan_unacked(const redislock__fanout *f, size_t i)
+{
+    return f->acks_wanted[i] > 0 && f->acks[i] < f->acks_wanted[i];
+}
+
+void redislock__fan_fail_unacked(redislock__fanout *f, size_t i)
+{
+    const redislock__conn *c = f->conns[i];
+    f->rc[i] = redislock__err(REDISLOCK_ENOREPLICAS,
+                              "redis %s: %lld of %d replicas acknowledged the write "
+                              "within %d ms (min_replicas)",
+                              c ? c->m->ep.addr : "?", f->acks[i] < 0 ? 0 : f->acks[i],
+                              f->acks_wanted[i], c ? c->m->member->wait_ms : 0);
+    snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
+}
+
 /* The masters to poll now; pend[j] when one has bytes buffered already
  * (then *ready: poll only looks, without waiting). */
 static size_t gather(redislock__fanout *f, const redislock__pump_ops *ops, void *ctx,
@@ -87,7 +130,7 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
     size_t idx[REDISLOCK__MAX_MASTERS], i, np, ns;
     int pend[REDISLOCK__MAX_MASTERS], last = 0, ready;
     for (;;) {
-        int ms, r;
+        int r;
         if (ops->done && ops->done(ctx))
             return;
         np = gather(f, ops, ctx, pfd, idx, pend, &ready);
@@ -95,9 +138,8 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
             return;
         ns = add_stops(f, pfd, np);
         /* past the deadline: one more pass for what has already arrived */
-        ms = ready ? 0 : redislock__poll_ms(deadline);
-        last = ms == 0 && !ready;
-        r = poll(pfd, (nfds_t)(np + ns), ms);
+        last = !ready && redislock__now_us() >= deadline;
+        r = redislock__poll(pfd, np + ns, ready ? 0 : deadline);
         if (r < 0 && errno == EINTR) {
             last = 0; /* a signal: the wait and its deadline go on */
             continue;
@@ -110,7 +152,7 @@ void redislock__pump(redislock__fanout *f, int64_t deadline,
             return;
         }
         for (i = np; i < np + ns; i++)
-            if (pfd[i].revents) {
+            if (pfd[i].revents && (!f->stop_check || f->stop_check(f->stop_ctx))) {
                 f->stopped = 1; /* a cancel: the caller ends the wait */
                 return;
             }

@@ -4,7 +4,8 @@
  * The locks wait in a min-heap ordered by their next due time; the thread
  * sleeps until the earliest one is due, takes every lock due within a short
  * window (so locks due together go together), and renews the batch in one
- * pipeline per master on a connection of its own.  A renewal that fails for
+ * pipeline per master (per node of a cluster: the locks are grouped by the
+ * master that serves them) on a connection of its own.  A renewal that fails for
  * a transient reason (connection dropped, timeout, error reply) is retried
  * with back-off and a new connection while the lock's expiry allows; a
  * renewal that finds the key gone or owned by someone else, or an expiry
@@ -40,6 +41,7 @@
 #include <hiredis.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,12 +67,14 @@ struct redislock__renewer {
     redislock__conn **conns;  /* one per master, used by the thread only */
     int64_t *watch_retry_us;  /* per master: no new watch connection before */
     redislock__renew_stats st;
+    int64_t watch_due;        /* the topology's next watch turn */
+    int watch_ready[REDISLOCK__MAX_MASTERS]; /* its fds that polled readable */
 };
 
 /* What one renewal found (or, for the last two, why none was sent). */
 enum {
     RENEW_OK, RENEW_GONE, RENEW_OTHER, RENEW_NOQUORUM, RENEW_RETRY,
-    RENEW_MAX_HOLD, RENEW_NO_HEARTBEAT
+    RENEW_MAX_HOLD, RENEW_NO_HEARTBEAT, RENEW_NO_REPLICAS
 };
 
 typedef struct item {
@@ -180,7 +184,8 @@ static void take_conns(redislock__renewer *r, redislock__fanout *f)
     size_t m;
     for (m = 0; m < r->c->nmasters; m++) {
         redislock__conn *conn = r->conns[m];
-        if (conn && (conn->broken || conn->gen != redislock__fork_gen())) {
+        if (conn && (conn->broken || conn->gen != redislock__fork_gen() ||
+                     !redislock__topo_single(r->c, m))) {
             redislock__pool_put(conn);
             conn = NULL;
         }
@@ -188,6 +193,18 @@ static void take_conns(redislock__renewer *r, redislock__fanout *f)
         if (!conn)
             __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
     }
+}
+
+/* Error replies that say a member's node moved (a failover): the topology
+ * learns of it, and the connection is not kept. */
+static void note_moved(redislock__fanout *f, size_t n)
+{
+    size_t m, i;
+    for (m = 0; m < f->n; m++)
+        for (i = 0; i < n && f->conns[m] && !f->rc[m]; i++)
+            if (f->replies[m * n + i] &&
+                redislock__topo_reply(f->conns[m], f->replies[m * n + i]))
+                break;
 }
 
 /* After the batch: keep the connections that worked, drop the others. */
@@ -200,7 +217,10 @@ static void keep_conns(redislock__renewer *r, redislock__fanout *f, size_t n)
         if (f->rc[m])
             redislock__log(r->c, REDISLOCK_LOG_WARN, "renewal of %zu lock(s): %s", n,
                            f->err[m]);
-        if (f->conns[m] && !f->rc[m] && !f->conns[m]->broken) { /* kept */
+        if (f->conns[m] && (f->rc[m] == REDISLOCK_EIO || f->rc[m] == REDISLOCK_ETIMEDOUT))
+            redislock__topo_lost(f->conns[m]->m); /* a cluster asks its map again */
+        if (f->conns[m] && !f->rc[m] && !f->conns[m]->broken &&
+            redislock__topo_single(r->c, m)) { /* kept (a cluster's go back) */
             __atomic_store_n(&r->conns[m], f->conns[m], __ATOMIC_RELAXED);
         } else {
             __atomic_store_n(&r->conns[m], NULL, __ATOMIC_RELAXED);
@@ -216,13 +236,15 @@ static void keep_conns(redislock__renewer *r, redislock__fanout *f, size_t n)
 static int tally(const redislock_client *c, const redislock__fanout *f, size_t n,
                  size_t i, const redislock *lk, int64_t sent)
 {
-    size_t ok = 0, gone = 0, other = 0, retry = 0, m;
+    size_t ok = 0, gone = 0, other = 0, retry = 0, norepl = 0, m;
     for (m = 0; m < c->nmasters; m++) {
         const redisReply *rep = f->replies[m * n + i];
         if (f->rc[m] || !rep || rep->type != REDIS_REPLY_INTEGER) {
             if (!f->rc[m] && rep && rep->type == REDIS_REPLY_ERROR)
                 redislock__log(c, REDISLOCK_LOG_WARN, "renewal of a lock: %s", rep->str);
             retry++;
+        } else if (rep->integer == 0 && redislock__fan_unacked(f, m)) {
+            norepl++; /* renewed on the master, but a failover may lose it */
         } else if (rep->integer == 0) {
             ok++;
         } else if (rep->integer == 3) {
@@ -238,15 +260,18 @@ static int tally(const redislock_client *c, const redislock__fanout *f, size_t n
         return RENEW_GONE;
     if (other >= c->quorum)
         return RENEW_OTHER;
+    if (norepl && ok + retry < c->quorum)
+        return RENEW_NO_REPLICAS;
     if (ok + retry < c->quorum)
         return RENEW_NOQUORUM;
     return RENEW_RETRY;
 }
 
-/* Renew a batch: one pipeline per master, all masters at once, on the
- * renewer's own connections, by the earliest local expiry among them.
- * Sets each item's result (see tally()). */
-static void renew_batch(redislock__renewer *r, item *items, size_t n)
+/* Renew a group of locks whose keys every member serves from one node:
+ * one pipeline per member, all members at once, on the renewer's own
+ * connections, by the earliest local expiry among them.  Sets each item's
+ * result (see tally()). */
+static void renew_group(redislock__renewer *r, item *items, size_t n)
 {
     redislock_client *c = r->c;
     size_t i;
@@ -266,7 +291,10 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         return;
     }
     take_conns(r, &f);
-    redislock__fan_connect(&f, c, redislock__step_deadline(c, 1, deadline));
+    /* every member serves all the keys of a group from one node: the first
+     * lock's key finds it */
+    redislock__fan_connect(&f, c, items[0].lk->key, items[0].lk->keylen,
+                           redislock__step_deadline(c, 1, deadline));
     for (i = 0; i < n; i++) {
         redislock *lk = items[i].lk;
         redislock__call_init(&calls[i], &redislock__script_renew);
@@ -276,7 +304,9 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
         callp[i] = &calls[i];
     }
     sent = redislock__now_us();
+    f.wait = 1; /* a renewal must reach min_replicas */
     redislock__fan_calls(&f, callp, redislock__step_deadline(c, 0, deadline));
+    note_moved(&f, n);
     keep_conns(r, &f, n);
     for (i = 0; i < n; i++) {
         items[i].sent_us = sent;
@@ -286,6 +316,57 @@ static void renew_batch(redislock__renewer *r, item *items, size_t n)
     redislock__fan_free(&f);
     redislock__free(calls);
     redislock__free(callp);
+}
+
+/* An item with the nodes that serve its key on the cluster members. */
+typedef struct routed {
+    item it;
+    redislock__master *node[REDISLOCK__MAX_MASTERS];
+} routed;
+
+static int by_route(const void *a, const void *b, void *arg)
+{
+    const routed *x = a, *y = b;
+    size_t m, n = *(const size_t *)arg;
+    for (m = 0; m < n; m++)
+        if (x->node[m] != y->node[m])
+            return (uintptr_t)x->node[m] < (uintptr_t)y->node[m] ? -1 : 1;
+    return 0;
+}
+
+/* Renew a batch.  A cluster member serves keys from several masters: the
+ * locks are grouped by the nodes that serve them (as the slot map says
+ * now), one pipeline per node; other members serve a batch from one node. */
+static void renew_batch(redislock__renewer *r, item *items, size_t n)
+{
+    redislock_client *c = r->c;
+    size_t ncl = 0, m, i, j;
+    routed *rt;
+    if (!c->cluster) {
+        renew_group(r, items, n);
+        return;
+    }
+    rt = redislock__calloc(n, sizeof *rt);
+    if (!rt) {
+        renew_group(r, items, n); /* out of memory: the MOVEDs sort it out */
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        rt[i].it = items[i];
+        for (m = 0, ncl = 0; m < c->nmasters; m++)
+            if (!redislock__topo_single(c, m))
+                rt[i].node[ncl++] = redislock__topo_route(c, m, items[i].lk->key,
+                                                          items[i].lk->keylen);
+    }
+    qsort_r(rt, n, sizeof *rt, by_route, &ncl);
+    for (i = 0; i < n; i++)
+        items[i] = rt[i].it;
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1; j < n && by_route(&rt[i], &rt[j], &ncl) == 0; j++)
+            ;
+        renew_group(r, items + i, j - i);
+    }
+    redislock__free(rt);
 }
 
 static void unlink_handle(redislock__renewer *r, redislock *lk)
@@ -355,12 +436,12 @@ static void ensure_conns(redislock__renewer *r, int64_t due_us)
     size_t i;
     for (i = 0; i < c->nmasters; i++) {
         redislock__conn *conn = NULL;
-        if (r->conns[i] || now < r->watch_retry_us[i])
-            continue;
+        if (r->conns[i] || now < r->watch_retry_us[i] || !redislock__topo_single(c, i))
+            continue; /* a cluster has no one node to watch */
         r->watch_retry_us[i] = now + WATCH_RETRY_US;
         pthread_mutex_unlock(&r->mu);
-        if (redislock__pool_get(&c->masters[i], redislock__step_deadline(c, 1, due_us),
-                                &conn))
+        if (redislock__topo_connect(c, i, NULL, 0, redislock__step_deadline(c, 1, due_us),
+                                    &conn))
             conn = NULL;
         pthread_mutex_lock(&r->mu);
         __atomic_store_n(&r->conns[i], conn, __ATOMIC_RELAXED);
@@ -371,8 +452,9 @@ static void ensure_conns(redislock__renewer *r, int64_t due_us)
  * the kept connections closing.  mu held; released while sleeping. */
 static void wait_until(redislock__renewer *r, int64_t due_us)
 {
-    struct pollfd p[1 + REDISLOCK__MAX_MASTERS];
-    size_t idx[1 + REDISLOCK__MAX_MASTERS], np = 1, i;
+    struct pollfd p[1 + 2 * REDISLOCK__MAX_MASTERS];
+    size_t idx[1 + 2 * REDISLOCK__MAX_MASTERS], which[REDISLOCK__MAX_MASTERS];
+    size_t np = 1, nc, nw, i;
     char buf[64];
     int n, broke = 0;
 
@@ -385,15 +467,23 @@ static void wait_until(redislock__renewer *r, int64_t due_us)
         p[np].events = POLLIN;
         idx[np++] = i;
     }
+    nc = np;
+    nw = redislock__topo_watch_fds(r->c, p + np, which, REDISLOCK__MAX_MASTERS);
     pthread_mutex_unlock(&r->mu);
-    n = poll(p, (nfds_t)np, redislock__poll_ms(due_us));
+    n = poll(p, (nfds_t)(nc + nw), redislock__poll_ms(
+                                       redislock__min_deadline(due_us, r->watch_due)));
     pthread_mutex_lock(&r->mu);
     if (n <= 0)
         return;
     if (p[0].revents)
         while (read(r->wake[0], buf, sizeof buf) > 0)
             ;
-    for (i = 1; i < np; i++) {
+    for (i = 0; i < nw; i++)
+        if (p[nc + i].revents) {
+            r->watch_ready[which[i]] = 1;
+            r->watch_due = 0; /* a turn now */
+        }
+    for (i = 1; i < nc; i++) {
         redislock__conn *conn = r->conns[idx[i]];
         if (!p[i].revents)
             continue;
@@ -441,6 +531,9 @@ static int apply(redislock__renewer *r, item *it)
     case RENEW_NO_HEARTBEAT:
         reason = REDISLOCK_LOST_NO_HEARTBEAT;
         break;
+    case RENEW_NO_REPLICAS:
+        reason = REDISLOCK_LOST_NO_REPLICAS;
+        break;
     default:
         r->st.failures++;
         now = redislock__now_us();
@@ -459,6 +552,7 @@ static int apply(redislock__renewer *r, item *it)
     }
     if (reason) {
         r->st.lost++;
+        redislock__stats_lost(lk, reason);
         return redislock__set_lost(lk, reason);
     }
     if (heap_push(r, lk)) {
@@ -538,6 +632,21 @@ static void finish_batch(redislock__renewer *r, item *items, size_t n)
     pthread_cond_broadcast(&r->done_cv);
 }
 
+/* The topology's watch (a Sentinel's subscription and questions), when its
+ * turn came; mu held, released during the turn. */
+static void watch_turn(redislock__renewer *r)
+{
+    int ready[REDISLOCK__MAX_MASTERS];
+    memcpy(ready, r->watch_ready, sizeof ready);
+    memset(r->watch_ready, 0, sizeof r->watch_ready);
+    r->watch_due = REDISLOCK__NEVER;
+    if (!redislock__topo_watched(r->c))
+        return;
+    pthread_mutex_unlock(&r->mu);
+    r->watch_due = redislock__topo_watch(r->c, ready);
+    pthread_mutex_lock(&r->mu);
+}
+
 static void *run(void *arg)
 {
     redislock__renewer *r = arg;
@@ -548,6 +657,8 @@ static void *run(void *arg)
     while (!r->stop) {
         int64_t now;
         size_t n, nrenew;
+        if (r->watch_due <= redislock__now_us())
+            watch_turn(r);
         if (r->n == 0) {
             wait_until(r, REDISLOCK__NEVER);
             continue;
@@ -593,7 +704,7 @@ static int start(redislock__renewer *r)
     if (rc)
         return redislock__err(REDISLOCK_ENOMEM, "cannot start the renewal thread: %s",
                               strerror(rc));
-    r->running = 1;
+    __atomic_store_n(&r->running, 1, __ATOMIC_RELEASE);
     r->stop = 0;
     return 0;
 }
@@ -679,6 +790,19 @@ int redislock__renew_add(redislock *lk)
     if (top)
         wake(r);
 out:
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int redislock__renew_watch(redislock_client *c)
+{
+    redislock__renewer *r = c->renewer;
+    int rc = 0;
+    if (!redislock__topo_watched(c) || __atomic_load_n(&r->running, __ATOMIC_ACQUIRE))
+        return 0;
+    pthread_mutex_lock(&r->mu);
+    if (!r->running)
+        rc = start(r);
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
@@ -770,7 +894,7 @@ void redislock__renew_fork_child(redislock__renewer *r)
     /* The thread was not copied: nothing renews the parent's locks here,
      * and nothing is in flight.  A renewed lock acquired in the child starts
      * a thread of its own. */
-    r->running = 0;
+    __atomic_store_n(&r->running, 0, __ATOMIC_RELEASE);
     r->stop = 0;
     r->n = 0;
     for (lk = r->all; lk; lk = lk->rn.next) {

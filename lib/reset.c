@@ -6,10 +6,14 @@
  * KEYS, and handle each page in small script batches (pipelined), so that
  * no single server call runs long enough to show in SLOWLOG or stall other
  * clients. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* qsort_r(); NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
+#endif
 #include "internal.h"
 
 #include <hiredis.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Lock keys per reset_many call: 6 commands each, about 0.2 ms in all on an
@@ -36,6 +40,8 @@ int redislock_reset(redislock_client *c, const char *name)
         return redislock__err(REDISLOCK_EINVAL,
                               "the lock name is %zu bytes; at most %d are allowed",
                               namelen, REDISLOCK_NAME_MAX);
+    if ((rc = redislock__check_name(c, name, namelen)))
+        return rc;
     key = redislock__key(c, REDISLOCK__KEY_LOCK, name, namelen, &keylen);
     sig = redislock__key(c, REDISLOCK__KEY_SIGNAL, name, namelen, &siglen);
     if (!key || !sig) {
@@ -46,7 +52,7 @@ int redislock_reset(redislock_client *c, const char *name)
     redislock__call_key(&call, key, keylen);
     redislock__call_key(&call, sig, siglen);
     redislock__call_int(&call, c->signal_expire_ms);
-    rc = redislock__fan_once(&f, c, &call);
+    rc = redislock__fan_once(&f, c, &call, key, keylen, 0);
     redislock__call_free(&call);
     if (rc)
         goto out;
@@ -61,7 +67,7 @@ int redislock_reset(redislock_client *c, const char *name)
             if (r->type == REDIS_REPLY_STRING) /* the key's type: not a lock */
                 f.rc[i] = redislock__err(REDISLOCK_EPROTO,
                                          "redis %s: %s is not a lock (a %s): left "
-                                         "alone", c->masters[i].ep.addr,
+                                         "alone", f.conns[i]->m->ep.addr,
                                          redislock__quote(key, keylen, q, sizeof q),
                                          redislock__printable(r->str, r->len > 20 ? 20 : r->len,
                                                               t, sizeof t));
@@ -71,7 +77,7 @@ int redislock_reset(redislock_client *c, const char *name)
                                                             "reset script")
                               : redislock__err(REDISLOCK_EPROTO,
                                                "redis %s: unexpected reply to the "
-                                               "reset script", c->masters[i].ep.addr);
+                                               "reset script", f.conns[i]->m->ep.addr);
             snprintf(f.err[i], sizeof f.err[i], "%s", redislock_last_error());
         }
         failed++;
@@ -92,7 +98,7 @@ out:
     return rc;
 }
 
-/* One batch: the keys of SCAN reply elements [from, to). */
+/* One batch of lock keys of a SCAN page. */
 typedef struct batch {
     redislock__call call;
     char *sigs[BATCH];
@@ -106,34 +112,79 @@ static void batch_free(batch *b, int n)
     redislock__call_free(&b->call);
 }
 
-static int batch_build(redislock_client *c, batch *b, redisReply **keys, int n,
-                       const char *owner_prefix)
+/* How a SCAN page's keys go into script batches: plan.order[plan.bounds[b]
+ * .. plan.bounds[b + 1]) are the page elements of batch b, at most BATCH,
+ * and on a cluster all in one slot (a script's keys must share one). */
+typedef struct plan {
+    size_t *order, *bounds, nb;
+    int *slot;
+} plan;
+
+static void plan_free(plan *p)
+{
+    redislock__free(p->order);
+    redislock__free(p->bounds);
+    redislock__free(p->slot);
+}
+
+static int by_slot(const void *a, const void *b, void *arg)
+{
+    const int *slot = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    if (slot[x] != slot[y])
+        return slot[x] < slot[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* The plan of a page whose keys are all strings; 0, EPROTO for a page with
+ * anything else, ENOMEM. */
+static int page_plan(const redislock_client *c, const redisReply *page, plan *p)
+{
+    size_t i, n = page->elements;
+    memset(p, 0, sizeof *p);
+    for (i = 0; i < n; i++)
+        if (page->element[i]->type != REDIS_REPLY_STRING)
+            return redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
+    p->order = redislock__calloc(n, sizeof *p->order);
+    p->bounds = redislock__calloc(n + 1, sizeof *p->bounds);
+    p->slot = redislock__calloc(n, sizeof *p->slot);
+    if (!p->order || !p->bounds || !p->slot) {
+        plan_free(p);
+        return redislock__err(REDISLOCK_ENOMEM, "out of memory walking the locks");
+    }
+    for (i = 0; i < n; i++) {
+        p->order[i] = i;
+        p->slot[i] = c->cluster ? redislock__keyslot(page->element[i]->str,
+                                                     page->element[i]->len)
+                                : 0;
+    }
+    if (c->cluster)
+        qsort_r(p->order, n, sizeof *p->order, by_slot, p->slot);
+    for (i = 0; i < n; i++)
+        if (i == 0 || i - p->bounds[p->nb - 1] == BATCH ||
+            p->slot[p->order[i]] != p->slot[p->order[i - 1]])
+            p->bounds[p->nb++] = i;
+    p->bounds[p->nb] = n;
+    return 0;
+}
+
+static int batch_build(redislock_client *c, batch *b, const redisReply *page,
+                       const size_t *idx, int n, const char *owner_prefix)
 {
     int i;
     redislock__call_init(&b->call, &redislock__script_reset_many);
     memset(b->sigs, 0, sizeof b->sigs);
     for (i = 0; i < n; i++) {
+        const redisReply *k = page->element[idx[i]];
         size_t siglen = 0;
-        b->sigs[i] = redislock__signal_of(c, keys[i]->str, keys[i]->len, &siglen);
+        b->sigs[i] = redislock__signal_of(c, k->str, k->len, &siglen);
         if (!b->sigs[i])
             return redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
-        redislock__call_key(&b->call, keys[i]->str, keys[i]->len);
+        redislock__call_key(&b->call, k->str, k->len);
         redislock__call_key(&b->call, b->sigs[i], siglen);
     }
     redislock__call_int(&b->call, c->signal_expire_ms);
     redislock__call_arg(&b->call, owner_prefix, strlen(owner_prefix));
-    return 0;
-}
-
-/* A SCAN page's keys: all strings, in *nb batches of up to BATCH.  0, or
- * EPROTO for anything else. */
-static int page_batches(const redisReply *page, size_t *nb)
-{
-    size_t i;
-    *nb = (page->elements + BATCH - 1) / BATCH;
-    for (i = 0; i < page->elements; i++)
-        if (page->element[i]->type != REDIS_REPLY_STRING)
-            return redislock__err(REDISLOCK_EPROTO, "unexpected SCAN reply");
     return 0;
 }
 
@@ -143,14 +194,18 @@ static int reset_page(redislock_client *c, redislock__conn *conn,
                       const redisReply *page, const char *owner_prefix,
                       uint64_t *count, uint64_t *skipped)
 {
-    size_t total = page->elements, nb, i;
-    batch *bs;
-    redislock__call **calls;
-    redisReply **replies;
+    size_t nb = 0, i;
+    batch *bs = NULL;
+    redislock__call **calls = NULL;
+    redisReply **replies = NULL;
+    plan p;
     int rc;
 
-    if (total == 0 || (rc = page_batches(page, &nb)))
-        return total == 0 ? 0 : rc;
+    if (page->elements == 0)
+        return 0;
+    if ((rc = page_plan(c, page, &p)))
+        return rc;
+    nb = p.nb;
     bs = redislock__calloc(nb, sizeof *bs);
     calls = redislock__calloc(nb, sizeof *calls);
     replies = redislock__calloc(nb, sizeof *replies);
@@ -159,9 +214,8 @@ static int reset_page(redislock_client *c, redislock__conn *conn,
         goto out;
     }
     for (i = 0; i < nb && !rc; i++) {
-        size_t n = total - i * BATCH < BATCH ? total - i * BATCH : BATCH;
-        rc = batch_build(c, &bs[i], page->element + i * BATCH, (int)n,
-                         owner_prefix);
+        rc = batch_build(c, &bs[i], page, p.order + p.bounds[i],
+                         (int)(p.bounds[i + 1] - p.bounds[i]), owner_prefix);
         calls[i] = &bs[i].call;
     }
     if (!rc)
@@ -192,6 +246,7 @@ out:
     redislock__free(bs);
     redislock__free(calls);
     redislock__free(replies);
+    plan_free(&p);
     return rc;
 }
 
@@ -200,10 +255,10 @@ out:
 typedef int (*page_fn)(redislock_client *c, redislock__conn *conn,
                        const redisReply *page, void *arg);
 
-/* Walk the keys of one master that match pattern with SCAN, one page at a
+/* Walk the keys of node m that match pattern with SCAN, one page at a
  * time.  Returns 0, an error, or page's positive value. */
-static int scan_master(redislock_client *c, redislock__master *m, const char *pattern,
-                       size_t patlen, page_fn page, void *arg)
+static int scan_node(redislock_client *c, redislock__master *m, const char *pattern,
+                     size_t patlen, page_fn page, void *arg)
 {
     redislock__conn *conn = NULL;
     char cursor[32] = "0";
@@ -236,9 +291,29 @@ static int scan_master(redislock_client *c, redislock__master *m, const char *pa
             break;
     }
     if (rc == REDISLOCK_ETIMEDOUT)
-        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %lld ms", m->ep.addr,
-                            (long long)c->command_timeout_ms);
+        rc = redislock__err(REDISLOCK_EIO, "redis %s: no reply within %lld ms",
+                            m->ep.addr, (long long)c->command_timeout_ms);
     redislock__pool_put(conn);
+    return rc;
+}
+
+/* The masters of member i (one, or every master of a cluster). */
+#define MAX_NODES 256
+
+/* Walk every master of member i (scan_node), each named in *where as it
+ * is walked (for messages and the list's entries). */
+static int scan_master(redislock_client *c, size_t i, const char *pattern, size_t patlen,
+                       page_fn page, void *arg, const char **where)
+{
+    redislock__master *nodes[MAX_NODES];
+    size_t n = 0, k;
+    int rc = redislock__topo_nodes(c, i, redislock__after_ms(c->connect_timeout_ms), nodes,
+                                   MAX_NODES, &n);
+    *where = redislock__topo_name(c, i);
+    for (k = 0; k < n && !rc; k++) {
+        *where = nodes[k]->ep.addr;
+        rc = scan_node(c, nodes[k], pattern, patlen, page, arg);
+    }
     return rc;
 }
 
@@ -254,19 +329,19 @@ static int reset_page_fn(redislock_client *c, redislock__conn *conn,
     return reset_page(c, conn, page, a->owner_prefix, &a->count, &a->skipped);
 }
 
-/* reset_all on one master. */
-static int reset_all_master(redislock_client *c, redislock__master *m,
-                            const char *pattern, size_t patlen,
-                            const char *owner_prefix, uint64_t *count)
+/* reset_all on member i (every master of a cluster). */
+static int reset_all_master(redislock_client *c, size_t i, const char *pattern,
+                            size_t patlen, const char *owner_prefix, uint64_t *count)
 {
     reset_arg a = { owner_prefix, 0, 0 };
-    int rc = scan_master(c, m, pattern, patlen, reset_page_fn, &a);
+    const char *where = NULL;
+    int rc = scan_master(c, i, pattern, patlen, reset_page_fn, &a, &where);
     *count = a.count;
     if (a.skipped)
         redislock__log(c, REDISLOCK_LOG_WARN,
-                       "redis %s: reset_all left alone %llu key(s) named like locks "
-                       "that are not strings (not locks)",
-                       m->ep.addr, (unsigned long long)a.skipped);
+                       "%s: reset_all left alone %llu key(s) named like locks that are "
+                       "not strings (not locks)",
+                       redislock__topo_name(c, i), (unsigned long long)a.skipped);
     return rc;
 }
 
@@ -291,10 +366,11 @@ int redislock_reset_all(redislock_client *c, const char *owner_prefix,
     if (!pattern)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
     /* Each master on its own (SCAN pages differ); a lock lives on several
-     * masters, so the count is the largest of the masters' counts. */
+     * masters, so the count is the largest of the masters' counts (a
+     * cluster's masters hold different locks: their counts add up). */
     for (i = 0; i < c->nmasters; i++) {
         uint64_t n = 0;
-        rc = reset_all_master(c, &c->masters[i], pattern, patlen, owner_prefix, &n);
+        rc = reset_all_master(c, i, pattern, patlen, owner_prefix, &n);
         if (n > most)
             most = n;
         if (rc) {
@@ -358,20 +434,50 @@ static int list_one(redislock_client *c, list_arg *a, const redisReply *key,
     return a->user_rc ? 1 : 0;
 }
 
+/* The list script's replies for one batch of the page (elements idx[0..n)). */
+static int list_batch(redislock_client *c, list_arg *a, redislock__conn *conn,
+                      const redisReply *page, const size_t *idx, size_t n,
+                      const redisReply *r)
+{
+    size_t j;
+    int rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
+        return r->type == REDIS_REPLY_ERROR
+                   ? redislock__conn_reply_error(conn, r, "list script")
+                   : redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
+                                    "the list script", a->addr);
+    for (j = 0; j < n && !rc; j++) {
+        const redisReply *e = r->element[j];
+        if (e->type != REDIS_REPLY_ARRAY)
+            continue; /* gone, or not a lock */
+        if (e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[1]->type != REDIS_REPLY_INTEGER)
+            return redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
+                                  "the list script", a->addr);
+        rc = list_one(c, a, page->element[idx[j]], e->element[0], e->element[1]->integer);
+    }
+    return rc;
+}
+
 /* Read owner and expiry of the keys of one SCAN page (pipelined batches of
- * the list script) and hand every lock to the callback, in SCAN's order. */
+ * the list script) and hand every lock to the callback, in SCAN's order
+ * (in slot order on a cluster). */
 static int list_page(redislock_client *c, redislock__conn *conn,
                      const redisReply *page, void *arg)
 {
     list_arg *a = arg;
-    size_t total = page->elements, nb, i, j;
-    redislock__call *calls;
-    redislock__call **callp;
-    redisReply **replies;
+    size_t nb = 0, i, j;
+    redislock__call *calls = NULL;
+    redislock__call **callp = NULL;
+    redisReply **replies = NULL;
+    plan p;
     int rc;
 
-    if (total == 0 || (rc = page_batches(page, &nb)))
-        return total == 0 ? 0 : rc;
+    if (page->elements == 0)
+        return 0;
+    if ((rc = page_plan(c, page, &p)))
+        return rc;
+    nb = p.nb;
     calls = redislock__calloc(nb, sizeof *calls);
     callp = redislock__calloc(nb, sizeof *callp);
     replies = redislock__calloc(nb, sizeof *replies);
@@ -381,36 +487,16 @@ static int list_page(redislock_client *c, redislock__conn *conn,
     }
     for (i = 0; i < nb; i++) {
         redislock__call_init(&calls[i], &redislock__script_list);
-        for (j = i * BATCH; j < total && j < (i + 1) * BATCH; j++)
-            redislock__call_key(&calls[i], page->element[j]->str, page->element[j]->len);
+        for (j = p.bounds[i]; j < p.bounds[i + 1]; j++)
+            redislock__call_key(&calls[i], page->element[p.order[j]]->str,
+                                page->element[p.order[j]]->len);
         callp[i] = &calls[i];
     }
     rc = redislock__call_pipeline(conn, callp, nb,
                                   redislock__io_deadline(c, REDISLOCK__NEVER), replies);
-    for (i = 0; i < nb && !rc; i++) {
-        const redisReply *r = replies[i];
-        size_t first = i * BATCH, n = total - first < BATCH ? total - first : BATCH;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-            rc = r->type == REDIS_REPLY_ERROR
-                     ? redislock__conn_reply_error(conn, r, "list script")
-                     : redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
-                                      "the list script", a->addr);
-            break;
-        }
-        for (j = 0; j < n && !rc; j++) {
-            const redisReply *e = r->element[j];
-            if (e->type != REDIS_REPLY_ARRAY)
-                continue; /* gone, or not a lock */
-            if (e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-                e->element[1]->type != REDIS_REPLY_INTEGER) {
-                rc = redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
-                                    "the list script", a->addr);
-                break;
-            }
-            rc = list_one(c, a, page->element[first + j], e->element[0],
-                          e->element[1]->integer);
-        }
-    }
+    for (i = 0; i < nb && !rc; i++)
+        rc = list_batch(c, a, conn, page, p.order + p.bounds[i],
+                        p.bounds[i + 1] - p.bounds[i], replies[i]);
 out:
     for (i = 0; calls && i < nb; i++)
         redislock__call_free(&calls[i]);
@@ -420,6 +506,7 @@ out:
     redislock__free(calls);
     redislock__free(callp);
     redislock__free(replies);
+    plan_free(&p);
     return rc;
 }
 
@@ -451,8 +538,7 @@ int redislock_list(redislock_client *c, const char *name_pattern, redislock_list
      * master that has it. */
     for (i = 0; i < c->nmasters; i++) {
         a.master = i;
-        a.addr = c->masters[i].ep.addr;
-        rc = scan_master(c, &c->masters[i], pattern, patlen, list_page, &a);
+        rc = scan_master(c, i, pattern, patlen, list_page, &a, &a.addr);
         if (rc > 0)
             break; /* the callback said stop */
         if (rc) {

@@ -19,6 +19,7 @@
 #include <hiredis.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -182,6 +183,8 @@ const char *redislock_lost_reason_string(int reason)
     case REDISLOCK_LOST_NO_HEARTBEAT:
         return "no heartbeat within heartbeat_ms: renewal stopped, the key expires "
                "by itself";
+    case REDISLOCK_LOST_NO_REPLICAS:
+        return "fewer replicas than min_replicas acknowledged a renewal in time";
     default:
         return "unknown reason";
     }
@@ -203,7 +206,22 @@ void redislock__note_masters(redislock *lk, const redislock__fanout *f)
     }
 }
 
-/* ------------------------------------------------------------- cancelling */
+/* ------------------------------------------------------------- cancelling
+ *
+ * A wait polls an eventfd of its handle for a cancel.  It exists only while
+ * an acquire waits (made by redislock__cancel_open(), closed by
+ * redislock__cancel_close()), so a handle costs no descriptor between
+ * waits.  redislock_cancel() may run at any moment, in any thread or signal
+ * handler: it writes to the eventfd only while it counts itself in
+ * cancel_users, and the wait closes the eventfd only after taking it out of
+ * cancel_fd and seeing no writer counted, so no write ever reaches a
+ * descriptor that was closed (and maybe reused for something else).
+ *
+ * fork(): the eventfd is shared with the parent, so it carries the fork
+ * generation it was made in, and a cancel in a child (an inherited signal
+ * handler) never writes to its parent's: it sets the child's flag only,
+ * which the child's own waits see.  A cancel that was pending in the parent
+ * at the fork is pending in the child too (as a client shutdown is). */
 
 /* Writes one to an eventfd: async-signal-safe. */
 static void poke(int fd)
@@ -218,25 +236,72 @@ static void poke(int fd)
     /* EAGAIN: the counter is full, the fd readable anyway */
 }
 
-int redislock__cancel_fd(redislock *lk)
+/* Take the eventfd out of the handle and close it once no
+ * redislock_cancel() writes to it.  ours: it was made in this process (the
+ * parent's writers are no writers here). */
+static void drop_fd(redislock *lk, int ours)
 {
-    int fd = __atomic_load_n(&lk->cancel_fd, __ATOMIC_SEQ_CST);
-    if (fd >= 0 && lk->cancel_gen == redislock__fork_gen())
-        return fd;
-    if (fd >= 0)
-        close(fd); /* the parent's, after a fork */
+    int fd = __atomic_exchange_n(&lk->cancel_fd, -1, __ATOMIC_SEQ_CST);
+    if (fd < 0)
+        return;
+    while (ours && __atomic_load_n(&lk->cancel_users, __ATOMIC_SEQ_CST) > 0)
+        sched_yield(); /* a cancel between its load of the fd and its write */
+    close(fd);
+}
+
+int redislock__cancel_open(redislock *lk)
+{
+    unsigned long gen = redislock__fork_gen();
+    int fd;
+    if (__atomic_load_n(&lk->cancel_gen, __ATOMIC_SEQ_CST) != gen) {
+        /* the first wait in a child after fork(): our copy of the parent's
+         * eventfd goes, and so do the parent's writers (threads that do not
+         * exist here).  No cancel of this process counts itself until the
+         * generation below is stored. */
+        __atomic_store_n(&lk->cancel_users, 0, __ATOMIC_SEQ_CST);
+        drop_fd(lk, 0);
+    } else {
+        drop_fd(lk, 1); /* none is left open by a wait; to be sure */
+    }
     fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    lk->cancel_gen = redislock__fork_gen();
+    __atomic_store_n(&lk->cancel_gen, gen, __ATOMIC_SEQ_CST);
     __atomic_store_n(&lk->cancel_fd, fd, __ATOMIC_SEQ_CST);
     if (fd >= 0 && __atomic_load_n(&lk->cancel, __ATOMIC_SEQ_CST))
         poke(fd); /* a cancel that came before the fd */
     return fd;
 }
 
+void redislock__cancel_close(redislock *lk)
+{
+    drop_fd(lk, __atomic_load_n(&lk->cancel_gen, __ATOMIC_SEQ_CST) == redislock__fork_gen());
+}
+
+int redislock__cancel_confirmed(redislock *lk)
+{
+    int fd = __atomic_load_n(&lk->cancel_fd, __ATOMIC_SEQ_CST);
+    uint64_t v;
+    if (redislock__cancel_requested(lk))
+        return 1;
+    /* readable without a cancel: take the wake-up away, then look again (a
+     * cancel that came meanwhile set the flag before it wrote) */
+    if (fd >= 0)
+        while (read(fd, &v, sizeof v) > 0)
+            ;
+    return redislock__cancel_requested(lk);
+}
+
 void redislock__cancel_request(redislock *lk)
 {
+    unsigned long gen = redislock__fork_gen();
+    int fd;
     __atomic_store_n(&lk->cancel, 1, __ATOMIC_SEQ_CST);
-    poke(__atomic_load_n(&lk->cancel_fd, __ATOMIC_SEQ_CST));
+    if (__atomic_load_n(&lk->cancel_gen, __ATOMIC_SEQ_CST) != gen)
+        return; /* no wait of this process has an eventfd (maybe the parent's) */
+    __atomic_add_fetch(&lk->cancel_users, 1, __ATOMIC_SEQ_CST);
+    fd = __atomic_load_n(&lk->cancel_fd, __ATOMIC_SEQ_CST);
+    if (fd >= 0 && __atomic_load_n(&lk->cancel_gen, __ATOMIC_SEQ_CST) == gen)
+        poke(fd);
+    __atomic_sub_fetch(&lk->cancel_users, 1, __ATOMIC_SEQ_CST);
 }
 
 int redislock__cancel_requested(const redislock *lk)
@@ -247,12 +312,7 @@ int redislock__cancel_requested(const redislock *lk)
 
 void redislock__cancel_answered(redislock *lk)
 {
-    int fd = __atomic_load_n(&lk->cancel_fd, __ATOMIC_SEQ_CST);
-    uint64_t v;
     __atomic_store_n(&lk->cancel, 0, __ATOMIC_SEQ_CST);
-    if (fd >= 0)
-        while (read(fd, &v, sizeof v) > 0)
-            ;
 }
 
 void redislock__shutdown_request(redislock_client *c)

@@ -199,7 +199,7 @@ int redislock__tls_init(redislock_client *c)
     size_t i;
     int rc, any = 0;
     for (i = 0; i < c->nmasters; i++)
-        any |= c->masters[i].ep.tls;
+        any |= c->members[i].tmpl.tls;
     if (!any)
         return 0;
     pthread_once(&bio_once, make_bio_method);
@@ -527,7 +527,7 @@ int redislock__tls_init(redislock_client *c)
 {
     size_t i;
     for (i = 0; i < c->nmasters; i++)
-        if (c->masters[i].ep.tls)
+        if (c->members[i].tmpl.tls)
             return redislock__err(REDISLOCK_ENOTSUP, "TLS (rediss://) is not supported: "
                                   "this libredislock was built without OpenSSL");
     return 0;

@@ -1,6 +1,6 @@
-/* URL parsing:
- *   redis://[[user]:password@]host[:port][/db]
- *   rediss://[[user]:password@]host[:port][/db]      (TLS, when built with it)
+/* URL parsing (the scheme in any case):
+ *   redis://[user@ | [user]:password@]host[:port][/db]
+ *   rediss://[user@ | [user]:password@]host[:port][/db]  (TLS, when built with it)
  *   unix:///path/to.sock[?db=N&user=U&password=P]   (also redis+unix://)
  * Percent-escapes are decoded in the user, the password and the path.
  */
@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/un.h>
 
 static int hexval(int ch)
 {
@@ -88,20 +90,31 @@ static int set_copy(char **dst, const char *s, size_t n, const char *what)
     return 0;
 }
 
-/* userinfo = [user]:password | password-less user is not meaningful */
+/* userinfo = user | [user]:password (RFC 3986, as redis-py reads it): a
+ * user without a password gets it from the client options (or logs in with
+ * an empty one: an ACL user with nopass). */
 static int parse_userinfo(redislock__endpoint *ep, const char *s, size_t n)
 {
     const char *colon = memchr(s, ':', n);
     int rc;
-    if (!colon)
-        return redislock__err(REDISLOCK_EINVAL,
-                              "invalid redis URL: credentials must be "
-                              "[user]:password@");
+    if (!colon) {
+        if (n == 0)
+            return redislock__err(REDISLOCK_EINVAL,
+                                  "invalid redis URL: empty credentials before '@' "
+                                  "(user@, :password@ or user:password@)");
+        return set_copy(&ep->username, s, n, "user name");
+    }
     if (colon > s && (rc = set_copy(&ep->username, s, (size_t)(colon - s),
                                     "user name")) != 0)
         return rc;
     return set_copy(&ep->password, colon + 1, n - (size_t)(colon - s) - 1,
                     "password");
+}
+
+/* A query item name=value with the name n bytes long. */
+static int is_item(const char *q, const char *eq, const char *name)
+{
+    return (size_t)(eq - q) == strlen(name) && !memcmp(q, name, strlen(name));
 }
 
 static int parse_query(redislock__endpoint *ep, const char *q)
@@ -110,24 +123,36 @@ static int parse_query(redislock__endpoint *ep, const char *q)
         const char *amp = strchr(q, '&');
         size_t n = amp ? (size_t)(amp - q) : strlen(q);
         const char *eq = memchr(q, '=', n);
+        const char *v;
+        size_t vn;
         int rc;
         if (!eq)
             return redislock__err(REDISLOCK_EINVAL,
                                   "invalid redis URL: query item without '='");
-        if ((size_t)(eq - q) == 2 && !memcmp(q, "db", 2)) {
-            if (parse_num(eq + 1, n - 3, 0, INT_MAX, &ep->db))
+        v = eq + 1;
+        vn = n - (size_t)(v - q);
+        if (is_item(q, eq, "db")) {
+            if (parse_num(v, vn, 0, INT_MAX, &ep->db))
                 return redislock__err(REDISLOCK_EINVAL,
                                       "invalid redis URL: bad db number");
-        } else if ((size_t)(eq - q) == 8 && !memcmp(q, "password", 8)) {
-            if ((rc = set_copy(&ep->password, eq + 1, n - 9, "password")))
+        } else if (is_item(q, eq, "password")) {
+            if ((rc = set_copy(&ep->password, v, vn, "password")))
                 return rc;
-        } else if ((size_t)(eq - q) == 4 && !memcmp(q, "user", 4)) {
-            if ((rc = set_copy(&ep->username, eq + 1, n - 5, "user name")))
+        } else if (is_item(q, eq, "user")) {
+            if ((rc = set_copy(&ep->username, v, vn, "user name")))
                 return rc;
+        } else if (is_item(q, eq, "min_replicas")) {
+            if (parse_num(v, vn, 0, 1000, &ep->min_replicas))
+                return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: bad "
+                                      "min_replicas (a number from 0 to 1000)");
+        } else if (is_item(q, eq, "wait_ms")) {
+            if (parse_num(v, vn, 1, 86400000, &ep->wait_ms))
+                return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: bad "
+                                      "wait_ms (milliseconds, 1 to 86400000)");
         } else {
             return redislock__err(REDISLOCK_EINVAL,
-                                  "invalid redis URL: unknown query item "
-                                  "(db, user and password are known)");
+                                  "invalid redis URL: unknown query item (db, user, "
+                                  "password, min_replicas and wait_ms are known)");
         }
         q += n;
         if (*q == '&')
@@ -147,6 +172,12 @@ static int parse_unix(redislock__endpoint *ep, const char *rest)
                               "socket path (unix:///path/to.sock)");
     if ((rc = set_copy(&ep->host, rest, n, "socket path")))
         return rc;
+    if (strlen(ep->host) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+        return redislock__err(REDISLOCK_EINVAL,
+                              "invalid redis URL: the socket path is %zu bytes; a "
+                              "unix socket address holds at most %zu",
+                              strlen(ep->host),
+                              sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
     ep->is_unix = 1;
     if (q && (rc = parse_query(ep, q + 1)))
         return rc;
@@ -159,56 +190,81 @@ static int parse_unix(redislock__endpoint *ep, const char *rest)
     return 0;
 }
 
-static int parse_tcp(redislock__endpoint *ep, const char *rest)
+/* host[:port] or [v6][:port] from s[0..n) into *host (allocated) and
+ * *port (defport when none is given).  0, or EINVAL/ENOMEM. */
+static int parse_hostport(const char *s, size_t n, int defport, char **host, int *port)
 {
-    const char *end = rest + strcspn(rest, "/?#");
-    const char *at = NULL, *p, *host, *hend, *port = NULL;
-    char buf[300];
-    int rc;
-
-    /* The last '@' before the path ends the credentials. */
-    for (p = rest; p < end; p++)
-        if (*p == '@')
-            at = p;
-    if (at) {
-        if ((rc = parse_userinfo(ep, rest, (size_t)(at - rest))))
-            return rc;
-        host = at + 1;
-    } else {
-        host = rest;
-    }
-    if (*host == '[') {
-        hend = memchr(host, ']', (size_t)(end - host));
+    const char *end = s + n, *p, *hend, *pstr = NULL;
+    char buf[100];
+    if (n && *s == '[') {
+        hend = memchr(s, ']', n);
         if (!hend)
             return redislock__err(REDISLOCK_EINVAL,
                                   "invalid redis URL: unclosed '[' in the host");
-        host++;
+        s++;
         p = hend + 1;
         if (p < end && *p != ':')
-            return redislock__err(REDISLOCK_EINVAL,
-                                  "invalid redis URL: junk after ']'");
+            return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: junk after ']'");
         if (p < end)
-            port = p + 1;
+            pstr = p + 1;
     } else {
-        hend = memchr(host, ':', (size_t)(end - host));
+        hend = memchr(s, ':', n);
         if (hend)
-            port = hend + 1;
+            pstr = hend + 1;
         else
             hend = end;
     }
-    if (hend == host)
+    if (hend == s)
         return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: no host");
-    ep->port = 6379;
-    if (port && parse_num(port, (size_t)(end - port), 1, 65535, &ep->port))
+    *port = defport;
+    if (pstr && parse_num(pstr, (size_t)(end - pstr), 1, 65535, port))
         return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: bad port '%s'",
-                              redislock__quote(port, (size_t)(end - port), buf, 80));
-    for (p = host; p < hend; p++)
-        if ((unsigned char)*p <= ' ' || *p == '@' || *p == '/' || *p == '%')
+                              redislock__quote(pstr, (size_t)(end - pstr), buf, 80));
+    for (p = s; p < hend; p++)
+        if ((unsigned char)*p <= ' ' || *p == '@' || *p == '/' || *p == '%' || *p == ',')
             return redislock__err(REDISLOCK_EINVAL,
                                   "invalid redis URL: bad character in the host");
-    ep->host = redislock__memdup(host, (size_t)(hend - host));
-    if (!ep->host)
-        return oom();
+    *host = redislock__memdup(s, (size_t)(hend - s));
+    return *host ? 0 : oom();
+}
+
+/* "host:port" (IPv6 in brackets) for messages. */
+char *redislock__hostport_string(const char *host, int port)
+{
+    char buf[300];
+    snprintf(buf, sizeof buf, strchr(host, ':') ? "[%.256s]:%d" : "%.256s:%d", host,
+             port);
+    return redislock__strdup(buf);
+}
+
+/* The credentials before the last '@' ahead of end; *host_start after them. */
+static int parse_credentials(redislock__endpoint *ep, const char *rest, const char *end,
+                             const char **host_start)
+{
+    const char *at = NULL, *p;
+    int rc;
+    for (p = rest; p < end; p++)
+        if (*p == '@')
+            at = p;
+    *host_start = rest;
+    if (!at)
+        return 0;
+    if ((rc = parse_userinfo(ep, rest, (size_t)(at - rest))))
+        return rc;
+    *host_start = at + 1;
+    return 0;
+}
+
+static int parse_tcp(redislock__endpoint *ep, const char *rest)
+{
+    const char *end = rest + strcspn(rest, "/?#");
+    const char *host;
+    char buf[300];
+    int rc;
+
+    if ((rc = parse_credentials(ep, rest, end, &host)) ||
+        (rc = parse_hostport(host, (size_t)(end - host), 6379, &ep->host, &ep->port)))
+        return rc;
     if (*end == '/') {
         const char *db = end + 1;
         size_t n = strcspn(db, "?#");
@@ -224,9 +280,7 @@ static int parse_tcp(redislock__endpoint *ep, const char *rest)
         return redislock__err(REDISLOCK_EINVAL,
                               "invalid redis URL: junk after the host");
     }
-    snprintf(buf, sizeof buf, strchr(ep->host, ':') ? "[%.256s]:%d" : "%.256s:%d",
-             ep->host, ep->port);
-    ep->addr = redislock__strdup(buf);
+    ep->addr = redislock__hostport_string(ep->host, ep->port);
     return ep->addr ? 0 : oom();
 }
 
@@ -248,15 +302,17 @@ int redislock__url_parse(const char *url, redislock__endpoint *ep)
 {
     int rc;
     memset(ep, 0, sizeof *ep);
+    ep->min_replicas = -1;
     if (!url || !*url)
         return redislock__err(REDISLOCK_EINVAL, "the redis URL is empty");
-    if (!strncmp(url, "redis://", 8))
+    /* a scheme is case-insensitive (RFC 3986): REDIS:// too */
+    if (!strncasecmp(url, "redis://", 8))
         rc = parse_tcp(ep, url + 8);
-    else if (!strncmp(url, "unix://", 7))
+    else if (!strncasecmp(url, "unix://", 7))
         rc = parse_unix(ep, url + 7);
-    else if (!strncmp(url, "redis+unix://", 13))
+    else if (!strncasecmp(url, "redis+unix://", 13))
         rc = parse_unix(ep, url + 13);
-    else if (!strncmp(url, "rediss://", 9))
+    else if (!strncasecmp(url, "rediss://", 9))
         rc = parse_tls(ep, url + 9);
     else
         rc = redislock__err(REDISLOCK_EINVAL,
@@ -277,4 +333,158 @@ void redislock__endpoint_clear(redislock__endpoint *ep)
     }
     redislock__free(ep->addr);
     memset(ep, 0, sizeof *ep);
+}
+
+int redislock__endpoint_copy(redislock__endpoint *dst, const redislock__endpoint *tmpl,
+                             const char *host, int port)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->tls = tmpl->tls;
+    dst->db = tmpl->db;
+    dst->port = port;
+    dst->min_replicas = tmpl->min_replicas;
+    dst->wait_ms = tmpl->wait_ms;
+    dst->sentinel = tmpl->sentinel;
+    dst->host = redislock__strdup(host);
+    dst->addr = redislock__hostport_string(host, port);
+    if (tmpl->username)
+        dst->username = redislock__strdup(tmpl->username);
+    if (tmpl->password)
+        dst->password = redislock__strdup(tmpl->password);
+    if (!dst->host || !dst->addr || (tmpl->username && !dst->username) ||
+        (tmpl->password && !dst->password)) {
+        redislock__endpoint_clear(dst);
+        return oom();
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------ topology URLs */
+
+#define MAX_TOPO_HOSTS 64
+
+static int scheme_is(const char *url, const char *scheme)
+{
+    return !strncasecmp(url, scheme, strlen(scheme));
+}
+
+int redislock__url_kind(const char *url)
+{
+    if (url && (scheme_is(url, "redis-sentinel://") || scheme_is(url, "rediss-sentinel://")))
+        return REDISLOCK__MEMBER_SENTINEL;
+    if (url && (scheme_is(url, "redis-cluster://") || scheme_is(url, "rediss-cluster://")))
+        return REDISLOCK__MEMBER_CLUSTER;
+    return REDISLOCK__MEMBER_FIXED;
+}
+
+/* The comma-separated host list s[0..n) into t. */
+static int parse_hosts(redislock__topo_url *t, const char *s, size_t n, int defport)
+{
+    const char *end = s + n;
+    size_t count = 1, i;
+    int rc;
+    for (i = 0; i < n; i++)
+        count += s[i] == ',';
+    if (count > MAX_TOPO_HOSTS)
+        return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: more than %d hosts",
+                              MAX_TOPO_HOSTS);
+    t->hosts = redislock__calloc(count, sizeof *t->hosts);
+    t->ports = redislock__calloc(count, sizeof *t->ports);
+    if (!t->hosts || !t->ports)
+        return oom();
+    while (s <= end && t->n < count) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *hend = comma ? comma : end;
+        if ((rc = parse_hostport(s, (size_t)(hend - s), defport, &t->hosts[t->n],
+                                 &t->ports[t->n])))
+            return rc;
+        t->n++;
+        s = hend + 1;
+    }
+    return 0;
+}
+
+/* Sentinel: "/SERVICE[/db]" at p; *after where it ends. */
+static int parse_service(redislock__topo_url *t, const char *p, const char **after)
+{
+    const char *s = p + 1, *slash;
+    size_t n = strcspn(s, "?#");
+    char buf[100];
+    int rc;
+    if (*p != '/' || n == 0 || *s == '/')
+        return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: a sentinel URL names "
+                              "its service: redis-sentinel://host:port[,...]/SERVICE[/db]");
+    slash = memchr(s, '/', n);
+    if ((rc = set_copy(&t->service, s, slash ? (size_t)(slash - s) : n, "service name")))
+        return rc;
+    if (slash) {
+        size_t dn = n - (size_t)(slash + 1 - s);
+        if (dn && parse_num(slash + 1, dn, 0, INT_MAX, &t->tmpl.db))
+            return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: bad db number '%s'",
+                                  redislock__quote(slash + 1, dn, buf, 80));
+    }
+    *after = s + n;
+    return 0;
+}
+
+static int parse_topo(redislock__topo_url *t, const char *rest)
+{
+    const char *end = rest + strcspn(rest, "/?#"), *host, *after = end;
+    int rc, sentinel = t->kind == REDISLOCK__MEMBER_SENTINEL;
+    if ((rc = parse_credentials(&t->tmpl, rest, end, &host)) ||
+        (rc = parse_hosts(t, host, (size_t)(end - host), sentinel ? 26379 : 6379)))
+        return rc;
+    if (sentinel && (rc = parse_service(t, end, &after)))
+        return rc;
+    if (!sentinel && *after == '/' && after[1] != '?' && after[1] != '\0')
+        return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: a cluster has only "
+                              "database 0 (no /db in redis-cluster://)");
+    if (!sentinel && *after == '/')
+        after++;
+    if (*after == '?')
+        return parse_query(&t->tmpl, after + 1);
+    if (*after)
+        return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: junk after the hosts");
+    return 0;
+}
+
+int redislock__topo_url_parse(const char *url, redislock__topo_url *t)
+{
+    int rc, tls;
+    size_t skip;
+    memset(t, 0, sizeof *t);
+    t->tmpl.min_replicas = -1;
+    t->kind = redislock__url_kind(url);
+    if (t->kind == REDISLOCK__MEMBER_FIXED)
+        return redislock__err(REDISLOCK_EINVAL, "not a sentinel or cluster URL");
+    tls = url[5] == 's' || url[5] == 'S';
+    skip = strlen(t->kind == REDISLOCK__MEMBER_SENTINEL ? "redis-sentinel://"
+                                                        : "redis-cluster://") + (size_t)tls;
+#ifndef HAVE_OPENSSL
+    if (tls)
+        return redislock__err(REDISLOCK_ENOTSUP,
+                              "TLS (%.*s) is not supported: this libredislock was built "
+                              "without OpenSSL (configure --with-openssl)",
+                              (int)skip, url);
+#endif
+    t->tmpl.tls = tls;
+    rc = parse_topo(t, url + skip);
+    if (!rc && t->tmpl.db && t->kind == REDISLOCK__MEMBER_CLUSTER)
+        rc = redislock__err(REDISLOCK_EINVAL, "invalid redis URL: a cluster has only "
+                            "database 0");
+    if (rc)
+        redislock__topo_url_clear(t);
+    return rc;
+}
+
+void redislock__topo_url_clear(redislock__topo_url *t)
+{
+    size_t i;
+    for (i = 0; i < t->n; i++)
+        redislock__free(t->hosts[i]);
+    redislock__free(t->hosts);
+    redislock__free(t->ports);
+    redislock__free(t->service);
+    redislock__endpoint_clear(&t->tmpl);
+    memset(t, 0, sizeof *t);
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The shared library exports exactly the API: the functions the header marks
-# REDISLOCK_EXPORT, which must also be the global list of lib/redislock.sym.
+# REDISLOCK_EXPORT, which must also be the global list of lib/redislock.sym
+# (and of debian/libredislock0.symbols).
 srcdir=${top_srcdir:-.}
 builddir=${top_builddir:-.}
 so=$(ls "$builddir"/lib/.libs/libredislock.so.* 2>/dev/null | head -n 1)
@@ -32,6 +33,16 @@ fi
 if ! diff -u "$tmp/header" "$tmp/symfile"; then
     echo "FAIL: lib/redislock.sym differs from the header's REDISLOCK_EXPORT list"
     status=1
+fi
+# The Debian symbols file (not in the release tarball) lists them too, at
+# version node REDISLOCK_0 (dpkg-buildpackage checks it against the build).
+if [ -f "$srcdir/debian/libredislock0.symbols" ]; then
+    sed -n 's/^ \(redislock_[a-z0-9_]*\)@REDISLOCK_0 .*/\1/p' \
+        "$srcdir/debian/libredislock0.symbols" | LC_ALL=C sort -u > "$tmp/debian"
+    if ! diff -u "$tmp/header" "$tmp/debian"; then
+        echo "FAIL: debian/libredislock0.symbols differs from the header's REDISLOCK_EXPORT list"
+        status=1
+    fi
 fi
 n=$(wc -l < "$tmp/exported")
 [ $status -eq 0 ] && echo "PASS: $n exported symbols, all declared in redislock.h"

@@ -1,5 +1,6 @@
 /* --status, --reset, --reset-all and --list: one round trip each (a SCAN
- * walk for --reset-all and --list), lines on stdout. */
+ * walk for --reset-all and --list), lines on stdout (with --json, for
+ * --status and --list, JSON). */
 #include "tool.h"
 
 #include <inttypes.h>
@@ -28,9 +29,18 @@ int rlt_status(const rlt_config *cfg, redislock_client *c)
     redislock_free(lk);
     if (cfg->quiet) {
         /* the exit status tells */
+    } else if (cfg->json) {
+        putchar('{');
+        rlt_put_json("name", cfg->name, strlen(cfg->name));
+        printf(",\"held\":%s,", info.held ? "true" : "false");
+        if (info.held)
+            rlt_put_json("owner", info.owner, strlen(info.owner));
+        else
+            fputs("\"owner\":null", stdout);
+        printf(",\"ttl_ms\":%" PRId64 "}\n", info.ttl_ms);
     } else if (info.held) {
         fputs("held owner=", stdout);
-        rlt_put_field(info.owner, strlen(info.owner));
+        rlt_put_word(info.owner, strlen(info.owner));
         printf(" ttl_ms=%" PRId64 "\n", info.ttl_ms);
     } else {
         puts("free");
@@ -77,7 +87,20 @@ typedef struct list_state {
     const rlt_config *cfg;
     int masters;             /* several: each line names its master */
     uint64_t shown[RLT_MAX_URLS];
+    uint64_t lines;
 } list_state;
+
+/* One lock of --list --json: an element of the array, on a line of its own. */
+static void show_json(const redislock_list_entry *e, uint64_t n)
+{
+    fputs(n ? ",\n{" : "\n{", stdout);
+    rlt_put_json("name", e->name, e->name_len);
+    putchar(',');
+    rlt_put_json("owner", e->owner, e->owner_len);
+    printf(",\"ttl_ms\":%" PRId64 ",", e->ttl_ms);
+    rlt_put_json("master", e->master_addr, strlen(e->master_addr));
+    putchar('}');
+}
 
 static int show(const redislock_list_entry *e, void *userdata)
 {
@@ -87,13 +110,17 @@ static int show(const redislock_list_entry *e, void *userdata)
         return 0;
     if (e->master < RLT_MAX_URLS)
         ls->shown[e->master]++;
-    rlt_put_field(e->name, e->name_len);
+    if (ls->cfg->json) {
+        show_json(e, ls->lines++);
+        return ferror(stdout) ? 1 : 0;
+    }
+    rlt_put_word(e->name, e->name_len);
     fputs(" owner=", stdout);
-    rlt_put_field(e->owner, e->owner_len);
+    rlt_put_word(e->owner, e->owner_len);
     printf(" ttl_ms=%" PRId64, e->ttl_ms);
     if (ls->masters) {
         fputs(" master=", stdout);
-        rlt_put_field(e->master_addr, strlen(e->master_addr));
+        rlt_put_word(e->master_addr, strlen(e->master_addr));
     }
     putchar('\n');
     /* a reader that went away (| head) ends the walk */
@@ -109,7 +136,11 @@ static int list_locks(const rlt_config *cfg, redislock_client *c, const char *pa
     memset(&ls, 0, sizeof ls);
     ls.cfg = cfg;
     ls.masters = cfg->nurls > 1;
+    if (cfg->json)
+        putchar('['); /* the array, streamed: one lock per line */
     rc = redislock_list(c, pattern, show, &ls, NULL);
+    if (cfg->json && rc == 0)
+        fputs(ls.lines ? "\n]\n" : "]\n", stdout);
     if (rc > 0) { /* show() stopped: stdout failed */
         rlt_flush_out();
         return RLT_EXIT_OSERR;
@@ -154,5 +185,29 @@ int rlt_reset_all(const rlt_config *cfg, redislock_client *c)
     }
     if (!cfg->quiet)
         printf("removed %" PRIu64 "\n", n);
+    return rlt_flush_out();
+}
+
+static int show_range(const redislock_slot_range *r, void *ud)
+{
+    const rlt_config *cfg = ud;
+    if (cfg->nurls > 1)
+        printf("%d-%d %s url=%zu\n", r->first, r->last, r->master_addr, r->member + 1);
+    else
+        printf("%d-%d %s\n", r->first, r->last, r->master_addr);
+    return ferror(stdout) ? 1 : 0;
+}
+
+int rlt_slots(const rlt_config *cfg, redislock_client *c)
+{
+    int rc = redislock_cluster_slots(c, show_range, (void *)cfg);
+    if (rc > 0) { /* show_range() stopped: stdout failed */
+        rlt_flush_out();
+        return RLT_EXIT_OSERR;
+    }
+    if (rc < 0) {
+        rlt_err("%s", redislock_last_error());
+        return rc == REDISLOCK_ENOTSUP ? RLT_EXIT_USAGE : rlt_exit_for_server(rc);
+    }
     return rlt_flush_out();
 }

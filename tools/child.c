@@ -1,16 +1,30 @@
-/* COMMAND as a child process that cannot outlive the tool.
+/* COMMAND as a child process that cannot outlive the tool, nor its lock.
  *
  * COMMAND runs in a process group of its own, led by a small guard process
  * forked from the tool: every signal the tool forwards, and the lost-lock
  * signal, goes to that whole group (a shell's children included).  The
- * guard ignores every signal and blocks reading a pipe whose only write end
- * the tool holds: when the tool dies in any way (SIGKILL included), the read
- * sees end-of-file and the guard kills the group with SIGKILL.  The guard,
- * as a member, also keeps the group id from being reused while it waits.
- * COMMAND itself also gets PR_SET_PDEATHSIG(SIGKILL), set after the fork by
- * the main thread, which lives as long as the tool (the death signal follows
- * the thread that forked, not the process).  When the tool ends normally it
- * writes one byte to the guard, which then exits without killing anything.
+ * guard ignores every signal and reads a pipe whose only write end the tool
+ * holds: when the tool dies in any way (SIGKILL included), the read sees
+ * end-of-file and the guard kills the group with SIGKILL.  The guard, as a
+ * member (the leader), also keeps the group id from being reused while it
+ * waits.  COMMAND itself also gets PR_SET_PDEATHSIG(SIGKILL), set after the
+ * fork by the main thread, which lives as long as the tool (the death
+ * signal follows the thread that forked, not the process).  When the tool
+ * ends normally it tells the guard, which then exits without killing
+ * anything.
+ *
+ * The guard is also a dead-man switch for a tool that is alive but does not
+ * run (SIGSTOP, a debugger, a frozen cgroup): the tool tells it, several
+ * times per renewal interval, until when the lock is valid (the local
+ * validity: the server's expiry less the drift allowance).  When that news
+ * stops (no message for 3 of those intervals) and the validity it last
+ * heard of is about to end, the guard sends COMMAND's group the lost signal
+ * (SIGTERM by default) a quarter of the expiry before the end, and SIGKILL
+ * just before the end (leaving the group first, so that it lives on to keep
+ * the group id), so COMMAND is gone before another holder can be granted
+ * the lock.  A tool that reports the lock lost (it then applies
+ * --lost-signal), or stops itself for job control, disarms the switch;
+ * --lost-signal none turns it off.
  *
  * At a terminal where the tool is the foreground job, COMMAND's group is
  * made the terminal's foreground group (tcsetpgrp), so that COMMAND can read
@@ -49,6 +63,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAXSIG 65 /* signal numbers 1..64 fit in one pipe byte */
@@ -67,6 +82,27 @@ static pid_t cmd_pgid;      /* COMMAND's group (the guard's pid), 0 if none */
 static pid_t guard_pid;
 static int guard_fd = -1;   /* write end of the guard's pipe */
 static int cmd_stopped;     /* COMMAND is stopped as far as we know */
+static const rlt_watch *watch; /* the lock, for the guard's news */
+static int64_t news_ms;     /* how often the guard hears from the tool */
+static int64_t last_news_ms; /* when it last did */
+
+/* What the tool tells the guard: one record per write (atomic on a pipe). */
+enum { NEWS_VALID = 'V', NEWS_DISARM = 'D', NEWS_END = 'E' };
+typedef struct guard_news {
+    int32_t kind;
+    int32_t unused;
+    int64_t valid_us;        /* NEWS_VALID: the lock's validity ends then
+                                (CLOCK_MONOTONIC, microseconds) */
+} guard_news;
+
+/* The guard's settings, fixed before it is forked. */
+typedef struct guard_plan {
+    int rfd, max_fd;
+    pid_t tool_pgid;
+    int first_sig;           /* the lost signal; 0: no dead-man switch */
+    int64_t grace_us;        /* first_sig this long before the end */
+    int64_t silence_us;      /* no news for this long: the tool does not run */
+} guard_plan;
 
 /* Signals that keep their default action: faults are crashes, not
  * requests; SIGKILL and SIGSTOP cannot be caught; SIGCHLD has its own use;
@@ -229,14 +265,20 @@ static void restore_signals(void)
     sigprocmask(SIG_SETMASK, &start_mask, NULL);
 }
 
-/* The guard (a forked child; async-signal-safe calls only): lead a new
- * process group, ignore every signal, and kill the group if the tool dies
- * (end-of-file on the pipe) rather than standing it down (one byte). */
-static void guard_main(int rfd, int max_fd)
+/* CLOCK_MONOTONIC in microseconds (async-signal-safe). */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The guard's start (a forked child; async-signal-safe calls only): lead a
+ * new process group, ignore every signal, hold none of the tool's files
+ * (its output pipes, Redis sockets) but the pipe. */
+static void guard_setup(const guard_plan *p)
 {
     struct sigaction ign;
-    char b;
-    ssize_t n;
     int sig, fd, devnull;
 
     memset(&ign, 0, sizeof ign);
@@ -246,34 +288,124 @@ static void guard_main(int rfd, int max_fd)
             sigaction(sig, &ign, NULL);
     if (setpgid(0, 0) < 0)
         _exit(1);
-    /* hold none of the tool's files: its output pipes, Redis sockets */
     devnull = open("/dev/null", O_RDWR);
     for (fd = 0; fd < 3; fd++)
         if (devnull >= 0 && devnull != fd)
             dup2(devnull, fd);
-    for (fd = 3; fd <= max_fd; fd++)
-        if (fd != rfd)
+    for (fd = 3; fd <= p->max_fd; fd++)
+        if (fd != p->rfd)
             close(fd);
-    do
-        n = read(rfd, &b, 1);
-    while (n < 0 && errno == EINTR);
-    if (n == 0)
-        kill(-getpid(), SIGKILL);
-    _exit(0);
 }
 
-static int start_guard(void)
+/* The dead-man switch fires: stage 0 sends the lost signal to COMMAND's
+ * group, stage 1 SIGKILL, after the guard left the group (for the tool's:
+ * the guard lives on, so that the group id is not reused while the tool
+ * may still signal it). */
+static void guard_fire(const guard_plan *p, int stage)
+{
+    if (stage == 0) {
+        kill(-getpid(), p->first_sig); /* the guard ignores it */
+        return;
+    }
+    if (setpgid(0, p->tool_pgid) < 0) {
+        kill(-getpid(), SIGKILL); /* cannot leave: the guard goes too */
+        _exit(1);
+    }
+    kill(-getpid(), SIGKILL);
+}
+
+/* The guard: read the tool's news; kill COMMAND's group with SIGKILL if
+ * the tool dies (end-of-file), go away if it ends normally, and act as a
+ * dead-man switch (see the top of this file). */
+static void guard_main(const guard_plan *p)
+{
+    int64_t valid = 0, heard = mono_us(); /* valid 0: disarmed */
+    int stage = 0;
+    guard_setup(p);
+    for (;;) {
+        struct pollfd pfd = { p->rfd, POLLIN, 0 };
+        int64_t due = -1, now = mono_us();
+        guard_news m;
+        ssize_t n;
+        if (valid && p->first_sig && stage < 2) {
+            /* SIGKILL a little before the end (at most 20 ms), so that
+             * COMMAND is gone at least the drift allowance before the
+             * server's expiry even if the guard runs a few ms late */
+            int64_t early = p->grace_us / 2 < 20000 ? p->grace_us / 2 : 20000;
+            int64_t end = stage ? valid - early : valid - p->grace_us;
+            due = end > heard + p->silence_us ? end : heard + p->silence_us;
+        }
+        if (due >= 0 && now >= due) {
+            guard_fire(p, stage++);
+            continue;
+        }
+        if (due > now + 3600 * 1000000LL)
+            due = now + 3600 * 1000000LL; /* poll() takes an int of ms */
+        if (poll(&pfd, 1, due < 0 ? -1 : (int)((due - now + 999) / 1000)) <= 0)
+            continue; /* the time came, or EINTR */
+        n = read(p->rfd, &m, sizeof m);
+        if (n == 0) {
+            kill(-getpid(), SIGKILL); /* the tool died */
+            _exit(0);
+        }
+        if (n != (ssize_t)sizeof m)
+            continue;
+        heard = mono_us();
+        if (m.kind == NEWS_END)
+            _exit(0);
+        valid = m.kind == NEWS_VALID ? m.valid_us : 0;
+        if (valid > heard)
+            stage = stage < 2 ? 0 : 2; /* renewed: the switch is set again */
+    }
+}
+
+/* News to the guard (ignored when it is gone). */
+static void tell_guard(int kind, int64_t valid_us)
+{
+    guard_news m;
+    memset(&m, 0, sizeof m);
+    m.kind = kind;
+    m.valid_us = valid_us;
+    if (guard_fd >= 0 && write(guard_fd, &m, sizeof m) < 0) {
+        /* the guard is gone (it fired): nothing to tell */
+    }
+}
+
+/* The lock's validity to the guard, at most every news_ms. */
+static void news(int force)
+{
+    int64_t ms, now = rlt_now_ms();
+    if (!watch || (!force && now - last_news_ms < news_ms))
+        return;
+    last_news_ms = now;
+    ms = watch->validity_ms(watch->arg);
+    if (ms > 0)
+        tell_guard(NEWS_VALID, mono_us() + ms * 1000);
+    else
+        tell_guard(NEWS_DISARM, 0); /* lost, or no expiry */
+}
+
+static int start_guard(const rlt_config *cfg)
 {
     struct rlimit rl;
-    int gp[2], max_fd = 1023;
+    guard_plan p;
+    int gp[2];
     pid_t g;
+    memset(&p, 0, sizeof p);
+    p.max_fd = 1023;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < 65536)
-        max_fd = (int)rl.rlim_cur - 1;
+        p.max_fd = (int)rl.rlim_cur - 1;
+    p.tool_pgid = getpgrp();
+    p.first_sig = cfg->lost_signal;
+    p.grace_us = cfg->expire_ms * 1000 / 4;
+    news_ms = cfg->expire_ms / 10 < 1000 ? cfg->expire_ms / 10 : 1000;
+    p.silence_us = 3 * news_ms * 1000;
     if (pipe2(gp, O_CLOEXEC) < 0) {
         rlt_err("cannot make a pipe: %s", strerror(errno));
         return RLT_EXIT_OSERR;
     }
+    p.rfd = gp[0];
     g = fork();
     if (g < 0) {
         rlt_err("cannot fork: %s", strerror(errno));
@@ -282,12 +414,13 @@ static int start_guard(void)
         return RLT_EXIT_OSERR;
     }
     if (g == 0)
-        guard_main(gp[0], max_fd);
+        guard_main(&p);
     close(gp[0]);
     setpgid(g, g); /* also done by the guard: whichever runs first */
     guard_pid = g;
     guard_fd = gp[1];
     cmd_pgid = g;
+    news(1);
     return 0;
 }
 
@@ -296,9 +429,7 @@ void rlt_child_done(void)
 {
     if (guard_fd < 0)
         return;
-    if (write(guard_fd, "", 1) < 0) {
-        /* the guard is gone already */
-    }
+    tell_guard(NEWS_END, 0);
     close(guard_fd);
     guard_fd = -1;
     while (waitpid(guard_pid, NULL, 0) < 0 && errno == EINTR)
@@ -346,7 +477,7 @@ fail:
     _exit(RLT_EXIT_NOTFOUND);
 }
 
-int rlt_child_start(const rlt_config *cfg, int *pid)
+int rlt_child_start(const rlt_config *cfg, const rlt_watch *w, int *pid)
 {
     static const char *const steps[] = { "run", "put in its process group",
                                          "tie to the tool's life" };
@@ -366,7 +497,8 @@ int rlt_child_start(const rlt_config *cfg, int *pid)
     }
     path = cfg->shell_cmd ? "/bin/sh" : argv[0];
     tty_fd = foreground_tty();
-    if ((status = start_guard()))
+    watch = w;
+    if ((status = start_guard(cfg)))
         return status;
     if (pipe2(ep, O_CLOEXEC) < 0) {
         rlt_err("cannot make a pipe: %s", strerror(errno));
@@ -439,7 +571,19 @@ static int exit_status(int st)
     return RLT_EXIT_OSERR;
 }
 
-int rlt_child_wait(int pid, void (*on_lost)(void *arg), void *arg)
+/* A lost-lock report: the tool applies --lost-signal, so the guard's
+ * switch is off from now on. */
+static void lost(int *seen)
+{
+    const rlt_watch *w = watch;
+    if ((*seen)++ || !w)
+        return;
+    watch = NULL;
+    tell_guard(NEWS_DISARM, 0);
+    w->on_lost(w->arg);
+}
+
+int rlt_child_wait(int pid)
 {
     struct pollfd pfd = { evpipe[0], POLLIN, 0 };
     unsigned char buf[64];
@@ -447,8 +591,8 @@ int rlt_child_wait(int pid, void (*on_lost)(void *arg), void *arg)
     ssize_t n, i;
     pid_t r;
 
-    if (pending_lost && !lost_seen++)
-        on_lost(arg);
+    if (pending_lost)
+        lost(&lost_seen);
 
     for (;;) {
         r = waitpid(pid, &st, WNOHANG | WUNTRACED | WCONTINUED);
@@ -457,9 +601,12 @@ int rlt_child_wait(int pid, void (*on_lost)(void *arg), void *arg)
         if (r == pid && WIFSTOPPED(st)) {
             cmd_stopped = 1;
             if (tty_fd >= 0) {
-                /* job control: the shell must see the job stop */
+                /* job control: the shell must see the job stop; the user
+                 * stopped both, so the guard must not act on the silence */
+                tell_guard(NEWS_DISARM, 0);
                 take_tty();
                 raise(SIGSTOP);
+                news(1);
             }
             continue;
         }
@@ -469,18 +616,17 @@ int rlt_child_wait(int pid, void (*on_lost)(void *arg), void *arg)
             rlt_err("cannot wait for COMMAND: %s", strerror(errno));
             return RLT_EXIT_OSERR;
         }
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+        news(0);
+        if (poll(&pfd, 1, watch ? (int)news_ms : -1) < 0 && errno != EINTR) {
             rlt_err("poll: %s", strerror(errno));
             return RLT_EXIT_OSERR;
         }
         while ((n = read(evpipe[0], buf, sizeof buf)) > 0)
             for (i = 0; i < n; i++) {
-                if (buf[i] == 0) {
-                    if (!lost_seen++)
-                        on_lost(arg);
-                } else if (buf[i] != SIGCHLD) {
+                if (buf[i] == 0)
+                    lost(&lost_seen);
+                else if (buf[i] != SIGCHLD)
                     on_signal_event(buf[i]);
-                }
             }
     }
     take_tty();

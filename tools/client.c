@@ -23,8 +23,14 @@ redislock_client *rlt_client(const rlt_config *cfg, int *status)
     if ((*status = rlt_tls_prepare(cfg, &o, urls)) >= 0)
         return NULL;
 
+    const char *spw = cfg->sentinel_password ? cfg->sentinel_password
+                                             : getenv("REDISLOCK_SENTINEL_PASSWORD");
+
     if (pw && *pw)
         o.password = pw;
+    if (spw && *spw)
+        o.sentinel_password = spw;
+    o.min_replicas = cfg->min_replicas;
     o.key_prefix = cfg->key_prefix;
     o.hash_tag = cfg->hash_tag;
     o.connect_timeout_ms = cfg->connect_timeout_ms;

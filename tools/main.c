@@ -31,6 +31,9 @@ int main(int argc, char **argv)
     case RLT_LIST:
         status = rlt_list(&cfg, c);
         break;
+    case RLT_SLOTS:
+        status = rlt_slots(&cfg, c);
+        break;
     case RLT_RUN:
         status = rlt_run(&cfg, c);
         break;

@@ -58,18 +58,6 @@ const char *rlt_quote(const char *s, char *buf, size_t size)
     return buf;
 }
 
-void rlt_put_field(const char *s, size_t len)
-{
-    size_t i;
-    for (i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch > ' ' && ch < 127 && ch != '\\')
-            putchar(ch);
-        else
-            printf("\\x%02x", ch);
-    }
-}
-
 int rlt_flush_out(void)
 {
     if (fflush(stdout) == 0 && !ferror(stdout))

@@ -17,8 +17,9 @@
 
 enum {
     OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
-    OPT_LIST, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG, OPT_CONNECT_TIMEOUT,
-    OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD
+    OPT_LIST, OPT_CLUSTER_NODES, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG,
+    OPT_CONNECT_TIMEOUT, OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_JSON,
+    OPT_SENTINEL_PASSWORD, OPT_MIN_REPLICAS, OPT_KEEP_CREDENTIALS
 };
 
 static const struct option longopts[] = {
@@ -41,6 +42,7 @@ static const struct option longopts[] = {
     { "owner-prefix", required_argument, NULL, OPT_OWNER_PREFIX },
     { "lost-signal", required_argument, NULL, OPT_LOST_SIGNAL },
     { "list", no_argument, NULL, OPT_LIST },
+    { "cluster-nodes", no_argument, NULL, OPT_CLUSTER_NODES },
     { "dry-run", no_argument, NULL, OPT_DRY_RUN },
     { "key-prefix", required_argument, NULL, OPT_KEY_PREFIX },
     { "hash-tag", no_argument, NULL, OPT_HASH_TAG },
@@ -48,6 +50,10 @@ static const struct option longopts[] = {
     { "command-timeout", required_argument, NULL, OPT_COMMAND_TIMEOUT },
     { "fencing", no_argument, NULL, OPT_FENCING },
     { "max-hold", required_argument, NULL, OPT_MAX_HOLD },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "sentinel-password", required_argument, NULL, OPT_SENTINEL_PASSWORD },
+    { "min-replicas", required_argument, NULL, OPT_MIN_REPLICAS },
+    { "keep-credentials", no_argument, NULL, OPT_KEEP_CREDENTIALS },
     { "command", required_argument, NULL, 'c' },
     { NULL, 0, NULL, 0 }
 };
@@ -65,13 +71,26 @@ static void usage(void)
 "                                       forced release of every lock (or of\n"
 "                                       those whose owner id starts with P)\n"
 "  redislock [options] --list [PATTERN] a line 'NAME owner=ID ttl_ms=N' per\n"
-"                                       lock (PATTERN: a glob on NAME)\n"
+"                                       lock (PATTERN: a glob on NAME); NAME\n"
+"                                       and ID quoted for the shell if needed\n"
+"  redislock [options] --cluster-nodes  the slot map of a cluster URL: a line\n"
+"                                       'FIRST-LAST HOST:PORT' per range\n"
 "\n"
 "Options:\n"
 "  -u, --url URL          a Redis master; repeat for majority mode (Redlock):\n"
-"                         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or\n"
-"                         unix:///PATH[?db=N&user=USER&password=PASSWORD]\n"
-"                         default $REDISLOCK_URL, else " DEFAULT_URL "\n"
+"                         redis://[[USER][:PASSWORD]@]HOST[:PORT][/DB] or\n"
+"                         unix:///PATH[?db=N&user=USER&password=PASSWORD] or\n"
+"                         redis-sentinel://[[USER][:PASSWORD]@]HOST[:PORT][,...]\n"
+"                         /SERVICE[/DB] (the master its sentinels name), or a\n"
+"                         Redis Cluster by its seed nodes:\n"
+"                         redis-cluster://[[USER][:PASSWORD]@]HOST:PORT[,...]\n"
+"                         default $REDISLOCK_URL (one URL, or several separated\n"
+"                         by spaces or commas), else " DEFAULT_URL "\n"
+"      --sentinel-password P  the sentinels' own password (the URL's is the\n"
+"                         master's); also $REDISLOCK_SENTINEL_PASSWORD\n"
+"      --min-replicas N   after every write of the lock, wait (50 ms) until N\n"
+"                         replicas have it, else fail (exit 69) or report\n"
+"                         the lock lost; a URL's ?min_replicas= wins\n"
 "  -n, --nonblock         do not wait: if the lock is held, fail at once\n"
 "  -w, --timeout SECS     wait at most SECS (fractions allowed) for the lock\n"
 "  -e, --expire SECS      lock expiry, renewed while COMMAND runs (default 30;\n"
@@ -85,6 +104,9 @@ static void usage(void)
 "      --fencing          give COMMAND a fencing token in $REDISLOCK_TOKEN\n"
 "      --max-hold SECS    renew the lock for at most SECS: then COMMAND gets the\n"
 "                         lost signal, and the lock lapses within one expiry\n"
+"      --keep-credentials leave $REDISLOCK_PASSWORD, $REDISLOCK_SENTINEL_PASSWORD\n"
+"                         and a $REDISLOCK_URL with a password in COMMAND's\n"
+"                         environment (removed by default)\n"
 "      --owner-prefix P   with --reset-all or --list: only the locks whose\n"
 "                         owner id starts with P\n"
 "      --dry-run          with --reset-all: list the locks it would remove and\n"
@@ -99,12 +121,16 @@ static void usage(void)
 "                         its debug log\n"
 "  -q, --quiet            no message when the lock was not obtained; no output\n"
 "                         from --status, --reset and --reset-all\n"
+"      --json             --status, --list and --version answer in JSON (for\n"
+"                         scripts): an object, an array of objects\n"
 "  -h, --help             show this help\n"
 "  -V, --version          show the version\n"
 "\n"
 "Signals: once the lock is held, every signal that would end or stop the tool\n"
 "is forwarded to COMMAND's process group (SIGPIPE is ignored); if the tool is\n"
-"killed, COMMAND's process group is killed too.\n"
+"killed, COMMAND's process group is killed too, and if it is stopped\n"
+"(SIGSTOP) until the lock runs out, COMMAND's group gets the lost signal and\n"
+"then SIGKILL before the lock expires.\n"
 "\n"
 "Exit status: COMMAND's own (128+N if it died of signal N); the -E code\n"
 "(default 1) when the lock was not obtained; 64 for a usage error; 69 when\n"
@@ -113,7 +139,7 @@ static void usage(void)
 "written; 75 when the lock was lost while COMMAND ran and COMMAND exited 0;\n"
 "126 when COMMAND cannot be run and 127 when it is not found.  --status exits\n"
 "0 when the lock is held and 1 when it is free; --reset, --reset-all and\n"
-"--list exit 0 on success.  The password may also be given in\n"
+"--list and --cluster-nodes exit 0 on success.  The password may also be given in\n"
 "$REDISLOCK_PASSWORD.  See redislock(1).\n");
 }
 
@@ -200,7 +226,7 @@ static int set_mode(rlt_config *cfg, enum rlt_mode m, const char *opt)
 {
     if (cfg->mode != RLT_RUN && cfg->mode != m)
         return bad("%s cannot be combined with another of --status, --reset, "
-                   "--reset-all, --list", opt);
+                   "--reset-all, --list, --cluster-nodes", opt);
     cfg->mode = m;
     return -1;
 }
@@ -235,8 +261,10 @@ static int positional(rlt_config *cfg, int n, char **args)
     int rc;
     switch (cfg->mode) {
     case RLT_RESET_ALL:
+    case RLT_SLOTS:
         if (n > 0)
-            return bad("--reset-all takes no lock name (got '%s')", args[0]);
+            return bad("%s takes no lock name (got '%s')",
+                       cfg->mode == RLT_SLOTS ? "--cluster-nodes" : "--reset-all", args[0]);
         return -1;
     case RLT_LIST:
         if (n > 1)
@@ -278,9 +306,78 @@ static int positional(rlt_config *cfg, int n, char **args)
     return -1;
 }
 
+/* 1 if s starts with "SCHEME://" (a letter, then letters, digits, '+',
+ * '-' or '.'). */
+static int starts_url(const char *s)
+{
+    const char *p = s;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        return 0;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+           (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    return !strncmp(p, "://", 3);
+}
+
+/* The copy of $REDISLOCK_URL that the URLs point into, until exit. */
+static char *env_copy;
+
+static void free_env_copy(void)
+{
+    free(env_copy);
+}
+
+/* $REDISLOCK_URL: one URL, or several (majority mode) separated by white
+ * space or commas.  A comma separates only where a URL follows it, so
+ * that one in a password stays.  No URL at all: the default. */
+static int env_urls(rlt_config *cfg, const char *env)
+{
+    char *p;
+    if (!(env_copy = strdup(env))) {
+        rlt_err("out of memory");
+        return RLT_EXIT_OSERR;
+    }
+    atexit(free_env_copy);
+    p = env_copy;
+    while (*p) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == ',') {
+            *p++ = '\0';
+            continue;
+        }
+        if (cfg->nurls == RLT_MAX_URLS)
+            return bad("$REDISLOCK_URL: at most %d masters are supported", RLT_MAX_URLS);
+        cfg->urls[cfg->nurls++] = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' &&
+               !(*p == ',' && starts_url(p + 1 + strspn(p + 1, " \t\n"))))
+            p++;
+    }
+    if (cfg->nurls == 0)
+        cfg->urls[cfg->nurls++] = DEFAULT_URL;
+    return -1;
+}
+
+/* --version (after every option: --json may follow it). */
+static int print_version(const rlt_config *cfg)
+{
+    const char *tls = redislock_tls_version();
+    if (!cfg->json) {
+        printf("redislock %s (libredislock %s, %s)\n", PACKAGE_VERSION,
+               redislock_version_string(), rlt_tls_describe());
+        return 0;
+    }
+    printf("{\"version\":\"%s\",\"library\":\"%s\",", PACKAGE_VERSION,
+           redislock_version_string());
+    if (tls)
+        rlt_put_json("tls", tls, strlen(tls));
+    else
+        fputs("\"tls\":null", stdout);
+    puts("}");
+    return 0;
+}
+
 int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
 {
-    int opt, rc;
+    int opt, rc, version = 0;
     long n;
     const char *env;
 
@@ -346,9 +443,11 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             rlt_tls_usage();
             return 0;
         case 'V':
-            printf("redislock %s (libredislock %s, %s)\n", PACKAGE_VERSION,
-                   redislock_version_string(), rlt_tls_describe());
-            return 0;
+            version = 1;
+            break;
+        case OPT_JSON:
+            cfg->json = 1;
+            break;
         case OPT_STATUS:
             if ((rc = set_mode(cfg, RLT_STATUS, "--status")) >= 0)
                 return rc;
@@ -363,6 +462,10 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             break;
         case OPT_LIST:
             if ((rc = set_mode(cfg, RLT_LIST, "--list")) >= 0)
+                return rc;
+            break;
+        case OPT_CLUSTER_NODES:
+            if ((rc = set_mode(cfg, RLT_SLOTS, "--cluster-nodes")) >= 0)
                 return rc;
             break;
         case OPT_OWNER_PREFIX:
@@ -390,6 +493,17 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
         case OPT_FENCING:
             cfg->fencing = 1;
             break;
+        case OPT_SENTINEL_PASSWORD:
+            cfg->sentinel_password = optarg;
+            break;
+        case OPT_MIN_REPLICAS:
+            if (parse_int(optarg, 0, 1000, &n))
+                return bad("--min-replicas: '%s' is not a number from 0 to 1000", optarg);
+            cfg->min_replicas = (int)n;
+            break;
+        case OPT_KEEP_CREDENTIALS:
+            cfg->keep_credentials = 1;
+            break;
         case OPT_MAX_HOLD:
             if (parse_secs(optarg, &cfg->max_hold_ms) || cfg->max_hold_ms == 0)
                 return bad("--max-hold: '%s' is not a number of seconds above 0", optarg);
@@ -409,15 +523,17 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
             return bad("unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (version)
+        return print_version(cfg);
+    if (cfg->json && cfg->mode != RLT_STATUS && cfg->mode != RLT_LIST)
+        return bad("--json is only valid with --status, --list and --version");
     if (cfg->owner_prefix && cfg->mode != RLT_RESET_ALL && cfg->mode != RLT_LIST)
         return bad("--owner-prefix is only valid with --reset-all and --list");
     if (cfg->dry_run && cfg->mode != RLT_RESET_ALL)
         return bad("--dry-run is only valid with --reset-all");
     if ((rc = positional(cfg, argc - optind, argv + optind)) >= 0)
         return rc;
-    if (cfg->nurls == 0) {
-        env = getenv("REDISLOCK_URL");
-        cfg->urls[cfg->nurls++] = env && *env ? env : DEFAULT_URL;
-    }
+    if (cfg->nurls == 0)
+        return env_urls(cfg, (env = getenv("REDISLOCK_URL")) ? env : "");
     return -1;
 }

@@ -50,6 +50,12 @@ static void on_lost(void *arg)
     report_lost(arg, 1);
 }
 
+static int64_t validity_ms(void *arg)
+{
+    const run_state *st = arg;
+    return redislock_validity_ms(st->lk);
+}
+
 /* "redislock@<hostname>:" with anything an owner id may not hold replaced
  * by '_': --reset-all --owner-prefix "redislock@<hostname>:" clears the
  * tool's locks of one host, and a service that clears its own stale locks
@@ -125,9 +131,45 @@ static void release(run_state *st)
     }
 }
 
+/* Whether one of the Redis URLs in s (one or several, as $REDISLOCK_URL
+ * takes them) carries a password: in a user part that has one
+ * (scheme://[user]:password@host...) or in a query (?password=...). */
+static int url_has_password(const char *s)
+{
+    const char *p;
+    if (strstr(s, "?password=") || strstr(s, "&password="))
+        return 1;
+    for (p = strstr(s, "://"); p; p = strstr(p, "://")) {
+        const char *at;
+        size_t host;
+        p += 3;
+        host = strcspn(p, "/? \t\n");
+        at = memchr(p, '@', host);
+        if (at && memchr(p, ':', (size_t)(at - p)))
+            return 1;
+    }
+    return 0;
+}
+
+/* The Redis passwords stay out of COMMAND's environment (COMMAND may run
+ * other people's code, log its environment, or pass it on):
+ * $REDISLOCK_PASSWORD, $REDISLOCK_SENTINEL_PASSWORD, and $REDISLOCK_URL
+ * when it holds one, are removed, unless --keep-credentials.  0, or -1
+ * with errno. */
+static int drop_credentials(const rlt_config *cfg)
+{
+    const char *url = getenv("REDISLOCK_URL");
+    if (cfg->keep_credentials)
+        return 0;
+    if (url && url_has_password(url) && unsetenv("REDISLOCK_URL"))
+        return -1;
+    return unsetenv("REDISLOCK_PASSWORD") || unsetenv("REDISLOCK_SENTINEL_PASSWORD");
+}
+
 /* COMMAND's environment: who holds the lock, and the fencing token.  An
  * inherited REDISLOCK_TOKEN (a redislock inside a redislock) is removed
- * without --fencing.  0, or the exit status after a message. */
+ * without --fencing; so are the credentials (drop_credentials()).  0, or
+ * the exit status after a message. */
 static int export_env(const rlt_config *cfg, redislock *lk)
 {
     char token[32];
@@ -136,7 +178,8 @@ static int export_env(const rlt_config *cfg, redislock *lk)
     rc = setenv("REDISLOCK_NAME", cfg->name, 1) ||
          setenv("REDISLOCK_OWNER", redislock_id(lk), 1) ||
          (cfg->fencing ? setenv("REDISLOCK_TOKEN", token, 1)
-                       : unsetenv("REDISLOCK_TOKEN"));
+                       : unsetenv("REDISLOCK_TOKEN")) ||
+         drop_credentials(cfg);
     if (rc) {
         rlt_err("cannot set COMMAND's environment: %s", strerror(errno));
         return RLT_EXIT_OSERR;
@@ -148,6 +191,7 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
 {
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     run_state st = { cfg, NULL, 0, 0, "" };
+    rlt_watch watch = { on_lost, validity_ms, &st };
     char prefix[160];
     int rc, status, sig;
 
@@ -175,8 +219,8 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
         rlt_info(cfg, "signal %d arrived: COMMAND not started", sig);
         status = 128 + sig;
     } else if ((status = export_env(cfg, st.lk)) == 0 &&
-               (status = rlt_child_start(cfg, &st.pid)) == 0) {
-        status = rlt_child_wait(st.pid, on_lost, &st);
+               (status = rlt_child_start(cfg, &watch, &st.pid)) == 0) {
+        status = rlt_child_wait(st.pid);
     }
     release(&st);
     rlt_child_done();

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int rlt_tls_option(rlt_config *cfg, int opt, const char *arg)
 {
@@ -54,7 +55,8 @@ void rlt_tls_usage(void)
 "                           $REDISLOCK_KEY, else the key in --cert's FILE\n"
 "      --sni NAME           the server name to send and to verify, instead of\n"
 "                           the URL's host\n"
-"      --insecure           do not verify the server's certificate (tests only)\n"
+"      --insecure           do not verify the server's certificate (tests only;\n"
+"                           a warning on stderr says so)\n"
 "A TLS failure (handshake, certificate) exits 69 like an unreachable server.\n");
 }
 
@@ -78,18 +80,19 @@ static const char *or_env(const char *v, const char *var)
     return e && *e ? e : NULL;
 }
 
-/* --tls: "redis://" -> "rediss://"; a socket URL cannot take TLS.  The
- * copies live (in copies[]) until the tool exits. */
+/* --tls: "redis://" -> "rediss://" (and redis-sentinel:// ->
+ * rediss-sentinel://); a socket URL cannot take TLS.  The copies live (in
+ * copies[]) until the tool exits. */
 static int tls_url(size_t i, const char *url, const char **out)
 {
     static char *copies[RLT_MAX_URLS];
     char *s;
-    if (!strncmp(url, "unix:", 5) || !strncmp(url, "redis+unix:", 11)) {
+    if (!strncasecmp(url, "unix:", 5) || !strncasecmp(url, "redis+unix:", 11)) {
         rlt_err("--tls: '%s' is a unix socket: TLS needs redis:// or rediss:// "
                 "(see --help)", url);
         return RLT_EXIT_USAGE;
     }
-    if (strncmp(url, "redis://", 8)) {
+    if (strncasecmp(url, "redis://", 8) && strncasecmp(url, "redis-", 6)) {
         *out = url; /* rediss:// already, or an error the library names */
         return -1;
     }
@@ -97,8 +100,8 @@ static int tls_url(size_t i, const char *url, const char **out)
         rlt_err("out of memory");
         return RLT_EXIT_OSERR;
     }
-    memcpy(s, "rediss://", 9);
-    memcpy(s + 9, url + 8, strlen(url + 8) + 1);
+    memcpy(s, "rediss", 6); /* the scheme's "redis" and one more 's' */
+    memcpy(s + 6, url + 5, strlen(url + 5) + 1);
     free(copies[i]);
     *out = copies[i] = s;
     return -1;
@@ -121,6 +124,13 @@ int rlt_tls_prepare(const rlt_config *cfg, redislock_client_options *o,
     o->tls_key_file = or_env(t->key, "REDISLOCK_KEY");
     o->tls_server_name = t->sni;
     o->tls_insecure = t->insecure;
+    for (i = 0; t->insecure && i < cfg->nurls; i++)
+        if (!strncasecmp(urls[i], "rediss://", 9)) {
+            /* the library logs it too, but only to a log function */
+            rlt_err("warning: --insecure: the server's certificate and name are not "
+                    "verified; anyone on the path can pose as the server");
+            break;
+        }
     if (o->tls_key_file && !o->tls_cert_file) {
         rlt_err("--key (or $REDISLOCK_KEY) needs --cert (or $REDISLOCK_CERT) "
                 "(see --help)");

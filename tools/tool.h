@@ -26,7 +26,7 @@ enum {
 
 #define RLT_MAX_URLS 31
 
-enum rlt_mode { RLT_RUN, RLT_STATUS, RLT_RESET, RLT_RESET_ALL, RLT_LIST };
+enum rlt_mode { RLT_RUN, RLT_STATUS, RLT_RESET, RLT_RESET_ALL, RLT_LIST, RLT_SLOTS };
 
 /* TLS (tls.c): redis-cli's option spellings. */
 typedef struct rlt_tls {
@@ -72,11 +72,16 @@ typedef struct rlt_config {
     int lost_signal;           /* sent to COMMAND when the lock is lost; 0: none */
     int fencing;               /* --fencing: REDISLOCK_TOKEN for COMMAND */
     int64_t max_hold_ms;       /* --max-hold; 0: none */
+    int keep_credentials;      /* --keep-credentials: leave the password in
+                                  COMMAND's environment */
     int verbose, quiet;
+    int json;                  /* --json: --status, --list, --version */
     const char *key_prefix;    /* --key-prefix */
     int hash_tag;              /* --hash-tag */
     int connect_timeout_ms;    /* --connect-timeout; 0: the library's */
     int command_timeout_ms;    /* --command-timeout; 0: the library's */
+    const char *sentinel_password; /* --sentinel-password */
+    int min_replicas;          /* --min-replicas */
 } rlt_config;
 
 /* options.c: fill cfg from the command line.  Returns -1 when the tool should
@@ -110,9 +115,14 @@ int rlt_exit_for_server(int err);
 /* s for a message line: control bytes, '\\' and bytes above 126 as \xHH,
  * cut with "..." to fit size. */
 const char *rlt_quote(const char *s, char *buf, size_t size);
-/* A field of an answer line on stdout: bytes outside '!'..'~' and '\\' as
- * \xHH, so that the line stays one line of space-separated fields. */
-void rlt_put_field(const char *s, size_t len);
+/* fields.c: a field of an answer line on stdout as one shell word that a
+ * shell gives back unchanged: as it is when made of letters, digits and
+ * "_@%+=:,./-" only; else in single quotes; a field with a control
+ * character or bytes that are not UTF-8 as $'...' with \xHH escapes. */
+void rlt_put_word(const char *s, size_t len);
+/* "key":"s" in JSON (--json), and "key_hex":"..." with the exact bytes after
+ * it when s is not UTF-8 (the string then has U+FFFD for those bytes). */
+void rlt_put_json(const char *key, const char *s, size_t len);
 /* Flush stdout: 0, or RLT_EXIT_OSERR after a message when the answer could
  * not be written (a closed or full output). */
 int rlt_flush_out(void);
@@ -127,12 +137,14 @@ int64_t rlt_now_ms(void);
  * *status set to the exit status. */
 redislock_client *rlt_client(const rlt_config *cfg, int *status);
 
-/* admin.c: --status, --reset, --reset-all, --list.  Return the exit
- * status. */
+/* admin.c: --status, --reset, --reset-all, --list, --cluster-nodes.
+ * Return the exit status. */
 int rlt_status(const rlt_config *cfg, redislock_client *c);
 int rlt_reset(const rlt_config *cfg, redislock_client *c);
 int rlt_reset_all(const rlt_config *cfg, redislock_client *c);
 int rlt_list(const rlt_config *cfg, redislock_client *c);
+/* --cluster-nodes: the slot map of every cluster URL, a line per range. */
+int rlt_slots(const rlt_config *cfg, redislock_client *c);
 
 /* run.c: acquire, run COMMAND, release.  Returns the exit status. */
 int rlt_run(const rlt_config *cfg, redislock_client *c);
@@ -156,12 +168,22 @@ void rlt_signals_hold(void);
 int rlt_signals_pending(void);
 /* Called from any thread (the renewal thread): the lock was lost. */
 void rlt_note_lost(void);
-/* Start COMMAND.  0 on success; else the exit status after a message. */
-int rlt_child_start(const rlt_config *cfg, int *pid);
-/* Wait for the child, forwarding signals; on a lost-lock report call
- * on_lost(arg) once.  Returns the child's status as an exit status (its
- * code, or 128 + signal). */
-int rlt_child_wait(int pid, void (*on_lost)(void *arg), void *arg);
+/* The lock COMMAND runs under, as rlt_child_start() and rlt_child_wait()
+ * see it: on_lost(arg) is called once on a lost-lock report; validity_ms
+ * (arg) is redislock_validity_ms() of the lock, for the guard's dead-man
+ * switch (see child.c). */
+typedef struct rlt_watch {
+    void (*on_lost)(void *arg);
+    int64_t (*validity_ms)(void *arg);
+    void *arg;
+} rlt_watch;
+/* Start COMMAND under the guard, which hears from now on how long the lock
+ * of w stays valid.  0 on success; else the exit status after a message. */
+int rlt_child_start(const rlt_config *cfg, const rlt_watch *w, int *pid);
+/* Wait for the child, forwarding signals and keeping the guard informed;
+ * on a lost-lock report call the watch's on_lost once.  Returns the child's
+ * status as an exit status (its code, or 128 + signal). */
+int rlt_child_wait(int pid);
 /* Send sig to COMMAND's whole process group (0: nothing). */
 void rlt_child_signal(int sig);
 /* After a normal end: COMMAND's group is no longer killed when the tool

@@ -3,7 +3,7 @@
 # when it is installed), every page in doc/ is installed (doc/local.mk), and
 # every function exported in lib/redislock.sym has a page that names it in
 # its NAME section, reached as "man FUNCTION" through its own file or a link
-# in doc/man3-links.
+# in doc/man3-links; every callback typedef of the header is in a page.
 srcdir=${top_srcdir:-.}
 doc=$srcdir/doc
 if ! command -v groff >/dev/null 2>&1; then
@@ -71,6 +71,20 @@ done
 sed -e '/^#/d' -e '/^$/d' "$doc/man3-links" | while read -r alias page; do
     grep -q "^ *$alias;" "$srcdir/lib/redislock.sym" ||
         echo "FAIL: doc/man3-links: $alias is not an exported function"
+done | grep FAIL && status=1
+
+# Every callback type of the header is spelled out in some page, parameters
+# in order (a user guessed the log function's from a call and crashed):
+# compared without white space or groff's font escapes and quotes.
+tr '\n' ' ' < "$srcdir/include/redislock.h" |
+    grep -o 'typedef [^;]*(\*redislock_[a-z_]*)([^;]*);' | while read -r td; do
+    want=$(printf '%s' "$td" | tr -d ' \t')
+    found=""
+    for page in "$doc"/*.3; do
+        sed -e 's/^\.[A-Z][A-Z]* *//' -e 's/\\f[BIRP]//g' -e 's/\\-/-/g' -e 's/"//g' "$page" |
+            tr -d ' \t\n' | grep -qF "$want" && found=$page && break
+    done
+    [ -n "$found" ] || echo "FAIL: no page spells out the header's '$td'"
 done | grep FAIL && status=1
 
 [ $status -eq 0 ] && echo "PASS: $(echo "$pages" | wc -l) pages render cleanly; all $n exported functions documented"

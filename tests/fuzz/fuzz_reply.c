@@ -137,7 +137,7 @@ static void split(const uint8_t *p, size_t len, redislock_client *c, size_t n)
     for (i = 0; i < n; i++) {
         const uint8_t *end = NULL;
         size_t k;
-        feeds[i].m = &c->masters[i];
+        feeds[i].m = c->members[i].node;
         feeds[i].data = p;
         for (k = 0; k + 4 <= len && i + 1 < n; k++)
             if (!memcmp(p + k, SEP, 4)) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -216,6 +217,20 @@ static int spawn(ts_server *s)
     snprintf(port, sizeof port, "%d", s->tcp ? s->port : 0);
     snprintf(logpath, sizeof logpath, "%s/redis.log", s->dir);
     argv[n++] = server_binary();
+    if (s->sentinel_conf) {
+        static char conf[600];
+        struct stat st;
+        snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
+        if (stat(conf, &st) < 0) { /* a restart keeps what Sentinel wrote */
+            f = fopen(conf, "w");
+            if (!f)
+                return -1;
+            fputs(s->sentinel_conf, f);
+            fclose(f);
+        }
+        argv[n++] = conf;
+        argv[n++] = "--sentinel";
+    }
     argv[n++] = "--port";
     argv[n++] = port;
     argv[n++] = "--bind";
@@ -226,10 +241,12 @@ static int spawn(ts_server *s)
     argv[n++] = "700";
     argv[n++] = "--dir";
     argv[n++] = s->dir;
-    argv[n++] = "--save";
-    argv[n++] = "";
-    argv[n++] = "--appendonly";
-    argv[n++] = "no";
+    if (!s->sentinel_conf) {
+        argv[n++] = "--save";
+        argv[n++] = "";
+        argv[n++] = "--appendonly";
+        argv[n++] = "no";
+    }
     argv[n++] = "--daemonize";
     argv[n++] = "no";
     argv[n++] = "--logfile";
@@ -365,6 +382,8 @@ static void announce(ts_server *s)
 int ts_start(ts_server *s)
 {
     int attempt, rc;
+    if (s->sentinel_conf)
+        s->tcp = 1;
     if (!have_server_binary()) {
         fprintf(stderr, "harness: %s not found; skipping\n", server_binary());
         return 77;
@@ -456,15 +475,34 @@ static redisContext *ctx(ts_server *s)
     return s->ctx;
 }
 
+/* A command on the harness connection with SIGPIPE blocked: a server may
+ * have closed it (a failover kills its clients), and hiredis writes with
+ * write(2).  The tests keep SIGPIPE's default action to show that the
+ * library never raises it; the harness must not raise it either. */
+static redisReply *command(ts_server *s, const char *fmt, va_list ap)
+{
+    sigset_t pipe_set, old;
+    struct timespec zero = { 0, 0 };
+    redisReply *r = NULL;
+    redisContext *c;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    c = ctx(s);
+    if (c && !c->err)
+        r = redisvCommand(c, fmt, ap);
+    while (sigtimedwait(&pipe_set, NULL, &zero) > 0) /* one this raised */
+        ;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
+}
+
 redisReply *ts_cmd(ts_server *s, const char *fmt, ...)
 {
     va_list ap;
     redisReply *r;
-    redisContext *c = ctx(s);
-    if (!c || c->err)
-        return NULL;
     va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
+    r = command(s, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -474,17 +512,32 @@ long long ts_int(ts_server *s, const char *fmt, ...)
     va_list ap;
     redisReply *r;
     long long v = -1000;
-    redisContext *c = ctx(s);
-    if (!c || c->err)
-        return v;
     va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
+    r = command(s, fmt, ap);
     va_end(ap);
     if (r && r->type == REDIS_REPLY_INTEGER)
         v = r->integer;
     if (r)
         freeReplyObject(r);
     return v;
+}
+
+const char *ts_str(ts_server *s, char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    redisContext *c = ctx(s);
+    buf[0] = '\0';
+    if (!c || c->err)
+        return buf;
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+        snprintf(buf, len, "%s", r->str);
+    if (r)
+        freeReplyObject(r);
+    return buf;
 }
 
 /* Commands a client sends itself.  INFO commandstats also counts the

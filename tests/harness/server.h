@@ -27,6 +27,10 @@ typedef struct ts_server {
                               (other.example only), "dnsonly" (localhost) */
     int tls_auth_clients;  /* 1: require a client certificate */
     char tls_url[128];     /* rediss://127.0.0.1:PORT (password if any) */
+    /* Sentinel: with sentinel_conf set, the server runs as a sentinel
+     * (redis-server CONF --sentinel) from a config file in its directory
+     * that starts as this text (Sentinel rewrites it); tcp is implied. */
+    const char *sentinel_conf;
 } ts_server;
 
 /* Throwaway certificates, made once per test program with the openssl
@@ -69,6 +73,9 @@ void ts_await_blocked(ts_server *s, long long n);
 void ts_flushall(ts_server *s);
 /* An integer reply (or -1000 on error). */
 long long ts_int(ts_server *s, const char *fmt, ...);
+/* A string reply into buf (cut to len): "" for nil, an error or another
+ * type (e.g. GET of a free lock's key).  Returns buf. */
+const char *ts_str(ts_server *s, char *buf, size_t len, const char *fmt, ...);
 
 /* A TLS server (s->tls set, tls_cert etc. filled before) is started with
  * ts_start() too; without openssl it returns 77. */

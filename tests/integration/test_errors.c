@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -163,7 +165,7 @@ static void test_errors_bad_urls_refused_with_reason(void **state)
         { "unix://relative.sock", REDISLOCK_EINVAL, "absolute" },
         { "unix:///tmp/x.sock?db=a", REDISLOCK_EINVAL, "db" },
         { "unix:///tmp/x.sock?color=red", REDISLOCK_EINVAL, "unknown query" },
-        { "redis://user@localhost", REDISLOCK_EINVAL, "password" },
+        { "redis://@localhost", REDISLOCK_EINVAL, "empty credentials" },
         { "redis://:p%zzw@localhost", REDISLOCK_EINVAL, "escape" },
 #ifndef HAVE_OPENSSL /* with TLS: test_url.c, test_tls.c */
         { "rediss://localhost", REDISLOCK_ENOTSUP, "TLS" },
@@ -289,6 +291,36 @@ static void test_errors_password_from_options_or_url_works(void **state)
     acquire_on(auth.url, NULL, REDISLOCK_OK, NULL); /* unix://...?password=s3cret */
 }
 
+/* A user without a password in the URL (redis://user@host): the password
+ * comes from the options, or a nopass ACL user logs in with none (the
+ * default user needs one here, so nothing works without the AUTH), or the
+ * server refuses with a message that says no password was given. */
+static void test_errors_user_without_password(void **state)
+{
+    static ts_server acl;
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redisReply *r;
+    char url[800];
+
+    acl.tcp = 1;
+    start_auth_server(&acl);
+    r = ts_cmd(&acl, "ACL SETUSER open on nopass ~* &* +@all");
+    freeReplyObject(r);
+    r = ts_cmd(&acl, "ACL SETUSER app on >apppw ~* &* +@all");
+    freeReplyObject(r);
+    snprintf(url, sizeof url, "redis://open@127.0.0.1:%d", acl.port);
+    acquire_on(url, NULL, REDISLOCK_OK, NULL);
+    snprintf(url, sizeof url, "REDIS://app@127.0.0.1:%d", acl.port);
+    acquire_on(url, NULL, REDISLOCK_EAUTH, "(a user without a password)");
+    o.password = "apppw";
+    acquire_on(url, &o, REDISLOCK_OK, NULL);
+    /* the options' user, and no password anywhere */
+    o.password = NULL;
+    o.username = "open";
+    snprintf(url, sizeof url, "unix://%s", acl.sock);
+    acquire_on(url, &o, REDISLOCK_OK, NULL);
+}
+
 /* The db of the URL is the one used (SELECT). */
 static void test_errors_url_db_is_selected(void **state)
 {
@@ -393,6 +425,98 @@ static void test_errors_server_restarted_waiter_reconnects_and_takes_lock(void *
     assert_true(w->got - w->start < TU_MS(5000));
 }
 
+/* A TCP server that is not Redis: it reads what each new connection sends,
+ * then resets it (RST), closes it (FIN), or, for a PING, answers +PONG as
+ * Redis would, by the plan of each connection. */
+enum { FAKE_RESET, FAKE_CLOSE, FAKE_PONG };
+typedef struct fake_server {
+    int fd, port;
+    int plan[4];     /* what to do with connection i */
+    int accepted;
+    pthread_t th;
+} fake_server;
+
+static void *fake_run(void *arg)
+{
+    fake_server *f = arg;
+    char buf[512];
+    for (f->accepted = 0; f->accepted < 4; f->accepted++) {
+        struct linger lg = { 1, 0 };
+        int c = accept(f->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        if (recv(c, buf, sizeof buf, 0) > 0) {
+            if (f->plan[f->accepted] == FAKE_PONG && send(c, "+PONG\r\n", 7, 0) != 7)
+                f->plan[f->accepted] = FAKE_CLOSE;
+            if (f->plan[f->accepted] == FAKE_RESET)
+                setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void fake_start(fake_server *f, int first, int then)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int i;
+    f->plan[0] = first;
+    for (i = 1; i < 4; i++)
+        f->plan[i] = then;
+    f->fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(f->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(f->fd, 8), 0);
+    assert_int_equal(getsockname(f->fd, (struct sockaddr *)&sa, &len), 0);
+    f->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&f->th, NULL, fake_run, f), 0);
+}
+
+static void fake_stop(fake_server *f)
+{
+    shutdown(f->fd, SHUT_RDWR); /* ends accept() */
+    pthread_join(f->th, NULL);
+    close(f->fd);
+}
+
+/* A new TCP connection that the server resets or closes without a reply:
+ * if a PING gets no answer either, the server does not speak Redis in the
+ * clear (a TLS port does that: test_tls), and the error says "is it a TLS
+ * port? use rediss://" (EPROTO, not retried); if the PING is answered, it
+ * is the I/O error it was. */
+static void test_errors_not_redis_in_the_clear_is_named(void **state)
+{
+    static const int plans[][2] = {
+        { FAKE_RESET, FAKE_RESET }, { FAKE_CLOSE, FAKE_CLOSE }, { FAKE_RESET, FAKE_PONG },
+        { FAKE_CLOSE, FAKE_PONG },
+    };
+    size_t i;
+    for (i = 0; i < sizeof plans / sizeof plans[0]; i++) {
+        fake_server f;
+        redislock_info info;
+        char url[64];
+        int rc;
+        fake_start(&f, plans[i][0], plans[i][1]);
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
+        rc = redislock_query(tf_lock(tf_client(url), "x", 0), &info);
+        fake_stop(&f);
+        print_message("      plan %zu: %s: %s (%d connections)\n", i, redislock_err_name(rc),
+                      redislock_last_error(), f.accepted);
+        if (plans[i][1] != FAKE_PONG) {
+            assert_int_equal(rc, REDISLOCK_EPROTO);
+            assert_message("(is it a TLS port? use rediss://)");
+            assert_message(plans[i][0] == FAKE_RESET ? "reset" : "closed");
+        } else {
+            assert_int_equal(rc, REDISLOCK_EIO);
+            assert_null(strstr(redislock_last_error(), "TLS"));
+        }
+        assert_int_equal(f.accepted, 2); /* the query's and the PING's */
+    }
+}
+
 /* A hung server (SIGSTOP): command timeouts and the acquire deadline hold. */
 static void test_errors_hung_server_timeouts_bound_every_call(void **state)
 {
@@ -436,6 +560,77 @@ static void test_errors_hung_server_timeouts_bound_every_call(void **state)
     assert_rl_ok(redislock_release(holder));
 }
 
+/* Stops a server (SIGSTOP) ms after it starts, from a thread of its own. */
+typedef struct pauser {
+    ts_server *s;
+    int ms;
+    pthread_t t;
+} pauser;
+
+static void *pause_later(void *arg)
+{
+    pauser *p = arg;
+    tu_sleep_ms(p->ms);
+    ts_pause(p->s);
+    return NULL;
+}
+
+/* The documented bound, timeout + min(command timeout, 250 ms), on a
+ * server that hangs: a try (whose timeout is the command timeout, 300 ms:
+ * bound 550 ms) and a wait of 400 ms (bound 650 ms) whose server stops
+ * mid-wait.  Both missed it by 0.5 to 2 ms (poll()'s whole milliseconds,
+ * rounded up, and a give-back that waited until the bound itself).  The
+ * fastest of three runs is compared, so that a slow scheduler does not
+ * count; slow runs (valgrind) get 5 ms per unit of REDISLOCK_TEST_SLOW
+ * beyond 1 for the bookkeeping after the last wait. */
+static void test_errors_hung_server_calls_end_within_the_documented_bound(void **state)
+{
+    static ts_server hung;
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock_client *c;
+    redislock *lk, *holder;
+    int64_t t0, try_ms = INT64_MAX, wait_ms = INT64_MAX, allow = 5 * (tu_slow() - 1);
+    pauser p;
+    int i;
+
+    tf_server_start(&hung);
+    o.command_timeout_ms = 300;
+    c = tf_client_opts(hung.url, &o);
+    lk = tf_lock(c, "bound", 0);
+    holder = tf_lock(c, "bound", 0);
+    for (i = 0; i < 3; i++) {
+        int rc;
+        assert_rl_ok(redislock_acquire(lk, 0)); /* a warm pool */
+        assert_rl_ok(redislock_release(lk));
+        ts_pause(&hung);
+        t0 = tu_now_ms();
+        rc = redislock_try_acquire(lk);
+        if (tu_now_ms() - t0 < try_ms)
+            try_ms = tu_now_ms() - t0;
+        ts_resume(&hung);
+        assert_rl_err(rc, REDISLOCK_EIO);
+
+        assert_rl_ok(redislock_acquire(holder, 0));
+        p.s = &hung;
+        p.ms = 100;
+        assert_int_equal(pthread_create(&p.t, NULL, pause_later, &p), 0);
+        t0 = tu_now_ms();
+        rc = redislock_acquire(lk, 400);
+        if (tu_now_ms() - t0 < wait_ms)
+            wait_ms = tu_now_ms() - t0;
+        pthread_join(p.t, NULL);
+        ts_resume(&hung);
+        assert_true(rc == REDISLOCK_EIO || rc == REDISLOCK_ETIMEDOUT);
+        assert_rl_ok(redislock_release(holder));
+        redislock_release(lk); /* whatever the lost acquire may have taken */
+    }
+    print_message("      on a hung server: a try returned after %lld ms (bound 550), a "
+                  "400 ms wait after %lld ms (bound 650); the fastest of 3 each\n",
+                  (long long)try_ms, (long long)wait_ms);
+    assert_true(try_ms <= 550 + allow);
+    assert_true(wait_ms <= 650 + allow);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, tu_setup, tf_teardown)
 
 /* A server that announces an array of 250,005,000 elements: a protocol
@@ -450,7 +645,8 @@ static void *huge_array_server(void *arg)
         return NULL;
     if (read(fd, buf, sizeof buf) > 0 && write(fd, reply, sizeof reply - 1) < 0)
         perror("huge_array_server: write");
-    (void)read(fd, buf, sizeof buf); /* until the client closes */
+    while (read(fd, buf, sizeof buf) > 0) /* until the client closes */
+        ;
     close(fd);
     return NULL;
 }
@@ -499,13 +695,16 @@ int main(void)
         TEST(test_errors_connection_refused_at_once_naming_address),
         TEST(test_errors_wrong_or_missing_password_is_eauth),
         TEST(test_errors_password_from_options_or_url_works),
+        TEST(test_errors_user_without_password),
         TEST(test_errors_url_db_is_selected),
         TEST(test_errors_bad_db_is_einval),
         TEST(test_errors_wrongtype_is_eproto),
         TEST(test_errors_server_killed_waiter_fails_before_deadline),
         TEST(test_errors_server_restarted_waiter_reconnects_and_takes_lock),
         TEST(test_errors_hung_server_timeouts_bound_every_call),
+        TEST(test_errors_hung_server_calls_end_within_the_documented_bound),
         TEST(test_errors_huge_array_count_is_eproto),
+        TEST(test_errors_not_redis_in_the_clear_is_named),
     };
     return cmocka_run_group_tests_name("errors", tests, tu_group_setup_tcp, tu_group_teardown);
 }

@@ -273,11 +273,18 @@ static void test_hung_server_operations_fail_in_time_then_recover(void **state)
 
     assert_rl_ok(redislock_acquire(a, 0));
     assert_rl_ok(redislock_query(a, &info)); /* a pooled connection */
-    print_message("      fault: server stopped (SIGSTOP) for 7 operations\n");
+    print_message("      fault: server stopped (SIGSTOP) for 8 operations\n");
     ts_pause(srv);
     t0 = tu_now_ms();
     check_hung(redislock_acquire(b, 2000), t0, tmo, "acquire(2000)");
     assert_int_equal(redislock_held(b), 0);
+    if (!strstr(redislock_last_error(), "(command timeout 300 ms, call timeout 2000 ms)"))
+        fail_msg("acquire(2000): the message lacks the timeouts: %s", redislock_last_error());
+    t0 = tu_now_ms();
+    check_hung(redislock_acquire(b, -1), t0, tmo, "acquire(-1)");
+    /* a wait for ever has no call timeout: not "call timeout -1 ms" */
+    if (!strstr(redislock_last_error(), "(command timeout 300 ms, no call timeout)"))
+        fail_msg("acquire(-1): %s", redislock_last_error());
     t0 = tu_now_ms();
     check_hung(redislock_try_acquire(b), t0, tmo, "try_acquire");
     t0 = tu_now_ms();

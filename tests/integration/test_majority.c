@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,85 @@ static void test_majority_waiter_blocks_until_release(void **state)
     assert_rl_ok(redislock_release(w->lk));
     for (i = 0; i < 3; i++)
         assert_int_equal(ts_info(&tf_masters[i], "clients", "blocked_clients"), 0);
+}
+
+/* A release on three masters: master 2 lost its scripts (SCRIPT FLUSH),
+ * master 3 is stopped.  The NOSCRIPT answer of master 2 is answered with
+ * EVAL at once on its connection, not after the stopped master's timeout
+ * (it was sent only when the whole first step was over). */
+static void *release_main(void *lk)
+{
+    return (void *)(intptr_t)redislock_release(lk);
+}
+
+static void test_majority_noscript_is_answered_at_once_beside_a_stopped_master(void **state)
+{
+    enum { MT = 500 };
+    redislock *lk = tf_lock(tf_multi(3, MT), "ns", 10000);
+    pthread_t t;
+    void *rc;
+    int64_t t0, gone = -1;
+    (void)state;
+    assert_rl_ok(redislock_acquire(lk, 0));
+    freeReplyObject(ts_cmd(&tf_masters[1], "SCRIPT FLUSH"));
+    ts_pause(&tf_masters[2]);
+    t0 = tu_now_ms();
+    assert_int_equal(pthread_create(&t, NULL, release_main, lk), 0);
+    while (tu_now_ms() - t0 < MT + TU_MS(1000)) {
+        if (ts_int(&tf_masters[1], "EXISTS lock:ns") == 0) {
+            gone = tu_now_ms() - t0;
+            break;
+        }
+        tu_sleep_ms(1);
+    }
+    pthread_join(t, &rc);
+    ts_resume(&tf_masters[2]);
+    print_message("      release with a flushed and a stopped master (master timeout %d "
+                  "ms): released on the flushed one after %lld ms\n", MT, (long long)gone);
+    assert_int_equal((int)(intptr_t)rc, REDISLOCK_OK);
+    assert_true(gone >= 0 && gone < MT / 2);
+}
+
+/* The split wake: master 2 lost its scripts (a restart, a failover, a new
+ * node: SCRIPT FLUSH), master 3 stops while a waiter blocks on all three,
+ * and the holder releases.  Its release runs at once on master 1; on master
+ * 2 it meets NOSCRIPT, and its EVAL must follow at once, not after the
+ * stopped master's timeout; the waiter, woken by master 1, must wait for
+ * master 2 (where the lock is still held for a moment) instead of giving up
+ * its grant and backing off blind, and a quorum of grants is the lock.
+ * Goal: hand-off <= master_timeout_ms + 100 ms (it took 2.1-3.8 s). */
+static void test_majority_split_wake_hands_off_within_master_timeout(void **state)
+{
+    enum { MT = 500, RUNS = 3 };
+    redislock_client *c = tf_multi(3, MT);
+    int64_t late[RUNS], worst = 0;
+    int i;
+    for (i = 0; i < RUNS; i++) {
+        char name[32];
+        redislock *holder;
+        tf_waiter *w;
+        int64_t r0;
+        snprintf(name, sizeof name, "split%d", i);
+        holder = tf_lock(c, name, 10000);
+        assert_rl_ok(redislock_acquire(holder, 0));
+        w = tf_waiter_start(tf_lock(c, name, 10000), 8000);
+        tf_await_blocked_all(tf_masters, 3, 1);
+        freeReplyObject(ts_cmd(&tf_masters[1], "SCRIPT FLUSH"));
+        ts_pause(&tf_masters[2]);
+        r0 = tu_now_ms();
+        assert_rl_ok(redislock_release(holder));
+        tf_waiter_join(w);
+        ts_resume(&tf_masters[2]);
+        tf_waiter_assert_ok(w);
+        late[i] = w->got - r0;
+        if (late[i] > worst)
+            worst = late[i];
+        assert_rl_ok(redislock_release(w->lk));
+    }
+    print_message("      split wake (a flushed and a stopped master, master timeout %d "
+                  "ms): hand-off %lld, %lld, %lld ms after the release began\n",
+                  MT, (long long)late[0], (long long)late[1], (long long)late[2]);
+    assert_true(worst <= MT + TU_MS(300));
 }
 
 /* Split votes: 3 contenders released at once against 3 masters, round
@@ -476,6 +556,8 @@ int main(void)
         TEST(test_majority_hung_master_costs_at_most_master_timeout),
         TEST(test_majority_hung_master_late_commands_expire),
         TEST(test_majority_waiter_blocks_until_release),
+        TEST(test_majority_noscript_is_answered_at_once_beside_a_stopped_master),
+        TEST(test_majority_split_wake_hands_off_within_master_timeout),
         TEST(test_majority_split_votes_broken_by_backoff),
         TEST(test_majority_chaos_never_two_holders),
     };

@@ -348,14 +348,14 @@ static void test_renew_many_locks_one_thread_one_connection(void **state)
                                                                 : 1),
                   (unsigned long long)(st.failures - st0.failures),
                   (long long)((cpu_us() - cpu0) / 1000), st.connections,
-                  redislock__pool_open_count(&c->masters[0]),
+                  redislock__pool_open_count(c->members[0].node),
                   threads_during - threads_before);
     assert_int_equal(log_calls(&lost), 0);
     assert_int_equal(st.lost, 0);
     assert_int_equal(threads_during - threads_before, 1);
     assert_int_equal(st.threads, 1);
     assert_int_equal(st.connections, 1);
-    assert_true(redislock__pool_open_count(&c->masters[0]) <= 3);
+    assert_true(redislock__pool_open_count(c->members[0].node) <= 3);
     assert_true(st.renewals - st0.renewals >= (uint64_t)MANY * 3);
     for (i = 0; i < MANY; i++)
         assert_int_equal(redislock_held(locks[i]), 1);

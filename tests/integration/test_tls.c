@@ -413,7 +413,7 @@ static void test_tls_16_threads_share_one_client(void **state)
     r = ti_check(th.log);
     assert_int_equal(r.holds, (size_t)(THREADS * th.iters));
     print_message("      %zu holds by 16 threads, %d connections open\n", r.holds,
-                  redislock__pool_open_count(&th.c->masters[0]));
+                  redislock__pool_open_count(th.c->members[0].node));
 }
 
 static int fork_child(void *arg)
@@ -636,6 +636,41 @@ static void test_tls_server_restarted_under_waiter(void **state)
 
 /* A C waiter on the TLS port is woken by a release from another client on
  * the same server's plain unix socket. */
+/* redis:// (no TLS) pointed at the TLS port: Redis resets a client that
+ * speaks in the clear there.  The acquire says "is it a TLS port? use
+ * rediss://" at once (EPROTO), instead of "read: Connection reset by peer"
+ * after 16 reconnects and 1.9 s: it gives up on the first such reset (the
+ * pool connects twice: the acquire, and the give-back of an acquire whose
+ * answer did not come). */
+static void count_connects(void *userdata, int level, const char *msg)
+{
+    (void)level;
+    if (strstr(msg, "connected ("))
+        __atomic_add_fetch((int *)userdata, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_tls_plain_url_on_tls_port_is_named(void **state)
+{
+    static int connects;
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    char url[64];
+    redislock *lk;
+    int rc;
+
+    o.log = count_connects;
+    o.log_userdata = &connects;
+    o.log_level = REDISLOCK_LOG_INFO;
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", srv.tls_port);
+    lk = tf_lock(tf_client_opts(url, &o), "x", 10000);
+    rc = redislock_acquire(lk, 5000);
+    print_message("      %s: %s (%d connections)\n", redislock_err_name(rc),
+                  redislock_last_error(), connects);
+    assert_int_equal(rc, REDISLOCK_EPROTO);
+    assert_non_null(strstr(redislock_last_error(), "(is it a TLS port? use rediss://)"));
+    assert_true(connects >= 1 && connects <= 2);
+    assert_int_equal(redislock_held(lk), 0);
+}
+
 static void test_tls_waiter_woken_by_release_on_plain_socket(void **state)
 {
     redislock_client *tls = tls_client(srv.tls_url), *plain = tf_client(srv.url);
@@ -677,7 +712,7 @@ static void test_tls_no_sigpipe_from_a_dead_connection(void **state)
     int64_t deadline = redislock__after_ms(2000);
     int i, rc = 0;
     signal(SIGPIPE, SIG_DFL);
-    assert_rl_ok(redislock__pool_get(&c->masters[0], deadline, &conn));
+    assert_rl_ok(redislock__pool_get(c->members[0].node, deadline, &conn));
     assert_true(ts_int(&srv, "CLIENT KILL TYPE normal SKIPME yes") >= 1);
     tu_sleep_ms(50);
     for (i = 0; i < 50 && !rc; i++) {
@@ -825,13 +860,13 @@ static void test_tls_idle_connection_survives_post_handshake_messages(void **sta
             else
                 tu_sleep_ms(2);
         /* in the pooled connection's socket now, unread */
-        assert_non_null(c->masters[0].idle);
-        assert_int_equal(poll(&(struct pollfd){ c->masters[0].idle->fd, POLLIN, 0 }, 1,
+        assert_non_null(c->members[0].node->idle);
+        assert_int_equal(poll(&(struct pollfd){ c->members[0].node->idle->fd, POLLIN, 0 }, 1,
                               TU_MS(2000)), 1);
         assert_rl_ok(redislock_release(lk));
     }
     assert_int_equal(__atomic_load_n(&fr.accepted, __ATOMIC_SEQ_CST), 1);
-    assert_int_equal(redislock__pool_open_count(&c->masters[0]), 1);
+    assert_int_equal(redislock__pool_open_count(c->members[0].node), 1);
 }
 
 /* ------------------------------------------------------- majority mode */
@@ -907,9 +942,18 @@ static void test_tls_tool_options_and_environment(void **state)
     snprintf(plain, sizeof plain, "redis://127.0.0.1:%d", srv.tls_port);
     tool_ok(&p, TP_RUN(&p, "-u", srv.tls_url, "--cacert", ts_cert("ca.crt"), "x",
                        "echo", "ok"));
-    /* --tls turns redis:// into rediss:// */
+    assert_string_equal(p.err.buf, "");
+    /* --tls turns redis:// into rediss:// (in any case) */
     tool_ok(&p, TP_RUN(&p, "--tls", "-u", plain, "--cacert", ts_cert("ca.crt"), "x",
                        "echo", "ok"));
+    plain[0] = 'R', plain[1] = 'E';
+    tool_ok(&p, TP_RUN(&p, "--tls", "-u", plain, "--cacert", ts_cert("ca.crt"), "x",
+                       "echo", "ok"));
+    plain[0] = 'r', plain[1] = 'e';
+    /* without --tls, the plain URL of the TLS port: said at once */
+    assert_int_equal(TP_RUN(&p, "-u", plain, "x", "echo", "ok"), 69);
+    assert_true(tp_one_line(p.err.buf));
+    assert_non_null(strstr(p.err.buf, "(is it a TLS port? use rediss://)"));
     /* the CA from the environment */
     setenv("REDISLOCK_CACERT", ts_cert("ca.crt"), 1);
     tool_ok(&p, TP_RUN(&p, "-u", srv.tls_url, "x", "echo", "ok"));
@@ -923,7 +967,10 @@ static void test_tls_tool_options_and_environment(void **state)
     assert_non_null(strstr(p.err.buf, "certificate verify failed"));
     assert_non_null(strstr(p.err.buf, srv.tls_url + strlen("rediss://")));
     assert_string_equal(p.out.buf, "");
+    /* --insecure works, and says so on stderr at the default verbosity */
     tool_ok(&p, TP_RUN(&p, "-u", srv.tls_url, "--insecure", "x", "echo", "ok"));
+    assert_true(tp_one_line(p.err.buf));
+    assert_non_null(strstr(p.err.buf, "warning: --insecure: the server's certificate"));
     assert_int_equal(TP_RUN(&p, "-u", srv.tls_url, "--cacert", ts_cert("ca.crt"), "--sni",
                             "other.example", "x", "echo", "ok"), 69);
     assert_non_null(strstr(p.err.buf, "hostname mismatch"));
@@ -985,6 +1032,7 @@ int main(void)
         TEST(test_tls_name_mismatch_is_etls),
         TEST(test_tls_expired_certificate_is_etls),
         TEST(test_tls_insecure_skips_verification_and_warns),
+        TEST(test_tls_plain_url_on_tls_port_is_named),
         TEST(test_tls_client_certificate_required),
         TEST(test_tls_unusable_files_fail_client_new),
         TEST(test_tls_handshake_never_answered_is_bounded),

@@ -553,7 +553,7 @@ static void test_tool_db_out_of_range(void **state)
 }
 
 /* --list [PATTERN]: one line per lock, "NAME owner=ID ttl_ms=N", names and
- * owners escaped; --owner-prefix; several masters add master=. */
+ * owners quoted for the shell; --owner-prefix; several masters add master=. */
 static void test_tool_list(void **state)
 {
     redislock *a = hold("job-a", "svc@h1:1", 20000), *b = hold("job-b", "redislock@h2:2", 0);
@@ -569,7 +569,8 @@ static void test_tool_list(void **state)
     assert_int_equal(TP_RUN(&p, "-u", URL, "--list"), 0);
     assert_string_equal(p.err.buf, "");
     assert_non_null(strstr(p.out.buf, "job-b owner=redislock@h2:2 ttl_ms=-1\n"));
-    assert_non_null(strstr(p.out.buf, "odd\\x20name\\x0a owner=py\\x20owner ttl_ms=-1\n"));
+    /* quoted for the shell (test_tool_scripting passes such names back) */
+    assert_non_null(strstr(p.out.buf, "$'odd name\\x0a' owner='py owner' ttl_ms=-1\n"));
     assert_non_null(strstr(p.out.buf, "job-a owner=svc@h1:1 ttl_ms="));
     assert_int_equal(sscanf(strstr(p.out.buf, "job-a"), "job-a owner=svc@h1:1 ttl_ms=%lld",
                             &ttl), 1);
@@ -699,6 +700,72 @@ static void test_tool_timeouts(void **state)
     assert_true(took >= 300 && took < TU_MS(1500));
 }
 
+/* A unix socket path longer than a socket address holds (107 bytes) is a
+ * usage error (64), not an unreachable server (69): it can never work. */
+static void test_tool_socket_path_too_long_is_a_usage_error(void **state)
+{
+    char url[200];
+    tool_proc p;
+    memset(url, 'x', sizeof url);
+    memcpy(url, "unix:///tmp/", 12);
+    memcpy(url + 12 + 110, ".sock", 6); /* a path of 121 bytes */
+    assert_int_equal(TP_RUN(&p, "-u", url, "x", "true"), 64);
+    assert_true(tp_one_line(p.err.buf));
+    assert_non_null(strstr(p.err.buf, "107"));
+    assert_int_equal(TP_RUN(&p, "-u", url, "--status", "x"), 64);
+}
+
+/* COMMAND's environment, as COMMAND prints it: the lines that start with
+ * REDISLOCK_URL= or REDISLOCK_PASSWORD=. */
+static const char *secrets_seen(tool_proc *p, const char *const *args)
+{
+    tp_run(p, args);
+    assert_int_equal(p->status, 0);
+    return p->out.buf;
+}
+
+/* The Redis passwords never reach COMMAND: $REDISLOCK_PASSWORD,
+ * $REDISLOCK_SENTINEL_PASSWORD, and $REDISLOCK_URL when it holds a password
+ * (also one of several URLs), are removed from COMMAND's environment (URLs
+ * without one stay: a redislock inside COMMAND finds the same servers);
+ * --keep-credentials keeps them. */
+static void test_tool_password_not_in_command_environment(void **state)
+{
+    static ts_server pw;
+    const char *show = "env | grep -E '^REDISLOCK_(URL|PASSWORD|SENTINEL_PASSWORD)=' | sort; "
+                       "true";
+    char nopw[700], want[800];
+    tool_proc p;
+
+    snprintf(pw.password, sizeof pw.password, "s3cret");
+    if (ts_start(&pw) == 77)
+        skip();
+    snprintf(nopw, sizeof nopw, "unix://%s", pw.sock);
+    setenv("REDISLOCK_PASSWORD", "s3cret", 1);
+    setenv("REDISLOCK_SENTINEL_PASSWORD", "s3cret", 1); /* no sentinel here: unused */
+    setenv("REDISLOCK_URL", pw.url, 1); /* unix://...?password=s3cret */
+    assert_string_equal(secrets_seen(&p, (const char *const[]){ "pw", "-c", show, NULL }),
+                        "");
+    assert_string_equal(
+        secrets_seen(&p, (const char *const[]){ "-u", nopw, "pw", "-c", show, NULL }), "");
+    assert_null(strstr(
+        secrets_seen(&p, (const char *const[]){ "pw", "sh", "-c", "env", NULL }), "s3cret"));
+    /* kept on request */
+    assert_non_null(strstr(secrets_seen(&p, (const char *const[]){ "--keep-credentials",
+                                                                  "pw", "-c", show, NULL }),
+                           "REDISLOCK_PASSWORD=s3cret\nREDISLOCK_SENTINEL_PASSWORD=s3cret\n"
+                           "REDISLOCK_URL=unix://"));
+    /* a URL without a password is no secret */
+    unsetenv("REDISLOCK_PASSWORD");
+    unsetenv("REDISLOCK_SENTINEL_PASSWORD");
+    setenv("REDISLOCK_URL", URL, 1);
+    snprintf(want, sizeof want, "REDISLOCK_URL=%s\n", URL);
+    assert_string_equal(secrets_seen(&p, (const char *const[]){ "pw", "-c", show, NULL }),
+                        want);
+    unsetenv("REDISLOCK_URL");
+    ts_stop(&pw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -719,6 +786,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_reset_all_dry_run, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_key_layout, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_timeouts, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_socket_path_too_long_is_a_usage_error,
+                                        tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_password_not_in_command_environment,
+                                        tu_setup, tp_teardown),
     };
     return cmocka_run_group_tests_name("tool", tests, tu_group_setup, tu_group_teardown);
 }

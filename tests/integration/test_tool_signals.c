@@ -245,6 +245,108 @@ static void test_tool_sigkill_frees_at_expiry(void **state)
     assert_int_equal(tp_finish(&holder, (int)TU_MS(5000)), 128 + SIGKILL);
 }
 
+/* A waiting tool gets SIGTERM while its server hangs (SIGSTOP): it must not
+ * wait on the server to stop waiting (it took twice the command timeout,
+ * 4 s): 143 at once, COMMAND never run. */
+static void test_tool_signal_while_waiting_on_a_hung_server(void **state)
+{
+    static ts_server hung;
+    redislock_client *c;
+    redislock *lk;
+    tool_proc p;
+    int64_t t0, took;
+    int rc;
+    if (ts_start(&hung) == 77)
+        skip();
+    c = tu_client(hung.url);
+    lk = tu_lock(c, "hs", 0);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    TP_START(&p, "-u", hung.url, "-w", "30", "hs", "echo", "ran");
+    ts_await_blocked(&hung, 1);
+    ts_pause(&hung);
+    t0 = tu_now_ms();
+    assert_int_equal(kill(p.pid, SIGTERM), 0);
+    rc = tp_finish(&p, (int)TU_MS(10000));
+    took = tu_now_ms() - t0;
+    ts_resume(&hung);
+    print_message("SIGTERM to a tool waiting on a hung server: exit %d after %lld ms "
+                  "(command timeout 2 s)\n", rc, (long long)took);
+    assert_int_equal(rc, 128 + SIGTERM);
+    assert_string_equal(p.out.buf, "");
+    assert_true(took < TU_MS(1000));
+    redislock_free(lk);
+    redislock_client_free(c);
+    ts_stop(&hung);
+}
+
+/* The dead-man switch.  The tool, not COMMAND, is stopped (kill -STOP: a
+ * debugger, a frozen helper, a cgroup freeze of one process): its renewals
+ * stop, and the lock (1 s) expires; a second tool waits for it.  The
+ * guard, which outlives the tool, must stop COMMAND's group (SIGTERM, then
+ * SIGKILL for a COMMAND that ignores SIGTERM) before the lock expires, so
+ * that the two COMMANDs never run at once (the second COMMAND ran beside
+ * the first for its whole second).  Returns how long before the expiry
+ * COMMAND was gone, in ms. */
+static int64_t stopped_tool_case(const char *cmd, int *status)
+{
+    tool_proc a, b;
+    char line[64], holder[300], now[300];
+    long cpid;
+    int64_t t_stop, t_dead = 0, t_expired = 0, end;
+    int e = tu_slow(); /* the expiry in s */
+    char es[16];
+    snprintf(es, sizeof es, "%d", e);
+    TP_START(&a, "-u", URL, "-e", es, "dm", "-c", cmd);
+    assert_int_equal(tp_line(&a, 0, line, sizeof line, (int)TU_MS(5000)), 0);
+    assert_int_equal(sscanf(line, "%ld", &cpid), 1);
+    ts_str(&tu_srv, holder, sizeof holder, "GET lock:dm");
+    assert_true(holder[0] != '\0');
+    TP_START(&b, "-u", URL, "-w", "30", "dm", "echo", "second");
+    ts_await_blocked(&tu_srv, 1);
+    tu_sleep_ms(500 * e); /* renewed meanwhile */
+    assert_int_equal(kill(a.pid, SIGSTOP), 0);
+    t_stop = tu_now_ms();
+    end = t_stop + 2000 * e + TU_MS(3000);
+    while ((!t_dead || !t_expired) && tu_now_ms() < end) {
+        if (!t_dead && !tp_alive((pid_t)cpid))
+            t_dead = tu_now_ms();
+        ts_str(&tu_srv, now, sizeof now, "GET lock:dm");
+        if (!t_expired && strcmp(now, holder))
+            t_expired = tu_now_ms();
+        tu_sleep_ms(1);
+    }
+    print_message("tool stopped: COMMAND (%s) gone after %lld ms, the lock expired "
+                  "after %lld ms (expiry %d ms)\n",
+                  cmd[0] == 't' ? "ignoring SIGTERM" : "dying of SIGTERM",
+                  t_dead ? (long long)(t_dead - t_stop) : -1LL,
+                  t_expired ? (long long)(t_expired - t_stop) : -1LL, 1000 * e);
+    if (!t_dead)
+        fail_msg("COMMAND still ran %lld ms after the tool was stopped",
+                 (long long)(tu_now_ms() - t_stop));
+    assert_true(t_expired > 0);
+    assert_int_equal(kill(a.pid, SIGCONT), 0);
+    expect_line(&b, 0, "second", (int)TU_MS(5000));
+    assert_int_equal(tp_finish(&b, (int)TU_MS(5000)), 0);
+    *status = tp_finish(&a, (int)TU_MS(5000));
+    return t_expired - t_dead;
+}
+
+static void test_tool_stopped_tool_stops_command_before_the_expiry(void **state)
+{
+    int64_t margin;
+    int st;
+    margin = stopped_tool_case("echo $$; exec sleep 60", &st);
+    print_message("COMMAND was gone %lld ms before the expiry; the tool exited %d\n",
+                  (long long)margin, st);
+    assert_true(margin > 0);
+    assert_int_equal(st, 128 + SIGTERM);
+    margin = stopped_tool_case("trap '' TERM; echo $$; exec sleep 60", &st);
+    print_message("COMMAND (ignoring SIGTERM) was gone %lld ms before the expiry; the "
+                  "tool exited %d\n", (long long)margin, st);
+    assert_true(margin > 0);
+    assert_int_equal(st, 128 + SIGKILL);
+}
+
 /* Signals beyond TERM, INT and HUP (the issue: SIGUSR1 killed the tool and
  * left COMMAND running unrenewed): each reaches COMMAND, whose trap exits 5,
  * and the lock is released. */
@@ -323,21 +425,32 @@ static void test_tool_sigtstp_keeps_lock(void **state)
     assert_int_equal(ts_int(&tu_srv, "EXISTS lock:tstp"), 0);
 }
 
+/* Both shells of test_tool_signals_reach_group have set their traps (they
+ * say so in either order). */
+static void expect_both_ready(tool_proc *p)
+{
+    char a[64], b[64];
+    assert_int_equal(tp_line(p, 0, a, sizeof a, (int)TU_MS(5000)), 0);
+    assert_int_equal(tp_line(p, 0, b, sizeof b, (int)TU_MS(5000)), 0);
+    if (strcmp(a, "inner ready") ? strcmp(a, "outer ready") || strcmp(b, "inner ready")
+                                 : strcmp(b, "outer ready"))
+        fail_msg("got '%s' and '%s', expected 'inner ready' and 'outer ready'", a, b);
+}
+
 /* A forwarded signal reaches COMMAND's whole process group: a shell's child
  * gets SIGTERM too (before, only the shell got it and waited for its child
  * for ever). */
 static void test_tool_signals_reach_group(void **state)
 {
     tool_proc p;
-    /* the outer shell sets its trap before it starts the inner one, so
-     * that "inner ready" also means the outer trap is in place (set after
-     * the '&', a signal could come first on a busy machine: exit 143) */
+    /* the outer shell says it is ready once its trap is set: a TERM that
+     * came before would end it (status 143) without "outer TERM" */
     const char *cmd =
-        "trap 'wait; echo outer TERM; exit 5' TERM; "
         "sh -c 'trap \"echo inner TERM; exit 0\" TERM; echo inner ready; "
-        "while :; do sleep 0.05; done' & wait";
+        "while :; do sleep 0.05; done' & "
+        "trap 'wait; echo outer TERM; exit 5' TERM; echo outer ready; wait";
     TP_START(&p, "-u", URL, "grp", "-c", cmd);
-    expect_line(&p, 0, "inner ready", (int)TU_MS(5000));
+    expect_both_ready(&p);
     assert_int_equal(kill(p.pid, SIGTERM), 0);
     expect_line(&p, 0, "inner TERM", (int)TU_MS(5000));
     expect_line(&p, 0, "outer TERM", (int)TU_MS(5000));
@@ -346,7 +459,7 @@ static void test_tool_signals_reach_group(void **state)
 
     /* the lost-lock signal too */
     TP_START(&p, "-u", URL, "-e", "1", "grp", "-c", cmd);
-    expect_line(&p, 0, "inner ready", (int)TU_MS(5000));
+    expect_both_ready(&p);
     assert_int_equal(ts_int(&tu_srv, "DEL lock:grp"), 1);
     expect_line(&p, 0, "inner TERM", (int)TU_MS(5000));
     expect_line(&p, 0, "outer TERM", (int)TU_MS(5000));
@@ -560,6 +673,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_signal_while_waiting, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_sigkill_frees_at_expiry, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_lock_lost, tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_signal_while_waiting_on_a_hung_server,
+                                        tu_setup, tp_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_tool_stopped_tool_stops_command_before_the_expiry, tu_setup, tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_forwards_other_signals, tu_setup,
                                         tp_teardown),
         cmocka_unit_test_setup_teardown(test_tool_ignores_sigpipe, tu_setup, tp_teardown),

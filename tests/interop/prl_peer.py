@@ -7,6 +7,8 @@ otherwise a stand-in written here from python-redis-lock 4.0's wire behaviour
 release by an owner-checked script that pushes one wake-up).  The first line
 printed says which one is in use.
 
+Usage: prl_peer.py SOCKET_PATH | cluster:HOST:PORT
+
 Commands, one per line on stdin; answers on stdout:
   acquire NAME EXPIRE TIMEOUT  -> "acquired <monotonic ms>" or "timeout <ms>"
                                   (EXPIRE 0: none; TIMEOUT -1: block for ever,
@@ -93,9 +95,22 @@ def now_ms():
     return int(time.monotonic() * 1000)
 
 
+def connect(where):
+    """A unix socket path, or cluster:HOST:PORT (a seed node of a Redis
+    Cluster, through redis-py's RedisCluster: lock names then carry their
+    braces, e.g. "{job}", so that both keys share a slot)."""
+    if where.startswith("cluster:"):
+        import logging
+        from redis.cluster import RedisCluster
+        # RedisCluster logs the NoScriptError it then answers with EVAL
+        logging.disable(logging.ERROR)
+        host, port = where[len("cluster:"):].rsplit(":", 1)
+        return RedisCluster(host=host, port=int(port))
+    return redis.StrictRedis(unix_socket_path=where)
+
+
 def main():
-    path = sys.argv[1]
-    client = redis.StrictRedis(unix_socket_path=path)
+    client = connect(sys.argv[1])
     print("peer", "python-redis-lock" if REAL else "stand-in", flush=True)
     lock = None
     for line in sys.stdin:

@@ -220,6 +220,44 @@ static void test_decide_table(void **state)
 /* Whatever the answers, HELD and ALREADY never come without a quorum of
  * grants, and never with a validity already over: every combination of
  * states for 1 to 5 masters, with short and long rounds. */
+/* A split vote in the answers of a wait that lasted 5 s and was woken 2 ms
+ * before they came: the random back-off is scaled by those 2 ms (at least
+ * 10 ms), not by the whole wait (3 x 5 s: a waiter that had waited long
+ * backed off blind for seconds). */
+static void test_decide_back_off_after_a_wait_counts_from_its_wake_up(void **state)
+{
+    redislock__answers a;
+    redislock__decide_in in;
+    redislock__decision d;
+    size_t i;
+    (void)state;
+    memset(&a, 0, sizeof a);
+    memset(&in, 0, sizeof in);
+    a.n = 3;
+    a.quorum = 2;
+    a.sent_us = SENT_US;
+    a.end_us = SENT_US + 5000 * 1000LL;
+    a.woke_us = a.end_us - 2000;
+    for (i = 0; i < 3; i++) {
+        a.state[i] = i ? REDISLOCK__ANS_BUSY : REDISLOCK__ANS_TAKEN;
+        a.pttl[i] = i ? 400 : -1;
+        snprintf(a.owner[i], sizeof a.owner[i], "%c", i == 1 ? 'a' : 'b');
+    }
+    in.expire_ms = 1000;
+    in.drift_ppm = 10000;
+    in.timeout_ms = 60000;
+    in.deadline = SENT_US + 60000 * 1000LL;
+    in.now_us = a.end_us;
+    in.pipelined = 1;
+    in.jitter = 50000; /* 50 ms: within 3 x 5 s, not within 10 ms */
+    redislock__decide(&a, &in, &d);
+    assert_int_equal(d.verdict, REDISLOCK__BACK_OFF);
+    assert_int_equal(d.until, a.end_us + 1000 + 50000 % 10000);
+    a.woke_us = 0; /* a plain round that took 5 s */
+    redislock__decide(&a, &in, &d);
+    assert_int_equal(d.until, a.end_us + 1000 + 50000);
+}
+
 static void test_decide_never_holds_without_quorum_and_validity(void **state)
 {
     static const char letters[] = "TMBF";
@@ -270,6 +308,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decide_table),
+        cmocka_unit_test(test_decide_back_off_after_a_wait_counts_from_its_wake_up),
         cmocka_unit_test(test_decide_never_holds_without_quorum_and_validity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -88,6 +88,68 @@ static void test_version_2_options_are_read_no_further_than_version_2(void **sta
     free(o);
 }
 
+/* A caller built against version 3 passes a struct that ends with
+ * tls_insecure: the Sentinel and WAIT fields of version 4 are not read
+ * (allocated at exactly that size: valgrind and ASan see a read past it),
+ * and take their defaults. */
+static void test_version_3_options_are_read_no_further_than_version_3(void **state)
+{
+    size_t v3 = offsetof(redislock_client_options, tls_insecure) + sizeof(int);
+    redislock_client_options full = REDISLOCK_CLIENT_OPTIONS_INIT;
+    void *o = calloc(1, v3);
+    redislock_client *c = NULL;
+    (void)state;
+    assert_non_null(o);
+    full.version = 3;
+    full.command_timeout_ms = 321;
+    full.tls_insecure = 1;
+    memcpy(o, &full, v3);
+    assert_rl_ok(redislock_client_new(&c, "redis://127.0.0.1:1",
+                                      (const redislock_client_options *)o));
+    assert_int_equal(c->command_timeout_ms, 321);
+    assert_int_equal(c->tls.insecure, 1);
+    assert_null(c->sentinel_password);
+    assert_int_equal(c->sentinel_timeout_ms, 300);
+    assert_int_equal(c->min_replicas, 0);
+    assert_int_equal(c->wait_ms, 50);
+    redislock_client_free(c);
+    free(o);
+}
+
+/* Version 4: the sentinels' credentials are copied; min_replicas and
+ * wait_ms are checked; a URL's ?min_replicas wins over the option. */
+static void test_version_4_sentinel_and_wait_options(void **state)
+{
+    redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock_client *c = NULL;
+    char pw[] = "s3cret";
+    (void)state;
+    o.sentinel_username = "watcher";
+    o.sentinel_password = pw;
+    o.sentinel_timeout_ms = 150;
+    o.min_replicas = 2;
+    o.wait_ms = 75;
+    assert_rl_ok(redislock_client_new(&c, "redis://127.0.0.1:1", &o));
+    pw[0] = 'X'; /* copied */
+    assert_string_equal(c->sentinel_username, "watcher");
+    assert_string_equal(c->sentinel_password, "s3cret");
+    assert_int_equal(c->sentinel_timeout_ms, 150);
+    assert_int_equal(c->members[0].min_replicas, 2);
+    assert_int_equal(c->members[0].wait_ms, 75);
+    redislock_client_free(c);
+    assert_rl_ok(redislock_client_new(&c, "redis://127.0.0.1:1?min_replicas=0&wait_ms=9",
+                                      &o));
+    assert_int_equal(c->members[0].min_replicas, 0);
+    assert_int_equal(c->members[0].wait_ms, 9);
+    redislock_client_free(c);
+    o.min_replicas = -1;
+    assert_rl_err(redislock_client_new(&c, "redis://127.0.0.1:1", &o), REDISLOCK_EINVAL);
+    assert_non_null(strstr(redislock_last_error(), "min_replicas"));
+    o.min_replicas = 0;
+    o.wait_ms = -5;
+    assert_rl_err(redislock_client_new(&c, "redis://127.0.0.1:1", &o), REDISLOCK_EINVAL);
+}
+
 /* The lock options a caller built against version 1 passes: no fencing,
  * max_hold_ms, heartbeat_ms.  Allocated alone, as above. */
 typedef struct v1_lock_options {
@@ -138,7 +200,7 @@ static void test_version_3_tls_options_are_copied(void **state)
     redislock_client *c = NULL;
     char ca[] = "/nonexistent/ca.pem";
     (void)state;
-    assert_int_equal(o.version, 3);
+    assert_true(o.version >= 3);
     o.tls_ca_file = ca;
     o.tls_ca_dir = "";
     o.tls_cert_file = "/nonexistent/client.pem";
@@ -278,6 +340,8 @@ int main(void)
         cmocka_unit_test(test_version_1_options_are_read_no_further_than_version_1),
         cmocka_unit_test(test_version_2_options_are_read_no_further_than_version_2),
         cmocka_unit_test(test_version_3_tls_options_are_copied),
+        cmocka_unit_test(test_version_3_options_are_read_no_further_than_version_3),
+        cmocka_unit_test(test_version_4_sentinel_and_wait_options),
         cmocka_unit_test(test_version_1_lock_options_are_read_no_further_than_version_1),
         cmocka_unit_test(test_lock_options_of_version_2_are_checked),
         cmocka_unit_test(test_drift_option_range_is_checked),

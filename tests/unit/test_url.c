@@ -39,6 +39,15 @@ static const url_case cases[] = {
       "/tmp/r.sock" },
     { "redis://h:7/3?user=u&password=p%40ss", 0, 0, "h", 7, 3, "u", "p@ss", "h:7" },
     { "redis://:inurl@h?password=inquery", 0, 0, "h", 6379, 0, NULL, "inquery", "h:6379" },
+    /* a user without a password (RFC 3986; the password from the options,
+     * or none for a nopass ACL user); a scheme in any case */
+    { "redis://alice@h:7", 0, 0, "h", 7, 0, "alice", NULL, "h:7" },
+    { "redis://al%40ice@h", 0, 0, "h", 6379, 0, "al@ice", NULL, "h:6379" },
+    { "REDIS://h:1/2", 0, 0, "h", 1, 2, NULL, NULL, "h:1" },
+    { "Redis://u:p@h", 0, 0, "h", 6379, 0, "u", "p", "h:6379" },
+    { "UNIX:///tmp/r.sock", 0, 1, "/tmp/r.sock", 0, 0, NULL, NULL, "/tmp/r.sock" },
+    { "REDIS+UNIX:///tmp/r.sock", 0, 1, "/tmp/r.sock", 0, 0, NULL, NULL, "/tmp/r.sock" },
+    BAD("redis://@h", REDISLOCK_EINVAL),
     BAD("", REDISLOCK_EINVAL),
     BAD("redis://", REDISLOCK_EINVAL),
     BAD("redis://h:", REDISLOCK_EINVAL),
@@ -49,7 +58,6 @@ static const url_case cases[] = {
     BAD("redis://h/-1", REDISLOCK_EINVAL),
     BAD("redis://h x", REDISLOCK_EINVAL),
     BAD("redis://[::1]x", REDISLOCK_EINVAL),
-    BAD("redis://user@h", REDISLOCK_EINVAL),
     BAD("redis://:%4@h", REDISLOCK_EINVAL),
     BAD("redis://:%00@h", REDISLOCK_EINVAL),
     BAD("unix://", REDISLOCK_EINVAL),
@@ -58,7 +66,7 @@ static const url_case cases[] = {
     BAD("unix:///s?pass=x", REDISLOCK_EINVAL),
     BAD("unix:///s?password=%zz", REDISLOCK_EINVAL),
     BAD("unix:///s?user=a%00b", REDISLOCK_EINVAL),
-    BAD("REDIS://h", REDISLOCK_EINVAL),
+    BAD("REDIS:/h", REDISLOCK_EINVAL),
     BAD("ftp://h", REDISLOCK_EINVAL),
 };
 
@@ -148,6 +156,9 @@ static void test_url_rediss_is_tcp_with_tls(void **state)
     assert_rl_ok(redislock__url_parse("redis://h", &ep));
     assert_int_equal(ep.tls, 0);
     redislock__endpoint_clear(&ep);
+    assert_rl_ok(redislock__url_parse("REDISS://h", &ep));
+    assert_int_equal(ep.tls, 1);
+    redislock__endpoint_clear(&ep);
     assert_rl_err(redislock__url_parse("rediss://h:0", &ep), REDISLOCK_EINVAL);
     assert_rl_err(redislock__url_parse("rediss:///tmp/s.sock", &ep), REDISLOCK_EINVAL);
 #else
@@ -159,9 +170,35 @@ static void test_url_rediss_is_tcp_with_tls(void **state)
 #endif
 }
 
+/* A unix socket path must fit a socket address (107 bytes and the NUL):
+ * a longer one is refused when the URL is read (EINVAL, the client is not
+ * made), not when connecting (where it looked like an unreachable
+ * server).  The decoded length counts ("%41" is one byte). */
+static void test_url_socket_path_fits_a_socket_address(void **state)
+{
+    char url[300], path[200];
+    redislock__endpoint ep;
+    memset(path, 'p', sizeof path);
+    path[0] = '/';
+    path[107] = '\0';
+    snprintf(url, sizeof url, "unix://%s", path);
+    assert_rl_ok(redislock__url_parse(url, &ep));
+    assert_int_equal(strlen(ep.host), 107);
+    redislock__endpoint_clear(&ep);
+    snprintf(url, sizeof url, "unix://%s%%41", path); /* 108 bytes decoded */
+    assert_rl_err(redislock__url_parse(url, &ep), REDISLOCK_EINVAL);
+    assert_non_null(strstr(redislock_last_error(), "108 bytes"));
+    assert_non_null(strstr(redislock_last_error(), "at most 107"));
+    path[107] = 'p';
+    path[120] = '\0';
+    snprintf(url, sizeof url, "unix://%s?db=2", path);
+    assert_rl_err(redislock__url_parse(url, &ep), REDISLOCK_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_socket_path_fits_a_socket_address),
         cmocka_unit_test(test_url_table),
         cmocka_unit_test(test_url_null),
         cmocka_unit_test(test_url_messages_hide_password),
