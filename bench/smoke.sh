@@ -6,9 +6,9 @@
 set -u
 srcdir=${top_srcdir:-.}
 builddir=${top_builddir:-.}
-[ -n "${REDIS_SERVER:-}" ] || REDIS_SERVER=$(command -v redis-server || true)
-[ -n "$REDIS_SERVER" ] || { echo "redis-server not found: skip"; exit 77; }
-export REDIS_SERVER
+[ -n "${REDISLOCK_TEST_SERVER:-}" ] || REDISLOCK_TEST_SERVER=$(command -v redis-server || true)
+[ -n "$REDISLOCK_TEST_SERVER" ] || { echo "redis-server not found: skip"; exit 77; }
+export REDISLOCK_TEST_SERVER
 
 tmp=$(mktemp -d "${REDISLOCK_TEST_TMPDIR:-${TMPDIR:-/tmp}}/bench-smoke.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT

@@ -469,7 +469,9 @@ static int follow(acq *q)
                        redislock__qname(lk, nbuf, sizeof nbuf), q->d.grant_ttl,
                        (long long)((q->ans.end_us - q->ans.sent_us) / 1000));
     if (q->d.undo) {
-        undo(lk, &q->f, &q->ans, q->d.late, REDISLOCK__NEVER);
+        /* within the call's bound: a master that stopped answering would
+         * otherwise add its master timeout to a call that ran out */
+        undo(lk, &q->f, &q->ans, q->d.late, q->hard);
         drop_failed(lk, &q->f, NULL);
         if (!q->d.late || !q->d.mine) /* nothing of this owner is left */
             lk->uncertain = 0;

@@ -403,7 +403,7 @@ redislock_client *tf_multi_opts(int n, const redislock_client_options *o)
 redislock_client *tf_multi(int n, int master_timeout_ms)
 {
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
-    o.master_timeout_ms = master_timeout_ms;
+    o.master_timeout_ms = master_timeout_ms ? master_timeout_ms : TF_MASTER_TIMEOUT_MS;
     return tf_multi_opts(n, &o);
 }
 

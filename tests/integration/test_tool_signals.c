@@ -495,7 +495,6 @@ static void pty_start(pty_tool *t, const char *const *args)
     t->pid = fork();
     assert_true(t->pid >= 0);
     if (t->pid == 0) {
-        sigset_t none;
         int s;
         setsid();
         s = open(slave, O_RDWR);
@@ -506,12 +505,7 @@ static void pty_start(pty_tool *t, const char *const *args)
         dup2(s, 2);
         if (s > 2)
             close(s);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
+        tp_default_signals();
         execv(tool, (char *const *)argv);
         _exit(121);
     }

@@ -91,17 +91,23 @@ static int crashed_holder_proc(void *p)
     redislock_client *c = NULL;
     redislock *lk = NULL;
     redislock_options o = REDISLOCK_OPTIONS_INIT;
+    int64_t before;
     o.expire_ms = 1000;
-    if (redislock_client_new(&c, a->url, NULL) || redislock_new(&lk, c, a->name, &o) ||
-        redislock_acquire(lk, 0))
+    if (redislock_client_new(&c, a->url, NULL) || redislock_new(&lk, c, a->name, &o))
         return 10;
-    tu_chan_send(a->ch, tu_now_ms());
+    /* the key's expiry is at least 1 s after this: a grant before it is
+     * certainly early (a time taken after the acquire can be late) */
+    before = tu_now_ms();
+    if (redislock_acquire(lk, 0))
+        return 10;
+    tu_chan_send(a->ch, before);
     for (;;)
         pause(); /* until SIGKILL */
 }
 
 /* A holder with a 1 s expiry killed with SIGKILL: a waiter without a
- * timeout gets the lock within a few hundred ms of the expiry. */
+ * timeout gets the lock at the expiry (typically within 20 ms; bench/'s
+ * crash scenario has the figures), not at the end of a 60 s BLPOP. */
 static void test_wait_crashed_holder_lock_taken_at_expiry(void **state)
 {
     redislock *w = tf_lock(tu_cl, "crash", 0);
@@ -120,7 +126,7 @@ static void test_wait_crashed_holder_lock_taken_at_expiry(void **state)
     delay = got - (acquired_at + 1000);
     print_message("      waiter got the lock %lld ms after the holder's expiry\n",
                   (long long)delay);
-    assert_true(delay > -50 && delay < TU_MS(300));
+    assert_true(delay >= -5 && delay < TU_LATE_MS);
     assert_rl_ok(redislock_release(w));
     tu_chan_close(&ch);
 }
@@ -238,7 +244,10 @@ static void catch_usr1(void)
 }
 
 /* A waiter signalled 100 times a second times out at its deadline, not
- * before. */
+ * before.  On a loaded machine the server's answer to the CLIENT UNBLOCK
+ * at the deadline can come after the call's bound (timeout + 250 ms): the
+ * contract then says EIO, "no reply in time" (seen once in five make
+ * check -j4 runs beside stress-ng), still not early. */
 static void test_wait_signals_do_not_end_wait_early(void **state)
 {
     redislock *holder = tf_lock(tu_cl, "sig", 0);
@@ -256,8 +265,13 @@ static void test_wait_signals_do_not_end_wait_early(void **state)
     }
     tf_waiter_join(w);
     el = w->got - w->start;
-    assert_rl_err(w->rc, REDISLOCK_ETIMEDOUT);
-    assert_true(el >= 1490 && el < TU_MS(2100));
+    if (w->rc != REDISLOCK_ETIMEDOUT &&
+        !(w->rc == REDISLOCK_EIO && strstr(w->msg, "no reply in time")))
+        fail_msg("waiter: %s after %lld ms: %s", redislock_err_name(w->rc), (long long)el,
+                 w->msg);
+    print_message("      %s after %lld ms, %d signals\n", redislock_err_name(w->rc),
+                  (long long)el, sent);
+    assert_true(el >= 1490 && el < 1500 + 250 + TU_LATE_MS);
     assert_true(sent > 50);
 }
 

@@ -91,6 +91,17 @@ void tp_start(tool_proc *p, const char *const *args)
     tp_start_closed(p, args, 0);
 }
 
+void tp_default_signals(void)
+{
+    sigset_t none;
+    int sig;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+}
+
 void tp_start_closed(tool_proc *p, const char *const *args, unsigned closed)
 {
     int o[2], e[2];
@@ -111,14 +122,8 @@ void tp_start_closed(tool_proc *p, const char *const *args, unsigned closed)
     if (p->pid < 0)
         fail_msg("fork: %s", strerror(errno));
     if (p->pid == 0) {
-        sigset_t none;
         setpgid(0, 0); /* the tool and its COMMAND: one group to clean up */
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
+        tp_default_signals();
         if (dup2(o[1], 1) < 0 || dup2(e[1], 2) < 0)
             _exit(120);
         for (n = 0; n < 3; n++)

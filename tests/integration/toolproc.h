@@ -27,8 +27,14 @@ const char *tp_tool(void);
 const char *tp_dir(void);
 const char *tp_path(const char *name);
 
+/* In a forked child before exec: every signal at its default action and
+ * none blocked, as from a login shell.  A test run from a background job
+ * (CI, nohup, "make check &") inherits SIGINT and SIGQUIT ignored, and the
+ * tool rightly keeps for COMMAND what its starter ignored. */
+void tp_default_signals(void);
+
 /* Start the tool with args (NULL-terminated, without argv[0]); the child
- * gets default SIGINT/SIGTERM/SIGHUP handling and an empty signal mask. */
+ * gets tp_default_signals(). */
 void tp_start(tool_proc *p, const char *const *args);
 #define TP_START(p, ...) tp_start((p), (const char *const[]){ __VA_ARGS__, NULL })
 /* The same with some of fds 0, 1, 2 closed (bit n of closed: fd n); a
