@@ -49,7 +49,6 @@ struct redislock__cluster {
     unsigned long gen;           /* refreshes ended */
     int64_t last_us;             /* when the last refresh ended (0: never) */
     int64_t due_us;              /* a refresh is wanted from then on; 0: none */
-    int64_t next_check_us;       /* the watch's next periodic refresh */
     redislock__master *failed;   /* asked last in the next refresh */
     int last_rc;                 /* the last refresh's result, and its */
     char last_err[REDISLOCK__ERRLEN]; /* message (for threads that waited) */
@@ -453,19 +452,31 @@ void redislock__cluster_stats(redislock__member *mb, uint64_t *refreshes, uint64
 
 /* ---------------------------------------------------------------- watch */
 
+/* The time of the last refresh, whoever made it (0: none yet). */
+static int64_t last_refresh(redislock__member *mb)
+{
+    int64_t last;
+    pthread_mutex_lock(&mb->mu);
+    last = mb->cl->last_us;
+    pthread_mutex_unlock(&mb->mu);
+    return last;
+}
+
 int64_t redislock__cluster_watch(redislock__member *mb)
 {
     redislock__cluster *cl = mb->cl;
-    int64_t now = redislock__now_us(), next;
-    if (now >= cl->next_check_us || refresh_due(mb)) {
+    int64_t last = last_refresh(mb), next;
+    /* a periodic check CHECK_EVERY_US after the last refresh, whoever made
+     * it (a map just read by a call is not read again), or one asked for */
+    if (!last || redislock__now_us() >= last + CHECK_EVERY_US || refresh_due(mb)) {
         int64_t step = redislock__after_ms(2LL * ASK_MAX_MS);
         if (refresh(mb, step, 0))
             redislock__log(mb->client, REDISLOCK_LOG_DEBUG, "%s", redislock_last_error());
-        cl->next_check_us = redislock__now_us() + CHECK_EVERY_US;
     }
     pthread_mutex_lock(&mb->mu);
-    next = cl->due_us ? redislock__min_deadline(cl->due_us, cl->next_check_us)
-                      : cl->next_check_us;
+    next = (cl->last_us ? cl->last_us : redislock__now_us()) + CHECK_EVERY_US;
+    if (cl->due_us)
+        next = redislock__min_deadline(cl->due_us, next);
     pthread_mutex_unlock(&mb->mu);
     return next;
 }

@@ -407,11 +407,11 @@ static int parse_hosts(redislock__topo_url *t, const char *s, size_t n, int defp
 /* Sentinel: "/SERVICE[/db]" at p; *after where it ends. */
 static int parse_service(redislock__topo_url *t, const char *p, const char **after)
 {
-    const char *s = p + 1, *slash;
-    size_t n = strcspn(s, "?#");
+    const char *s, *slash;
+    size_t n;
     char buf[100];
     int rc;
-    if (*p != '/' || n == 0 || *s == '/')
+    if (*p != '/' || (n = strcspn(s = p + 1, "?#")) == 0 || *s == '/')
         return redislock__err(REDISLOCK_EINVAL, "invalid redis URL: a sentinel URL names "
                               "its service: redis-sentinel://host:port[,...]/SERVICE[/db]");
     slash = memchr(s, '/', n);

@@ -195,6 +195,66 @@ static void test_url_socket_path_fits_a_socket_address(void **state)
     assert_rl_err(redislock__url_parse(url, &ep), REDISLOCK_EINVAL);
 }
 
+/* Sentinel and cluster URLs: the hosts (default ports 26379 and 6379), the
+ * service, and the master's credentials, db, TLS and WAIT settings. */
+static void test_url_topology_forms(void **state)
+{
+    redislock__topo_url t;
+    (void)state;
+    assert_int_equal(redislock__url_kind("redis://h"), REDISLOCK__MEMBER_FIXED);
+    assert_int_equal(redislock__url_kind("REDIS-SENTINEL://h/s"), REDISLOCK__MEMBER_SENTINEL);
+    assert_int_equal(redislock__url_kind("rediss-cluster://h"), REDISLOCK__MEMBER_CLUSTER);
+    assert_rl_ok(redislock__topo_url_parse(
+        "redis-sentinel://u:p%40w@s1,s2:26380,[::1]:7/my%20svc/3?min_replicas=1&wait_ms=70",
+        &t));
+    assert_int_equal(t.kind, REDISLOCK__MEMBER_SENTINEL);
+    assert_int_equal(t.n, 3);
+    assert_string_equal(t.hosts[0], "s1");
+    assert_int_equal(t.ports[0], 26379);
+    assert_int_equal(t.ports[1], 26380);
+    assert_string_equal(t.hosts[2], "::1");
+    assert_string_equal(t.service, "my svc");
+    assert_int_equal(t.tmpl.db, 3);
+    assert_string_equal(t.tmpl.username, "u");
+    assert_string_equal(t.tmpl.password, "p@w");
+    assert_int_equal(t.tmpl.min_replicas, 1);
+    assert_int_equal(t.tmpl.wait_ms, 70);
+    assert_int_equal(t.tmpl.tls, 0);
+    redislock__topo_url_clear(&t);
+    assert_rl_ok(redislock__topo_url_parse("redis-cluster://a:7000,b", &t));
+    assert_int_equal(t.kind, REDISLOCK__MEMBER_CLUSTER);
+    assert_int_equal(t.n, 2);
+    assert_int_equal(t.ports[1], 6379);
+    assert_int_equal(t.tmpl.min_replicas, -1);
+    redislock__topo_url_clear(&t);
+}
+
+static void test_url_topology_errors(void **state)
+{
+    static const char *const bad[] = {
+        "redis-sentinel://h",              /* no service */
+        "redis-sentinel://h/",             /* empty service */
+        "redis-sentinel://h//x",
+        "redis-sentinel://unix\xba",       /* the fuzzer's: read past the end */
+        "redis-sentinel://h:0/s",
+        "redis-sentinel://h,/s",           /* an empty host */
+        "redis-sentinel://h/s/x",          /* a db that is not a number */
+        "redis-sentinel://h/s?nope=1",
+        "redis-cluster://h/3",             /* a cluster has only db 0 */
+        "redis-cluster://h?db=2",
+        "redis-cluster://",
+    };
+    redislock__topo_url t;
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = redislock__topo_url_parse(bad[i], &t);
+        if (rc != REDISLOCK_EINVAL)
+            fail_msg("%s: %d, expected EINVAL", bad[i], rc);
+        assert_non_null(strstr(redislock_last_error(), "URL"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +263,8 @@ int main(void)
         cmocka_unit_test(test_url_null),
         cmocka_unit_test(test_url_messages_hide_password),
         cmocka_unit_test(test_url_rediss_is_tcp_with_tls),
+        cmocka_unit_test(test_url_topology_forms),
+        cmocka_unit_test(test_url_topology_errors),
     };
     return cmocka_run_group_tests_name("url", tests, NULL, NULL);
 }
