@@ -142,8 +142,12 @@ void redislock__topo_url_clear(redislock__topo_url *t);
 struct pollfd;
 /* poll() until the monotonic deadline (REDISLOCK__NEVER: no limit; passed:
  * a look without waiting), to the microsecond: poll()'s milliseconds,
- * rounded up, overshot every deadline by up to 1 ms. */
+ * rounded up, overshot every deadline by up to 1 ms; and in slices, so
+ * that the kernel's timer slack (0.1% of a timeout) does not either. */
 int redislock__poll(struct pollfd *p, unsigned long n, int64_t deadline);
+/* The timeout to ask the kernel for when left_us remain: all of it when
+ * short, else less by more than the kernel may stretch it (net.c). */
+int64_t redislock__poll_slice(int64_t left_us);
 /* Connect a non-blocking, close-on-exec socket by the deadline. */
 int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
                            int *fd_out);
