@@ -1076,7 +1076,8 @@ typedef struct redislock__decision {
     int64_t until;            /* WAIT, BACK_OFF: until when */
     size_t taken, mine, busy, failed;
     long long grant_ttl;      /* smallest TTL among the grants; -1: none */
-    long long min_pttl;       /* smallest PTTL among the busy; -1: none */
+    long long free_pttl;      /* WAIT: the busy PTTL after which a quorum
+                                 can be free (decide.c free_at()); -1: none */
     long long token;          /* HELD, ALREADY: the largest fencing token
                                  among the grants; 0: none */
     int holder;               /* a master whose owner holds a quorum; -1 */
