@@ -16,9 +16,10 @@
  * 0.5 ms early; it is still recorded, as *estimate_bias*.)  The watcher
  * looks every 200 us from 30 ms before the expected expiry, back to back
  * from 1.5 ms before.  A kill whose watcher started too late (the key
- * already gone at its first look), or whose waiter got the lock before the
- * kill (a machine too slow for the expiry), is left out and counted
- * (*missed*).
+ * already gone at its first look) or saw the key go to within more than
+ * 250 us only (it was not scheduled then), or whose waiter got the lock
+ * before the kill (a machine too slow for the expiry), is left out and
+ * counted (*missed*).
  *
  * *commands*: the requests the server counted from the waiter's start to
  * its acquire returning (its first round, CLIENT ID, BLPOP, CLIENT UNBLOCK,
@@ -40,6 +41,9 @@
  * 200 us until 1.5 ms before it, then back to back. */
 #define WATCH_AHEAD_NS 30000000
 #define WATCH_CLOSE_NS 1500000
+/* A kill whose watcher saw the key go to within more than this (it was
+ * not scheduled at the moment: a loaded machine) is left out. */
+#define WATCH_WORST_NS 250000
 
 typedef struct waiter {
     redislock *lk;
@@ -75,6 +79,21 @@ static int await_waiter(redisContext **ctx, int n, const waiter *w)
     return 0;
 }
 
+/* A client for the options' URLs; with several, a per-master timeout that
+ * a loaded machine does not run out of (it is not what is measured: with
+ * the default 50 ms, a holder's acquire failed with ENOQUORUM under load). */
+static redislock_client *crash_client(const bench_opts *o)
+{
+    redislock_client_options co = REDISLOCK_CLIENT_OPTIONS_INIT;
+    redislock_client *c = NULL;
+    if (o->nurls == 1)
+        return bench_client(o);
+    co.master_timeout_ms = 2000;
+    if (redislock_client_new_multi(&c, o->urls, (size_t)o->nurls, &co))
+        bench_die("client", redislock_last_error());
+    return c;
+}
+
 static pid_t start_holder(const bench_opts *o, int64_t expire_ms)
 {
     int fd[2];
@@ -90,11 +109,13 @@ static pid_t start_holder(const bench_opts *o, int64_t expire_ms)
         redislock_client *c;
         redislock *lk;
         bench_child_init();
-        c = bench_client(o);
+        c = crash_client(o);
         lk = bench_lock(c, LOCK_NAME, expire_ms);
         close(fd[0]);
-        if (redislock_acquire(lk, 30000))
+        if (redislock_acquire(lk, 30000)) {
+            fprintf(stderr, "crash: the holder: %s\n", redislock_errmsg(lk));
             _exit(1);
+        }
         if (write(fd[1], "x", 1) != 1)
             _exit(1);
         sleep(60); /* until killed (never for long, whatever happens) */
@@ -258,7 +279,7 @@ static void one_kill(const bench_opts *o, redislock_client *c, redisContext **ct
     if (w.rc)
         bench_die("crash: the waiter", redislock_errmsg(w.lk));
     bench_samples_add(&cs->cmds, (all_calls(ctx, o->nurls) - calls0) * 1000 / o->nurls);
-    if (gone) {
+    if (gone && half <= WATCH_WORST_NS) {
         bench_samples_add(&cs->delay, w.got_ns - gone);
         bench_samples_add(&cs->half, half);
         bench_samples_add(&cs->bias, gone - est);
@@ -272,7 +293,7 @@ static void one_kill(const bench_opts *o, redislock_client *c, redisContext **ct
 int bench_crash(const bench_opts *o)
 {
     redisContext *ctx[BENCH_MAX_URLS];
-    redislock_client *c = bench_client(o);
+    redislock_client *c = crash_client(o);
     int64_t expire_ms = o->hold_ms ? o->hold_ms : 1000;
     crash_samples cs;
     int k, m;
