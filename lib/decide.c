@@ -81,15 +81,19 @@ static void find_holder(const redislock__answers *a, redislock__decision *d)
  * some moment of the round.  A wait that ended past the whole millisecond
  * (it used to end at PTTL + 1 ms) found the key gone 0.5 ms late on
  * average, up to 1 ms.  It ends half a millisecond past the PTTL instead:
- * the key is gone by then about half the time; otherwise the acquire
- * behind the wait reads PTTL 0 at least half a millisecond past the first
- * read, and the wait that follows (half a millisecond again) ends when
- * the key is gone (one more if the clocks drifted apart by that much over
- * the first wait: a read of PTTL 0 alone bounds the expiry within 1 ms).
- * So each wait ends about half a millisecond after the key went at most,
- * with two or three per expiry.  This holds for any expiry, not only a
- * crashed holder's: a key that outlives its PTTL by a fraction of a
- * millisecond is retried half a millisecond later, not a whole one. */
+ * the key is gone by then about half the time.  Otherwise the acquire
+ * behind the wait reads PTTL 0, and the next wait ends when the first
+ * answer says the key is gone at the latest (PTTL + 1 ms past it: the
+ * decision's gone_by, passed on to the next one), or half a millisecond
+ * after that read if sooner.  So each wait ends at most about half a
+ * millisecond after the key went, two per expiry.  gone_by counts only
+ * for the same key: while it lies ahead and this answer's earliest expiry
+ * (its send + PTTL) comes before it; a bound that passed with the key
+ * still there (the clocks drifted apart, or another key) is dropped, and
+ * a read of PTTL 0 alone bounds the expiry within 1 ms: a third wait at
+ * most.  This holds for any expiry, not only a crashed holder's: a key
+ * that outlives its PTTL by a fraction of a millisecond is retried within
+ * half a millisecond, not a whole one. */
 #define PAST_PTTL_US 500
 
 /* Majority mode: the key of a busy master must expire for each master a
@@ -113,6 +117,18 @@ static long long free_at(const redislock__answers *a, const redislock__decision 
         ttl[j] = a->pttl[i];
     }
     return need >= 1 && need <= k ? ttl[need - 1] : -1;
+}
+
+/* WAIT for the expiry of the key with PTTL d->free_pttl (see above). */
+static void wait_for_expiry(const redislock__answers *a, const redislock__decide_in *in,
+                            redislock__decision *d)
+{
+    int64_t now = in->now_us, pttl_us = d->free_pttl * 1000;
+    d->gone_by = now + pttl_us + 1000;
+    if (in->gone_by > now && in->gone_by < d->gone_by && a->sent_us + pttl_us < in->gone_by)
+        d->gone_by = in->gone_by; /* an earlier answer about the same key */
+    d->until = redislock__min_deadline(
+        d->until, redislock__min_deadline(now + pttl_us + PAST_PTTL_US, d->gone_by));
 }
 
 /* Not held: what next (no quorum, busy, timed out, back off, wait). */
@@ -139,8 +155,7 @@ static void not_held(const redislock__answers *a, const redislock__decide_in *in
         d->until = in->deadline;
         d->free_pttl = free_at(a, d);
         if (d->free_pttl >= 0)
-            d->until = redislock__min_deadline(d->until,
-                                               now + d->free_pttl * 1000 + PAST_PTTL_US);
+            wait_for_expiry(a, in, d);
     }
 }
 

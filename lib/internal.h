@@ -1053,6 +1053,7 @@ typedef struct redislock__decide_in {
     uint32_t jitter;          /* a random number for a back-off */
     int pipelined;            /* the answers came from acquires pipelined
                                  behind a wait (wait.c) */
+    int64_t gone_by;          /* the last decision's gone_by (0: none) */
 } redislock__decide_in;
 
 enum redislock__verdict {
@@ -1078,6 +1079,8 @@ typedef struct redislock__decision {
     long long grant_ttl;      /* smallest TTL among the grants; -1: none */
     long long free_pttl;      /* WAIT: the busy PTTL after which a quorum
                                  can be free (decide.c free_at()); -1: none */
+    int64_t gone_by;          /* WAIT for that expiry: the key is gone by
+                                 then at the latest (0: not known) */
     long long token;          /* HELD, ALREADY: the largest fencing token
                                  among the grants; 0: none */
     int holder;               /* a master whose owner holds a quorum; -1 */

@@ -211,6 +211,7 @@ static void check_row(const row *r)
     in.now_us = a.end_us;
     in.jitter = r->jitter;
     in.pipelined = r->pipelined;
+    in.gone_by = 0; /* no earlier wait: see test_decide_a_second_wait_... */
     redislock__decide(&a, &in, &d);
     if (d.verdict != r->verdict || d.undo != r->undo || d.late != r->late)
         fail_msg("%s: verdict %d undo %d late %d, expected %d %d %d", r->name, d.verdict,
@@ -278,6 +279,66 @@ static void test_decide_back_off_after_a_wait_counts_from_its_wake_up(void **sta
     assert_int_equal(d.until, a.end_us + 1000 + 50000);
 }
 
+/* One busy master, the waiter's view (issue 27).  A round sent at 0 and
+ * answered at 0.1 ms reads PTTL 500: the key goes between 500 and 501.1
+ * ms; the wait ends at 600.6 ms (half a millisecond past the PTTL) and
+ * says the key is gone by 601.1 ms (gone_by).  The acquire behind that
+ * wait reads PTTL 0 at 600.7 ms: the next wait ends at 601.1 ms, not
+ * half a millisecond after that read (601.2 ms).  A bound already past
+ * (the clocks drifted apart), or one that this answer's key cannot meet
+ * (a new holder with a long PTTL), is not used. */
+static void decide_one(redislock__answers *a, redislock__decide_in *in,
+                       redislock__decision *d, int64_t sent_us, int64_t end_us,
+                       long long pttl, int64_t gone_by)
+{
+    memset(a, 0, sizeof *a);
+    memset(in, 0, sizeof *in);
+    a->n = 1;
+    a->quorum = 1;
+    a->sent_us = sent_us;
+    a->end_us = end_us;
+    a->state[0] = REDISLOCK__ANS_BUSY;
+    a->pttl[0] = pttl;
+    snprintf(a->owner[0], sizeof a->owner[0], "a");
+    in->expire_ms = 1000;
+    in->drift_ppm = 10000;
+    in->timeout_ms = 60000;
+    in->deadline = SENT_US + 60000 * 1000LL;
+    in->now_us = end_us;
+    in->pipelined = sent_us != end_us - 100;
+    in->gone_by = gone_by;
+    redislock__decide(a, in, d);
+    assert_int_equal(d->verdict, REDISLOCK__WAIT);
+}
+
+static void test_decide_a_second_wait_ends_when_the_first_answer_says_the_key_is_gone(
+    void **state)
+{
+    redislock__answers a;
+    redislock__decide_in in;
+    redislock__decision d;
+    int64_t bound;
+    (void)state;
+    decide_one(&a, &in, &d, SENT_US, SENT_US + 100, 500, 0);
+    assert_int_equal(d.until, SENT_US + 100 + MS(500) + 500);
+    assert_int_equal(d.gone_by, SENT_US + 100 + MS(501));
+    bound = d.gone_by;
+    /* the acquire behind the wait (sent at 0.2 ms) reads PTTL 0 */
+    decide_one(&a, &in, &d, SENT_US + 200, SENT_US + MS(500) + 700, 0, bound);
+    assert_int_equal(d.until, bound);
+    assert_int_equal(d.gone_by, bound);
+    /* without the earlier bound: half a millisecond after the read */
+    decide_one(&a, &in, &d, SENT_US + 200, SENT_US + MS(500) + 700, 0, 0);
+    assert_int_equal(d.until, SENT_US + MS(500) + 700 + 500);
+    /* a bound already past: not used (no wait that ends at once) */
+    decide_one(&a, &in, &d, SENT_US + 200, bound + 50, 0, bound);
+    assert_int_equal(d.until, bound + 50 + 500);
+    assert_int_equal(d.gone_by, bound + 50 + MS(1));
+    /* another key (a new holder's PTTL 900): its own bounds */
+    decide_one(&a, &in, &d, SENT_US + 200, SENT_US + MS(500) + 700, 900, bound);
+    assert_int_equal(d.until, SENT_US + MS(500) + 700 + MS(900) + 500);
+}
+
 static void test_decide_never_holds_without_quorum_and_validity(void **state)
 {
     static const char letters[] = "TMBF";
@@ -329,6 +390,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decide_table),
         cmocka_unit_test(test_decide_back_off_after_a_wait_counts_from_its_wake_up),
+        cmocka_unit_test(
+            test_decide_a_second_wait_ends_when_the_first_answer_says_the_key_is_gone),
         cmocka_unit_test(test_decide_never_holds_without_quorum_and_validity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
