@@ -280,10 +280,27 @@ class Report:
                          fmt(r["release_p50_us"], 0), fmt(r["same_holder_again"], 0)])
         if not rows:
             return "(not measured in this run)\n"
-        return table(["mode", "hold ms", "contenders", "held %", "of which overshoot %",
-                      "hand-offs %", "start %", "hand-offs", "p25 us", "p50 us", "p75 us",
-                      "p99 us", "mean us", "over 1 ms (% of time)", "release call p50 us",
-                      "same holder twice"], rows)
+        out = table(["mode", "hold ms", "contenders", "held %", "of which overshoot %",
+                     "hand-offs %", "start %", "hand-offs", "p25 us", "p50 us", "p75 us",
+                     "p99 us", "mean us", "over 1 ms (% of time)", "release call p50 us",
+                     "same holder twice"], rows)
+        notes = []
+        for r in pick(self.recs, "contend", impl="redislock", hold_ms=10, conc=48):
+            if "held_pct" not in r:
+                continue
+            h = pick(self.recs, "handoff", url="unix", mode=r["mode"], hold_ms=10)
+            like = ""
+            if h:
+                like = ("; a hand-off after a 10 ms pause, measured above, took %s us "
+                        "(p50), its floor (LPUSH -> BLPOP after the same pause) %s us"
+                        % (fmt(h[0]["handoff_p50_us"], 0), fmt(h[0]["floor_p50_us"], 0)))
+            notes.append("- %s, 48 contenders, hold 10 ms: held %s%% of the time (the "
+                         "sleep's overshoot, %s%%, included); %s%% went to %d hand-offs "
+                         "of %s us (p50; mean %s us)%s; %s%% to the start"
+                         % (r["mode"], fmt(r["held_pct"], 2), fmt(r["overshoot_pct"], 2),
+                            fmt(r["handoff_pct"], 2), r["gap_n"], fmt(r["gap_p50_us"], 0),
+                            fmt(r["gap_mean_us"], 0), like, fmt(r["start_pct"], 2)))
+        return out + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
     def peer_summary(self):
         ours = pick(self.recs, "contend", impl="redislock")
@@ -797,6 +814,24 @@ own round trip, which ends about when the next holder's acquire does
 (Redis writes both replies in the same pass of its event loop); *same
 holder twice*: hand-offs won by the releaser coming straight back (a
 newcomer) instead of the first waiter (0: first come, first served).
+
+So, at hold 10 ms, the missing time is the hand-offs, nothing else: no
+renewal runs (expiry 5 s), the start costs a few hundredths of a percent,
+and no waiter sleeps past a release (each release serves the first
+blocked waiter in the same pass of the server's loop; *same holder
+twice* 0). A hand-off there costs what a hand-off after a 10 ms idle
+pause costs (section 1-2, the rows with a pause), three to five times a
+warm one, because every hop wakes an idle virtual CPU: the releaser's
+request wakes the server, whose reply wakes the waiter (the PING after
+such a pause is two to four times a warm one, in the same table). Of what
+the lock adds to the floor after such a pause, measured apart (2026-12-05,
+800 interleaved samples, raw hiredis): the acquire script that Redis runs
+behind the waiter's BLPOP costs 30-45 us when the server has been idle (a
+plain SET in its place: 4 us; the release script in place of LPUSH: 4
+us), the rest is the library's own path through cold caches. The lock
+would be held 99% of the time at hold 10 ms only with hand-offs under
+about 100 us after an idle pause; on this machine the floor alone is
+about that.
 
 Summary against redis-py, measured in this run:
 
