@@ -79,6 +79,16 @@ void bench_rec_str(const char *key, const char *v);
 void bench_rec_end(void);
 /* Latency fields <key>_p50_us, <key>_p99_us (and the sample count). */
 void bench_rec_lat(const char *key, bench_samples *s);
+/* The distribution: <key>_n, _min_us, _p25_us, _p50_us, _p75_us, _p99_us,
+ * _max_us, and _p50_lo_us / _p50_hi_us (a 95% confidence interval of the
+ * median, from the order statistics: how far a p50 can move by chance). */
+void bench_rec_dist(const char *key, bench_samples *s);
+/* Two modes (a bimodal latency): the split that best separates the samples
+ * into a faster and a slower group (Otsu's method on the middle 98%), as
+ * <key>_split_us, <key>_fast_share (0..1), <key>_fast_p50_us,
+ * <key>_slow_p50_us, and <key>_sep: Ashman's D of the two groups (above 2:
+ * two clearly separate modes; below: one mode cut in two). */
+void bench_rec_modes(const char *key, bench_samples *s);
 
 /* Exit with a message naming what failed. */
 void bench_die(const char *what, const char *detail);

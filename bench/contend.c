@@ -1,6 +1,14 @@
 /* Contention in the shape of python-redis-lock's own benchmark (N threads or
  * processes take one lock in a loop for a fixed time, holding it for a
- * fixed time each), and the cost of one waiter blocked for seconds. */
+ * fixed time each), and the cost of one waiter blocked for seconds.
+ *
+ * With a hold time, every hold is logged (acquire returned, release
+ * called, release returned, by whom) so that the cell's time splits into
+ * what the lock was held and where the rest went (issue 27): the start
+ * (to the first grant), the hand-offs (a release called -> the next
+ * holder's acquire returned), and the end (after the last hold that
+ * ended in time).  The holds do not overlap (one lock), so the shares add
+ * up to 100%. */
 #include "bench.h"
 
 #include <errno.h>
@@ -14,6 +22,12 @@
 /* The lock expiry used by python-redis-lock's benchmark (expire=5). */
 #define CONTEND_EXPIRE_MS 5000
 
+/* One hold: acquire returned, release called, release returned. */
+typedef struct hold {
+    int64_t acq, rel, done;
+    int who;
+} hold;
+
 typedef struct contend {
     const bench_opts *o;
     redislock_client *c;        /* threads: one client for all */
@@ -22,7 +36,19 @@ typedef struct contend {
     long long count[BENCH_MAX_CONTENDERS];
     int64_t held_ns[BENCH_MAX_CONTENDERS]; /* from acquire return to release */
     int errors;
+    hold *holds;                /* with a hold time: every hold */
+    size_t nholds, cap;         /* nholds: atomic */
 } contend;
+
+static void log_hold(contend *s, int who, int64_t acq, int64_t rel, int64_t done)
+{
+    size_t k;
+    if (!s->holds)
+        return;
+    k = __atomic_fetch_add(&s->nholds, 1, __ATOMIC_SEQ_CST);
+    if (k < s->cap)
+        s->holds[k] = (hold){ acq, rel, done, who };
+}
 
 static int contend_run(int i, void *arg)
 {
@@ -30,7 +56,7 @@ static int contend_run(int i, void *arg)
     const bench_opts *o = s->o;
     redislock_client *c = s->c ? s->c : bench_client(o);
     redislock *lk = bench_lock(c, "bench:contend", CONTEND_EXPIRE_MS);
-    int64_t end, now;
+    int64_t end, now, rel;
 
     /* The last one ready sets the start, a moment ahead, for everyone. */
     if (__atomic_add_fetch(&s->ready, 1, __ATOMIC_SEQ_CST) == o->conc) {
@@ -63,18 +89,80 @@ static int contend_run(int i, void *arg)
             s->count[i]++;
         if (o->hold_ms)
             bench_sleep_ns((int64_t)o->hold_ms * 1000000);
+        rel = bench_now_ns();
         if (now < end) /* only the holds that count */
-            s->held_ns[i] += bench_now_ns() - now;
+            s->held_ns[i] += rel - now;
         if ((rc = redislock_release(lk))) {
             fprintf(stderr, "contend: release: %s\n", redislock_errmsg(lk));
             __atomic_add_fetch(&s->errors, 1, __ATOMIC_SEQ_CST);
             break;
         }
+        log_hold(s, i, now, rel, bench_now_ns());
     }
     redislock_free(lk);
     if (!s->c)
         redislock_client_free(c);
     return 0;
+}
+
+static int by_acquire(const void *a, const void *b)
+{
+    const hold *x = a, *y = b;
+    return x->acq < y->acq ? -1 : x->acq > y->acq;
+}
+
+/* The part of [a, b) within the cell. */
+static int64_t within(const contend *s, int64_t a, int64_t b)
+{
+    int64_t lo = a > s->start_ns ? a : s->start_ns, hi = b < s->end_ns ? b : s->end_ns;
+    return hi > lo ? hi - lo : 0;
+}
+
+static double pct_of_cell(const contend *s, int64_t ns)
+{
+    return 100.0 * (double)ns / (double)(s->end_ns - s->start_ns);
+}
+
+/* Where the cell's time went (see the top of the file): the fields of the
+ * record. */
+static void time_split(contend *s)
+{
+    const bench_opts *o = s->o;
+    size_t n = s->nholds < s->cap ? s->nholds : s->cap, i;
+    int64_t held = 0, over = 0, gaps = 0, slow = 0, sum = 0;
+    int64_t hold_ns = (int64_t)o->hold_ms * 1000000;
+    bench_samples gap = { 0 }, rel = { 0 };
+    long long same = 0, nslow = 0;
+    if (!n)
+        return;
+    qsort(s->holds, n, sizeof *s->holds, by_acquire);
+    for (i = 0; i < n; i++) {
+        const hold *h = &s->holds[i];
+        int64_t next = i + 1 < n ? s->holds[i + 1].acq : INT64_MAX;
+        held += within(s, h->acq, h->rel);
+        if (h->rel - h->acq > hold_ns)
+            over += within(s, h->acq + hold_ns, h->rel);
+        gaps += within(s, h->rel, next);
+        if (next > s->end_ns || h->acq < s->start_ns)
+            continue;
+        bench_samples_add(&gap, next - h->rel);
+        sum += next - h->rel;
+        bench_samples_add(&rel, h->done - h->rel);
+        same += s->holds[i + 1].who == h->who;
+        if (next - h->rel > 1000000)
+            nslow++, slow += next - h->rel;
+    }
+    bench_rec_num("held_pct", pct_of_cell(s, held));
+    bench_rec_num("overshoot_pct", pct_of_cell(s, over));
+    bench_rec_num("start_pct", pct_of_cell(s, within(s, s->start_ns, s->holds[0].acq)));
+    bench_rec_num("handoff_pct", pct_of_cell(s, gaps));
+    bench_rec_dist("gap", &gap);
+    bench_rec_num("gap_mean_us", gap.n ? (double)sum / 1e3 / (double)gap.n : 0);
+    bench_rec_int("gaps_over_1ms", nslow);
+    bench_rec_num("gaps_over_1ms_pct", pct_of_cell(s, slow));
+    bench_rec_lat("release", &rel);
+    bench_rec_int("same_holder_again", same);
+    bench_samples_free(&gap), bench_samples_free(&rel);
 }
 
 int bench_contend(const bench_opts *o)
@@ -87,6 +175,10 @@ int bench_contend(const bench_opts *o)
 
     s->o = o;
     s->c = o->processes ? NULL : bench_client(o);
+    if (o->hold_ms) { /* every hold fits: they take turns; one more each at the end */
+        s->cap = (size_t)(o->duration_s * 1000 / o->hold_ms) + 2 * (size_t)o->conc + 64;
+        s->holds = bench_shared(s->cap * sizeof *s->holds);
+    }
     calls0 = bench_lib_calls(ctx, NULL);
     failed = bench_spawn(o->conc, o->processes, contend_run, s);
     calls = bench_lib_calls(ctx, NULL) - calls0;
@@ -112,9 +204,12 @@ int bench_contend(const bench_opts *o)
     /* the mean time a holder actually held it (the sleep overshoots) */
     bench_rec_num("held_mean_us", total ? (double)held / 1e3 / (double)total : 0);
     bench_rec_int("errors", s->errors + failed);
+    time_split(s);
     bench_rec_end();
     if (s->c)
         redislock_client_free(s->c);
+    if (s->holds)
+        bench_shared_free(s->holds, s->cap * sizeof *s->holds);
     bench_shared_free(s, sizeof *s);
     redisFree(ctx);
     return 0;

@@ -100,7 +100,8 @@ int bench_uncontended(const bench_opts *o)
  *    BLPOP on a plain list, notes the time and LPUSHes; the other notes when
  *    its BLPOP returned.  Sample: LPUSH call -> BLPOP return.
  * Contender 0 takes the lock first; contender 1 starts in the floor's
- * BLPOP.  Times are CLOCK_MONOTONIC, shared by processes. */
+ * BLPOP.  Times are CLOCK_MONOTONIC, shared by processes.  With --hold the
+ * holder pauses that long before each (see hold_and_pass()). */
 typedef struct handoff {
     const bench_opts *o;
     redislock_client *c;   /* threads: one client shared */
@@ -127,17 +128,22 @@ static void floor_pop(handoff *h, redisContext *ctx, int k)
 }
 
 /* Acquisition k's holder: the floor's LPUSH to the other, then the
- * hand-off's release. */
+ * hand-off's release.  With --hold, each comes after that long a pause
+ * once the other is blocked (as in the contention benchmark: the machine
+ * idles meanwhile), and the PING too is timed after such a pause. */
 static void hold_and_pass(handoff *h, redisContext *ctx, redislock *lk, int k)
 {
-    int64_t t;
+    int64_t t, pause = (int64_t)h->o->hold_ms * 1000000;
     bench_await_blocked(ctx, 1); /* the other's floor BLPOP */
+    bench_sleep_ns(pause);
     h->push[k] = bench_now_ns();
     freeReplyObject(redisCommand(ctx, "LPUSH " FLOOR_KEY " 1"));
-    bench_await_blocked(ctx, 1); /* the other's acquire */
+    bench_sleep_ns(pause);
     t = bench_now_ns();
     freeReplyObject(redisCommand(ctx, "PING"));
     h->ping[k] = bench_now_ns() - t;
+    bench_await_blocked(ctx, 1); /* the other's acquire */
+    bench_sleep_ns(pause);
     h->rel[k] = bench_now_ns();
     check(redislock_release(lk), lk, "release");
 }
@@ -206,9 +212,13 @@ int bench_handoff(const bench_opts *o)
     bench_rec_begin(o, "handoff");
     bench_rec_str("url", strncmp(o->urls[0], "unix", 4) ? "tcp" : "unix");
     bench_rec_str("mode", o->processes ? "processes" : "threads");
+    bench_rec_int("hold_ms", o->hold_ms);
     bench_rec_lat("ping", &ping);
-    bench_rec_lat("floor", &floor);
-    bench_rec_lat("handoff", &lat);
+    /* bimodal on some machines: the quartiles, and the two modes */
+    bench_rec_dist("floor", &floor);
+    bench_rec_modes("floor", &floor);
+    bench_rec_dist("handoff", &lat);
+    bench_rec_modes("handoff", &lat);
     bench_rec_end();
     if (h->c)
         redislock_client_free(h->c);

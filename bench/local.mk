@@ -7,7 +7,7 @@ bench_redislock_bench_SOURCES = bench/bench.h bench/main.c bench/util.c \
 	bench/latency.c bench/contend.c bench/crash.c bench/renewal.c \
 	bench/relay.c bench/tls.c bench/fencing.c
 bench_redislock_bench_CPPFLAGS = $(AM_CPPFLAGS) $(HIREDIS_CFLAGS)
-bench_redislock_bench_LDADD = lib/libredislock.la $(HIREDIS_LIBS)
+bench_redislock_bench_LDADD = lib/libredislock.la $(HIREDIS_LIBS) -lm
 
 # A seconds-long smoke run (tiny durations; checks the figures are well
 # formed, never their values).
@@ -46,7 +46,7 @@ EXTRA_PROGRAMS = bench/redislock-statcost
 bench_redislock_statcost_SOURCES = bench/bench.h bench/statcost.c bench/util.c
 bench_redislock_statcost_CPPFLAGS = $(AM_CPPFLAGS) $(HIREDIS_CFLAGS)
 bench_redislock_statcost_LDADD = bench/nostats.o lib/libredislock-core.la $(HIREDIS_LIBS) \
-	$(OPENSSL_LIBS)
+	$(OPENSSL_LIBS) -lm
 EXTRA_bench_redislock_statcost_DEPENDENCIES = bench/nostats.o
 CLEANFILES += bench/nostats.o bench/nostats.o-r.o lib/libredislock-nostats.la \
 	bench/redislock-statcost
@@ -58,4 +58,4 @@ bench_redislock_bench_cluster_SOURCES = bench/cluster.c bench/util.c bench/bench
 	tests/harness/cluster.h
 bench_redislock_bench_cluster_CPPFLAGS = $(AM_CPPFLAGS) $(HIREDIS_CFLAGS) \
 	-I$(top_srcdir)/tests/harness
-bench_redislock_bench_cluster_LDADD = lib/libredislock.la $(HIREDIS_LIBS)
+bench_redislock_bench_cluster_LDADD = lib/libredislock.la $(HIREDIS_LIBS) -lm

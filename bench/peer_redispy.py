@@ -164,13 +164,31 @@ def waitcost(sock, duration_s):
              float(cpu_t), float(cpu_p)))
 
 
+def watch(admin, name, owner, give_up):
+    """The moment the key stops holding owner, as GET sees it (the middle
+    of the window between the last GET that found it and the first that did
+    not), and half that window; None if the first GET did not find it."""
+    last = None
+    while time.monotonic() < give_up:
+        sent = time.monotonic()
+        v = admin.get(name)
+        if v == owner:
+            last = sent
+            continue
+        if last is None:
+            return None, None
+        now = time.monotonic()
+        return (last + now) / 2, (now - last) / 2
+    raise SystemExit("crash: the holder's key did not expire")
+
+
 def crash(sock, kills, expire_ms):
     """A holder process SIGKILLed while holding a lock with an expiry; the
-    time from the key's expiry (from a PTTL read just before the kill) to a
-    waiting redis-py Lock holding it."""
+    time from the key's expiry (seen by a watcher on its own connection,
+    as bench/crash.c does) to a waiting redis-py Lock holding it."""
     admin = redis.Redis(unix_socket_path=sock)
     name = NAME + ":crash"
-    delays = []
+    delays, halves, missed = [], [], 0
     for _ in range(kills):
         rd, wr = os.pipe()
         pid = os.fork()
@@ -197,24 +215,36 @@ def crash(sock, kills, expire_ms):
         t = threading.Thread(target=wait)
         t.start()
         time.sleep(0.05)  # the waiter has tried once and sleeps
+        owner = admin.get(name)
         t0 = time.monotonic()
         pttl = admin.pttl(name)
         t1 = time.monotonic()
         expiry = (t0 + t1) / 2 + pttl / 1000.0
         os.kill(pid, 9)
         os.waitpid(pid, 0)
+        time.sleep(max(0.0, expiry - 0.003 - time.monotonic()))
+        gone, half = watch(admin, name, owner, expiry + 10)
         t.join()
-        delays.append((got[0] - expiry) * 1e6)
+        if gone is None:
+            missed += 1
+        else:
+            delays.append((got[0] - gone) * 1e6)
+            halves.append(half * 1e6)
         waiter.release()
+    if not delays:
+        raise SystemExit("crash: the watcher started too late for every kill")
     delays.sort()
+    halves.sort()
     n = len(delays)
 
-    def pct(p):
-        return delays[min(n, max(1, int(p / 100.0 * n + 0.999999))) - 1]
+    def pct(v, p):
+        return v[min(len(v), max(1, int(p / 100.0 * len(v) + 0.999999))) - 1]
 
-    print("@ crash impl=redis-py expire_ms=%d delay_n=%d delay_p50_us=%.4g "
-          "delay_p99_us=%.4g delay_max_us=%.4g delay_min_us=%.4g"
-          % (expire_ms, n, pct(50), pct(99), delays[-1], delays[0]))
+    print("@ crash impl=redis-py masters=1 expire_ms=%d kills=%d missed=%d delay_n=%d "
+          "delay_min_us=%.4g delay_p25_us=%.4g delay_p50_us=%.4g delay_p75_us=%.4g "
+          "delay_p99_us=%.4g delay_max_us=%.4g resolution_p50_us=%.4g"
+          % (expire_ms, kills, missed, n, delays[0], pct(delays, 25), pct(delays, 50),
+             pct(delays, 75), pct(delays, 99), delays[-1], pct(halves, 50)))
 
 
 def main(argv):

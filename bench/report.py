@@ -1,10 +1,12 @@
 """Turn the records of a benchmark run (bench/run) into tables: the goals of
 issue 5 with the measured figure and met / not met, then every measurement.
 
-    report.py [--markdown] [--published FILE] RECORDS
+    report.py [--markdown [--keep OLD.md]] [--published FILE] RECORDS
 
 Without --markdown: the tables only (for the terminal).  With it: the whole
-doc/benchmarks.md, with the machine, the date and what each column means.
+doc/benchmarks.md, with the machine, the date and what each column means;
+--keep copies the end of an earlier doc/benchmarks.md, from the line
+KEEP_MARK on (sections measured by other programs).
 Records are lines "@ scenario key=value ..." and "@ info key value".
 """
 import sys
@@ -94,10 +96,10 @@ class Report:
                 if key + "_cmds" in r:
                     rows[-1][2] = fmt(r[key + "_cmds"], 2)
         for r in pick(self.recs, "handoff"):
-            rows.append(self.lat_row("hand-off (%s)" % r["mode"], r["url"], "-", r,
-                                     "handoff"))
+            how = r["mode"] + (", after %d ms" % r["hold_ms"] if r.get("hold_ms") else "")
+            rows.append(self.lat_row("hand-off (%s)" % how, r["url"], "-", r, "handoff"))
             if "floor_p50_us" in r:
-                rows.append(self.lat_row("floor: LPUSH -> BLPOP (%s)" % r["mode"],
+                rows.append(self.lat_row("floor: LPUSH -> BLPOP (%s)" % how,
                                          r["url"], "-", r, "floor"))
         for url in ("unix", "tcp"):
             u = pick(self.recs, "uncontended", url=url)
@@ -120,7 +122,7 @@ class Report:
                           % (fmt(cmds, 2), fmt(t, 2), fmt(u["trybusy_p50_us"])),
                           cmds == 1 and t < 2)
         for r in pick(self.recs, "handoff"):
-            if "floor_p50_us" not in r:
+            if "floor_p50_us" not in r or r.get("hold_ms"):
                 continue
             p50 = ratio(r["handoff_p50_us"], r["floor_p50_us"])
             self.goal("2. hand-off p50 <= 1.2 x the LPUSH->BLPOP floor (%s, %s)"
@@ -139,6 +141,34 @@ class Report:
                     "%s us, PING %s us.\n" % (u["url"], fmt(u.get("server_evalsha_us"), 2),
                                                fmt(u.get("server_ping_us"), 2)))
         return out
+
+    def handoff_detail(self):
+        """The hand-off and its floor in detail: quartiles, a 95% interval
+        of the median, and the two modes (issue 27)."""
+        rows = []
+        for r in pick(self.recs, "handoff"):
+            if "handoff_p25_us" not in r:
+                continue  # a run from before issue 27
+            for key, name in (("handoff", "hand-off"), ("floor", "floor")):
+                k = lambda f: r.get("%s_%s" % (key, f))
+                share = k("fast_share")
+                rows.append([name, r["url"], r["mode"], fmt(r.get("hold_ms", 0), 0),
+                             fmt(k("n"), 0), fmt(k("p25_us")),
+                             "%s (%s-%s)" % (fmt(k("p50_us")), fmt(k("p50_lo_us")),
+                                             fmt(k("p50_hi_us"))),
+                             fmt(k("p75_us")), fmt(k("p99_us")),
+                             "%s us: %s%% / %s%%" % (fmt(k("split_us"), 0),
+                                                    fmt(100 * share, 0),
+                                                    fmt(100 * (1 - share), 0))
+                             if share is not None else "-",
+                             fmt(k("fast_p50_us")), fmt(k("slow_p50_us")),
+                             fmt(k("sep"), 1)])
+        if not rows:
+            return "(not measured in this run)\n"
+        return table(["latency", "connection", "contenders", "pause ms", "samples",
+                      "p25 us", "p50 us (95% interval)", "p75 us", "p99 us",
+                      "split: fast / slow share", "fast p50 us", "slow p50 us",
+                      "separation (D)"], rows)
 
     @staticmethod
     def lat_row(name, url, mode, r, key):
@@ -210,17 +240,67 @@ class Report:
                          worst[1]["min"], worst[1]["max"]),
                       all(x[0] is not None and x[0] >= 0.8 and x[1]["min"] > 0
                           for x in cells))
-            busy = [100 * r["total"] * r["held_mean_us"] / 1e6 / r["duration_s"]
-                    for f, r in cells if r["hold_ms"] == 10 and r["conc"] == 48
-                    and "held_mean_us" in r]
-            if busy:
+            c48 = [r for f, r in cells if r["hold_ms"] == 10 and r["conc"] == 48]
+            if c48 and "held_pct" in c48[0]:
+                r = c48[0]
                 self.goal("3. hold 10 ms, 48 contenders: the lock held >= 99%% of the "
-                          "time (%s)" % mode, "%s%%" % fmt(busy[0], 1), busy[0] >= 99)
+                          "time (%s)" % mode,
+                          "%s%% held (%s%% of it the sleep's overshoot); the rest: "
+                          "hand-offs %s%% (%d, p50 %s us, mean %s us: release called "
+                          "-> the next holder's acquire returned), start %s%%"
+                          % (fmt(r["held_pct"], 2), fmt(r["overshoot_pct"], 2),
+                             fmt(r["handoff_pct"], 2), r["gap_n"], fmt(r["gap_p50_us"], 0),
+                             fmt(r["gap_mean_us"], 0), fmt(r["start_pct"], 2)),
+                          r["held_pct"] >= 99)
+            elif c48 and "held_mean_us" in c48[0]:
+                r = c48[0]
+                busy = 100 * r["total"] * r["held_mean_us"] / 1e6 / r["duration_s"]
+                self.goal("3. hold 10 ms, 48 contenders: the lock held >= 99%% of the "
+                          "time (%s)" % mode, "%s%%" % fmt(busy, 1), busy >= 99)
         return table(["mode", "hold ms", "contenders", "total", "% of ideal",
                       "hold overshoot ms", "busy %", "avg",
                       "min", "max", "min/max", "cmds/acq", "redis-py total",
                       "redis-py min", "redis-py max", "redis-py min/max",
                       "redis-py cmds/acq", "total ratio", "fairness ratio"], rows)
+
+    def time_split(self):
+        """Where a contention cell's time went (issue 27): held, hand-offs,
+        start; from every hold the benchmark logged."""
+        rows = []
+        for r in pick(self.recs, "contend", impl="redislock"):
+            if "held_pct" not in r:
+                continue
+            rows.append([r["mode"], fmt(r["hold_ms"], 0), fmt(r["conc"], 0),
+                         fmt(r["held_pct"], 2), fmt(r["overshoot_pct"], 2),
+                         fmt(r["handoff_pct"], 2), fmt(r["start_pct"], 2),
+                         fmt(r["gap_n"], 0), fmt(r["gap_p25_us"], 0), fmt(r["gap_p50_us"], 0),
+                         fmt(r["gap_p75_us"], 0), fmt(r["gap_p99_us"], 0),
+                         fmt(r["gap_mean_us"], 0),
+                         "%d (%s%%)" % (r["gaps_over_1ms"], fmt(r["gaps_over_1ms_pct"], 2)),
+                         fmt(r["release_p50_us"], 0), fmt(r["same_holder_again"], 0)])
+        if not rows:
+            return "(not measured in this run)\n"
+        out = table(["mode", "hold ms", "contenders", "held %", "of which overshoot %",
+                     "hand-offs %", "start %", "hand-offs", "p25 us", "p50 us", "p75 us",
+                     "p99 us", "mean us", "over 1 ms (% of time)", "release call p50 us",
+                     "same holder twice"], rows)
+        notes = []
+        for r in pick(self.recs, "contend", impl="redislock", hold_ms=10, conc=48):
+            if "held_pct" not in r:
+                continue
+            h = pick(self.recs, "handoff", url="unix", mode=r["mode"], hold_ms=10)
+            like = ""
+            if h:
+                like = ("; a hand-off after a 10 ms pause, measured above, took %s us "
+                        "(p50), its floor (LPUSH -> BLPOP after the same pause) %s us"
+                        % (fmt(h[0]["handoff_p50_us"], 0), fmt(h[0]["floor_p50_us"], 0)))
+            notes.append("- %s, 48 contenders, hold 10 ms: held %s%% of the time (the "
+                         "sleep's overshoot, %s%%, included); %s%% went to %d hand-offs "
+                         "of %s us (p50; mean %s us)%s; %s%% to the start"
+                         % (r["mode"], fmt(r["held_pct"], 2), fmt(r["overshoot_pct"], 2),
+                            fmt(r["handoff_pct"], 2), r["gap_n"], fmt(r["gap_p50_us"], 0),
+                            fmt(r["gap_mean_us"], 0), like, fmt(r["start_pct"], 2)))
+        return out + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
     def peer_summary(self):
         ours = pick(self.recs, "contend", impl="redislock")
@@ -295,20 +375,42 @@ class Report:
     def crash(self):
         rows = []
         for r in pick(self.recs, "crash"):
-            rows.append([r.get("impl", "redislock"), fmt(r["expire_ms"], 0),
-                         fmt(r["delay_n"], 0),
-                         fmt(r["delay_min_us"] / 1000, 2), fmt(r["delay_p50_us"] / 1000, 2),
-                         fmt(r["delay_max_us"] / 1000, 2),
-                         fmt(r.get("ping_p50_us"), 1),
-                         fmt(ratio(r["delay_p50_us"], r.get("ping_p50_us")), 0)])
-            if r.get("impl", "redislock") != "redislock":
+            impl = r.get("impl", "redislock")
+            masters = int(r.get("masters", 1))
+            ms = lambda k: fmt(r[k] / 1000, 2) if k in r else "-"
+            rows.append([impl, fmt(masters, 0), fmt(r["expire_ms"], 0), fmt(r["delay_n"], 0),
+                         fmt(r.get("missed", 0), 0), ms("delay_min_us"), ms("delay_p25_us"),
+                         ms("delay_p50_us"), ms("delay_p75_us"), ms("delay_p99_us"),
+                         ms("delay_max_us"), fmt(r.get("resolution_p50_us"), 0),
+                         "%s / %s" % (fmt(r.get("commands_p50"), 1), fmt(r.get("commands_max"), 1))
+                         if "commands_p50" in r else "-",
+                         fmt(r.get("ping_p50_us"), 1)])
+            if impl != "redislock":
                 continue
-            self.goal("5. crashed holder: expiry -> waiter holds it <= 20 ms",
+            mode = "single master" if masters == 1 else "majority, %d masters" % masters
+            self.goal("5. crashed holder: expiry -> waiter holds it <= 20 ms (%s)" % mode,
                       "p50 %s ms, max %s ms over %d kills"
                       % (fmt(r["delay_p50_us"] / 1000, 2), fmt(r["delay_max_us"] / 1000, 2),
                          r["delay_n"]), r["delay_max_us"] <= 20000)
-        return table(["library", "expiry ms", "kills", "min ms", "p50 ms", "max ms",
-                      "PING p50 us", "p50 / PING p50"], rows)
+            if "resolution_p50_us" not in r:
+                continue  # a run from before issue 27: no watcher
+            self.goal("27. crashed holder: lock gone on the server -> waiter holds it, "
+                      "p50 <= 0.5 ms, p99 <= 2 ms (%s)" % mode,
+                      "p50 %s ms, p99 %s ms (p25 %s, p75 %s, max %s) over %d kills, "
+                      "against the server's own expiry (watcher, +-%s us)"
+                      % (fmt(r["delay_p50_us"] / 1000, 2), fmt(r["delay_p99_us"] / 1000, 2),
+                         fmt(r["delay_p25_us"] / 1000, 2), fmt(r["delay_p75_us"] / 1000, 2),
+                         fmt(r["delay_max_us"] / 1000, 2), r["delay_n"],
+                         fmt(r["resolution_p50_us"], 0)),
+                      r["delay_p50_us"] <= 500 and r["delay_p99_us"] <= 2000)
+            self.goal("27. crashed holder: O(1) commands per expiry, no polling (%s)" % mode,
+                      "%s commands per master for the waiter's whole acquire (p50; max %s)"
+                      % (fmt(r["commands_p50"], 1), fmt(r["commands_max"], 1)),
+                      r["commands_max"] <= 10)
+        return table(["library", "masters", "expiry ms", "kills", "missed", "min ms",
+                      "p25 ms", "p50 ms", "p75 ms", "p99 ms", "max ms",
+                      "watcher +- us (p50)", "commands per master p50 / max",
+                      "PING p50 us"], rows)
 
     # ----------------------------------------------------------- majority
     def majority(self):
@@ -608,7 +710,8 @@ class Report:
         return self.load_max() > 0.5 * n
 
     def sections(self):
-        return [("Latency", self.latency()), ("Contention", self.contention()),
+        return [("Latency", self.latency()), ("Hand-off in detail", self.handoff_detail()),
+                ("Contention", self.contention()), ("Where the time goes", self.time_split()),
                 ("Cost of waiting", self.waiting()), ("Crashed holder", self.crash()),
                 ("Majority mode", self.majority()), ("Renewal", self.renewal()),
                 ("Scale", self.scale()), ("TLS", self.tls()),
@@ -629,7 +732,8 @@ class Report:
         goals = table(["goal", "measured", "status"], self.goals)
         return MARKDOWN.format(
             machine=self.machine(), goals=goals, latency=secs["Latency"],
-            contention=secs["Contention"], peer=self.peer_summary(),
+            handoff_detail=secs["Hand-off in detail"], contention=secs["Contention"],
+            time_split=secs["Where the time goes"], peer=self.peer_summary(),
             waiting=secs["Cost of waiting"], crash=secs["Crashed holder"],
             majority=secs["Majority mode"], renewal=secs["Renewal"],
             scale=secs["Scale"], tls=secs["TLS"], fencing=secs["Fencing tokens"],
@@ -656,7 +760,7 @@ ratio is what the goals are stated in.
 ## Machine
 
 {machine}
-## Goals (issues 5, 14, 17 and 26)
+## Goals (issues 5, 14, 17, 26 and 27)
 
 {goals}
 "met" for try-acquire means one request per try (INFO commandstats) and a
@@ -702,6 +806,26 @@ acquired.
   is against the PING timed in the same loop, so it is only as steady as
   that PING.
 
+### Hand-off in detail (issue 27)
+
+{handoff_detail}
+On this machine the hand-off and its floor are bimodal: a fast and a slow
+group whose shares change from run to run, so that a p50 alone can move by
+a third between runs without any change in the code. The table shows both:
+*p50 (95% interval)*: the median, and the samples of rank n/2 -+ 0.98 sqrt(n)
+around it (a median outside the interval of another run differs by more
+than chance); *split*: the latency that best separates a fast and a slow
+group (Otsu's method on the middle 98% of the samples), with the share of
+each; *fast p50*, *slow p50*: the median of each group; *separation*:
+Ashman's D of the two groups (above 2: two distinct modes, and the shares
+say more than one p50; below 2: one mode cut in two). With 2,000 samples
+the interval of the median is a few percent wide, so a change of 10% shows
+in the p50 of each mode. *pause*: the rows with a pause of 10 ms had the
+holder wait that long, idle, before each LPUSH, PING and release, as the
+holders of the contention cells with hold 10 ms do: every hop then wakes
+an idle virtual CPU (the PING after such a pause is also in the table
+above), which is what a hand-off costs there (section 3).
+
 ## 3. Contention (python-redis-lock's benchmark shape)
 
 {contention}
@@ -725,6 +849,42 @@ redis-py columns drive redis-py's `Lock` the same way (`timeout=5`, its default
 - *total ratio*: our total / redis-py's; *fairness ratio*: our min/max /
   redis-py's (inf when a redis-py contender got nothing).
 
+### Where the time goes (issue 27)
+
+{time_split}
+Every hold of these cells is logged (acquire returned, release called,
+release returned, by whom), so the cell's time splits exactly: *held %*:
+from an acquire's return to its release call (the holds never overlap:
+one lock); *of which overshoot*: the sleep's lateness (the benchmark
+sleeps *hold ms*; the holder holds the lock longer, which counts as held);
+*hand-offs %*: from a release call to the next holder's acquire returning;
+*start %*: from the cell's start to the first acquire returning. These
+add up to 100%. There is no renewal in these cells (expiry 5 s, not
+auto-renewed). *hand-offs*: how many, and their latency (*over 1 ms*: the
+slow ones and their share of the time); *release call*: the releaser's
+own round trip, which ends about when the next holder's acquire does
+(Redis writes both replies in the same pass of its event loop); *same
+holder twice*: hand-offs won by the releaser coming straight back (a
+newcomer) instead of the first waiter (0: first come, first served).
+
+So, at hold 10 ms, the missing time is the hand-offs, nothing else: no
+renewal runs (expiry 5 s), the start costs a few hundredths of a percent,
+and no waiter sleeps past a release (each release serves the first
+blocked waiter in the same pass of the server's loop; *same holder
+twice* 0). A hand-off there costs what a hand-off after a 10 ms idle
+pause costs (section 1-2, the rows with a pause), three to five times a
+warm one, because every hop wakes an idle virtual CPU: the releaser's
+request wakes the server, whose reply wakes the waiter (the PING after
+such a pause is two to four times a warm one, in the same table). Of what
+the lock adds to the floor after such a pause, measured apart (2026-12-05,
+800 interleaved samples, raw hiredis): the acquire script that Redis runs
+behind the waiter's BLPOP costs 30-45 us when the server has been idle (a
+plain SET in its place: 4 us; the release script in place of LPUSH: 4
+us), the rest is the library's own path through cold caches. The lock
+would be held 99% of the time at hold 10 ms only with hand-offs under
+about 100 us after an idle pause; on this machine the floor alone is
+about that.
+
 Summary against redis-py, measured in this run:
 
 {peer}
@@ -743,12 +903,24 @@ acquisition under contention are in the *cmds/acq* column above.
 
 {crash}
 A process holds a lock with the expiry shown and is killed with SIGKILL (it
-releases nothing) while a waiter is blocked on the lock. The expiry instant
-is computed from a PTTL read just before the kill (middle of its round
-trip, to within about 1 ms); the figure is the time from that instant to the
-waiter's acquire returning. The waiter learnt the holder's PTTL with its
-failed attempt and sleeps until 1 ms past it, then tries again: about 1-2 ms
-is the design, not the round trip. The redis-py row is the same
+releases nothing) while a waiter is blocked on the lock (with 3 masters:
+majority mode, the holder and the waiter on all three). The figure is the
+time from the moment the lock is gone on the server to the waiter's acquire
+returning. That moment is the server's own, seen by a watcher: the
+benchmark's own connection to each master GETs the key over and over from
+3 ms before the expected expiry; the key went between the last GET that
+found the holder and the first that did not (*watcher +-*: half that
+window); with 3 masters, the lock is gone when a quorum's keys are. A kill
+whose watcher started too late is left out (*missed*). *commands per
+master*: what the server counted for the waiter's whole acquire (its first
+round, CLIENT ID, BLPOP, the acquire behind it, CLIENT UNBLOCK, and the same
+again when its first wake-up came early): it does not poll. The waiter
+learnt the holder's PTTL (whole milliseconds, truncated: the key goes up to
+1 ms after it) and wakes half a millisecond past it, on a timer kept to
+about 50 us (the kernel stretches a poll() of 1 s by about 1 ms, so a long
+wait is polled in slices); if the key is still there, the acquire behind
+the wait reads PTTL 0 and the next wake-up, half a millisecond later, finds
+it gone (doc/design.md, "Crashed holders"). The redis-py row is the same
 measurement with redis-py's Lock (holder and waiter both redis-py): its
 waiter polls every 0.1 s. python-redis-lock's waiter (not measured here)
 sleeps in BLPOP up to the whole expiry, or its own timeout, when a holder
@@ -884,8 +1056,24 @@ comparison; compare our figures with the redis-py columns measured above.
 {published}"""
 
 
+# In doc/benchmarks.md, what follows this line was measured by other
+# programs (bench/redislock-bench-cluster...): --keep copies it over.
+KEEP_MARK = "<!-- bench/run keeps what follows: measured by other programs -->"
+
+
+def kept(path):
+    """The part of an earlier markdown file from KEEP_MARK on ("" if none)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    at = text.find(KEEP_MARK)
+    return "\n" + text[at:] if at >= 0 else ""
+
+
 def main(argv):
-    md, published, path = False, None, None
+    md, published, path, keep = False, None, None, None
     args = argv[1:]
     while args:
         a = args.pop(0)
@@ -893,6 +1081,8 @@ def main(argv):
             md = True
         elif a == "--published":
             published = args.pop(0)
+        elif a == "--keep":
+            keep = args.pop(0)
         else:
             path = a
     if not path:
@@ -900,7 +1090,7 @@ def main(argv):
         return 2
     info, recs = parse(path)
     rep = Report(info, recs, published)
-    sys.stdout.write(rep.markdown() if md else rep.text())
+    sys.stdout.write(rep.markdown() + (kept(keep) if keep else "") if md else rep.text())
     return 0
 
 

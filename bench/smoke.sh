@@ -25,7 +25,11 @@ fi
 fail=0
 # one record per scenario, each with its key figures
 for want in "uncontended .*acqrel_p50_us=" "handoff .*handoff_p50_us=" \
-    "crash .*delay_p50_us=" "waitcost impl=redislock .*commands=" \
+    "crash masters=1 .*delay_p50_us=.*resolution_p50_us=" \
+    "crash masters=3 .*delay_p50_us=.*commands_max=" \
+    "handoff .*hold_ms=10 .*handoff_p25_us=.*handoff_fast_share=" \
+    "contend impl=redislock .*hold_ms=10 .*held_pct=.*gap_p50_us=" \
+    "waitcost impl=redislock .*commands=" \
     "majority masters=5 .*acqrel_p50_us=" "renew locks=100 .*pipelines=" \
     "scale .*conns_peak=" "contend impl=redislock .*total=" \
     "fencing .*fenced_p50_us=.*tokens_not_increasing=0" \
@@ -48,8 +52,9 @@ bad=$(grep '^@ ' "$rec" | grep -v '^@ info ' | tr ' ' '\n' | grep '=' |
 grep -q ' errors=[1-9]' "$rec" && { echo "contention errors:"; grep ' errors=[1-9]' "$rec"; fail=1; }
 grep -q ' failed=[1-9]' "$rec" && { echo "scale failures"; fail=1; }
 # the report: the goals table and every section
-for s in "Goals" "Contention" "Cost of waiting" "Crashed holder" "Majority mode" \
-    "Renewal" "Scale" "Fencing tokens" "Statistics"; do
+for s in "Goals" "Contention" "Hand-off in detail" "Where the time goes" \
+    "Cost of waiting" "Crashed holder" "Majority mode" "Renewal" "Scale" \
+    "Fencing tokens" "Statistics"; do
     grep -q "^$s" "$out" || { echo "report lacks '$s'"; fail=1; }
 done
 if ! grep -q '^## Machine' "$md" || ! grep -q ' cores, ' "$md"; then

@@ -4,6 +4,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -257,6 +258,93 @@ void bench_rec_lat(const char *key, bench_samples *s)
     bench_rec_num(k, (double)bench_pct(s, 50) / 1000.0);
     snprintf(k, sizeof k, "%s_p99_us", key);
     bench_rec_num(k, (double)bench_pct(s, 99) / 1000.0);
+}
+
+/* The sample of 1-based rank r (clamped), the samples sorted. */
+static int64_t at_rank(const bench_samples *s, double r)
+{
+    size_t k = r < 1 ? 1 : (size_t)r;
+    return s->v[(k > s->n ? s->n : k) - 1];
+}
+
+void bench_rec_dist(const char *key, bench_samples *s)
+{
+    static const struct {
+        const char *name;
+        double p;
+    } pcts[] = { { "min", 0 }, { "p25", 25 }, { "p50", 50 }, { "p75", 75 },
+                 { "p99", 99 }, { "max", 100 } };
+    char k[96];
+    double half;
+    size_t i;
+    snprintf(k, sizeof k, "%s_n", key);
+    bench_rec_int(k, (long long)s->n);
+    if (s->n == 0)
+        return;
+    for (i = 0; i < sizeof pcts / sizeof pcts[0]; i++) {
+        snprintf(k, sizeof k, "%s_%s_us", key, pcts[i].name);
+        bench_rec_num(k, (double)bench_pct(s, pcts[i].p) / 1000.0); /* sorts */
+    }
+    /* ranks n/2 -+ 1.96 sqrt(n)/2 bound the median with 95% confidence */
+    half = 1.96 * sqrt((double)s->n) / 2;
+    snprintf(k, sizeof k, "%s_p50_lo_us", key);
+    bench_rec_num(k, (double)at_rank(s, (double)s->n / 2 - half) / 1000.0);
+    snprintf(k, sizeof k, "%s_p50_hi_us", key);
+    bench_rec_num(k, (double)at_rank(s, (double)s->n / 2 + half + 1) / 1000.0);
+}
+
+/* Mean and variance of the sorted samples v[a..b). */
+static void moments(const int64_t *v, size_t a, size_t b, double *mean, double *var)
+{
+    double sum = 0, sq = 0;
+    size_t i;
+    for (i = a; i < b; i++)
+        sum += (double)v[i];
+    *mean = b > a ? sum / (double)(b - a) : 0;
+    for (i = a; i < b; i++)
+        sq += ((double)v[i] - *mean) * ((double)v[i] - *mean);
+    *var = b > a ? sq / (double)(b - a) : 0;
+}
+
+void bench_rec_modes(const char *key, bench_samples *s)
+{
+    size_t lo, hi, i, best = 0, fast = 0;
+    double total = 0, left = 0, best_between = -1, m0, m1, v0, v1;
+    char k[96];
+    if (s->n < 20)
+        return;
+    bench_pct(s, 50); /* sorts */
+    lo = s->n / 100, hi = s->n - s->n / 100;
+    for (i = lo; i < hi; i++)
+        total += (double)s->v[i];
+    /* Otsu: the split k (the first sample of the slow group) that makes
+     * the between-group variance w0 w1 (mean0 - mean1)^2 largest */
+    for (i = lo + 1; i < hi; i++) {
+        double w0, w1, between;
+        left += (double)s->v[i - 1];
+        if (s->v[i] == s->v[i - 1])
+            continue;
+        w0 = (double)(i - lo), w1 = (double)(hi - i);
+        between = w0 * w1 * (left / w0 - (total - left) / w1) * (left / w0 - (total - left) / w1);
+        if (between > best_between)
+            best_between = between, best = i;
+    }
+    if (!best)
+        return; /* all alike */
+    moments(s->v, lo, best, &m0, &v0);
+    moments(s->v, best, hi, &m1, &v1);
+    while (fast < s->n && s->v[fast] < s->v[best])
+        fast++;
+    snprintf(k, sizeof k, "%s_split_us", key);
+    bench_rec_num(k, (double)s->v[best] / 1000.0);
+    snprintf(k, sizeof k, "%s_fast_share", key);
+    bench_rec_num(k, (double)fast / (double)s->n);
+    snprintf(k, sizeof k, "%s_fast_p50_us", key);
+    bench_rec_num(k, (double)s->v[fast / 2] / 1000.0);
+    snprintf(k, sizeof k, "%s_slow_p50_us", key);
+    bench_rec_num(k, (double)s->v[fast + (s->n - fast) / 2] / 1000.0);
+    snprintf(k, sizeof k, "%s_sep", key);
+    bench_rec_num(k, v0 + v1 > 0 ? sqrt(2.0) * (m1 - m0) / sqrt(v0 + v1) : 0);
 }
 
 void bench_die(const char *what, const char *detail)

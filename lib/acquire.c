@@ -426,6 +426,7 @@ static int decide_step(acq *q, int pipelined)
     in.now_us = redislock__now_us();
     in.jitter = redislock__random_u32();
     in.pipelined = pipelined;
+    in.gone_by = q->d.verdict == REDISLOCK__WAIT ? q->d.gone_by : 0; /* the last wait's */
     redislock__decide(&q->ans, &in, &q->d);
     if (q->d.verdict == REDISLOCK__ROUND_FAILED)
         return single_failed(q, 1);

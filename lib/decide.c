@@ -19,8 +19,10 @@
  *   - fewer than a quorum answered: NO_QUORUM;
  *   - a try: BUSY; past the deadline: TIMED_OUT;
  *   - nobody holds a quorum (a split vote): BACK_OFF for a random time;
- *   - else WAIT for a wake-up, until the deadline or just past the
- *     holders' smallest PTTL (a holder that died pushes no wake-up). */
+ *   - else WAIT for a wake-up, until the deadline or until the lock can be
+ *     free without one (a holder that died pushes none): half a
+ *     millisecond past the PTTL of the busy key whose expiry leaves a
+ *     quorum free (see free_at()). */
 #include "internal.h"
 
 #include <string.h>
@@ -37,8 +39,6 @@ static void count(const redislock__answers *a, int64_t expire_ms, redislock__dec
         }
         if (s == REDISLOCK__ANS_BUSY) {
             d->busy++;
-            if (ttl >= 0 && (d->min_pttl < 0 || ttl < d->min_pttl))
-                d->min_pttl = ttl;
             continue;
         }
         /* "mine" keeps the key's own TTL, which may be shorter than the
@@ -75,6 +75,62 @@ static void find_holder(const redislock__answers *a, redislock__decision *d)
     }
 }
 
+/* A busy answer's PTTL counts whole milliseconds, truncated (Redis
+ * expires a key once its clock's millisecond is past the expiry's), so
+ * the key goes between PTTL and PTTL + 1 ms after the script read it, at
+ * some moment of the round.  A wait that ended past the whole millisecond
+ * (it used to end at PTTL + 1 ms) found the key gone 0.5 ms late on
+ * average, up to 1 ms.  It ends half a millisecond past the PTTL instead:
+ * the key is gone by then about half the time.  Otherwise the acquire
+ * behind the wait reads PTTL 0, and the next wait ends when the first
+ * answer says the key is gone at the latest (PTTL + 1 ms past it: the
+ * decision's gone_by, passed on to the next one), or half a millisecond
+ * after that read if sooner.  So each wait ends at most about half a
+ * millisecond after the key went, two per expiry.  gone_by counts only
+ * for the same key: while it lies ahead and this answer's earliest expiry
+ * (its send + PTTL) comes before it; a bound that passed with the key
+ * still there (the clocks drifted apart, or another key) is dropped, and
+ * a read of PTTL 0 alone bounds the expiry within 1 ms: a third wait at
+ * most.  This holds for any expiry, not only a crashed holder's: a key
+ * that outlives its PTTL by a fraction of a millisecond is retried within
+ * half a millisecond, not a whole one. */
+#define PAST_PTTL_US 500
+
+/* Majority mode: the key of a busy master must expire for each master a
+ * quorum still lacks (the masters that answered "taken" or "mine" are
+ * there already, failed ones are not), so the lock can be free when the
+ * need-th smallest busy PTTL runs out, not the smallest: waking at that
+ * one only took a master, gave it back, and waited again.  One master:
+ * its PTTL.  -1 when no such expiry is known (keys without one). */
+static long long free_at(const redislock__answers *a, const redislock__decision *d)
+{
+    long long ttl[REDISLOCK__MAX_MASTERS];
+    size_t i, j, k = 0, there = a->n - d->busy - d->failed, need;
+    if (there >= a->quorum)
+        return -1; /* not a wait */
+    need = a->quorum - there;
+    for (i = 0; i < a->n; i++) {
+        if (a->state[i] != REDISLOCK__ANS_BUSY || a->pttl[i] < 0)
+            continue;
+        for (j = k++; j > 0 && ttl[j - 1] > a->pttl[i]; j--) /* sorted */
+            ttl[j] = ttl[j - 1];
+        ttl[j] = a->pttl[i];
+    }
+    return need >= 1 && need <= k ? ttl[need - 1] : -1;
+}
+
+/* WAIT for the expiry of the key with PTTL d->free_pttl (see above). */
+static void wait_for_expiry(const redislock__answers *a, const redislock__decide_in *in,
+                            redislock__decision *d)
+{
+    int64_t now = in->now_us, pttl_us = d->free_pttl * 1000;
+    d->gone_by = now + pttl_us + 1000;
+    if (in->gone_by > now && in->gone_by < d->gone_by && a->sent_us + pttl_us < in->gone_by)
+        d->gone_by = in->gone_by; /* an earlier answer about the same key */
+    d->until = redislock__min_deadline(
+        d->until, redislock__min_deadline(now + pttl_us + PAST_PTTL_US, d->gone_by));
+}
+
 /* Not held: what next (no quorum, busy, timed out, back off, wait). */
 static void not_held(const redislock__answers *a, const redislock__decide_in *in,
                      redislock__decision *d)
@@ -97,8 +153,9 @@ static void not_held(const redislock__answers *a, const redislock__decide_in *in
     } else {
         d->verdict = REDISLOCK__WAIT;
         d->until = in->deadline;
-        if (d->min_pttl >= 0)
-            d->until = redislock__min_deadline(d->until, now + (d->min_pttl + 1) * 1000);
+        d->free_pttl = free_at(a, d);
+        if (d->free_pttl >= 0)
+            wait_for_expiry(a, in, d);
     }
 }
 
@@ -106,7 +163,7 @@ void redislock__decide(const redislock__answers *a, const redislock__decide_in *
                        redislock__decision *d)
 {
     memset(d, 0, sizeof *d);
-    d->min_pttl = -1;
+    d->free_pttl = -1;
     d->grant_ttl = -1;
     d->holder = -1;
     count(a, in->expire_ms, d);

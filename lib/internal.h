@@ -142,8 +142,12 @@ void redislock__topo_url_clear(redislock__topo_url *t);
 struct pollfd;
 /* poll() until the monotonic deadline (REDISLOCK__NEVER: no limit; passed:
  * a look without waiting), to the microsecond: poll()'s milliseconds,
- * rounded up, overshot every deadline by up to 1 ms. */
+ * rounded up, overshot every deadline by up to 1 ms; and in slices, so
+ * that the kernel's timer slack (0.1% of a timeout) does not either. */
 int redislock__poll(struct pollfd *p, unsigned long n, int64_t deadline);
+/* The timeout to ask the kernel for when left_us remain: all of it when
+ * short, else less by more than the kernel may stretch it (net.c). */
+int64_t redislock__poll_slice(int64_t left_us);
 /* Connect a non-blocking, close-on-exec socket by the deadline. */
 int redislock__net_connect(const redislock__endpoint *ep, int64_t deadline,
                            int *fd_out);
@@ -1049,6 +1053,7 @@ typedef struct redislock__decide_in {
     uint32_t jitter;          /* a random number for a back-off */
     int pipelined;            /* the answers came from acquires pipelined
                                  behind a wait (wait.c) */
+    int64_t gone_by;          /* the last decision's gone_by (0: none) */
 } redislock__decide_in;
 
 enum redislock__verdict {
@@ -1072,7 +1077,10 @@ typedef struct redislock__decision {
     int64_t until;            /* WAIT, BACK_OFF: until when */
     size_t taken, mine, busy, failed;
     long long grant_ttl;      /* smallest TTL among the grants; -1: none */
-    long long min_pttl;       /* smallest PTTL among the busy; -1: none */
+    long long free_pttl;      /* WAIT: the busy PTTL after which a quorum
+                                 can be free (decide.c free_at()); -1: none */
+    int64_t gone_by;          /* WAIT for that expiry: the key is gone by
+                                 then at the latest (0: not known) */
     long long token;          /* HELD, ALREADY: the largest fencing token
                                  among the grants; 0: none */
     int holder;               /* a master whose owner holds a quorum; -1 */

@@ -234,6 +234,41 @@ static void test_majority_waiter_blocks_until_release(void **state)
         assert_int_equal(ts_info(&tf_masters[i], "clients", "blocked_clients"), 0);
 }
 
+/* A holder that died holding the lock on three masters whose keys expire
+ * at different times (nobody releases): the lock can be free without a
+ * release once two of them are gone (a quorum), so the waiter sleeps until
+ * the second expiry.  It used to wake at the first (the smallest PTTL),
+ * take that master, give it back and wait again (issue 27).  The first
+ * master sees nothing from it between the two expiries. */
+static void test_majority_waiter_of_a_dead_holder_wakes_at_the_quorum_th_expiry(void **state)
+{
+    static const int ttl[3] = { 300, 1500, 3000 };
+    redislock_client *c = tf_multi(3, 0);
+    tf_waiter *w = tf_waiter_new(tf_lock(c, "dead", 10000), TU_MS(10000));
+    long long between;
+    int64_t set_at;
+    int i;
+
+    for (i = 0; i < 3; i++)
+        freeReplyObject(ts_cmd(&tf_masters[i], "SET lock:dead a-dead-holder PX %d",
+                               (int)TU_MS(ttl[i])));
+    set_at = tu_now_ms();
+    tf_waiter_run(w);
+    tf_await_blocked_all(tf_masters, 3, 1);
+    ts_resetstat(&tf_masters[0]); /* its first round is over: it blocks after */
+    tu_sleep_ms((int)(set_at + TU_MS(900) - tu_now_ms())); /* past the first expiry */
+    between = ts_calls(&tf_masters[0], NULL);
+    tf_waiter_join(w);
+    assert_rl_ok(w->rc);
+    print_message("      acquired %lld ms after the keys were set (expiries %d, %d, %d "
+                  "ms); requests to the first master between its expiry and the "
+                  "second: %lld\n", (long long)(w->got - set_at), ttl[0], ttl[1], ttl[2],
+                  between);
+    assert_true(w->got - set_at >= TU_MS(ttl[1]) - 50); /* not before (SET NX) */
+    assert_int_equal(between, 0); /* no wake-up, no give-back at the first expiry */
+    assert_rl_ok(redislock_release(w->lk));
+}
+
 /* A release on three masters: master 2 lost its scripts (SCRIPT FLUSH),
  * master 3 is stopped.  The NOSCRIPT answer of master 2 is answered with
  * EVAL at once on its connection, not after the stopped master's timeout
@@ -556,6 +591,7 @@ int main(void)
         TEST(test_majority_hung_master_costs_at_most_master_timeout),
         TEST(test_majority_hung_master_late_commands_expire),
         TEST(test_majority_waiter_blocks_until_release),
+        TEST(test_majority_waiter_of_a_dead_holder_wakes_at_the_quorum_th_expiry),
         TEST(test_majority_noscript_is_answered_at_once_beside_a_stopped_master),
         TEST(test_majority_split_wake_hands_off_within_master_timeout),
         TEST(test_majority_split_votes_broken_by_backoff),

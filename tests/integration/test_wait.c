@@ -131,6 +131,42 @@ static void test_wait_crashed_holder_lock_taken_at_expiry(void **state)
     tu_chan_close(&ch);
 }
 
+/* Keys that expire with nobody releasing them (a holder that died): the
+ * waiter wakes on its own timer half a millisecond past the key's PTTL,
+ * and when the key outlived that (PTTL counts whole ms: up to 1 ms more),
+ * once more half a millisecond later (issue 27).  Each of 20 expiries is
+ * taken once the key is gone, never before, with a few requests each:
+ * the first round, then per wait BLPOP, the acquire behind it and CLIENT
+ * UNBLOCK (two waits, three if the clocks drift), and CLIENT ID on a new
+ * connection: no polling. */
+static void test_wait_expiring_keys_taken_with_a_few_requests_each(void **state)
+{
+    redislock *w = tf_lock(tu_cl, "expiring", 5000);
+    long long reqs, most = 0, total = 0;
+    int i;
+    for (i = 0; i < 20; i++) {
+        int ttl = 50 + 7 * i;
+        int64_t set_at;
+        char owner[256];
+        /* as a holder's acquire would: the last release's wake-up goes */
+        freeReplyObject(ts_cmd(&tu_srv, "DEL lock-signal:expiring"));
+        freeReplyObject(ts_cmd(&tu_srv, "SET lock:expiring a-dead-holder PX %d", ttl));
+        set_at = tu_now_ms();
+        ts_resetstat(&tu_srv);
+        assert_rl_ok(redislock_acquire(w, TU_MS(5000)));
+        reqs = ts_calls(&tu_srv, NULL);
+        assert_true(tu_now_ms() - set_at >= ttl - 2); /* not before it expired */
+        assert_string_equal(ts_str(&tu_srv, owner, sizeof owner, "GET lock:expiring"),
+                            redislock_id(w));
+        assert_rl_ok(redislock_release(w));
+        most = reqs > most ? reqs : most;
+        total += reqs;
+    }
+    print_message("      20 expiries: %lld requests in all, %lld at most for one\n", total,
+                  most);
+    assert_true(most <= 12);
+}
+
 static int64_t cpu_us(void)
 {
     struct rusage ru;
@@ -395,6 +431,7 @@ int main(void)
         TEST(test_wait_timer_reuses_its_unblock_connection),
         TEST(test_wait_waiter_in_other_process_woken_by_release),
         TEST(test_wait_crashed_holder_lock_taken_at_expiry),
+        TEST(test_wait_expiring_keys_taken_with_a_few_requests_each),
         TEST(test_wait_blocked_waiter_does_not_spin),
         TEST(test_wait_deadline_kept_across_lost_races),
         TEST(test_wait_signals_do_not_end_wait_early),

@@ -31,9 +31,13 @@ typedef struct row {
     int undo, late;
     int64_t valid_ms;          /* HELD/ALREADY: valid until sent + this (us
                                   precision below); NONE: no expiry */
-    int64_t until_ms;          /* WAIT/BACK_OFF: until sent + this; NONE: never */
+    int64_t until_us;          /* WAIT/BACK_OFF: until sent + this many us
+                                  (MS()); NONE: never */
     int pipelined;             /* answers of acquires pipelined behind a wait */
 } row;
+
+/* ms in us */
+#define MS(ms) ((ms) * 1000LL)
 
 /* 1% + 2 ms of a TTL, in us */
 #define DRIFT_US(ttl) ((ttl) * 10 + 2000)
@@ -55,15 +59,21 @@ static const row rows[] = {
     { "1: busy, a try", "B", { 500 }, "a", 1000, 0, 0, 1, 0, 0,
       REDISLOCK__BUSY, 0, 0, 0, 0, 0 },
     { "1: busy, wait until just past its PTTL", "B", { 500 }, "a", 1000, 0, 5000, 1,
-      5000, 0, REDISLOCK__WAIT, 0, 0, 0, 1 + 501, 0 },
+      5000, 0, REDISLOCK__WAIT, 0, 0, 0, MS(1 + 500) + 500, 0 },
     { "1: busy, the deadline comes first", "B", { 5000 }, "a", 1000, 0, 300, 1, 300, 0,
-      REDISLOCK__WAIT, 0, 0, 0, 300, 0 },
+      REDISLOCK__WAIT, 0, 0, 0, MS(300), 0 },
     { "1: busy without expiry, wait for ever", "B", { -1 }, "a", 1000, 0, -1, 1, NONE, 0,
       REDISLOCK__WAIT, 0, 0, 0, NONE, 0 },
+    /* a key outlives its PTTL by up to 1 ms (whole ms, truncated): a wait
+     * ends half a millisecond past it, PTTL 0 included (issue 27) */
+    { "1: busy with PTTL 0, wait half a millisecond", "B", { 0 }, "a", 1000, 0, 5000, 1,
+      5000, 0, REDISLOCK__WAIT, 0, 0, 0, MS(1) + 500, 0 },
+    { "1: pipelined busy answer with PTTL 0 waits half a millisecond", "B", { 0 }, "a",
+      1000, 0, 5000, 900, 5000, 0, REDISLOCK__WAIT, 0, 0, 0, MS(900) + 500, 1 },
     { "1: busy past the deadline", "B", { 500 }, "a", 1000, 0, 100, 120, 100, 0,
       REDISLOCK__TIMED_OUT, 0, 0, 0, 0, 0 },
     { "1: taken after its validity ran out", "T", { 0 }, "-", 10, 0, 1000, 9, 1000, 0,
-      REDISLOCK__BACK_OFF, 1, 1, 0, 9 + 1, 0 },
+      REDISLOCK__BACK_OFF, 1, 1, 0, MS(9 + 1), 0 },
     { "1: taken too late, a try", "T", { 0 }, "-", 10, 0, 0, 9, 0, 0,
       REDISLOCK__BUSY, 1, 1, 0, 0, 0 },
     { "1: mine with PTTL 0 is not valid", "M", { 0 }, "-", 1000, 0, 0, 1, 0, 0,
@@ -76,7 +86,7 @@ static const row rows[] = {
     { "1: pipelined grant past its validity is confirmed, not undone", "T", { 0 }, "-",
       1000, 0, 5000, 1500, 5000, 0, REDISLOCK__CONFIRM, 0, 0, 0, 0, 1 },
     { "1: pipelined busy answer waits again", "B", { 400 }, "a", 1000, 0, 5000, 700,
-      5000, 0, REDISLOCK__WAIT, 0, 0, 0, 700 + 401, 1 },
+      5000, 0, REDISLOCK__WAIT, 0, 0, 0, MS(700 + 400) + 500, 1 },
     { "3: pipelined quorum after a long wait is confirmed", "TTB", { 0, 0, 900 }, "--a",
       1000, 0, 5000, 600, 5000, 0, REDISLOCK__CONFIRM, 0, 0, 0, 0, 1 },
     { "1: pipelined grant without expiry", "T", { 0 }, "-", 0, 0, 5000, 3000, 5000, 0,
@@ -96,36 +106,46 @@ static const row rows[] = {
     { "3: all mine", "MMM", { 900, 700, 800 }, "---", 1000, 0, 0, 1, 0, 0,
       REDISLOCK__ALREADY, 0, 0, 700, 0, 0 },
     { "3: one taken, another owner holds a quorum", "TBB", { 0, 400, 300 }, "-aa", 1000, 0,
-      5000, 2, 5000, 0, REDISLOCK__WAIT, 1, 0, 0, 2 + 301, 0 },
+      5000, 2, 5000, 0, REDISLOCK__WAIT, 1, 0, 0, MS(2 + 300) + 500, 0 },
     { "3: split vote", "TBB", { 0, 400, 300 }, "-ab", 1000, 0, 5000, 2, 5000, 0,
-      REDISLOCK__BACK_OFF, 1, 0, 0, 2 + 1, 0 },
+      REDISLOCK__BACK_OFF, 1, 0, 0, MS(2 + 1), 0 },
     { "3: split vote, jitter within 3 rounds", "TBB", { 0, 400, 300 }, "-ab", 1000, 0,
-      5000, 4, 5000, 11000, REDISLOCK__BACK_OFF, 1, 0, 0, 4 + 1 + 11, 0 },
+      5000, 4, 5000, 11000, REDISLOCK__BACK_OFF, 1, 0, 0, MS(4 + 1 + 11), 0 },
     { "3: split vote, back-off ends by the deadline", "TBB", { 0, 400, 300 }, "-ab", 1000,
-      0, 5, 4, 5, 9000, REDISLOCK__BACK_OFF, 1, 0, 0, 5, 0 },
+      0, 5, 4, 5, 9000, REDISLOCK__BACK_OFF, 1, 0, 0, MS(5), 0 },
+    /* the lock can be free (without a release) when the key of the
+     * quorum-th busy master expires: the wait ends there */
+    { "3: all busy, wait for the second expiry", "BBB", { 300, 900, 600 }, "aaa", 1000,
+      0, 5000, 1, 5000, 0, REDISLOCK__WAIT, 0, 0, 0, MS(1 + 600) + 500, 0 },
+    { "3: one failed, both busy keys must expire", "BBF", { 300, 600, 0 }, "aa-", 1000,
+      0, 5000, 1, 5000, 0, REDISLOCK__WAIT, 1, 0, 0, MS(1 + 600) + 500, 0 },
+    { "3: the second key has no expiry: wait for a release", "BBB", { 300, -1, -1 },
+      "aaa", 1000, 0, 5000, 1, 5000, 0, REDISLOCK__WAIT, 0, 0, 0, MS(5000), 0 },
     { "3: two failed", "TFF", { 0 }, "---", 1000, 0, 1000, 1, 1000, 0,
       REDISLOCK__NO_QUORUM, 1, 0, 0, 0, 0 },
     { "3: a quorum busy, a try", "BBT", { 500, 600, 0 }, "aa-", 1000, 0, 0, 1, 0, 0,
       REDISLOCK__BUSY, 1, 0, 0, 0, 0 },
     { "3: validity used up by a slow round", "TTT", { 0 }, "---", 100, 0, 1000, 98, 1000,
-      0, REDISLOCK__BACK_OFF, 1, 1, 0, 98 + 1, 0 },
+      0, REDISLOCK__BACK_OFF, 1, 1, 0, MS(98 + 1), 0 },
     /* four masters: quorum 3 */
     { "4: three taken", "TTTB", { 0, 0, 0, 100 }, "---a", 1000, 0, 0, 1, 0, 0,
       REDISLOCK__HELD, 0, 0, 1000, 0, 0 },
     { "4: two taken, two busy: split", "TTBB", { 0, 0, 100, 100 }, "--aa", 1000, 0, 1000,
-      1, 1000, 0, REDISLOCK__BACK_OFF, 1, 0, 0, 1 + 1, 0 },
+      1, 1000, 0, REDISLOCK__BACK_OFF, 1, 0, 0, MS(1 + 1), 0 },
     /* five masters: quorum 3 */
     { "5: three taken, two failed", "TTTFF", { 0 }, "-----", 1000, 0, 0, 1, 0, 0,
       REDISLOCK__HELD, 0, 0, 1000, 0, 0 },
     { "5: two taken, two busy, one failed", "TTBBF", { 0, 0, 100, 100, 0 }, "--aa-",
-      1000, 0, 1000, 1, 1000, 0, REDISLOCK__BACK_OFF, 1, 0, 0, 1 + 1, 0 },
+      1000, 0, 1000, 1, 1000, 0, REDISLOCK__BACK_OFF, 1, 0, 0, MS(1 + 1), 0 },
     { "5: three failed", "TTFFF", { 0 }, "-----", 1000, 0, 1000, 1, 1000, 0,
       REDISLOCK__NO_QUORUM, 1, 0, 0, 0, 0 },
-    { "5: three busy, wait for the smallest PTTL", "TBBBT", { 0, 900, 400, 700, 0 },
-      "-aaa-", 1000, 0, 5000, 1, 5000, 0, REDISLOCK__WAIT, 1, 0, 0, 1 + 401, 0 },
+    { "5: two taken, three busy: wait for the smallest PTTL", "TBBBT", { 0, 900, 400, 700, 0 },
+      "-aaa-", 1000, 0, 5000, 1, 5000, 0, REDISLOCK__WAIT, 1, 0, 0, MS(1 + 400) + 500, 0 },
+    { "5: all busy, wait for the third expiry", "BBBBB", { 500, 100, 400, 300, 200 },
+      "aaaaa", 1000, 0, 5000, 1, 5000, 0, REDISLOCK__WAIT, 0, 0, 0, MS(1 + 300) + 500, 0 },
     /* six masters: quorum 4 */
     { "6: three taken, three busy: split", "TTTBBB", { 0, 0, 0, 50, 50, 50 }, "---aaa",
-      1000, 0, 1000, 1, 1000, 0, REDISLOCK__BACK_OFF, 1, 0, 0, 1 + 1, 0 },
+      1000, 0, 1000, 1, 1000, 0, REDISLOCK__BACK_OFF, 1, 0, 0, MS(1 + 1), 0 },
     /* seven masters: quorum 4 */
     { "7: four mine, the smallest TTL", "MMMMBBB", { 100, 900, 50, 700, 10, 10, 10 },
       "----aaa", 1000, 0, 0, 1, 0, 0, REDISLOCK__ALREADY, 0, 0, 50, 0, 0 },
@@ -191,6 +211,7 @@ static void check_row(const row *r)
     in.now_us = a.end_us;
     in.jitter = r->jitter;
     in.pipelined = r->pipelined;
+    in.gone_by = 0; /* no earlier wait: see test_decide_a_second_wait_... */
     redislock__decide(&a, &in, &d);
     if (d.verdict != r->verdict || d.undo != r->undo || d.late != r->late)
         fail_msg("%s: verdict %d undo %d late %d, expected %d %d %d", r->name, d.verdict,
@@ -201,7 +222,7 @@ static void check_row(const row *r)
                      (long long)d.valid_until, (long long)want_valid(r));
     }
     if (r->verdict == REDISLOCK__WAIT || r->verdict == REDISLOCK__BACK_OFF) {
-        int64_t want = r->until_ms == NONE ? REDISLOCK__NEVER : SENT_US + r->until_ms * 1000;
+        int64_t want = r->until_us == NONE ? REDISLOCK__NEVER : SENT_US + r->until_us;
         if (d.until != want)
             fail_msg("%s: until %lld, expected %lld", r->name, (long long)d.until,
                      (long long)want);
@@ -258,6 +279,66 @@ static void test_decide_back_off_after_a_wait_counts_from_its_wake_up(void **sta
     assert_int_equal(d.until, a.end_us + 1000 + 50000);
 }
 
+/* One busy master, the waiter's view (issue 27).  A round sent at 0 and
+ * answered at 0.1 ms reads PTTL 500: the key goes between 500 and 501.1
+ * ms; the wait ends at 600.6 ms (half a millisecond past the PTTL) and
+ * says the key is gone by 601.1 ms (gone_by).  The acquire behind that
+ * wait reads PTTL 0 at 600.7 ms: the next wait ends at 601.1 ms, not
+ * half a millisecond after that read (601.2 ms).  A bound already past
+ * (the clocks drifted apart), or one that this answer's key cannot meet
+ * (a new holder with a long PTTL), is not used. */
+static void decide_one(redislock__answers *a, redislock__decide_in *in,
+                       redislock__decision *d, int64_t sent_us, int64_t end_us,
+                       long long pttl, int64_t gone_by)
+{
+    memset(a, 0, sizeof *a);
+    memset(in, 0, sizeof *in);
+    a->n = 1;
+    a->quorum = 1;
+    a->sent_us = sent_us;
+    a->end_us = end_us;
+    a->state[0] = REDISLOCK__ANS_BUSY;
+    a->pttl[0] = pttl;
+    snprintf(a->owner[0], sizeof a->owner[0], "a");
+    in->expire_ms = 1000;
+    in->drift_ppm = 10000;
+    in->timeout_ms = 60000;
+    in->deadline = SENT_US + 60000 * 1000LL;
+    in->now_us = end_us;
+    in->pipelined = sent_us != end_us - 100;
+    in->gone_by = gone_by;
+    redislock__decide(a, in, d);
+    assert_int_equal(d->verdict, REDISLOCK__WAIT);
+}
+
+static void test_decide_a_second_wait_ends_when_the_first_answer_says_the_key_is_gone(
+    void **state)
+{
+    redislock__answers a;
+    redislock__decide_in in;
+    redislock__decision d;
+    int64_t bound;
+    (void)state;
+    decide_one(&a, &in, &d, SENT_US, SENT_US + 100, 500, 0);
+    assert_int_equal(d.until, SENT_US + 100 + MS(500) + 500);
+    assert_int_equal(d.gone_by, SENT_US + 100 + MS(501));
+    bound = d.gone_by;
+    /* the acquire behind the wait (sent at 0.2 ms) reads PTTL 0 */
+    decide_one(&a, &in, &d, SENT_US + 200, SENT_US + MS(500) + 700, 0, bound);
+    assert_int_equal(d.until, bound);
+    assert_int_equal(d.gone_by, bound);
+    /* without the earlier bound: half a millisecond after the read */
+    decide_one(&a, &in, &d, SENT_US + 200, SENT_US + MS(500) + 700, 0, 0);
+    assert_int_equal(d.until, SENT_US + MS(500) + 700 + 500);
+    /* a bound already past: not used (no wait that ends at once) */
+    decide_one(&a, &in, &d, SENT_US + 200, bound + 50, 0, bound);
+    assert_int_equal(d.until, bound + 50 + 500);
+    assert_int_equal(d.gone_by, bound + 50 + MS(1));
+    /* another key (a new holder's PTTL 900): its own bounds */
+    decide_one(&a, &in, &d, SENT_US + 200, SENT_US + MS(500) + 700, 900, bound);
+    assert_int_equal(d.until, SENT_US + MS(500) + 700 + MS(900) + 500);
+}
+
 static void test_decide_never_holds_without_quorum_and_validity(void **state)
 {
     static const char letters[] = "TMBF";
@@ -309,6 +390,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decide_table),
         cmocka_unit_test(test_decide_back_off_after_a_wait_counts_from_its_wake_up),
+        cmocka_unit_test(
+            test_decide_a_second_wait_ends_when_the_first_answer_says_the_key_is_gone),
         cmocka_unit_test(test_decide_never_holds_without_quorum_and_validity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

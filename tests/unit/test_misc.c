@@ -1,4 +1,5 @@
-/* Error codes, key layout, owner ids, version, quoting, allocator hooks. */
+/* Error codes, key layout, owner ids, version, quoting, allocator hooks,
+ * the slices of a timed poll. */
 #include "internal.h"
 #include "testutil.h"
 
@@ -211,9 +212,60 @@ static void test_misc_allocator_failure_is_enomem(void **state)
     assert_true(i > 3 && i < 40);
 }
 
+/* The slices a wait is polled in (net.c): the kernel may end a poll()
+ * late by 0.1% of its timeout (0.5% for a thread with nice > 0), at least
+ * the timer slack (50 us by default), at most 100 ms.  Whatever it does
+ * within that, every slice but the last ends before the deadline, the
+ * last is short (so it ends within about 50 us of the deadline), and a
+ * wait of up to 2 minutes takes at most four slices.  (A wait of 1 s was
+ * polled in one go: it ended about 1 ms late.) */
+static int64_t worst_stretch(int64_t slice)
+{
+    int64_t s = slice / 200;
+    return s < 50 ? 50 : (s > 100000 ? 100000 : s);
+}
+
+static void test_misc_poll_slices_end_by_the_deadline(void **state)
+{
+    int64_t left0;
+    (void)state;
+    for (left0 = 1; left0 <= 120 * 1000000LL; left0 += left0 / 7 + 1) {
+        int late;
+        for (late = 0; late < 2; late++) { /* the kernel on time, or late */
+            int64_t left = left0;
+            int slices = 0;
+            for (;;) {
+                int64_t slice = redislock__poll_slice(left);
+                slices++;
+                assert_true(slice > 0 && slice <= left);
+                if (slice == left) {
+                    assert_true(left <= 10000); /* late by the timer slack at most */
+                    break;
+                }
+                assert_true(slice + worst_stretch(slice) < left);
+                left -= slice + (late ? worst_stretch(slice) : 0);
+            }
+            assert_true(slices <= 4);
+        }
+    }
+    assert_int_equal(redislock__poll_slice(0), 0);
+}
+
+/* A poll with nothing ready returns at its deadline, not before (it may
+ * take several slices). */
+static void test_misc_poll_returns_at_its_deadline(void **state)
+{
+    int64_t deadline = redislock__now_us() + 30000;
+    (void)state;
+    assert_int_equal(redislock__poll(NULL, 0, deadline), 0);
+    assert_true(redislock__now_us() >= deadline);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_misc_poll_slices_end_by_the_deadline),
+        cmocka_unit_test(test_misc_poll_returns_at_its_deadline),
         cmocka_unit_test(test_misc_error_codes_distinct_and_named),
         cmocka_unit_test(test_misc_version_header_library_package_agree),
         cmocka_unit_test(test_misc_tls_error_code_is_stable_and_named),
