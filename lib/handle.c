@@ -77,25 +77,19 @@ static int check_opts(const redislock_client *c, const redislock_options *o)
 static int fill_names(redislock *lk, const char *name, size_t namelen,
                       const redislock_options *o)
 {
-    redislock_client *c = lk->c;
+    int rc;
     lk->namelen = namelen;
     lk->name = redislock__memdup(name, namelen);
-    lk->key = redislock__key(c, REDISLOCK__KEY_LOCK, name, namelen, &lk->keylen);
-    lk->sig = redislock__key(c, REDISLOCK__KEY_SIGNAL, name, namelen, &lk->siglen);
-    if (o->fencing)
-        lk->fence = redislock__key(c, REDISLOCK__KEY_FENCE, name, namelen, &lk->fencelen);
-    if (!lk->name || !lk->key || !lk->sig || (o->fencing && !lk->fence))
+    if (!lk->name)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
     if (o->id) {
         if (!(lk->id = redislock__strdup(o->id)))
             return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
-    } else {
-        int rc = redislock__random_id(o->id_prefix, &lk->id);
-        if (rc)
-            return rc;
+    } else if ((rc = redislock__random_id(o->id_prefix, &lk->id))) {
+        return rc;
     }
     lk->idlen = strlen(lk->id);
-    return 0;
+    return lk->kind->keys(lk, name, namelen, o);
 }
 
 int redislock_new(redislock **out, redislock_client *c, const char *name,
@@ -127,6 +121,7 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
     if (!lk)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
     lk->c = c;
+    lk->kind = &redislock__kind_mutex;
     lk->expire_ms = o->expire_ms;
     lk->rn.enabled = o->auto_renew != 0;
     lk->rn.interval_ms = o->renew_interval_ms ? o->renew_interval_ms
@@ -182,8 +177,8 @@ int redislock_heartbeat(redislock *lk)
     redislock__renew_heartbeat(lk);
     if (redislock_held(lk))
         return 0;
-    return redislock__err(REDISLOCK_ENOTHELD, "lock %s is not held (%s)",
-                          redislock__qname(lk, nbuf, sizeof nbuf),
+    return redislock__err(REDISLOCK_ENOTHELD, "%s %s is not held (%s)",
+                          lk->kind->noun, redislock__qname(lk, nbuf, sizeof nbuf),
                           redislock_lost_reason(lk)
                               ? redislock_lost_reason_string(redislock_lost_reason(lk))
                               : "not acquired, or released");

@@ -6,6 +6,7 @@
  *   api:        client.c handle.c ops.c reset.c metrics.c clusterinfo.c
  *   logic:      acquire.c renew.c
  *   decisions:  decide.c
+ *   kinds:      mutex.c
  *   masters:    fan.c wait.c
  *   pump:       pump.c
  *   topology:   topology.c
@@ -20,7 +21,8 @@
  * api: the public functions (client.c also registers clients for fork();
  * metrics.c: the counters' snapshot and its Prometheus text).
  * logic: the acquire loop and the renewal thread; decide.c is the pure
- * decision of one acquire round.  masters: one request on every master at
+ * decision of one acquire round.  kinds: what each kind of lock (the
+ * mutex) sends and what its answers mean.  masters: one request on every master at
  * once (fan.c), and the wait for a wake-up on every master (wait.c), both
  * on the one I/O loop (pump.c).  per master: the connection pool and the
  * Lua scripts.  conn.c speaks RESP over a transport (plain.c: a socket of
@@ -166,6 +168,7 @@ int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline);
 /* ------------------------------------------------------------ transport */
 typedef struct redislock__master redislock__master;
 typedef struct redislock__conn redislock__conn;
+typedef struct redislock__kind redislock__kind; /* a kind of lock (mutex.c) */
 
 /* What carries a connection's bytes: a plain socket (plain.c) or TLS over
  * one (tls.c).  send and recv follow send(2)/recv(2): bytes moved, or -1
@@ -707,15 +710,17 @@ typedef struct redislock__renewal {
 /* ----------------------------------------------------------- handle state */
 struct redislock {
     redislock_client *c;
+    const redislock__kind *kind; /* mutex.c's, ... */
     char *name;
     size_t namelen;
-    char *key;          /* lock:<name> */
+    char *key;          /* lock:<name>: the key its calls are routed by */
     size_t keylen;
-    char *sig;          /* lock-signal:<name> */
+    char *sig;          /* lock-signal:<name>: what a waiter blocks on */
     size_t siglen;
     char *fence;        /* lock-fence:<name>, the token counter; NULL
-                           without fencing */
+                           without fencing (the mutex) */
     size_t fencelen;
+
     char *id;
     size_t idlen;
     int64_t expire_ms;
@@ -1082,6 +1087,50 @@ typedef struct redislock__decision {
 /* The verdict of a round: pure (see decide.c for the rules, in order). */
 void redislock__decide(const redislock__answers *a, const redislock__decide_in *in,
                        redislock__decision *d);
+
+/* ------------------------------------------------------ lock kinds (mutex.c) */
+/* What a kind of lock knows and nothing else does: its keys, its scripts,
+ * how a handle calls them and what their answers mean.  The acquire loop,
+ * the waits, the renewal thread, the fan-out and the local state are the
+ * same for every kind (libuv's handle types over one loop).  The mutex
+ * (mutex.c) is python-redis-lock's lock.
+ *
+ * An acquire script answers an array whose first element is one of
+ * REDISLOCK__ANS_*; release answers 0 (released) or 1 (not held); extend
+ * and renew answer 0, 1 (not held, gone) or 3 (another owner holds it); a
+ * wait is a BLPOP on lk->sig with the acquire call pipelined behind it. */
+enum { REDISLOCK__ACQ_TRY = 0, REDISLOCK__ACQ_WAIT = 1 };
+struct redislock__kind {
+    const char *noun;       /* "lock", ...: for messages */
+    int hand_back;          /* a wake-up popped and not used goes back to
+                               lk->sig for the next waiter (a shared list) */
+    /* The keys of a new handle lk for name (lk->c, lk->id set): lk->key
+     * (the key that routes the calls: a cluster slot), lk->sig (what a
+     * waiter blocks on), lk->fence, and the kind's own.  0, or ENOMEM. */
+    int (*keys)(redislock *lk, const char *name, size_t namelen,
+                const redislock_options *o);
+    /* The acquire script call of lk; mode REDISLOCK__ACQ_TRY for a try
+     * (timeout 0), else REDISLOCK__ACQ_WAIT. */
+    void (*acquire_call)(const redislock *lk, int mode, redislock__call *call);
+    /* Master i's reply to it, into a: 0; 1 when it is none of the
+     * script's answers; or an error code with its message. */
+    int (*acquire_parse)(const redislock *lk, const struct redisReply *r,
+                         redislock__answers *a, size_t i);
+    void (*release_call)(const redislock *lk, redislock__call *call);
+    /* extend (replaces the expiry with expire_ms) and the renewal's
+     * (never shortens it) */
+    void (*extend_call)(const redislock *lk, int64_t expire_ms, redislock__call *call);
+    void (*renew_call)(const redislock *lk, redislock__call *call);
+    /* redislock_query(): the status call, whether a reply is its answer,
+     * and the verdict from the answers of the masters with rc 0 (a quorum
+     * of them did answer). */
+    void (*status_call)(const redislock *lk, redislock__call *call);
+    int (*status_ok)(const struct redisReply *r);
+    void (*query)(const redislock *lk, const redislock__fanout *f, size_t quorum,
+                  redislock_info *info);
+};
+
+extern const redislock__kind redislock__kind_mutex;
 
 /* -------------------------------------------------------------- acquire.c */
 int redislock__acquire(redislock *lk, int64_t timeout_ms);
