@@ -3,8 +3,8 @@
  *
  * Layers, top to bottom; a file calls only files on lower lines
  * (scripts/check-layers checks it on the object files):
- *   api:        client.c handle.c ops.c reset.c metrics.c clusterinfo.c
- *   logic:      acquire.c renew.c
+ *   api:        client.c handle.c ops.c reset.c list.c metrics.c clusterinfo.c
+ *   logic:      acquire.c renew.c scan.c
  *   decisions:  decide.c
  *   kinds:      mutex.c
  *   masters:    fan.c wait.c
@@ -1134,6 +1134,31 @@ extern const redislock__kind redislock__kind_mutex;
 
 /* -------------------------------------------------------------- acquire.c */
 int redislock__acquire(redislock *lk, int64_t timeout_ms);
+
+/* ----------------------------------------------------------------- scan.c */
+/* How a SCAN page's keys go into script batches: order[bounds[b] ..
+ * bounds[b + 1]) are the page elements of batch b, at most `batch` of
+ * them, and on a cluster all in one slot (a script's keys must share one). */
+typedef struct redislock__plan {
+    size_t *order, *bounds, nb;
+    int *slot;
+} redislock__plan;
+/* The plan of a page whose keys are all strings; 0, EPROTO for a page with
+ * anything else, ENOMEM. */
+int redislock__page_plan(const redislock_client *c, const struct redisReply *page,
+                         size_t batch, redislock__plan *p);
+void redislock__plan_free(redislock__plan *p);
+/* What to do with one SCAN page: 0 to go on, an error, or a positive value
+ * to stop the walk. */
+typedef int (*redislock__page_fn)(redislock_client *c, redislock__conn *conn,
+                                  const struct redisReply *page, void *arg);
+/* Walk the keys matching pattern (SCAN MATCH, pages of about 1000) on
+ * every master of member i, each named in *where as it is walked.
+ * Returns 0, an error, or page's positive value. */
+int redislock__scan_member(redislock_client *c, size_t i, const char *pattern,
+                           size_t patlen, redislock__page_fn page, void *arg,
+                           const char **where);
+
 
 /* ----------------------------------------------------------------- wait.c */
 /* Outcomes of redislock__wait_signal(). */
