@@ -127,6 +127,9 @@ static void take_answers(acq *q)
             a->state[i] = REDISLOCK__ANS_FAILED;
             redislock__fan_fail_unacked(&q->f, i);
         }
+        if (a->state[i] == REDISLOCK__ANS_BUSY && a->place > 0)
+            q->lk->uncertain = 1; /* queued: a release may hand it over at any
+                                     moment (a failure leaves the queue) */
     }
 }
 
@@ -242,6 +245,30 @@ static int undo(redislock *lk, redislock__fanout *f, const redislock__answers *a
     return all;
 }
 
+/* A queued kind (one master): "semaphore X: all N permits are held (the
+ * first lease to end: OWNER's, in N ms); K of Q in line[ after N ms]" */
+static void describe_queued(const acq *q, const char *after, char *buf, size_t len)
+{
+    const redislock__answers *a = &q->ans;
+    char nbuf[300], obuf[100], line[64], ttl[64];
+    redislock__qname(q->lk, nbuf, sizeof nbuf);
+    redislock__printable(a->owner[0], strlen(a->owner[0]), obuf, sizeof obuf);
+    if (a->place > 0)
+        snprintf(line, sizeof line, "%lld of %lld in line", a->place, a->queued);
+    else
+        snprintf(line, sizeof line, "%lld in line", a->queued);
+    if (a->left < 0)
+        snprintf(ttl, sizeof ttl, "no expiry");
+    else
+        snprintf(ttl, sizeof ttl, "expires in %lld ms", a->left);
+    if (q->lk->kind->id == REDISLOCK_KIND_SEMAPHORE)
+        snprintf(buf, len, "semaphore %s: all %lld permits are held (the first lease to end: "
+                 "%s, %s); %s%s", nbuf, a->holders, obuf, ttl, line, after);
+    else
+        snprintf(buf, len, "fair lock %s is held by %s (%s); %s%s", nbuf, obuf, ttl, line,
+                 after);
+}
+
 /* "lock X is [still] held by OWNER (...)[ after N ms]" */
 static void describe_busy(const acq *q, int64_t waited_ms, char *buf, size_t len)
 {
@@ -254,6 +281,10 @@ static void describe_busy(const acq *q, int64_t waited_ms, char *buf, size_t len
     if (waited_ms >= 0)
         snprintf(after, sizeof after, " after %lld ms", (long long)waited_ms);
     redislock__qname(q->lk, nbuf, sizeof nbuf);
+    if (q->lk->kind->queued && !d->late) {
+        describe_queued(q, after, buf, len);
+        return;
+    }
     if (d->late) {
         snprintf(buf, len,
                  "lock %s: granted with %lld ms to live, but the round took %lld "

@@ -96,6 +96,7 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
                   const redislock_options *opts)
 {
     redislock_options v, *o = &v;
+    const redislock__kind *kind;
     redislock *lk;
     size_t namelen;
     int rc;
@@ -115,14 +116,20 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
                               "the lock name is %zu bytes; at most %d are allowed",
                               namelen, REDISLOCK_NAME_MAX);
     if ((rc = redislock__check_name(c, name, namelen)) ||
-        (rc = redislock__lock_opts(opts, &v)) || (rc = check_opts(c, o)))
+        (rc = redislock__lock_opts(opts, &v)) || (rc = check_opts(c, o)) ||
+        ((o->fair || o->permits) && (rc = redislock__queued_check(c, o))))
         return rc;
+    kind = o->permits ? &redislock__kind_semaphore
+           : o->fair  ? &redislock__kind_fair
+                      : &redislock__kind_mutex;
     lk = redislock__calloc(1, sizeof *lk);
     if (!lk)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
     lk->c = c;
-    lk->kind = &redislock__kind_mutex;
+    lk->kind = kind;
     lk->expire_ms = o->expire_ms;
+    lk->fencing = o->fencing != 0;
+    redislock__kind_leases(lk, o);
     lk->rn.enabled = o->auto_renew != 0;
     lk->rn.interval_ms = o->renew_interval_ms ? o->renew_interval_ms
                                               : (o->expire_ms + 2) / 3;

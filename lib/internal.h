@@ -6,12 +6,13 @@
  *   api:        client.c handle.c ops.c reset.c list.c metrics.c clusterinfo.c
  *   logic:      acquire.c renew.c scan.c
  *   decisions:  decide.c
- *   kinds:      mutex.c
+ *   kinds:      mutex.c queued.c
  *   masters:    fan.c wait.c
  *   pump:       pump.c
  *   topology:   topology.c
  *   discovery:  sentinel.c cluster.c
  *   per master: pool.c scripts.c
+ *   lua:        queued_lua.c
  *   connection: conn.c
  *   transport:  plain.c tls.c
  *   support:    net.c url.c keys.c ownerid.c state.c options.c slots.c
@@ -22,7 +23,7 @@
  * metrics.c: the counters' snapshot and its Prometheus text).
  * logic: the acquire loop and the renewal thread; decide.c is the pure
  * decision of one acquire round.  kinds: what each kind of lock (the
- * mutex) sends and what its answers mean.  masters: one request on every master at
+ * mutex; the fair lock and the semaphore) sends and what its answers mean.  masters: one request on every master at
  * once (fan.c), and the wait for a wake-up on every master (wait.c), both
  * on the one I/O loop (pump.c).  per master: the connection pool and the
  * Lua scripts.  conn.c speaks RESP over a transport (plain.c: a socket of
@@ -720,7 +721,17 @@ struct redislock {
     char *fence;        /* lock-fence:<name>, the token counter; NULL
                            without fencing (the mutex) */
     size_t fencelen;
-
+    int fencing;        /* the options' fencing */
+    /* the queued kinds (queued.c): their holders, queue and waiters keys,
+     * then the semaphore's permits key or the fair lock's lock-signal, and
+     * what every waiter's wake-up list is named after (+ its owner id);
+     * NULL for the mutex */
+    char *qkeys[4];
+    size_t qkeylens[4];
+    char *wake;
+    size_t wakelen;
+    int64_t permits;        /* a semaphore's N; 1 otherwise */
+    int64_t waiter_lease_ms, grant_lease_ms;
     char *id;
     size_t idlen;
     int64_t expire_ms;
@@ -770,6 +781,18 @@ int redislock__check_name(const redislock_client *c, const char *name, size_t na
 /* The signal key of a lock key found by SCAN. */
 char *redislock__signal_of(const redislock_client *c, const char *key,
                            size_t keylen, size_t *outlen);
+/* The key P family "{" name "}" suffix (the queued kinds' keys: the name
+ * always in a hash tag).  Allocated, NUL-terminated. */
+char *redislock__tagged_key(const redislock_client *c, const char *family, const char *name,
+                            size_t namelen, const char *suffix, size_t *outlen);
+/* The SCAN pattern of those keys whose names match glob (NULL or "" for
+ * every name). */
+char *redislock__tagged_pattern(const redislock_client *c, const char *family,
+                                const char *glob, const char *suffix, size_t *outlen);
+/* Where the name is in such a key found by SCAN: 0 and *off, *len; -1 when
+ * key is not of that shape. */
+int redislock__tagged_name(const redislock_client *c, const char *family, const char *suffix,
+                           const char *key, size_t keylen, size_t *off, size_t *len);
 
 /* -------------------------------------------------------------- scripts.c */
 typedef struct redislock__script {
@@ -788,6 +811,13 @@ extern redislock__script redislock__script_reset_many;
 extern redislock__script redislock__script_signal;
 extern redislock__script redislock__script_renew;
 extern redislock__script redislock__script_list;
+/* queued_lua.c: the fair lock's and the semaphore's */
+extern redislock__script redislock__script_q_acquire;
+extern redislock__script redislock__script_q_release;
+extern redislock__script redislock__script_q_extend;
+extern redislock__script redislock__script_q_status;
+extern redislock__script redislock__script_q_reset;
+extern redislock__script redislock__script_q_list;
 
 /* A script call, built as the whole command
  *   EVALSHA sha numkeys key... arg...
@@ -801,8 +831,8 @@ typedef struct redislock__call {
     int oom;
     const char **argv;
     size_t *lens;
-    const char *inl_argv[12]; /* storage for small calls */
-    size_t inl_lens[12];
+    const char *inl_argv[20]; /* storage for small calls */
+    size_t inl_lens[20];
     char nums[6][24];         /* numkeys and formatted integer arguments */
     int nnum;
 } redislock__call;
@@ -1041,6 +1071,11 @@ typedef struct redislock__answers {
     int64_t sent_us, end_us;  /* when the round was sent and answered */
     int64_t woke_us;          /* answers of a wait: when its first BLPOP
                                  answered (0: a plain round) */
+    long long place, queued, holders, left; /* a queued kind's BUSY (one
+                                 master): this owner's place in line (1:
+                                 next; 0: not queued), waiters in line,
+                                 holders, ms until the first lease ends
+                                 (-1: never; pttl is how long to wait) */
 } redislock__answers;
 
 /* The call's situation. */
@@ -1102,8 +1137,14 @@ void redislock__decide(const redislock__answers *a, const redislock__decide_in *
 enum { REDISLOCK__ACQ_TRY = 0, REDISLOCK__ACQ_WAIT = 1 };
 struct redislock__kind {
     const char *noun;       /* "lock", ...: for messages */
+    int id;                 /* REDISLOCK_KIND_* */
     int hand_back;          /* a wake-up popped and not used goes back to
                                lk->sig for the next waiter (a shared list) */
+    int queued;             /* a waiter stands in a queue on the server from
+                               its first busy answer on, and a release may
+                               hand it the lock at any moment: until the
+                               call ends it may hold it (lk->uncertain), and
+                               a call that fails leaves the queue (release) */
     /* The keys of a new handle lk for name (lk->c, lk->id set): lk->key
      * (the key that routes the calls: a cluster slot), lk->sig (what a
      * waiter blocks on), lk->fence, and the kind's own.  0, or ENOMEM. */
@@ -1127,10 +1168,37 @@ struct redislock__kind {
     void (*status_call)(const redislock *lk, redislock__call *call);
     int (*status_ok)(const struct redisReply *r);
     void (*query)(const redislock *lk, const redislock__fanout *f, size_t quorum,
-                  redislock_info *info);
+                  redislock_info *info, redislock_queue_info *qi);
 };
 
 extern const redislock__kind redislock__kind_mutex;
+/* queued.c: the fair lock and the semaphore, whose waiters stand in a
+ * queue on the server and are handed the lock (a permit) by a release. */
+extern const redislock__kind redislock__kind_fair;
+extern const redislock__kind redislock__kind_semaphore;
+/* The options of a fair lock or a semaphore (o->fair or o->permits set)
+ * make sense for client c: 0, or EINVAL/ENOTSUP with the reason. */
+int redislock__queued_check(const redislock_client *c, const redislock_options *o);
+/* lk's permits and its waiter and grant leases from o (defaults). */
+void redislock__kind_leases(redislock *lk, const redislock_options *o);
+/* The grant lease of a release whose handle has none (a reset). */
+#define REDISLOCK__GRANT_LEASE_MS 1000
+/* The keys of a queued kind's lock, by name, in the order its scripts
+ * take them: holders, queue, waiters, fence, then the semaphore's permits
+ * key, or the fair lock's lock:<name> and lock-signal:<name> (n: 5 or 6);
+ * and the name its waiters' wake-up lists start with. */
+typedef struct redislock__qkeys {
+    int fair, n;
+    char *k[6];
+    size_t len[6];
+    char *wake;
+    size_t wakelen;
+} redislock__qkeys;
+int redislock__qkeys_make(const redislock_client *c, int fair, const char *name,
+                          size_t namelen, redislock__qkeys *q);
+void redislock__qkeys_free(redislock__qkeys *q);
+/* Add q's keys to a call of a queued script. */
+void redislock__qkeys_push(const redislock__qkeys *q, redislock__call *call);
 
 /* -------------------------------------------------------------- acquire.c */
 int redislock__acquire(redislock *lk, int64_t timeout_ms);
@@ -1158,7 +1226,6 @@ typedef int (*redislock__page_fn)(redislock_client *c, redislock__conn *conn,
 int redislock__scan_member(redislock_client *c, size_t i, const char *pattern,
                            size_t patlen, redislock__page_fn page, void *arg,
                            const char **where);
-
 
 /* ----------------------------------------------------------------- wait.c */
 /* Outcomes of redislock__wait_signal(). */

@@ -139,7 +139,7 @@ static long long quorum_ttl(long long *pttls, size_t n, size_t quorum)
 
 /* The owner found on most masters, if it has a quorum. */
 static void query(const redislock *lk, const redislock__fanout *f, size_t quorum,
-                  redislock_info *info)
+                  redislock_info *info, redislock_queue_info *qi)
 {
     long long pttls[REDISLOCK__MAX_MASTERS];
     size_t i, j, best = 0;
@@ -170,9 +170,12 @@ static void query(const redislock *lk, const redislock__fanout *f, size_t quorum
     } else {
         info->ttl_ms = 0;
     }
+    qi->kind = REDISLOCK_KIND_MUTEX;
+    qi->holders = info->held;
+    qi->permits = 1; /* its waiters are not queued: queued, position 0 */
 }
 
 const redislock__kind redislock__kind_mutex = {
-    "lock", 1, keys, acquire_call, acquire_parse, release_call, extend_call,
+    "lock", REDISLOCK_KIND_MUTEX, 1, 0, keys, acquire_call, acquire_parse, release_call, extend_call,
     renew_call, status_call, status_ok, query,
 };

@@ -251,20 +251,17 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
     return redislock__finish(lk, rc);
 }
 
-int redislock_query(redislock *lk, redislock_info *info)
+/* The status call of lk's kind and its verdict: *info and *qi. */
+static int query(redislock *lk, redislock_info *info, redislock_queue_info *qi)
 {
-    redislock_client *c;
+    redislock_client *c = lk->c;
     redislock__fanout f;
     redislock__call call;
     size_t i, failed = 0;
     int rc;
 
-    redislock__err_clear();
-    if (!lk || !info)
-        return redislock__err(REDISLOCK_EINVAL, "redislock_query: %s is NULL",
-                              lk ? "info" : "lock");
-    c = lk->c;
     memset(info, 0, sizeof *info);
+    memset(qi, 0, sizeof *qi);
     lk->kind->status_call(lk, &call);
     rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen, 0);
     redislock__call_free(&call);
@@ -283,7 +280,42 @@ int redislock_query(redislock *lk, redislock_info *info)
     else if (failed > c->nmasters - c->quorum)
         rc = no_quorum(lk, &f, "query", failed);
     else
-        lk->kind->query(lk, &f, c->quorum, info);
+        lk->kind->query(lk, &f, c->quorum, info, qi);
     redislock__fan_free(&f);
     return redislock__finish(lk, rc);
+}
+
+int redislock_query(redislock *lk, redislock_info *info)
+{
+    redislock_queue_info qi;
+    redislock__err_clear();
+    if (!lk || !info)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_query: %s is NULL",
+                              lk ? "info" : "lock");
+    return query(lk, info, &qi);
+}
+
+int redislock_query_queue(redislock *lk, redislock_queue_info *qi, redislock_info *info)
+{
+    redislock_queue_info v;
+    redislock_info in;
+    unsigned version;
+    int rc;
+    redislock__err_clear();
+    if (!lk || !qi)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_query_queue: %s is NULL",
+                              lk ? "qi" : "lock");
+    version = qi->version;
+    if (version > REDISLOCK_QUEUE_INFO_VERSION)
+        return redislock__finish(lk, redislock__err(REDISLOCK_EINVAL,
+                                                    "queue info version %u is newer than "
+                                                    "this library (%d)", version,
+                                                    REDISLOCK_QUEUE_INFO_VERSION));
+    rc = query(lk, info ? info : &in, &v);
+    if (rc == 0) {
+        /* version 1 (and 0, the same) is the whole struct so far */
+        *qi = v;
+        qi->version = version;
+    }
+    return rc;
 }

@@ -17,12 +17,142 @@
  * idle server: far from the 10 ms SLOWLOG threshold even when preempted. */
 #define BATCH 64
 
-int redislock_reset(redislock_client *c, const char *name)
+/* Queued-kind locks per reset call: a dozen commands each, and a few more
+ * for every permit handed to a waiter. */
+#define QBATCH 16
+
+/* The answers of a one-call reset (the mutex's or a queued kind's) on
+ * every master: *removed set when one removed something.  0, or the error
+ * (one master), or ENOQUORUM. */
+static int reset_answers(redislock_client *c, redislock__fanout *f, const char *key,
+                         size_t keylen, const char *what, int *removed)
+{
+    size_t i, failed = 0;
+    char sum[600];
+    for (i = 0; i < f->n; i++) {
+        const redisReply *r = f->replies[i];
+        if (!f->rc[i] && r->type == REDIS_REPLY_INTEGER) {
+            *removed |= r->integer > 0;
+            continue;
+        }
+        if (!f->rc[i]) {
+            char q[300], t[100];
+            if (r->type == REDIS_REPLY_STRING) /* the key's type: not a lock */
+                f->rc[i] = redislock__err(REDISLOCK_EPROTO,
+                                          "redis %s: %s is not a lock (a %s): left "
+                                          "alone", f->conns[i]->m->ep.addr,
+                                          redislock__quote(key, keylen, q, sizeof q),
+                                          redislock__printable(r->str, r->len > 20 ? 20 : r->len,
+                                                               t, sizeof t));
+            else
+                f->rc[i] = r->type == REDIS_REPLY_ERROR
+                               ? redislock__conn_reply_error(f->conns[i], r, what)
+                               : redislock__err(REDISLOCK_EPROTO,
+                                                "redis %s: unexpected reply to the %s",
+                                                f->conns[i]->m->ep.addr, what);
+            snprintf(f->err[i], sizeof f->err[i], "%s", redislock_last_error());
+        }
+        failed++;
+    }
+    if (c->nmasters == 1 && failed)
+        return redislock__err(f->rc[0] == REDISLOCK_ETIMEDOUT ? REDISLOCK_EIO : f->rc[0],
+                              "%s", f->err[0]);
+    if (failed > c->nmasters - c->quorum)
+        return redislock__err(REDISLOCK_ENOQUORUM, "reset: %zu of %zu masters failed: %s",
+                              failed, c->nmasters, redislock__fan_summary(f, sum, sizeof sum));
+    return 0;
+}
+
+/* python-redis-lock's reset of lock:<name> (one waiter woken). */
+static int reset_mutex(redislock_client *c, const char *name, size_t namelen, int *removed)
 {
     redislock__fanout f;
     redislock__call call;
-    char *key = NULL, *sig = NULL, sum[600];
-    size_t keylen = 0, siglen = 0, namelen, i, failed = 0;
+    char *key = NULL, *sig = NULL;
+    size_t keylen = 0, siglen = 0;
+    int rc;
+    key = redislock__key(c, REDISLOCK__KEY_LOCK, name, namelen, &keylen);
+    sig = redislock__key(c, REDISLOCK__KEY_SIGNAL, name, namelen, &siglen);
+    if (!key || !sig) {
+        rc = redislock__err(REDISLOCK_ENOMEM, "out of memory resetting a lock");
+        goto out;
+    }
+    redislock__call_init(&call, &redislock__script_reset);
+    redislock__call_key(&call, key, keylen);
+    redislock__call_key(&call, sig, siglen);
+    redislock__call_int(&call, c->signal_expire_ms);
+    rc = redislock__fan_once(&f, c, &call, key, keylen, 0);
+    redislock__call_free(&call);
+    if (rc)
+        goto out;
+    rc = reset_answers(c, &f, key, keylen, "reset script", removed);
+    redislock__fan_free(&f);
+out:
+    redislock__free(key);
+    redislock__free(sig);
+    return rc;
+}
+
+/* A batch of queued-kind locks of one kind and the reset call of them
+ * (queued_lua.c's reset: the holders whose id has the prefix go, their
+ * permits to the first waiters). */
+typedef struct qbatch {
+    redislock__call call;
+    redislock__qkeys k[QBATCH];
+    int n;
+} qbatch;
+
+static void qbatch_free(qbatch *b)
+{
+    int i;
+    for (i = 0; i < b->n; i++)
+        redislock__qkeys_free(&b->k[i]);
+    redislock__call_free(&b->call);
+    b->n = 0;
+}
+
+/* names[i] is lens[i] bytes long; at most QBATCH of them. */
+static int qbatch_build(redislock_client *c, qbatch *b, int fair, const char *const *names,
+                        const size_t *lens, int n, const char *owner_prefix)
+{
+    int i, rc;
+    redislock__call_init(&b->call, &redislock__script_q_reset);
+    for (b->n = 0; b->n < n; b->n++) {
+        if ((rc = redislock__qkeys_make(c, fair, names[b->n], lens[b->n], &b->k[b->n])))
+            return rc;
+        redislock__qkeys_push(&b->k[b->n], &b->call);
+    }
+    redislock__call_int(&b->call, fair ? 6 : 5);
+    redislock__call_arg(&b->call, owner_prefix, strlen(owner_prefix));
+    redislock__call_int(&b->call, REDISLOCK__GRANT_LEASE_MS);
+    redislock__call_int(&b->call, c->signal_expire_ms);
+    for (i = 0; i < n; i++)
+        redislock__call_arg(&b->call, b->k[i].wake, b->k[i].wakelen);
+    return 0;
+}
+
+/* The fair lock (fair) or the semaphore called name: its holders go. */
+static int reset_queued(redislock_client *c, int fair, const char *name, size_t namelen,
+                        int *removed)
+{
+    redislock__fanout f;
+    qbatch b;
+    int rc;
+    memset(&b, 0, sizeof b);
+    if (!(rc = qbatch_build(c, &b, fair, &name, &namelen, 1, "")) &&
+        !(rc = redislock__fan_once(&f, c, &b.call, b.k[0].k[0], b.k[0].len[0], 0))) {
+        rc = reset_answers(c, &f, b.k[0].k[0], b.k[0].len[0],
+                           fair ? "fair lock reset script" : "semaphore reset script",
+                           removed);
+        redislock__fan_free(&f);
+    }
+    qbatch_free(&b);
+    return rc;
+}
+
+int redislock_reset(redislock_client *c, const char *name)
+{
+    size_t namelen;
     int rc, removed = 0;
 
     redislock__err_clear();
@@ -38,60 +168,13 @@ int redislock_reset(redislock_client *c, const char *name)
                               namelen, REDISLOCK_NAME_MAX);
     if ((rc = redislock__check_name(c, name, namelen)))
         return rc;
-    key = redislock__key(c, REDISLOCK__KEY_LOCK, name, namelen, &keylen);
-    sig = redislock__key(c, REDISLOCK__KEY_SIGNAL, name, namelen, &siglen);
-    if (!key || !sig) {
-        rc = redislock__err(REDISLOCK_ENOMEM, "out of memory resetting a lock");
-        goto out;
-    }
-    redislock__call_init(&call, &redislock__script_reset);
-    redislock__call_key(&call, key, keylen);
-    redislock__call_key(&call, sig, siglen);
-    redislock__call_int(&call, c->signal_expire_ms);
-    rc = redislock__fan_once(&f, c, &call, key, keylen, 0);
-    redislock__call_free(&call);
-    if (rc)
-        goto out;
-    for (i = 0; i < f.n; i++) {
-        const redisReply *r = f.replies[i];
-        if (!f.rc[i] && r->type == REDIS_REPLY_INTEGER) {
-            removed |= r->integer > 0;
-            continue;
-        }
-        if (!f.rc[i]) {
-            char q[300], t[100];
-            if (r->type == REDIS_REPLY_STRING) /* the key's type: not a lock */
-                f.rc[i] = redislock__err(REDISLOCK_EPROTO,
-                                         "redis %s: %s is not a lock (a %s): left "
-                                         "alone", f.conns[i]->m->ep.addr,
-                                         redislock__quote(key, keylen, q, sizeof q),
-                                         redislock__printable(r->str, r->len > 20 ? 20 : r->len,
-                                                              t, sizeof t));
-            else
-                f.rc[i] = r->type == REDIS_REPLY_ERROR
-                              ? redislock__conn_reply_error(f.conns[i], r,
-                                                            "reset script")
-                              : redislock__err(REDISLOCK_EPROTO,
-                                               "redis %s: unexpected reply to the "
-                                               "reset script", f.conns[i]->m->ep.addr);
-            snprintf(f.err[i], sizeof f.err[i], "%s", redislock_last_error());
-        }
-        failed++;
-    }
-    if (c->nmasters == 1 && failed)
-        rc = redislock__err(f.rc[0] == REDISLOCK_ETIMEDOUT ? REDISLOCK_EIO : f.rc[0],
-                            "%s", f.err[0]);
-    else if (failed > c->nmasters - c->quorum)
-        rc = redislock__err(REDISLOCK_ENOQUORUM,
-                            "reset: %zu of %zu masters failed: %s", failed, c->nmasters,
-                            redislock__fan_summary(&f, sum, sizeof sum));
-    else
-        rc = removed;
-    redislock__fan_free(&f);
-out:
-    redislock__free(key);
-    redislock__free(sig);
-    return rc;
+    /* the mutex's key first: a fair lock's holder without it is gone too
+     * (its reset then hands the lock to the first waiter) */
+    if ((rc = reset_mutex(c, name, namelen, &removed)) ||
+        (rc = reset_queued(c, 1, name, namelen, &removed)) ||
+        (rc = reset_queued(c, 0, name, namelen, &removed)))
+        return rc;
+    return removed;
 }
 
 /* One batch of lock keys of a SCAN page. */
@@ -193,6 +276,7 @@ out:
 typedef struct reset_arg {
     const char *owner_prefix;
     uint64_t count, skipped;
+    int fair;                 /* the queued passes: which kind */
 } reset_arg;
 
 static int reset_page_fn(redislock_client *c, redislock__conn *conn,
@@ -202,27 +286,80 @@ static int reset_page_fn(redislock_client *c, redislock__conn *conn,
     return reset_page(c, conn, page, a->owner_prefix, &a->count, &a->skipped);
 }
 
-/* reset_all on member i (every master of a cluster). */
-static int reset_all_master(redislock_client *c, size_t i, const char *pattern,
-                            size_t patlen, const char *owner_prefix, uint64_t *count)
+/* The names of the queued-kind locks of a SCAN page of their holders keys
+ * in batches, one reset call each, pipelined; adds the holders removed to
+ * a->count. */
+static int qreset_page_fn(redislock_client *c, redislock__conn *conn,
+                          const redisReply *page, void *arg)
 {
-    reset_arg a = { owner_prefix, 0, 0 };
+    reset_arg *a = arg;
+    const char *fam = a->fair ? "lock-holders:" : "sem:", *suf = a->fair ? "" : ":holders";
+    const char *names[QBATCH];
+    size_t lens[QBATCH], b, k, off, len;
+    redislock__plan p;
+    int rc = redislock__page_plan(c, page, QBATCH, &p);
+    for (b = 0; b < p.nb && !rc; b++) {
+        qbatch qb;
+        redisReply *r = NULL;
+        redislock__call *cp = &qb.call;
+        int n = 0;
+        memset(&qb, 0, sizeof qb);
+        for (k = p.bounds[b]; k < p.bounds[b + 1]; k++) {
+            const redisReply *e = page->element[p.order[k]];
+            if (!redislock__tagged_name(c, fam, suf, e->str, e->len, &off, &len))
+                names[n] = e->str + off, lens[n++] = len;
+        }
+        if (n && !(rc = qbatch_build(c, &qb, a->fair, names, lens, n, a->owner_prefix)) &&
+            !(rc = redislock__call_pipeline(conn, &cp, 1,
+                                            redislock__io_deadline(c, REDISLOCK__NEVER), &r)))
+            rc = r->type == REDIS_REPLY_INTEGER
+                     ? (a->count += (uint64_t)r->integer, 0)
+                     : r->type == REDIS_REPLY_ERROR
+                           ? redislock__conn_reply_error(conn, r, "queued reset script")
+                           : redislock__err(REDISLOCK_EPROTO, "redis %s: unexpected reply to "
+                                            "the queued reset script", conn->m->ep.addr);
+        if (r)
+            freeReplyObject(r);
+        qbatch_free(&qb);
+    }
+    redislock__plan_free(&p);
+    return rc;
+}
+
+/* The SCAN patterns of reset_all: the mutex's lock:* keys, the fair
+ * locks' and the semaphores' holders keys. */
+typedef struct patterns {
+    char *p[3];
+    size_t len[3];
+} patterns;
+
+/* reset_all on member i (every master of a cluster): the mutex's keys,
+ * then the fair locks (a holder whose lock:<name> the first pass removed
+ * is gone, and the lock goes to its first waiter), then the semaphores. */
+static int reset_all_master(redislock_client *c, size_t i, const patterns *pt,
+                            const char *owner_prefix, uint64_t *count)
+{
+    reset_arg a = { owner_prefix, 0, 0, 0 };
     const char *where = NULL;
-    int rc = redislock__scan_member(c, i, pattern, patlen, reset_page_fn, &a, &where);
-    *count = a.count;
+    int rc = redislock__scan_member(c, i, pt->p[0], pt->len[0], reset_page_fn, &a, &where);
     if (a.skipped)
         redislock__log(c, REDISLOCK_LOG_WARN,
                        "%s: reset_all left alone %llu key(s) named like locks that are "
                        "not strings (not locks)",
                        redislock__topo_name(c, i), (unsigned long long)a.skipped);
+    for (a.fair = 1; a.fair >= 0 && !rc; a.fair--)
+        rc = redislock__scan_member(c, i, pt->p[2 - a.fair], pt->len[2 - a.fair],
+                                    qreset_page_fn, &a, &where);
+    *count = a.count;
     return rc;
 }
 
 int redislock_reset_all(redislock_client *c, const char *owner_prefix,
                         uint64_t *count)
 {
-    char *pattern = NULL, errs[600] = "";
-    size_t patlen = 0, i, failed = 0;
+    char errs[600] = "";
+    patterns pt;
+    size_t i, failed = 0;
     uint64_t most = 0;
     int rc = 0, first_rc = 0;
 
@@ -235,15 +372,21 @@ int redislock_reset_all(redislock_client *c, const char *owner_prefix,
         owner_prefix = "";
     if (*owner_prefix && (rc = redislock__check_id(owner_prefix, "owner_prefix")))
         return rc;
-    pattern = redislock__key_pattern(c, &patlen);
-    if (!pattern)
+    memset(&pt, 0, sizeof pt);
+    pt.p[0] = redislock__key_pattern(c, &pt.len[0]);
+    pt.p[1] = redislock__tagged_pattern(c, "lock-holders:", NULL, "", &pt.len[1]);
+    pt.p[2] = redislock__tagged_pattern(c, "sem:", NULL, ":holders", &pt.len[2]);
+    if (!pt.p[0] || !pt.p[1] || !pt.p[2]) {
+        for (i = 0; i < 3; i++)
+            redislock__free(pt.p[i]);
         return redislock__err(REDISLOCK_ENOMEM, "out of memory in reset_all");
+    }
     /* Each master on its own (SCAN pages differ); a lock lives on several
      * masters, so the count is the largest of the masters' counts (a
      * cluster's masters hold different locks: their counts add up). */
     for (i = 0; i < c->nmasters; i++) {
         uint64_t n = 0;
-        rc = reset_all_master(c, i, pattern, patlen, owner_prefix, &n);
+        rc = reset_all_master(c, i, &pt, owner_prefix, &n);
         if (n > most)
             most = n;
         if (rc) {
@@ -254,7 +397,8 @@ int redislock_reset_all(redislock_client *c, const char *owner_prefix,
                      redislock_last_error());
         }
     }
-    redislock__free(pattern);
+    for (i = 0; i < 3; i++)
+        redislock__free(pt.p[i]);
     if (count)
         *count = most;
     if (c->nmasters == 1)

@@ -1,0 +1,357 @@
+/* The Lua scripts of the queued kinds (queued.c): the fair lock and the
+ * semaphore.  One family of scripts serves both: a fair lock is a
+ * semaphore of one permit that also keeps python-redis-lock's lock:<name>.
+ *
+ * Keys of one lock, in this order (KEYS): holders (ZSET: owner id -> lease
+ * end), queue (ZSET: waiter id -> ticket, first come first served),
+ * waiters (ZSET: waiter id -> end of its waiter lease; a granted waiter
+ * stays there until it takes the grant), fence (the fair lock: the
+ * mutex's counter lock-fence:<name>; the semaphore: a hash of its counter
+ * (field "") and each holder's token), then the semaphore's permits key
+ * (its N while it has holders or waiters), or the fair lock's lock:<name>
+ * and lock-signal:<name>.  Six keys: the fair lock; five: the semaphore.
+ * Every waiter's wake-up list is named by a prefix (in ARGV) and its id,
+ * in the lock's hash tag, so that a release can push the first waiter's
+ * (a key a script names itself: it lives in the slot of the others).
+ *
+ * Every time is the server's (TIME, in ms): no client clock takes part.
+ * See doc/design.md, "The fair lock and the semaphore". */
+#include "internal.h"
+
+/* What every script of the family shares. */
+#define LIB                                                                            \
+    "if redis.replicate_commands then redis.replicate_commands() end\n"               \
+    "local function clock()\n"                                                         \
+    "  local t = redis.call('time')\n"                                                 \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),\n"            \
+    "         tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                             \
+    "end\n"                                                                            \
+    /* one lock's keys from KEYS[b + 1] on */                                         \
+    "local function lockof(b, fair, wp, gl)\n"                                         \
+    "  local L = {H = KEYS[b + 1], Q = KEYS[b + 2], W = KEYS[b + 3], F = KEYS[b + 4],\n" \
+    "             X = KEYS[b + 5], fair = fair, wp = wp, gl = gl, m = false,\n"        \
+    "             foreign = false}\n"                                                  \
+    "  if fair then L.S = KEYS[b + 6] end\n"                                           \
+    "  L.now, L.us = clock()\n"                                                        \
+    "  return L\n"                                                                     \
+    "end\n"                                                                            \
+    /* forget one owner: its hold, its place in line, its token */                    \
+    "local function drop(L, id)\n"                                                     \
+    "  redis.call('zrem', L.H, id)\n"                                                  \
+    "  redis.call('zrem', L.Q, id)\n"                                                  \
+    "  redis.call('zrem', L.W, id)\n"                                                  \
+    "  if not L.fair then redis.call('hdel', L.F, id) end\n"                           \
+    "end\n"                                                                            \
+    /* holders whose lease ended, waiters that stopped renewing their place  \
+     * (and grants not taken in time); the fair lock's holder that lost     \
+     * lock:<name> (reset, expired); whether another owner (python-redis-   \
+     * lock, a mutex) holds lock:<name> */                                          \
+    "local function reclaim(L)\n"                                                      \
+    "  local ids = redis.call('zrangebyscore', L.H, '-inf', L.now)\n"                  \
+    "  for i = 1, #ids do drop(L, ids[i]) end\n"                                       \
+    "  ids = redis.call('zrangebyscore', L.W, '-inf', L.now)\n"                        \
+    "  for i = 1, #ids do drop(L, ids[i]) end\n"                                       \
+    "  if not L.fair then return end\n"                                                \
+    "  L.m = redis.call('get', L.X)\n"                                                 \
+    "  ids = redis.call('zrange', L.H, 0, -1)\n"                                       \
+    "  for i = 1, #ids do\n"                                                           \
+    "    if ids[i] ~= L.m then drop(L, ids[i]) end\n"                                  \
+    "  end\n"                                                                          \
+    "  L.foreign = L.m and not redis.call('zscore', L.H, L.m)\n"                       \
+    "end\n"                                                                            \
+    /* the lock (a permit) to the first waiter, for the grant lease, and its \
+     * wake-up */                                                                   \
+    "local function grant(L, id)\n"                                                    \
+    "  redis.call('zrem', L.Q, id)\n"                                                  \
+    "  redis.call('zadd', L.H, L.now + L.gl, id)\n"                                    \
+    "  redis.call('zadd', L.W, L.now + L.gl, id)\n"                                    \
+    "  if L.fair then redis.call('set', L.X, id, 'PX', L.gl) end\n"                    \
+    "  local k = L.wp .. id\n"                                                         \
+    "  redis.call('lpush', k, 1)\n"                                                    \
+    "  redis.call('pexpire', k, L.gl)\n"                                               \
+    "end\n"                                                                            \
+    /* every free permit to the first waiters in line */                              \
+    "local function fill(L, limit)\n"                                                  \
+    "  if L.foreign then return end\n"                                                 \
+    "  local n = redis.call('zcard', L.H)\n"                                           \
+    "  while n < limit do\n"                                                           \
+    "    local head = redis.call('zrange', L.Q, 0, 0)[1]\n"                            \
+    "    if not head then return end\n"                                                \
+    "    grant(L, head)\n"                                                             \
+    "    n = n + 1\n"                                                                  \
+    "  end\n"                                                                          \
+    "end\n"                                                                            \
+    /* the fair lock without holder: lock-signal:<name> wakes one of        \
+     * python-redis-lock's waiters (its release's three steps) */                    \
+    "local function signal(L, ms)\n"                                                   \
+    "  if redis.call('exists', L.X) == 1 then return end\n"                            \
+    "  redis.call('del', L.S)\n"                                                       \
+    "  redis.call('lpush', L.S, 1)\n"                                                  \
+    "  redis.call('pexpire', L.S, ms)\n"                                               \
+    "end\n"
+
+/* A grant's fencing token: max(counter + 1, TIME in us), the mutex's rule;
+ * the fair lock shares lock-fence:<name> with the mutex (its counter is
+ * the one holder's token), the semaphore keeps each holder's token. */
+#define TOKENS                                                                         \
+    "local function bump(L, id)\n"                                                     \
+    "  local tok = L.us\n"                                                             \
+    "  if L.fair then\n"                                                               \
+    "    local cur = tonumber(redis.call('get', L.F))\n"                               \
+    "    if cur and cur >= L.us then return redis.call('incr', L.F) end\n"             \
+    "    redis.call('set', L.F, string.format('%.0f', L.us))\n"                        \
+    "    return tok\n"                                                                 \
+    "  end\n"                                                                          \
+    "  local cur = tonumber(redis.call('hget', L.F, ''))\n"                            \
+    "  if cur and cur >= L.us then tok = redis.call('hincrby', L.F, '', 1)\n"          \
+    "  else redis.call('hset', L.F, '', string.format('%.0f', L.us)) end\n"            \
+    "  redis.call('hset', L.F, id, string.format('%.0f', tok))\n"                      \
+    "  return tok\n"                                                                   \
+    "end\n"                                                                            \
+    "local function token_of(L, id)\n"                                                 \
+    "  local t\n"                                                                      \
+    "  if L.fair then t = redis.call('get', L.F) else t = redis.call('hget', L.F, id) end\n" \
+    "  return tonumber(t) or bump(L, id)\n"                                            \
+    "end\n"
+
+/* ARGV: id, lease ms, permits, waiter lease ms, grant lease ms, wake
+ * prefix, flags (1: fencing, 2: queue me when it is busy: not a try).
+ *   {1[, token]}                        taken: held for the lease
+ *   {2, ms left[, token]}               this id held it before
+ *   {0, wait ms, owner, place, queued, holders, ms left}  busy: ms left
+ *       until the lease that ends first ends (-1: never; owner: that
+ *       holder), and how long to wait: that, for a waiter no longer than a
+ *       third of its waiter lease (the waiter second in line: than the
+ *       grant lease, lest the first in line died); place in line (0: not
+ *       queued)
+ *   {-1, N}                             the server's permits are N: not
+ *                                       those of the call
+ * A granted waiter (a holder still among the waiters) takes its grant for
+ * the lease.  Free permits go to the first in line (fill) before this
+ * owner is looked at, so nobody passes the queue, a try included. */
+redislock__script redislock__script_q_acquire = {
+    "queued acquire",
+    LIB TOKENS
+    "local fair = #KEYS == 6\n"
+    "local L = lockof(0, fair, ARGV[6], tonumber(ARGV[5]))\n"
+    "local id, lease, limit, wl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),\n"
+    "                             tonumber(ARGV[4])\n"
+    "local flags = tonumber(ARGV[7])\n"
+    "local fenced, queue = flags % 2 == 1, flags >= 2\n"
+    "reclaim(L)\n"
+    "local stored = false\n"
+    "if not fair then\n"
+    "  stored = redis.call('get', L.X)\n"
+    "  if stored and tonumber(stored) ~= limit then return {-1, tonumber(stored)} end\n"
+    "end\n"
+    "fill(L, limit)\n"
+    "local s = redis.call('zscore', L.H, id)\n"
+    "local granted = s and redis.call('zscore', L.W, id)\n"
+    "if s and not granted then\n"
+    "  if fenced then return {2, tonumber(s) - L.now, token_of(L, id)} end\n"
+    "  return {2, tonumber(s) - L.now}\n"
+    "end\n"
+    "if granted or (not L.foreign and redis.call('zcard', L.H) < limit) then\n"
+    "  if granted then\n"
+    "    redis.call('zadd', L.H, 'XX', L.now + lease, id)\n"
+    "    redis.call('zrem', L.W, id)\n"
+    "    redis.call('del', L.wp .. id)\n"
+    "  else\n"
+    "    redis.call('zadd', L.H, L.now + lease, id)\n"
+    "  end\n"
+    "  if fair then\n"
+    "    redis.call('set', L.X, id, 'PX', lease)\n"
+    "    if not granted then redis.call('del', L.S) end\n"
+    "  elseif not stored then\n"
+    "    redis.call('set', L.X, limit)\n"
+    "  end\n"
+    "  if fenced then return {1, bump(L, id)} end\n"
+    "  return {1}\n"
+    "end\n"
+    "local qlen, place = redis.call('zcard', L.Q), 0\n"
+    "if queue then\n"
+    "  local r = redis.call('zrank', L.Q, id)\n"
+    "  if not r then\n"
+    "    local last = redis.call('zrange', L.Q, -1, -1, 'WITHSCORES')\n"
+    "    local ticket = 1\n"
+    "    if last[2] then ticket = tonumber(last[2]) + 1 end\n"
+    "    redis.call('zadd', L.Q, ticket, id)\n"
+    "    r = qlen\n"
+    "    qlen = qlen + 1\n"
+    "  end\n"
+    "  place = r + 1\n"
+    "  redis.call('zadd', L.W, L.now + wl, id)\n"
+    "  redis.call('del', L.wp .. id)\n"
+    "  if not fair and not stored then redis.call('set', L.X, limit) end\n"
+    "end\n"
+    "local first = redis.call('zrange', L.H, 0, 0, 'WITHSCORES')\n"
+    "local owner, left = L.m or '', -1\n"
+    "if first[1] then\n"
+    "  owner, left = first[1], tonumber(first[2]) - L.now\n"
+    "elseif L.foreign then\n"
+    "  left = redis.call('pttl', L.X)\n"
+    "end\n"
+    "local wait = left\n"
+    "if queue then\n"
+    "  local cap = math.floor(wl / 3)\n"
+    "  if place == 2 and L.gl < cap then cap = L.gl end\n"
+    "  if wait < 0 or wait > cap then wait = cap end\n"
+    "end\n"
+    "return {0, wait, owner, place, qlen, redis.call('zcard', L.H), left}\n",
+    ""
+};
+
+/* ARGV: id, permits, grant lease ms, wake prefix, signal expiry ms.
+ * 0: released (a hold, or a grant not taken yet); 1: not held.  This owner
+ * also leaves the queue (a waiter that gives up), and the permit goes to
+ * the first in line at once; the fair lock with nobody in line wakes a
+ * python-redis-lock waiter.  Releasing twice, or after the lease ended,
+ * changes nothing. */
+redislock__script redislock__script_q_release = {
+    "queued release",
+    LIB
+    "local fair = #KEYS == 6\n"
+    "local L = lockof(0, fair, ARGV[4], tonumber(ARGV[3]))\n"
+    "local id = ARGV[1]\n"
+    "reclaim(L)\n"
+    "local held = redis.call('zscore', L.H, id)\n"
+    "drop(L, id)\n"
+    "local limit = 1\n"
+    "if fair then\n"
+    "  if held then redis.call('del', L.X) end\n"
+    "else\n"
+    "  limit = tonumber(redis.call('get', L.X)) or tonumber(ARGV[2])\n"
+    "end\n"
+    "fill(L, limit)\n"
+    "if fair and held then signal(L, ARGV[5]) end\n"
+    "if not fair and redis.call('zcard', L.H) == 0 and redis.call('zcard', L.Q) == 0 then\n"
+    "  redis.call('del', L.X)\n"
+    "end\n"
+    "if held then return 0 end\n"
+    "return 1\n",
+    ""
+};
+
+/* KEYS: holders, waiters[, lock:<name> (the fair lock)].  ARGV: id, ms,
+ * 1 for the renewal (never shortens the lease) or 0 (extend: sets it).
+ * 0: done; 1: not held (lease ended, reset, or a grant not taken); 3:
+ * another owner holds the fair lock. */
+redislock__script redislock__script_q_extend = {
+    "queued extend",
+    "local t = redis.call('time')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local id = ARGV[1]\n"
+    "local fair = #KEYS == 3\n"
+    "if fair then\n"
+    "  local m = redis.call('get', KEYS[3])\n"
+    "  if m ~= id then\n"
+    "    if m then return 3 end\n"
+    "    return 1\n"
+    "  end\n"
+    "end\n"
+    "local s = tonumber(redis.call('zscore', KEYS[1], id))\n"
+    "if not s or s <= now or redis.call('zscore', KEYS[2], id) then return 1 end\n"
+    "local to = now + tonumber(ARGV[2])\n"
+    "if ARGV[3] == '1' and s >= to then return 0 end\n"
+    "redis.call('zadd', KEYS[1], 'XX', to, id)\n"
+    "if fair then redis.call('pexpire', KEYS[3], ARGV[2]) end\n"
+    "return 0\n",
+    ""
+};
+
+/* ARGV: id, permits.  Read only.  {holders, queued, permits, mine (0/1),
+ * owner or false, ms left (-1: never), place in line (0: none)}: owner
+ * is this id when it holds, else the holder whose lease ends first (the
+ * fair lock: whoever holds lock:<name>). */
+redislock__script redislock__script_q_status = {
+    "queued status",
+    "local t = redis.call('time')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local after = '(' .. string.format('%.0f', now)\n"
+    "local fair = #KEYS == 6\n"
+    "local H, Q, W, X = KEYS[1], KEYS[2], KEYS[3], KEYS[5]\n"
+    "local id = ARGV[1]\n"
+    "local limit = 1\n"
+    "if not fair then limit = tonumber(redis.call('get', X)) or tonumber(ARGV[2]) end\n"
+    "local holders = redis.call('zcount', H, after, '+inf')\n"
+    "local first = redis.call('zrangebyscore', H, after, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
+    "local owner, left, mine = false, 0, 0\n"
+    "if first[1] then owner, left = first[1], tonumber(first[2]) - now end\n"
+    "local s = tonumber(redis.call('zscore', H, id))\n"
+    "if s and s > now and not redis.call('zscore', W, id) then\n"
+    "  owner, left, mine = id, s - now, 1\n"
+    "end\n"
+    "if fair then\n"
+    "  owner = redis.call('get', X)\n"
+    "  holders, left = 0, 0\n"
+    "  if owner then holders, left = 1, redis.call('pttl', X) end\n"
+    "  if owner ~= id then mine = 0 end\n"
+    "end\n"
+    "local place = 0\n"
+    "local r, w = redis.call('zrank', Q, id), tonumber(redis.call('zscore', W, id))\n"
+    "if r and w and w > now then place = r + 1 end\n"
+    "return {holders, redis.call('zcard', Q), limit, mine, owner, left, place}\n",
+    ""
+};
+
+/* KEYS: the keys of each lock in turn (ARGV[1] of them each: 6 fair
+ * locks, 5 semaphores).  ARGV: keys per lock, owner prefix ("": any),
+ * grant lease ms, signal expiry ms, then each lock's wake prefix.  Every
+ * holder whose id starts with the prefix is removed; the freed permits go
+ * to the first waiters (woken); the fair lock left free wakes a
+ * python-redis-lock waiter.  Returns how many holders were removed.  Run
+ * on a bounded batch. */
+redislock__script redislock__script_q_reset = {
+    "queued reset",
+    LIB
+    "local per = tonumber(ARGV[1])\n"
+    "local fair, pre, n = per == 6, ARGV[2], 0\n"
+    "for b = 0, #KEYS - per, per do\n"
+    "  local L = lockof(b, fair, ARGV[5 + b / per], tonumber(ARGV[3]))\n"
+    "  reclaim(L)\n"
+    "  local ids, removed = redis.call('zrange', L.H, 0, -1), 0\n"
+    "  for i = 1, #ids do\n"
+    "    if #pre == 0 or string.sub(ids[i], 1, #pre) == pre then\n"
+    "      drop(L, ids[i])\n"
+    "      if fair and L.m == ids[i] then redis.call('del', L.X) end\n"
+    "      removed = removed + 1\n"
+    "    end\n"
+    "  end\n"
+    "  local limit = 1\n"
+    "  if not fair then limit = tonumber(redis.call('get', L.X)) or 0 end\n"
+    "  fill(L, limit)\n"
+    "  if fair and removed > 0 then signal(L, ARGV[4]) end\n"
+    "  if not fair and redis.call('zcard', L.H) == 0 and redis.call('zcard', L.Q) == 0 then\n"
+    "    redis.call('del', L.X)\n"
+    "  end\n"
+    "  n = n + removed\n"
+    "end\n"
+    "return n\n",
+    ""
+};
+
+/* KEYS: holders, queue, permits of each semaphore in turn.  Read only.
+ * For each: 0 when the holders key is not a sorted set (gone, or not a
+ * semaphore), else {{id, ms left, ...}, queued, permits}, every holder
+ * whose lease has not ended. */
+redislock__script redislock__script_q_list = {
+    "semaphore list",
+    "local t = redis.call('time')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local after = '(' .. string.format('%.0f', now)\n"
+    "local out = {}\n"
+    "for b = 0, #KEYS - 3, 3 do\n"
+    "  if redis.call('type', KEYS[b + 1]).ok ~= 'zset' then\n"
+    "    out[#out + 1] = 0\n"
+    "  else\n"
+    "    local h = redis.call('zrangebyscore', KEYS[b + 1], after, '+inf', 'WITHSCORES')\n"
+    "    for i = 2, #h, 2 do h[i] = tonumber(h[i]) - now end\n"
+    "    local q, l = redis.pcall('zcard', KEYS[b + 2]), redis.pcall('get', KEYS[b + 3])\n"
+    "    if type(q) == 'table' then q = 0 end\n"
+    "    if type(l) == 'table' then l = 0 end\n"
+    "    out[#out + 1] = {h, q, tonumber(l) or 0}\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
+    ""
+};
