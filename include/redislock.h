@@ -408,9 +408,9 @@ typedef struct redislock_options {
                                 the server's).  0: a lock */
     int64_t waiter_lease_ms; /* fair lock, semaphore: a waiter keeps its place
                                 in line this long without a word (it renews
-                                it every third of that while it waits), so
-                                a waiter that died is passed over; default
-                                6000 */
+                                it every third of that while it waits: the
+                                only commands of a long wait), so that one
+                                that died leaves the line; default 15000 */
     int64_t grant_lease_ms;  /* fair lock, semaphore: a release hands the
                                 lock (or a permit) to the first waiter for
                                 this long, until that waiter takes it for

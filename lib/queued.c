@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DEFAULT_WAITER_LEASE_MS 6000
+#define DEFAULT_WAITER_LEASE_MS 15000
 /* a waiter renews its place every third of its lease: not too often */
 #define MIN_WAITER_LEASE_MS 300
 #define MIN_GRANT_LEASE_MS 10

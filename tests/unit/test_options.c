@@ -289,7 +289,7 @@ static void test_version_3_lock_kinds(void **state)
     assert_string_equal(lk->fence, "lock-fence:f");
     assert_string_equal(lk->sig, "lock-wake:{f}:me");
     assert_int_equal(lk->permits, 1);
-    assert_int_equal(lk->waiter_lease_ms, 6000);
+    assert_int_equal(lk->waiter_lease_ms, 15000);
     assert_int_equal(lk->grant_lease_ms, 1000);
     redislock_free(lk);
     o.permits = 4; /* a semaphore (fair or not: always in order) */
