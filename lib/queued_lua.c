@@ -18,100 +18,123 @@
  * See doc/design.md, "The fair lock and the semaphore". */
 #include "internal.h"
 
-/* What every script of the family shares. */
-#define LIB                                                                            \
-    "if redis.replicate_commands then redis.replicate_commands() end\n"               \
-    "local function clock()\n"                                                         \
-    "  local t = redis.call('time')\n"                                                 \
-    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),\n"            \
-    "         tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                             \
-    "end\n"                                                                            \
-    /* one lock's keys from KEYS[b + 1] on */                                         \
-    "local function lockof(b, fair, wp, gl)\n"                                         \
-    "  local L = {H = KEYS[b + 1], Q = KEYS[b + 2], W = KEYS[b + 3], F = KEYS[b + 4],\n" \
-    "             X = KEYS[b + 5], fair = fair, wp = wp, gl = gl, m = false,\n"        \
-    "             foreign = false}\n"                                                  \
-    "  if fair then L.S = KEYS[b + 6] end\n"                                           \
-    "  L.now, L.us = clock()\n"                                                        \
-    "  return L\n"                                                                     \
-    "end\n"                                                                            \
-    /* forget one owner: its hold, its place in line, its token */                    \
-    "local function drop(L, id)\n"                                                     \
-    "  redis.call('zrem', L.H, id)\n"                                                  \
-    "  redis.call('zrem', L.Q, id)\n"                                                  \
-    "  redis.call('zrem', L.W, id)\n"                                                  \
-    "  if not L.fair then redis.call('hdel', L.F, id) end\n"                           \
-    "end\n"                                                                            \
-    /* holders whose lease ended, waiters that stopped renewing their place  \
-     * (and grants not taken in time); the fair lock's holder that lost     \
-     * lock:<name> (reset, expired); whether another owner (python-redis-   \
-     * lock, a mutex) holds lock:<name> */                                          \
-    "local function reclaim(L)\n"                                                      \
-    "  local ids = redis.call('zrangebyscore', L.H, '-inf', L.now)\n"                  \
-    "  for i = 1, #ids do drop(L, ids[i]) end\n"                                       \
-    "  ids = redis.call('zrangebyscore', L.W, '-inf', L.now)\n"                        \
-    "  for i = 1, #ids do drop(L, ids[i]) end\n"                                       \
-    "  if not L.fair then return end\n"                                                \
-    "  L.m = redis.call('get', L.X)\n"                                                 \
-    "  ids = redis.call('zrange', L.H, 0, -1)\n"                                       \
-    "  for i = 1, #ids do\n"                                                           \
-    "    if ids[i] ~= L.m then drop(L, ids[i]) end\n"                                  \
-    "  end\n"                                                                          \
-    "  L.foreign = L.m and not redis.call('zscore', L.H, L.m)\n"                       \
-    "end\n"                                                                            \
-    /* the lock (a permit) to the first waiter, for the grant lease, and its \
-     * wake-up */                                                                   \
-    "local function grant(L, id)\n"                                                    \
-    "  redis.call('zrem', L.Q, id)\n"                                                  \
-    "  redis.call('zadd', L.H, L.now + L.gl, id)\n"                                    \
-    "  redis.call('zadd', L.W, L.now + L.gl, id)\n"                                    \
-    "  if L.fair then redis.call('set', L.X, id, 'PX', L.gl) end\n"                    \
-    "  local k = L.wp .. id\n"                                                         \
-    "  redis.call('lpush', k, 1)\n"                                                    \
-    "  redis.call('pexpire', k, L.gl)\n"                                               \
-    "end\n"                                                                            \
-    /* every free permit to the first waiters in line */                              \
-    "local function fill(L, limit)\n"                                                  \
-    "  if L.foreign then return end\n"                                                 \
-    "  local n = redis.call('zcard', L.H)\n"                                           \
-    "  while n < limit do\n"                                                           \
-    "    local head = redis.call('zrange', L.Q, 0, 0)[1]\n"                            \
-    "    if not head then return end\n"                                                \
-    "    grant(L, head)\n"                                                             \
-    "    n = n + 1\n"                                                                  \
-    "  end\n"                                                                          \
-    "end\n"                                                                            \
-    /* the fair lock without holder: lock-signal:<name> wakes one of        \
-     * python-redis-lock's waiters (its release's three steps) */                    \
-    "local function signal(L, ms)\n"                                                   \
-    "  if redis.call('exists', L.X) == 1 then return end\n"                            \
-    "  redis.call('del', L.S)\n"                                                       \
-    "  redis.call('lpush', L.S, 1)\n"                                                  \
-    "  redis.call('pexpire', L.S, ms)\n"                                               \
+/* What every script of the family shares (the functions, in order: the
+ * clock, one lock's keys, forgetting an owner, reclaiming ended leases
+ * and places, a grant, handing every free permit on, waking a
+ * python-redis-lock waiter). */
+#define LIB                                                                               \
+    "if redis.replicate_commands then redis.replicate_commands() end\n"                   \
+    "local function clock()\n"                                                            \
+    "  local t = redis.call('time')\n"                                                    \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),\n"               \
+    "         tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                                \
+    "end\n"                                                                               \
+    "local function lockof(b, fair, wp, gl)\n"                                            \
+    "  local L = {H = KEYS[b + 1], Q = KEYS[b + 2], W = KEYS[b + 3], F = KEYS[b + 4],\n"  \
+    "             X = KEYS[b + 5], fair = fair, wp = wp, gl = gl, m = false, h1 = false,\n" \
+    "             foreign = false, granted = false}\n"                                    \
+    "  if fair then L.S = KEYS[b + 6] end\n"                                              \
+    "  L.now, L.us = clock()\n"                                                           \
+    "  return L\n"                                                                        \
+    "end\n"                                                                               \
+    /* forget one owner: its hold, its place in line, its token (the fair                 \
+     * lock: lock:<name> when it was the holder's) */                                     \
+    "local function drop(L, id)\n"                                                        \
+    "  redis.call('zrem', L.H, id)\n"                                                     \
+    "  redis.call('zrem', L.Q, id)\n"                                                     \
+    "  redis.call('zrem', L.W, id)\n"                                                     \
+    "  if not L.fair then\n"                                                              \
+    "    redis.call('hdel', L.F, id)\n"                                                   \
+    "  elseif id == L.h1 then\n"                                                          \
+    "    L.h1, L.n = false, 0\n"                                                          \
+    "    if L.m == id then\n"                                                             \
+    "      redis.call('del', L.X)\n"                                                      \
+    "      L.m = false\n"                                                                 \
+    "    end\n"                                                                           \
+    "  end\n"                                                                             \
+    "end\n"                                                                               \
+    /* holders whose lease ended (the fair lock: its one holder, also when                \
+     * lock:<name> is no longer its own), waiters that stopped renewing                   \
+     * their place (a grant not taken in time goes with its lease), and                   \
+     * whether another owner (python-redis-lock, a mutex) holds lock:<name> */            \
+    "local function reclaim(L)\n"                                                         \
+    "  local ids\n"                                                                       \
+    "  if L.fair then\n"                                                                  \
+    "    L.m = redis.call('get', L.X)\n"                                                  \
+    "    local h = redis.call('zrange', L.H, 0, 0, 'WITHSCORES')\n"                       \
+    "    L.n = 0\n"                                                                       \
+    "    if h[1] then\n"                                                                  \
+    "      L.h1, L.n = h[1], 1\n"                                                         \
+    "      if h[1] ~= L.m or tonumber(h[2]) <= L.now then drop(L, h[1]) end\n"            \
+    "    end\n"                                                                           \
+    "  else\n"                                                                            \
+    "    ids = redis.call('zrangebyscore', L.H, '-inf', L.now)\n"                         \
+    "    for i = 1, #ids do drop(L, ids[i]) end\n"                                        \
+    "  end\n"                                                                             \
+    "  ids = redis.call('zrangebyscore', L.W, '-inf', L.now)\n"                           \
+    "  for i = 1, #ids do drop(L, ids[i]) end\n"                                          \
+    "  L.foreign = L.fair and L.m and not L.h1\n"                                         \
+    "end\n"                                                                               \
+    /* the lock (a permit) to a waiter just popped off the queue, for the                 \
+     * grant lease, and its wake-up; it stays among the waiters until it                  \
+     * takes the grant */                                                                 \
+    "local function grant(L, id)\n"                                                       \
+    "  redis.call('zadd', L.H, L.now + L.gl, id)\n"                                       \
+    "  if L.fair then\n"                                                                  \
+    "    redis.call('set', L.X, id, 'PX', L.gl)\n"                                        \
+    "    L.m, L.h1 = id, id\n"                                                            \
+    "  end\n"                                                                             \
+    "  local k = L.wp .. id\n"                                                            \
+    "  redis.call('lpush', k, 1)\n"                                                       \
+    "  redis.call('pexpire', k, L.gl)\n"                                                  \
+    "  L.granted = true\n"                                                                \
+    "end\n"                                                                               \
+    /* every free permit to the first in line; L.n: the holders after */                  \
+    "local function fill(L, limit)\n"                                                     \
+    "  if L.foreign then return end\n"                                                    \
+    "  local n = L.n or redis.call('zcard', L.H)\n"                                       \
+    "  while n < limit do\n"                                                              \
+    "    local head = redis.call('zpopmin', L.Q)[1]\n"                                    \
+    "    if not head then break end\n"                                                    \
+    "    grant(L, head)\n"                                                                \
+    "    n = n + 1\n"                                                                     \
+    "  end\n"                                                                             \
+    "  L.n = n\n"                                                                         \
+    "end\n"                                                                               \
+    /* lock-signal:<name>: wakes one of python-redis-lock's waiters (its                  \
+     * release's three steps); the caller knows lock:<name> is free */                    \
+    "local function signal(L, ms)\n"                                                      \
+    "  redis.call('del', L.S)\n"                                                          \
+    "  redis.call('lpush', L.S, 1)\n"                                                     \
+    "  redis.call('pexpire', L.S, ms)\n"                                                  \
     "end\n"
 
 /* A grant's fencing token: max(counter + 1, TIME in us), the mutex's rule;
  * the fair lock shares lock-fence:<name> with the mutex (its counter is
  * the one holder's token), the semaphore keeps each holder's token. */
-#define TOKENS                                                                         \
-    "local function bump(L, id)\n"                                                     \
-    "  local tok = L.us\n"                                                             \
-    "  if L.fair then\n"                                                               \
-    "    local cur = tonumber(redis.call('get', L.F))\n"                               \
-    "    if cur and cur >= L.us then return redis.call('incr', L.F) end\n"             \
-    "    redis.call('set', L.F, string.format('%.0f', L.us))\n"                        \
-    "    return tok\n"                                                                 \
-    "  end\n"                                                                          \
-    "  local cur = tonumber(redis.call('hget', L.F, ''))\n"                            \
-    "  if cur and cur >= L.us then tok = redis.call('hincrby', L.F, '', 1)\n"          \
-    "  else redis.call('hset', L.F, '', string.format('%.0f', L.us)) end\n"            \
-    "  redis.call('hset', L.F, id, string.format('%.0f', tok))\n"                      \
-    "  return tok\n"                                                                   \
-    "end\n"                                                                            \
-    "local function token_of(L, id)\n"                                                 \
-    "  local t\n"                                                                      \
+#define TOKENS                                                                            \
+    "local function bump(L, id)\n"                                                        \
+    "  local tok = L.us\n"                                                                \
+    "  if L.fair then\n"                                                                  \
+    "    local cur = tonumber(redis.call('get', L.F))\n"                                  \
+    "    if cur and cur >= L.us then return redis.call('incr', L.F) end\n"                \
+    "    redis.call('set', L.F, string.format('%.0f', L.us))\n"                           \
+    "    return tok\n"                                                                    \
+    "  end\n"                                                                             \
+    "  local cur = tonumber(redis.call('hget', L.F, ''))\n"                               \
+    "  if cur and cur >= L.us then tok = redis.call('hincrby', L.F, '', 1)\n"             \
+    "  else redis.call('hset', L.F, '', string.format('%.0f', L.us)) end\n"               \
+    "  redis.call('hset', L.F, id, string.format('%.0f', tok))\n"                         \
+    "  return tok\n"                                                                      \
+    "end\n"                                                                               \
+    "local function token_of(L, id)\n"                                                    \
+    "  local t\n"                                                                         \
     "  if L.fair then t = redis.call('get', L.F) else t = redis.call('hget', L.F, id) end\n" \
-    "  return tonumber(t) or bump(L, id)\n"                                            \
+    "  return tonumber(t) or bump(L, id)\n"                                               \
+    "end\n"                                                                               \
+    "local function taken(L, id, fenced)\n"                                               \
+    "  if fenced then return {1, bump(L, id)} end\n"                                      \
+    "  return {1}\n"                                                                      \
     "end\n"
 
 /* ARGV: id, lease ms, permits, waiter lease ms, grant lease ms, wake
@@ -131,6 +154,18 @@
  * owner is looked at, so nobody passes the queue, a try included. */
 redislock__script redislock__script_q_acquire = {
     "queued acquire",
+    /* first, before any function is made: a grant to this waiter (what
+     * wakes it), taken for the lease at once; without fencing */
+    "local t = redis.call('time')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local s = tonumber(redis.call('zscore', KEYS[1], ARGV[1]))\n"
+    "if ARGV[7] == '2' and s and s > now and redis.call('zscore', KEYS[3], ARGV[1]) and\n"
+    "   (#KEYS == 5 or redis.call('get', KEYS[5]) == ARGV[1]) then\n"
+    "  redis.call('zadd', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])\n"
+    "  redis.call('zrem', KEYS[3], ARGV[1])\n"
+    "  if #KEYS == 6 then redis.call('set', KEYS[5], ARGV[1], 'PX', ARGV[2]) end\n"
+    "  return {1}\n"
+    "end\n"
     LIB TOKENS
     "local fair = #KEYS == 6\n"
     "local L = lockof(0, fair, ARGV[6], tonumber(ARGV[5]))\n"
@@ -145,14 +180,13 @@ redislock__script redislock__script_q_acquire = {
     "  if stored and tonumber(stored) ~= limit then return {-1, tonumber(stored)} end\n"
     "end\n"
     "fill(L, limit)\n"
-    "local s = redis.call('zscore', L.H, id)\n"
-    "local granted = s and redis.call('zscore', L.W, id)\n"
-    "if s and not granted then\n"
+    "s = redis.call('zscore', L.H, id)\n"
+    "if s and not redis.call('zscore', L.W, id) then\n"
     "  if fenced then return {2, tonumber(s) - L.now, token_of(L, id)} end\n"
     "  return {2, tonumber(s) - L.now}\n"
     "end\n"
-    "if granted or (not L.foreign and redis.call('zcard', L.H) < limit) then\n"
-    "  if granted then\n"
+    "if s or (not L.foreign and L.n < limit) then\n"
+    "  if s then\n"
     "    redis.call('zadd', L.H, 'XX', L.now + lease, id)\n"
     "    redis.call('zrem', L.W, id)\n"
     "    redis.call('del', L.wp .. id)\n"
@@ -161,12 +195,11 @@ redislock__script redislock__script_q_acquire = {
     "  end\n"
     "  if fair then\n"
     "    redis.call('set', L.X, id, 'PX', lease)\n"
-    "    if not granted then redis.call('del', L.S) end\n"
+    "    if not s then redis.call('del', L.S) end\n"
     "  elseif not stored then\n"
     "    redis.call('set', L.X, limit)\n"
     "  end\n"
-    "  if fenced then return {1, bump(L, id)} end\n"
-    "  return {1}\n"
+    "  return taken(L, id, fenced)\n"
     "end\n"
     "local qlen, place = redis.call('zcard', L.Q), 0\n"
     "if queue then\n"
@@ -197,7 +230,7 @@ redislock__script redislock__script_q_acquire = {
     "  if place == 2 and L.gl < cap then cap = L.gl end\n"
     "  if wait < 0 or wait > cap then wait = cap end\n"
     "end\n"
-    "return {0, wait, owner, place, qlen, redis.call('zcard', L.H), left}\n",
+    "return {0, wait, owner, place, qlen, L.n, left}\n",
     ""
 };
 
@@ -209,22 +242,55 @@ redislock__script redislock__script_q_acquire = {
  * changes nothing. */
 redislock__script redislock__script_q_release = {
     "queued release",
+    /* first, before any function is made: the fair lock's holder hands it
+     * to the first waiter (when no waiter's place has ended), or wakes a
+     * python-redis-lock waiter */
+    "local t = redis.call('time')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local was = false\n"
+    "if #KEYS == 6 and redis.call('get', KEYS[5]) == ARGV[1] and\n"
+    "   redis.call('zrem', KEYS[1], ARGV[1]) == 1 then\n"
+    "  was = true\n"
+    "  redis.call('zrem', KEYS[3], ARGV[1])\n"
+    "  if not redis.call('zrangebyscore', KEYS[3], '-inf', now, 'LIMIT', 0, 1)[1] then\n"
+    "    local head = redis.call('zpopmin', KEYS[2])[1]\n"
+    "    if head then\n"
+    "      redis.call('zadd', KEYS[1], now + tonumber(ARGV[3]), head)\n"
+    "      redis.call('set', KEYS[5], head, 'PX', ARGV[3])\n"
+    "      redis.call('lpush', ARGV[4] .. head, 1)\n"
+    "      redis.call('pexpire', ARGV[4] .. head, ARGV[3])\n"
+    "    else\n"
+    "      redis.call('del', KEYS[5])\n"
+    "      redis.call('del', KEYS[6])\n"
+    "      redis.call('lpush', KEYS[6], 1)\n"
+    "      redis.call('pexpire', KEYS[6], ARGV[5])\n"
+    "    end\n"
+    "    return 0\n"
+    "  end\n"
+    "  redis.call('del', KEYS[5])\n"
+    "end\n"
     LIB
     "local fair = #KEYS == 6\n"
     "local L = lockof(0, fair, ARGV[4], tonumber(ARGV[3]))\n"
     "local id = ARGV[1]\n"
     "reclaim(L)\n"
-    "local held = redis.call('zscore', L.H, id)\n"
-    "drop(L, id)\n"
+    "local held = was or redis.call('zrem', L.H, id) == 1\n"
+    "redis.call('zrem', L.W, id)\n"
     "local limit = 1\n"
     "if fair then\n"
-    "  if held then redis.call('del', L.X) end\n"
+    "  if held then\n"
+    "    redis.call('del', L.X)\n"
+    "    L.m, L.h1, L.n, L.foreign = false, false, 0, false\n"
+    "  end\n"
     "else\n"
+    "  if held then L.n = nil else redis.call('zrem', L.Q, id) end\n"
+    "  redis.call('hdel', L.F, id)\n"
     "  limit = tonumber(redis.call('get', L.X)) or tonumber(ARGV[2])\n"
     "end\n"
+    "if fair and not held then redis.call('zrem', L.Q, id) end\n"
     "fill(L, limit)\n"
-    "if fair and held then signal(L, ARGV[5]) end\n"
-    "if not fair and redis.call('zcard', L.H) == 0 and redis.call('zcard', L.Q) == 0 then\n"
+    "if fair and held and not L.granted then signal(L, ARGV[5]) end\n"
+    "if not fair and L.n == 0 and redis.call('zcard', L.Q) == 0 then\n"
     "  redis.call('del', L.X)\n"
     "end\n"
     "if held then return 0 end\n"
@@ -313,15 +379,17 @@ redislock__script redislock__script_q_reset = {
     "  for i = 1, #ids do\n"
     "    if #pre == 0 or string.sub(ids[i], 1, #pre) == pre then\n"
     "      drop(L, ids[i])\n"
-    "      if fair and L.m == ids[i] then redis.call('del', L.X) end\n"
     "      removed = removed + 1\n"
     "    end\n"
     "  end\n"
     "  local limit = 1\n"
-    "  if not fair then limit = tonumber(redis.call('get', L.X)) or 0 end\n"
+    "  if not fair then\n"
+    "    L.n = nil\n"
+    "    limit = tonumber(redis.call('get', L.X)) or 0\n"
+    "  end\n"
     "  fill(L, limit)\n"
-    "  if fair and removed > 0 then signal(L, ARGV[4]) end\n"
-    "  if not fair and redis.call('zcard', L.H) == 0 and redis.call('zcard', L.Q) == 0 then\n"
+    "  if fair and removed > 0 and not L.granted and not L.m then signal(L, ARGV[4]) end\n"
+    "  if not fair and L.n == 0 and redis.call('zcard', L.Q) == 0 then\n"
     "    redis.call('del', L.X)\n"
     "  end\n"
     "  n = n + removed\n"
