@@ -17,7 +17,7 @@
  *    holders, no permit leaked once the leases ended;
  *  - client clocks offset by +-30 s (libfaketime): leases unaffected.
  * The timing bounds here are loose (x REDISLOCK_TEST_SLOW); the figures are
- * bench/'s (doc/benchmarks.md, "Lock kinds"). */
+ * bench/'s (doc/benchmarks.md, "Fair lock and semaphore (issue 24)"). */
 #include "fixtures.h"
 #include "intervals.h"
 
