@@ -20,6 +20,10 @@ void redislock__plan_free(redislock__plan *p)
     redislock__free(p->order);
     redislock__free(p->bounds);
     redislock__free(p->slot);
+    /* page_plan frees a plan it could not finish, and its caller again */
+    p->order = NULL;
+    p->bounds = NULL;
+    p->slot = NULL;
 }
 
 static int by_slot(const void *a, const void *b, void *arg)
