@@ -806,7 +806,6 @@ extern redislock__script redislock__script_acquire_fenced;
 extern redislock__script redislock__script_release;
 extern redislock__script redislock__script_extend;
 extern redislock__script redislock__script_status;
-extern redislock__script redislock__script_reset;
 extern redislock__script redislock__script_reset_many;
 extern redislock__script redislock__script_signal;
 extern redislock__script redislock__script_renew;
@@ -817,6 +816,7 @@ extern redislock__script redislock__script_q_release;
 extern redislock__script redislock__script_q_extend;
 extern redislock__script redislock__script_q_status;
 extern redislock__script redislock__script_q_reset;
+extern redislock__script redislock__script_q_reset_name;
 extern redislock__script redislock__script_q_list;
 
 /* A script call, built as the whole command

@@ -360,6 +360,46 @@ redislock__script redislock__script_q_status = {
     ""
 };
 
+/* One name reset whatever its kind, in one call (redislock_reset()).
+ * KEYS: the fair lock's six (holders, queue, waiters, fence, lock:<name>,
+ * lock-signal:<name>: the mutex's two), then the semaphore's five.  ARGV:
+ * signal expiry ms, grant lease ms, the fair lock's wake prefix, the
+ * semaphore's.  lock:<name> goes as python-redis-lock's RESET does (one
+ * waiter woken); then every holder of the fair lock and of the semaphore
+ * goes and the freed permits go to the first waiters (a fair lock handed
+ * on takes back that wake-up: its new holder has lock:<name>).  The type of
+ * lock:<name> when it is not a string (left alone), else how many were
+ * removed. */
+redislock__script redislock__script_q_reset_name = {
+    "reset (every kind)",
+    "local t = redis.call('type', KEYS[5]).ok\n"
+    "if t ~= 'string' and t ~= 'none' then return t end\n"
+    LIB
+    "redis.call('del', KEYS[6])\n"
+    "redis.call('lpush', KEYS[6], 1)\n"
+    "redis.call('pexpire', KEYS[6], ARGV[1])\n"
+    "local n = redis.call('del', KEYS[5])\n"
+    "for _, k in ipairs({{0, true, ARGV[3]}, {6, false, ARGV[4]}}) do\n"
+    "  local L = lockof(k[1], k[2], k[3], tonumber(ARGV[2]))\n"
+    "  reclaim(L)\n"
+    "  local ids = redis.call('zrange', L.H, 0, -1)\n"
+    "  for i = 1, #ids do drop(L, ids[i]) end\n"
+    "  n = n + #ids\n"
+    "  local limit = 1\n"
+    "  if not L.fair then\n"
+    "    L.n = nil\n"
+    "    limit = tonumber(redis.call('get', L.X)) or 0\n"
+    "  end\n"
+    "  fill(L, limit)\n"
+    "  if L.fair and L.granted then redis.call('del', L.S) end\n"
+    "  if not L.fair and L.n == 0 and redis.call('zcard', L.Q) == 0 then\n"
+    "    redis.call('del', L.X)\n"
+    "  end\n"
+    "end\n"
+    "return n\n",
+    ""
+};
+
 /* KEYS: the keys of each lock in turn (ARGV[1] of them each: 6 fair
  * locks, 5 semaphores).  ARGV: keys per lock, owner prefix ("": any),
  * grant lease ms, signal expiry ms, then each lock's wake prefix.  Every

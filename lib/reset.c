@@ -63,36 +63,6 @@ static int reset_answers(redislock_client *c, redislock__fanout *f, const char *
     return 0;
 }
 
-/* python-redis-lock's reset of lock:<name> (one waiter woken). */
-static int reset_mutex(redislock_client *c, const char *name, size_t namelen, int *removed)
-{
-    redislock__fanout f;
-    redislock__call call;
-    char *key = NULL, *sig = NULL;
-    size_t keylen = 0, siglen = 0;
-    int rc;
-    key = redislock__key(c, REDISLOCK__KEY_LOCK, name, namelen, &keylen);
-    sig = redislock__key(c, REDISLOCK__KEY_SIGNAL, name, namelen, &siglen);
-    if (!key || !sig) {
-        rc = redislock__err(REDISLOCK_ENOMEM, "out of memory resetting a lock");
-        goto out;
-    }
-    redislock__call_init(&call, &redislock__script_reset);
-    redislock__call_key(&call, key, keylen);
-    redislock__call_key(&call, sig, siglen);
-    redislock__call_int(&call, c->signal_expire_ms);
-    rc = redislock__fan_once(&f, c, &call, key, keylen, 0);
-    redislock__call_free(&call);
-    if (rc)
-        goto out;
-    rc = reset_answers(c, &f, key, keylen, "reset script", removed);
-    redislock__fan_free(&f);
-out:
-    redislock__free(key);
-    redislock__free(sig);
-    return rc;
-}
-
 /* A batch of queued-kind locks of one kind and the reset call of them
  * (queued_lua.c's reset: the holders whose id has the prefix go, their
  * permits to the first waiters). */
@@ -131,22 +101,38 @@ static int qbatch_build(redislock_client *c, qbatch *b, int fair, const char *co
     return 0;
 }
 
-/* The fair lock (fair) or the semaphore called name: its holders go. */
-static int reset_queued(redislock_client *c, int fair, const char *name, size_t namelen,
-                        int *removed)
+/* Every kind of lock called name in one call (queued_lua.c's reset_name):
+ * lock:<name> as python-redis-lock's reset, the fair lock's and the
+ * semaphore's holders (their permits to the first waiters).  Every key is
+ * made before anything is sent: out of memory leaves the server as it
+ * was. */
+static int reset_name(redislock_client *c, const char *name, size_t namelen, int *removed)
 {
+    redislock__qkeys q[2];
     redislock__fanout f;
-    qbatch b;
-    int rc;
-    memset(&b, 0, sizeof b);
-    if (!(rc = qbatch_build(c, &b, fair, &name, &namelen, 1, "")) &&
-        !(rc = redislock__fan_once(&f, c, &b.call, b.k[0].k[0], b.k[0].len[0], 0))) {
-        rc = reset_answers(c, &f, b.k[0].k[0], b.k[0].len[0],
-                           fair ? "fair lock reset script" : "semaphore reset script",
-                           removed);
+    redislock__call call;
+    int k, rc;
+    memset(q, 0, sizeof q);
+    if ((rc = redislock__qkeys_make(c, 1, name, namelen, &q[0])) ||
+        (rc = redislock__qkeys_make(c, 0, name, namelen, &q[1])))
+        goto out;
+    redislock__call_init(&call, &redislock__script_q_reset_name);
+    for (k = 0; k < 2; k++)
+        redislock__qkeys_push(&q[k], &call);
+    redislock__call_int(&call, c->signal_expire_ms);
+    redislock__call_int(&call, REDISLOCK__GRANT_LEASE_MS);
+    for (k = 0; k < 2; k++)
+        redislock__call_arg(&call, q[k].wake, q[k].wakelen);
+    /* routed by lock:<name> (on a cluster every key is in its slot) */
+    rc = redislock__fan_once(&f, c, &call, q[0].k[4], q[0].len[4], 0);
+    redislock__call_free(&call);
+    if (!rc) {
+        rc = reset_answers(c, &f, q[0].k[4], q[0].len[4], "reset script", removed);
         redislock__fan_free(&f);
     }
-    qbatch_free(&b);
+out:
+    for (k = 0; k < 2; k++)
+        redislock__qkeys_free(&q[k]);
     return rc;
 }
 
@@ -168,11 +154,7 @@ int redislock_reset(redislock_client *c, const char *name)
                               namelen, REDISLOCK_NAME_MAX);
     if ((rc = redislock__check_name(c, name, namelen)))
         return rc;
-    /* the mutex's key first: a fair lock's holder without it is gone too
-     * (its reset then hands the lock to the first waiter) */
-    if ((rc = reset_mutex(c, name, namelen, &removed)) ||
-        (rc = reset_queued(c, 1, name, namelen, &removed)) ||
-        (rc = reset_queued(c, 0, name, namelen, &removed)))
+    if ((rc = reset_name(c, name, namelen, &removed)))
         return rc;
     return removed;
 }
