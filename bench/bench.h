@@ -32,6 +32,8 @@ typedef struct bench_opts {
     int delay_us;       /* --delay-us: one-way delay of a relay (majority) */
     const char *label;  /* --label: copied into every record */
     const char *cacert; /* --cacert: CA file for rediss:// (tls) */
+    int kind;           /* --kind mutex|fair|semaphore (REDISLOCK_KIND_*) */
+    int permits;        /* --permits N: the semaphore's */
 } bench_opts;
 
 /* ---------------------------------------------------------------- time */
@@ -95,6 +97,10 @@ void bench_die(const char *what, const char *detail);
 /* A client for the options' URLs (one or several masters); exits on error. */
 redislock_client *bench_client(const bench_opts *o);
 redislock *bench_lock(redislock_client *c, const char *name, int64_t expire_ms);
+/* A lock of the options' kind (kinds.c): the mutex, a fair lock or a
+ * semaphore of o->permits (1 by default). */
+redislock *bench_kind_lock(redislock_client *c, const char *name, int64_t expire_ms,
+                           const bench_opts *o);
 
 /* ---------------------------------------------------------- contenders */
 /* Run fn(i, arg) for i in 0..n-1 in n threads, or in n forked processes;
@@ -133,5 +139,10 @@ int bench_renew(const bench_opts *o);
 int bench_scale(const bench_opts *o);
 int bench_tls(const bench_opts *o);
 int bench_fencing(const bench_opts *o);
+int bench_fairness(const bench_opts *o);
+int bench_semutil(const bench_opts *o);
+int bench_kcrash(const bench_opts *o);
+int bench_kwaiter(const bench_opts *o);
+int bench_kclock(const bench_opts *o);
 
 #endif

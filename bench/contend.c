@@ -233,7 +233,9 @@ static void waitcost_one(const bench_opts *o, int timed)
     waitcost *w = bench_shared(sizeof *w);
     redisContext *ctx = bench_connect(o->urls[0]);
     redislock_client *c = bench_client(o);
-    redislock *holder = bench_lock(c, "bench:waitcost", 0);
+    /* the queued kinds need an expiry: longer than the wait */
+    int64_t expire_ms = o->kind ? (int64_t)(o->duration_s * 1000) + 30000 : 0;
+    redislock *holder = bench_kind_lock(c, "bench:waitcost", expire_ms, o);
     int64_t wait_ns = (int64_t)(o->duration_s * 1e9);
     long long calls0, calls;
     pid_t pid;
@@ -250,7 +252,7 @@ static void waitcost_one(const bench_opts *o, int timed)
         redislock_client *wc;
         bench_child_init();
         wc = bench_client(o);
-        redislock *lk = bench_lock(wc, "bench:waitcost", 0);
+        redislock *lk = bench_kind_lock(wc, "bench:waitcost", expire_ms, o);
         int64_t c0 = bench_thread_cpu_ns(), p0 = bench_process_cpu_ns();
         int64_t t0 = bench_now_ns();
         w->rc = redislock_acquire(lk, timed ? wait_ns / 1000000 : -1);
@@ -279,6 +281,8 @@ static void waitcost_one(const bench_opts *o, int timed)
     bench_rec_begin(o, "waitcost");
     bench_rec_str("impl", "redislock");
     bench_rec_str("end", timed ? "timeout" : "released");
+    if (o->kind)
+        bench_rec_str("kind", o->kind == REDISLOCK_KIND_FAIR ? "fair" : "semaphore");
     bench_rec_str("result", redislock_err_name(w->rc));
     bench_rec_num("blocked_s", (double)w->waited_ns / 1e9);
     bench_rec_int("commands", calls);

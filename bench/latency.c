@@ -153,7 +153,8 @@ static int handoff_run(int who, void *arg)
     handoff *h = arg;
     redislock_client *c = h->c ? h->c : bench_client(h->o);
     redisContext *ctx = bench_connect(h->o->urls[0]);
-    redislock *lk = bench_lock(c, "bench:handoff", 0);
+    /* the queued kinds need an expiry: 10 s, never reached */
+    redislock *lk = bench_kind_lock(c, "bench:handoff", h->o->kind ? 10000 : 0, h->o);
     int k = 0;
     if (who == 1)
         floor_pop(h, ctx, 0); /* pairs with the first holder's push */
@@ -213,6 +214,8 @@ int bench_handoff(const bench_opts *o)
     bench_rec_str("url", strncmp(o->urls[0], "unix", 4) ? "tcp" : "unix");
     bench_rec_str("mode", o->processes ? "processes" : "threads");
     bench_rec_int("hold_ms", o->hold_ms);
+    if (o->kind)
+        bench_rec_str("kind", o->kind == REDISLOCK_KIND_FAIR ? "fair" : "semaphore");
     bench_rec_lat("ping", &ping);
     /* bimodal on some machines: the quartiles, and the two modes */
     bench_rec_dist("floor", &floor);

@@ -4,11 +4,14 @@
  *   redislock-bench SCENARIO --url URL [--url URL ...] [options]
  *
  * SCENARIO: uncontended, handoff, majority, contend, waitcost, crash, renew,
- * scale, tls, fencing; "redislock-bench version" prints the library and hiredis versions.  Options: --duration S, --iters N, --conc N, --hold MS,
+ * scale, tls, fencing, fairness, semutil, kcrash, kwaiter, kclock;
+ * "redislock-bench version" prints the library and hiredis versions.
+ * Options: --duration S, --iters N, --conc N, --hold MS,
  * --mode threads|processes, --locks N, --threads N, --label TEXT,
  * --delay-us N (majority: reach the masters through relays that delay each
  * direction by N us, a stand-in for a network), --cacert FILE (tls: the CA
- * of the server's TLS port). */
+ * of the server's TLS port), --kind mutex|fair|semaphore (handoff, waitcost:
+ * the kind of lock) and --permits N (semutil: the semaphore's). */
 #include "bench.h"
 
 #include <stdio.h>
@@ -25,6 +28,9 @@ static const struct {
     { "renew", bench_renew },             { "scale", bench_scale },
     { "tls", bench_tls },
     { "fencing", bench_fencing },
+    { "fairness", bench_fairness },       { "semutil", bench_semutil },
+    { "kcrash", bench_kcrash },           { "kwaiter", bench_kwaiter },
+    { "kclock", bench_kclock },
 };
 
 static void usage(void)
@@ -32,8 +38,9 @@ static void usage(void)
     fputs("usage: redislock-bench SCENARIO --url URL [--url URL ...] [--duration S]\n"
           "       [--iters N] [--conc N] [--hold MS] [--mode threads|processes]\n"
           "       [--locks N] [--threads N] [--delay-us N] [--label TEXT] [--cacert FILE]\n"
+          "       [--kind mutex|fair|semaphore] [--permits N]\n"
           "scenarios: uncontended handoff majority contend waitcost crash renew scale tls\n"
-          "           fencing\n",
+          "           fencing fairness semutil kcrash kwaiter kclock\n",
           stderr);
     exit(2);
 }
@@ -100,6 +107,17 @@ int main(int argc, char **argv)
             o.label = v;
         } else if (!strcmp(opt, "--cacert")) {
             o.cacert = v;
+        } else if (!strcmp(opt, "--kind")) {
+            if (!strcmp(v, "mutex"))
+                o.kind = REDISLOCK_KIND_MUTEX;
+            else if (!strcmp(v, "fair"))
+                o.kind = REDISLOCK_KIND_FAIR;
+            else if (!strcmp(v, "semaphore"))
+                o.kind = REDISLOCK_KIND_SEMAPHORE;
+            else
+                usage();
+        } else if (!strcmp(opt, "--permits")) {
+            o.permits = number(opt, v, 1, 1000000);
         } else {
             usage();
         }

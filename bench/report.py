@@ -2,16 +2,19 @@
 issue 5 with the measured figure and met / not met, then every measurement.
 
     report.py [--markdown [--keep OLD.md]] [--published FILE] RECORDS
+    report.py --kinds RECORDS
 
 Without --markdown: the tables only (for the terminal).  With it: the whole
 doc/benchmarks.md, with the machine, the date and what each column means;
 --keep copies the end of an earlier doc/benchmarks.md, from the line
-KEEP_MARK on (sections measured by other programs).
+KEEP_MARK on (sections measured by other programs).  --kinds: the goals of
+issue 24 (the fair lock and the semaphore: bench/run --kinds) alone.
 Records are lines "@ scenario key=value ..." and "@ info key value".
 """
 import sys
 
 INF = float("inf")
+QUEUED_KINDS = ("fair", "semaphore")
 
 
 def parse(path):
@@ -37,7 +40,10 @@ def parse(path):
 
 
 def pick(recs, scenario, **kw):
+    """Records of a scenario with the given fields; those of the queued kinds
+    (kind=fair or semaphore: bench/run --kinds) only when kind= is asked for."""
     return [r for r in recs if r["scenario"] == scenario
+            and (r.get("kind") not in QUEUED_KINDS or "kind" in kw)
             and all(r.get(k) == v for k, v in kw.items())]
 
 
@@ -661,6 +667,68 @@ class Report:
                       "with fencing p50 us", "with fencing p99 us", "p50 ratio",
                       "p99 ratio", "PING p50 us", "tokens not increasing"], rows)
 
+    # ------------------------------------------- fair lock and semaphore
+    def kinds(self):
+        """Issue 24's goals (bench/run --kinds): their own table."""
+        g = []
+
+        def goal(what, figure, ok):
+            g.append((what, figure, yes(ok)))
+        for r in pick(self.recs, "handoff", kind="fair"):
+            p50 = ratio(r["handoff_p50_us"], r["floor_p50_us"])
+            mx = [m for m in pick(self.recs, "handoff") if m["mode"] == r["mode"]
+                  and m["url"] == r["url"] and "floor_p50_us" in m]
+            mutex = (", the mutex in the same run %sx"
+                     % fmt(ratio(mx[0]["handoff_p50_us"], mx[0]["floor_p50_us"]), 2)
+                     if mx else "")
+            goal("fair lock hand-off <= 1.15 x the LPUSH->BLPOP floor (%s, %s)"
+                 % (r["url"], r["mode"]),
+                 "p50 %sx (%s us; floor %s us); p99 %s us%s"
+                 % (fmt(p50, 2), fmt(r["handoff_p50_us"]), fmt(r["floor_p50_us"]),
+                    fmt(r["handoff_p99_us"]), mutex), p50 <= 1.15)
+        for r in pick(self.recs, "fairness"):
+            f = fairness(r)
+            goal("fair lock, %d processes in tight loops: acquisition order = queue "
+                 "order, min/max >= 0.95" % r["conc"],
+                 "%d grants checked against the queue (MONITOR), %d out of order; "
+                 "min/max %s (%d / %d)" % (r["checked"], r["inversions"], fmt(f, 3),
+                                          r["min"], r["max"]),
+                 r["inversions"] == 0 and r["checked"] > 0 and f is not None and f >= 0.95)
+        for r in pick(self.recs, "semutil"):
+            goal("semaphore of %d, %d contenders, hold %d ms: permits in use >= 98%%, "
+                 "never more than N (sampled on the server)"
+                 % (r["permits"], r["conc"], r["hold_ms"]),
+                 "held %s%% of the permit-time (all %d held in %s%% of %d samples); "
+                 "at most %d entries" % (fmt(r["in_use_pct"], 1), r["permits"],
+                                        fmt(r["full_pct"], 1), r["samples"], r["most"]),
+                 r["in_use_pct"] >= 98 and r["most"] <= r["permits"] and not r["errors"])
+        for r in pick(self.recs, "kcrash"):
+            goal("crashed holder (SIGKILL) -> head waiter holds <= 20 ms after the lease",
+                 "p50 %s ms, max %s ms over %d kills (lease %d ms)"
+                 % (fmt(r["delay_p50_us"] / 1000, 2), fmt(r["delay_max_us"] / 1000, 2),
+                    r["delay_n"], r["expire_ms"]), r["delay_max_us"] <= 20000)
+        for r in pick(self.recs, "kwaiter"):
+            gl = r["grant_lease_ms"]
+            goal("crashed head waiter -> next waiter holds <= grant lease + 20 ms",
+                 "p50 %s ms, max %s ms after the release over %d runs (grant lease %d ms)"
+                 % (fmt(r["delay_p50_us"] / 1000, 1), fmt(r["delay_max_us"] / 1000, 1),
+                    r["delay_n"], gl), r["delay_max_us"] <= (gl + 20) * 1000)
+        clk = pick(self.recs, "kclock")
+        if clk:
+            ok = all(abs(r["lease_left_ms"] - r["expire_ms"]) <= 20 and
+                     abs(r["lease_left_500ms_later"] - (r["expire_ms"] - 500)) <= 50
+                     for r in clk)
+            goal("client clocks offset +-30 s: leases unaffected",
+                 "; ".join("%s: server lease %d ms, %d ms 500 ms later, validity %d ms"
+                           % (r["faketime"], r["lease_left_ms"], r["lease_left_500ms_later"],
+                              r["validity_ms"]) for r in clk), ok)
+        for r in pick(self.recs, "waitcost", kind="fair"):
+            goal("a fair-lock waiter blocked %s s (%s): O(1) commands, no polling"
+                 % (fmt(r["blocked_s"], 1), r["end"]),
+                 "%d commands, %s ms CPU" % (r["commands"], fmt(r["cpu_process_ms"], 3)),
+                 r["commands"] <= 10)
+        return table(["goal (issue 24)", "measured", "status"], g)
+
     # ---------------------------------------------------------- published
     def published_table(self):
         if not self.published:
@@ -1078,12 +1146,14 @@ def kept(path):
 
 
 def main(argv):
-    md, published, path, keep = False, None, None, None
+    md, published, path, keep, kinds = False, None, None, None, False
     args = argv[1:]
     while args:
         a = args.pop(0)
         if a == "--markdown":
             md = True
+        elif a == "--kinds":
+            kinds = True
         elif a == "--published":
             published = args.pop(0)
         elif a == "--keep":
@@ -1095,6 +1165,9 @@ def main(argv):
         return 2
     info, recs = parse(path)
     rep = Report(info, recs, published)
+    if kinds:
+        sys.stdout.write("Fair lock and semaphore\n\n" + rep.machine() + "\n" + rep.kinds())
+        return 0
     sys.stdout.write(rep.markdown() + (kept(keep) if keep else "") if md else rep.text())
     return 0
 

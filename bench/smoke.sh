@@ -61,5 +61,23 @@ if ! grep -q '^## Machine' "$md" || ! grep -q ' cores, ' "$md"; then
     echo "markdown lacks the machine"; fail=1
 fi
 grep -q 'published' "$md" || { echo "markdown lacks the published table"; fail=1; }
+# the fair lock and the semaphore (bench/run --kinds): every scenario's
+# record and the goals' table
+krec=$tmp/kinds-records
+if ! TMPDIR=$tmp sh "$srcdir/bench/run" --kinds --quick --no-peer --build "$builddir" \
+    --records "$krec" >"$tmp/kinds-out" 2>"$tmp/kinds-err"; then
+    echo "bench/run --kinds failed:"; cat "$tmp/kinds-err" "$tmp/kinds-out"; fail=1
+fi
+for want in "handoff .*kind=fair .*handoff_p50_us=" "fairness conc=16 .*inversions=" \
+    "semutil permits=4 .*in_use_pct=" "kcrash .*delay_p50_us=" "kwaiter .*delay_p50_us=" \
+    "waitcost .*kind=fair .*commands="; do
+    grep -q "^@ $want" "$krec" 2>/dev/null || { echo "no record matching '@ $want'"; fail=1; }
+done
+grep -q '^| goal (issue 24)' "$tmp/kinds-out" || { echo "no table of issue 24's goals"; fail=1; }
+bad=$(grep '^@ ' "$krec" 2>/dev/null | grep -v '^@ info ' | tr ' ' '\n' | grep '=' |
+      grep -Ev '^(url|mode|impl|end|result|kind|faketime)=' |
+      grep -Ev '^[a-z0-9_]+=-?[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?$' || true)
+[ -z "$bad" ] || { echo "malformed fields (kinds):"; echo "$bad"; fail=1; }
+grep -q ' errors=[1-9]' "$krec" 2>/dev/null && { echo "kinds errors:"; grep ' errors=[1-9]' "$krec"; fail=1; }
 [ $fail -eq 0 ] && echo "bench smoke: ok ($(grep -c '^@ ' "$rec") records)"
 exit $fail

@@ -7,7 +7,7 @@ dist_man_MANS += doc/redislock.1 doc/redislock.3 \
 	doc/redislock_replace_allocator.3 doc/redislock_version.3 \
 	doc/redislock_cancel.3 \
 	doc/redislock_token.3 doc/redislock_heartbeat.3 doc/redislock_client_stats.3 \
-	doc/redislock_cluster_slots.3
+	doc/redislock_cluster_slots.3 doc/redislock_query_queue.3
 EXTRA_DIST += doc/man3-links tests/doc/check-man.sh
 TESTS += tests/doc/check-man.sh
 

@@ -390,11 +390,37 @@ typedef struct redislock_options {
                                 redislock_heartbeat() was called within the
                                 last heartbeat_ms, else report the lock lost
                                 (REDISLOCK_LOST_NO_HEARTBEAT).  0: none */
+    /* Version 3: the kinds of lock (see redislock(3), "Lock kinds").  Both
+     * queued kinds need expire_ms > 0 and a single master (majority mode:
+     * REDISLOCK_ENOTSUP). */
+    int fair;                /* 1: a fair lock: still lock:<name> (held by
+                                one owner, seen as held by python-redis-lock
+                                and by mutex handles), but its waiters are
+                                served strictly in the order they came, a
+                                release hands it to the first of them.
+                                0: the mutex (the default) */
+    int permits;             /* N >= 1: a semaphore of N permits: at most N
+                                owners hold it at once, each a permit
+                                leased for expire_ms; waiters are served in
+                                order (fair is implied).  All handles of one
+                                semaphore must use the same N while it has
+                                holders or waiters (REDISLOCK_EINVAL names
+                                the server's).  0: a lock */
+    int64_t waiter_lease_ms; /* fair lock, semaphore: a waiter keeps its place
+                                in line this long without a word (it renews
+                                it every third of that while it waits: the
+                                only commands of a long wait), so that one
+                                that died leaves the line; default 15000 */
+    int64_t grant_lease_ms;  /* fair lock, semaphore: a release hands the
+                                lock (or a permit) to the first waiter for
+                                this long, until that waiter takes it for
+                                expire_ms (at once, unless it died or
+                                stalled); default 1000 */
 } redislock_options;
 
-#define REDISLOCK_OPTIONS_VERSION 2
+#define REDISLOCK_OPTIONS_VERSION 3
 #define REDISLOCK_OPTIONS_INIT { REDISLOCK_OPTIONS_VERSION, 0, NULL, NULL, 0, 0, \
-        NULL, NULL, 0, 0, 0 }
+        NULL, NULL, 0, 0, 0, 0, 0, 0, 0 }
 
 /* The longest owner id and lock name accepted. */
 #define REDISLOCK_ID_MAX 255
@@ -459,7 +485,10 @@ REDISLOCK_EXPORT int redislock_release(redislock *lk);
 REDISLOCK_EXPORT REDISLOCK_NODISCARD int redislock_extend(redislock *lk,
                                                           int64_t expire_ms);
 
-/* What the server says about a lock (one round trip). */
+/* What the server says about a lock (one round trip).  For a semaphore:
+ * held when any owner holds a permit; the owner and expiry are this
+ * handle's own permit when it holds one, else those of the holder whose
+ * lease ends first (redislock_query_queue() counts them). */
 typedef struct redislock_info {
     int held;        /* 1 if any owner holds it */
     int mine;        /* 1 if this handle's owner id holds it */
@@ -470,6 +499,43 @@ typedef struct redislock_info {
 } redislock_info;
 
 REDISLOCK_EXPORT int redislock_query(redislock *lk, redislock_info *info);
+
+/* The kinds of lock (redislock_options.fair and .permits). */
+enum redislock_kind {
+    REDISLOCK_KIND_MUTEX = 0,    /* python-redis-lock's lock */
+    REDISLOCK_KIND_FAIR = 1,     /* a lock whose waiters are served in order */
+    REDISLOCK_KIND_SEMAPHORE = 2 /* at most N holders, waiters in order */
+};
+
+/* Holders and queue of a lock (redislock_query_queue()).  Fields are added
+ * at the end; set version, e.g.
+ *   redislock_queue_info qi = { .version = REDISLOCK_QUEUE_INFO_VERSION };
+ * and the library fills the fields of that version. */
+typedef struct redislock_queue_info {
+    unsigned version;
+    int kind;          /* the handle's REDISLOCK_KIND_* */
+    int64_t holders;   /* owners that hold it now (a permit each) */
+    int64_t permits;   /* how many may hold it at once: 1 for a lock; for a
+                          semaphore the server's N while it has holders or
+                          waiters, else the handle's */
+    int64_t queued;    /* waiters in its queue (a waiter that died counts
+                          until its waiter lease ends); 0 for a mutex */
+    int64_t position;  /* this handle's owner's place in that queue (1:
+                          served next); 0 when it is not queued */
+} redislock_queue_info;
+
+#define REDISLOCK_QUEUE_INFO_VERSION 1
+
+/* What the server says about the holders and the waiters of lk's lock
+ * (one round trip): any kind, on one master or in majority mode (a
+ * mutex: holders 0 or 1, as redislock_query() finds it; queued 0).  Also
+ * the owner, its expiry and whether it is this handle's, in *info when
+ * info is not NULL (as redislock_query(); for a semaphore: this handle's
+ * own permit when it holds one, else the holder whose lease ends first).
+ * 0, or REDISLOCK_EINVAL (NULL lk or qi, a version newer than this
+ * library), or an error of the server. */
+REDISLOCK_EXPORT int redislock_query_queue(redislock *lk, redislock_queue_info *qi,
+                                           redislock_info *info);
 
 /* Whether this handle holds the lock as far as it knows, without a round
  * trip: acquired, not released, not reported lost, and (for a lock with
@@ -553,6 +619,14 @@ typedef struct redislock_list_entry {
     size_t master;           /* the master it was found on: the index of its
                                 URL (always 0 with one master) */
     const char *master_addr; /* that master's "host:port" or socket path */
+    /* Added with the fair lock and the semaphore: */
+    int kind;                /* REDISLOCK_KIND_MUTEX, _FAIR or _SEMAPHORE */
+    int64_t holders;         /* how many hold it now (1 for a lock; for a
+                                semaphore an entry comes per holder, each
+                                with the same figures) */
+    int64_t permits;         /* how many may hold it at once (1 for a lock) */
+    int64_t queued;          /* waiters in its queue (0 for a mutex, whose
+                                waiters do not queue) */
 } redislock_list_entry;
 
 /* Called once per lock; return 0 to go on, anything else to stop the walk

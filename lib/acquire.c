@@ -47,52 +47,9 @@ enum { GO_ON = 1 }; /* a step's result besides 0 (done) and error codes */
  * wait does not carry it past the bound. */
 #define FINISH_US 1000
 
-/* Element k of r as a fencing token: a positive integer. */
-static int token_at(const redisReply *r, size_t k, long long *token)
-{
-    if (r->elements <= k || r->element[k]->type != REDIS_REPLY_INTEGER ||
-        r->element[k]->integer <= 0)
-        return -1;
-    *token = r->element[k]->integer;
-    return 0;
-}
-
-/* The one place that reads the acquire script's reply (both scripts):
- *   {1}             taken               {1, token}       with fencing
- *   {2, pttl}       this id holds it    {2, pttl, token} with fencing
- *   {0, pttl, owner} busy
- * into master i's answer.  -1 if it is none of these. */
-static int parse_reply(const redisReply *r, int fenced, redislock__answers *a, size_t i)
-{
-    int s;
-    a->pttl[i] = -1;
-    a->token[i] = 0;
-    a->owner[i][0] = '\0';
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER)
-        return -1;
-    s = (int)r->element[0]->integer;
-    if (s == REDISLOCK__ANS_TAKEN) {
-        if (fenced && token_at(r, 1, &a->token[i]))
-            return -1;
-        a->state[i] = s;
-        return 0;
-    }
-    if ((s != REDISLOCK__ANS_BUSY && s != REDISLOCK__ANS_MINE) || r->elements < 2 ||
-        r->element[1]->type != REDIS_REPLY_INTEGER)
-        return -1;
-    if (s == REDISLOCK__ANS_MINE && fenced && token_at(r, 2, &a->token[i]))
-        return -1;
-    a->state[i] = s;
-    a->pttl[i] = r->element[1]->integer;
-    if (s == REDISLOCK__ANS_BUSY)
-        redislock__copy_owner(a->owner[i], r->elements > 2 ? r->element[2] : NULL, NULL);
-    return 0;
-}
-
 /* What a reply of the acquire script answers at a glance (its first
- * element: REDISLOCK__ANS_*), -1 if it is not the script's; parse_reply()
- * reads it in full. */
+ * element: REDISLOCK__ANS_*, for every kind), -1 if it is not the
+ * script's; the kind's acquire_parse() reads it in full. */
 static int answer_of(const redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -137,18 +94,11 @@ static int too_few_answers(const acq *q)
     return q->f.n > 1 && q->f.n - failed < q->c->quorum;
 }
 
-/* The acquire script call of this handle. */
+/* The acquire script call of this handle (its kind's) that a wait
+ * pipelines behind its BLPOP. */
 static void acquire_call(const redislock *lk, redislock__call *call)
 {
-    /* without fencing: the script and arguments as before fencing existed */
-    redislock__call_init(call, lk->fence ? &redislock__script_acquire_fenced
-                                         : &redislock__script_acquire);
-    redislock__call_key(call, lk->key, lk->keylen);
-    redislock__call_key(call, lk->sig, lk->siglen);
-    if (lk->fence)
-        redislock__call_key(call, lk->fence, lk->fencelen);
-    redislock__call_arg(call, lk->id, lk->idlen);
-    redislock__call_int(call, lk->expire_ms);
+    lk->kind->acquire_call(lk, REDISLOCK__ACQ_WAIT, call);
 }
 
 /* The acquire replies in q->f.replies as the answers of a round (a master
@@ -157,6 +107,7 @@ static void take_answers(acq *q)
 {
     redislock__answers *a = &q->ans;
     size_t i;
+    int rc;
     a->n = q->f.n;
     a->quorum = q->c->quorum;
     for (i = 0; i < a->n; i++) {
@@ -166,14 +117,19 @@ static void take_answers(acq *q)
         if (!q->f.replies[i])
             redislock__fan_fail(&q->f, i,
                                 redislock__err(REDISLOCK_EIO, "not connected"));
-        else if (parse_reply(q->f.replies[i], q->lk->fence != NULL, a, i) < 0)
+        else if ((rc = q->lk->kind->acquire_parse(q->lk, q->f.replies[i], a, i)) > 0)
             redislock__fan_reply_fail(&q->f, i, q->f.replies[i], "acquire script");
+        else if (rc < 0)
+            redislock__fan_fail(&q->f, i, rc);
         else if (a->state[i] != REDISLOCK__ANS_BUSY && redislock__fan_unacked(&q->f, i)) {
             /* granted on the master, not on enough replicas: not a grant
              * (given back like an unanswered one) */
             a->state[i] = REDISLOCK__ANS_FAILED;
             redislock__fan_fail_unacked(&q->f, i);
         }
+        if (a->state[i] == REDISLOCK__ANS_BUSY && a->place > 0)
+            q->lk->uncertain = 1; /* queued: a release may hand it over at any
+                                     moment (a failure leaves the queue) */
     }
 }
 
@@ -182,7 +138,8 @@ static void run_round(acq *q)
 {
     redislock__call call, *cp = &call;
     memset(&q->ans, 0, sizeof q->ans);
-    acquire_call(q->lk, &call);
+    q->lk->kind->acquire_call(q->lk, q->timeout_ms == 0 ? REDISLOCK__ACQ_TRY
+                                                        : REDISLOCK__ACQ_WAIT, &call);
     q->ans.sent_us = redislock__now_us();
     q->f.wait = 1; /* a grant must reach min_replicas */
     redislock__fan_calls(&q->f, &cp, redislock__step_deadline(q->c, 0, q->hard));
@@ -203,7 +160,7 @@ static void drop_failed(redislock *lk, redislock__fanout *f, int *popped)
             f->conns[i]->broken = 1;
             redislock__pool_put(f->conns[i]);
             f->conns[i] = NULL;
-            if (popped && popped[i])
+            if (popped && popped[i] && lk->kind->hand_back)
                 redislock__hand_back(node, lk->sig, lk->siglen);
         }
         if (popped)
@@ -273,11 +230,7 @@ static int undo(redislock *lk, redislock__fanout *f, const redislock__answers *a
     }
     if (any) {
         redislock__fan_connect(&u, c, lk->key, lk->keylen, deadline);
-        redislock__call_init(&call, &redislock__script_release);
-        redislock__call_key(&call, lk->key, lk->keylen);
-        redislock__call_key(&call, lk->sig, lk->siglen);
-        redislock__call_arg(&call, lk->id, lk->idlen);
-        redislock__call_int(&call, c->signal_expire_ms);
+        lk->kind->release_call(lk, &call);
         redislock__fan_calls(&u, &cp, deadline);
         redislock__call_free(&call);
     }
@@ -292,6 +245,30 @@ static int undo(redislock *lk, redislock__fanout *f, const redislock__answers *a
     return all;
 }
 
+/* A queued kind (one master): "semaphore X: all N permits are held (the
+ * first lease to end: OWNER's, in N ms); K of Q in line[ after N ms]" */
+static void describe_queued(const acq *q, const char *after, char *buf, size_t len)
+{
+    const redislock__answers *a = &q->ans;
+    char nbuf[300], obuf[100], line[64], ttl[64];
+    redislock__qname(q->lk, nbuf, sizeof nbuf);
+    redislock__printable(a->owner[0], strlen(a->owner[0]), obuf, sizeof obuf);
+    if (a->place > 0)
+        snprintf(line, sizeof line, "%lld of %lld in line", a->place, a->queued);
+    else
+        snprintf(line, sizeof line, "%lld in line", a->queued);
+    if (a->left < 0)
+        snprintf(ttl, sizeof ttl, "no expiry");
+    else
+        snprintf(ttl, sizeof ttl, "expires in %lld ms", a->left);
+    if (q->lk->kind->id == REDISLOCK_KIND_SEMAPHORE)
+        snprintf(buf, len, "semaphore %s: all %lld permits are held (the first lease to end: "
+                 "%s, %s); %s%s", nbuf, a->holders, obuf, ttl, line, after);
+    else
+        snprintf(buf, len, "fair lock %s is held by %s (%s); %s%s", nbuf, obuf, ttl, line,
+                 after);
+}
+
 /* "lock X is [still] held by OWNER (...)[ after N ms]" */
 static void describe_busy(const acq *q, int64_t waited_ms, char *buf, size_t len)
 {
@@ -304,6 +281,10 @@ static void describe_busy(const acq *q, int64_t waited_ms, char *buf, size_t len
     if (waited_ms >= 0)
         snprintf(after, sizeof after, " after %lld ms", (long long)waited_ms);
     redislock__qname(q->lk, nbuf, sizeof nbuf);
+    if (q->lk->kind->queued && !d->late) {
+        describe_queued(q, after, buf, len);
+        return;
+    }
     if (d->late) {
         snprintf(buf, len,
                  "lock %s: granted with %lld ms to live, but the round took %lld "
@@ -452,8 +433,8 @@ static int follow(acq *q)
         redislock__set_token(lk, (uint64_t)q->d.token);
         redislock__set_held(lk, q->d.valid_until);
         return redislock__err(REDISLOCK_EALREADY,
-                              "lock %s is already held by this owner id (%s)",
-                              redislock__qname(lk, nbuf, sizeof nbuf), lk->id);
+                              "%s %s is already held by this owner id (%s)",
+                              lk->kind->noun, redislock__qname(lk, nbuf, sizeof nbuf), lk->id);
     case REDISLOCK__CONFIRM:
         /* the grant is ours: the next round's "mine" says so; a failure
          * or a cancel before that gives it back (give_up()) */

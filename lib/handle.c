@@ -77,31 +77,26 @@ static int check_opts(const redislock_client *c, const redislock_options *o)
 static int fill_names(redislock *lk, const char *name, size_t namelen,
                       const redislock_options *o)
 {
-    redislock_client *c = lk->c;
+    int rc;
     lk->namelen = namelen;
     lk->name = redislock__memdup(name, namelen);
-    lk->key = redislock__key(c, REDISLOCK__KEY_LOCK, name, namelen, &lk->keylen);
-    lk->sig = redislock__key(c, REDISLOCK__KEY_SIGNAL, name, namelen, &lk->siglen);
-    if (o->fencing)
-        lk->fence = redislock__key(c, REDISLOCK__KEY_FENCE, name, namelen, &lk->fencelen);
-    if (!lk->name || !lk->key || !lk->sig || (o->fencing && !lk->fence))
+    if (!lk->name)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
     if (o->id) {
         if (!(lk->id = redislock__strdup(o->id)))
             return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
-    } else {
-        int rc = redislock__random_id(o->id_prefix, &lk->id);
-        if (rc)
-            return rc;
+    } else if ((rc = redislock__random_id(o->id_prefix, &lk->id))) {
+        return rc;
     }
     lk->idlen = strlen(lk->id);
-    return 0;
+    return lk->kind->keys(lk, name, namelen, o);
 }
 
 int redislock_new(redislock **out, redislock_client *c, const char *name,
                   const redislock_options *opts)
 {
     redislock_options v, *o = &v;
+    const redislock__kind *kind;
     redislock *lk;
     size_t namelen;
     int rc;
@@ -121,13 +116,20 @@ int redislock_new(redislock **out, redislock_client *c, const char *name,
                               "the lock name is %zu bytes; at most %d are allowed",
                               namelen, REDISLOCK_NAME_MAX);
     if ((rc = redislock__check_name(c, name, namelen)) ||
-        (rc = redislock__lock_opts(opts, &v)) || (rc = check_opts(c, o)))
+        (rc = redislock__lock_opts(opts, &v)) || (rc = check_opts(c, o)) ||
+        ((o->fair || o->permits) && (rc = redislock__queued_check(c, o))))
         return rc;
+    kind = o->permits ? &redislock__kind_semaphore
+           : o->fair  ? &redislock__kind_fair
+                      : &redislock__kind_mutex;
     lk = redislock__calloc(1, sizeof *lk);
     if (!lk)
         return redislock__err(REDISLOCK_ENOMEM, "out of memory creating a lock");
     lk->c = c;
+    lk->kind = kind;
     lk->expire_ms = o->expire_ms;
+    lk->fencing = o->fencing != 0;
+    redislock__kind_leases(lk, o);
     lk->rn.enabled = o->auto_renew != 0;
     lk->rn.interval_ms = o->renew_interval_ms ? o->renew_interval_ms
                                               : (o->expire_ms + 2) / 3;
@@ -182,8 +184,8 @@ int redislock_heartbeat(redislock *lk)
     redislock__renew_heartbeat(lk);
     if (redislock_held(lk))
         return 0;
-    return redislock__err(REDISLOCK_ENOTHELD, "lock %s is not held (%s)",
-                          redislock__qname(lk, nbuf, sizeof nbuf),
+    return redislock__err(REDISLOCK_ENOTHELD, "%s %s is not held (%s)",
+                          lk->kind->noun, redislock__qname(lk, nbuf, sizeof nbuf),
                           redislock_lost_reason(lk)
                               ? redislock_lost_reason_string(redislock_lost_reason(lk))
                               : "not acquired, or released");

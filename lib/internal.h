@@ -3,14 +3,16 @@
  *
  * Layers, top to bottom; a file calls only files on lower lines
  * (scripts/check-layers checks it on the object files):
- *   api:        client.c handle.c ops.c reset.c metrics.c clusterinfo.c
- *   logic:      acquire.c renew.c
+ *   api:        client.c handle.c ops.c reset.c list.c metrics.c clusterinfo.c
+ *   logic:      acquire.c renew.c scan.c
  *   decisions:  decide.c
+ *   kinds:      mutex.c queued.c
  *   masters:    fan.c wait.c
  *   pump:       pump.c
  *   topology:   topology.c
  *   discovery:  sentinel.c cluster.c
  *   per master: pool.c scripts.c
+ *   lua:        queued_lua.c
  *   connection: conn.c
  *   transport:  plain.c tls.c
  *   support:    net.c url.c keys.c ownerid.c state.c options.c slots.c
@@ -20,7 +22,8 @@
  * api: the public functions (client.c also registers clients for fork();
  * metrics.c: the counters' snapshot and its Prometheus text).
  * logic: the acquire loop and the renewal thread; decide.c is the pure
- * decision of one acquire round.  masters: one request on every master at
+ * decision of one acquire round.  kinds: what each kind of lock (the
+ * mutex; the fair lock and the semaphore) sends and what its answers mean.  masters: one request on every master at
  * once (fan.c), and the wait for a wake-up on every master (wait.c), both
  * on the one I/O loop (pump.c).  per master: the connection pool and the
  * Lua scripts.  conn.c speaks RESP over a transport (plain.c: a socket of
@@ -170,6 +173,7 @@ int redislock__net_wait2(int fd1, int fd2, short events, int64_t deadline);
 /* ------------------------------------------------------------ transport */
 typedef struct redislock__master redislock__master;
 typedef struct redislock__conn redislock__conn;
+typedef struct redislock__kind redislock__kind; /* a kind of lock (mutex.c) */
 
 /* What carries a connection's bytes: a plain socket (plain.c) or TLS over
  * one (tls.c).  send and recv follow send(2)/recv(2): bytes moved, or -1
@@ -711,15 +715,27 @@ typedef struct redislock__renewal {
 /* ----------------------------------------------------------- handle state */
 struct redislock {
     redislock_client *c;
+    const redislock__kind *kind; /* mutex.c's, ... */
     char *name;
     size_t namelen;
-    char *key;          /* lock:<name> */
+    char *key;          /* lock:<name>: the key its calls are routed by */
     size_t keylen;
-    char *sig;          /* lock-signal:<name> */
+    char *sig;          /* lock-signal:<name>: what a waiter blocks on */
     size_t siglen;
     char *fence;        /* lock-fence:<name>, the token counter; NULL
-                           without fencing */
+                           without fencing (the mutex) */
     size_t fencelen;
+    int fencing;        /* the options' fencing */
+    /* the queued kinds (queued.c): their holders, queue and waiters keys,
+     * then the semaphore's permits key or the fair lock's lock-signal, and
+     * what every waiter's wake-up list is named after (+ its owner id);
+     * NULL for the mutex */
+    char *qkeys[4];
+    size_t qkeylens[4];
+    char *wake;
+    size_t wakelen;
+    int64_t permits;        /* a semaphore's N; 1 otherwise */
+    int64_t waiter_lease_ms, grant_lease_ms;
     char *id;
     size_t idlen;
     int64_t expire_ms;
@@ -769,6 +785,18 @@ int redislock__check_name(const redislock_client *c, const char *name, size_t na
 /* The signal key of a lock key found by SCAN. */
 char *redislock__signal_of(const redislock_client *c, const char *key,
                            size_t keylen, size_t *outlen);
+/* The key P family "{" name "}" suffix (the queued kinds' keys: the name
+ * always in a hash tag).  Allocated, NUL-terminated. */
+char *redislock__tagged_key(const redislock_client *c, const char *family, const char *name,
+                            size_t namelen, const char *suffix, size_t *outlen);
+/* The SCAN pattern of those keys whose names match glob (NULL or "" for
+ * every name). */
+char *redislock__tagged_pattern(const redislock_client *c, const char *family,
+                                const char *glob, const char *suffix, size_t *outlen);
+/* Where the name is in such a key found by SCAN: 0 and *off, *len; -1 when
+ * key is not of that shape. */
+int redislock__tagged_name(const redislock_client *c, const char *family, const char *suffix,
+                           const char *key, size_t keylen, size_t *off, size_t *len);
 
 /* -------------------------------------------------------------- scripts.c */
 typedef struct redislock__script {
@@ -782,11 +810,18 @@ extern redislock__script redislock__script_acquire_fenced;
 extern redislock__script redislock__script_release;
 extern redislock__script redislock__script_extend;
 extern redislock__script redislock__script_status;
-extern redislock__script redislock__script_reset;
 extern redislock__script redislock__script_reset_many;
 extern redislock__script redislock__script_signal;
 extern redislock__script redislock__script_renew;
 extern redislock__script redislock__script_list;
+/* queued_lua.c: the fair lock's and the semaphore's */
+extern redislock__script redislock__script_q_acquire;
+extern redislock__script redislock__script_q_release;
+extern redislock__script redislock__script_q_extend;
+extern redislock__script redislock__script_q_status;
+extern redislock__script redislock__script_q_reset;
+extern redislock__script redislock__script_q_reset_name;
+extern redislock__script redislock__script_q_list;
 
 /* A script call, built as the whole command
  *   EVALSHA sha numkeys key... arg...
@@ -800,8 +835,8 @@ typedef struct redislock__call {
     int oom;
     const char **argv;
     size_t *lens;
-    const char *inl_argv[12]; /* storage for small calls */
-    size_t inl_lens[12];
+    const char *inl_argv[20]; /* storage for small calls */
+    size_t inl_lens[20];
     char nums[6][24];         /* numkeys and formatted integer arguments */
     int nnum;
 } redislock__call;
@@ -1040,6 +1075,11 @@ typedef struct redislock__answers {
     int64_t sent_us, end_us;  /* when the round was sent and answered */
     int64_t woke_us;          /* answers of a wait: when its first BLPOP
                                  answered (0: a plain round) */
+    long long place, queued, holders, left; /* a queued kind's BUSY (one
+                                 master): this owner's place in line (1:
+                                 next; 0: not queued), waiters in line,
+                                 holders, ms until the first lease ends
+                                 (-1: never; pttl is how long to wait) */
 } redislock__answers;
 
 /* The call's situation. */
@@ -1091,8 +1131,109 @@ typedef struct redislock__decision {
 void redislock__decide(const redislock__answers *a, const redislock__decide_in *in,
                        redislock__decision *d);
 
+/* ------------------------------------------------------ lock kinds (mutex.c) */
+/* What a kind of lock knows and nothing else does: its keys, its scripts,
+ * how a handle calls them and what their answers mean.  The acquire loop,
+ * the waits, the renewal thread, the fan-out and the local state are the
+ * same for every kind (libuv's handle types over one loop).  The mutex
+ * (mutex.c) is python-redis-lock's lock.
+ *
+ * An acquire script answers an array whose first element is one of
+ * REDISLOCK__ANS_*; release answers 0 (released) or 1 (not held); extend
+ * and renew answer 0, 1 (not held, gone) or 3 (another owner holds it); a
+ * wait is a BLPOP on lk->sig with the acquire call pipelined behind it. */
+enum { REDISLOCK__ACQ_TRY = 0, REDISLOCK__ACQ_WAIT = 1 };
+struct redislock__kind {
+    const char *noun;       /* "lock", ...: for messages */
+    int id;                 /* REDISLOCK_KIND_* */
+    int hand_back;          /* a wake-up popped and not used goes back to
+                               lk->sig for the next waiter (a shared list) */
+    int queued;             /* a waiter stands in a queue on the server from
+                               its first busy answer on, and a release may
+                               hand it the lock at any moment: until the
+                               call ends it may hold it (lk->uncertain), and
+                               a call that fails leaves the queue (release) */
+    /* The keys of a new handle lk for name (lk->c, lk->id set): lk->key
+     * (the key that routes the calls: a cluster slot), lk->sig (what a
+     * waiter blocks on), lk->fence, and the kind's own.  0, or ENOMEM. */
+    int (*keys)(redislock *lk, const char *name, size_t namelen,
+                const redislock_options *o);
+    /* The acquire script call of lk; mode REDISLOCK__ACQ_TRY for a try
+     * (timeout 0), else REDISLOCK__ACQ_WAIT. */
+    void (*acquire_call)(const redislock *lk, int mode, redislock__call *call);
+    /* Master i's reply to it, into a: 0; 1 when it is none of the
+     * script's answers; or an error code with its message. */
+    int (*acquire_parse)(const redislock *lk, const struct redisReply *r,
+                         redislock__answers *a, size_t i);
+    void (*release_call)(const redislock *lk, redislock__call *call);
+    /* extend (replaces the expiry with expire_ms) and the renewal's
+     * (never shortens it) */
+    void (*extend_call)(const redislock *lk, int64_t expire_ms, redislock__call *call);
+    void (*renew_call)(const redislock *lk, redislock__call *call);
+    /* redislock_query(): the status call, whether a reply is its answer,
+     * and the verdict from the answers of the masters with rc 0 (a quorum
+     * of them did answer). */
+    void (*status_call)(const redislock *lk, redislock__call *call);
+    int (*status_ok)(const struct redisReply *r);
+    void (*query)(const redislock *lk, const redislock__fanout *f, size_t quorum,
+                  redislock_info *info, redislock_queue_info *qi);
+};
+
+extern const redislock__kind redislock__kind_mutex;
+/* queued.c: the fair lock and the semaphore, whose waiters stand in a
+ * queue on the server and are handed the lock (a permit) by a release. */
+extern const redislock__kind redislock__kind_fair;
+extern const redislock__kind redislock__kind_semaphore;
+/* The options of a fair lock or a semaphore (o->fair or o->permits set)
+ * make sense for client c: 0, or EINVAL/ENOTSUP with the reason. */
+int redislock__queued_check(const redislock_client *c, const redislock_options *o);
+/* lk's permits and its waiter and grant leases from o (defaults). */
+void redislock__kind_leases(redislock *lk, const redislock_options *o);
+/* The grant lease of a release whose handle has none (a reset). */
+#define REDISLOCK__GRANT_LEASE_MS 1000
+/* The keys of a queued kind's lock, by name, in the order its scripts
+ * take them: holders, queue, waiters, fence, then the semaphore's permits
+ * key, or the fair lock's lock:<name> and lock-signal:<name> (n: 5 or 6);
+ * and the name its waiters' wake-up lists start with. */
+typedef struct redislock__qkeys {
+    int fair, n;
+    char *k[6];
+    size_t len[6];
+    char *wake;
+    size_t wakelen;
+} redislock__qkeys;
+int redislock__qkeys_make(const redislock_client *c, int fair, const char *name,
+                          size_t namelen, redislock__qkeys *q);
+void redislock__qkeys_free(redislock__qkeys *q);
+/* Add q's keys to a call of a queued script. */
+void redislock__qkeys_push(const redislock__qkeys *q, redislock__call *call);
+
 /* -------------------------------------------------------------- acquire.c */
 int redislock__acquire(redislock *lk, int64_t timeout_ms);
+
+/* ----------------------------------------------------------------- scan.c */
+/* How a SCAN page's keys go into script batches: order[bounds[b] ..
+ * bounds[b + 1]) are the page elements of batch b, at most `batch` of
+ * them, and on a cluster all in one slot (a script's keys must share one). */
+typedef struct redislock__plan {
+    size_t *order, *bounds, nb;
+    int *slot;
+} redislock__plan;
+/* The plan of a page whose keys are all strings; 0, EPROTO for a page with
+ * anything else, ENOMEM. */
+int redislock__page_plan(const redislock_client *c, const struct redisReply *page,
+                         size_t batch, redislock__plan *p);
+void redislock__plan_free(redislock__plan *p);
+/* What to do with one SCAN page: 0 to go on, an error, or a positive value
+ * to stop the walk. */
+typedef int (*redislock__page_fn)(redislock_client *c, redislock__conn *conn,
+                                  const struct redisReply *page, void *arg);
+/* Walk the keys matching pattern (SCAN MATCH, pages of about 1000) on
+ * every master of member i, each named in *where as it is walked.
+ * Returns 0, an error, or page's positive value. */
+int redislock__scan_member(redislock_client *c, size_t i, const char *pattern,
+                           size_t patlen, redislock__page_fn page, void *arg,
+                           const char **where);
 
 /* ----------------------------------------------------------------- wait.c */
 /* Outcomes of redislock__wait_signal(). */

@@ -6,6 +6,12 @@
  *   lock-fence:<name>, P lock-fence:<name>, lock-fence:{<name>}
  * ("lock-fence:" does not match the "lock:*" of reset_all's SCAN, nor
  * python-redis-lock's reset_all KEYS pattern: resets never delete it).
+ *
+ * The queued kinds (queued.c) add keys that always carry the name in a
+ * hash tag, whatever the layout, so that they share one cluster slot:
+ *   P lock-holders:{<name>}  P lock-queue:{<name>}  ... (the fair lock,
+ *                            beside its lock:<name> of the layout)
+ *   P sem:{<name>}:holders   P sem:{<name>}:queue   ... (the semaphore)
  */
 #include "internal.h"
 
@@ -123,5 +129,70 @@ int redislock__check_name(const redislock_client *c, const char *name, size_t na
                               "different slots (lock:{NAME} hashes NAME up to its first "
                               "'}')",
                               namelen ? "starts with '}'" : "is empty");
+    return 0;
+}
+
+/* The n parts one after the other, NUL-terminated; NULL when out of memory. */
+static char *join(const char *const *part, const size_t *len, size_t n, size_t *outlen)
+{
+    size_t i, total = 0, o = 0;
+    char *s;
+    for (i = 0; i < n; i++)
+        total += len[i];
+    if (!(s = redislock__malloc(total + 1)))
+        return NULL;
+    for (i = 0; i < n; i++) {
+        memcpy(s + o, part[i], len[i]);
+        o += len[i];
+    }
+    s[o] = '\0';
+    if (outlen)
+        *outlen = total;
+    return s;
+}
+
+char *redislock__tagged_key(const redislock_client *c, const char *family, const char *name,
+                            size_t namelen, const char *suffix, size_t *outlen)
+{
+    const char *part[6] = { c->key_prefix, family, "{", name, "}", suffix };
+    size_t len[6] = { strlen(c->key_prefix), strlen(family), 1, namelen, 1, strlen(suffix) };
+    return join(part, len, 6, outlen);
+}
+
+char *redislock__tagged_pattern(const redislock_client *c, const char *family,
+                                const char *glob, const char *suffix, size_t *outlen)
+{
+    /* the escaped prefix (key_pattern's, less its "lock:*"), then
+     * family "{" glob "}" suffix, the glob as given */
+    size_t base = 0;
+    char *all = redislock__key_pattern(c, &base), *s;
+    const char *part[6];
+    size_t len[6];
+    if (!all)
+        return NULL;
+    base -= sizeof LOCK - 1 + 1 + (c->hash_tag ? 1 : 0); /* "lock:" ["{"] "*" */
+    if (!glob || !*glob)
+        glob = "*";
+    part[0] = all, len[0] = base;
+    part[1] = family, len[1] = strlen(family);
+    part[2] = "{", len[2] = 1;
+    part[3] = glob, len[3] = strlen(glob);
+    part[4] = "}", len[4] = 1;
+    part[5] = suffix, len[5] = strlen(suffix);
+    s = join(part, len, 6, outlen);
+    redislock__free(all);
+    return s;
+}
+
+int redislock__tagged_name(const redislock_client *c, const char *family, const char *suffix,
+                           const char *key, size_t keylen, size_t *off, size_t *len)
+{
+    size_t plen = strlen(c->key_prefix), flen = strlen(family), slen = strlen(suffix);
+    if (keylen < plen + flen + 2 + slen || memcmp(key + plen, family, flen) != 0 ||
+        key[plen + flen] != '{' || key[keylen - slen - 1] != '}' ||
+        memcmp(key + keylen - slen, suffix, slen) != 0)
+        return -1;
+    *off = plen + flen + 1;
+    *len = keylen - slen - 1 - *off;
     return 0;
 }

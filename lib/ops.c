@@ -49,9 +49,9 @@ static int not_held(const redislock *lk, const char *where)
 {
     char nbuf[300];
     return redislock__err(REDISLOCK_ENOTHELD,
-                          "lock %s is not held by %s%s (it expired, was reset, "
+                          "%s %s is not held by %s%s (it expired, was reset, "
                           "or was never acquired)",
-                          redislock__qname(lk, nbuf, sizeof nbuf), lk->id, where);
+                          lk->kind->noun, redislock__qname(lk, nbuf, sizeof nbuf), lk->id, where);
 }
 
 static int no_quorum(const redislock *lk, const redislock__fanout *f, const char *op,
@@ -110,11 +110,7 @@ int redislock_release(redislock *lk)
         return redislock__err(REDISLOCK_EINVAL, "redislock_release: lock is NULL");
     c = lk->c;
     redislock__renew_remove(lk); /* at once: no renewal after this point */
-    redislock__call_init(&call, &redislock__script_release);
-    redislock__call_key(&call, lk->key, lk->keylen);
-    redislock__call_key(&call, lk->sig, lk->siglen);
-    redislock__call_arg(&call, lk->id, lk->idlen);
-    redislock__call_int(&call, c->signal_expire_ms);
+    lk->kind->release_call(lk, &call);
     /* a cluster slot in migration answers TRYAGAIN to the two-key script
      * until it is closed: retried while the lock is valid */
     expires = redislock__expiry(lk);
@@ -131,10 +127,10 @@ int redislock_release(redislock *lk)
         redislock__set_token(lk, 0);
         lk->uncertain = 0;
         redislock__set_lost(lk, REDISLOCK_LOST_EXPIRED);
-        rc = redislock__err(REDISLOCK_ENOTHELD, "lock %s was lost before the release: its "
+        rc = redislock__err(REDISLOCK_ENOTHELD, "%s %s was lost before the release: its "
                             "slot stayed in migration until the lock's validity ran "
                             "out (%s)",
-                            redislock__qname(lk, nbuf, sizeof nbuf), f.err[0]);
+                            lk->kind->noun, redislock__qname(lk, nbuf, sizeof nbuf), f.err[0]);
     } else if (c->nmasters == 1 && t.failed) {
         rc = single_error(&f, c);
     } else {
@@ -146,8 +142,8 @@ int redislock_release(redislock *lk)
         lost = redislock_lost_reason(lk);
         if (lost) /* reported lost: not held, whatever the masters said now */
             rc = redislock__err(REDISLOCK_ENOTHELD,
-                                "lock %s was lost before the release: %s",
-                                redislock__qname(lk, nbuf, sizeof nbuf),
+                                "%s %s was lost before the release: %s",
+                                lk->kind->noun, redislock__qname(lk, nbuf, sizeof nbuf),
                                 redislock_lost_reason_string(lost));
         else if (t.count[0] >= c->quorum)
             rc = 0;
@@ -170,9 +166,9 @@ static int given_up(const redislock *lk)
     if (lost != REDISLOCK_LOST_MAX_HOLD && lost != REDISLOCK_LOST_NO_HEARTBEAT)
         return 0;
     return redislock__err(REDISLOCK_ENOTHELD,
-                          "lock %s was given up by its renewal (%s); acquire it "
+                          "%s %s was given up by its renewal (%s); acquire it "
                           "again to hold it",
-                          redislock__qname(lk, nbuf, sizeof nbuf),
+                          lk->kind->noun, redislock__qname(lk, nbuf, sizeof nbuf),
                           redislock_lost_reason_string(lost));
 }
 
@@ -209,10 +205,7 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
                                                     "extend needs an expiry: the "
                                                     "handle has none and expire_ms "
                                                     "is 0"));
-    redislock__call_init(&call, &redislock__script_extend);
-    redislock__call_key(&call, lk->key, lk->keylen);
-    redislock__call_arg(&call, lk->id, lk->idlen);
-    redislock__call_int(&call, expire_ms);
+    lk->kind->extend_call(lk, expire_ms, &call);
     /* A renewal in flight may reach the server after this extend: its
      * result must not set the local expiry after ours.  Renewal stops here
      * and resumes from this extend's answer. */
@@ -247,9 +240,9 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
         redislock__clear_held(lk);
         rc = t.count[0] >= c->quorum
                  ? redislock__err(REDISLOCK_ENOTHELD,
-                                  "lock %s: extended, but the validity ran out before "
+                                  "%s %s: extended, but the validity ran out before "
                                   "the answers came",
-                                  redislock__qname(lk, nbuf, sizeof nbuf))
+                                  lk->kind->noun, redislock__qname(lk, nbuf, sizeof nbuf))
                  : not_held(lk, c->nmasters > 1 ? " on a quorum of masters" : "");
     }
     if (redislock_held(lk))
@@ -258,90 +251,71 @@ int redislock_extend(redislock *lk, int64_t expire_ms)
     return redislock__finish(lk, rc);
 }
 
-/* Majority mode: the remaining TTL of a lock held on the given masters is
- * the quorum-th largest of their PTTLs (-1 counts as for ever). */
-static long long quorum_ttl(long long *pttls, size_t n, size_t quorum)
+/* The status call of lk's kind and its verdict: *info and *qi. */
+static int query(redislock *lk, redislock_info *info, redislock_queue_info *qi)
 {
-    size_t i, j;
-    for (i = 0; i < n; i++) /* sort, largest first, -1 above all */
-        for (j = i + 1; j < n; j++) {
-            long long a = pttls[i] < 0 ? (1LL << 62) : pttls[i];
-            long long b = pttls[j] < 0 ? (1LL << 62) : pttls[j];
-            if (b > a) {
-                long long tmp = pttls[i];
-                pttls[i] = pttls[j];
-                pttls[j] = tmp;
-            }
-        }
-    return pttls[quorum - 1];
-}
-
-int redislock_query(redislock *lk, redislock_info *info)
-{
-    redislock_client *c;
+    redislock_client *c = lk->c;
     redislock__fanout f;
     redislock__call call;
-    long long pttls[REDISLOCK__MAX_MASTERS];
-    size_t i, j, failed = 0, best = 0;
-    int rc, besti = -1;
+    size_t i, failed = 0;
+    int rc;
 
-    redislock__err_clear();
-    if (!lk || !info)
-        return redislock__err(REDISLOCK_EINVAL, "redislock_query: %s is NULL",
-                              lk ? "info" : "lock");
-    c = lk->c;
     memset(info, 0, sizeof *info);
-    redislock__call_init(&call, &redislock__script_status);
-    redislock__call_key(&call, lk->key, lk->keylen);
+    memset(qi, 0, sizeof *qi);
+    lk->kind->status_call(lk, &call);
     rc = redislock__fan_once(&f, c, &call, lk->key, lk->keylen, 0);
     redislock__call_free(&call);
     if (rc)
         return redislock__finish(lk, rc);
     for (i = 0; i < f.n; i++) {
         const redisReply *r = f.replies[i];
-        if (!f.rc[i] && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                         r->element[1]->type != REDIS_REPLY_INTEGER))
+        if (!f.rc[i] && !lk->kind->status_ok(r))
             redislock__fan_reply_fail(&f, i, r, "status script");
         if (f.rc[i])
             failed++;
     }
     redislock__note_masters(lk, &f);
-    if (c->nmasters == 1 && failed) {
+    if (c->nmasters == 1 && failed)
         rc = single_error(&f, c);
-        goto out;
-    }
-    if (failed > c->nmasters - c->quorum) {
+    else if (failed > c->nmasters - c->quorum)
         rc = no_quorum(lk, &f, "query", failed);
-        goto out;
-    }
-    /* the owner found on most masters, if it has a quorum */
-    for (i = 0; i < f.n; i++) {
-        size_t count = 0;
-        const redisReply *o = f.rc[i] ? NULL : f.replies[i]->element[0];
-        if (!o || o->type != REDIS_REPLY_STRING)
-            continue;
-        for (j = 0; j < f.n; j++) {
-            const redisReply *p = f.rc[j] ? NULL : f.replies[j]->element[0];
-            if (p && p->type == REDIS_REPLY_STRING && p->len == o->len &&
-                !memcmp(p->str, o->str, o->len))
-                pttls[count++] = f.replies[j]->element[1]->integer;
-        }
-        if (count > best) {
-            best = count;
-            besti = (int)i;
-            if (count >= c->quorum)
-                info->ttl_ms = quorum_ttl(pttls, count, c->quorum);
-        }
-    }
-    if (besti >= 0 && best >= c->quorum) {
-        const redisReply *o = f.replies[besti]->element[0];
-        info->held = 1;
-        redislock__copy_owner(info->owner, o, &info->owner_truncated);
-        info->mine = o->len == lk->idlen && !memcmp(o->str, lk->id, lk->idlen);
-    } else {
-        info->ttl_ms = 0;
-    }
-out:
+    else
+        lk->kind->query(lk, &f, c->quorum, info, qi);
     redislock__fan_free(&f);
     return redislock__finish(lk, rc);
+}
+
+int redislock_query(redislock *lk, redislock_info *info)
+{
+    redislock_queue_info qi;
+    redislock__err_clear();
+    if (!lk || !info)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_query: %s is NULL",
+                              lk ? "info" : "lock");
+    return query(lk, info, &qi);
+}
+
+int redislock_query_queue(redislock *lk, redislock_queue_info *qi, redislock_info *info)
+{
+    redislock_queue_info v;
+    redislock_info in;
+    unsigned version;
+    int rc;
+    redislock__err_clear();
+    if (!lk || !qi)
+        return redislock__err(REDISLOCK_EINVAL, "redislock_query_queue: %s is NULL",
+                              lk ? "qi" : "lock");
+    version = qi->version;
+    if (version > REDISLOCK_QUEUE_INFO_VERSION)
+        return redislock__finish(lk, redislock__err(REDISLOCK_EINVAL,
+                                                    "queue info version %u is newer than "
+                                                    "this library (%d)", version,
+                                                    REDISLOCK_QUEUE_INFO_VERSION));
+    rc = query(lk, info ? info : &in, &v);
+    if (rc == 0) {
+        /* version 1 (and 0, the same) is the whole struct so far */
+        *qi = v;
+        qi->version = version;
+    }
+    return rc;
 }

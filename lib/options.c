@@ -167,6 +167,10 @@ int redislock__client_opts(redislock_client *c, const redislock_client_options *
     return 0;
 }
 
+/* Version 2 of the lock options ends with heartbeat_ms (no fair, permits,
+ * waiter_lease_ms, grant_lease_ms). */
+#define LOCK_V2_SIZE (offsetof(redislock_options, heartbeat_ms) + sizeof(int64_t))
+
 /* Version 1 of the lock options: the same fields as version 2 up to
  * on_lost_userdata, nothing after (no fencing, max_hold_ms, heartbeat_ms). */
 typedef struct lock_options_v1 {
@@ -193,8 +197,14 @@ int redislock__lock_opts(const redislock_options *opts, redislock_options *out)
                               "lock options version %u is newer than this "
                               "library (%d)",
                               opts->version, REDISLOCK_OPTIONS_VERSION);
-    if (opts->version >= 2) {
+    if (opts->version >= 3) {
         *out = *opts;
+        return 0;
+    }
+    if (opts->version == 2) {
+        /* a version-2 caller's struct ends with heartbeat_ms */
+        memset(out, 0, sizeof *out);
+        memcpy(out, opts, LOCK_V2_SIZE);
         return 0;
     }
     /* a version-1 caller's struct ends before the version-2 fields */

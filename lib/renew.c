@@ -297,10 +297,7 @@ static void renew_group(redislock__renewer *r, item *items, size_t n)
                            redislock__step_deadline(c, 1, deadline));
     for (i = 0; i < n; i++) {
         redislock *lk = items[i].lk;
-        redislock__call_init(&calls[i], &redislock__script_renew);
-        redislock__call_key(&calls[i], lk->key, lk->keylen);
-        redislock__call_arg(&calls[i], lk->id, lk->idlen);
-        redislock__call_int(&calls[i], lk->expire_ms);
+        lk->kind->renew_call(lk, &calls[i]);
         callp[i] = &calls[i];
     }
     sent = redislock__now_us();

@@ -110,21 +110,6 @@ redislock__script redislock__script_status = {
     ""
 };
 
-/* KEYS: lock, signal.  ARGV: signal expiry ms.  Number of lock keys deleted
- * (one waiter is woken either way), or, when the lock key holds another type
- * than a string (it is not a lock), that type's name, and nothing is done:
- * python-redis-lock's reset would delete it. */
-redislock__script redislock__script_reset = {
-    "reset",
-    "local t = redis.call('type', KEYS[1]).ok\n"
-    "if t ~= 'string' and t ~= 'none' then return t end\n"
-    "redis.call('del', KEYS[2])\n"
-    "redis.call('lpush', KEYS[2], 1)\n"
-    "redis.call('pexpire', KEYS[2], ARGV[1])\n"
-    "return redis.call('del', KEYS[1])\n",
-    ""
-};
-
 /* KEYS: lock1, signal1, lock2, signal2, ...  ARGV: signal expiry ms, owner
  * prefix ("" for any).  Resets the string keys whose owner matches; returns
  * {how many, how many keys were skipped as not strings}.  Run on a bounded
@@ -154,18 +139,28 @@ redislock__script redislock__script_reset_many = {
     ""
 };
 
-/* KEYS: lock keys.  For each, in order: {owner, pttl} read atomically, or
- * 0 when the key is gone or not a string (not a lock).  Run on a bounded
- * batch so that no call is slow. */
+/* KEYS: for each lock, its lock key and the holders and queue keys of
+ * the fair lock of that name (lock-holders:{name}, lock-queue:{name}).
+ * For each, in order: {owner, pttl, fair, queued} read atomically (fair:
+ * 1 when the owner is that fair lock's holder; queued: its queue's
+ * length), or 0 when the key is gone or not a string (not a lock).  Run
+ * on a bounded batch so that no call is slow. */
 redislock__script redislock__script_list = {
     "list",
+    "local function n(r)\n"
+    "  if type(r) == 'table' then return 0 end\n"
+    "  return r\n"
+    "end\n"
     "local out = {}\n"
-    "for i = 1, #KEYS do\n"
+    "for i = 1, #KEYS, 3 do\n"
     "  local k = KEYS[i]\n"
     "  if redis.call('type', k).ok == 'string' then\n"
-    "    out[i] = {redis.call('get', k), redis.call('pttl', k)}\n"
+    "    local o = redis.call('get', k)\n"
+    "    local f = redis.pcall('zscore', KEYS[i + 1], o)\n"
+    "    if f and type(f) ~= 'table' then f = 1 else f = 0 end\n"
+    "    out[#out + 1] = {o, redis.call('pttl', k), f, n(redis.pcall('zcard', KEYS[i + 2]))}\n"
     "  else\n"
-    "    out[i] = 0\n"
+    "    out[#out + 1] = 0\n"
     "  end\n"
     "end\n"
     "return out\n",
@@ -209,9 +204,13 @@ static void compute_shas(void)
         &redislock__script_acquire, &redislock__script_acquire_fenced,
         &redislock__script_release,
         &redislock__script_extend, &redislock__script_status,
-        &redislock__script_reset, &redislock__script_reset_many,
+        &redislock__script_reset_many,
         &redislock__script_signal, &redislock__script_renew,
         &redislock__script_list,
+        &redislock__script_q_acquire, &redislock__script_q_release,
+        &redislock__script_q_extend, &redislock__script_q_status,
+        &redislock__script_q_reset, &redislock__script_q_reset_name,
+        &redislock__script_q_list,
     };
     size_t i;
     for (i = 0; i < sizeof all / sizeof all[0]; i++)

@@ -155,12 +155,16 @@ void redislock__copy_owner(char *dst, const struct redisReply *r, int *truncated
 
 void redislock__lock_destroy(redislock *lk)
 {
+    size_t k;
     if (lk->cancel_fd >= 0)
         close(lk->cancel_fd);
     redislock__free(lk->name);
     redislock__free(lk->key);
     redislock__free(lk->sig);
     redislock__free(lk->fence);
+    for (k = 0; k < sizeof lk->qkeys / sizeof lk->qkeys[0]; k++)
+        redislock__free(lk->qkeys[k]);
+    redislock__free(lk->wake);
     redislock__free(lk->id);
     redislock__free(lk);
 }

@@ -7,20 +7,67 @@
 #include <stdio.h>
 #include <string.h>
 
+static const char *kind_name(int kind)
+{
+    return kind == REDISLOCK_KIND_SEMAPHORE ? "semaphore"
+           : kind == REDISLOCK_KIND_FAIR    ? "fair"
+                                            : "mutex";
+}
+
+/* --status --json: {"name":..,"held":..,"owner":..,"ttl_ms":..} and, for
+ * a fair lock or a semaphore, "kind", "holders", "permits", "queued". */
+static void status_json(const rlt_config *cfg, const redislock_info *info,
+                        const redislock_queue_info *qi)
+{
+    putchar('{');
+    rlt_put_json("name", cfg->name, strlen(cfg->name));
+    printf(",\"held\":%s,", info->held ? "true" : "false");
+    if (info->held)
+        rlt_put_json("owner", info->owner, strlen(info->owner));
+    else
+        fputs("\"owner\":null", stdout);
+    printf(",\"ttl_ms\":%" PRId64, info->ttl_ms);
+    if (qi->kind != REDISLOCK_KIND_MUTEX)
+        printf(",\"kind\":\"%s\",\"holders\":%" PRId64 ",\"permits\":%" PRId64
+               ",\"queued\":%" PRId64, kind_name(qi->kind), qi->holders, qi->permits,
+               qi->queued);
+    puts("}");
+}
+
+/* --status: "held owner=ID ttl_ms=N" or "free", and for a fair lock or a
+ * semaphore "holders=H permits=N queued=Q" after "held"/"free". */
+static void status_text(const redislock_info *info, const redislock_queue_info *qi)
+{
+    fputs(info->held ? "held" : "free", stdout);
+    if (qi->kind != REDISLOCK_KIND_MUTEX)
+        printf(" holders=%" PRId64 " permits=%" PRId64 " queued=%" PRId64, qi->holders,
+               qi->permits, qi->queued);
+    if (info->held) {
+        fputs(" owner=", stdout);
+        rlt_put_word(info->owner, strlen(info->owner));
+        printf(" ttl_ms=%" PRId64, info->ttl_ms);
+    }
+    putchar('\n');
+}
+
 int rlt_status(const rlt_config *cfg, redislock_client *c)
 {
     redislock *lk = NULL;
     redislock_info info;
-    /* only queried; majority mode wants handles with an expiry */
+    redislock_queue_info qi = { .version = REDISLOCK_QUEUE_INFO_VERSION };
+    /* only queried; majority mode wants handles with an expiry (and so do
+     * the fair lock and the semaphore) */
     redislock_options o = REDISLOCK_OPTIONS_INIT;
     int rc;
     o.expire_ms = cfg->expire_ms;
+    o.fair = cfg->fair;
+    o.permits = cfg->permits;
     rc = redislock_new(&lk, c, cfg->name, &o);
     if (rc) {
         rlt_err("%s", redislock_last_error());
         return rlt_exit_for(rc);
     }
-    rc = redislock_query(lk, &info);
+    rc = redislock_query_queue(lk, &qi, &info);
     if (rc) {
         rlt_err("%s", redislock_errmsg(lk));
         redislock_free(lk);
@@ -30,20 +77,9 @@ int rlt_status(const rlt_config *cfg, redislock_client *c)
     if (cfg->quiet) {
         /* the exit status tells */
     } else if (cfg->json) {
-        putchar('{');
-        rlt_put_json("name", cfg->name, strlen(cfg->name));
-        printf(",\"held\":%s,", info.held ? "true" : "false");
-        if (info.held)
-            rlt_put_json("owner", info.owner, strlen(info.owner));
-        else
-            fputs("\"owner\":null", stdout);
-        printf(",\"ttl_ms\":%" PRId64 "}\n", info.ttl_ms);
-    } else if (info.held) {
-        fputs("held owner=", stdout);
-        rlt_put_word(info.owner, strlen(info.owner));
-        printf(" ttl_ms=%" PRId64 "\n", info.ttl_ms);
+        status_json(cfg, &info, &qi);
     } else {
-        puts("free");
+        status_text(&info, &qi);
     }
     if ((rc = rlt_flush_out()))
         return rc;
@@ -99,6 +135,9 @@ static void show_json(const redislock_list_entry *e, uint64_t n)
     rlt_put_json("owner", e->owner, e->owner_len);
     printf(",\"ttl_ms\":%" PRId64 ",", e->ttl_ms);
     rlt_put_json("master", e->master_addr, strlen(e->master_addr));
+    if (e->kind != REDISLOCK_KIND_MUTEX || e->queued)
+        printf(",\"kind\":\"%s\",\"holders\":%" PRId64 ",\"permits\":%" PRId64
+               ",\"queued\":%" PRId64, kind_name(e->kind), e->holders, e->permits, e->queued);
     putchar('}');
 }
 
@@ -118,6 +157,13 @@ static int show(const redislock_list_entry *e, void *userdata)
     fputs(" owner=", stdout);
     rlt_put_word(e->owner, e->owner_len);
     printf(" ttl_ms=%" PRId64, e->ttl_ms);
+    if (e->kind == REDISLOCK_KIND_SEMAPHORE)
+        printf(" kind=semaphore holders=%" PRId64 " permits=%" PRId64, e->holders,
+               e->permits);
+    else if (e->kind == REDISLOCK_KIND_FAIR)
+        fputs(" kind=fair", stdout);
+    if (e->kind != REDISLOCK_KIND_MUTEX || e->queued)
+        printf(" queued=%" PRId64, e->queued);
     if (ls->masters) {
         fputs(" master=", stdout);
         rlt_put_word(e->master_addr, strlen(e->master_addr));

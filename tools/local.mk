@@ -10,7 +10,8 @@ tools_redislock_LDADD = lib/libredislock.la
 # processes from the harness.
 if HAVE_CMOCKA
 tool_tests = tests/integration/test_tool tests/integration/test_tool_signals \
-	tests/integration/test_tool_fencing tests/integration/test_tool_scripting
+	tests/integration/test_tool_fencing tests/integration/test_tool_scripting \
+	tests/integration/test_tool_kinds
 check_PROGRAMS += $(tool_tests)
 TESTS += $(tool_tests)
 tool_test_sources = tests/integration/toolproc.c tests/integration/toolproc.h
@@ -29,4 +30,8 @@ tests_integration_test_tool_scripting_SOURCES = tests/integration/test_tool_scri
 	$(tool_test_sources)
 tests_integration_test_tool_scripting_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_tool_scripting_LDADD = $(TEST_LDADD)
+tests_integration_test_tool_kinds_SOURCES = tests/integration/test_tool_kinds.c \
+	$(tool_test_sources)
+tests_integration_test_tool_kinds_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_tool_kinds_LDADD = $(TEST_LDADD)
 endif

@@ -19,7 +19,7 @@ enum {
     OPT_STATUS = 256, OPT_RESET, OPT_RESET_ALL, OPT_OWNER_PREFIX, OPT_LOST_SIGNAL,
     OPT_LIST, OPT_CLUSTER_NODES, OPT_DRY_RUN, OPT_KEY_PREFIX, OPT_HASH_TAG,
     OPT_CONNECT_TIMEOUT, OPT_COMMAND_TIMEOUT, OPT_FENCING, OPT_MAX_HOLD, OPT_JSON,
-    OPT_SENTINEL_PASSWORD, OPT_MIN_REPLICAS, OPT_KEEP_CREDENTIALS
+    OPT_SENTINEL_PASSWORD, OPT_MIN_REPLICAS, OPT_KEEP_CREDENTIALS, OPT_FAIR, OPT_PERMITS
 };
 
 static const struct option longopts[] = {
@@ -54,6 +54,8 @@ static const struct option longopts[] = {
     { "sentinel-password", required_argument, NULL, OPT_SENTINEL_PASSWORD },
     { "min-replicas", required_argument, NULL, OPT_MIN_REPLICAS },
     { "keep-credentials", no_argument, NULL, OPT_KEEP_CREDENTIALS },
+    { "fair", no_argument, NULL, OPT_FAIR },
+    { "permits", required_argument, NULL, OPT_PERMITS },
     { "command", required_argument, NULL, 'c' },
     { NULL, 0, NULL, 0 }
 };
@@ -65,14 +67,20 @@ static void usage(void)
 "  redislock [options] NAME COMMAND [ARG...]  run COMMAND holding lock NAME\n"
 "  redislock [options] NAME -c 'SHELL COMMAND'  the same through /bin/sh -c\n"
 "  redislock [options] --status NAME    'held owner=ID ttl_ms=N' (exit 0)\n"
-"                                       or 'free' (exit 1)\n"
+"                                       or 'free' (exit 1); with --fair or\n"
+"                                       --permits N also 'holders=H\n"
+"                                       permits=N queued=Q'\n"
 "  redislock [options] --reset NAME     forced release (wakes one waiter)\n"
 "  redislock [options] --reset-all [--owner-prefix P] [--dry-run]\n"
 "                                       forced release of every lock (or of\n"
 "                                       those whose owner id starts with P)\n"
 "  redislock [options] --list [PATTERN] a line 'NAME owner=ID ttl_ms=N' per\n"
 "                                       lock (PATTERN: a glob on NAME); NAME\n"
-"                                       and ID quoted for the shell if needed\n"
+"                                       and ID quoted for the shell if needed;\n"
+"                                       fair locks add 'kind=fair queued=Q',\n"
+"                                       semaphores a line per holder with\n"
+"                                       'kind=semaphore holders=H permits=N\n"
+"                                       queued=Q'\n"
 "  redislock [options] --cluster-nodes  the slot map of a cluster URL: a line\n"
 "                                       'FIRST-LAST HOST:PORT' per range\n"
 "\n"
@@ -102,6 +110,11 @@ static void usage(void)
 "      --lost-signal SIG  signal sent to COMMAND's process group if the lock is\n"
 "                         lost (default TERM; 'none' only reports it)\n"
 "      --fencing          give COMMAND a fencing token in $REDISLOCK_TOKEN\n"
+"      --fair             a fair lock: waiters are served in the order they came\n"
+"                         (still lock:NAME, seen as held by python-redis-lock)\n"
+"      --permits N        a semaphore of N permits: at most N COMMANDs run at\n"
+"                         once fleet-wide, waiters served in order (1 to 1000000;\n"
+"                         every user of NAME must give the same N)\n"
 "      --max-hold SECS    renew the lock for at most SECS: then COMMAND gets the\n"
 "                         lost signal, and the lock lapses within one expiry\n"
 "      --keep-credentials leave $REDISLOCK_PASSWORD, $REDISLOCK_SENTINEL_PASSWORD\n"
@@ -375,6 +388,11 @@ static int print_version(const rlt_config *cfg)
     return 0;
 }
 
+const char *rlt_noun(const rlt_config *cfg)
+{
+    return cfg->permits ? "semaphore" : cfg->fair ? "fair lock" : "lock";
+}
+
 int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
 {
     int opt, rc, version = 0;
@@ -504,6 +522,14 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
         case OPT_KEEP_CREDENTIALS:
             cfg->keep_credentials = 1;
             break;
+        case OPT_FAIR:
+            cfg->fair = 1;
+            break;
+        case OPT_PERMITS:
+            if (parse_int(optarg, 1, 1000000, &n))
+                return bad("--permits: '%s' is not a number from 1 to 1000000", optarg);
+            cfg->permits = (int)n;
+            break;
         case OPT_MAX_HOLD:
             if (parse_secs(optarg, &cfg->max_hold_ms) || cfg->max_hold_ms == 0)
                 return bad("--max-hold: '%s' is not a number of seconds above 0", optarg);
@@ -531,6 +557,10 @@ int rlt_parse_args(rlt_config *cfg, int argc, char **argv)
         return bad("--owner-prefix is only valid with --reset-all and --list");
     if (cfg->dry_run && cfg->mode != RLT_RESET_ALL)
         return bad("--dry-run is only valid with --reset-all");
+    if ((cfg->fair || cfg->permits) && cfg->mode != RLT_RUN && cfg->mode != RLT_STATUS)
+        return bad("%s is only valid when running COMMAND and with --status (--reset, "
+                   "--reset-all and --list cover every kind of lock)",
+                   cfg->permits ? "--permits" : "--fair");
     if ((rc = positional(cfg, argc - optind, argv + optind)) >= 0)
         return rc;
     if (cfg->nurls == 0)

@@ -36,12 +36,12 @@ static void report_lost(run_state *st, int running)
                           : redislock_lost_reason_string(reason);
     st->lost = 1;
     if (running && cfg->lost_signal) {
-        rlt_err("lock %s was lost while COMMAND ran: %s; sending its process group "
+        rlt_err("%s %s was lost while COMMAND ran: %s; sending its process group "
                 "signal %d (%s)",
-                st->qname, why, cfg->lost_signal, strsignal(cfg->lost_signal));
+                rlt_noun(cfg), st->qname, why, cfg->lost_signal, strsignal(cfg->lost_signal));
         rlt_child_signal(cfg->lost_signal);
     } else {
-        rlt_err("lock %s was lost while COMMAND ran: %s", st->qname, why);
+        rlt_err("%s %s was lost while COMMAND ran: %s", rlt_noun(cfg), st->qname, why);
     }
 }
 
@@ -82,17 +82,17 @@ static int acquire(const run_state *st)
     int64_t t0 = rlt_now_ms();
     int rc;
     if (cfg->timeout_ms != 0)
-        rlt_info(cfg, "waiting for lock %s (as %s)", st->qname, redislock_id(lk));
+        rlt_info(cfg, "waiting for %s %s (as %s)", rlt_noun(cfg), st->qname, redislock_id(lk));
     rlt_signals_waiting(lk);
     rc = redislock_acquire(lk, cfg->timeout_ms);
     rlt_signals_waiting(NULL);
     switch (rc) {
     case REDISLOCK_ECANCELED:
-        rlt_info(cfg, "signal %d while waiting for lock %s: stopped waiting, nothing "
-                 "held", rlt_signals_cancelled(), st->qname);
+        rlt_info(cfg, "signal %d while waiting for %s %s: stopped waiting, nothing "
+                 "held", rlt_signals_cancelled(), rlt_noun(cfg), st->qname);
         return 128 + rlt_signals_cancelled();
     case REDISLOCK_OK:
-        rlt_info(cfg, "got lock %s as %s after %lld ms", st->qname, redislock_id(lk),
+        rlt_info(cfg, "got %s %s as %s after %lld ms", rlt_noun(cfg), st->qname, redislock_id(lk),
                  (long long)(rlt_now_ms() - t0));
         return -1;
     case REDISLOCK_EBUSY:
@@ -124,10 +124,10 @@ static void release(run_state *st)
         rlt_err("%s", redislock_errmsg(st->lk));
         st->lost = 1;
     } else if (rc) {
-        rlt_err("cannot release lock %s (it expires by itself): %s", st->qname,
+        rlt_err("cannot release %s %s (it expires by itself): %s", rlt_noun(cfg), st->qname,
                 redislock_errmsg(st->lk));
     } else {
-        rlt_info(cfg, "released lock %s", st->qname);
+        rlt_info(cfg, "released %s %s", rlt_noun(cfg), st->qname);
     }
 }
 
@@ -206,6 +206,8 @@ int rlt_run(const rlt_config *cfg, redislock_client *c)
     o.on_lost = lost_cb;
     o.fencing = cfg->fencing;
     o.max_hold_ms = cfg->max_hold_ms;
+    o.fair = cfg->fair;
+    o.permits = cfg->permits;
     if ((rc = redislock_new(&st.lk, c, cfg->name, &o))) {
         rlt_err("%s", redislock_last_error());
         return rlt_exit_for(rc);

@@ -82,6 +82,8 @@ typedef struct rlt_config {
     int command_timeout_ms;    /* --command-timeout; 0: the library's */
     const char *sentinel_password; /* --sentinel-password */
     int min_replicas;          /* --min-replicas */
+    int fair;                  /* --fair: a fair lock */
+    int permits;               /* --permits N: a semaphore of N; 0: a lock */
 } rlt_config;
 
 /* options.c: fill cfg from the command line.  Returns -1 when the tool should
@@ -145,6 +147,10 @@ int rlt_reset_all(const rlt_config *cfg, redislock_client *c);
 int rlt_list(const rlt_config *cfg, redislock_client *c);
 /* --cluster-nodes: the slot map of every cluster URL, a line per range. */
 int rlt_slots(const rlt_config *cfg, redislock_client *c);
+
+/* The kind of lock cfg names, for messages: "lock", "fair lock" or
+ * "semaphore". */
+const char *rlt_noun(const rlt_config *cfg);
 
 /* run.c: acquire, run COMMAND, release.  Returns the exit status. */
 int rlt_run(const rlt_config *cfg, redislock_client *c);

@@ -116,3 +116,57 @@ ti_report ti_check(const ti_log *l)
                  o.second_slot, (long long)(o.first.end_us - o.second.start_us));
     return r;
 }
+
+/* ------------------------------------------- at most n holders at once */
+
+typedef struct event {
+    int64_t t;
+    int delta; /* +1 a hold starts, -1 one ends */
+} event;
+
+static int by_time(const void *x, const void *y)
+{
+    const event *a = x, *b = y;
+    if (a->t != b->t)
+        return a->t < b->t ? -1 : 1;
+    return a->delta - b->delta; /* an end before a start: touching holds */
+}
+
+int ti_most_at_once(const ti_log *l, ti_report *r, int64_t *when_us)
+{
+    event *ev;
+    size_t n = 0, i;
+    int s, k, now = 0, most = 0;
+    ev = malloc(sizeof *ev * (2 * (size_t)l->slots * (size_t)l->per_slot + 1));
+    if (!ev)
+        fail_msg("ti_most_at_once: out of memory");
+    for (s = 0; s < l->slots; s++)
+        for (k = 0; k < l->count[s] && k < l->per_slot; k++) {
+            const ti_hold *h = &l->holds[(size_t)s * (size_t)l->per_slot + (size_t)k];
+            ev[n].t = h->start_us, ev[n++].delta = 1;
+            ev[n].t = h->end_us, ev[n++].delta = -1;
+        }
+    qsort(ev, n, sizeof *ev, by_time);
+    *when_us = 0;
+    for (i = 0; i < n; i++) {
+        now += ev[i].delta;
+        if (now > most) {
+            most = now;
+            *when_us = ev[i].t;
+        }
+    }
+    r->holds = n / 2;
+    r->min_gap_us = -1;
+    free(ev);
+    return most;
+}
+
+ti_report ti_check_at_most(const ti_log *l, int n)
+{
+    ti_report r;
+    int64_t when;
+    int most = ti_most_at_once(l, &r, &when);
+    if (most > n)
+        fail_msg("%d holds at once at %lld us: at most %d may be", most, (long long)when, n);
+    return r;
+}

@@ -62,4 +62,11 @@ int ti_find_overlap(const ti_log *l, ti_report *r, ti_overlap *o);
  * holds overlap. */
 ti_report ti_check(const ti_log *l);
 
+/* A semaphore of n permits: the most holds logged that overlap at one
+ * instant (touching is no overlap), and when (*when_us).  Fills r->holds
+ * (min_gap_us -1). */
+int ti_most_at_once(const ti_log *l, ti_report *r, int64_t *when_us);
+/* The same, failing the test when more than n holds overlap. */
+ti_report ti_check_at_most(const ti_log *l, int n);
+
 #endif

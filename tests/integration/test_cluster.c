@@ -4,8 +4,9 @@
  * 64 threads on 100 locks (the interval checker), a slot migrated under a
  * holder and a waiter, a slot held open under a release, reset_all and
  * list over every master, the tool, python-redis-lock through redis-py's
- * RedisCluster both ways, the renewal's round trips, bad seeds and names;
- * last, a master's last slot moved away (it turns replica: -UNBLOCKED). */
+ * RedisCluster both ways, the renewal's round trips, bad seeds and names,
+ * the fair lock and the semaphore (a slot migrated under a queue); last, a
+ * master's last slot moved away (it turns replica: -UNBLOCKED). */
 #include "clusterutil.h"
 #include "intervals.h"
 #include "toolproc.h"
@@ -635,6 +636,74 @@ static void test_cluster_last_slot_moved_away(void **state)
     assert_true(w->got - t0 < TU_MS(150));
 }
 
+/* The fair lock and the semaphore (issue 24) on a master that is not the
+ * seed: every key in the name's slot (a release names the first waiter's
+ * wake-up list itself: the same slot), a waiter woken holding it, list,
+ * reset and reset_all over the cluster; then the semaphore's slot migrated while a
+ * waiter is queued: its place, the holders and the release go with it. */
+static void test_cluster_fair_lock_and_semaphore(void **state)
+{
+    static slot_home home;
+    char url[128], fname[32], sname[32], key[64], v[128];
+    redislock_client *c = tf_client(cu_url_of(&cl.node[0], url, sizeof url));
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock *f1, *f2, *s1, *s2, *s3;
+    ts_server *src = &cl.node[2], *dst = &cl.node[1];
+    tf_waiter *w;
+    uint64_t n = 0;
+    int64_t t0;
+    int slot;
+    (void)state;
+    cu_name_on(&cl, src, "fq", fname, sizeof fname);
+    cu_name_on(&cl, src, "sq", sname, sizeof sname);
+    o.expire_ms = 10000;
+    o.fair = 1;
+    f1 = tf_lock_opts(c, fname, &o);
+    f2 = tf_lock_opts(c, fname, &o);
+    assert_rl_ok(redislock_acquire(f1, 0));
+    w = tf_waiter_start(f2, 5000);
+    ts_await_blocked(src, 1);
+    t0 = tu_now_ms();
+    assert_rl_ok(redislock_release(f1));
+    tf_waiter_await(w, 3000);
+    tf_waiter_assert_ok(w);
+    print_message("      fair lock: the waiter held it %lld ms after the release\n",
+                  (long long)(w->got - t0));
+    assert_true(w->got - t0 < TU_MS(150));
+    snprintf(key, sizeof key, "lock:{%s}", fname);
+    assert_string_equal(cu_get(src, key, v, sizeof v), redislock_id(f2));
+    o.fair = 0, o.permits = 2;
+    s1 = tf_lock_opts(c, sname, &o);
+    s2 = tf_lock_opts(c, sname, &o);
+    s3 = tf_lock_opts(c, sname, &o);
+    assert_rl_ok(redislock_acquire(s1, 0));
+    assert_rl_ok(redislock_acquire(s2, 0));
+    w = tf_waiter_start(s3, 10000);
+    ts_await_blocked(src, 1);
+    /* the slot moves with the waiter queued */
+    slot = cu_slot(sname);
+    slot_home_defer(&home, slot, src);
+    assert_int_equal(tc_migrate_begin(&cl, slot, src, dst), 0);
+    assert_int_equal(tc_migrate_keys(src, dst, slot), 0);
+    assert_int_equal(tc_migrate_end(&cl, slot, src, dst), 0);
+    t0 = tu_now_ms();
+    assert_rl_ok(redislock_release(s1)); /* MOVED: done on the new owner */
+    tf_waiter_await(w, 5000);
+    tf_waiter_assert_ok(w);
+    print_message("      semaphore moved to another master: the waiter held it %lld ms "
+                  "after the release\n", (long long)(w->got - t0));
+    snprintf(key, sizeof key, "sem:{%s}:holders", sname);
+    assert_int_equal(ts_int(dst, "ZCARD %s", key), 2);
+    /* a reset of one name: every key of every kind in one script, in the
+     * name's slot (no CROSSSLOT) */
+    assert_int_equal(redislock_reset(c, fname), 1);
+    snprintf(v, sizeof v, "lock:{%s}", fname);
+    assert_int_equal(ts_int(cu_slot(fname) == slot ? dst : src, "EXISTS %s", v), 0);
+    assert_rl_ok(redislock_reset_all(c, NULL, &n));
+    assert_int_equal(n, 2); /* the semaphore's two permits */
+    assert_int_equal(ts_int(dst, "EXISTS %s", key), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +719,7 @@ int main(void)
         TEST(test_cluster_reset_all_and_list_cover_every_master),
         TEST(test_cluster_python_redis_lock_through_redis_cluster_both_ways),
         TEST(test_cluster_renewal_is_one_pipeline_per_master),
+        TEST(test_cluster_fair_lock_and_semaphore),
         TEST(test_cluster_last_slot_moved_away), /* last: leaves 2 masters */
     };
     return cmocka_run_group_tests_name("cluster", tests, group_setup, NULL);

@@ -5,6 +5,7 @@
  * when it is importable, else a stand-in that speaks its 4.0 protocol; the
  * test prints which.  Skipped when no python3 with redis-py is found. */
 #include "fixtures.h"
+#include "intervals.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -276,6 +277,127 @@ static void test_interop_c_waiter_takes_lock_at_python_holders_expiry(void **sta
     assert_rl_ok(redislock_release(lk));
 }
 
+/* ---------------------------------------------- the fair lock (issue 24) */
+
+/* A fair lock is python-redis-lock's lock:<name> to a Python peer: held
+ * while a C fair holder has it; its release (nobody in the fair queue)
+ * wakes a Python waiter through lock-signal:<name>. */
+static void test_interop_fair_lock_is_held_for_python(void **state)
+{
+    NEED_PYTHON();
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    peer *py;
+    char line[256];
+    redislock *lk;
+    int64_t released;
+    long long got;
+
+    o.fair = 1;
+    o.expire_ms = 5000;
+    lk = tf_lock_opts(tu_cl, "fairpy", &o);
+    py = peer_start();
+    assert_rl_ok(redislock_acquire(lk, 0));
+    peer_send(py, "acquire fairpy 5 0");
+    assert_memory_equal(peer_line(py, line, sizeof line), "timeout", 7);
+    peer_send(py, "acquire fairpy 5 -1");
+    ts_await_blocked(&tu_srv, 1);
+    assert_rl_ok(redislock_release(lk));
+    released = tu_now_ms();
+    peer_line(py, line, sizeof line);
+    assert_int_equal(sscanf(line, "acquired %lld", &got), 1);
+    assert_true(got - released < TU_MS(1000));
+    /* and the other way: the Python holder keeps the fair lock busy */
+    assert_rl_err(redislock_acquire(lk, 0), REDISLOCK_EBUSY);
+    peer_send(py, "release");
+    assert_string_equal(peer_line(py, line, sizeof line), "released");
+    assert_rl_ok(redislock_acquire(lk, 0));
+    assert_rl_ok(redislock_release(lk));
+    peer_stop(py);
+}
+
+typedef struct fair_contender {
+    redislock *lk;
+    ti_log *log;
+    int slot;
+    int *stop;
+} fair_contender;
+
+static void *fair_main(void *arg)
+{
+    fair_contender *f = arg;
+    while (!__atomic_load_n(f->stop, __ATOMIC_ACQUIRE)) {
+        int64_t start, last;
+        if (redislock_acquire(f->lk, 500))
+            continue;
+        start = ti_now_us();
+        last = ti_vouched(f->lk);
+        usleep(2000);
+        if (ti_vouched(f->lk))
+            last = ti_vouched(f->lk);
+        ti_add(f->log, f->slot, start, last ? last : start);
+        if (redislock_release(f->lk) && redislock_held(f->lk))
+            break;
+        usleep(15000); /* the lock free now and then: the peer's turn */
+    }
+    return NULL;
+}
+
+/* Three C threads take the fair lock (pausing 15 ms between holds: while
+ * its queue is never empty the fair lock goes from one of its waiters to
+ * the next, and a python-redis-lock waiter gets no turn: mixed fleets are
+ * best effort), a Python peer python-redis-lock's lock of the same name,
+ * for 3 s: no two holds overlap (each logged from
+ * its acquire's return to its last vouched moment; the peer's from the
+ * monotonic clock it read after its acquire returned to the one it read
+ * before calling release). */
+static void test_interop_fair_lock_and_python_never_overlap(void **state)
+{
+    NEED_PYTHON();
+    static fair_contender fc[3];
+    static int stop;
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    ti_log *log = ti_log_new(4, 20000);
+    pthread_t th[3];
+    ti_report r;
+    peer *py;
+    char line[256];
+    int i, py_holds = 0;
+    int64_t end;
+
+    o.fair = 1;
+    o.expire_ms = 2000;
+    o.waiter_lease_ms = 600; /* a waiter behind the peer looks every 200 ms */
+    stop = 0;
+    for (i = 0; i < 3; i++) {
+        fc[i] = (fair_contender){ tf_lock_opts(tf_client(tu_srv.url), "ivpy", &o), log, i,
+                                  &stop };
+        assert_int_equal(pthread_create(&th[i], NULL, fair_main, &fc[i]), 0);
+    }
+    py = peer_start();
+    end = tu_now_ms() + 3000;
+    while (tu_now_ms() < end) {
+        long long ms, at;
+        peer_send(py, "acquire ivpy 5 1");
+        peer_line(py, line, sizeof line);
+        if (sscanf(line, "acquired %lld %lld", &ms, &at) != 2)
+            continue;
+        usleep(3000);
+        peer_send(py, "release_at");
+        assert_int_equal(sscanf(peer_line(py, line, sizeof line), "released %lld", &ms), 1);
+        ti_add(log, 3, at, ms);
+        py_holds++;
+    }
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    for (i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    peer_stop(py);
+    r = ti_check(log);
+    print_message("      %zu holds, %d of them python-redis-lock's: none overlap (smallest "
+                  "gap %lld us)\n", r.holds, py_holds, (long long)r.min_gap_us);
+    assert_true(py_holds > 0);
+    assert_true(r.holds > (size_t)py_holds);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, tf_teardown)
 
 int main(void)
@@ -286,6 +408,8 @@ int main(void)
         TEST(test_interop_neither_side_releases_the_others_lock),
         TEST(test_interop_reset_wakes_the_other_side),
         TEST(test_interop_c_waiter_takes_lock_at_python_holders_expiry),
+        TEST(test_interop_fair_lock_is_held_for_python),
+        TEST(test_interop_fair_lock_and_python_never_overlap),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests_name("interop", tests, group_setup, group_teardown);

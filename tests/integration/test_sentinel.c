@@ -314,6 +314,48 @@ static void test_sentinel_waiter_across_failover(void **state)
 }
 
 static int lost_calls;
+
+/* A semaphore through the service with min_replicas=1 (every grant, and a
+ * waiter's place in line, acknowledged by the replica): across a forced
+ * failover the holder keeps its permit and the waiter its place, and the
+ * release on the new master hands the permit to the waiter. */
+static void test_sentinel_semaphore_across_failover_with_min_replicas(void **state)
+{
+    char url[700];
+    redislock_client *hc, *wc;
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock *h, *w;
+    ts_server *old = ts_sentinels_master(&g, 1000), *nw = ts_sentinels_other(&g, old);
+    tf_waiter *wt;
+    int64_t released;
+    (void)state;
+    snprintf(url, sizeof url, "%s?min_replicas=1&wait_ms=500", g.url);
+    hc = tf_client(url);
+    wc = tf_client(url);
+    o.permits = 1;
+    o.expire_ms = 20000;
+    h = tf_lock_opts(hc, "sjob", &o);
+    w = tf_lock_opts(wc, "sjob", &o);
+    assert_rl_ok(redislock_acquire(h, 0));
+    wt = tf_waiter_start(w, -1);
+    ts_await_blocked(old, 1);
+    ts_sentinels_failover(&g);
+    assert_true(ts_sentinels_await(&g, nw, 10000) >= 0);
+    assert_int_equal(ts_int(nw, "ZCARD sem:{sjob}:holders"), 1);
+    assert_int_equal(ts_int(nw, "ZCARD sem:{sjob}:queue"), 1);
+    /* the old master back as the new one's replica: the waiter's grant is
+     * acknowledged (until then min_replicas refuses it: ENOREPLICAS) */
+    assert_int_equal(ts_sentinels_settle(&g, 30000), 0);
+    assert_false(tf_waiter_done(wt));
+    assert_rl_ok(redislock_release(h));
+    released = tu_now_ms();
+    tf_waiter_await(wt, TU_MS(5000));
+    tf_waiter_assert_ok(wt);
+    print_message("      the waiter held the permit %lld ms after the release on the new "
+                  "master\n", (long long)(wt->got - released));
+    assert_true(wt->got - released < TU_MS(1000));
+    assert_rl_ok(redislock_release(w));
+}
 static void count_lost(redislock *lk, int reason, void *ud)
 {
     (void)lk;
@@ -661,6 +703,7 @@ int main(void)
         TEST(test_sentinel_switch_closes_pooled_connections),
         TEST(test_sentinel_renewing_holder_across_failover),
         TEST(test_sentinel_waiter_across_failover),
+        TEST(test_sentinel_semaphore_across_failover_with_min_replicas),
         TEST(test_sentinel_paused_master_then_continued),
         TEST(test_sentinel_stale_master_at_default_periods),
     };

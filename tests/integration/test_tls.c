@@ -225,6 +225,41 @@ static void test_tls_wait_woken_by_release_and_timed_by_client(void **state)
     assert_rl_ok(redislock_release(lk));
 }
 
+/* The fair lock and the semaphore over TLS: a waiter woken holding the
+ * permit by the release, the holders seen by redislock_query_queue(). */
+static void test_tls_semaphore_and_fair_lock(void **state)
+{
+    redislock_client *c = tls_client(srv.tls_url);
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock_queue_info qi = { .version = REDISLOCK_QUEUE_INFO_VERSION };
+    redislock *s1, *s2, *f1, *f2;
+    tf_waiter *w;
+    int64_t released;
+    o.expire_ms = 10000;
+    o.permits = 1;
+    s1 = tf_lock_opts(c, "ts", &o);
+    s2 = tf_lock_opts(c, "ts", &o);
+    o.permits = 0, o.fair = 1;
+    f1 = tf_lock_opts(c, "tf", &o);
+    f2 = tf_lock_opts(c, "tf", &o);
+    assert_rl_ok(redislock_acquire(s1, 0));
+    assert_rl_ok(redislock_acquire(f1, 0));
+    w = tf_waiter_start(s2, 10000);
+    ts_await_blocked(&srv, 1);
+    assert_rl_ok(redislock_query_queue(f2, &qi, NULL));
+    assert_int_equal(qi.holders, 1);
+    released = tu_now_ms();
+    assert_rl_ok(redislock_release(s1));
+    tf_waiter_join(w);
+    tf_waiter_assert_ok(w);
+    assert_true(w->got - released < TU_MS(500));
+    assert_rl_err(redislock_acquire(f2, 0), REDISLOCK_EBUSY);
+    assert_rl_ok(redislock_release(f1));
+    assert_rl_ok(redislock_acquire(f2, 0));
+    assert_rl_ok(redislock_release(f2));
+    assert_rl_ok(redislock_release(s2));
+}
+
 static int crashed_holder(void *arg)
 {
     tu_chan *ch = arg;
@@ -1020,6 +1055,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST(test_tls_acquire_query_release),
         TEST(test_tls_try_acquire_busy_in_one_round_trip),
+        TEST(test_tls_semaphore_and_fair_lock),
         TEST(test_tls_wait_woken_by_release_and_timed_by_client),
         TEST(test_tls_cancel_and_fenced_hand_off),
         TEST(test_tls_crashed_holder_frees_lock_at_expiry),

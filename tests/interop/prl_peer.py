@@ -10,10 +10,12 @@ printed says which one is in use.
 Usage: prl_peer.py SOCKET_PATH | cluster:HOST:PORT
 
 Commands, one per line on stdin; answers on stdout:
-  acquire NAME EXPIRE TIMEOUT  -> "acquired <monotonic ms>" or "timeout <ms>"
+  acquire NAME EXPIRE TIMEOUT  -> "acquired <monotonic ms> <us>" or "timeout <ms> <us>"
                                   (EXPIRE 0: none; TIMEOUT -1: block for ever,
                                    0: do not block)
   release                      -> "released" or "notheld"
+  release_at                   -> the same with the monotonic us read just
+                                  before the release: "released <us>"
   reset NAME                   -> "reset"
   id                           -> "id <owner id>"
   quit
@@ -95,6 +97,10 @@ def now_ms():
     return int(time.monotonic() * 1000)
 
 
+def now_us():
+    return int(time.monotonic() * 1000000)
+
+
 def connect(where):
     """A unix socket path, or cluster:HOST:PORT (a seed node of a Redis
     Cluster, through redis-py's RedisCluster: lock names then carry their
@@ -127,11 +133,14 @@ def main():
                 ok = lock.acquire(blocking=False)
             else:
                 ok = lock.acquire(blocking=True, timeout=timeout)
-            print(("acquired" if ok else "timeout"), now_ms(), flush=True)
-        elif cmd == "release":
+            us = now_us()
+            print(("acquired" if ok else "timeout"), us // 1000, us, flush=True)
+        elif cmd in ("release", "release_at"):
+            before = now_us()
             try:
                 lock.release()
-                print("released", flush=True)
+                print("released" + (" %d" % before if cmd == "release_at" else ""),
+                      flush=True)
             except Exception:  # NotAcquired in the real library
                 print("notheld", flush=True)
         elif cmd == "reset":

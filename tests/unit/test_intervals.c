@@ -104,6 +104,25 @@ static void test_intervals_children_share_the_log(void **state)
     assert_int_equal(r.min_gap_us, 400);
 }
 
+/* A semaphore's check: the most holds at one instant, touching ones not
+ * counted, and when; more than n fails. */
+static void test_intervals_most_at_once(void **state)
+{
+    const ti_hold h[] = { { 0, 100 }, { 50, 150 }, { 100, 200 }, { 120, 130 }, { 300, 400 } };
+    const int slot[] = { 0, 1, 2, 3, 0 };
+    ti_log *l = log_of(4, 10, h, slot, 5);
+    ti_report r;
+    int64_t when = -1;
+    (void)state;
+    /* at 120..130: [50,150], [100,200], [120,130]; [0,100] ended at 100 */
+    assert_int_equal(ti_most_at_once(l, &r, &when), 3);
+    assert_int_equal(when, 120);
+    assert_int_equal(r.holds, 5);
+    r = ti_check_at_most(l, 3);
+    assert_int_equal(r.holds, 5);
+    assert_int_equal(ti_most_at_once(ti_log_new(2, 4), &r, &when), 0);
+}
+
 #define TEST(f) cmocka_unit_test_teardown(f, tf_teardown)
 
 int main(void)
@@ -116,6 +135,7 @@ int main(void)
         TEST(test_intervals_hold_inside_a_long_one_found),
         TEST(test_intervals_full_slot_counts_but_keeps_room),
         TEST(test_intervals_children_share_the_log),
+        TEST(test_intervals_most_at_once),
     };
     return cmocka_run_group_tests_name("intervals", tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /* Client and lock options that need no server: the versioned client options
  * (a version-1 or version-2 caller's shorter struct is read only as far as
  * its version reaches), the TLS options of version 3, the versioned lock
- * options (version 1 without fencing, max_hold_ms and heartbeat_ms) and the
- * checks of version 2's, the clock drift allowance and the expiry bounds it
+ * options (version 1 without fencing, max_hold_ms and heartbeat_ms; version
+ * 2 without the kinds of lock) and the checks of version 2's and 3's (the
+ * fair lock's and the semaphore's keys), the clock drift allowance and the expiry bounds it
  * implies. */
 #include "internal.h"
 #include "testutil.h"
@@ -222,6 +223,97 @@ static void test_version_3_tls_options_are_copied(void **state)
     assert_non_null(strstr(redislock_last_error(), "tls_key_file"));
 }
 
+/* The lock options a caller built against version 2 passes: no fair,
+ * permits, waiter_lease_ms, grant_lease_ms.  Allocated alone, so that a
+ * read past its end is caught by the sanitizers. */
+typedef struct v2_lock_options {
+    unsigned version;
+    int64_t expire_ms;
+    const char *id;
+    const char *id_prefix;
+    int auto_renew;
+    int64_t renew_interval_ms;
+    redislock_lost_fn on_lost;
+    void *on_lost_userdata;
+    int fencing;
+    int64_t max_hold_ms;
+    int64_t heartbeat_ms;
+} v2_lock_options;
+
+static void test_version_2_lock_options_are_read_no_further_than_version_2(void **state)
+{
+    v2_lock_options *o = calloc(1, sizeof *o);
+    redislock_client *c = NULL;
+    redislock *lk = NULL;
+    (void)state;
+    assert_non_null(o);
+    assert_rl_ok(redislock_client_new(&c, "redis://127.0.0.1:1", NULL));
+    o->version = 2;
+    o->expire_ms = 3000;
+    o->fencing = 1;
+    o->auto_renew = 1;
+    o->max_hold_ms = 9000;
+    o->heartbeat_ms = 800;
+    assert_rl_ok(redislock_new(&lk, c, "v2", (const redislock_options *)(void *)o));
+    assert_ptr_equal(lk->kind, &redislock__kind_mutex);
+    assert_string_equal(lk->fence, "lock-fence:v2");
+    assert_int_equal(lk->rn.max_hold_ms, 9000);
+    assert_int_equal(lk->rn.heartbeat_ms, 800);
+    redislock_free(lk);
+    redislock_client_free(c);
+    free(o);
+}
+
+/* Version 3: the kinds of lock, their keys and leases, and what they
+ * refuse without a server. */
+static void test_version_3_lock_kinds(void **state)
+{
+    static const char *const urls[] = { "redis://127.0.0.1:1", "redis://127.0.0.1:2",
+                                        "redis://127.0.0.1:3" };
+    redislock_options o = REDISLOCK_OPTIONS_INIT;
+    redislock_client *c = NULL, *multi = NULL;
+    redislock *lk = NULL;
+    (void)state;
+    assert_rl_ok(redislock_client_new(&c, urls[0], NULL));
+    assert_rl_ok(redislock_client_new_multi(&multi, urls, 3, NULL));
+    o.expire_ms = 3000;
+    o.fair = 1;
+    o.id = "me";
+    assert_rl_ok(redislock_new(&lk, c, "f", &o));
+    assert_ptr_equal(lk->kind, &redislock__kind_fair);
+    assert_string_equal(lk->key, "lock:f"); /* python-redis-lock's key */
+    assert_string_equal(lk->qkeys[0], "lock-holders:{f}");
+    assert_string_equal(lk->qkeys[1], "lock-queue:{f}");
+    assert_string_equal(lk->qkeys[2], "lock-waiters:{f}");
+    assert_string_equal(lk->qkeys[3], "lock-signal:f");
+    assert_string_equal(lk->fence, "lock-fence:f");
+    assert_string_equal(lk->sig, "lock-wake:{f}:me");
+    assert_int_equal(lk->permits, 1);
+    assert_int_equal(lk->waiter_lease_ms, 15000);
+    assert_int_equal(lk->grant_lease_ms, 1000);
+    redislock_free(lk);
+    o.permits = 4; /* a semaphore (fair or not: always in order) */
+    o.waiter_lease_ms = 900;
+    o.grant_lease_ms = 50;
+    assert_rl_ok(redislock_new(&lk, c, "s", &o));
+    assert_ptr_equal(lk->kind, &redislock__kind_semaphore);
+    assert_string_equal(lk->key, "sem:{s}:holders");
+    assert_string_equal(lk->qkeys[3], "sem:{s}:permits");
+    assert_string_equal(lk->fence, "sem:{s}:token");
+    assert_string_equal(lk->sig, "sem:{s}:wake:me");
+    assert_int_equal(lk->permits, 4);
+    assert_int_equal(lk->waiter_lease_ms, 900);
+    assert_int_equal(lk->grant_lease_ms, 50);
+    redislock_free(lk);
+    /* one queue needs one master */
+    assert_rl_err(redislock_new(&lk, multi, "s", &o), REDISLOCK_ENOTSUP);
+    assert_non_null(strstr(redislock_last_error(), "majority mode (3 masters)"));
+    o.permits = 0;
+    assert_rl_err(redislock_new(&lk, multi, "f", &o), REDISLOCK_ENOTSUP);
+    redislock_client_free(multi);
+    redislock_client_free(c);
+}
+
 static void test_lock_options_of_version_2_are_checked(void **state)
 {
     static const char *const urls[] = { "redis://127.0.0.1:1", "redis://127.0.0.1:2",
@@ -344,6 +436,8 @@ int main(void)
         cmocka_unit_test(test_version_4_sentinel_and_wait_options),
         cmocka_unit_test(test_version_1_lock_options_are_read_no_further_than_version_1),
         cmocka_unit_test(test_lock_options_of_version_2_are_checked),
+        cmocka_unit_test(test_version_2_lock_options_are_read_no_further_than_version_2),
+        cmocka_unit_test(test_version_3_lock_kinds),
         cmocka_unit_test(test_drift_option_range_is_checked),
         cmocka_unit_test(test_local_expiry_is_ttl_less_the_drift_allowance),
         cmocka_unit_test(test_expiry_must_outlast_the_drift_allowance),
