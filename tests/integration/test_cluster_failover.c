@@ -65,11 +65,14 @@ static void scene_start(scene *s, int master_index)
 }
 
 /* Wait up to ms (stretched by REDISLOCK_TEST_SLOW) until s has n clients
- * blocked. */
-static void await_blocked(ts_server *s, long long n, int ms)
+ * blocked; fails naming w's result if w ended meanwhile. */
+static void await_blocked(ts_server *s, long long n, int ms, tf_waiter *w)
 {
     int64_t end = tu_now_ms() + TU_MS(ms);
     while (ts_info(s, "clients", "blocked_clients") < n) {
+        if (tf_waiter_done(w))
+            fail_msg("the waiter ended (rc %d after %lld ms: %s) instead of waiting on "
+                     "redis %d", w->rc, (long long)(w->got - w->start), w->msg, s->port);
         if (tu_now_ms() > end)
             fail_msg("redis %d: no client blocked after %d ms", s->port, (int)TU_MS(ms));
         tu_sleep_ms(5);
@@ -83,7 +86,7 @@ static int64_t scene_finish(scene *s)
     int64_t t0;
     /* the waiter waits on the new master (after -UNBLOCKED, or after its
      * capped BLPOP on a paused master and the retries that follow) */
-    await_blocked(s->replica, 1, 10000);
+    await_blocked(s->replica, 1, 10000, s->w);
     assert_true(redislock_held(s->holder));
     assert_false(tf_waiter_done(s->w));
     t0 = tu_now_ms();
