@@ -379,6 +379,23 @@ static void announce(ts_server *s)
     freeReplyObject(r);
 }
 
+/* The last lines of dir's redis.log on stderr: the directory goes with the
+ * test, and the reason a server did not start is in there. */
+static void log_tail(const char *dir)
+{
+    char path[600], line[512], last[5][512];
+    int n = 0, i;
+    FILE *f;
+    snprintf(path, sizeof path, "%s/redis.log", dir);
+    if (!(f = fopen(path, "r")))
+        return;
+    while (fgets(line, sizeof line, f))
+        snprintf(last[n++ % 5], sizeof last[0], "%s", line);
+    fclose(f);
+    for (i = n > 5 ? n - 5 : 0; i < n; i++)
+        fprintf(stderr, "harness:   %s", last[i % 5]);
+}
+
 int ts_start(ts_server *s)
 {
     int attempt, rc;
@@ -414,6 +431,7 @@ int ts_start(ts_server *s)
     }
     fprintf(stderr, "harness: redis-server did not start (see %s/redis.log)\n",
             s->dir);
+    log_tail(s->dir);
     return -1;
 }
 
