@@ -833,7 +833,7 @@ ratio is what the goals are stated in.
 ## Machine
 
 {machine}
-## Goals (issues 5, 14, 17, 26 and 27)
+## Goals (issues 5, 14, 17, 22, 23, 26 and 27)
 
 {goals}
 "met" for try-acquire means one request per try (INFO commandstats) and a
