@@ -340,7 +340,7 @@ class Report:
                             fmt(p["cpu_process_ms"], 2)))
         oc = [r for r in pick(self.recs, "crash") if r.get("impl", "redislock") == "redislock"]
         pc = pick(self.recs, "crash", impl="redis-py")
-        if oc and pc:
+        if oc and pc and "delay_p50_us" in oc[0] and "delay_p50_us" in pc[0]:
             lines.append("- crashed holder (expiry %d ms): a waiter held the lock %s ms "
                          "after the expiry (p50; max %s); with redis-py %s ms (max %s)"
                          % (oc[0]["expire_ms"], fmt(oc[0]["delay_p50_us"] / 1000, 1),
