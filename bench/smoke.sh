@@ -23,10 +23,12 @@ if [ $rc -ne 0 ]; then
     echo "bench/run failed ($rc):"; cat "$tmp/err" "$out"; exit 1
 fi
 fail=0
-# one record per scenario, each with its key figures
+# one record per scenario, each with its key figures (a crash record may
+# have measured no kill: under valgrind or TSan the watcher is too slow to
+# time the expiry, and every kill is counted as missed; report.py says so)
 for want in "uncontended .*acqrel_p50_us=" "handoff .*handoff_p50_us=" \
-    "crash masters=1 .*delay_p50_us=.*resolution_p50_us=" \
-    "crash masters=3 .*delay_p50_us=.*commands_max=" \
+    "crash masters=1 .*\(delay_n=0 \|delay_p50_us=.*resolution_p50_us=\)" \
+    "crash masters=3 .*\(delay_n=0 \|delay_p50_us=.*commands_max=\)" \
     "handoff .*hold_ms=10 .*handoff_p25_us=.*handoff_fast_share=" \
     "contend impl=redislock .*hold_ms=10 .*held_pct=.*gap_p50_us=" \
     "waitcost impl=redislock .*commands=" \
