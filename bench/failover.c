@@ -202,11 +202,18 @@ static void restore(void)
     }
 }
 
-static void forced(int runs)
+/* One failover per run: SENTINEL FAILOVER ("forced": a client tries every
+ * 5 ms) or the master SIGKILLed ("killed": every 10 ms, as a user's retry
+ * loop would); the first acquire the new master served, and when a
+ * sentinel named it. */
+static void failovers(int runs, int kill_master)
 {
+    const char *kind = kill_master ? "killed" : "forced";
+    char key[32];
     int r;
+    snprintf(key, sizeof key, "lock:%s", kind);
     for (r = 0; r < runs; r++) {
-        redislock *lk = lock_on(g.url, "forced", 5000);
+        redislock *lk = lock_on(g.url, kind, 5000);
         ts_server *old = ts_sentinels_master(&g, 1000), *nw = ts_sentinels_other(&g, old);
         naming n;
         pthread_t t;
@@ -215,30 +222,12 @@ static void forced(int runs)
             die("warm-up");
         t0 = now_us();
         naming_start(&n, &t, nw, t0);
-        ts_sentinels_failover(&g);
-        got = first_on(lk, old, nw, "lock:forced", 5, t0);
-        printf("@ sentinel_failover kind=forced first_ms=%lld named_ms=%lld\n",
-               (long long)got, (long long)naming_end(&n, t));
-        restore();
-    }
-}
-
-static void killed(int runs)
-{
-    int r;
-    for (r = 0; r < runs; r++) {
-        redislock *lk = lock_on(g.url, "killed", 5000);
-        ts_server *old = ts_sentinels_master(&g, 1000), *nw = ts_sentinels_other(&g, old);
-        naming n;
-        pthread_t t;
-        int64_t t0, got;
-        if (redislock_acquire(lk, 0) || redislock_release(lk))
-            die("warm-up");
-        t0 = now_us();
-        naming_start(&n, &t, nw, t0);
-        ts_stop(old);
-        got = first_on(lk, old, nw, "lock:killed", 10, t0);
-        printf("@ sentinel_failover kind=killed first_ms=%lld named_ms=%lld\n",
+        if (kill_master)
+            ts_stop(old);
+        else
+            ts_sentinels_failover(&g);
+        got = first_on(lk, old, nw, key, kill_master ? 10 : 5, t0);
+        printf("@ sentinel_failover kind=%s first_ms=%lld named_ms=%lld\n", kind,
                (long long)got, (long long)naming_end(&n, t));
         restore();
     }
@@ -305,8 +294,8 @@ int main(int argc, char **argv)
         return rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     warm(iters);
-    forced(runs);
-    killed(runs);
+    failovers(runs, 0);
+    failovers(runs, 1);
     waiter_across(runs);
     return 0;
 }
