@@ -150,8 +150,8 @@ static void test_wait_expiring_keys_taken_with_a_few_requests_each(void **state)
         char owner[256];
         /* as a holder's acquire would: the last release's wake-up goes */
         freeReplyObject(ts_cmd(&tu_srv, "DEL lock-signal:expiring"));
+        set_at = tu_now_ms(); /* before the SET: its expiry is later still */
         freeReplyObject(ts_cmd(&tu_srv, "SET lock:expiring a-dead-holder PX %d", ttl));
-        set_at = tu_now_ms();
         ts_resetstat(&tu_srv);
         assert_rl_ok(redislock_acquire(w, TU_MS(5000)));
         reqs = ts_calls(&tu_srv, NULL);
