@@ -144,5 +144,6 @@ int bench_semutil(const bench_opts *o);
 int bench_kcrash(const bench_opts *o);
 int bench_kwaiter(const bench_opts *o);
 int bench_kclock(const bench_opts *o);
+int bench_handfloor(const bench_opts *o);
 
 #endif

@@ -5,7 +5,8 @@
 noinst_PROGRAMS += bench/redislock-bench
 bench_redislock_bench_SOURCES = bench/bench.h bench/main.c bench/util.c \
 	bench/latency.c bench/contend.c bench/crash.c bench/renewal.c \
-	bench/relay.c bench/tls.c bench/fencing.c bench/kinds.c
+	bench/relay.c bench/tls.c bench/fencing.c bench/kinds.c \
+	bench/handfloor.c
 bench_redislock_bench_CPPFLAGS = $(AM_CPPFLAGS) $(HIREDIS_CFLAGS)
 bench_redislock_bench_LDADD = lib/libredislock.la $(HIREDIS_LIBS) -lm
 

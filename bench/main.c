@@ -4,7 +4,7 @@
  *   redislock-bench SCENARIO --url URL [--url URL ...] [options]
  *
  * SCENARIO: uncontended, handoff, majority, contend, waitcost, crash, renew,
- * scale, tls, fencing, fairness, semutil, kcrash, kwaiter, kclock;
+ * scale, tls, fencing, fairness, semutil, kcrash, kwaiter, kclock, handfloor;
  * "redislock-bench version" prints the library and hiredis versions.
  * Options: --duration S, --iters N, --conc N, --hold MS,
  * --mode threads|processes, --locks N, --threads N, --label TEXT,
@@ -30,7 +30,7 @@ static const struct {
     { "fencing", bench_fencing },
     { "fairness", bench_fairness },       { "semutil", bench_semutil },
     { "kcrash", bench_kcrash },           { "kwaiter", bench_kwaiter },
-    { "kclock", bench_kclock },
+    { "kclock", bench_kclock },           { "handfloor", bench_handfloor },
 };
 
 static void usage(void)
@@ -40,7 +40,7 @@ static void usage(void)
           "       [--locks N] [--threads N] [--delay-us N] [--label TEXT] [--cacert FILE]\n"
           "       [--kind mutex|fair|semaphore] [--permits N]\n"
           "scenarios: uncontended handoff majority contend waitcost crash renew scale tls\n"
-          "           fencing fairness semutil kcrash kwaiter kclock\n",
+          "           fencing fairness semutil kcrash kwaiter kclock handfloor\n",
           stderr);
     exit(2);
 }

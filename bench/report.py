@@ -686,6 +686,17 @@ class Report:
                  "p50 %sx (%s us; floor %s us); p99 %s us%s"
                  % (fmt(p50, 2), fmt(r["handoff_p50_us"]), fmt(r["floor_p50_us"]),
                     fmt(r["handoff_p99_us"]), mutex), p50 <= 1.15)
+        for r in pick(self.recs, "handfloor"):
+            fl = r["floor_p50_us"]
+            goal("what any scripted hand-off costs (bench handfloor, plain hiredis, %s): "
+                 "a script whose one call is the LPUSH; the least checked grant (4 calls); "
+                 "that grant with a take behind the BLPOP" % r["url"],
+                 "p50 %sx, %sx, %sx the floor (%s, %s, %s us; floor %s us): below "
+                 "1.15x only if running a script cost less than 15%% of the floor"
+                 % (fmt(ratio(r["script_p50_us"], fl), 2), fmt(ratio(r["grant_p50_us"], fl), 2),
+                    fmt(ratio(r["take_p50_us"], fl), 2), fmt(r["script_p50_us"]),
+                    fmt(r["grant_p50_us"]), fmt(r["take_p50_us"]), fmt(fl)),
+                 "reference (not a goal)")
         for r in pick(self.recs, "fairness"):
             f = fairness(r)
             goal("fair lock, %d processes in tight loops: acquisition order = queue "

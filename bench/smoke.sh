@@ -70,7 +70,7 @@ if ! TMPDIR=$tmp sh "$srcdir/bench/run" --kinds --quick --no-peer --build "$buil
     --records "$krec" >"$tmp/kinds-out" 2>"$tmp/kinds-err"; then
     echo "bench/run --kinds failed:"; cat "$tmp/kinds-err" "$tmp/kinds-out"; fail=1
 fi
-for want in "handoff .*kind=fair .*handoff_p50_us=" "fairness conc=16 .*inversions=" \
+for want in "handoff .*kind=fair .*handoff_p50_us=" "handfloor .*take_p50_us=" "fairness conc=16 .*inversions=" \
     "semutil permits=4 .*in_use_pct=" "kcrash .*delay_p50_us=" "kwaiter .*delay_p50_us=" \
     "waitcost .*kind=fair .*commands="; do
     grep -q "^@ $want" "$krec" 2>/dev/null || { echo "no record matching '@ $want'"; fail=1; }
