@@ -83,6 +83,22 @@ static int link_up(ts_server *replica)
     return up;
 }
 
+/* Does the replica acknowledge a write made now, within wait_ms?  A write
+ * of the harness's own, then WAIT 1 (WAIT waits for the calling
+ * connection's last write, which comes after everyone's before it). */
+static int acks_a_write(ts_server *master, int wait_ms)
+{
+    redisReply *r = ts_cmd(master, "SET ts-sentinel-sync 1");
+    int ok;
+    if (r)
+        freeReplyObject(r);
+    r = ts_cmd(master, "WAIT 1 %d", wait_ms);
+    ok = r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1;
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
 static ts_server *by_port(ts_sentinels *g, int port)
 {
     int i;
@@ -120,7 +136,15 @@ int ts_sentinels_settle(ts_sentinels *g, int timeout_ms)
         ok = ok && r->pid && link_up(r);
         for (i = 0; ok && i < TS_NSENTINELS; i++)
             ok = sees_all(g, &g->sen[i], m->port);
-        if (ok)
+        /* The link up is not yet the replica acknowledging writes.  After
+         * a failover the old master resyncs in full (its offset is past
+         * what the new master can serve); it reports the link up once it
+         * loaded the RDB and sends its first REPLCONF ACK at once.  A
+         * master that reaps its diskless-sync child only after that ACK
+         * (serverCron, hz 10) streams nothing to the replica until the
+         * next one, up to 1 s later (the replica's replicationCron): WAIT
+         * counts 0 meanwhile, and min_replicas refuses every grant. */
+        if (ok && acks_a_write(m, 50))
             return 0;
         nap(20);
     } while (now_ms() < end);
@@ -226,16 +250,8 @@ int ts_sentinels_await(ts_sentinels *g, const ts_server *want, int timeout_ms)
 
 int ts_sentinels_sync(ts_sentinels *g, ts_server *master)
 {
-    redisReply *r = ts_cmd(master, "SET ts-sentinel-sync 1");
-    int ok;
     (void)g;
-    if (r)
-        freeReplyObject(r);
-    r = ts_cmd(master, "WAIT 1 2000");
-    ok = r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1;
-    if (r)
-        freeReplyObject(r);
-    return ok ? 0 : -1;
+    return acks_a_write(master, 2000) ? 0 : -1;
 }
 
 void ts_sentinels_failover(ts_sentinels *g)

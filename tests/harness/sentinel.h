@@ -3,7 +3,7 @@
  * --sentinel, each in its own writable directory), started in the test's
  * temp directory and killed at exit like every ts_server.  Readiness is
  * polled (every sentinel knows the replica and the two other sentinels, the
- * replica's link is up), never slept for. */
+ * replica's link is up and it acknowledges a write), never slept for. */
 #ifndef TEST_SENTINEL_H
 #define TEST_SENTINEL_H
 
@@ -35,8 +35,10 @@ ts_server *ts_sentinels_other(ts_sentinels *g, const ts_server *master);
  * writes: milliseconds waited, or -1 after timeout_ms. */
 int ts_sentinels_await(ts_sentinels *g, const ts_server *want, int timeout_ms);
 /* Wait until the deployment is whole again after a failover: every
- * sentinel sees the other node as a replica of the master and its link is
- * up.  0, or -1 after timeout_ms. */
+ * sentinel sees the other node as a replica of the master, its link is up,
+ * and it acknowledges a write (WAIT 1 on the master: after a full resync
+ * the link is up up to 1 s before the master streams writes to it).  0, or
+ * -1 after timeout_ms. */
 int ts_sentinels_settle(ts_sentinels *g, int timeout_ms);
 /* Wait (up to 2 s) until the replica has every write the master took so
  * far: a write of the harness's own, then WAIT for it (WAIT waits for the

@@ -343,7 +343,8 @@ static void test_sentinel_semaphore_across_failover_with_min_replicas(void **sta
     assert_true(ts_sentinels_await(&g, nw, 10000) >= 0);
     assert_int_equal(ts_int(nw, "ZCARD sem:{sjob}:holders"), 1);
     assert_int_equal(ts_int(nw, "ZCARD sem:{sjob}:queue"), 1);
-    /* the old master back as the new one's replica: the waiter's grant is
+    /* the old master back as the new one's replica and acknowledging
+     * writes, not only its link up (sentinel.h): the waiter's grant is
      * acknowledged (until then min_replicas refuses it: ENOREPLICAS) */
     assert_int_equal(ts_sentinels_settle(&g, 30000), 0);
     assert_false(tf_waiter_done(wt));
