@@ -177,7 +177,7 @@ typedef struct follow {
     int tries[REDISLOCK__MAX_MASTERS]; /* TRYAGAIN/CLUSTERDOWN back-offs */
     int64_t since[REDISLOCK__MAX_MASTERS]; /* the first of them */
     int last[REDISLOCK__MAX_MASTERS];      /* the last class backed off */
-    char text[REDISLOCK__MAX_MASTERS][160]; /* and its reply */
+    char text[REDISLOCK__MAX_MASTERS][160]; /* the last reply followed */
 } follow;
 
 /* Master i's reply slot emptied for a resend. */
@@ -215,22 +215,35 @@ static int follow_ask(redislock__fanout *f, size_t i, int64_t deadline)
     return 1;
 }
 
-/* Master i gave up on TRYAGAIN (EIO, f->tryagain set) or CLUSTERDOWN
- * (ECLUSTERDOWN): the last such reply, and for how long. */
+/* Master i gave up on TRYAGAIN (EIO; f->ran_out set when the limit was
+ * f->retry_until) or CLUSTERDOWN (ECLUSTERDOWN): the last such reply, and
+ * for how long. */
 static void backoff_fail(redislock__fanout *f, size_t i, const follow *st, int64_t now)
 {
     const char *addr = f->conns[i] ? f->conns[i]->m->ep.addr : redislock__topo_name(f->client, i);
-    f->tryagain[i] = st->last[i] == REDISLOCK__TOPO_TRYAGAIN;
-    redislock__fan_fail(f, i, redislock__err(f->tryagain[i] ? REDISLOCK_EIO
-                                                            : REDISLOCK_ECLUSTERDOWN,
+    int tryagain = st->last[i] == REDISLOCK__TOPO_TRYAGAIN;
+    f->ran_out[i] = tryagain && f->retry_until;
+    redislock__fan_fail(f, i, redislock__err(tryagain ? REDISLOCK_EIO : REDISLOCK_ECLUSTERDOWN,
                                              "redis %s: %s (still after %lld ms)", addr,
                                              st->text[i],
                                              (long long)((now - st->since[i]) / 1000)));
 }
 
+/* Master i's call was to be sent again (its last reply a redirect or a
+ * TRYAGAIN) but the limit has passed: EIO.  When the limit was
+ * f->retry_until (a release's lock validity), f->ran_out says so: the
+ * call did not run there. */
+static void limit_fail(redislock__fanout *f, size_t i, const follow *st)
+{
+    f->ran_out[i] = f->retry_until != 0;
+    redislock__fan_fail(f, i, redislock__err(REDISLOCK_EIO, "%s: no time left to send the "
+                                             "call again (the last reply: %s)",
+                                             redislock__topo_name(f->client, i), st->text[i]));
+}
+
 /* TRYAGAIN or CLUSTERDOWN on master i: 1 to retry after a back-off (in
  * st->pause_us), 0 when the next try would come after st->limit (the
- * master fails: EIO with f->tryagain set, or ECLUSTERDOWN). */
+ * master fails: EIO, or ECLUSTERDOWN; see backoff_fail). */
 static int follow_backoff(redislock__fanout *f, size_t i, int cls, follow *st)
 {
     int n = st->tries[i]++;
@@ -242,8 +255,6 @@ static int follow_backoff(redislock__fanout *f, size_t i, int cls, follow *st)
     if (!n)
         st->since[i] = now;
     st->last[i] = cls;
-    redislock__printable(f->replies[i]->str, f->replies[i]->len > 100 ? 100 : f->replies[i]->len,
-                         st->text[i], sizeof st->text[i]);
     if (now + us < st->limit) {
         if (us > st->pause_us)
             st->pause_us = us;
@@ -262,16 +273,14 @@ static int follow_one(redislock__fanout *f, size_t i, follow *st, int64_t deadli
     int cls = redislock__topo_reply(f->conns[i], f->replies[i]);
     if (cls == REDISLOCK__TOPO_NONE)
         return 0;
+    redislock__printable(f->replies[i]->str, f->replies[i]->len > 100 ? 100 : f->replies[i]->len,
+                         st->text[i], sizeof st->text[i]);
     if (cls != REDISLOCK__TOPO_TRYAGAIN && cls != REDISLOCK__TOPO_CLUSTERDOWN &&
         ++st->redirects[i] > MAX_REDIRECTS) {
-        char text[160];
-        redislock__printable(f->replies[i]->str,
-                             f->replies[i]->len > 100 ? 100 : f->replies[i]->len, text,
-                             sizeof text);
         redislock__fan_fail(f, i, redislock__err(REDISLOCK_EPROTO, "redis %s: a redirect "
                                                  "loop: %d redirects, the last %s",
                                                  f->conns[i]->m->ep.addr, MAX_REDIRECTS,
-                                                 text));
+                                                 st->text[i]));
         return 0;
     }
     if (cls == REDISLOCK__TOPO_ASK)
@@ -317,11 +326,8 @@ static void follow_moves(redislock__fanout *f, redislock__call *const *calls,
             redislock__sleep_ms((int)((st.pause_us + 999) / 1000));
         if (redislock__now_us() >= st.limit) {
             for (i = 0; i < f->n; i++)
-                if (again[i] && !f->rc[i]) {
-                    redislock__fan_fail(f, i, redislock__err(REDISLOCK_EIO, "%s: no time "
-                                        "left to follow a redirect",
-                                        redislock__topo_name(f->client, i)));
-                }
+                if (again[i] && !f->rc[i])
+                    limit_fail(f, i, &st);
             return;
         }
         step = redislock__min_deadline(st.limit, redislock__now_us() + window);
@@ -342,7 +348,7 @@ void redislock__fan_calls(redislock__fanout *f, redislock__call *const *calls,
     if (window < 0)
         window = 0;
     for (i = 0; i < f->n; i++)
-        f->asking[i] = f->tryagain[i] = 0;
+        f->asking[i] = f->ran_out[i] = 0;
     send_all(f, calls, NULL, deadline);
     if (f->k == 1)
         follow_moves(f, calls, deadline, window);

@@ -904,8 +904,10 @@ typedef struct redislock__fanout {
     int acks_wanted[REDISLOCK__MAX_MASTERS]; /* the n of the WAIT sent; 0 none */
     int asking[REDISLOCK__MAX_MASTERS]; /* the calls go behind ASKING (a
                                            cluster's -ASK; fan.c) */
-    int tryagain[REDISLOCK__MAX_MASTERS]; /* failed: the slot stayed in
-                                             migration (TRYAGAIN) */
+    int ran_out[REDISLOCK__MAX_MASTERS]; /* failed at retry_until: the
+                                            master still answered TRYAGAIN
+                                            or a redirect (or not at all
+                                            to the retry sent last) */
     int64_t retry_until;      /* redirects and TRYAGAIN are followed until
                                  then (0: the calls' deadline) */
 } redislock__fanout;
@@ -980,7 +982,9 @@ void redislock__fan_put(redislock__fanout *f);
 int redislock__fan_once(redislock__fanout *f, redislock_client *c,
                         redislock__call *call, const char *key, size_t keylen, int wait);
 /* The same, following redirects and retrying TRYAGAIN (a cluster slot in
- * migration) until retry_until instead of the step's deadline (0: that). */
+ * migration) until retry_until instead of the step's deadline (0: that).
+ * A master still redirected or told to try again when retry_until
+ * passes fails with f->ran_out set (never when retry_until is 0). */
 int redislock__fan_once_until(redislock__fanout *f, redislock_client *c,
                               redislock__call *call, const char *key, size_t keylen,
                               int wait, int64_t retry_until);

@@ -112,7 +112,8 @@ int redislock_release(redislock *lk)
     redislock__renew_remove(lk); /* at once: no renewal after this point */
     lk->kind->release_call(lk, &call);
     /* a cluster slot in migration answers TRYAGAIN to the two-key script
-     * until it is closed: retried while the lock is valid */
+     * until it is closed, a failover redirects: retried while the lock is
+     * valid */
     expires = redislock__expiry(lk);
     rc = redislock__fan_once_until(&f, c, &call, lk->key, lk->keylen, 0, expires);
     redislock__call_free(&call);
@@ -120,16 +121,17 @@ int redislock_release(redislock *lk)
         return redislock__finish(lk, rc);
     count_ints(&f, "release", &t);
     redislock__note_masters(lk, &f);
-    if (c->nmasters == 1 && t.failed && f.tryagain[0] && expires) {
-        /* retried until its validity ran out: it expires on the server by
-         * itself; lost, not released */
+    if (c->nmasters == 1 && t.failed && f.ran_out[0]) {
+        /* retried until its validity ran out (f.ran_out is only set when
+         * the limit was `expires`, not a timeout): it expires on the
+         * server by itself; lost, not released */
         redislock__clear_held(lk);
         redislock__set_token(lk, 0);
         lk->uncertain = 0;
         redislock__set_lost(lk, REDISLOCK_LOST_EXPIRED);
-        rc = redislock__err(REDISLOCK_ENOTHELD, "%s %s was lost before the release: its "
-                            "slot stayed in migration until the lock's validity ran "
-                            "out (%s)",
+        rc = redislock__err(REDISLOCK_ENOTHELD, "%s %s was lost before the release: the "
+                            "server still redirected it or asked to try again when the "
+                            "lock's validity ran out (%s)",
                             lk->kind->noun, redislock__qname(lk, nbuf, sizeof nbuf), f.err[0]);
     } else if (c->nmasters == 1 && t.failed) {
         rc = single_error(&f, c);

@@ -219,6 +219,30 @@ int tc_wait_ok(tc_cluster *cl, int timeout_ms)
     return -1;
 }
 
+/* FLUSHALL on master m, then WAIT until its replicas acknowledged it.  A
+ * replica whose link is up (tc_wait_ok) after a restart may not be counted
+ * by its master's WAIT yet: after test_cluster_failover's SIGKILL (the
+ * killed node restarted as a replica), a test's own WAIT 1 on that master
+ * once took 787 ms, where it takes 0-3 ms otherwise.
+ * 0, or -1 when fewer than cl->replicas acknowledged in timeout_ms. */
+static int flush_acked(tc_cluster *cl, ts_server *m, int timeout_ms)
+{
+    long long t0 = now_ms(), acks;
+    drop(ts_cmd(m, "FLUSHALL"));
+    if (!cl->replicas)
+        return 0;
+    acks = ts_int(m, "WAIT %d %d", cl->replicas, timeout_ms);
+    if (acks < cl->replicas) {
+        fprintf(stderr, "harness: redis %d: %lld of %d replicas acknowledged in %d ms\n",
+                m->port, acks, cl->replicas, timeout_ms);
+        return -1;
+    }
+    if (now_ms() - t0 > 100)
+        fprintf(stderr, "harness: redis %d: its replicas acknowledged after %lld ms\n",
+                m->port, now_ms() - t0);
+    return 0;
+}
+
 int tc_reset(tc_cluster *cl, int timeout_ms)
 {
     int i;
@@ -230,8 +254,8 @@ int tc_reset(tc_cluster *cl, int timeout_ms)
     if (tc_wait_ok(cl, timeout_ms) < 0)
         return -1;
     for (i = 0; i < cl->n; i++)
-        if (tc_is_master(&cl->node[i]))
-            drop(ts_cmd(&cl->node[i], "FLUSHALL"));
+        if (tc_is_master(&cl->node[i]) && flush_acked(cl, &cl->node[i], timeout_ms) < 0)
+            return -1;
     return 0;
 }
 

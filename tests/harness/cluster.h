@@ -29,7 +29,8 @@ int tc_start(tc_cluster *cl, int n, int replicas);
  * Milliseconds waited, or -1 after timeout_ms. */
 int tc_wait_ok(tc_cluster *cl, int timeout_ms);
 /* Every node running (restarted if stopped, continued if paused), the
- * cluster whole, every master empty.  0 or -1. */
+ * cluster whole, every master empty and acknowledged by its replicas (a
+ * WAIT right after does not wait).  0 or -1. */
 int tc_reset(tc_cluster *cl, int timeout_ms);
 /* The master that serves slot (asked of a live node); NULL if none. */
 ts_server *tc_owner(tc_cluster *cl, int slot);

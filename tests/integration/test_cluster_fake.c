@@ -4,7 +4,9 @@
  * refresh), -TRYAGAIN three times, -CLUSTERDOWN until the deadline
  * (REDISLOCK_ECLUSTERDOWN), a redirect loop and a MOVED to the node itself
  * (errors), a node that closes the connection under a BLPOP, NOSCRIPT on
- * a node (EVAL there). */
+ * a node (EVAL there), a release that the lock's validity runs out under
+ * while its node keeps answering TRYAGAIN or READONLY (the thread
+ * scheduled late: redislock__sleep_ms wrapped at link time). */
 #include "fakenode.h"
 #include "fixtures.h"
 
@@ -28,6 +30,27 @@ typedef struct fake {
     int slots_asked, scripts, evals, blpops, asking_before_script;
     int last_was_asking;
 } fake;
+
+/* redislock__sleep_ms, wrapped (-Wl,--wrap): while late_until_us is set, a
+ * sleep that ends before it lasts until then, as a thread that a loaded
+ * machine ran late.  0: the real sleep only. */
+static int64_t late_until_us;
+void __real_redislock__sleep_ms(int ms);
+void __wrap_redislock__sleep_ms(int ms);
+void __wrap_redislock__sleep_ms(int ms)
+{
+    int64_t until = __atomic_load_n(&late_until_us, __ATOMIC_SEQ_CST), left;
+    __real_redislock__sleep_ms(ms);
+    left = until - redislock__now_us();
+    if (until && left > 0)
+        __real_redislock__sleep_ms((int)((left + 999) / 1000));
+}
+
+static void on_time(void *unused)
+{
+    (void)unused;
+    __atomic_store_n(&late_until_us, 0, __ATOMIC_SEQ_CST);
+}
 
 static int is(const redisReply *req, const char *cmd)
 {
@@ -308,6 +331,72 @@ static void test_fake_noscript_is_answered_with_eval(void **state)
     assert_int_equal(get(&a.scripts), 2);
 }
 
+/* The release of a lock (valid 300 ms) whose node answers error until
+ * the end: its first back-off or redirect pause ends 30 ms past the
+ * lock's validity (the thread ran late), so that the release finds no
+ * time left to send the call again.  The lock is reported lost at its
+ * expiry (ENOTHELD, LOST_EXPIRED, not held), as when a TRYAGAIN is
+ * answered last; neither held nor released.  Seen in CI: test_cluster's
+ * slot held open under a release ended EIO at 988 ms. */
+static void release_runs_out_late(const char *error)
+{
+    static fake a;
+    redislock *lk;
+    int64_t t0, took;
+    memset(&a, 0, sizeof a);
+    start(&a);
+    set_reply(&a, TAKEN);
+    lk = tf_lock(client_of(&a, 1000), "job", 300);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    set_error(&a, error, -1);
+    tf_defer(on_time, NULL);
+    __atomic_store_n(&late_until_us, redislock__expiry(lk) + 30000, __ATOMIC_SEQ_CST);
+    t0 = tu_now_ms();
+    assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
+    took = tu_now_ms() - t0;
+    print_message("      %s (%lld ms, %d calls)\n", redislock_errmsg(lk), (long long)took,
+                  get(&a.scripts));
+    assert_int_equal(redislock_lost_reason(lk), REDISLOCK_LOST_EXPIRED);
+    assert_false(redislock_held(lk));
+    assert_non_null(strstr(redislock_errmsg(lk), "validity ran out"));
+    assert_true(took < TU_MS(1000));
+}
+
+static void test_fake_release_runs_out_after_a_tryagain(void **state)
+{
+    (void)state;
+    release_runs_out_late("TRYAGAIN Multiple keys request during rehashing of slot");
+}
+
+/* READONLY: the node became a replica (a failover); the call goes to the
+ * node the map names after a pause, here the same one again. */
+static void test_fake_release_runs_out_after_a_readonly(void **state)
+{
+    (void)state;
+    release_runs_out_late("READONLY You can't write against a read only replica.");
+}
+
+/* The same late thread under a release of a lock without expiry: the
+ * deadline that ran out is the command timeout, not a validity, so the
+ * release fails (EIO) and says nothing about the lock. */
+static void test_fake_release_without_expiry_runs_out_of_its_timeout(void **state)
+{
+    static fake a;
+    redislock *lk;
+    (void)state;
+    memset(&a, 0, sizeof a);
+    start(&a);
+    set_reply(&a, TAKEN);
+    lk = tf_lock(client_of(&a, 300), "job", 0);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    set_error(&a, "TRYAGAIN Multiple keys request during rehashing of slot", -1);
+    tf_defer(on_time, NULL);
+    __atomic_store_n(&late_until_us, redislock__now_us() + 330000, __ATOMIC_SEQ_CST);
+    assert_rl_err(redislock_release(lk), REDISLOCK_EIO);
+    print_message("      %s\n", redislock_errmsg(lk));
+    assert_int_equal(redislock_lost_reason(lk), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +408,10 @@ int main(void)
         cmocka_unit_test_teardown(test_fake_redirect_loop_and_moved_to_itself, tf_teardown),
         cmocka_unit_test_teardown(test_fake_node_closes_under_blpop, tf_teardown),
         cmocka_unit_test_teardown(test_fake_noscript_is_answered_with_eval, tf_teardown),
+        cmocka_unit_test_teardown(test_fake_release_runs_out_after_a_tryagain, tf_teardown),
+        cmocka_unit_test_teardown(test_fake_release_runs_out_after_a_readonly, tf_teardown),
+        cmocka_unit_test_teardown(test_fake_release_without_expiry_runs_out_of_its_timeout,
+                                  tf_teardown),
     };
     return cmocka_run_group_tests_name("cluster_fake", tests, NULL, NULL);
 }
