@@ -163,9 +163,13 @@ static void order_line(order *q, char *line)
     }
 }
 
-static void *monitor_main(void *arg)
+/* The MONITOR reader: a process of its own, forked before anything else
+ * (a thread would be forked with the contenders: a child forked while it
+ * held a lock, an allocator's under ASan, hung on that lock for ever).  It
+ * writes into q, shared memory, until the parent shuts the connection
+ * down. */
+static void monitor_main(order *q)
 {
-    order *q = arg;
     redisReply *r;
     while (!__atomic_load_n(&q->done, __ATOMIC_SEQ_CST) &&
            redisGetReply(q->mon, (void **)&r) == REDIS_OK) {
@@ -173,34 +177,52 @@ static void *monitor_main(void *arg)
             order_line(q, r->str);
         freeReplyObject(r);
     }
-    return NULL;
+}
+
+/* fork(): the child (0) has run bench_child_init(); it must _exit(). */
+static pid_t fork_or_die(void)
+{
+    pid_t pid;
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        bench_die("fork", strerror(errno));
+    if (pid == 0)
+        bench_child_init();
+    return pid;
+}
+
+static void wait_for(pid_t pid)
+{
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
 }
 
 int bench_fairness(const bench_opts *o)
 {
     fair_run *f = bench_shared(sizeof *f);
-    static order q;
+    order *q = bench_shared(sizeof *q);
     redisContext *ctx = bench_connect(o->urls[0]);
     redisReply *r;
-    pthread_t th;
     long long total = 0, min = -1, max = 0;
     int i, failed;
+    pid_t monitor, clock;
     bench_opts ko = *o;
 
     ko.kind = REDISLOCK_KIND_FAIR;
     f->o = &ko;
-    memset(&q, 0, sizeof q);
-    q.left = -1;
-    q.left_ticket = -1;
-    q.mon = bench_connect(o->urls[0]);
-    r = redisCommand(q.mon, "MONITOR");
+    q->left = -1;
+    q->left_ticket = -1;
+    q->mon = bench_connect(o->urls[0]);
+    r = redisCommand(q->mon, "MONITOR");
     if (!r || r->type != REDIS_REPLY_STATUS)
         bench_die("fairness", "MONITOR refused");
     freeReplyObject(r);
-    if (pthread_create(&th, NULL, monitor_main, &q))
-        bench_die("pthread_create", strerror(errno));
-    if (fork() == 0) { /* the clock: stop the contenders after the time */
-        bench_child_init();
+    if ((monitor = fork_or_die()) == 0) {
+        monitor_main(q);
+        _exit(0);
+    }
+    if ((clock = fork_or_die()) == 0) { /* stop the contenders after the time */
         while (__atomic_load_n(&f->ready, __ATOMIC_SEQ_CST) < o->conc)
             bench_sleep_ns(1000000);
         bench_sleep_ns((int64_t)(o->duration_s * 1e9));
@@ -208,16 +230,15 @@ int bench_fairness(const bench_opts *o)
         _exit(0);
     }
     failed = bench_spawn(o->conc, 1, fair_contender, f);
-    while (wait(NULL) > 0 || errno == EINTR)
-        ;
+    wait_for(clock);
     /* what the server sent by now was its last word on the grants; a
-     * shutdown wakes the MONITOR thread's read */
+     * shutdown of the socket (shared with the reader) ends its read */
     freeReplyObject(redisCommand(ctx, "PING"));
     bench_sleep_ns(100000000);
-    __atomic_store_n(&q.done, 1, __ATOMIC_SEQ_CST);
-    shutdown(q.mon->fd, SHUT_RDWR);
-    pthread_join(th, NULL);
-    redisFree(q.mon);
+    __atomic_store_n(&q->done, 1, __ATOMIC_SEQ_CST);
+    shutdown(q->mon->fd, SHUT_RDWR);
+    wait_for(monitor);
+    redisFree(q->mon);
     for (i = 0; i < o->conc; i++) {
         total += f->count[i];
         if (min < 0 || f->count[i] < min)
@@ -232,14 +253,15 @@ int bench_fairness(const bench_opts *o)
     bench_rec_int("total", total);
     bench_rec_int("min", min);
     bench_rec_int("max", max);
-    bench_rec_int("grants", q.grants);
-    bench_rec_int("checked", q.checked);
-    bench_rec_int("enqueued", q.enqueued);
-    bench_rec_int("to_waiters", q.after_queued);
-    bench_rec_int("inversions", q.inversions);
+    bench_rec_int("grants", q->grants);
+    bench_rec_int("checked", q->checked);
+    bench_rec_int("enqueued", q->enqueued);
+    bench_rec_int("to_waiters", q->after_queued);
+    bench_rec_int("inversions", q->inversions);
     bench_rec_int("errors", failed);
     bench_rec_end();
     bench_shared_free(f, sizeof *f);
+    bench_shared_free(q, sizeof *q);
     redisFree(ctx);
     return 0;
 }
@@ -310,14 +332,9 @@ int bench_semutil(const bench_opts *o)
 
     ko.kind = REDISLOCK_KIND_SEMAPHORE;
     s->o = &ko;
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0)
-        bench_die("fork", strerror(errno));
-    if (pid == 0) {
-        bench_child_init();
+    pid = fork_or_die();
+    if (pid == 0)
         _exit(bench_spawn(o->conc, 1, sem_contender, s) ? 1 : 0);
-    }
     while (__atomic_load_n(&s->ready, __ATOMIC_SEQ_CST) < o->conc)
         bench_sleep_ns(1000000);
     bench_sleep_ns(200000000); /* the queue fills */
@@ -366,15 +383,10 @@ int bench_semutil(const bench_opts *o)
  * sleeps until it is killed. */
 static pid_t holder_process(const bench_opts *o, int64_t expire_ms, int fd)
 {
-    pid_t pid;
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0)
-        bench_die("fork", strerror(errno));
+    pid_t pid = fork_or_die();
     if (pid == 0) {
         redislock_client *c;
         redislock *lk;
-        bench_child_init();
         c = bench_client(o);
         lk = bench_kind_lock(c, CRASH_NAME, expire_ms, o);
         if (redislock_acquire(lk, 30000) || write(fd, "x", 1) != 1)
