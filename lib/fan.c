@@ -177,6 +177,7 @@ typedef struct follow {
     int tries[REDISLOCK__MAX_MASTERS]; /* TRYAGAIN/CLUSTERDOWN back-offs */
     int64_t since[REDISLOCK__MAX_MASTERS]; /* the first of them */
     int last[REDISLOCK__MAX_MASTERS];      /* the last class backed off */
+    int cls[REDISLOCK__MAX_MASTERS];       /* the last reply's class */
     char text[REDISLOCK__MAX_MASTERS][160]; /* the last reply followed */
 } follow;
 
@@ -229,12 +230,17 @@ static void backoff_fail(redislock__fanout *f, size_t i, const follow *st, int64
                                              (long long)((now - st->since[i]) / 1000)));
 }
 
-/* Master i's call was to be sent again (its last reply a redirect or a
- * TRYAGAIN) but the limit has passed: EIO.  When the limit was
- * f->retry_until (a release's lock validity), f->ran_out says so: the
- * call did not run there. */
+/* Master i's call was to be sent again but the limit has passed (the
+ * pause before the resend ended after it): after a TRYAGAIN or a
+ * CLUSTERDOWN as backoff_fail() says; after a redirect EIO, with
+ * f->ran_out set when the limit was f->retry_until (a release's lock
+ * validity): the call did not run there. */
 static void limit_fail(redislock__fanout *f, size_t i, const follow *st)
 {
+    if (st->cls[i] == REDISLOCK__TOPO_TRYAGAIN || st->cls[i] == REDISLOCK__TOPO_CLUSTERDOWN) {
+        backoff_fail(f, i, st, redislock__now_us());
+        return;
+    }
     f->ran_out[i] = f->retry_until != 0;
     redislock__fan_fail(f, i, redislock__err(REDISLOCK_EIO, "%s: no time left to send the "
                                              "call again (the last reply: %s)",
@@ -273,6 +279,7 @@ static int follow_one(redislock__fanout *f, size_t i, follow *st, int64_t deadli
     int cls = redislock__topo_reply(f->conns[i], f->replies[i]);
     if (cls == REDISLOCK__TOPO_NONE)
         return 0;
+    st->cls[i] = cls;
     redislock__printable(f->replies[i]->str, f->replies[i]->len > 100 ? 100 : f->replies[i]->len,
                          st->text[i], sizeof st->text[i]);
     if (cls != REDISLOCK__TOPO_TRYAGAIN && cls != REDISLOCK__TOPO_CLUSTERDOWN &&
