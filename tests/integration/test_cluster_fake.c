@@ -338,18 +338,26 @@ static void test_fake_noscript_is_answered_with_eval(void **state)
  * expiry (ENOTHELD, LOST_EXPIRED, not held), as when a TRYAGAIN is
  * answered last; neither held nor released.  Seen in CI: test_cluster's
  * slot held open under a release ended EIO at 988 ms. */
+/* A lock of a (command timeout timeout_ms) taken, then every call answered
+ * error, and the sleeps wrapped (on_time undoes it at the end). */
+static redislock *late_setup(fake *a, int timeout_ms, int64_t expire_ms, const char *error)
+{
+    redislock *lk;
+    memset(a, 0, sizeof *a);
+    start(a);
+    set_reply(a, TAKEN);
+    lk = tf_lock(client_of(a, timeout_ms), "job", expire_ms);
+    assert_rl_ok(redislock_acquire(lk, 0));
+    set_error(a, error, -1);
+    tf_defer(on_time, NULL);
+    return lk;
+}
+
 static void release_runs_out_late(const char *error)
 {
     static fake a;
-    redislock *lk;
+    redislock *lk = late_setup(&a, 1000, 300, error);
     int64_t t0, took;
-    memset(&a, 0, sizeof a);
-    start(&a);
-    set_reply(&a, TAKEN);
-    lk = tf_lock(client_of(&a, 1000), "job", 300);
-    assert_rl_ok(redislock_acquire(lk, 0));
-    set_error(&a, error, -1);
-    tf_defer(on_time, NULL);
     __atomic_store_n(&late_until_us, redislock__expiry(lk) + 30000, __ATOMIC_SEQ_CST);
     t0 = tu_now_ms();
     assert_rl_err(redislock_release(lk), REDISLOCK_ENOTHELD);
@@ -384,14 +392,7 @@ static void test_fake_release_runs_out_after_a_readonly(void **state)
 static void release_late_without_expiry(const char *error, int want)
 {
     static fake a;
-    redislock *lk;
-    memset(&a, 0, sizeof a);
-    start(&a);
-    set_reply(&a, TAKEN);
-    lk = tf_lock(client_of(&a, 300), "job", 0);
-    assert_rl_ok(redislock_acquire(lk, 0));
-    set_error(&a, error, -1);
-    tf_defer(on_time, NULL);
+    redislock *lk = late_setup(&a, 300, 0, error);
     __atomic_store_n(&late_until_us, redislock__now_us() + 330000, __ATOMIC_SEQ_CST);
     assert_rl_err(redislock_release(lk), want);
     print_message("      %s\n", redislock_errmsg(lk));
