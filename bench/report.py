@@ -691,8 +691,8 @@ class Report:
             goal("what any scripted hand-off costs (bench handfloor, plain hiredis, %s): "
                  "a script whose one call is the LPUSH; the least checked grant (4 calls); "
                  "that grant with a take behind the BLPOP" % r["url"],
-                 "p50 %sx, %sx, %sx the floor (%s, %s, %s us; floor %s us): below "
-                 "1.15x only if running a script cost less than 15%% of the floor"
+                 "p50 %sx, %sx, %sx the floor (%s, %s, %s us; floor %s us): the take "
+                 "behind the BLPOP runs before the server writes the BLPOP's reply"
                  % (fmt(ratio(r["script_p50_us"], fl), 2), fmt(ratio(r["grant_p50_us"], fl), 2),
                     fmt(ratio(r["take_p50_us"], fl), 2), fmt(r["script_p50_us"]),
                     fmt(r["grant_p50_us"]), fmt(r["take_p50_us"]), fmt(fl)),
