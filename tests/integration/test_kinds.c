@@ -448,7 +448,12 @@ static void test_cancel_racing_a_grant_gives_it_back_or_on(void **state)
         tf_waiter *ta, *tb;
         pthread_t t1, t2;
         snprintf(name, sizeof name, "cr%d", k);
-        h = sem(tu_cl, name, 1, 5000);
+        /* the holder's lease must outlast the set-up: under valgrind an
+         * iteration once took 16 s from the holder's acquire to its
+         * release (two new clients and their waiter threads), which then
+         * found the lease ended: ENOTHELD.  The race is release against
+         * cancel, not the lease */
+        h = sem(tu_cl, name, 1, 120000);
         a = sem(tf_client(tu_srv.url), name, 1, 5000);
         b = sem(tf_client(tu_srv.url), name, 1, 5000);
         assert_rl_ok(redislock_acquire(h, 0));
