@@ -231,8 +231,10 @@ def crash(sock, kills, expire_ms):
             delays.append((got[0] - gone) * 1e6)
             halves.append(half * 1e6)
         waiter.release()
-    if not delays:
-        raise SystemExit("crash: the watcher started too late for every kill")
+    if not delays:  # every watcher started too late (a slow machine: TSan)
+        print("@ crash impl=redis-py masters=1 expire_ms=%d kills=%d missed=%d delay_n=0"
+              % (expire_ms, kills, missed))
+        return
     delays.sort()
     halves.sort()
     n = len(delays)
