@@ -193,6 +193,32 @@ static int load_files(SSL_CTX *ctx, const struct redislock__tls_opts *o)
     return 0;
 }
 
+/* OpenSSL caches a certificate's extensions (its key identifiers, its
+ * flags) on the certificate's first use, under the certificate's lock,
+ * and reads them without it: two first handshakes at once on one SSL_CTX
+ * race on the CA certificates of its store (TSan, OpenSSL 3.0:
+ * ASN1_STRING_set against ASN1_STRING_cmp).  Every certificate the
+ * context holds now (the store's, ours and our chain) is used once here,
+ * before any thread can.  Certificates a CA directory lends later are
+ * cached by their lookup. */
+static void warm_certificates(SSL_CTX *ctx)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    STACK_OF(X509) *chain = NULL;
+    X509 *own = SSL_CTX_get0_certificate(ctx);
+    int i;
+    for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (x)
+            (void)X509_get_extension_flags(x);
+    }
+    if (own)
+        (void)X509_get_extension_flags(own);
+    if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1)
+        for (i = 0; i < sk_X509_num(chain); i++)
+            (void)X509_get_extension_flags(sk_X509_value(chain, i));
+}
+
 int redislock__tls_init(redislock_client *c)
 {
     SSL_CTX *ctx;
@@ -226,6 +252,7 @@ int redislock__tls_init(redislock_client *c)
         SSL_CTX_free(ctx);
         return rc;
     }
+    warm_certificates(ctx);
     if (c->tls.insecure)
         redislock__log(c, REDISLOCK_LOG_WARN,
                        "TLS: tls_insecure is set: the servers' certificates and "

@@ -451,6 +451,49 @@ static void test_tls_16_threads_share_one_client(void **state)
                   redislock__pool_open_count(th.c->members[0].node));
 }
 
+#define FIRST 8
+static pthread_barrier_t first_bar;
+
+static void *first_handshake(void *arg)
+{
+    redislock_client *c = arg;
+    redislock *lk = NULL;
+    char name[32];
+    int rc;
+    snprintf(name, sizeof name, "first-%lu", (unsigned long)pthread_self() % 100000);
+    rc = redislock_new(&lk, c, name, NULL);
+    pthread_barrier_wait(&first_bar);
+    if (!rc && !(rc = redislock_acquire(lk, 5000)))
+        rc = redislock_release(lk);
+    redislock_free(lk);
+    return (void *)(intptr_t)rc;
+}
+
+/* The first handshakes of a client, 8 at once (each thread a connection
+ * of its own), on 10 new clients: OpenSSL caches a CA certificate's
+ * extensions on its first use; a context whose certificates were not used
+ * once before its threads were (tls.c, warm_certificates) races there
+ * (seen once under TSan in the 16-thread test: ASN1_STRING_set against
+ * ASN1_STRING_cmp).  Under TSan a race fails the program. */
+static void test_tls_first_handshakes_at_once(void **state)
+{
+    pthread_t t[FIRST];
+    int k, i;
+    (void)state;
+    for (k = 0; k < 10; k++) {
+        redislock_client *c = tls_client(srv.tls_url);
+        assert_int_equal(pthread_barrier_init(&first_bar, NULL, FIRST), 0);
+        for (i = 0; i < FIRST; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, first_handshake, c), 0);
+        for (i = 0; i < FIRST; i++) {
+            void *rc;
+            pthread_join(t[i], &rc);
+            assert_int_equal((int)(intptr_t)rc, 0);
+        }
+        pthread_barrier_destroy(&first_bar);
+    }
+}
+
 static int fork_child(void *arg)
 {
     redislock *lk = NULL;
@@ -1062,6 +1105,7 @@ int main(void)
         TEST(test_tls_renewal_of_1000_locks),
         TEST(test_tls_reset_all_wakes_a_waiter),
         TEST(test_tls_16_threads_share_one_client),
+        TEST(test_tls_first_handshakes_at_once),
         TEST(test_tls_fork_child_never_uses_parent_tls_state),
         TEST(test_tls_wrong_ca_is_etls),
         TEST(test_tls_system_store_does_not_trust_test_ca),
