@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define BENCH_MAX_URLS 8
 #define BENCH_MAX_CONTENDERS 64
@@ -107,9 +108,10 @@ redislock *bench_kind_lock(redislock_client *c, const char *name, int64_t expire
  * wait for all.  arg must live in bench_shared() memory for processes.
  * Returns the number that failed (non-zero return or abnormal exit). */
 int bench_spawn(int n, int processes, int (*fn)(int i, void *arg), void *arg);
-/* Call first in every forked child: it dies with the benchmark (Linux:
- * PR_SET_PDEATHSIG), so no child outlives a benchmark that failed. */
-void bench_child_init(void);
+/* fork() after flushing stdio, dying on failure; the child (0) dies with
+ * the benchmark (Linux: PR_SET_PDEATHSIG), so no child outlives a
+ * benchmark that failed; it must _exit(). */
+pid_t bench_fork(void);
 /* Zeroed memory shared with forked children (mmap MAP_SHARED). */
 void *bench_shared(size_t size);
 void bench_shared_free(void *p, size_t size);

@@ -244,14 +244,9 @@ static void waitcost_one(const bench_opts *o, int timed)
     if (redislock_acquire(holder, -1))
         bench_die("acquire", redislock_errmsg(holder));
     calls0 = bench_lib_calls(ctx, NULL);
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0)
-        bench_die("fork", strerror(errno));
+    pid = bench_fork();
     if (pid == 0) {
-        redislock_client *wc;
-        bench_child_init();
-        wc = bench_client(o);
+        redislock_client *wc = bench_client(o);
         redislock *lk = bench_kind_lock(wc, "bench:waitcost", expire_ms, o);
         int64_t c0 = bench_thread_cpu_ns(), p0 = bench_process_cpu_ns();
         int64_t t0 = bench_now_ns();

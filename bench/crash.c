@@ -101,16 +101,10 @@ static pid_t start_holder(const bench_opts *o, int64_t expire_ms)
     pid_t pid;
     if (pipe(fd))
         bench_die("pipe", strerror(errno));
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0)
-        bench_die("fork", strerror(errno));
+    pid = bench_fork();
     if (pid == 0) {
-        redislock_client *c;
-        redislock *lk;
-        bench_child_init();
-        c = crash_client(o);
-        lk = bench_lock(c, LOCK_NAME, expire_ms);
+        redislock_client *c = crash_client(o);
+        redislock *lk = bench_lock(c, LOCK_NAME, expire_ms);
         close(fd[0]);
         if (redislock_acquire(lk, 30000)) {
             fprintf(stderr, "crash: the holder: %s\n", redislock_errmsg(lk));

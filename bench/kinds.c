@@ -179,19 +179,6 @@ static void monitor_main(order *q)
     }
 }
 
-/* fork(): the child (0) has run bench_child_init(); it must _exit(). */
-static pid_t fork_or_die(void)
-{
-    pid_t pid;
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0)
-        bench_die("fork", strerror(errno));
-    if (pid == 0)
-        bench_child_init();
-    return pid;
-}
-
 static void wait_for(pid_t pid)
 {
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -218,11 +205,11 @@ int bench_fairness(const bench_opts *o)
     if (!r || r->type != REDIS_REPLY_STATUS)
         bench_die("fairness", "MONITOR refused");
     freeReplyObject(r);
-    if ((monitor = fork_or_die()) == 0) {
+    if ((monitor = bench_fork()) == 0) {
         monitor_main(q);
         _exit(0);
     }
-    if ((clock = fork_or_die()) == 0) { /* stop the contenders after the time */
+    if ((clock = bench_fork()) == 0) { /* stop the contenders after the time */
         while (__atomic_load_n(&f->ready, __ATOMIC_SEQ_CST) < o->conc)
             bench_sleep_ns(1000000);
         bench_sleep_ns((int64_t)(o->duration_s * 1e9));
@@ -332,7 +319,7 @@ int bench_semutil(const bench_opts *o)
 
     ko.kind = REDISLOCK_KIND_SEMAPHORE;
     s->o = &ko;
-    pid = fork_or_die();
+    pid = bench_fork();
     if (pid == 0)
         _exit(bench_spawn(o->conc, 1, sem_contender, s) ? 1 : 0);
     while (__atomic_load_n(&s->ready, __ATOMIC_SEQ_CST) < o->conc)
@@ -383,7 +370,7 @@ int bench_semutil(const bench_opts *o)
  * sleeps until it is killed. */
 static pid_t holder_process(const bench_opts *o, int64_t expire_ms, int fd)
 {
-    pid_t pid = fork_or_die();
+    pid_t pid = bench_fork();
     if (pid == 0) {
         redislock_client *c;
         redislock *lk;

@@ -375,11 +375,18 @@ redislock *bench_lock(redislock_client *c, const char *name, int64_t expire_ms)
 
 /* ---------------------------------------------------------- contenders */
 
-void bench_child_init(void)
+pid_t bench_fork(void)
 {
+    pid_t pid;
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        bench_die("fork", strerror(errno));
 #ifdef __linux__
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (pid == 0)
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
+    return pid;
 }
 
 void *bench_shared(size_t size)
@@ -422,13 +429,9 @@ int bench_spawn(int n, int processes, int (*fn)(int i, void *arg), void *arg)
                 bench_die("pthread_create", strerror(errno));
             continue;
         }
-        pid[i] = fork();
-        if (pid[i] < 0)
-            bench_die("fork", strerror(errno));
-        if (pid[i] == 0) {
-            bench_child_init();
+        pid[i] = bench_fork();
+        if (pid[i] == 0)
             _exit(fn(i, arg) ? 1 : 0);
-        }
     }
     for (i = 0; i < n; i++) {
         if (!processes) {
